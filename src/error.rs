@@ -1,0 +1,118 @@
+//! The crate's error type.
+//!
+//! Every variant carries the data a user needs to find the problem: the field, the
+//! offending value, the expected shape. Library code returns [`Result`]; only
+//! programmer errors in the API (documented under `# Panics`) panic.
+
+use std::path::PathBuf;
+
+/// Errors returned by `mi_est`.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A parameter has a value outside its domain.
+    #[error("invalid `{field}` = {value}: {reason}")]
+    InvalidParameter {
+        /// Name of the parameter or field.
+        field: String,
+        /// The offending value, formatted.
+        value: String,
+        /// What the value must satisfy.
+        reason: String,
+    },
+    /// A vector or matrix has the wrong length or shape.
+    #[error("`{field}` has length {actual}, expected {expected}")]
+    LengthMismatch {
+        /// Name of the vector.
+        field: String,
+        /// Length the architecture implies.
+        expected: usize,
+        /// Length that was given.
+        actual: usize,
+    },
+    /// An activation name that is neither `relu` nor `tanh`.
+    #[error("unknown activation `{0}` (expected `relu` or `tanh`)")]
+    UnknownActivation(String),
+    /// A σ transform name that is neither `softplus` nor `exp`.
+    #[error("unknown sigma transform `{0}` (expected `softplus` or `exp`)")]
+    UnknownSigmaTransform(String),
+    /// A fixed (deterministic) layer that is not invariant under the permutations of
+    /// the hidden layer next to it, so the hidden-unit permutations would not be a
+    /// symmetry of the network.
+    #[error(
+        "fixed layer {layer} is not invariant under permutations of hidden layer {hidden_width_index}: {reason}"
+    )]
+    FixedLayerBreaksSymmetry {
+        /// 0-based layer index.
+        layer: usize,
+        /// Index into the widths of the hidden layer it touches.
+        hidden_width_index: usize,
+        /// Which entries differ.
+        reason: String,
+    },
+    /// The permutation group is too large to enumerate.
+    #[error(
+        "group too large to enumerate: |G| = exp({ln_order:.3}) ≈ {order:.3e} elements exceeds the limit of {limit}"
+    )]
+    GroupTooLarge {
+        /// ln |G|.
+        ln_order: f64,
+        /// |G| as a float (may be `inf`).
+        order: f64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// A hidden layer too wide for the exact permanent.
+    #[error("hidden width {width} is too large for the exact permanent (at most {max})")]
+    WidthTooLarge {
+        /// The hidden width.
+        width: usize,
+        /// The largest supported width.
+        max: usize,
+    },
+    /// An estimator that needs a particular architecture was given another.
+    #[error("{estimator} needs {needs}, but the architecture has widths {widths:?}")]
+    UnsupportedArchitecture {
+        /// The estimator's name.
+        estimator: &'static str,
+        /// What it needs.
+        needs: &'static str,
+        /// The widths it got.
+        widths: Vec<usize>,
+    },
+    /// An I/O error on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidParameter`].
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        value: impl std::fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidParameter {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::LengthMismatch`].
+    pub(crate) fn length(field: impl Into<String>, expected: usize, actual: usize) -> Self {
+        Error::LengthMismatch {
+            field: field.into(),
+            expected,
+            actual,
+        }
+    }
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

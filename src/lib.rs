@@ -1,0 +1,27 @@
+//! # mi-est
+//!
+//! Measures what hidden-unit permutation symmetry costs a mean-field variational
+//! posterior over the weights of an MLP, following Gelberg, van der Ouderaa,
+//! van der Wilk and Gal, *Variational Inference Failures Under Model Symmetries*
+//! (GRaM @ ICML 2024).
+//!
+//! The symmetrized posterior `q^G(ω) = (1/|G|) Σ_g q(g⁻¹·ω)` predicts like `q` but has
+//! an ELBO larger by the mutual information `I(g; ω) = E_q[ln q(ω) − ln q^G(ω)]` between
+//! a uniformly random permutation `g` and the weights. This crate builds the objects
+//! (architectures, the group and its action, the posterior) and estimates that
+//! information.
+//!
+//! Modules, in dependency order (a module uses only those above it):
+//! [`error`], [`rng`], [`weights`], [`symmetry`], [`posterior`].
+
+pub mod error;
+pub mod rng;
+pub mod weights;
+pub mod symmetry;
+pub mod posterior;
+pub mod demo;
+
+#[cfg(test)]
+pub(crate) mod prec;
+
+pub use error::{Error, Result};

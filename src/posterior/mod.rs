@@ -1,0 +1,420 @@
+//! The mean-field Gaussian variational posterior (DESIGN §2).
+//!
+//! `q(ω) = N(μ, diag σ²)` with `σ = softplus(ρ) = ln(1 + e^ρ)` (or `σ = e^ρ`). Closed
+//! forms, all in log space and f64:
+//!
+//! * `ln q(v) = Σ_p [−(v_p − μ_p)²/(2σ_p²) − ln σ_p] − (P/2) ln 2π`
+//! * `H(q) = Σ_p ln σ_p + (P/2)(1 + ln 2π)`
+//! * `KL(q ‖ N(0, s²I)) = Σ_p [ln(s/σ_p) + (σ_p² + μ_p²)/(2s²) − 1/2]`
+//! * `(g·q)(v) = q(g⁻¹·v) = N(v; g·μ, diag (g·σ)²)`.
+//!
+//! [`MeanFieldGaussian::ln_q_inverse_permuted`] evaluates `ln q(g⁻¹·v)` straight from
+//! an [`ActionMap`], without building the permuted vector.
+
+use rand_distr::StandardNormal;
+use std::fmt;
+use std::str::FromStr;
+
+use rand::RngExt;
+
+use crate::error::{Error, Result};
+use crate::symmetry::{ActionMap, GroupElement};
+use crate::weights::Arch;
+
+/// `½ ln 2π`.
+pub const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+
+/// `softplus(x) = ln(1 + eˣ)`, stable for every finite `x`.
+#[inline]
+pub fn softplus(x: f64) -> f64 {
+    if x > 0.0 {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// The inverse of [`softplus`], `ln(eʸ − 1)`, for `y > 0`.
+#[inline]
+pub fn softplus_inverse(y: f64) -> f64 {
+    if y > 20.0 {
+        y + (-(-y).exp_m1()).ln()
+    } else {
+        y.exp_m1().ln()
+    }
+}
+
+/// The derivative of [`softplus`], the logistic function `1/(1 + e^{−x})`.
+#[inline]
+pub fn logistic(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// How σ is computed from the unconstrained ρ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SigmaTransform {
+    /// `σ = ln(1 + e^ρ)` (the default; common PyTorch BNN libraries).
+    #[default]
+    Softplus,
+    /// `σ = e^ρ`.
+    Exp,
+}
+
+impl SigmaTransform {
+    /// σ from ρ.
+    #[inline]
+    pub fn sigma(self, rho: f64) -> f64 {
+        match self {
+            SigmaTransform::Softplus => softplus(rho),
+            SigmaTransform::Exp => rho.exp(),
+        }
+    }
+
+    /// ρ from σ > 0.
+    #[inline]
+    pub fn rho(self, sigma: f64) -> f64 {
+        match self {
+            SigmaTransform::Softplus => softplus_inverse(sigma),
+            SigmaTransform::Exp => sigma.ln(),
+        }
+    }
+
+    /// The name used in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SigmaTransform::Softplus => "softplus",
+            SigmaTransform::Exp => "exp",
+        }
+    }
+}
+
+impl fmt::Display for SigmaTransform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SigmaTransform {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "softplus" => Ok(SigmaTransform::Softplus),
+            "exp" => Ok(SigmaTransform::Exp),
+            _ => Err(Error::UnknownSigmaTransform(s.to_string())),
+        }
+    }
+}
+
+/// A mean-field Gaussian posterior over the variational weights of an [`Arch`].
+///
+/// # Examples
+///
+/// ```
+/// use mi_est::posterior::MeanFieldGaussian;
+/// use mi_est::weights::Arch;
+/// let arch = Arch::builder(vec![2, 3, 1]).check()?;
+/// let q = MeanFieldGaussian::from_mu_sigma(arch, vec![0.0; 13], vec![1.0; 13])?;
+/// // H(N(0, I_13)) = 13/2 (1 + ln 2π)
+/// assert!((q.entropy() - 6.5 * (1.0 + (2.0 * std::f64::consts::PI).ln())).abs() < 1e-12);
+/// # Ok::<(), mi_est::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeanFieldGaussian {
+    arch: Arch,
+    mu: Vec<f64>,
+    rho: Vec<f64>,
+    transform: SigmaTransform,
+    sigma: Vec<f64>,
+    inv_sigma: Vec<f64>,
+    sum_ln_sigma: f64,
+}
+
+impl MeanFieldGaussian {
+    /// `N(μ, diag softplus(ρ)²)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] if μ or ρ is not of length P;
+    /// [`Error::InvalidParameter`] naming the index for a non-finite μ or ρ, or a ρ whose
+    /// σ underflows (is not a normal positive f64).
+    pub fn new(arch: Arch, mu: Vec<f64>, rho: Vec<f64>) -> Result<Self> {
+        Self::with_transform(arch, mu, rho, SigmaTransform::Softplus)
+    }
+
+    /// `N(μ, diag transform(ρ)²)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_transform(
+        arch: Arch,
+        mu: Vec<f64>,
+        rho: Vec<f64>,
+        transform: SigmaTransform,
+    ) -> Result<Self> {
+        arch.check_len("mu", &mu)?;
+        arch.check_len("rho", &rho)?;
+        if let Some(p) = mu.iter().position(|m| !m.is_finite()) {
+            return Err(Error::invalid(format!("mu[{p}]"), mu[p], "must be finite"));
+        }
+        let mut sigma = Vec::with_capacity(rho.len());
+        for (p, &r) in rho.iter().enumerate() {
+            if !r.is_finite() {
+                return Err(Error::invalid(format!("rho[{p}]"), r, "must be finite"));
+            }
+            let s = transform.sigma(r);
+            if !s.is_normal() {
+                return Err(Error::invalid(
+                    format!("rho[{p}]"),
+                    r,
+                    format!("sigma = {transform}(rho) = {s:e} underflows"),
+                ));
+            }
+            sigma.push(s);
+        }
+        let inv_sigma = sigma.iter().map(|s| 1.0 / s).collect();
+        let sum_ln_sigma = sigma.iter().map(|s| s.ln()).sum();
+        Ok(MeanFieldGaussian {
+            arch,
+            mu,
+            rho,
+            transform,
+            sigma,
+            inv_sigma,
+            sum_ln_sigma,
+        })
+    }
+
+    /// `N(μ, diag σ²)` with ρ = softplus⁻¹(σ).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the index for a NaN, infinite, zero or negative
+    /// σ (or one whose ρ round trip underflows), or a non-finite μ;
+    /// [`Error::LengthMismatch`] for a wrong length.
+    pub fn from_mu_sigma(arch: Arch, mu: Vec<f64>, sigma: Vec<f64>) -> Result<Self> {
+        arch.check_len("sigma", &sigma)?;
+        if let Some(p) = sigma.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(Error::invalid(
+                format!("sigma[{p}]"),
+                sigma[p],
+                "must be finite and > 0",
+            ));
+        }
+        let rho = sigma.iter().map(|&s| softplus_inverse(s)).collect();
+        Self::new(arch, mu, rho)
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+
+    /// Number of parameters P.
+    pub fn n_params(&self) -> usize {
+        self.mu.len()
+    }
+
+    /// μ.
+    pub fn mu(&self) -> &[f64] {
+        &self.mu
+    }
+
+    /// ρ.
+    pub fn rho(&self) -> &[f64] {
+        &self.rho
+    }
+
+    /// σ = transform(ρ).
+    pub fn sigma(&self) -> &[f64] {
+        &self.sigma
+    }
+
+    /// 1/σ.
+    pub fn inv_sigma(&self) -> &[f64] {
+        &self.inv_sigma
+    }
+
+    /// The σ transform.
+    pub fn transform(&self) -> SigmaTransform {
+        self.transform
+    }
+
+    /// `Σ_p ln σ_p`.
+    pub fn sum_ln_sigma(&self) -> f64 {
+        self.sum_ln_sigma
+    }
+
+    /// The log normalizer `−Σ ln σ_p − (P/2) ln 2π` shared by every ln q.
+    #[inline]
+    pub fn ln_normalizer(&self) -> f64 {
+        -self.sum_ln_sigma - self.n_params() as f64 * HALF_LN_2PI
+    }
+
+    /// Draws `ω = μ + σ ⊙ ε` into `out`, writing the standard normal ε into `eps`.
+    ///
+    /// # Panics
+    ///
+    /// If `eps` or `out` is not of length P.
+    pub fn sample_in_place<R: rand::Rng + ?Sized>(&self, rng: &mut R, eps: &mut [f64], out: &mut [f64]) {
+        assert_eq!(eps.len(), self.n_params());
+        assert_eq!(out.len(), self.n_params());
+        for (((o, e), m), s) in out.iter_mut().zip(eps.iter_mut()).zip(&self.mu).zip(&self.sigma) {
+            *e = rng.sample(StandardNormal);
+            *o = m + s * *e;
+        }
+    }
+
+    /// A reparameterized draw `ω = μ + σ ⊙ ε`.
+    pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+        let mut eps = vec![0.0; self.n_params()];
+        let mut out = vec![0.0; self.n_params()];
+        self.sample_in_place(rng, &mut eps, &mut out);
+        out
+    }
+
+    /// `ln q(v)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] if `v` is not of length P.
+    pub fn ln_q(&self, v: &[f64]) -> Result<f64> {
+        self.arch.check_len("v", v)?;
+        Ok(self.ln_q_unchecked(v))
+    }
+
+    /// `ln q(v)` without the length check (the estimators' kernel).
+    #[inline]
+    pub(crate) fn ln_q_unchecked(&self, v: &[f64]) -> f64 {
+        let mut quad = 0.0;
+        for ((x, m), is) in v.iter().zip(&self.mu).zip(&self.inv_sigma) {
+            let z = (x - m) * is;
+            quad += z * z;
+        }
+        self.ln_normalizer() - 0.5 * quad
+    }
+
+    /// `ln q(g⁻¹·v) = ln (g·q)(v)` for the element whose map is `map`, read straight
+    /// from the map: `(g⁻¹·v)[p] = v[target[p]]`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] if `v` is not of length P.
+    ///
+    /// # Panics
+    ///
+    /// If `map` was built for another architecture.
+    pub fn ln_q_inverse_permuted(&self, v: &[f64], map: &ActionMap) -> Result<f64> {
+        self.arch.check_len("v", v)?;
+        Ok(self.ln_q_inverse_permuted_unchecked(v, map))
+    }
+
+    #[inline]
+    pub(crate) fn ln_q_inverse_permuted_unchecked(&self, v: &[f64], map: &ActionMap) -> f64 {
+        let target = map.target();
+        assert_eq!(target.len(), v.len(), "map of another architecture");
+        let mut quad = 0.0;
+        for ((t, m), is) in target.iter().zip(&self.mu).zip(&self.inv_sigma) {
+            let z = (v[*t as usize] - m) * is;
+            quad += z * z;
+        }
+        self.ln_normalizer() - 0.5 * quad
+    }
+
+    /// Entropy `H(q) = Σ ln σ_p + (P/2)(1 + ln 2π)`.
+    pub fn entropy(&self) -> f64 {
+        self.sum_ln_sigma + self.n_params() as f64 * (0.5 + HALF_LN_2PI)
+    }
+
+    /// `KL(q ‖ N(0, s²I))` in closed form.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] unless `prior_scale` is finite and > 0.
+    pub fn kl_to_prior(&self, prior_scale: f64) -> Result<f64> {
+        if !(prior_scale.is_finite() && prior_scale > 0.0) {
+            return Err(Error::invalid("prior_scale", prior_scale, "must be finite and > 0"));
+        }
+        let inv_2s2 = 0.5 / (prior_scale * prior_scale);
+        let ln_s = prior_scale.ln();
+        Ok(self
+            .mu
+            .iter()
+            .zip(&self.sigma)
+            .map(|(m, s)| ln_s - s.ln() + (s * s + m * m) * inv_2s2 - 0.5)
+            .sum())
+    }
+
+    /// `g·q = N(g·μ, diag (g·σ)²)`, the posterior with its hidden units relabelled.
+    ///
+    /// # Panics
+    ///
+    /// If `g` is not an element of this architecture's group.
+    pub fn permuted(&self, g: &GroupElement) -> Self {
+        let map = ActionMap::new(&self.arch, g);
+        let mu = map.apply(&self.mu);
+        let rho = map.apply(&self.rho);
+        let sigma = map.apply(&self.sigma);
+        let inv_sigma = map.apply(&self.inv_sigma);
+        MeanFieldGaussian {
+            arch: self.arch.clone(),
+            mu,
+            rho,
+            transform: self.transform,
+            sigma,
+            inv_sigma,
+            sum_ln_sigma: self.sum_ln_sigma,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softplus_round_trips_in_extreme_ranges() {
+        for &x in &[-700.0, -300.0, -40.0, -1e-8, 0.0, 1e-8, 1.0, 19.9, 20.1, 40.0, 300.0, 1e6] {
+            let y = softplus(x);
+            assert!(y.is_finite() && y > 0.0, "softplus({x}) = {y}");
+            let back = softplus_inverse(y);
+            let tol = 1e-12 * x.abs().max(1.0);
+            assert!((back - x).abs() <= tol, "x = {x}, back = {back}");
+        }
+        assert_eq!(softplus(1e6), 1e6);
+        assert!((softplus(-700.0) - (-700f64).exp()).abs() < 1e-320);
+    }
+
+    #[test]
+    fn logistic_is_softplus_derivative() {
+        for &x in &[-30.0, -2.0, 0.0, 0.3, 5.0, 40.0] {
+            let h = 1e-5;
+            let fd = (softplus(x + h) - softplus(x - h)) / (2.0 * h);
+            assert!((fd - logistic(x)).abs() < 1e-8);
+        }
+    }
+
+    #[test]
+    fn bad_scales_are_named_errors() {
+        let arch = Arch::builder(vec![1, 1]).check().unwrap();
+        for bad in [f64::NAN, -1.0, 0.0, f64::INFINITY] {
+            let e = MeanFieldGaussian::from_mu_sigma(arch.clone(), vec![0.0; 2], vec![1.0, bad]).unwrap_err();
+            assert!(e.to_string().contains("sigma[1]"), "{e}");
+        }
+        let e = MeanFieldGaussian::new(arch.clone(), vec![0.0; 2], vec![0.0, -800.0]).unwrap_err();
+        assert!(e.to_string().contains("rho[1]") && e.to_string().contains("underflow"), "{e}");
+        let e = MeanFieldGaussian::new(arch.clone(), vec![f64::NAN, 0.0], vec![0.0; 2]).unwrap_err();
+        assert!(e.to_string().contains("mu[0]"), "{e}");
+        let e = MeanFieldGaussian::new(arch.clone(), vec![0.0; 3], vec![0.0; 2]).unwrap_err();
+        assert!(matches!(e, Error::LengthMismatch { expected: 2, actual: 3, .. }), "{e}");
+        let q = MeanFieldGaussian::new(arch, vec![0.0; 2], vec![0.0; 2]).unwrap();
+        assert!(q.kl_to_prior(0.0).is_err() && q.kl_to_prior(f64::NAN).is_err());
+        assert!(q.ln_q(&[0.0]).is_err());
+        assert!("cube".parse::<SigmaTransform>().is_err());
+    }
+}

@@ -1,0 +1,546 @@
+//! The hidden-unit permutation group and its action on weight space (DESIGN §2,
+//! paper Def. 2.1).
+//!
+//! A group element is `g = (τ_1, …, τ_{L−1})`, one permutation per hidden layer. With
+//! `P_τ[i, τ(i)] = 1` the action is
+//! `W_1' = P_1ᵀ W_1`, `b_1' = P_1ᵀ b_1`, `W_l' = P_lᵀ W_l P_{l−1}`, `b_l' = P_lᵀ b_l`,
+//! `W_L' = W_L P_{L−1}`: hidden unit `i` of a layer moves to position `τ(i)`, taking its
+//! incoming row, its bias and its outgoing column with it. In index form
+//! `(g·ω)[W_l][a, b] = ω[W_l][τ_l⁻¹(a), τ_{l−1}⁻¹(b)]`. The action is a coordinate
+//! permutation of ω, hence linear and orthogonal, and `f_{g·ω} = f_ω` for any
+//! pointwise activation. `|G| = Π_l d_l!`, handled as `ln|G| = Σ_l ln Γ(d_l + 1)`.
+//!
+//! Composition: `(g ∘ h)·ω = g·(h·ω)`, i.e. `(g ∘ h).τ_l = g.τ_l ∘ h.τ_l`.
+
+use rand::RngExt;
+
+use crate::error::{Error, Result};
+use crate::weights::Arch;
+
+/// A permutation of `0..n` storing both directions: `forward[i] = τ(i)` and
+/// `inverse[τ(i)] = i`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Permutation {
+    forward: Vec<usize>,
+    inverse: Vec<usize>,
+}
+
+impl Permutation {
+    /// The identity on `0..n`.
+    pub fn identity(n: usize) -> Self {
+        Permutation {
+            forward: (0..n).collect(),
+            inverse: (0..n).collect(),
+        }
+    }
+
+    /// The permutation with `forward[i] = τ(i)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] if `forward` is not a permutation of `0..n`.
+    pub fn from_forward(forward: Vec<usize>) -> Result<Self> {
+        let n = forward.len();
+        let mut inverse = vec![usize::MAX; n];
+        for (i, &t) in forward.iter().enumerate() {
+            if t >= n || inverse[t] != usize::MAX {
+                return Err(Error::invalid(
+                    "permutation",
+                    format!("{forward:?}"),
+                    format!("not a permutation of 0..{n}"),
+                ));
+            }
+            inverse[t] = i;
+        }
+        Ok(Permutation { forward, inverse })
+    }
+
+    /// A uniformly random permutation of `0..n` (Fisher–Yates).
+    pub fn random<R: rand::Rng + ?Sized>(n: usize, rng: &mut R) -> Self {
+        let mut p = Self::identity(n);
+        p.randomize(rng);
+        p
+    }
+
+    /// Overwrites `self` with a uniformly random permutation of the same length, without
+    /// allocating (Fisher–Yates on the forward array, then the inverse is rebuilt).
+    pub fn randomize<R: rand::Rng + ?Sized>(&mut self, rng: &mut R) {
+        let n = self.forward.len();
+        for (i, f) in self.forward.iter_mut().enumerate() {
+            *f = i;
+        }
+        for i in (1..n).rev() {
+            let j = rng.random_range(0..=i);
+            self.forward.swap(i, j);
+        }
+        for (i, &t) in self.forward.iter().enumerate() {
+            self.inverse[t] = i;
+        }
+    }
+
+    /// Length `n`.
+    pub fn len(&self) -> usize {
+        self.forward.len()
+    }
+
+    /// Whether `n = 0`.
+    pub fn is_empty(&self) -> bool {
+        self.forward.is_empty()
+    }
+
+    /// `forward[i] = τ(i)`.
+    pub fn forward(&self) -> &[usize] {
+        &self.forward
+    }
+
+    /// `inverse[j] = τ⁻¹(j)`.
+    pub fn inverse_map(&self) -> &[usize] {
+        &self.inverse
+    }
+
+    /// Whether this is the identity.
+    pub fn is_identity(&self) -> bool {
+        self.forward.iter().enumerate().all(|(i, &t)| i == t)
+    }
+
+    /// `τ⁻¹`.
+    pub fn inverse(&self) -> Self {
+        Permutation {
+            forward: self.inverse.clone(),
+            inverse: self.forward.clone(),
+        }
+    }
+
+    /// `self ∘ other`: apply `other` first, `(self ∘ other)(i) = self(other(i))`.
+    ///
+    /// # Panics
+    ///
+    /// If the lengths differ.
+    pub fn compose(&self, other: &Permutation) -> Self {
+        assert_eq!(self.len(), other.len(), "composing permutations of different lengths");
+        let forward: Vec<usize> = other.forward.iter().map(|&i| self.forward[i]).collect();
+        let mut inverse = vec![0; forward.len()];
+        for (i, &t) in forward.iter().enumerate() {
+            inverse[t] = i;
+        }
+        Permutation { forward, inverse }
+    }
+
+    /// Advances to the next permutation in lexicographic order of `forward`; returns
+    /// `false` (leaving the identity) after the last one.
+    fn advance_lexicographic(&mut self) -> bool {
+        let f = &mut self.forward;
+        let n = f.len();
+        let more = match (0..n.saturating_sub(1)).rev().find(|&i| f[i] < f[i + 1]) {
+            Some(i) => {
+                let j = (i + 1..n).rev().find(|&j| f[j] > f[i]).expect("a larger suffix element exists");
+                f.swap(i, j);
+                f[i + 1..].reverse();
+                true
+            }
+            None => {
+                f.reverse();
+                false
+            }
+        };
+        for (i, &t) in self.forward.iter().enumerate() {
+            self.inverse[t] = i;
+        }
+        more
+    }
+}
+
+/// An element of the permutation group: one permutation per hidden layer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupElement {
+    perms: Vec<Permutation>,
+}
+
+impl GroupElement {
+    /// The element with the given per-hidden-layer permutations.
+    pub fn new(perms: Vec<Permutation>) -> Self {
+        GroupElement { perms }
+    }
+
+    /// The permutation of hidden layer `h` (0-based among the hidden layers).
+    pub fn layer(&self, h: usize) -> &Permutation {
+        &self.perms[h]
+    }
+
+    /// All per-layer permutations.
+    pub fn perms(&self) -> &[Permutation] {
+        &self.perms
+    }
+
+    /// Whether every layer's permutation is the identity.
+    pub fn is_identity(&self) -> bool {
+        self.perms.iter().all(Permutation::is_identity)
+    }
+
+    /// `g⁻¹`.
+    pub fn inverse(&self) -> Self {
+        GroupElement {
+            perms: self.perms.iter().map(Permutation::inverse).collect(),
+        }
+    }
+
+    /// `self ∘ other`, so that `(self ∘ other)·ω = self·(other·ω)`.
+    ///
+    /// # Panics
+    ///
+    /// If the elements belong to different groups.
+    pub fn compose(&self, other: &GroupElement) -> Self {
+        assert_eq!(self.perms.len(), other.perms.len(), "elements of different groups");
+        GroupElement {
+            perms: self.perms.iter().zip(&other.perms).map(|(a, b)| a.compose(b)).collect(),
+        }
+    }
+}
+
+/// Default largest group [`Group::elements`] enumerates.
+pub const DEFAULT_MAX_ENUMERATION: u64 = 1_000_000;
+
+/// The hidden-unit permutation group of an [`Arch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    hidden: Vec<usize>,
+}
+
+impl Group {
+    /// The group of `arch`: `S_{d_1} × … × S_{d_{L−1}}`.
+    pub fn of(arch: &Arch) -> Self {
+        Group {
+            hidden: arch.hidden_widths().to_vec(),
+        }
+    }
+
+    /// The hidden widths whose symmetric groups make up G.
+    pub fn hidden_widths(&self) -> &[usize] {
+        &self.hidden
+    }
+
+    /// `ln|G| = Σ_l ln(d_l!)`, via ln Γ.
+    pub fn ln_order(&self) -> f64 {
+        self.hidden.iter().map(|&d| ln_factorial(d)).sum()
+    }
+
+    /// `|G|` if it fits in a `u64`.
+    pub fn order(&self) -> Option<u64> {
+        self.hidden.iter().try_fold(1u64, |acc, &d| {
+            (1..=d as u64).try_fold(acc, |a, k| a.checked_mul(k))
+        })
+    }
+
+    /// The identity element.
+    pub fn identity(&self) -> GroupElement {
+        GroupElement {
+            perms: self.hidden.iter().map(|&d| Permutation::identity(d)).collect(),
+        }
+    }
+
+    /// A uniformly random element.
+    pub fn random<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> GroupElement {
+        let mut g = self.identity();
+        self.randomize(&mut g, rng);
+        g
+    }
+
+    /// Overwrites `g` with a uniformly random element without allocating.
+    ///
+    /// # Panics
+    ///
+    /// If `g` is not an element of this group.
+    pub fn randomize<R: rand::Rng + ?Sized>(&self, g: &mut GroupElement, rng: &mut R) {
+        assert_eq!(g.perms.len(), self.hidden.len(), "element of another group");
+        for p in &mut g.perms {
+            p.randomize(rng);
+        }
+    }
+
+    /// Checks that `|G| ≤ limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::GroupTooLarge`] with ln|G| and the limit.
+    pub fn check_enumerable(&self, limit: u64) -> Result<u64> {
+        match self.order() {
+            Some(n) if n <= limit => Ok(n),
+            _ => Err(Error::GroupTooLarge {
+                ln_order: self.ln_order(),
+                order: self.ln_order().exp(),
+                limit,
+            }),
+        }
+    }
+
+    /// Every element, in a fixed order starting with the identity, if `|G| ≤ limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::GroupTooLarge`] above `limit` (use [`DEFAULT_MAX_ENUMERATION`] unless
+    /// there is a reason not to).
+    pub fn elements(&self, limit: u64) -> Result<Elements> {
+        let remaining = self.check_enumerable(limit)?;
+        Ok(Elements {
+            current: self.identity(),
+            remaining,
+        })
+    }
+}
+
+/// Iterator over all elements of a [`Group`] (odometer over the layers, lexicographic
+/// within each layer). [`Elements::for_each_ref`] lends each element without
+/// allocating; [`Iterator::next`] clones it.
+#[derive(Clone, Debug)]
+pub struct Elements {
+    current: GroupElement,
+    remaining: u64,
+}
+
+impl Elements {
+    fn step(&mut self) {
+        for p in self.current.perms.iter_mut().rev() {
+            if p.advance_lexicographic() {
+                return;
+            }
+        }
+    }
+
+    /// Number of elements not yet visited.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Calls `f` on every remaining element, borrowing each.
+    pub fn for_each_ref(mut self, mut f: impl FnMut(&GroupElement)) {
+        while self.remaining > 0 {
+            f(&self.current);
+            self.remaining -= 1;
+            if self.remaining > 0 {
+                self.step();
+            }
+        }
+    }
+}
+
+impl Iterator for Elements {
+    type Item = GroupElement;
+    fn next(&mut self) -> Option<GroupElement> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let g = self.current.clone();
+        self.remaining -= 1;
+        if self.remaining > 0 {
+            self.step();
+        }
+        Some(g)
+    }
+}
+
+/// `ln(n!) = ln Γ(n + 1)`.
+pub fn ln_factorial(n: usize) -> f64 {
+    statrs::function::gamma::ln_gamma(n as f64 + 1.0)
+}
+
+/// The action of one group element on flat vectors of an [`Arch`], as a coordinate
+/// permutation precomputed once and reusable for ω, μ and σ alike.
+///
+/// `source[p]` is the coordinate of `v` that lands at `p` in `g·v`, and `target[p]` the
+/// coordinate of `g·v` that `v[p]` lands at; so `(g·v)[p] = v[source[p]]` and
+/// `(g⁻¹·v)[p] = v[target[p]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionMap {
+    source: Vec<u32>,
+    target: Vec<u32>,
+}
+
+impl ActionMap {
+    /// The map of `g` on `arch`'s flat vectors.
+    ///
+    /// # Panics
+    ///
+    /// If `g` is not an element of `Group::of(arch)`.
+    pub fn new(arch: &Arch, g: &GroupElement) -> Self {
+        let mut m = ActionMap {
+            source: vec![0; arch.n_params()],
+            target: vec![0; arch.n_params()],
+        };
+        m.assign(arch, g);
+        m
+    }
+
+    /// Recomputes the map for another element without allocating.
+    ///
+    /// # Panics
+    ///
+    /// If `g` is not an element of `Group::of(arch)` or the map was built for an
+    /// architecture with another parameter count.
+    pub fn assign(&mut self, arch: &Arch, g: &GroupElement) {
+        let widths = arch.widths();
+        let n_hidden = widths.len() - 2;
+        assert_eq!(g.perms.len(), n_hidden, "element of another group");
+        assert_eq!(self.source.len(), arch.n_params(), "map of another architecture");
+        // Permutation of width index k (0 and L are the fixed input/output).
+        let perm_of = |k: usize| (k >= 1 && k <= n_hidden).then(|| &g.perms[k - 1]);
+        for i in 0..arch.n_layers() {
+            let Some(o) = arch.offsets(i) else { continue };
+            let (d_in, d_out) = (widths[i], widths[i + 1]);
+            let (p_in, p_out) = (perm_of(i), perm_of(i + 1));
+            let fwd = |p: Option<&Permutation>, k: usize| p.map_or(k, |p| p.forward[k]);
+            let inv = |p: Option<&Permutation>, k: usize| p.map_or(k, |p| p.inverse[k]);
+            for a in 0..d_out {
+                let (ra_src, ra_dst) = (inv(p_out, a), fwd(p_out, a));
+                let row = o.weight + a * d_in;
+                for b in 0..d_in {
+                    self.source[row + b] = (o.weight + ra_src * d_in + inv(p_in, b)) as u32;
+                    self.target[row + b] = (o.weight + ra_dst * d_in + fwd(p_in, b)) as u32;
+                }
+                if let Some(ob) = o.bias {
+                    self.source[ob + a] = (ob + ra_src) as u32;
+                    self.target[ob + a] = (ob + ra_dst) as u32;
+                }
+            }
+        }
+    }
+
+    /// `source[p]`: the coordinate of `v` that lands at `p` in `g·v`.
+    pub fn source(&self) -> &[u32] {
+        &self.source
+    }
+
+    /// `target[p]`: the coordinate of `g·v` that `v[p]` lands at.
+    pub fn target(&self) -> &[u32] {
+        &self.target
+    }
+
+    /// Writes `g·v` into `out`.
+    ///
+    /// # Panics
+    ///
+    /// If `v` or `out` does not have the map's length.
+    pub fn apply_in_place(&self, v: &[f64], out: &mut [f64]) {
+        assert_eq!(v.len(), self.source.len());
+        assert_eq!(out.len(), self.source.len());
+        for (o, &s) in out.iter_mut().zip(&self.source) {
+            *o = v[s as usize];
+        }
+    }
+
+    /// Writes `g⁻¹·v` into `out`.
+    ///
+    /// # Panics
+    ///
+    /// If `v` or `out` does not have the map's length.
+    pub fn apply_inverse_in_place(&self, v: &[f64], out: &mut [f64]) {
+        assert_eq!(v.len(), self.target.len());
+        assert_eq!(out.len(), self.target.len());
+        for (o, &t) in out.iter_mut().zip(&self.target) {
+            *o = v[t as usize];
+        }
+    }
+
+    /// `g·v`.
+    ///
+    /// # Panics
+    ///
+    /// If `v` does not have the map's length.
+    pub fn apply(&self, v: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; v.len()];
+        self.apply_in_place(v, &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+
+    #[test]
+    fn enumeration_of_3_2_3_1_visits_twelve_distinct_elements() {
+        let arch = Arch::builder(vec![3, 2, 3, 1]).check().unwrap();
+        let group = Group::of(&arch);
+        assert_eq!(group.order(), Some(12));
+        let all: Vec<_> = group.elements(100).unwrap().collect();
+        assert_eq!(all.len(), 12);
+        let set: std::collections::HashSet<_> = all.iter().cloned().collect();
+        assert_eq!(set.len(), 12);
+        assert!(all[0].is_identity());
+        let mut n = 0;
+        group.elements(100).unwrap().for_each_ref(|_| n += 1);
+        assert_eq!(n, 12);
+    }
+
+    #[test]
+    fn enumeration_refuses_large_groups() {
+        let arch = Arch::builder(vec![3, 12, 1]).check().unwrap();
+        let e = Group::of(&arch).elements(DEFAULT_MAX_ENUMERATION).unwrap_err();
+        assert!(matches!(e, Error::GroupTooLarge { limit: DEFAULT_MAX_ENUMERATION, .. }), "{e}");
+        assert!(e.to_string().contains("1000000"), "{e}");
+        let huge = Arch::builder(vec![3, 100, 100, 1]).check().unwrap();
+        assert!(Group::of(&huge).order().is_none());
+        assert!(Group::of(&huge).elements(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn ln_order_matches_factorials() {
+        let arch = Arch::builder(vec![4, 5, 3, 2]).check().unwrap();
+        assert!((Group::of(&arch).ln_order() - (120f64 * 6.0).ln()).abs() < 1e-12);
+        let wide = Arch::builder(vec![784, 30, 10]).check().unwrap();
+        assert!((Group::of(&wide).ln_order() - 74.658_236_3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn random_permutations_are_uniform_on_s3() {
+        let mut counts = std::collections::HashMap::new();
+        let mut rng = stream(1, 0);
+        let n = 60_000;
+        for _ in 0..n {
+            *counts.entry(Permutation::random(3, &mut rng).forward().to_vec()).or_insert(0) += 1;
+        }
+        assert_eq!(counts.len(), 6);
+        for c in counts.values() {
+            // Binomial(n, 1/6) sd ≈ 91; 5 sd.
+            assert!((*c as f64 - n as f64 / 6.0).abs() < 460.0, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn from_forward_rejects_non_permutations() {
+        assert!(Permutation::from_forward(vec![0, 0, 1]).is_err());
+        assert!(Permutation::from_forward(vec![0, 3]).is_err());
+        let p = Permutation::from_forward(vec![2, 0, 1]).unwrap();
+        assert_eq!(p.inverse_map(), &[1, 2, 0]);
+    }
+
+    #[test]
+    fn action_matches_paper_matrix_form() {
+        // One hidden layer of width 3: W1' = P1ᵀ W1, b1' = P1ᵀ b1, W2' = W2 P1.
+        let arch = Arch::builder(vec![2, 3, 2]).check().unwrap();
+        let w: Vec<f64> = (0..arch.n_params()).map(|i| i as f64).collect();
+        let tau = Permutation::from_forward(vec![1, 2, 0]).unwrap();
+        let mut p = [[0.0; 3]; 3];
+        for i in 0..3 {
+            p[i][tau.forward()[i]] = 1.0;
+        }
+        let g = GroupElement::new(vec![tau]);
+        let gw = ActionMap::new(&arch, &g).apply(&w);
+        let (w1, b1, w2) = (&w[0..6], &w[6..9], &w[9..15]);
+        for a in 0..3 {
+            for b in 0..2 {
+                let expect: f64 = (0..3).map(|i| p[i][a] * w1[i * 2 + b]).sum();
+                assert_eq!(gw[a * 2 + b], expect);
+            }
+            let expect_b: f64 = (0..3).map(|i| p[i][a] * b1[i]).sum();
+            assert_eq!(gw[6 + a], expect_b);
+        }
+        for r in 0..2 {
+            for c in 0..3 {
+                let expect: f64 = (0..3).map(|i| w2[r * 3 + i] * p[i][c]).sum();
+                assert_eq!(gw[9 + r * 3 + c], expect);
+            }
+        }
+        assert_eq!(&gw[15..], &w[15..]);
+    }
+}

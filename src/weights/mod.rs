@@ -1,0 +1,491 @@
+//! MLP architectures, the flat weight layout and the forward pass (DESIGN §2).
+//!
+//! An MLP with widths `d0, d1, …, dL` has `L` layers; layer `i` (0-based, as in the
+//! posterior file) maps `d_i` inputs to `d_{i+1}` outputs,
+//! `x_{i+1} = σ(W_i x_i + b_i)`, with the last layer linear. `W_i` is
+//! `d_{i+1} × d_i`.
+//!
+//! **Flat order.** The variational weights ω form one flat vector: for each layer that
+//! is not fixed, `W_i` row-major, then `b_i` if the layer has a bias. A *fixed* layer is
+//! deterministic, stored in the [`Arch`], and not part of ω (the paper's 2-parameter
+//! model fixes its output layer to ones).
+//!
+//! A fixed layer next to a hidden layer must itself be invariant under that hidden
+//! layer's permutations (equal rows where its output is hidden, equal columns where its
+//! input is hidden); otherwise permuting hidden units would change the function and the
+//! group would not be a symmetry. [`ArchBuilder::check`] enforces this.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// Pointwise activation of the hidden layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// max(0, x) (the default).
+    #[default]
+    Relu,
+    /// tanh(x).
+    Tanh,
+}
+
+impl Activation {
+    /// Applies the activation to one value.
+    #[inline]
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            Activation::Relu => x.max(0.0),
+            Activation::Tanh => x.tanh(),
+        }
+    }
+
+    /// The activation's name as used in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+        }
+    }
+}
+
+impl fmt::Display for Activation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Activation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "relu" => Ok(Activation::Relu),
+            "tanh" => Ok(Activation::Tanh),
+            _ => Err(Error::UnknownActivation(s.to_string())),
+        }
+    }
+}
+
+/// The values of a fixed (deterministic) layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FixedLayer {
+    /// `d_out × d_in`, row-major.
+    pub weight: Vec<f64>,
+    /// `d_out`, if the layer has a bias.
+    pub bias: Option<Vec<f64>>,
+}
+
+/// Where a variational layer's parameters sit in the flat vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerOffsets {
+    /// Start of `W_i` (row-major).
+    pub weight: usize,
+    /// Start of `b_i`, if the layer has a bias.
+    pub bias: Option<usize>,
+}
+
+/// Unchecked description of an MLP; [`ArchBuilder::check`] validates it into an
+/// [`Arch`].
+///
+/// Defaults (set by [`Arch::builder`]): ReLU, a bias on every layer, no fixed layer.
+#[derive(Clone, Debug)]
+pub struct ArchBuilder {
+    widths: Vec<usize>,
+    activation: Activation,
+    bias: Vec<bool>,
+    fixed: Vec<Option<FixedLayer>>,
+}
+
+impl ArchBuilder {
+    /// Sets the hidden activation.
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// Switches biases on or off on every layer.
+    pub fn bias(mut self, on: bool) -> Self {
+        self.bias.iter_mut().for_each(|b| *b = on);
+        self
+    }
+
+    /// Switches the bias of layer `layer` (0-based) on or off. An out-of-range layer is
+    /// reported by [`check`](Self::check).
+    pub fn layer_bias(mut self, layer: usize, on: bool) -> Self {
+        if layer >= self.bias.len() {
+            self.bias.resize(layer + 1, true);
+        }
+        self.bias[layer] = on;
+        self
+    }
+
+    /// Makes layer `layer` fixed with the given values (its bias flag becomes whether
+    /// `bias` is given).
+    pub fn fixed_layer(mut self, layer: usize, weight: Vec<f64>, bias: Option<Vec<f64>>) -> Self {
+        if layer >= self.fixed.len() {
+            self.fixed.resize(layer + 1, None);
+        }
+        if layer >= self.bias.len() {
+            self.bias.resize(layer + 1, true);
+        }
+        self.bias[layer] = bias.is_some();
+        self.fixed[layer] = Some(FixedLayer { weight, bias });
+        self
+    }
+
+    /// Validates the description.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] for fewer than two widths, a zero width, a layer index
+    /// out of range or non-finite fixed values; [`Error::LengthMismatch`] for fixed
+    /// values of the wrong size; [`Error::FixedLayerBreaksSymmetry`] for a fixed layer
+    /// that is not invariant under its neighbouring hidden layer's permutations.
+    pub fn check(self) -> Result<Arch> {
+        let widths = self.widths;
+        if widths.len() < 2 {
+            return Err(Error::invalid(
+                "widths",
+                format!("{widths:?}"),
+                "need at least an input and an output width",
+            ));
+        }
+        if let Some(i) = widths.iter().position(|&d| d == 0) {
+            return Err(Error::invalid(
+                format!("widths[{i}]"),
+                0,
+                "every width must be at least 1",
+            ));
+        }
+        let n_layers = widths.len() - 1;
+        if self.bias.len() > n_layers || self.fixed.len() > n_layers {
+            return Err(Error::invalid(
+                "layer",
+                self.bias.len().max(self.fixed.len()) - 1,
+                format!("the architecture has layers 0..{}", n_layers - 1),
+            ));
+        }
+        let mut fixed = self.fixed;
+        fixed.resize(n_layers, None);
+        let bias = self.bias;
+        for (i, f) in fixed.iter().enumerate() {
+            let Some(f) = f else { continue };
+            let (d_in, d_out) = (widths[i], widths[i + 1]);
+            if f.weight.len() != d_out * d_in {
+                return Err(Error::length(
+                    format!("layers.{i}.weight"),
+                    d_out * d_in,
+                    f.weight.len(),
+                ));
+            }
+            if let Some(b) = &f.bias {
+                if b.len() != d_out {
+                    return Err(Error::length(format!("layers.{i}.bias"), d_out, b.len()));
+                }
+            }
+            let values = f.weight.iter().chain(f.bias.iter().flatten());
+            if let Some(v) = values.copied().find(|v| !v.is_finite()) {
+                return Err(Error::invalid(format!("layers.{i}"), v, "fixed values must be finite"));
+            }
+            check_fixed_invariance(i, f, d_in, d_out, n_layers)?;
+        }
+        let mut offsets = Vec::with_capacity(n_layers);
+        let mut n = 0usize;
+        for i in 0..n_layers {
+            if fixed[i].is_some() {
+                offsets.push(None);
+                continue;
+            }
+            let weight = n;
+            n += widths[i] * widths[i + 1];
+            let b = if bias[i] {
+                let at = n;
+                n += widths[i + 1];
+                Some(at)
+            } else {
+                None
+            };
+            offsets.push(Some(LayerOffsets { weight, bias: b }));
+        }
+        if n > u32::MAX as usize {
+            return Err(Error::invalid(
+                "widths",
+                format!("{widths:?}"),
+                format!("{n} parameters exceed the supported {}", u32::MAX),
+            ));
+        }
+        Ok(Arch {
+            widths,
+            activation: self.activation,
+            bias,
+            fixed,
+            offsets,
+            n_params: n,
+        })
+    }
+}
+
+fn check_fixed_invariance(
+    layer: usize,
+    f: &FixedLayer,
+    d_in: usize,
+    d_out: usize,
+    n_layers: usize,
+) -> Result<()> {
+    let w = MatRef::from_row_major_slice(&f.weight, d_out, d_in);
+    let output_hidden = layer + 1 < n_layers;
+    let input_hidden = layer > 0;
+    if output_hidden {
+        // Permuting the outputs must leave W and b unchanged: all rows equal.
+        for a in 1..d_out {
+            for b in 0..d_in {
+                if w[(a, b)] != w[(0, b)] {
+                    return Err(Error::FixedLayerBreaksSymmetry {
+                        layer,
+                        hidden_width_index: layer + 1,
+                        reason: format!("rows 0 and {a} differ in column {b}"),
+                    });
+                }
+            }
+            if let Some(bias) = &f.bias {
+                if bias[a] != bias[0] {
+                    return Err(Error::FixedLayerBreaksSymmetry {
+                        layer,
+                        hidden_width_index: layer + 1,
+                        reason: format!("bias entries 0 and {a} differ"),
+                    });
+                }
+            }
+        }
+    }
+    if input_hidden {
+        // Permuting the inputs must leave W unchanged: all columns equal.
+        for a in 0..d_out {
+            for b in 1..d_in {
+                if w[(a, b)] != w[(a, 0)] {
+                    return Err(Error::FixedLayerBreaksSymmetry {
+                        layer,
+                        hidden_width_index: layer,
+                        reason: format!("columns 0 and {b} differ in row {a}"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A validated MLP architecture: widths, activation, biases, fixed layers and the flat
+/// layout of the variational weights ω.
+///
+/// # Examples
+///
+/// ```
+/// use mi_est::weights::Arch;
+/// let arch = Arch::builder(vec![784, 30, 10]).check()?;
+/// assert_eq!(arch.n_params(), 784 * 30 + 30 + 30 * 10 + 10);
+/// // The paper's 2-parameter model: no biases, output fixed to ones.
+/// let two = Arch::builder(vec![1, 2, 1]).bias(false).fixed_layer(1, vec![1.0, 1.0], None).check()?;
+/// assert_eq!(two.n_params(), 2);
+/// # Ok::<(), mi_est::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arch {
+    widths: Vec<usize>,
+    activation: Activation,
+    bias: Vec<bool>,
+    fixed: Vec<Option<FixedLayer>>,
+    offsets: Vec<Option<LayerOffsets>>,
+    n_params: usize,
+}
+
+/// A view of one layer: the weight matrix and the bias, either into a flat weight
+/// vector or into a fixed layer's stored values.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerRef<'a> {
+    /// `d_out × d_in`.
+    pub weight: MatRef<'a, f64>,
+    /// `d_out` entries, if the layer has a bias.
+    pub bias: Option<&'a [f64]>,
+}
+
+impl Arch {
+    /// Starts an unchecked description with widths `d0..dL`, ReLU, biases on every layer
+    /// and no fixed layer.
+    pub fn builder(widths: Vec<usize>) -> ArchBuilder {
+        let n_layers = widths.len().saturating_sub(1);
+        ArchBuilder {
+            widths,
+            activation: Activation::Relu,
+            bias: vec![true; n_layers],
+            fixed: vec![None; n_layers],
+        }
+    }
+
+    /// Widths `d0..dL`.
+    pub fn widths(&self) -> &[usize] {
+        &self.widths
+    }
+
+    /// Number of layers `L`.
+    pub fn n_layers(&self) -> usize {
+        self.widths.len() - 1
+    }
+
+    /// Widths of the hidden layers `d1..d(L-1)`.
+    pub fn hidden_widths(&self) -> &[usize] {
+        &self.widths[1..self.widths.len() - 1]
+    }
+
+    /// The hidden activation.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// Whether layer `i` has a bias.
+    ///
+    /// # Panics
+    ///
+    /// If `i >= n_layers()`.
+    pub fn has_bias(&self, i: usize) -> bool {
+        self.bias[i]
+    }
+
+    /// The stored values of layer `i` if it is fixed.
+    ///
+    /// # Panics
+    ///
+    /// If `i >= n_layers()`.
+    pub fn fixed(&self, i: usize) -> Option<&FixedLayer> {
+        self.fixed[i].as_ref()
+    }
+
+    /// Offsets of layer `i` in the flat vector, `None` for a fixed layer.
+    ///
+    /// # Panics
+    ///
+    /// If `i >= n_layers()`.
+    pub fn offsets(&self, i: usize) -> Option<LayerOffsets> {
+        self.offsets[i]
+    }
+
+    /// Number of variational parameters P = dim ω.
+    pub fn n_params(&self) -> usize {
+        self.n_params
+    }
+
+    /// Checks that `w` has length P.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] naming `field`.
+    pub fn check_len(&self, field: &str, w: &[f64]) -> Result<()> {
+        if w.len() == self.n_params {
+            Ok(())
+        } else {
+            Err(Error::length(field, self.n_params, w.len()))
+        }
+    }
+
+    /// A view of layer `i`: into `w` for a variational layer, into the stored values for
+    /// a fixed one. No copies.
+    ///
+    /// # Panics
+    ///
+    /// If `i >= n_layers()` or `w.len() != n_params()`.
+    pub fn layer<'a>(&'a self, w: &'a [f64], i: usize) -> LayerRef<'a> {
+        assert_eq!(w.len(), self.n_params, "weight vector length");
+        let (d_in, d_out) = (self.widths[i], self.widths[i + 1]);
+        match (&self.fixed[i], self.offsets[i]) {
+            (Some(f), _) => LayerRef {
+                weight: MatRef::from_row_major_slice(&f.weight, d_out, d_in),
+                bias: f.bias.as_deref(),
+            },
+            (None, Some(o)) => LayerRef {
+                weight: MatRef::from_row_major_slice(&w[o.weight..o.weight + d_out * d_in], d_out, d_in),
+                bias: o.bias.map(|b| &w[b..b + d_out]),
+            },
+            (None, None) => unreachable!("a variational layer always has offsets"),
+        }
+    }
+
+    /// Batched forward pass: `x` is `n × d0` (one row per input), the result `n × dL`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] if `w` is not of length P or `x` does not have d0
+    /// columns.
+    pub fn forward(&self, w: &[f64], x: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        self.check_len("weights", w)?;
+        if x.ncols() != self.widths[0] {
+            return Err(Error::length("input columns", self.widths[0], x.ncols()));
+        }
+        let n = x.nrows();
+        let mut h = x.to_owned();
+        for i in 0..self.n_layers() {
+            let layer = self.layer(w, i);
+            let mut z = Mat::<f64>::zeros(n, self.widths[i + 1]);
+            matmul(&mut z, Accum::Replace, &h, layer.weight.transpose(), 1.0, Par::Seq);
+            let last = i + 1 == self.n_layers();
+            for c in 0..z.ncols() {
+                let b = layer.bias.map_or(0.0, |b| b[c]);
+                for r in 0..n {
+                    let v = z[(r, c)] + b;
+                    z[(r, c)] = if last { v } else { self.activation.apply(v) };
+                }
+            }
+            h = z;
+        }
+        Ok(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_layout_follows_design_order() {
+        let arch = Arch::builder(vec![3, 2, 1]).layer_bias(1, false).check().unwrap();
+        assert_eq!(arch.n_params(), 3 * 2 + 2 + 2);
+        assert_eq!(arch.offsets(0), Some(LayerOffsets { weight: 0, bias: Some(6) }));
+        assert_eq!(arch.offsets(1), Some(LayerOffsets { weight: 8, bias: None }));
+    }
+
+    #[test]
+    fn forward_matches_hand_computation() {
+        // widths [2, 2, 1]; W0 = [[1, -1], [0.5, 2]], b0 = [0.1, -3], W1 = [[2, 1]], b1 = [0.5]
+        let arch = Arch::builder(vec![2, 2, 1]).check().unwrap();
+        let w = [1.0, -1.0, 0.5, 2.0, 0.1, -3.0, 2.0, 1.0, 0.5];
+        let x = Mat::from_fn(2, 2, |r, c| [[1.0, 2.0], [3.0, 0.5]][r][c]);
+        let y = arch.forward(&w, x.as_ref()).unwrap();
+        let relu = |v: f64| v.max(0.0);
+        for r in 0..2 {
+            let (a, b) = (x[(r, 0)], x[(r, 1)]);
+            let h0 = relu(a - b + 0.1);
+            let h1 = relu(0.5 * a + 2.0 * b - 3.0);
+            assert!((y[(r, 0)] - (2.0 * h0 + h1 + 0.5)).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn bad_descriptions_are_named_errors() {
+        assert!(matches!(Arch::builder(vec![3]).check(), Err(Error::InvalidParameter { .. })));
+        let e = Arch::builder(vec![3, 0, 1]).check().unwrap_err();
+        assert!(e.to_string().contains("widths[1]"), "{e}");
+        let e = Arch::builder(vec![1, 2, 1]).fixed_layer(1, vec![1.0], None).check().unwrap_err();
+        assert!(matches!(e, Error::LengthMismatch { .. }), "{e}");
+        let e = Arch::builder(vec![1, 2, 1]).fixed_layer(1, vec![1.0, 2.0], None).check().unwrap_err();
+        assert!(matches!(e, Error::FixedLayerBreaksSymmetry { layer: 1, .. }), "{e}");
+        let e = Arch::builder(vec![1, 2, 1]).layer_bias(5, false).check().unwrap_err();
+        assert!(e.to_string().contains("layer"), "{e}");
+        assert!(matches!("sigmoid".parse::<Activation>(), Err(Error::UnknownActivation(_))));
+        let arch = Arch::builder(vec![2, 2, 1]).check().unwrap();
+        assert!(matches!(
+            arch.forward(&[0.0; 3], Mat::<f64>::zeros(1, 2).as_ref()),
+            Err(Error::LengthMismatch { .. })
+        ));
+    }
+}

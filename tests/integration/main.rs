@@ -1,0 +1,4 @@
+//! The one integration-test crate of mi-est (one binary keeps link time down).
+
+mod common;
+mod foundation;
