@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use mi_est::demo::{DemoConfig, run_demo};
 
 #[derive(Parser, Debug)]
-#[command(name = "mi-est", version, about = "Mutual information between hidden-unit permutations and the weights of variational BNNs")]
+#[command(
+    name = "mi-est",
+    version,
+    about = "Mutual information between hidden-unit permutations and the weights of variational BNNs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

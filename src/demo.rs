@@ -51,8 +51,14 @@ pub struct DemoReport {
 /// # Errors
 ///
 /// Invalid widths.
-pub fn demo_posterior(widths: &[usize], activation: Activation, seed: u64) -> Result<MeanFieldGaussian> {
-    let arch = Arch::builder(widths.to_vec()).activation(activation).check()?;
+pub fn demo_posterior(
+    widths: &[usize],
+    activation: Activation,
+    seed: u64,
+) -> Result<MeanFieldGaussian> {
+    let arch = Arch::builder(widths.to_vec())
+        .activation(activation)
+        .check()?;
     let mut rng = stream(seed, 0);
     let mut mu = vec![0.0; arch.n_params()];
     for i in 0..arch.n_layers() {
@@ -87,7 +93,9 @@ pub fn run_demo(config: &DemoConfig) -> Result<DemoReport> {
         let g = group.random(&mut rng);
         let map = ActionMap::new(arch, &g);
         let gw = map.apply(&w);
-        let x = Mat::from_fn(n_inputs, arch.widths()[0], |_, _| rng.sample::<f64, _>(StandardNormal));
+        let x = Mat::from_fn(n_inputs, arch.widths()[0], |_, _| {
+            rng.sample::<f64, _>(StandardNormal)
+        });
         let y = arch.forward(&w, x.as_ref())?;
         let gy = arch.forward(&gw, x.as_ref())?;
         for r in 0..y.nrows() {
@@ -112,7 +120,11 @@ pub fn run_demo(config: &DemoConfig) -> Result<DemoReport> {
 
 impl fmt::Display for DemoReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "architecture        {:?} ({} variational parameters)", self.widths, self.n_params)?;
+        writeln!(
+            f,
+            "architecture        {:?} ({} variational parameters)",
+            self.widths, self.n_params
+        )?;
         writeln!(f, "ln|G|               {:.4} nats", self.ln_group_order)?;
         writeln!(f, "H(q)                {:.4} nats", self.entropy)?;
         writeln!(f, "KL(q || N(0, I))    {:.4} nats", self.kl_to_prior)?;

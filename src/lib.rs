@@ -12,16 +12,16 @@
 //! information.
 //!
 //! Modules, in dependency order (a module uses only those above it):
-//! [`error`], [`rng`], [`weights`], [`symmetry`], [`posterior`].
+//! [`error`], [`rng`], [`weights`], [`symmetry`], [`posterior`], [`estimators`].
 
-pub mod error;
-pub mod rng;
-pub mod weights;
-pub mod symmetry;
-pub mod posterior;
 pub mod demo;
+pub mod error;
+pub mod estimators;
+pub mod posterior;
+pub mod rng;
+pub mod symmetry;
+pub mod weights;
 
-#[cfg(test)]
-pub(crate) mod prec;
+pub mod prec;
 
 pub use error::{Error, Result};

@@ -48,8 +48,14 @@ mod tests {
 
     #[test]
     fn same_seed_and_index_give_same_bits() {
-        let a: Vec<u64> = (0..8).map(|_| 0).scan(stream(1, 2), |r, _: u64| Some(r.random())).collect();
-        let b: Vec<u64> = (0..8).map(|_| 0).scan(stream(1, 2), |r, _: u64| Some(r.random())).collect();
+        let a: Vec<u64> = (0..8)
+            .map(|_| 0)
+            .scan(stream(1, 2), |r, _: u64| Some(r.random()))
+            .collect();
+        let b: Vec<u64> = (0..8)
+            .map(|_| 0)
+            .scan(stream(1, 2), |r, _: u64| Some(r.random()))
+            .collect();
         assert_eq!(a, b);
     }
 

@@ -261,10 +261,20 @@ impl MeanFieldGaussian {
     /// # Panics
     ///
     /// If `eps` or `out` is not of length P.
-    pub fn sample_in_place<R: rand::Rng + ?Sized>(&self, rng: &mut R, eps: &mut [f64], out: &mut [f64]) {
+    pub fn sample_in_place<R: rand::Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        eps: &mut [f64],
+        out: &mut [f64],
+    ) {
         assert_eq!(eps.len(), self.n_params());
         assert_eq!(out.len(), self.n_params());
-        for (((o, e), m), s) in out.iter_mut().zip(eps.iter_mut()).zip(&self.mu).zip(&self.sigma) {
+        for (((o, e), m), s) in out
+            .iter_mut()
+            .zip(eps.iter_mut())
+            .zip(&self.mu)
+            .zip(&self.sigma)
+        {
             *e = rng.sample(StandardNormal);
             *o = m + s * *e;
         }
@@ -338,7 +348,11 @@ impl MeanFieldGaussian {
     /// [`Error::InvalidParameter`] unless `prior_scale` is finite and > 0.
     pub fn kl_to_prior(&self, prior_scale: f64) -> Result<f64> {
         if !(prior_scale.is_finite() && prior_scale > 0.0) {
-            return Err(Error::invalid("prior_scale", prior_scale, "must be finite and > 0"));
+            return Err(Error::invalid(
+                "prior_scale",
+                prior_scale,
+                "must be finite and > 0",
+            ));
         }
         let inv_2s2 = 0.5 / (prior_scale * prior_scale);
         let ln_s = prior_scale.ln();
@@ -379,7 +393,9 @@ mod tests {
 
     #[test]
     fn softplus_round_trips_in_extreme_ranges() {
-        for &x in &[-700.0, -300.0, -40.0, -1e-8, 0.0, 1e-8, 1.0, 19.9, 20.1, 40.0, 300.0, 1e6] {
+        for &x in &[
+            -700.0, -300.0, -40.0, -1e-8, 0.0, 1e-8, 1.0, 19.9, 20.1, 40.0, 300.0, 1e6,
+        ] {
             let y = softplus(x);
             assert!(y.is_finite() && y > 0.0, "softplus({x}) = {y}");
             let back = softplus_inverse(y);
@@ -403,15 +419,30 @@ mod tests {
     fn bad_scales_are_named_errors() {
         let arch = Arch::builder(vec![1, 1]).check().unwrap();
         for bad in [f64::NAN, -1.0, 0.0, f64::INFINITY] {
-            let e = MeanFieldGaussian::from_mu_sigma(arch.clone(), vec![0.0; 2], vec![1.0, bad]).unwrap_err();
+            let e = MeanFieldGaussian::from_mu_sigma(arch.clone(), vec![0.0; 2], vec![1.0, bad])
+                .unwrap_err();
             assert!(e.to_string().contains("sigma[1]"), "{e}");
         }
         let e = MeanFieldGaussian::new(arch.clone(), vec![0.0; 2], vec![0.0, -800.0]).unwrap_err();
-        assert!(e.to_string().contains("rho[1]") && e.to_string().contains("underflow"), "{e}");
-        let e = MeanFieldGaussian::new(arch.clone(), vec![f64::NAN, 0.0], vec![0.0; 2]).unwrap_err();
+        assert!(
+            e.to_string().contains("rho[1]") && e.to_string().contains("underflow"),
+            "{e}"
+        );
+        let e =
+            MeanFieldGaussian::new(arch.clone(), vec![f64::NAN, 0.0], vec![0.0; 2]).unwrap_err();
         assert!(e.to_string().contains("mu[0]"), "{e}");
         let e = MeanFieldGaussian::new(arch.clone(), vec![0.0; 3], vec![0.0; 2]).unwrap_err();
-        assert!(matches!(e, Error::LengthMismatch { expected: 2, actual: 3, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::LengthMismatch {
+                    expected: 2,
+                    actual: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let q = MeanFieldGaussian::new(arch, vec![0.0; 2], vec![0.0; 2]).unwrap();
         assert!(q.kl_to_prior(0.0).is_err() && q.kl_to_prior(f64::NAN).is_err());
         assert!(q.ln_q(&[0.0]).is_err());

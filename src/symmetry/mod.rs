@@ -117,7 +117,11 @@ impl Permutation {
     ///
     /// If the lengths differ.
     pub fn compose(&self, other: &Permutation) -> Self {
-        assert_eq!(self.len(), other.len(), "composing permutations of different lengths");
+        assert_eq!(
+            self.len(),
+            other.len(),
+            "composing permutations of different lengths"
+        );
         let forward: Vec<usize> = other.forward.iter().map(|&i| self.forward[i]).collect();
         let mut inverse = vec![0; forward.len()];
         for (i, &t) in forward.iter().enumerate() {
@@ -133,7 +137,10 @@ impl Permutation {
         let n = f.len();
         let more = match (0..n.saturating_sub(1)).rev().find(|&i| f[i] < f[i + 1]) {
             Some(i) => {
-                let j = (i + 1..n).rev().find(|&j| f[j] > f[i]).expect("a larger suffix element exists");
+                let j = (i + 1..n)
+                    .rev()
+                    .find(|&j| f[j] > f[i])
+                    .expect("a larger suffix element exists");
                 f.swap(i, j);
                 f[i + 1..].reverse();
                 true
@@ -190,9 +197,18 @@ impl GroupElement {
     ///
     /// If the elements belong to different groups.
     pub fn compose(&self, other: &GroupElement) -> Self {
-        assert_eq!(self.perms.len(), other.perms.len(), "elements of different groups");
+        assert_eq!(
+            self.perms.len(),
+            other.perms.len(),
+            "elements of different groups"
+        );
         GroupElement {
-            perms: self.perms.iter().zip(&other.perms).map(|(a, b)| a.compose(b)).collect(),
+            perms: self
+                .perms
+                .iter()
+                .zip(&other.perms)
+                .map(|(a, b)| a.compose(b))
+                .collect(),
         }
     }
 }
@@ -234,7 +250,11 @@ impl Group {
     /// The identity element.
     pub fn identity(&self) -> GroupElement {
         GroupElement {
-            perms: self.hidden.iter().map(|&d| Permutation::identity(d)).collect(),
+            perms: self
+                .hidden
+                .iter()
+                .map(|&d| Permutation::identity(d))
+                .collect(),
         }
     }
 
@@ -380,7 +400,11 @@ impl ActionMap {
         let widths = arch.widths();
         let n_hidden = widths.len() - 2;
         assert_eq!(g.perms.len(), n_hidden, "element of another group");
-        assert_eq!(self.source.len(), arch.n_params(), "map of another architecture");
+        assert_eq!(
+            self.source.len(),
+            arch.n_params(),
+            "map of another architecture"
+        );
         // Permutation of width index k (0 and L are the fixed input/output).
         let perm_of = |k: usize| (k >= 1 && k <= n_hidden).then(|| &g.perms[k - 1]);
         for i in 0..arch.n_layers() {
@@ -475,8 +499,19 @@ mod tests {
     #[test]
     fn enumeration_refuses_large_groups() {
         let arch = Arch::builder(vec![3, 12, 1]).check().unwrap();
-        let e = Group::of(&arch).elements(DEFAULT_MAX_ENUMERATION).unwrap_err();
-        assert!(matches!(e, Error::GroupTooLarge { limit: DEFAULT_MAX_ENUMERATION, .. }), "{e}");
+        let e = Group::of(&arch)
+            .elements(DEFAULT_MAX_ENUMERATION)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::GroupTooLarge {
+                    limit: DEFAULT_MAX_ENUMERATION,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("1000000"), "{e}");
         let huge = Arch::builder(vec![3, 100, 100, 1]).check().unwrap();
         assert!(Group::of(&huge).order().is_none());
@@ -497,7 +532,9 @@ mod tests {
         let mut rng = stream(1, 0);
         let n = 60_000;
         for _ in 0..n {
-            *counts.entry(Permutation::random(3, &mut rng).forward().to_vec()).or_insert(0) += 1;
+            *counts
+                .entry(Permutation::random(3, &mut rng).forward().to_vec())
+                .or_insert(0) += 1;
         }
         assert_eq!(counts.len(), 6);
         for c in counts.values() {

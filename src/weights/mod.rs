@@ -187,7 +187,11 @@ impl ArchBuilder {
             }
             let values = f.weight.iter().chain(f.bias.iter().flatten());
             if let Some(v) = values.copied().find(|v| !v.is_finite()) {
-                return Err(Error::invalid(format!("layers.{i}"), v, "fixed values must be finite"));
+                return Err(Error::invalid(
+                    format!("layers.{i}"),
+                    v,
+                    "fixed values must be finite",
+                ));
             }
             check_fixed_invariance(i, f, d_in, d_out, n_layers)?;
         }
@@ -404,7 +408,11 @@ impl Arch {
                 bias: f.bias.as_deref(),
             },
             (None, Some(o)) => LayerRef {
-                weight: MatRef::from_row_major_slice(&w[o.weight..o.weight + d_out * d_in], d_out, d_in),
+                weight: MatRef::from_row_major_slice(
+                    &w[o.weight..o.weight + d_out * d_in],
+                    d_out,
+                    d_in,
+                ),
                 bias: o.bias.map(|b| &w[b..b + d_out]),
             },
             (None, None) => unreachable!("a variational layer always has offsets"),
@@ -427,7 +435,14 @@ impl Arch {
         for i in 0..self.n_layers() {
             let layer = self.layer(w, i);
             let mut z = Mat::<f64>::zeros(n, self.widths[i + 1]);
-            matmul(&mut z, Accum::Replace, &h, layer.weight.transpose(), 1.0, Par::Seq);
+            matmul(
+                &mut z,
+                Accum::Replace,
+                &h,
+                layer.weight.transpose(),
+                1.0,
+                Par::Seq,
+            );
             let last = i + 1 == self.n_layers();
             for c in 0..z.ncols() {
                 let b = layer.bias.map_or(0.0, |b| b[c]);
@@ -448,10 +463,25 @@ mod tests {
 
     #[test]
     fn flat_layout_follows_design_order() {
-        let arch = Arch::builder(vec![3, 2, 1]).layer_bias(1, false).check().unwrap();
+        let arch = Arch::builder(vec![3, 2, 1])
+            .layer_bias(1, false)
+            .check()
+            .unwrap();
         assert_eq!(arch.n_params(), 3 * 2 + 2 + 2);
-        assert_eq!(arch.offsets(0), Some(LayerOffsets { weight: 0, bias: Some(6) }));
-        assert_eq!(arch.offsets(1), Some(LayerOffsets { weight: 8, bias: None }));
+        assert_eq!(
+            arch.offsets(0),
+            Some(LayerOffsets {
+                weight: 0,
+                bias: Some(6)
+            })
+        );
+        assert_eq!(
+            arch.offsets(1),
+            Some(LayerOffsets {
+                weight: 8,
+                bias: None
+            })
+        );
     }
 
     #[test]
@@ -472,16 +502,34 @@ mod tests {
 
     #[test]
     fn bad_descriptions_are_named_errors() {
-        assert!(matches!(Arch::builder(vec![3]).check(), Err(Error::InvalidParameter { .. })));
+        assert!(matches!(
+            Arch::builder(vec![3]).check(),
+            Err(Error::InvalidParameter { .. })
+        ));
         let e = Arch::builder(vec![3, 0, 1]).check().unwrap_err();
         assert!(e.to_string().contains("widths[1]"), "{e}");
-        let e = Arch::builder(vec![1, 2, 1]).fixed_layer(1, vec![1.0], None).check().unwrap_err();
+        let e = Arch::builder(vec![1, 2, 1])
+            .fixed_layer(1, vec![1.0], None)
+            .check()
+            .unwrap_err();
         assert!(matches!(e, Error::LengthMismatch { .. }), "{e}");
-        let e = Arch::builder(vec![1, 2, 1]).fixed_layer(1, vec![1.0, 2.0], None).check().unwrap_err();
-        assert!(matches!(e, Error::FixedLayerBreaksSymmetry { layer: 1, .. }), "{e}");
-        let e = Arch::builder(vec![1, 2, 1]).layer_bias(5, false).check().unwrap_err();
+        let e = Arch::builder(vec![1, 2, 1])
+            .fixed_layer(1, vec![1.0, 2.0], None)
+            .check()
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::FixedLayerBreaksSymmetry { layer: 1, .. }),
+            "{e}"
+        );
+        let e = Arch::builder(vec![1, 2, 1])
+            .layer_bias(5, false)
+            .check()
+            .unwrap_err();
         assert!(e.to_string().contains("layer"), "{e}");
-        assert!(matches!("sigmoid".parse::<Activation>(), Err(Error::UnknownActivation(_))));
+        assert!(matches!(
+            "sigmoid".parse::<Activation>(),
+            Err(Error::UnknownActivation(_))
+        ));
         let arch = Arch::builder(vec![2, 2, 1]).check().unwrap();
         assert!(matches!(
             arch.forward(&[0.0; 3], Mat::<f64>::zeros(1, 2).as_ref()),

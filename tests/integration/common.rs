@@ -19,7 +19,9 @@ pub struct NetCase {
 
 impl NetCase {
     pub fn arch(&self) -> Arch {
-        let mut b = Arch::builder(self.widths.clone()).activation(self.activation).bias(self.bias);
+        let mut b = Arch::builder(self.widths.clone())
+            .activation(self.activation)
+            .bias(self.bias);
         if self.fixed_output {
             let l = self.widths.len() - 2;
             let (d_in, d_out) = (self.widths[l], self.widths[l + 1]);
@@ -40,7 +42,9 @@ impl NetCase {
 pub fn random_posterior(arch: Arch, seed: u64, mu_scale: f64) -> MeanFieldGaussian {
     let mut rng = stream(seed, 999);
     let p = arch.n_params();
-    let mu = (0..p).map(|_| mu_scale * rng.sample::<f64, _>(StandardNormal)).collect();
+    let mu = (0..p)
+        .map(|_| mu_scale * rng.sample::<f64, _>(StandardNormal))
+        .collect();
     let sigma = (0..p).map(|_| rng.random_range(0.05..1.5)).collect();
     MeanFieldGaussian::from_mu_sigma(arch, mu, sigma).expect("valid test posterior")
 }
@@ -65,7 +69,11 @@ pub fn net_case() -> impl Strategy<Value = NetCase> {
                 widths,
                 bias,
                 fixed_output,
-                activation: if tanh { Activation::Tanh } else { Activation::Relu },
+                activation: if tanh {
+                    Activation::Tanh
+                } else {
+                    Activation::Relu
+                },
                 seed,
             }
         })

@@ -140,14 +140,26 @@ fn sampling_is_reparameterized_and_seeded() {
         assert_eq!(out[p], q.mu()[p] + q.sigma()[p] * eps[p]);
     }
     // ln q from ε alone: −½|ε|² − Σ ln σ − (P/2) ln 2π.
-    let from_eps = -0.5 * eps.iter().map(|e| e * e).sum::<f64>() - q.sum_ln_sigma() - q.n_params() as f64 * HALF_LN_2PI;
+    let from_eps = -0.5 * eps.iter().map(|e| e * e).sum::<f64>()
+        - q.sum_ln_sigma()
+        - q.n_params() as f64 * HALF_LN_2PI;
     assert!((q.ln_q(&out).unwrap() - from_eps).abs() < 1e-10);
 }
 
 #[test]
 fn the_papers_two_parameter_model_is_swap_invariant() {
-    let case = NetCase { widths: vec![1, 2, 1], bias: false, fixed_output: false, activation: Default::default(), seed: 0 };
-    let arch = Arch::builder(case.widths).bias(false).fixed_layer(1, vec![1.0, 1.0], None).check().unwrap();
+    let case = NetCase {
+        widths: vec![1, 2, 1],
+        bias: false,
+        fixed_output: false,
+        activation: Default::default(),
+        seed: 0,
+    };
+    let arch = Arch::builder(case.widths)
+        .bias(false)
+        .fixed_layer(1, vec![1.0, 1.0], None)
+        .check()
+        .unwrap();
     assert_eq!(arch.n_params(), 2);
     let group = Group::of(&arch);
     assert_eq!(group.order(), Some(2));

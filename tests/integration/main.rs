@@ -1,4 +1,5 @@
 //! The one integration-test crate of mi-est (one binary keeps link time down).
 
 mod common;
+mod estimators;
 mod foundation;

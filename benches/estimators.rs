@@ -1,0 +1,66 @@
+//! Criterion benchmarks of the I(g; ω) estimators (issue 3).
+//!
+//! * `infonce/{generic,unit_cost}/K`: one `InfoNce::estimate` with S = 2 weight draws on a
+//!   784-30-10 posterior, on one thread; throughput in draws × contrast terms × P.
+//! * `ln_permanent/d`: `ln perm(exp C)` for the unit cost matrix of one draw of a
+//!   784-d-10 posterior, one thread.
+//!
+//! Run with `cargo bench --bench estimators`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+
+use mi_est::demo::demo_posterior;
+use mi_est::estimators::{
+    InfoNce, InfoNcePath, MiEstimator, PermanentWorkspace, UnitCost, ln_permanent_in_place,
+};
+use mi_est::rng::stream;
+use mi_est::weights::Activation;
+
+fn one_thread() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("thread pool")
+}
+
+fn bench_infonce(c: &mut Criterion) {
+    let q = demo_posterior(&[784, 30, 10], Activation::Relu, 0).expect("posterior");
+    let pool = one_thread();
+    let s = 2;
+    let mut group = c.benchmark_group("infonce");
+    group.sample_size(10);
+    for k in [16usize, 256, 4096] {
+        group.throughput(Throughput::Elements((s * k * q.n_params()) as u64));
+        for (name, path) in [
+            ("generic", InfoNcePath::Generic),
+            ("unit_cost", InfoNcePath::UnitCost),
+        ] {
+            let est = InfoNce::new(k).samples(s).seed(1).path(path);
+            group.bench_with_input(BenchmarkId::new(name, k), &k, |b, _| {
+                b.iter(|| pool.install(|| black_box(est.estimate(&q).expect("estimate"))))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_permanent(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ln_permanent");
+    group.sample_size(10);
+    for d in [12usize, 16, 20] {
+        let q = demo_posterior(&[784, d, 10], Activation::Relu, 0).expect("posterior");
+        let uc = UnitCost::new(&q).expect("one hidden layer");
+        let omega = q.sample(&mut stream(3, 0));
+        let cost = uc.matrix(&omega);
+        let mut ws = PermanentWorkspace::default();
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::from_parameter(d), &d, |b, &d| {
+            b.iter(|| black_box(ln_permanent_in_place(&cost, d, &mut ws).expect("permanent")))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_infonce, bench_permanent);
+criterion_main!(benches);
