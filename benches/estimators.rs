@@ -25,7 +25,7 @@ fn one_thread() -> rayon::ThreadPool {
 }
 
 fn bench_infonce(c: &mut Criterion) {
-    let q = demo_posterior(&[784, 30, 10], Activation::Relu, 0).expect("posterior");
+    let q = demo_posterior(&[784, 30, 10], Activation::Relu, 0, -3.0).expect("posterior");
     let pool = one_thread();
     let s = 2;
     let mut group = c.benchmark_group("infonce");
@@ -49,7 +49,7 @@ fn bench_permanent(c: &mut Criterion) {
     let mut group = c.benchmark_group("ln_permanent");
     group.sample_size(10);
     for d in [12usize, 16, 20] {
-        let q = demo_posterior(&[784, d, 10], Activation::Relu, 0).expect("posterior");
+        let q = demo_posterior(&[784, d, 10], Activation::Relu, 0, -3.0).expect("posterior");
         let uc = UnitCost::new(&q).expect("one hidden layer");
         let omega = q.sample(&mut stream(3, 0));
         let cost = uc.matrix(&omega);

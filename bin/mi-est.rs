@@ -33,6 +33,15 @@ struct DemoArgs {
     /// Seed of every random draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// rho of every parameter, sigma = softplus(rho) (-3 gives sigma = 0.049; try 1 for overlapping units).
+    #[arg(long, default_value_t = -3.0, allow_hyphen_values = true)]
+    rho: f64,
+    /// Weight draws per estimate.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Contrast sizes K of the InfoNCE estimates.
+    #[arg(long, value_delimiter = ',', default_value = "2,16,256")]
+    k: Vec<usize>,
 }
 
 fn main() -> Result<()> {
@@ -45,6 +54,9 @@ fn main() -> Result<()> {
         widths: args.widths,
         activation: args.activation.parse().context("--activation")?,
         seed: args.seed,
+        rho: args.rho,
+        n_samples: args.samples,
+        ks: args.k,
     };
     let report = run_demo(&config)?;
     print!("{report}");

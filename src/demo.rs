@@ -8,9 +8,12 @@ use rand_distr::StandardNormal;
 use std::fmt;
 
 use crate::error::Result;
-use crate::posterior::{MeanFieldGaussian, softplus};
+use crate::estimators::{
+    Estimate, ExactEnumeration, ExactPermanent, InfoNce, MAX_PERMANENT_WIDTH, MiEstimator,
+};
+use crate::posterior::MeanFieldGaussian;
 use crate::rng::stream;
-use crate::symmetry::{ActionMap, Group};
+use crate::symmetry::{ActionMap, DEFAULT_MAX_ENUMERATION, Group};
 use crate::weights::{Activation, Arch};
 
 /// What the demo builds.
@@ -22,6 +25,25 @@ pub struct DemoConfig {
     pub activation: Activation,
     /// Seed of every draw.
     pub seed: u64,
+    /// ρ of every parameter (σ = softplus(ρ)); −3 gives σ ≈ 0.049.
+    pub rho: f64,
+    /// Weight draws per estimate.
+    pub n_samples: usize,
+    /// Contrast sizes K of the InfoNCE estimates.
+    pub ks: Vec<usize>,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            widths: vec![784, 10, 10],
+            activation: Activation::Relu,
+            seed: 0,
+            rho: -3.0,
+            n_samples: 200,
+            ks: vec![2, 16, 256],
+        }
+    }
 }
 
 /// What the demo measured.
@@ -43,18 +65,22 @@ pub struct DemoReport {
     pub max_density_change: f64,
     /// Number of (ω, g) pairs checked.
     pub n_checks: usize,
+    /// Estimates of I(g; ω): the exact one where the group allows, then I^K per K.
+    pub estimates: Vec<Estimate>,
 }
 
-/// The demo posterior: μ ~ N(0, 1/d_in) per weight (biases 0), ρ = −3 (σ ≈ 0.049),
-/// drawn from stream `(seed, 0)`.
+/// The demo posterior: μ ~ N(0, 1/d_in) per weight (biases 0), every ρ equal to `rho`
+/// (−3 gives σ ≈ 0.049, the usual PyTorch BNN initialization), drawn from stream
+/// `(seed, 0)`.
 ///
 /// # Errors
 ///
-/// Invalid widths.
+/// Invalid widths or a ρ whose σ underflows.
 pub fn demo_posterior(
     widths: &[usize],
     activation: Activation,
     seed: u64,
+    rho: f64,
 ) -> Result<MeanFieldGaussian> {
     let arch = Arch::builder(widths.to_vec())
         .activation(activation)
@@ -69,8 +95,7 @@ pub fn demo_posterior(
             *m = scale * rng.sample::<f64, _>(StandardNormal);
         }
     }
-    let rho = vec![-3.0; arch.n_params()];
-    debug_assert!((softplus(-3.0) - 0.048_587_4).abs() < 1e-6);
+    let rho = vec![rho; arch.n_params()];
     MeanFieldGaussian::new(arch, mu, rho)
 }
 
@@ -78,9 +103,9 @@ pub fn demo_posterior(
 ///
 /// # Errors
 ///
-/// Invalid widths.
+/// Invalid widths, ρ, sample count or K.
 pub fn run_demo(config: &DemoConfig) -> Result<DemoReport> {
-    let q = demo_posterior(&config.widths, config.activation, config.seed)?;
+    let q = demo_posterior(&config.widths, config.activation, config.seed, config.rho)?;
     let arch = q.arch();
     let group = Group::of(arch);
     let n_checks = 16;
@@ -106,6 +131,31 @@ pub fn run_demo(config: &DemoConfig) -> Result<DemoReport> {
         let gq = q.permuted(&g);
         max_density_change = max_density_change.max((gq.ln_q(&gw)? - q.ln_q(&w)?).abs());
     }
+    let mut estimates = Vec::new();
+    let one_layer = arch.hidden_widths().len() == 1;
+    if one_layer && arch.hidden_widths()[0] <= MAX_PERMANENT_WIDTH {
+        estimates.push(
+            ExactPermanent::new()
+                .samples(config.n_samples)
+                .seed(config.seed)
+                .estimate(&q)?,
+        );
+    } else if group.check_enumerable(DEFAULT_MAX_ENUMERATION).is_ok() {
+        estimates.push(
+            ExactEnumeration::new()
+                .samples(config.n_samples)
+                .seed(config.seed)
+                .estimate(&q)?,
+        );
+    }
+    for &k in &config.ks {
+        estimates.push(
+            InfoNce::new(k)
+                .samples(config.n_samples)
+                .seed(config.seed)
+                .estimate(&q)?,
+        );
+    }
     Ok(DemoReport {
         widths: arch.widths().to_vec(),
         n_params: arch.n_params(),
@@ -115,6 +165,7 @@ pub fn run_demo(config: &DemoConfig) -> Result<DemoReport> {
         max_output_change,
         max_density_change,
         n_checks,
+        estimates,
     })
 }
 
@@ -132,6 +183,40 @@ impl fmt::Display for DemoReport {
             f,
             "symmetry check      {} random (omega, g): max |f_(g.w)(x) - f_w(x)| = {:.3e}, max |ln (g.q)(g.w) - ln q(w)| = {:.3e}",
             self.n_checks, self.max_output_change, self.max_density_change
-        )
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{:<18} {:>6} {:>6} {:>12} {:>10} {:>10} {:>10} {:>8}",
+            "estimator", "K", "S", "I (nats)", "std err", "cap", "max share", "wall s"
+        )?;
+        for e in &self.estimates {
+            writeln!(
+                f,
+                "{:<18} {:>6} {:>6} {:>12.4} {:>10} {:>10.4} {:>10} {:>8.3}",
+                e.estimator,
+                e.k.map_or("-".to_string(), |k| k.to_string()),
+                e.n_samples,
+                e.value,
+                e.std_err.map_or("-".to_string(), |s| format!("{s:.4}")),
+                e.ln_cap,
+                e.max_term_share
+                    .map_or("-".to_string(), |s| format!("{s:.4}")),
+                e.wall_s
+            )?;
+        }
+        let saturated = self
+            .estimates
+            .iter()
+            .filter(|e| e.k.is_some() && (e.value - e.ln_cap).abs() < 1e-3)
+            .count();
+        if saturated > 0 {
+            writeln!(
+                f,
+                "note: {saturated} InfoNCE estimate(s) sit at their cap ln K: the hidden units are far apart relative to sigma, \
+                 so I^K = ln K carries no information beyond that (and no gradient)."
+            )?;
+        }
+        Ok(())
     }
 }

@@ -164,7 +164,11 @@ fn scaled_square_distance(x: &[f64], m: &[f64], s: &[f64]) -> f64 {
     let (xc, xr) = x.split_at(x.len() - x.len() % LANES);
     let (mc, mr) = m.split_at(xc.len());
     let (sc, sr) = s.split_at(xc.len());
-    for ((xa, ma), sa) in xc.chunks_exact(LANES).zip(mc.chunks_exact(LANES)).zip(sc.chunks_exact(LANES)) {
+    for ((xa, ma), sa) in xc
+        .chunks_exact(LANES)
+        .zip(mc.chunks_exact(LANES))
+        .zip(sc.chunks_exact(LANES))
+    {
         for l in 0..LANES {
             let z = (xa[l] - ma[l]) * sa[l];
             acc[l] += z * z;

@@ -1,5 +1,6 @@
 //! The one integration-test crate of mi-est (one binary keeps link time down).
 
+mod cli;
 mod common;
 mod estimators;
 mod foundation;
