@@ -80,6 +80,26 @@ pub enum Error {
         /// The widths it got.
         widths: Vec<usize>,
     },
+    /// Training produced a NaN or infinite loss, gradient or scale.
+    #[error("training diverged at step {step} (epoch {epoch}): {what} = {value}")]
+    Diverged {
+        /// 0-based optimizer step.
+        step: u64,
+        /// 0-based epoch.
+        epoch: usize,
+        /// Which quantity.
+        what: String,
+        /// Its value.
+        value: f64,
+    },
+    /// A malformed input file.
+    #[error("{path}: {reason}")]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the field or tensor.
+        reason: String,
+    },
     /// An I/O error on a named file.
     #[error("{path}: {source}")]
     Io {

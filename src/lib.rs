@@ -15,11 +15,13 @@
 //! [`error`], [`rng`], [`weights`], [`symmetry`], [`posterior`], [`estimators`].
 
 pub mod demo;
+pub mod elbo;
 pub mod error;
 pub mod estimators;
 pub mod posterior;
 pub mod rng;
 pub mod symmetry;
+pub mod train;
 pub mod weights;
 
 pub mod prec;

@@ -6,7 +6,7 @@
 //! `index` (2⁶⁴ independent streams per seed), so the streams are independent by
 //! construction rather than by hoping that nearby integer seeds decorrelate.
 
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 
 /// The generator type of every Monte Carlo draw.
@@ -31,6 +31,14 @@ pub fn stream(seed: u64, index: u64) -> DrawRng {
     rng
 }
 
+/// Fisher–Yates shuffle in place: every ordering equally likely, `len − 1` draws.
+pub fn shuffle<T, R: rand::Rng + ?Sized>(items: &mut [T], rng: &mut R) {
+    for i in (1..items.len()).rev() {
+        let j = rng.random_range(0..=i);
+        items.swap(i, j);
+    }
+}
+
 /// A child seed for a named sub-computation (a repeat, a grid item), derived from
 /// `(seed, index)` by the SplitMix64 finalizer, so nested studies stay reproducible
 /// without sharing streams.
@@ -44,7 +52,6 @@ pub fn child_seed(seed: u64, index: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::RngExt;
 
     #[test]
     fn same_seed_and_index_give_same_bits() {

@@ -26,10 +26,12 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::estimators::unit_cost::{UnitCost, assignment_sum};
 use crate::estimators::{
-    Estimate, EstimateParts, LnSumExp, MiEstimator, check_samples, per_draw_terms,
+    Estimate, EstimateParts, LnSumExp, MiEstimator, MiGradient, check_samples, ln_sum_exp,
+    per_draw_terms,
 };
 use crate::posterior::MeanFieldGaussian;
-use crate::symmetry::{ActionMap, Group};
+use crate::rng::DrawRng;
+use crate::symmetry::{ActionMap, Group, GroupElement};
 
 /// How [`InfoNce`] evaluates permuted densities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -122,17 +124,11 @@ impl MiEstimator for InfoNce {
     /// exactly one hidden layer.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
-        if self.k == 0 {
-            return Err(Error::invalid("k", 0, "K counts the identity, so K >= 1"));
-        }
+        self.check_k()?;
         check_samples(self.n_samples)?;
         let arch = q.arch();
         let group = Group::of(arch);
-        let unit_cost = match self.path {
-            InfoNcePath::Generic => None,
-            InfoNcePath::UnitCost => Some(UnitCost::new(q)?),
-            InfoNcePath::Auto => UnitCost::new(q).ok(),
-        };
+        let unit_cost = self.unit_cost(q)?;
         let (k, p) = (self.k, q.n_params());
         let ln_k = (k as f64).ln();
         let init = || Workspace {
@@ -176,12 +172,163 @@ impl MiEstimator for InfoNce {
             ln_k - lse.value()
         });
         Ok(EstimateParts {
-            estimator: self.name(),
+            estimator: MiEstimator::name(self),
             k: Some(k),
             seed: self.seed,
             ln_cap: ln_k,
             ln_group_order: group.ln_order(),
         }
         .finish(q, terms, started))
+    }
+}
+
+impl InfoNce {
+    fn check_k(&self) -> Result<()> {
+        if self.k == 0 {
+            return Err(Error::invalid("k", 0, "K counts the identity, so K >= 1"));
+        }
+        Ok(())
+    }
+
+    fn unit_cost(&self, q: &MeanFieldGaussian) -> Result<Option<UnitCost>> {
+        Ok(match self.path {
+            InfoNcePath::Generic => None,
+            InfoNcePath::UnitCost => Some(UnitCost::new(q)?),
+            InfoNcePath::Auto => UnitCost::new(q).ok(),
+        })
+    }
+
+    /// One per-draw term for the fixed draw `ω = μ + σ ⊙ ε` and the fixed contrast
+    /// elements `perms` (`K − 1` of them; the identity is implicit), and, if `grads` is
+    /// given, its gradient with respect to μ and σ added into `(grad_mu, grad_sigma)`.
+    ///
+    /// With `a_j = ln q(g_j⁻¹·ω)` (`g_0 = e`) and `w = softmax(a)`, the term is
+    /// `ln K + a_0 − ln Σ_j e^{a_j}` and its differential is `Σ_j (δ_{j0} − w_j) da_j`,
+    /// where each `da_j` counts both the density's own μ, σ and the draw
+    /// (`∂ω/∂μ = 1`, `∂ω/∂σ = ε`). The path (`self.path`) decides how `a_j` and `da_j`
+    /// are evaluated; both give the same numbers up to rounding.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] if `eps` or a gradient buffer is not of length P;
+    /// [`Error::UnsupportedArchitecture`] for [`InfoNcePath::UnitCost`] without exactly one
+    /// hidden layer.
+    ///
+    /// # Panics
+    ///
+    /// If an element of `perms` belongs to another group.
+    pub fn term_with_permutations(
+        &self,
+        q: &MeanFieldGaussian,
+        eps: &[f64],
+        perms: &[GroupElement],
+        grads: Option<(&mut [f64], &mut [f64])>,
+    ) -> Result<f64> {
+        let arch = q.arch();
+        arch.check_len("eps", eps)?;
+        if let Some((gm, gs)) = &grads {
+            arch.check_len("grad_mu", gm)?;
+            arch.check_len("grad_sigma", gs)?;
+        }
+        let k = perms.len() + 1;
+        let omega: Vec<f64> = q
+            .mu()
+            .iter()
+            .zip(q.sigma())
+            .zip(eps)
+            .map(|((m, s), e)| m + s * e)
+            .collect();
+        match self.unit_cost(q)? {
+            Some(uc) => {
+                let d = uc.width();
+                let mut theta = vec![0.0; d * uc.n_per_unit()];
+                let mut c = vec![0.0; d * d];
+                uc.fill_in_place(&omega, &mut theta, &mut c);
+                let identity: Vec<usize> = (0..d).collect();
+                let a: Vec<f64> = std::iter::once(identity.as_slice())
+                    .chain(perms.iter().map(|g| g.layer(0).forward()))
+                    .map(|tau| assignment_sum(&c, d, tau))
+                    .collect();
+                let term = (k as f64).ln() + a[0] - ln_sum_exp(&a);
+                if let Some((grad_mu, grad_sigma)) = grads {
+                    let lse = ln_sum_exp(&a);
+                    let mut m = vec![0.0; d * d];
+                    for (j, tau) in std::iter::once(identity.as_slice())
+                        .chain(perms.iter().map(|g| g.layer(0).forward()))
+                        .enumerate()
+                    {
+                        let cj = f64::from(j == 0) - (a[j] - lse).exp();
+                        for (i, &t) in tau.iter().enumerate() {
+                            m[i * d + t] += cj;
+                        }
+                    }
+                    uc.backprop_in_place(&theta, eps, &m, grad_mu, grad_sigma);
+                }
+                Ok(term)
+            }
+            None => {
+                let maps: Vec<ActionMap> = perms.iter().map(|g| ActionMap::new(arch, g)).collect();
+                let a0 = q.ln_q_unchecked(&omega);
+                let a: Vec<f64> = std::iter::once(a0)
+                    .chain(
+                        maps.iter()
+                            .map(|map| q.ln_q_inverse_permuted_unchecked(&omega, map)),
+                    )
+                    .collect();
+                let lse = ln_sum_exp(&a);
+                let term = (k as f64).ln() + a0 - lse;
+                if let Some((grad_mu, grad_sigma)) = grads {
+                    // The identity's a_0 = −½|ε|² − Σ ln σ − const: d a_0/dμ = 0, d a_0/dσ = −1/σ.
+                    let c0 = 1.0 - (a0 - lse).exp();
+                    for (gs, is) in grad_sigma.iter_mut().zip(q.inv_sigma()) {
+                        *gs -= c0 * is;
+                    }
+                    let mut g_omega = vec![0.0; omega.len()];
+                    for (j, map) in maps.iter().enumerate() {
+                        let cj = -(a[j + 1] - lse).exp();
+                        for (p, &t) in map.target().iter().enumerate() {
+                            let t = t as usize;
+                            let is = q.inv_sigma()[p];
+                            let diff = omega[t] - q.mu()[p];
+                            let u = diff * is * is;
+                            grad_mu[p] += cj * u;
+                            grad_sigma[p] += cj * (diff * u * is - is);
+                            g_omega[t] -= cj * u;
+                        }
+                    }
+                    for p in 0..omega.len() {
+                        grad_mu[p] += g_omega[p];
+                        grad_sigma[p] += g_omega[p] * eps[p];
+                    }
+                }
+                Ok(term)
+            }
+        }
+    }
+}
+
+impl MiGradient for InfoNce {
+    fn name(&self) -> &'static str {
+        "infonce"
+    }
+
+    fn ln_cap(&self) -> f64 {
+        (self.k as f64).ln()
+    }
+
+    /// Draws `K − 1` uniform elements from `rng` and evaluates
+    /// [`InfoNce::term_with_permutations`] with gradients.
+    fn term_and_grad(
+        &self,
+        q: &MeanFieldGaussian,
+        eps: &[f64],
+        rng: &mut DrawRng,
+        grad_mu: &mut [f64],
+        grad_sigma: &mut [f64],
+    ) -> Result<f64> {
+        self.check_k()?;
+        let group = Group::of(q.arch());
+        let perms: Vec<GroupElement> = (1..self.k).map(|_| group.random(rng)).collect();
+        self.term_with_permutations(q, eps, &perms, Some((grad_mu, grad_sigma)))
     }
 }

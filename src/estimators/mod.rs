@@ -82,6 +82,33 @@ pub trait MiEstimator: Send + Sync {
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate>;
 }
 
+/// A one-draw estimate of a lower bound on `I(g; ω)` with its reparameterized gradient,
+/// the interface through which the trainer maximizes `L + Î` (the symmetrized
+/// objective) without knowing which estimator it uses.
+pub trait MiGradient: Send + Sync {
+    /// Short name used in reports.
+    fn name(&self) -> &'static str;
+
+    /// The largest value one term can take (`ln K` for [`InfoNce`]); a term within 10⁻³
+    /// of it is *saturated* and carries no gradient.
+    fn ln_cap(&self) -> f64;
+
+    /// The term for the draw `ω = μ + σ ⊙ ε` (any further randomness from `rng`), with
+    /// its gradient with respect to μ and σ *added* into `grad_mu` and `grad_sigma`.
+    ///
+    /// # Errors
+    ///
+    /// Invalid settings or buffers of the wrong length, as named errors.
+    fn term_and_grad(
+        &self,
+        q: &MeanFieldGaussian,
+        eps: &[f64],
+        rng: &mut DrawRng,
+        grad_mu: &mut [f64],
+        grad_sigma: &mut [f64],
+    ) -> Result<f64>;
+}
+
 /// Streaming `ln Σ exp(x_i)` without storing the terms.
 #[derive(Clone, Copy, Debug)]
 pub struct LnSumExp {

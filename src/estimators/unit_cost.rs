@@ -139,6 +139,63 @@ impl UnitCost {
         c
     }
 
+    /// Back-propagates `Σ_{i,k} M[i, k] · dC[i, k]` for the draw `ω = μ + σ ⊙ ε` into
+    /// gradients with respect to μ and σ (added into `grad_mu`, `grad_sigma`, indexed
+    /// by flat parameter), through both the densities' own `μ_i, σ_i` and the draw's
+    /// `θ_k = μ_k + σ_k ε_k`:
+    ///
+    /// `∂C[i,k]/∂μ_i = (θ_k − μ_i)/σ_i²`, `∂C[i,k]/∂σ_i = (θ_k − μ_i)²/σ_i³ − 1/σ_i`,
+    /// `∂C[i,k]/∂θ_k = −(θ_k − μ_i)/σ_i²`.
+    ///
+    /// `theta` must hold the units of the same draw (as written by
+    /// [`fill_in_place`](Self::fill_in_place)).
+    ///
+    /// # Panics
+    ///
+    /// If a buffer has the wrong length.
+    pub fn backprop_in_place(
+        &self,
+        theta: &[f64],
+        eps: &[f64],
+        m: &[f64],
+        grad_mu: &mut [f64],
+        grad_sigma: &mut [f64],
+    ) {
+        let (d, n) = (self.width, self.n_per_unit);
+        assert_eq!(theta.len(), d * n);
+        assert_eq!(m.len(), d * d);
+        let mut g_theta = vec![0.0; d * n];
+        for i in 0..d {
+            let mu_i = &self.mu[i * n..(i + 1) * n];
+            let is_i = &self.inv_sigma[i * n..(i + 1) * n];
+            let idx_i = &self.index[i * n..(i + 1) * n];
+            let row_sum: f64 = m[i * d..(i + 1) * d].iter().sum();
+            for (k, &mik) in m[i * d..(i + 1) * d].iter().enumerate() {
+                if mik == 0.0 {
+                    continue;
+                }
+                let th_k = &theta[k * n..(k + 1) * n];
+                let gt_k = &mut g_theta[k * n..(k + 1) * n];
+                for l in 0..n {
+                    let diff = th_k[l] - mu_i[l];
+                    let u = diff * is_i[l] * is_i[l];
+                    grad_mu[idx_i[l]] += mik * u;
+                    grad_sigma[idx_i[l]] += mik * diff * u * is_i[l];
+                    gt_k[l] -= mik * u;
+                }
+            }
+            if row_sum != 0.0 {
+                for l in 0..n {
+                    grad_sigma[idx_i[l]] -= row_sum * is_i[l];
+                }
+            }
+        }
+        for (gt, &p) in g_theta.iter().zip(&self.index) {
+            grad_mu[p] += gt;
+            grad_sigma[p] += gt * eps[p];
+        }
+    }
+
     /// `ln q_rest(ω_rest)`, the density of the parameters no permutation moves.
     ///
     /// # Panics

@@ -84,6 +84,15 @@ impl SigmaTransform {
         }
     }
 
+    /// dσ/dρ.
+    #[inline]
+    pub fn dsigma_drho(self, rho: f64) -> f64 {
+        match self {
+            SigmaTransform::Softplus => logistic(rho),
+            SigmaTransform::Exp => rho.exp(),
+        }
+    }
+
     /// The name used in files and on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -334,6 +343,31 @@ impl MeanFieldGaussian {
             quad += z * z;
         }
         self.ln_normalizer() - 0.5 * quad
+    }
+
+    /// Converts a gradient with respect to σ into one with respect to ρ, in place.
+    ///
+    /// # Panics
+    ///
+    /// If `grad` is not of length P.
+    pub fn sigma_grad_to_rho_in_place(&self, grad: &mut [f64]) {
+        assert_eq!(grad.len(), self.n_params());
+        for (g, &r) in grad.iter_mut().zip(&self.rho) {
+            *g *= self.transform.dsigma_drho(r);
+        }
+    }
+
+    /// `∂KL(q ‖ N(0, s²I))/∂μ = μ/s²` and `∂/∂σ = σ/s² − 1/σ`, added into the buffers.
+    ///
+    /// # Panics
+    ///
+    /// If a buffer is not of length P.
+    pub fn add_kl_grad(&self, prior_scale: f64, grad_mu: &mut [f64], grad_sigma: &mut [f64]) {
+        let inv_s2 = 1.0 / (prior_scale * prior_scale);
+        for p in 0..self.n_params() {
+            grad_mu[p] += self.mu[p] * inv_s2;
+            grad_sigma[p] += self.sigma[p] * inv_s2 - self.inv_sigma[p];
+        }
     }
 
     /// Entropy `H(q) = Σ ln σ_p + (P/2)(1 + ln 2π)`.

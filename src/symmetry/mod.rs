@@ -12,9 +12,8 @@
 //!
 //! Composition: `(g ∘ h)·ω = g·(h·ω)`, i.e. `(g ∘ h).τ_l = g.τ_l ∘ h.τ_l`.
 
-use rand::RngExt;
-
 use crate::error::{Error, Result};
+use crate::rng::shuffle;
 use crate::weights::Arch;
 
 /// A permutation of `0..n` storing both directions: `forward[i] = τ(i)` and
@@ -65,14 +64,10 @@ impl Permutation {
     /// Overwrites `self` with a uniformly random permutation of the same length, without
     /// allocating (Fisher–Yates on the forward array, then the inverse is rebuilt).
     pub fn randomize<R: rand::Rng + ?Sized>(&mut self, rng: &mut R) {
-        let n = self.forward.len();
         for (i, f) in self.forward.iter_mut().enumerate() {
             *f = i;
         }
-        for i in (1..n).rev() {
-            let j = rng.random_range(0..=i);
-            self.forward.swap(i, j);
-        }
+        shuffle(&mut self.forward, rng);
         for (i, &t) in self.forward.iter().enumerate() {
             self.inverse[t] = i;
         }

@@ -1,0 +1,483 @@
+//! Likelihoods, data sets and the ELBO (DESIGN §4).
+//!
+//! `L(θ) = E_q ln p(Y | X, ω) − KL(q ‖ p)` with the prior `p = N(0, s²I)`, and the
+//! symmetrized `L^G(θ) = L(θ) + I(g; ω)`; with the paper's estimator
+//! `L^K = L + Î^K ≤ L^G` in expectation. Reports normalize by the number of data points
+//! (the paper's "normalized ELBO").
+
+use faer::Mat;
+use rayon::prelude::*;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::posterior::{HALF_LN_2PI, MeanFieldGaussian};
+use crate::rng::stream;
+use crate::weights::Arch;
+
+/// The observation model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Likelihood {
+    /// `y ~ N(f(x), 1/precision)` per output, fixed noise precision.
+    Gaussian {
+        /// Noise precision τ > 0.
+        precision: f64,
+    },
+    /// `y ~ Categorical(softmax f(x))`.
+    Softmax,
+}
+
+impl Likelihood {
+    /// Checks the parameters.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] for a non-positive or non-finite precision.
+    pub fn check(self) -> Result<Self> {
+        if let Likelihood::Gaussian { precision } = self {
+            if !(precision.is_finite() && precision > 0.0) {
+                return Err(Error::invalid(
+                    "precision",
+                    precision,
+                    "must be finite and > 0",
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The name used in files (`gaussian` or `softmax`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Likelihood::Gaussian { .. } => "gaussian",
+            Likelihood::Softmax => "softmax",
+        }
+    }
+
+    /// `ln p(y_r | f_r)` summed over the rows of `out` (`n × dL`), and, if `grad` is
+    /// given, `∂/∂out` written into it.
+    ///
+    /// # Panics
+    ///
+    /// If the targets do not match `out`'s shape (checked by [`Dataset::new`]).
+    pub fn ln_lik(
+        self,
+        out: &Mat<f64>,
+        targets: &Targets,
+        rows: &[usize],
+        mut grad: Option<&mut Mat<f64>>,
+    ) -> f64 {
+        let mut total = 0.0;
+        for (r, &row) in rows.iter().enumerate() {
+            match (self, targets) {
+                (Likelihood::Gaussian { precision }, Targets::Values(y)) => {
+                    for c in 0..out.ncols() {
+                        let diff = y[(row, c)] - out[(r, c)];
+                        total += 0.5 * precision.ln() - HALF_LN_2PI - 0.5 * precision * diff * diff;
+                        if let Some(g) = grad.as_deref_mut() {
+                            g[(r, c)] = precision * diff;
+                        }
+                    }
+                }
+                (Likelihood::Softmax, Targets::Classes(y)) => {
+                    let max = (0..out.ncols())
+                        .map(|c| out[(r, c)])
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = (0..out.ncols()).map(|c| (out[(r, c)] - max).exp()).sum();
+                    let lse = max + z.ln();
+                    let label = y[row] as usize;
+                    total += out[(r, label)] - lse;
+                    if let Some(g) = grad.as_deref_mut() {
+                        for c in 0..out.ncols() {
+                            g[(r, c)] = f64::from(c == label) - (out[(r, c)] - lse).exp();
+                        }
+                    }
+                }
+                _ => panic!("targets do not match the likelihood"),
+            }
+        }
+        total
+    }
+}
+
+impl fmt::Display for Likelihood {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Likelihood::Gaussian { precision } => write!(f, "gaussian(precision={precision})"),
+            Likelihood::Softmax => f.write_str("softmax"),
+        }
+    }
+}
+
+impl FromStr for Likelihood {
+    type Err = Error;
+    /// `softmax`, `gaussian` (precision 1) or `gaussian:<precision>`.
+    fn from_str(s: &str) -> Result<Self> {
+        let t = s.trim().to_ascii_lowercase();
+        if t == "softmax" {
+            return Ok(Likelihood::Softmax);
+        }
+        if t == "gaussian" {
+            return Ok(Likelihood::Gaussian { precision: 1.0 });
+        }
+        if let Some(p) = t.strip_prefix("gaussian:") {
+            let precision: f64 = p
+                .parse()
+                .map_err(|_| Error::invalid("likelihood", s, "precision is not a number"))?;
+            return Likelihood::Gaussian { precision }.check();
+        }
+        Err(Error::invalid(
+            "likelihood",
+            s,
+            "expected `softmax`, `gaussian` or `gaussian:<precision>`",
+        ))
+    }
+}
+
+/// Regression values or class labels.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Targets {
+    /// `n × dL` real targets.
+    Values(Mat<f64>),
+    /// `n` labels in `0..n_classes`.
+    Classes(Vec<u32>),
+}
+
+/// Inputs and targets, validated against each other.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    x: Mat<f64>,
+    targets: Targets,
+    n_classes: Option<usize>,
+}
+
+impl Dataset {
+    /// A data set of `x` (`n × d0`) and targets.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] for an empty set, NaN or infinite inputs or targets;
+    /// [`Error::LengthMismatch`] if the number of targets is not the number of rows.
+    pub fn new(x: Mat<f64>, targets: Targets) -> Result<Self> {
+        let n = x.nrows();
+        if n == 0 {
+            return Err(Error::invalid("data", "0 rows", "the data set is empty"));
+        }
+        for c in 0..x.ncols() {
+            for r in 0..n {
+                if !x[(r, c)].is_finite() {
+                    return Err(Error::invalid(
+                        format!("x[{r}, {c}]"),
+                        x[(r, c)],
+                        "inputs must be finite",
+                    ));
+                }
+            }
+        }
+        let n_classes = match &targets {
+            Targets::Values(y) => {
+                if y.nrows() != n {
+                    return Err(Error::length("targets", n, y.nrows()));
+                }
+                for c in 0..y.ncols() {
+                    for r in 0..n {
+                        if !y[(r, c)].is_finite() {
+                            return Err(Error::invalid(
+                                format!("y[{r}, {c}]"),
+                                y[(r, c)],
+                                "targets must be finite",
+                            ));
+                        }
+                    }
+                }
+                None
+            }
+            Targets::Classes(y) => {
+                if y.len() != n {
+                    return Err(Error::length("labels", n, y.len()));
+                }
+                Some(y.iter().copied().max().unwrap_or(0) as usize + 1)
+            }
+        };
+        Ok(Dataset {
+            x,
+            targets,
+            n_classes,
+        })
+    }
+
+    /// Number of data points.
+    pub fn len(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// Whether there are no data points (never true for a checked set).
+    pub fn is_empty(&self) -> bool {
+        self.x.nrows() == 0
+    }
+
+    /// Inputs, `n × d0`.
+    pub fn x(&self) -> &Mat<f64> {
+        &self.x
+    }
+
+    /// Targets.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// One more than the largest label, for classification.
+    pub fn n_classes(&self) -> Option<usize> {
+        self.n_classes
+    }
+
+    /// The rows `rows` of the inputs as a new matrix.
+    pub fn x_rows(&self, rows: &[usize]) -> Mat<f64> {
+        Mat::from_fn(rows.len(), self.x.ncols(), |r, c| self.x[(rows[r], c)])
+    }
+
+    /// Checks that the data fit `arch` and `likelihood`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] for an input width other than d0, a target width other
+    /// than dL (regression) or more classes than dL; [`Error::InvalidParameter`] for
+    /// class labels with a Gaussian likelihood or real targets with softmax.
+    pub fn check_fits(&self, arch: &Arch, likelihood: Likelihood) -> Result<()> {
+        let w = arch.widths();
+        if self.x.ncols() != w[0] {
+            return Err(Error::length("input width", w[0], self.x.ncols()));
+        }
+        let d_out = *w.last().expect("at least two widths");
+        match (&self.targets, likelihood) {
+            (Targets::Values(y), Likelihood::Gaussian { .. }) if y.ncols() != d_out => {
+                Err(Error::length("target width", d_out, y.ncols()))
+            }
+            (Targets::Classes(_), Likelihood::Softmax) if self.n_classes.unwrap_or(0) > d_out => {
+                Err(Error::invalid(
+                    "labels",
+                    self.n_classes.unwrap_or(0) - 1,
+                    format!("label out of range for an output width of {d_out}"),
+                ))
+            }
+            (Targets::Values(_), Likelihood::Softmax) => Err(Error::invalid(
+                "likelihood",
+                "softmax",
+                "needs class labels, the data have real targets",
+            )),
+            (Targets::Classes(_), Likelihood::Gaussian { .. }) => Err(Error::invalid(
+                "likelihood",
+                "gaussian",
+                "needs real targets, the data have class labels",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A Monte Carlo estimate of the ELBO over a whole data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ElboEstimate {
+    /// `E_q ln p(Y | X, ω)` (total over the data).
+    pub expected_ln_lik: f64,
+    /// Its Monte Carlo standard error.
+    pub expected_ln_lik_std_err: f64,
+    /// `KL(q ‖ N(0, s²I))` in closed form.
+    pub kl: f64,
+    /// `L = E ln p − KL`.
+    pub elbo: f64,
+    /// `L / n`.
+    pub elbo_per_point: f64,
+    /// Standard error of `L / n`.
+    pub elbo_per_point_std_err: f64,
+    /// Number of data points n.
+    pub n_data: usize,
+    /// Weight draws used.
+    pub n_samples: usize,
+}
+
+/// The ELBO of `q` on `data` with `n_samples` weight draws (draw `s` from
+/// `stream(seed, s)`), in parallel over draws with a sequential reduction.
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] for `n_samples = 0` or a bad prior scale; the errors of
+/// [`Dataset::check_fits`].
+pub fn elbo(
+    q: &MeanFieldGaussian,
+    likelihood: Likelihood,
+    data: &Dataset,
+    prior_scale: f64,
+    n_samples: usize,
+    seed: u64,
+) -> Result<ElboEstimate> {
+    if n_samples == 0 {
+        return Err(Error::invalid(
+            "samples",
+            0,
+            "need at least one weight draw",
+        ));
+    }
+    data.check_fits(q.arch(), likelihood)?;
+    let kl = q.kl_to_prior(prior_scale)?;
+    let rows: Vec<usize> = (0..data.len()).collect();
+    let lls: Vec<f64> = (0..n_samples)
+        .into_par_iter()
+        .map(|s| {
+            let w = q.sample(&mut stream(seed, s as u64));
+            let out = q
+                .arch()
+                .forward(&w, data.x().as_ref())
+                .expect("checked shapes");
+            likelihood.ln_lik(&out, data.targets(), &rows, None)
+        })
+        .collect();
+    let ns = n_samples as f64;
+    let mean = lls.iter().sum::<f64>() / ns;
+    let se = if n_samples > 1 {
+        (lls.iter().map(|l| (l - mean) * (l - mean)).sum::<f64>() / (ns - 1.0) / ns).sqrt()
+    } else {
+        f64::NAN
+    };
+    let n = data.len() as f64;
+    Ok(ElboEstimate {
+        expected_ln_lik: mean,
+        expected_ln_lik_std_err: se,
+        kl,
+        elbo: mean - kl,
+        elbo_per_point: (mean - kl) / n,
+        elbo_per_point_std_err: se / n,
+        n_data: data.len(),
+        n_samples,
+    })
+}
+
+/// Predictive performance of the posterior average over `n_samples` weight draws.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Predictive {
+    /// Mean squared error of the predictive mean (regression).
+    pub mse: Option<f64>,
+    /// Accuracy of the averaged class probabilities (classification).
+    pub accuracy: Option<f64>,
+    /// Mean negative log predictive density per data point.
+    pub nll: f64,
+    /// Weight draws used.
+    pub n_samples: usize,
+}
+
+/// The posterior predictive on `data`: class probabilities (or predictive densities)
+/// averaged over `n_samples` draws of ω, draw `s` from `stream(seed, s)`.
+///
+/// # Errors
+///
+/// As [`elbo`].
+pub fn predictive(
+    q: &MeanFieldGaussian,
+    likelihood: Likelihood,
+    data: &Dataset,
+    n_samples: usize,
+    seed: u64,
+) -> Result<Predictive> {
+    if n_samples == 0 {
+        return Err(Error::invalid(
+            "samples",
+            0,
+            "need at least one weight draw",
+        ));
+    }
+    data.check_fits(q.arch(), likelihood)?;
+    let arch = q.arch();
+    let n = data.len();
+    let d_out = *arch.widths().last().expect("widths");
+    // Per draw: outputs (n × dL). Reduced in draw order to keep the bits fixed.
+    let chunk = 32;
+    let mut sum_out = Mat::<f64>::zeros(n, d_out);
+    let mut ln_dens: Vec<Vec<f64>> = Vec::new();
+    let mut sum_prob = Mat::<f64>::zeros(n, d_out);
+    for start in (0..n_samples).step_by(chunk) {
+        let outs: Vec<Mat<f64>> = (start..(start + chunk).min(n_samples))
+            .into_par_iter()
+            .map(|s| {
+                let w = q.sample(&mut stream(seed, s as u64));
+                arch.forward(&w, data.x().as_ref()).expect("checked shapes")
+            })
+            .collect();
+        for out in outs {
+            match (likelihood, data.targets()) {
+                (Likelihood::Gaussian { precision }, Targets::Values(y)) => {
+                    let dens: Vec<f64> = (0..n)
+                        .map(|r| {
+                            (0..d_out)
+                                .map(|c| {
+                                    let diff = y[(r, c)] - out[(r, c)];
+                                    0.5 * precision.ln()
+                                        - HALF_LN_2PI
+                                        - 0.5 * precision * diff * diff
+                                })
+                                .sum()
+                        })
+                        .collect();
+                    ln_dens.push(dens);
+                    sum_out += &out;
+                }
+                (Likelihood::Softmax, _) => {
+                    for r in 0..n {
+                        let max = (0..d_out)
+                            .map(|c| out[(r, c)])
+                            .fold(f64::NEG_INFINITY, f64::max);
+                        let z: f64 = (0..d_out).map(|c| (out[(r, c)] - max).exp()).sum();
+                        for c in 0..d_out {
+                            sum_prob[(r, c)] += (out[(r, c)] - max).exp() / z;
+                        }
+                    }
+                }
+                _ => unreachable!("checked by check_fits"),
+            }
+        }
+    }
+    let ns = n_samples as f64;
+    Ok(match (likelihood, data.targets()) {
+        (Likelihood::Gaussian { .. }, Targets::Values(y)) => {
+            let mut sq = 0.0;
+            for r in 0..n {
+                for c in 0..d_out {
+                    let diff = y[(r, c)] - sum_out[(r, c)] / ns;
+                    sq += diff * diff;
+                }
+            }
+            let nll = (0..n)
+                .map(|r| {
+                    let col: Vec<f64> = ln_dens.iter().map(|d| d[r]).collect();
+                    -(crate::estimators::ln_sum_exp(&col) - ns.ln())
+                })
+                .sum::<f64>()
+                / n as f64;
+            Predictive {
+                mse: Some(sq / (n * d_out) as f64),
+                accuracy: None,
+                nll,
+                n_samples,
+            }
+        }
+        (Likelihood::Softmax, Targets::Classes(y)) => {
+            let mut correct = 0usize;
+            let mut nll = 0.0;
+            for r in 0..n {
+                let best = (0..d_out)
+                    .max_by(|&a, &b| sum_prob[(r, a)].total_cmp(&sum_prob[(r, b)]))
+                    .expect("d_out > 0");
+                correct += usize::from(best == y[r] as usize);
+                nll -= (sum_prob[(r, y[r] as usize)] / ns)
+                    .max(f64::MIN_POSITIVE)
+                    .ln();
+            }
+            Predictive {
+                mse: None,
+                accuracy: Some(correct as f64 / n as f64),
+                nll: nll / n as f64,
+                n_samples,
+            }
+        }
+        _ => unreachable!("checked by check_fits"),
+    })
+}
