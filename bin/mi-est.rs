@@ -1,9 +1,18 @@
-//! The `mi-est` command: a thin layer over the `mi_est` library.
+//! The `mi-est` command: a thin layer over the `mi_est` library. It parses arguments,
+//! shows progress and prints; every computation is a library call.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+use mi_est::data::DataSpec;
 use mi_est::demo::{DemoConfig, run_demo};
+use mi_est::elbo::Likelihood;
+use mi_est::study::{Objective, TrainRun, default_posterior_path, run_training};
+use mi_est::train::{StepInfo, TrainConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -20,6 +29,8 @@ struct Cli {
 enum Command {
     /// Build a bundled architecture and posterior, check the symmetry, and estimate I(g; ω).
     Demo(DemoArgs),
+    /// Train a mean-field variational MLP (MFVI or the symmetrized objective) and evaluate it.
+    Train(TrainArgs),
 }
 
 #[derive(Parser, Debug)]
@@ -44,12 +55,70 @@ struct DemoArgs {
     k: Vec<usize>,
 }
 
+#[derive(Parser, Debug)]
+struct TrainArgs {
+    /// Data: mnist:<dir>[@limit] (or a folder of IDX files), csv:<file>, abs:<alpha> (y = alpha|x|), mixture:<classes>:<dim>.
+    #[arg(long)]
+    data: String,
+    /// Hidden widths, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    hidden: Vec<usize>,
+    /// Hidden activation (relu or tanh).
+    #[arg(long, default_value = "relu")]
+    activation: String,
+    /// Objective: mfvi or sgm (the symmetrized L + I^K).
+    #[arg(long, default_value = "mfvi")]
+    objective: String,
+    /// K of the symmetrized objective.
+    #[arg(long, default_value_t = 5)]
+    k: usize,
+    /// Likelihood: softmax, gaussian or gaussian:<precision> (default from the data).
+    #[arg(long)]
+    likelihood: Option<String>,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Prior scale s of N(0, s^2 I).
+    #[arg(long, default_value_t = 1.0)]
+    prior_scale: f64,
+    /// Initial rho of every parameter.
+    #[arg(long, default_value_t = -3.0, allow_hyphen_values = true)]
+    init_rho: f64,
+    /// Posterior samples of the predictive average.
+    #[arg(long, default_value_t = 1000)]
+    predictive_samples: usize,
+    /// Posterior samples of the full-data ELBO.
+    #[arg(long, default_value_t = 20)]
+    elbo_samples: usize,
+    /// K of the evaluation I^K.
+    #[arg(long, default_value_t = 500)]
+    eval_k: usize,
+    /// Posterior samples of the evaluation I^K.
+    #[arg(long, default_value_t = 1000)]
+    mi_samples: usize,
+    /// Posterior file to write (safetensors).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    overwrite: bool,
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Demo(a)) => a,
-        None => DemoArgs::parse_from(["demo"]),
-    };
+    match cli.command {
+        None => demo(DemoArgs::parse_from(["demo"])),
+        Some(Command::Demo(a)) => demo(a),
+        Some(Command::Train(a)) => train(a),
+    }
+}
+
+fn demo(args: DemoArgs) -> Result<()> {
     let config = DemoConfig {
         widths: args.widths,
         activation: args.activation.parse().context("--activation")?,
@@ -58,7 +127,96 @@ fn main() -> Result<()> {
         n_samples: args.samples,
         ks: args.k,
     };
-    let report = run_demo(&config)?;
+    print!("{}", run_demo(&config)?);
+    Ok(())
+}
+
+/// Progress for long loops: an indicatif bar on a terminal, periodic log lines otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    last_log: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress { bar: None, last_log: Instant::now() }
+    }
+
+    fn step(&mut self, info: &StepInfo, total_steps: u64) {
+        let msg = format!(
+            "epoch {} | ELBO/N {:.4}{}",
+            info.epoch + 1,
+            info.elbo_per_point,
+            info.mi_term.map_or(String::new(), |m| format!(" | I^K {m:.3}"))
+        );
+        if std::io::stderr().is_terminal() {
+            let bar = self.bar.get_or_insert_with(|| {
+                let b = ProgressBar::new(total_steps);
+                b.set_style(
+                    ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed_precise} eta {eta} {msg}")
+                        .expect("template"),
+                );
+                b
+            });
+            bar.set_position(info.step + 1);
+            bar.set_message(msg);
+        } else if self.last_log.elapsed() >= Duration::from_secs(5) || info.step + 1 == total_steps {
+            eprintln!("[train] step {}/{} {msg}", info.step + 1, total_steps);
+            self.last_log = Instant::now();
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let data: DataSpec = a.data.parse()?;
+    let likelihood: Likelihood = match &a.likelihood {
+        Some(l) => l.parse()?,
+        None => data.default_likelihood(),
+    };
+    let objective = match a.objective.to_ascii_lowercase().as_str() {
+        "mfvi" => Objective::Mfvi,
+        "sgm" => Objective::Sgm { k: a.k },
+        other => bail!("invalid `objective` = {other}: expected mfvi or sgm"),
+    };
+    let out = a.out.clone().unwrap_or_else(|| default_posterior_path(objective, &a.hidden, a.seed));
+    if out.exists() && !a.overwrite {
+        bail!("{}: already exists (pass --overwrite to replace it)", out.display());
+    }
+    let mut config = TrainConfig::new(likelihood);
+    config.epochs = a.epochs;
+    config.batch_size = a.batch;
+    config.lr = a.lr;
+    config.seed = a.seed;
+    config.prior_scale = a.prior_scale;
+    config.init_rho = a.init_rho;
+    let config = config.check()?;
+    let run = TrainRun {
+        data,
+        hidden: a.hidden,
+        activation: a.activation.parse().context("--activation")?,
+        objective,
+        config,
+        predictive_samples: a.predictive_samples,
+        elbo_samples: a.elbo_samples,
+        eval_k: a.eval_k,
+        mi_samples: a.mi_samples,
+    };
+    let mut progress = Progress::new();
+    let mut total = 0u64;
+    let epochs = run.config.epochs as u64;
+    let report = run_training(&run, &mut |info: &StepInfo| {
+        total = info.steps_per_epoch * epochs;
+        progress.step(info, total);
+    })?;
+    progress.finish();
+    mi_est::io::save(&out, &report.file, a.overwrite)?;
     print!("{report}");
+    println!("posterior written to {}", out.display());
     Ok(())
 }

@@ -19,9 +19,13 @@ pub mod elbo;
 pub mod error;
 pub mod estimators;
 pub mod posterior;
+pub mod atomic;
 pub mod rng;
 pub mod symmetry;
 pub mod train;
+pub mod data;
+pub mod io;
+pub mod study;
 pub mod weights;
 
 pub mod prec;

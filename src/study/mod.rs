@@ -1,0 +1,241 @@
+//! Runs that combine the pieces: a training run with its evaluation (what
+//! `mi-est train` does). Results are plain structs; printing and files are the
+//! caller's.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::data::DataSpec;
+use crate::elbo::{Dataset, ElboEstimate, Likelihood, Predictive, elbo, predictive};
+use crate::error::{Error, Result};
+use crate::estimators::{Estimate, ExactEnumeration, ExactPermanent, InfoNce, MiEstimator};
+use crate::io::PosteriorFile;
+use crate::rng::child_seed;
+use crate::symmetry::Group;
+use crate::train::{StepInfo, TrainConfig, TrainOutcome, train};
+use crate::weights::{Activation, Arch};
+
+/// Plain mean-field VI or the paper's symmetrized objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    /// Maximize L.
+    Mfvi,
+    /// Maximize L + Î^K ("SGM").
+    Sgm {
+        /// Contrast size K.
+        k: usize,
+    },
+}
+
+impl fmt::Display for Objective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Objective::Mfvi => f.write_str("mfvi"),
+            Objective::Sgm { k } => write!(f, "sgm(K={k})"),
+        }
+    }
+}
+
+/// A training run and how to evaluate it.
+#[derive(Clone, Debug)]
+pub struct TrainRun {
+    /// Where the data come from.
+    pub data: DataSpec,
+    /// Hidden widths d1..d(L−1).
+    pub hidden: Vec<usize>,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Objective.
+    pub objective: Objective,
+    /// Optimizer, prior, likelihood and initialization settings.
+    pub config: TrainConfig,
+    /// Weight draws of the predictive average (the paper uses 1000).
+    pub predictive_samples: usize,
+    /// Weight draws of the full-data ELBO estimate.
+    pub elbo_samples: usize,
+    /// K of the evaluation Î^K.
+    pub eval_k: usize,
+    /// Weight draws of the evaluation Î^K (and of the exact I where computable).
+    pub mi_samples: usize,
+}
+
+/// What a training run produced.
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    /// The run's settings, as JSON (stored in the posterior file).
+    pub config_json: String,
+    /// The training loop's record.
+    pub outcome: TrainOutcome,
+    /// The posterior file contents (not yet written).
+    pub file: PosteriorFile,
+    /// Predictive performance on the test set (the training set if there is none).
+    pub predictive: Predictive,
+    /// Whether `predictive` is on held-out data.
+    pub predictive_on_test: bool,
+    /// The ELBO on the training set.
+    pub elbo: ElboEstimate,
+    /// Î^K at `eval_k`.
+    pub mi: Estimate,
+    /// Exact I(g; ω) where the group allows (one hidden layer of width ≤ 16, or ≤ 10⁴
+    /// elements).
+    pub exact_mi: Option<Estimate>,
+}
+
+impl TrainReport {
+    /// `L^K / N = (L + Î^K) / N` and its standard error.
+    pub fn elbo_k_per_point(&self) -> (f64, f64) {
+        let n = self.elbo.n_data as f64;
+        let se_i = self.mi.std_err.unwrap_or(0.0) / n;
+        (
+            self.elbo.elbo_per_point + self.mi.value / n,
+            (self.elbo.elbo_per_point_std_err.powi(2) + se_i * se_i).sqrt(),
+        )
+    }
+}
+
+/// Exact I where it is cheap: the permanent for one hidden layer of width ≤ 16,
+/// enumeration for groups of at most 10⁴ elements.
+pub fn exact_mi_if_cheap(q: &crate::posterior::MeanFieldGaussian, n_samples: usize, seed: u64) -> Result<Option<Estimate>> {
+    let arch = q.arch();
+    let hidden = arch.hidden_widths();
+    if hidden.len() == 1 && hidden[0] <= 16 {
+        return ExactPermanent::new().samples(n_samples).seed(seed).estimate(q).map(Some);
+    }
+    if Group::of(arch).order().is_some_and(|o| o <= 10_000) {
+        return ExactEnumeration::new().samples(n_samples).seed(seed).estimate(q).map(Some);
+    }
+    Ok(None)
+}
+
+/// Loads the data, trains, and evaluates.
+///
+/// # Errors
+///
+/// Data, configuration and divergence errors, named.
+pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Result<TrainReport> {
+    let likelihood = run.config.likelihood;
+    let (train_set, test_set) = run.data.load(likelihood, run.config.seed)?;
+    let d0 = train_set.x().ncols();
+    let d_out = match (&likelihood, train_set.n_classes()) {
+        (Likelihood::Softmax, Some(c)) => c.max(2),
+        (Likelihood::Softmax, None) => {
+            return Err(Error::invalid("likelihood", "softmax", "needs class labels"));
+        }
+        (Likelihood::Gaussian { .. }, _) => match train_set.targets() {
+            crate::elbo::Targets::Values(y) => y.ncols(),
+            crate::elbo::Targets::Classes(_) => {
+                return Err(Error::invalid("likelihood", "gaussian", "needs real targets"));
+            }
+        },
+    };
+    let mut widths = vec![d0];
+    widths.extend(&run.hidden);
+    widths.push(d_out);
+    let arch = Arch::builder(widths).activation(run.activation).check()?;
+    let symmetry = match run.objective {
+        Objective::Mfvi => None,
+        Objective::Sgm { k } => {
+            if k == 0 {
+                return Err(Error::invalid("k", 0, "K counts the identity, so K >= 1"));
+            }
+            Some(InfoNce::new(k))
+        }
+    };
+    let outcome = train(
+        &arch,
+        &train_set,
+        &run.config,
+        symmetry.as_ref().map(|s| s as &dyn crate::estimators::MiGradient),
+        observer,
+    )?;
+    let q = &outcome.posterior;
+    let eval_seed = child_seed(run.config.seed, 7);
+    let held_out: &Dataset = test_set.as_ref().unwrap_or(&train_set);
+    let predictive = predictive(q, likelihood, held_out, run.predictive_samples, eval_seed)?;
+    let elbo = elbo(q, likelihood, &train_set, run.config.prior_scale, run.elbo_samples, eval_seed)?;
+    let mi = InfoNce::new(run.eval_k).samples(run.mi_samples).seed(eval_seed).estimate(q)?;
+    let exact_mi = exact_mi_if_cheap(q, run.mi_samples, eval_seed)?;
+    let config_json = serde_json::json!({
+        "data": format!("{:?}", run.data),
+        "hidden": run.hidden,
+        "activation": run.activation.name(),
+        "objective": run.objective.to_string(),
+        "epochs": run.config.epochs,
+        "batch_size": run.config.batch_size,
+        "lr": run.config.lr,
+        "seed": run.config.seed,
+        "prior_scale": run.config.prior_scale,
+        "n_train_samples": run.config.n_train_samples,
+        "init_mu_std": run.config.init_mu_std,
+        "init_rho": run.config.init_rho,
+        "likelihood": likelihood.to_string(),
+        "n_train": train_set.len(),
+    })
+    .to_string();
+    let file = PosteriorFile {
+        posterior: q.clone(),
+        likelihood: Some(likelihood),
+        prior_scale: run.config.prior_scale,
+        train_config: Some(config_json.clone()),
+        metadata: Default::default(),
+    };
+    Ok(TrainReport {
+        config_json,
+        outcome,
+        file,
+        predictive,
+        predictive_on_test: test_set.is_some(),
+        elbo,
+        mi,
+        exact_mi,
+    })
+}
+
+/// Where `mi-est train` writes by default.
+pub fn default_posterior_path(objective: Objective, hidden: &[usize], seed: u64) -> PathBuf {
+    let h: Vec<String> = hidden.iter().map(|d| d.to_string()).collect();
+    let obj = match objective {
+        Objective::Mfvi => "mfvi".to_string(),
+        Objective::Sgm { k } => format!("sgm-k{k}"),
+    };
+    PathBuf::from(format!("posterior-{}-{obj}-seed{seed}.safetensors", h.join("x")))
+}
+
+impl fmt::Display for TrainReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.outcome;
+        let arch = self.file.posterior.arch();
+        writeln!(f, "architecture         {:?}, {} parameters, ln|G| = {:.4}", arch.widths(), arch.n_params(), self.mi.ln_group_order)?;
+        writeln!(f, "training             {} steps in {:.2} s", o.n_steps, o.wall_s)?;
+        let split = if self.predictive_on_test { "test" } else { "train" };
+        if let Some(a) = self.predictive.accuracy {
+            writeln!(f, "{split} accuracy        {:.4} ({} posterior samples)", a, self.predictive.n_samples)?;
+        }
+        if let Some(m) = self.predictive.mse {
+            writeln!(f, "{split} MSE             {:.6} ({} posterior samples)", m, self.predictive.n_samples)?;
+        }
+        writeln!(f, "{split} NLL             {:.6} per point", self.predictive.nll)?;
+        writeln!(f, "ELBO L / N           {:.6} ± {:.6}", self.elbo.elbo_per_point, self.elbo.elbo_per_point_std_err)?;
+        let (lk, lk_se) = self.elbo_k_per_point();
+        writeln!(
+            f,
+            "I^K (K = {})       {:.4} ± {:.4} nats (cap ln K = {:.4})",
+            self.mi.k.unwrap_or(0),
+            self.mi.value,
+            self.mi.std_err.unwrap_or(f64::NAN),
+            self.mi.ln_cap
+        )?;
+        if let Some(e) = &self.exact_mi {
+            writeln!(f, "exact I              {:.4} ± {:.4} nats ({})", e.value, e.std_err.unwrap_or(f64::NAN), e.estimator)?;
+        }
+        writeln!(f, "L^K / N              {lk:.6} ± {lk_se:.6}")?;
+        if let (Some(m), Some(s), Some(r), Some(cap)) = (o.mean_mi_term, o.saturated_fraction, o.mean_grad_ratio, o.mi_cap) {
+            writeln!(
+                f,
+                "during training      mean I^K = {m:.4} (cap {cap:.4}), saturated in {:.1}% of steps, |grad I^K| / |grad L| = {r:.3e}",
+                100.0 * s
+            )?;
+        }
+        Ok(())
+    }
+}
