@@ -139,7 +139,10 @@ struct Progress {
 
 impl Progress {
     fn new() -> Self {
-        Progress { bar: None, last_log: Instant::now() }
+        Progress {
+            bar: None,
+            last_log: Instant::now(),
+        }
     }
 
     fn step(&mut self, info: &StepInfo, total_steps: u64) {
@@ -147,20 +150,24 @@ impl Progress {
             "epoch {} | ELBO/N {:.4}{}",
             info.epoch + 1,
             info.elbo_per_point,
-            info.mi_term.map_or(String::new(), |m| format!(" | I^K {m:.3}"))
+            info.mi_term
+                .map_or(String::new(), |m| format!(" | I^K {m:.3}"))
         );
         if std::io::stderr().is_terminal() {
             let bar = self.bar.get_or_insert_with(|| {
                 let b = ProgressBar::new(total_steps);
                 b.set_style(
-                    ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed_precise} eta {eta} {msg}")
-                        .expect("template"),
+                    ProgressStyle::with_template(
+                        "{bar:30} {pos}/{len} steps {elapsed_precise} eta {eta} {msg}",
+                    )
+                    .expect("template"),
                 );
                 b
             });
             bar.set_position(info.step + 1);
             bar.set_message(msg);
-        } else if self.last_log.elapsed() >= Duration::from_secs(5) || info.step + 1 == total_steps {
+        } else if self.last_log.elapsed() >= Duration::from_secs(5) || info.step + 1 == total_steps
+        {
             eprintln!("[train] step {}/{} {msg}", info.step + 1, total_steps);
             self.last_log = Instant::now();
         }
@@ -184,9 +191,15 @@ fn train(a: TrainArgs) -> Result<()> {
         "sgm" => Objective::Sgm { k: a.k },
         other => bail!("invalid `objective` = {other}: expected mfvi or sgm"),
     };
-    let out = a.out.clone().unwrap_or_else(|| default_posterior_path(objective, &a.hidden, a.seed));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| default_posterior_path(objective, &a.hidden, a.seed));
     if out.exists() && !a.overwrite {
-        bail!("{}: already exists (pass --overwrite to replace it)", out.display());
+        bail!(
+            "{}: already exists (pass --overwrite to replace it)",
+            out.display()
+        );
     }
     let mut config = TrainConfig::new(likelihood);
     config.epochs = a.epochs;

@@ -14,18 +14,18 @@
 //! Modules, in dependency order (a module uses only those above it):
 //! [`error`], [`rng`], [`weights`], [`symmetry`], [`posterior`], [`estimators`].
 
+pub mod atomic;
+pub mod data;
 pub mod demo;
 pub mod elbo;
 pub mod error;
 pub mod estimators;
+pub mod io;
 pub mod posterior;
-pub mod atomic;
 pub mod rng;
+pub mod study;
 pub mod symmetry;
 pub mod train;
-pub mod data;
-pub mod io;
-pub mod study;
 pub mod weights;
 
 pub mod prec;

@@ -16,11 +16,21 @@ use crate::error::{Error, Result};
 /// non-numeric or non-finite value, a row with the wrong number of columns, a
 /// non-integer or negative label, or no data rows.
 pub fn load_csv(path: &Path, n_targets: usize, classification: bool) -> Result<Dataset> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    let bad = |reason: String| Error::BadFile { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |reason: String| Error::BadFile {
+        path: path.to_path_buf(),
+        reason,
+    };
     let n_targets = if classification { 1 } else { n_targets };
     if n_targets == 0 {
-        return Err(Error::invalid("n_targets", 0, "need at least one target column"));
+        return Err(Error::invalid(
+            "n_targets",
+            0,
+            "need at least one target column",
+        ));
     }
     let mut rows: Vec<Vec<f64>> = Vec::new();
     let mut width = None;
@@ -30,25 +40,47 @@ pub fn load_csv(path: &Path, n_targets: usize, classification: bool) -> Result<D
             continue;
         }
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let parsed: std::result::Result<Vec<f64>, usize> =
-            cells.iter().enumerate().map(|(c, s)| s.parse::<f64>().map_err(|_| c)).collect();
+        let parsed: std::result::Result<Vec<f64>, usize> = cells
+            .iter()
+            .enumerate()
+            .map(|(c, s)| s.parse::<f64>().map_err(|_| c))
+            .collect();
         let values = match parsed {
             Ok(v) => v,
             Err(_) if rows.is_empty() && width.is_none() => {
                 width = Some(cells.len());
                 continue; // header
             }
-            Err(c) => return Err(bad(format!("line {}, column {}: `{}` is not a number", i + 1, c + 1, cells[c]))),
+            Err(c) => {
+                return Err(bad(format!(
+                    "line {}, column {}: `{}` is not a number",
+                    i + 1,
+                    c + 1,
+                    cells[c]
+                )));
+            }
         };
         if let Some(c) = values.iter().position(|v| !v.is_finite()) {
-            return Err(bad(format!("line {}, column {}: value {} is not finite", i + 1, c + 1, values[c])));
+            return Err(bad(format!(
+                "line {}, column {}: value {} is not finite",
+                i + 1,
+                c + 1,
+                values[c]
+            )));
         }
         let w = *width.get_or_insert(values.len());
         if values.len() != w {
-            return Err(bad(format!("line {}: {} columns, expected {w}", i + 1, values.len())));
+            return Err(bad(format!(
+                "line {}: {} columns, expected {w}",
+                i + 1,
+                values.len()
+            )));
         }
         if w <= n_targets {
-            return Err(bad(format!("line {}: {w} columns leave no inputs besides {n_targets} target(s)", i + 1)));
+            return Err(bad(format!(
+                "line {}: {w} columns leave no inputs besides {n_targets} target(s)",
+                i + 1
+            )));
         }
         rows.push(values);
     }
@@ -63,13 +95,18 @@ pub fn load_csv(path: &Path, n_targets: usize, classification: bool) -> Result<D
         for (r, row) in rows.iter().enumerate() {
             let v = row[d_in];
             if v < 0.0 || v.fract() != 0.0 || v > u32::MAX as f64 {
-                return Err(bad(format!("data row {}: label {v} is not a non-negative integer", r + 1)));
+                return Err(bad(format!(
+                    "data row {}: label {v} is not a non-negative integer",
+                    r + 1
+                )));
             }
             labels.push(v as u32);
         }
         Targets::Classes(labels)
     } else {
-        Targets::Values(Mat::from_fn(rows.len(), n_targets, |r, c| rows[r][d_in + c]))
+        Targets::Values(Mat::from_fn(rows.len(), n_targets, |r, c| {
+            rows[r][d_in + c]
+        }))
     };
     Dataset::new(x, targets)
 }

@@ -64,7 +64,10 @@ pub(crate) fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
         ));
     }
     if bytes[2] != 0x08 {
-        return Err(format!("element type {:#04x} is not unsigned byte (0x08)", bytes[2]));
+        return Err(format!(
+            "element type {:#04x} is not unsigned byte (0x08)",
+            bytes[2]
+        ));
     }
     let n_dims = bytes[3] as usize;
     if n_dims == 0 {
@@ -72,10 +75,16 @@ pub(crate) fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     }
     let header = 4 + 4 * n_dims;
     if bytes.len() < header {
-        return Err(format!("truncated header: {} dimensions need {header} bytes, file has {}", n_dims, bytes.len()));
+        return Err(format!(
+            "truncated header: {} dimensions need {header} bytes, file has {}",
+            n_dims,
+            bytes.len()
+        ));
     }
     let dims: Vec<usize> = (0..n_dims)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
+        .map(|i| {
+            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
+        })
         .collect();
     let n = dims
         .iter()
@@ -89,7 +98,10 @@ pub(crate) fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
             if body.len() < n { " (truncated)" } else { "" }
         ));
     }
-    Ok(IdxArray { dims, data: body.to_vec() })
+    Ok(IdxArray {
+        dims,
+        data: body.to_vec(),
+    })
 }
 
 /// The training or test split of MNIST.
@@ -110,7 +122,10 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
     }
     Err(Error::Io {
         path: dir.join(format!("{stem}.gz")),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "MNIST file not found (also tried without .gz)"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "MNIST file not found (also tried without .gz)",
+        ),
     })
 }
 
@@ -131,24 +146,44 @@ pub fn load_mnist(dir: &Path, split: MnistSplit, limit: Option<usize>) -> Result
     let images = read_idx(&img_path)?;
     let labels = read_idx(&lab_path)?;
     if images.dims.len() != 3 {
-        return Err(bad(&img_path, format!("images need 3 dimensions, found {:?}", images.dims)));
+        return Err(bad(
+            &img_path,
+            format!("images need 3 dimensions, found {:?}", images.dims),
+        ));
     }
     if labels.dims.len() != 1 {
-        return Err(bad(&lab_path, format!("labels need 1 dimension, found {:?}", labels.dims)));
+        return Err(bad(
+            &lab_path,
+            format!("labels need 1 dimension, found {:?}", labels.dims),
+        ));
     }
     if images.dims[0] != labels.dims[0] {
         return Err(bad(
             &lab_path,
-            format!("{} labels for {} images in {}", labels.dims[0], images.dims[0], img_path.display()),
+            format!(
+                "{} labels for {} images in {}",
+                labels.dims[0],
+                images.dims[0],
+                img_path.display()
+            ),
         ));
     }
     if let Some(p) = labels.data.iter().position(|&l| l > 9) {
-        return Err(bad(&lab_path, format!("label {} at index {p} is not a digit", labels.data[p])));
+        return Err(bad(
+            &lab_path,
+            format!("label {} at index {p} is not a digit", labels.data[p]),
+        ));
     }
     let n = limit.map_or(images.dims[0], |l| l.min(images.dims[0]));
     let d = images.dims[1] * images.dims[2];
     if d != 784 {
-        return Err(bad(&img_path, format!("images are {}x{}, expected 28x28", images.dims[1], images.dims[2])));
+        return Err(bad(
+            &img_path,
+            format!(
+                "images are {}x{}, expected 28x28",
+                images.dims[1], images.dims[2]
+            ),
+        ));
     }
     let x = Mat::from_fn(n, d, |r, c| images.data[r * d + c] as f64 / 255.0);
     let y = labels.data[..n].iter().map(|&l| l as u32).collect();
@@ -172,12 +207,36 @@ mod tests {
     fn parses_well_formed_and_rejects_malformed_headers() {
         let ok = parse_idx(&idx([0, 0, 8, 1], &[3], &[1, 2, 3])).unwrap();
         assert_eq!(ok.dims, vec![3]);
-        assert!(parse_idx(&idx([1, 0, 8, 1], &[3], &[1, 2, 3])).unwrap_err().contains("magic"));
-        assert!(parse_idx(&idx([0, 0, 9, 1], &[3], &[1, 2, 3])).unwrap_err().contains("element type"));
-        assert!(parse_idx(&idx([0, 0, 8, 1], &[4], &[1, 2, 3])).unwrap_err().contains("truncated"));
-        assert!(parse_idx(&idx([0, 0, 8, 1], &[2], &[1, 2, 3])).unwrap_err().contains("3 bytes of data"));
-        assert!(parse_idx(&[0, 0, 8]).unwrap_err().contains("truncated header"));
-        assert!(parse_idx(&idx([0, 0, 8, 3], &[1, 2], &[])).unwrap_err().contains("truncated header"));
+        assert!(
+            parse_idx(&idx([1, 0, 8, 1], &[3], &[1, 2, 3]))
+                .unwrap_err()
+                .contains("magic")
+        );
+        assert!(
+            parse_idx(&idx([0, 0, 9, 1], &[3], &[1, 2, 3]))
+                .unwrap_err()
+                .contains("element type")
+        );
+        assert!(
+            parse_idx(&idx([0, 0, 8, 1], &[4], &[1, 2, 3]))
+                .unwrap_err()
+                .contains("truncated")
+        );
+        assert!(
+            parse_idx(&idx([0, 0, 8, 1], &[2], &[1, 2, 3]))
+                .unwrap_err()
+                .contains("3 bytes of data")
+        );
+        assert!(
+            parse_idx(&[0, 0, 8])
+                .unwrap_err()
+                .contains("truncated header")
+        );
+        assert!(
+            parse_idx(&idx([0, 0, 8, 3], &[1, 2], &[]))
+                .unwrap_err()
+                .contains("truncated header")
+        );
         assert!(parse_idx(&idx([0, 0, 8, 2], &[u32::MAX, u32::MAX], &[])).is_err());
     }
 }

@@ -3,9 +3,9 @@
 //! Every reader names the file and the field in its errors, and never panics on a
 //! malformed file.
 
+mod csv;
 mod idx;
 mod synthetic;
-mod csv;
 
 pub use csv::load_csv;
 pub use idx::{IdxArray, MnistSplit, load_mnist, read_idx};
@@ -56,20 +56,33 @@ impl FromStr for DataSpec {
         let bad = |reason: &str| Error::invalid("data", s, reason);
         if let Some(rest) = s.strip_prefix("mnist:") {
             let (dir, limit) = match rest.rsplit_once('@') {
-                Some((d, l)) => (d, Some(l.parse().map_err(|_| bad("the limit after @ is not a count"))?)),
+                Some((d, l)) => (
+                    d,
+                    Some(
+                        l.parse()
+                            .map_err(|_| bad("the limit after @ is not a count"))?,
+                    ),
+                ),
                 None => (rest, None),
             };
-            return Ok(DataSpec::Mnist { dir: dir.into(), limit });
+            return Ok(DataSpec::Mnist {
+                dir: dir.into(),
+                limit,
+            });
         }
         if let Some(rest) = s.strip_prefix("csv:") {
             return Ok(DataSpec::Csv { path: rest.into() });
         }
         if let Some(rest) = s.strip_prefix("abs:") {
-            let alpha = rest.parse().map_err(|_| bad("abs:<alpha> needs a number"))?;
+            let alpha = rest
+                .parse()
+                .map_err(|_| bad("abs:<alpha> needs a number"))?;
             return Ok(DataSpec::Abs { alpha });
         }
         if let Some(rest) = s.strip_prefix("mixture:") {
-            let (c, d) = rest.split_once(':').ok_or_else(|| bad("expected mixture:<classes>:<dim>"))?;
+            let (c, d) = rest
+                .split_once(':')
+                .ok_or_else(|| bad("expected mixture:<classes>:<dim>"))?;
             return Ok(DataSpec::Mixture {
                 n_classes: c.parse().map_err(|_| bad("classes is not a count"))?,
                 dim: d.parse().map_err(|_| bad("dim is not a count"))?,
@@ -77,12 +90,17 @@ impl FromStr for DataSpec {
         }
         let p = PathBuf::from(s);
         if p.is_dir() {
-            return Ok(DataSpec::Mnist { dir: p, limit: None });
+            return Ok(DataSpec::Mnist {
+                dir: p,
+                limit: None,
+            });
         }
         if p.extension().is_some_and(|e| e == "csv") {
             return Ok(DataSpec::Csv { path: p });
         }
-        Err(bad("expected mnist:<dir>[@limit], a folder, csv:<file>, a .csv file, abs:<alpha> or mixture:<classes>:<dim>"))
+        Err(bad(
+            "expected mnist:<dir>[@limit], a folder, csv:<file>, a .csv file, abs:<alpha> or mixture:<classes>:<dim>",
+        ))
     }
 }
 

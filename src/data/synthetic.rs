@@ -18,12 +18,22 @@ pub fn abs_regression(n: usize, alpha: f64, noise_std: f64, seed: u64) -> Result
         return Err(Error::invalid("alpha", alpha, "must be finite"));
     }
     if !(noise_std.is_finite() && noise_std >= 0.0) {
-        return Err(Error::invalid("noise_std", noise_std, "must be finite and >= 0"));
+        return Err(Error::invalid(
+            "noise_std",
+            noise_std,
+            "must be finite and >= 0",
+        ));
     }
     let mut rng = stream(seed, 0);
     let xs: Vec<f64> = (0..n).map(|_| rng.random_range(-10.0..10.0)).collect();
-    let ys: Vec<f64> = xs.iter().map(|x| alpha * x.abs() + noise_std * rng.sample::<f64, _>(StandardNormal)).collect();
-    Dataset::new(Mat::from_fn(n, 1, |r, _| xs[r]), Targets::Values(Mat::from_fn(n, 1, |r, _| ys[r])))
+    let ys: Vec<f64> = xs
+        .iter()
+        .map(|x| alpha * x.abs() + noise_std * rng.sample::<f64, _>(StandardNormal))
+        .collect();
+    Dataset::new(
+        Mat::from_fn(n, 1, |r, _| xs[r]),
+        Targets::Values(Mat::from_fn(n, 1, |r, _| ys[r])),
+    )
 }
 
 /// A classification task: `n_classes` isotropic Gaussian clusters in `dim` dimensions
@@ -44,13 +54,23 @@ pub fn gaussian_mixture(
     split: u64,
 ) -> Result<Dataset> {
     if n_classes == 0 || dim == 0 {
-        return Err(Error::invalid("n_classes/dim", format!("{n_classes}/{dim}"), "must be >= 1"));
+        return Err(Error::invalid(
+            "n_classes/dim",
+            format!("{n_classes}/{dim}"),
+            "must be >= 1",
+        ));
     }
     if !(separation.is_finite() && separation >= 0.0) {
-        return Err(Error::invalid("separation", separation, "must be finite and >= 0"));
+        return Err(Error::invalid(
+            "separation",
+            separation,
+            "must be finite and >= 0",
+        ));
     }
     let mut rng = stream(seed, 0);
-    let means: Vec<f64> = (0..n_classes * dim).map(|_| separation * rng.sample::<f64, _>(StandardNormal)).collect();
+    let means: Vec<f64> = (0..n_classes * dim)
+        .map(|_| separation * rng.sample::<f64, _>(StandardNormal))
+        .collect();
     let mut rng = stream(seed, 1 + split);
     let labels: Vec<u32> = (0..n).map(|i| (i % n_classes) as u32).collect();
     let mut x = Mat::<f64>::zeros(n, dim);

@@ -67,7 +67,11 @@ pub fn to_bytes(file: &PosteriorFile) -> Result<Vec<u8>> {
     for i in 0..arch.n_layers() {
         let (d_in, d_out) = (arch.widths()[i], arch.widths()[i + 1]);
         if let Some(f) = arch.fixed(i) {
-            tensors.push((format!("layers.{i}.weight"), vec![d_out, d_in], f64_bytes(&f.weight)));
+            tensors.push((
+                format!("layers.{i}.weight"),
+                vec![d_out, d_in],
+                f64_bytes(&f.weight),
+            ));
             if let Some(b) = &f.bias {
                 tensors.push((format!("layers.{i}.bias"), vec![d_out], f64_bytes(b)));
             }
@@ -75,26 +79,48 @@ pub fn to_bytes(file: &PosteriorFile) -> Result<Vec<u8>> {
         }
         let o = arch.offsets(i).expect("variational layer");
         let w = o.weight..o.weight + d_in * d_out;
-        tensors.push((format!("layers.{i}.weight_mu"), vec![d_out, d_in], f64_bytes(&q.mu()[w.clone()])));
-        tensors.push((format!("layers.{i}.weight_rho"), vec![d_out, d_in], f64_bytes(&q.rho()[w])));
+        tensors.push((
+            format!("layers.{i}.weight_mu"),
+            vec![d_out, d_in],
+            f64_bytes(&q.mu()[w.clone()]),
+        ));
+        tensors.push((
+            format!("layers.{i}.weight_rho"),
+            vec![d_out, d_in],
+            f64_bytes(&q.rho()[w]),
+        ));
         if let Some(ob) = o.bias {
             let b = ob..ob + d_out;
-            tensors.push((format!("layers.{i}.bias_mu"), vec![d_out], f64_bytes(&q.mu()[b.clone()])));
-            tensors.push((format!("layers.{i}.bias_rho"), vec![d_out], f64_bytes(&q.rho()[b])));
+            tensors.push((
+                format!("layers.{i}.bias_mu"),
+                vec![d_out],
+                f64_bytes(&q.mu()[b.clone()]),
+            ));
+            tensors.push((
+                format!("layers.{i}.bias_rho"),
+                vec![d_out],
+                f64_bytes(&q.rho()[b]),
+            ));
         }
     }
     let mut meta: HashMap<String, String> = file.metadata.clone().into_iter().collect();
     meta.insert("format".into(), FORMAT.into());
     meta.insert("format_version".into(), FORMAT_VERSION.into());
-    meta.insert("widths".into(), serde_json::to_string(arch.widths()).expect("widths serialize"));
+    meta.insert(
+        "widths".into(),
+        serde_json::to_string(arch.widths()).expect("widths serialize"),
+    );
     meta.insert("activation".into(), arch.activation().name().into());
     meta.insert("sigma_transform".into(), q.transform().name().into());
     meta.insert("prior_scale".into(), format!("{}", file.prior_scale));
     if let Some(l) = file.likelihood {
-        meta.insert("likelihood".into(), match l {
-            Likelihood::Softmax => "softmax".into(),
-            Likelihood::Gaussian { precision } => format!("gaussian:{precision}"),
-        });
+        meta.insert(
+            "likelihood".into(),
+            match l {
+                Likelihood::Softmax => "softmax".into(),
+                Likelihood::Gaussian { precision } => format!("gaussian:{precision}"),
+            },
+        );
     }
     if let Some(c) = &file.train_config {
         meta.insert("train_config".into(), c.clone());
@@ -107,7 +133,8 @@ pub fn to_bytes(file: &PosteriorFile) -> Result<Vec<u8>> {
                 .map_err(|e| Error::invalid(n.clone(), "tensor", e.to_string()))
         })
         .collect::<Result<_>>()?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error::invalid("posterior", "serialize", e.to_string()))
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::invalid("posterior", "serialize", e.to_string()))
 }
 
 /// Writes a posterior file atomically (temporary file, then rename).
@@ -175,28 +202,63 @@ fn natural_key(s: &str) -> Vec<(String, u64)> {
 /// As [`load`].
 pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
     let here = Path::new("");
-    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(here, format!("not a valid safetensors file: {e}")))?;
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(here, format!("bad header: {e}")))?;
-    let metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| bad(here, format!("not a valid safetensors file: {e}")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| bad(here, format!("bad header: {e}")))?;
+    let metadata: BTreeMap<String, String> = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     if let Some(f) = metadata.get("format") {
         if f != FORMAT {
-            return Err(bad(here, format!("metadata `format` = `{f}`, expected `{FORMAT}`")));
+            return Err(bad(
+                here,
+                format!("metadata `format` = `{f}`, expected `{FORMAT}`"),
+            ));
         }
     }
     let mut layers: BTreeMap<Vec<(String, u64)>, (String, LayerTensors)> = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let (prefix, leaf) = name
-            .rsplit_once('.')
-            .ok_or_else(|| bad(here, format!("tensor `{name}` has no layer prefix (expected e.g. `layers.0.weight_mu`)")))?;
+        let (prefix, leaf) = name.rsplit_once('.').ok_or_else(|| {
+            bad(
+                here,
+                format!("tensor `{name}` has no layer prefix (expected e.g. `layers.0.weight_mu`)"),
+            )
+        })?;
         let values: Vec<f64> = match view.dtype() {
-            Dtype::F64 => view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
-            Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
-            other => return Err(bad(here, format!("tensor `{name}` has dtype {other:?}; only F32 and F64 are supported"))),
+            Dtype::F64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
+                .collect(),
+            other => {
+                return Err(bad(
+                    here,
+                    format!("tensor `{name}` has dtype {other:?}; only F32 and F64 are supported"),
+                ));
+            }
         };
         if let Some(k) = values.iter().position(|v| !v.is_finite()) {
-            return Err(bad(here, format!("tensor `{name}` has a non-finite value {} at index {k}", values[k])));
+            return Err(bad(
+                here,
+                format!(
+                    "tensor `{name}` has a non-finite value {} at index {k}",
+                    values[k]
+                ),
+            ));
         }
-        let entry = &mut layers.entry(natural_key(prefix)).or_insert_with(|| (prefix.to_string(), LayerTensors::default())).1;
+        let entry = &mut layers
+            .entry(natural_key(prefix))
+            .or_insert_with(|| (prefix.to_string(), LayerTensors::default()))
+            .1;
         let slot = match leaf {
             "weight_mu" | "mu_weight" => &mut entry.weight_mu,
             "weight_rho" | "rho_weight" => &mut entry.weight_rho,
@@ -207,7 +269,10 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
             _ => return Err(bad(here, format!("tensor `{name}`: unknown name `{leaf}`"))),
         };
         if slot.is_some() {
-            return Err(bad(here, format!("tensor `{name}` given twice (under two naming conventions)")));
+            return Err(bad(
+                here,
+                format!("tensor `{name}` given twice (under two naming conventions)"),
+            ));
         }
         *slot = Some((view.shape().to_vec(), values));
     }
@@ -223,17 +288,30 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
         let matrix = |x: &Option<(Vec<usize>, Vec<f64>)>, what: &str| -> Result<(usize, usize)> {
             match x {
                 Some((s, _)) if s.len() == 2 => Ok((s[0], s[1])),
-                Some((s, _)) => Err(bad(here, format!("tensor `{prefix}.{what}` has shape {s:?}, expected 2 dimensions"))),
+                Some((s, _)) => Err(bad(
+                    here,
+                    format!("tensor `{prefix}.{what}` has shape {s:?}, expected 2 dimensions"),
+                )),
                 None => Err(bad(here, format!("layer `{prefix}` lacks `{what}`"))),
             }
         };
         let fixed = t.weight.is_some();
         if fixed && (t.weight_mu.is_some() || t.weight_rho.is_some()) {
-            return Err(bad(here, format!("layer `{prefix}` has both `weight` and `weight_mu`")));
+            return Err(bad(
+                here,
+                format!("layer `{prefix}` has both `weight` and `weight_mu`"),
+            ));
         }
-        let (d_out, d_in) = if fixed { matrix(&t.weight, "weight")? } else { matrix(&t.weight_mu, "weight_mu")? };
+        let (d_out, d_in) = if fixed {
+            matrix(&t.weight, "weight")?
+        } else {
+            matrix(&t.weight_mu, "weight_mu")?
+        };
         if !fixed && matrix(&t.weight_rho, "weight_rho")? != (d_out, d_in) {
-            return Err(bad(here, format!("`{prefix}.weight_rho` shape differs from `{prefix}.weight_mu`")));
+            return Err(bad(
+                here,
+                format!("`{prefix}.weight_rho` shape differs from `{prefix}.weight_mu`"),
+            ));
         }
         if d_out == 0 || d_in == 0 {
             return Err(bad(here, format!("layer `{prefix}` has an empty weight")));
@@ -242,13 +320,21 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
             None => widths.extend([d_in, d_out]),
             Some(&prev) if prev == d_in => widths.push(d_out),
             Some(&prev) => {
-                return Err(bad(here, format!("layer `{prefix}` takes {d_in} inputs but the previous layer has {prev} outputs")));
+                return Err(bad(
+                    here,
+                    format!(
+                        "layer `{prefix}` takes {d_in} inputs but the previous layer has {prev} outputs"
+                    ),
+                ));
             }
         }
         let vector = |x: &Option<(Vec<usize>, Vec<f64>)>, what: &str| -> Result<Option<Vec<f64>>> {
             match x {
                 Some((s, v)) if s.as_slice() == [d_out] => Ok(Some(v.clone())),
-                Some((s, _)) => Err(bad(here, format!("tensor `{prefix}.{what}` has shape {s:?}, expected [{d_out}]"))),
+                Some((s, _)) => Err(bad(
+                    here,
+                    format!("tensor `{prefix}.{what}` has shape {s:?}, expected [{d_out}]"),
+                )),
                 None => Ok(None),
             }
         };
@@ -259,7 +345,10 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
             let bm = vector(&t.bias_mu, "bias_mu")?;
             let br = vector(&t.bias_rho, "bias_rho")?;
             if bm.is_some() != br.is_some() {
-                return Err(bad(here, format!("layer `{prefix}` has only one of `bias_mu` and `bias_rho`")));
+                return Err(bad(
+                    here,
+                    format!("layer `{prefix}` has only one of `bias_mu` and `bias_rho`"),
+                ));
             }
             mu.extend(t.weight_mu.expect("checked").1);
             rho.extend(t.weight_rho.expect("checked").1);
@@ -272,17 +361,31 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
         }
     }
     if let Some(w) = metadata.get("widths") {
-        let declared: Vec<usize> = serde_json::from_str(w).map_err(|e| bad(here, format!("metadata `widths` = `{w}` is not a JSON list of integers: {e}")))?;
+        let declared: Vec<usize> = serde_json::from_str(w).map_err(|e| {
+            bad(
+                here,
+                format!("metadata `widths` = `{w}` is not a JSON list of integers: {e}"),
+            )
+        })?;
         if declared != widths {
-            return Err(bad(here, format!("metadata `widths` = {declared:?} disagrees with the tensor shapes {widths:?}")));
+            return Err(bad(
+                here,
+                format!(
+                    "metadata `widths` = {declared:?} disagrees with the tensor shapes {widths:?}"
+                ),
+            ));
         }
     }
     let activation: Activation = match metadata.get("activation") {
-        Some(a) => a.parse().map_err(|e: Error| bad(here, format!("metadata `activation`: {e}")))?,
+        Some(a) => a
+            .parse()
+            .map_err(|e: Error| bad(here, format!("metadata `activation`: {e}")))?,
         None => Activation::Relu,
     };
     let transform: SigmaTransform = match metadata.get("sigma_transform") {
-        Some(a) => a.parse().map_err(|e: Error| bad(here, format!("metadata `sigma_transform`: {e}")))?,
+        Some(a) => a
+            .parse()
+            .map_err(|e: Error| bad(here, format!("metadata `sigma_transform`: {e}")))?,
         None => SigmaTransform::Softplus,
     };
     let prior_scale = match metadata.get("prior_scale") {
@@ -290,11 +393,19 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
             .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite() && *v > 0.0)
-            .ok_or_else(|| bad(here, format!("metadata `prior_scale` = `{s}` is not a positive number")))?,
+            .ok_or_else(|| {
+                bad(
+                    here,
+                    format!("metadata `prior_scale` = `{s}` is not a positive number"),
+                )
+            })?,
         None => 1.0,
     };
     let likelihood = match metadata.get("likelihood") {
-        Some(l) => Some(l.parse::<Likelihood>().map_err(|e| bad(here, format!("metadata `likelihood`: {e}")))?),
+        Some(l) => Some(
+            l.parse::<Likelihood>()
+                .map_err(|e| bad(here, format!("metadata `likelihood`: {e}")))?,
+        ),
         None => None,
     };
     let mut b = Arch::builder(widths).activation(activation);
@@ -305,7 +416,8 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
         };
     }
     let arch = b.check().map_err(|e| bad(here, e.to_string()))?;
-    let posterior = MeanFieldGaussian::with_transform(arch, mu, rho, transform).map_err(|e| bad(here, e.to_string()))?;
+    let posterior = MeanFieldGaussian::with_transform(arch, mu, rho, transform)
+        .map_err(|e| bad(here, e.to_string()))?;
     Ok(PosteriorFile {
         posterior,
         likelihood,

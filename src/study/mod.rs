@@ -95,14 +95,26 @@ impl TrainReport {
 
 /// Exact I where it is cheap: the permanent for one hidden layer of width ≤ 16,
 /// enumeration for groups of at most 10⁴ elements.
-pub fn exact_mi_if_cheap(q: &crate::posterior::MeanFieldGaussian, n_samples: usize, seed: u64) -> Result<Option<Estimate>> {
+pub fn exact_mi_if_cheap(
+    q: &crate::posterior::MeanFieldGaussian,
+    n_samples: usize,
+    seed: u64,
+) -> Result<Option<Estimate>> {
     let arch = q.arch();
     let hidden = arch.hidden_widths();
     if hidden.len() == 1 && hidden[0] <= 16 {
-        return ExactPermanent::new().samples(n_samples).seed(seed).estimate(q).map(Some);
+        return ExactPermanent::new()
+            .samples(n_samples)
+            .seed(seed)
+            .estimate(q)
+            .map(Some);
     }
     if Group::of(arch).order().is_some_and(|o| o <= 10_000) {
-        return ExactEnumeration::new().samples(n_samples).seed(seed).estimate(q).map(Some);
+        return ExactEnumeration::new()
+            .samples(n_samples)
+            .seed(seed)
+            .estimate(q)
+            .map(Some);
     }
     Ok(None)
 }
@@ -119,12 +131,20 @@ pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Resu
     let d_out = match (&likelihood, train_set.n_classes()) {
         (Likelihood::Softmax, Some(c)) => c.max(2),
         (Likelihood::Softmax, None) => {
-            return Err(Error::invalid("likelihood", "softmax", "needs class labels"));
+            return Err(Error::invalid(
+                "likelihood",
+                "softmax",
+                "needs class labels",
+            ));
         }
         (Likelihood::Gaussian { .. }, _) => match train_set.targets() {
             crate::elbo::Targets::Values(y) => y.ncols(),
             crate::elbo::Targets::Classes(_) => {
-                return Err(Error::invalid("likelihood", "gaussian", "needs real targets"));
+                return Err(Error::invalid(
+                    "likelihood",
+                    "gaussian",
+                    "needs real targets",
+                ));
             }
         },
     };
@@ -145,15 +165,27 @@ pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Resu
         &arch,
         &train_set,
         &run.config,
-        symmetry.as_ref().map(|s| s as &dyn crate::estimators::MiGradient),
+        symmetry
+            .as_ref()
+            .map(|s| s as &dyn crate::estimators::MiGradient),
         observer,
     )?;
     let q = &outcome.posterior;
     let eval_seed = child_seed(run.config.seed, 7);
     let held_out: &Dataset = test_set.as_ref().unwrap_or(&train_set);
     let predictive = predictive(q, likelihood, held_out, run.predictive_samples, eval_seed)?;
-    let elbo = elbo(q, likelihood, &train_set, run.config.prior_scale, run.elbo_samples, eval_seed)?;
-    let mi = InfoNce::new(run.eval_k).samples(run.mi_samples).seed(eval_seed).estimate(q)?;
+    let elbo = elbo(
+        q,
+        likelihood,
+        &train_set,
+        run.config.prior_scale,
+        run.elbo_samples,
+        eval_seed,
+    )?;
+    let mi = InfoNce::new(run.eval_k)
+        .samples(run.mi_samples)
+        .seed(eval_seed)
+        .estimate(q)?;
     let exact_mi = exact_mi_if_cheap(q, run.mi_samples, eval_seed)?;
     let config_json = serde_json::json!({
         "data": format!("{:?}", run.data),
@@ -198,24 +230,57 @@ pub fn default_posterior_path(objective: Objective, hidden: &[usize], seed: u64)
         Objective::Mfvi => "mfvi".to_string(),
         Objective::Sgm { k } => format!("sgm-k{k}"),
     };
-    PathBuf::from(format!("posterior-{}-{obj}-seed{seed}.safetensors", h.join("x")))
+    PathBuf::from(format!(
+        "posterior-{}-{obj}-seed{seed}.safetensors",
+        h.join("x")
+    ))
 }
 
 impl fmt::Display for TrainReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = &self.outcome;
         let arch = self.file.posterior.arch();
-        writeln!(f, "architecture         {:?}, {} parameters, ln|G| = {:.4}", arch.widths(), arch.n_params(), self.mi.ln_group_order)?;
-        writeln!(f, "training             {} steps in {:.2} s", o.n_steps, o.wall_s)?;
-        let split = if self.predictive_on_test { "test" } else { "train" };
+        writeln!(
+            f,
+            "architecture         {:?}, {} parameters, ln|G| = {:.4}",
+            arch.widths(),
+            arch.n_params(),
+            self.mi.ln_group_order
+        )?;
+        writeln!(
+            f,
+            "training             {} steps in {:.2} s",
+            o.n_steps, o.wall_s
+        )?;
+        let split = if self.predictive_on_test {
+            "test"
+        } else {
+            "train"
+        };
         if let Some(a) = self.predictive.accuracy {
-            writeln!(f, "{split} accuracy        {:.4} ({} posterior samples)", a, self.predictive.n_samples)?;
+            writeln!(
+                f,
+                "{split} accuracy        {:.4} ({} posterior samples)",
+                a, self.predictive.n_samples
+            )?;
         }
         if let Some(m) = self.predictive.mse {
-            writeln!(f, "{split} MSE             {:.6} ({} posterior samples)", m, self.predictive.n_samples)?;
+            writeln!(
+                f,
+                "{split} MSE             {:.6} ({} posterior samples)",
+                m, self.predictive.n_samples
+            )?;
         }
-        writeln!(f, "{split} NLL             {:.6} per point", self.predictive.nll)?;
-        writeln!(f, "ELBO L / N           {:.6} ± {:.6}", self.elbo.elbo_per_point, self.elbo.elbo_per_point_std_err)?;
+        writeln!(
+            f,
+            "{split} NLL             {:.6} per point",
+            self.predictive.nll
+        )?;
+        writeln!(
+            f,
+            "ELBO L / N           {:.6} ± {:.6}",
+            self.elbo.elbo_per_point, self.elbo.elbo_per_point_std_err
+        )?;
         let (lk, lk_se) = self.elbo_k_per_point();
         writeln!(
             f,
@@ -226,10 +291,21 @@ impl fmt::Display for TrainReport {
             self.mi.ln_cap
         )?;
         if let Some(e) = &self.exact_mi {
-            writeln!(f, "exact I              {:.4} ± {:.4} nats ({})", e.value, e.std_err.unwrap_or(f64::NAN), e.estimator)?;
+            writeln!(
+                f,
+                "exact I              {:.4} ± {:.4} nats ({})",
+                e.value,
+                e.std_err.unwrap_or(f64::NAN),
+                e.estimator
+            )?;
         }
         writeln!(f, "L^K / N              {lk:.6} ± {lk_se:.6}")?;
-        if let (Some(m), Some(s), Some(r), Some(cap)) = (o.mean_mi_term, o.saturated_fraction, o.mean_grad_ratio, o.mi_cap) {
+        if let (Some(m), Some(s), Some(r), Some(cap)) = (
+            o.mean_mi_term,
+            o.saturated_fraction,
+            o.mean_grad_ratio,
+            o.mi_cap,
+        ) {
             writeln!(
                 f,
                 "during training      mean I^K = {m:.4} (cap {cap:.4}), saturated in {:.1}% of steps, |grad I^K| / |grad L| = {r:.3e}",

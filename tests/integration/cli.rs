@@ -34,3 +34,102 @@ fn bad_demo_arguments_exit_non_zero_with_a_named_error() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+fn tmp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mi-est-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn train_writes_a_loadable_posterior_and_refuses_to_overwrite() {
+    let dir = tmp_dir("train");
+    let out = dir.join("p.safetensors");
+    let out_s = out.to_str().unwrap();
+    let args = [
+        "train",
+        "--data",
+        "abs:0.1",
+        "--hidden",
+        "2",
+        "--epochs",
+        "2",
+        "--batch",
+        "10",
+        "--lr",
+        "5e-3",
+        "--objective",
+        "sgm",
+        "--k",
+        "2",
+        "--likelihood",
+        "gaussian:10",
+        "--predictive-samples",
+        "20",
+        "--elbo-samples",
+        "4",
+        "--eval-k",
+        "8",
+        "--mi-samples",
+        "20",
+        "--out",
+        out_s,
+    ];
+    let run = mi_est(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = String::from_utf8(run.stdout).unwrap();
+    assert!(
+        text.contains("test MSE") && text.contains("exact I") && text.contains("L^K / N"),
+        "{text}"
+    );
+    // Off a terminal, progress comes as log lines.
+    assert!(String::from_utf8_lossy(&run.stderr).contains("[train] step 20/20"));
+    let f = mi_est::io::load(&out).unwrap();
+    assert_eq!(f.posterior.arch().widths(), &[1, 2, 1]);
+    assert!(f.train_config.unwrap().contains("sgm(K=2)"));
+    let again = mi_est(&args);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn train_errors_exit_non_zero_and_write_nothing() {
+    let dir = tmp_dir("train-bad");
+    let csv = dir.join("huge.csv");
+    std::fs::write(&csv, "1,1e200\n2,1e200\n3,1e200\n").unwrap();
+    let csv_arg = format!("csv:{}", csv.display());
+    let out = dir.join("never.safetensors");
+    let out_s = out.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["train", "--data", "mnist:/no/such/dir"],
+            "/no/such/dir",
+        ),
+        (vec!["train", "--data", "abs:0.1", "--lr", "0"], "`lr` = 0"),
+        (
+            vec!["train", "--data", "abs:0.1", "--batch", "0"],
+            "batch_size",
+        ),
+        (
+            vec!["train", "--data", "abs:0.1", "--objective", "adam"],
+            "objective",
+        ),
+        (vec!["train", "--data", "abs:x"], "abs:<alpha>"),
+        (
+            vec!["train", "--data", csv_arg.as_str(), "--batch", "1"],
+            "diverged at step 0",
+        ),
+    ] {
+        let mut args = args.clone();
+        args.extend(["--out", out_s]);
+        let run = mi_est(&args);
+        assert!(!run.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} left a file");
+    }
+}

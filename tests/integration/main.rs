@@ -3,5 +3,7 @@
 mod cli;
 mod common;
 mod estimators;
+mod files;
 mod foundation;
 mod gradients;
+mod training;

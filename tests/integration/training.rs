@@ -1,0 +1,275 @@
+//! Training runs end to end (issue 4): fits, determinism, divergence, MNIST loading.
+
+use faer::Mat;
+use mi_est::Error;
+use mi_est::data::{DataSpec, MnistSplit, abs_regression, gaussian_mixture, load_mnist};
+use mi_est::elbo::{Dataset, Likelihood, Targets, predictive};
+use mi_est::estimators::InfoNce;
+use mi_est::study::{Objective, TrainRun, run_training};
+use mi_est::train::{StepInfo, TrainConfig, train};
+use mi_est::weights::{Activation, Arch};
+use std::path::PathBuf;
+
+fn bundled_mnist() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist-small")
+}
+
+fn quiet() -> impl FnMut(&StepInfo) {
+    |_: &StepInfo| {}
+}
+
+#[test]
+fn mfvi_fits_the_papers_regression_task() {
+    let data = abs_regression(100, 0.2, 0.0, 1).unwrap();
+    let test = abs_regression(100, 0.2, 0.0, 2).unwrap();
+    let arch = Arch::builder(vec![1, 8, 1]).check().unwrap();
+    let mut config = TrainConfig::new(Likelihood::Gaussian { precision: 100.0 });
+    config.epochs = 300;
+    config.batch_size = 10;
+    config.lr = 1e-2;
+    let mut elbos = Vec::new();
+    let outcome = train(&arch, &data, &config, None, &mut |s: &StepInfo| {
+        elbos.push(s.elbo_per_point)
+    })
+    .unwrap();
+    let first: f64 = elbos[..10].iter().sum::<f64>() / 10.0;
+    let last = outcome.last_epoch_elbo_per_point;
+    assert!(
+        last > first + 1.0,
+        "ELBO/N did not improve: {first} -> {last}"
+    );
+    let pred = predictive(&outcome.posterior, config.likelihood, &test, 200, 3).unwrap();
+    // Targets range over [0, 2]; their variance is 0.33.
+    assert!(pred.mse.unwrap() < 0.02, "test MSE {}", pred.mse.unwrap());
+}
+
+#[test]
+fn sgm_and_mfvi_classify_a_gaussian_mixture() {
+    let data = gaussian_mixture(600, 3, 4, 2.0, 5, 0).unwrap();
+    let test = gaussian_mixture(600, 3, 4, 2.0, 5, 1).unwrap();
+    let arch = Arch::builder(vec![4, 6, 3]).check().unwrap();
+    let mut config = TrainConfig::new(Likelihood::Softmax);
+    config.epochs = 20;
+    config.batch_size = 50;
+    config.lr = 1e-2;
+    for sgm in [false, true] {
+        let k = InfoNce::new(5);
+        let outcome = train(&arch, &data, &config, sgm.then_some(&k as _), &mut quiet()).unwrap();
+        let acc = predictive(&outcome.posterior, Likelihood::Softmax, &test, 100, 1)
+            .unwrap()
+            .accuracy
+            .unwrap();
+        assert!(acc > 0.85, "sgm={sgm}: accuracy {acc}");
+        assert_eq!(outcome.mean_mi_term.is_some(), sgm);
+        if sgm {
+            let m = outcome.mean_mi_term.unwrap();
+            assert!(m > 0.0 && m <= 5f64.ln() + 1e-12);
+        }
+    }
+}
+
+#[test]
+fn training_is_deterministic_at_any_thread_count() {
+    let run = TrainRun {
+        data: DataSpec::Abs { alpha: 0.1 },
+        hidden: vec![2],
+        activation: Activation::Relu,
+        objective: Objective::Sgm { k: 2 },
+        config: {
+            let mut c = TrainConfig::new(Likelihood::Gaussian { precision: 10.0 });
+            c.epochs = 3;
+            c.batch_size = 10;
+            c.lr = 5e-3;
+            c.seed = 4;
+            c
+        },
+        predictive_samples: 50,
+        elbo_samples: 8,
+        eval_k: 16,
+        mi_samples: 40,
+    };
+    let go = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| run_training(&run, &mut quiet()).unwrap())
+    };
+    let (a, b) = (go(1), go(2));
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(a.file.posterior.mu()), bits(b.file.posterior.mu()));
+    assert_eq!(bits(a.file.posterior.rho()), bits(b.file.posterior.rho()));
+    assert_eq!(a.predictive, b.predictive);
+    assert_eq!(a.elbo, b.elbo);
+    assert_eq!(a.mi.value.to_bits(), b.mi.value.to_bits());
+}
+
+#[test]
+fn a_diverging_run_stops_with_an_error_naming_the_step() {
+    let x = Mat::from_fn(20, 1, |r, _| r as f64);
+    let y = Mat::from_fn(20, 1, |_, _| 1e200);
+    let data = Dataset::new(x, Targets::Values(y)).unwrap();
+    let arch = Arch::builder(vec![1, 2, 1]).check().unwrap();
+    let mut config = TrainConfig::new(Likelihood::Gaussian { precision: 1.0 });
+    config.batch_size = 5;
+    let e = train(&arch, &data, &config, None, &mut quiet()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Diverged {
+                step: 0,
+                epoch: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("step 0"), "{e}");
+}
+
+#[test]
+fn bad_training_settings_are_named_errors() {
+    let data = abs_regression(10, 0.1, 0.0, 1).unwrap();
+    let arch = Arch::builder(vec![1, 2, 1]).check().unwrap();
+    let base = TrainConfig::new(Likelihood::Gaussian { precision: 1.0 });
+    for (field, config) in [
+        (
+            "lr",
+            TrainConfig {
+                lr: 0.0,
+                ..base.clone()
+            },
+        ),
+        (
+            "lr",
+            TrainConfig {
+                lr: f64::NAN,
+                ..base.clone()
+            },
+        ),
+        (
+            "batch_size",
+            TrainConfig {
+                batch_size: 0,
+                ..base.clone()
+            },
+        ),
+        (
+            "epochs",
+            TrainConfig {
+                epochs: 0,
+                ..base.clone()
+            },
+        ),
+        (
+            "prior_scale",
+            TrainConfig {
+                prior_scale: -1.0,
+                ..base.clone()
+            },
+        ),
+        (
+            "precision",
+            TrainConfig {
+                likelihood: Likelihood::Gaussian { precision: 0.0 },
+                ..base.clone()
+            },
+        ),
+    ] {
+        let e = train(&arch, &data, &config, None, &mut quiet()).unwrap_err();
+        assert!(e.to_string().contains(field), "{field}: {e}");
+    }
+    let wrong = Arch::builder(vec![2, 2, 1]).check().unwrap();
+    assert!(matches!(
+        train(&wrong, &data, &base, None, &mut quiet()),
+        Err(Error::LengthMismatch { .. })
+    ));
+    let softmax = TrainConfig::new(Likelihood::Softmax);
+    assert!(
+        train(&arch, &data, &softmax, None, &mut quiet())
+            .unwrap_err()
+            .to_string()
+            .contains("class labels")
+    );
+    assert!(
+        Dataset::new(Mat::<f64>::zeros(0, 1), Targets::Classes(vec![]))
+            .unwrap_err()
+            .to_string()
+            .contains("empty")
+    );
+    let nan = Dataset::new(
+        Mat::from_fn(2, 1, |r, _| if r == 1 { f64::NAN } else { 0.0 }),
+        Targets::Classes(vec![0, 1]),
+    );
+    assert!(nan.unwrap_err().to_string().contains("x[1, 0]"));
+}
+
+#[test]
+fn bundled_mnist_subset_loads_and_trains() {
+    let train_set = load_mnist(&bundled_mnist(), MnistSplit::Train, None).unwrap();
+    let test_set = load_mnist(&bundled_mnist(), MnistSplit::Test, None).unwrap();
+    assert_eq!((train_set.len(), test_set.len()), (2000, 500));
+    match train_set.targets() {
+        Targets::Classes(y) => assert_eq!(&y[..10], &[5, 0, 4, 1, 9, 2, 1, 3, 1, 4]),
+        _ => panic!("labels"),
+    }
+    match test_set.targets() {
+        Targets::Classes(y) => assert_eq!(&y[..10], &[7, 2, 1, 0, 4, 1, 4, 9, 5, 9]),
+        _ => panic!("labels"),
+    }
+    let x = train_set.x();
+    let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+    for c in 0..x.ncols() {
+        for r in 0..x.nrows() {
+            lo = lo.min(x[(r, c)]);
+            hi = hi.max(x[(r, c)]);
+        }
+    }
+    assert_eq!((lo, hi), (0.0, 1.0));
+    let arch = Arch::builder(vec![784, 10, 10]).check().unwrap();
+    let mut config = TrainConfig::new(Likelihood::Softmax);
+    config.epochs = 3;
+    config.lr = 3e-3;
+    let outcome = train(&arch, &train_set, &config, None, &mut quiet()).unwrap();
+    let acc = predictive(&outcome.posterior, Likelihood::Softmax, &test_set, 50, 1)
+        .unwrap()
+        .accuracy
+        .unwrap();
+    assert!(acc > 0.7, "accuracy {acc} after 3 epochs on 2000 digits");
+}
+
+#[test]
+fn full_mnist_files_match_their_documented_provenance() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    if !dir.is_dir() {
+        eprintln!(
+            "skipped: {} is not on this machine (the bundled subset is tested instead)",
+            dir.display()
+        );
+        return;
+    }
+    let train_set = load_mnist(&dir, MnistSplit::Train, None).unwrap();
+    let test_set = load_mnist(&dir, MnistSplit::Test, None).unwrap();
+    assert_eq!((train_set.len(), test_set.len()), (60_000, 10_000));
+    let counts = |d: &Dataset| match d.targets() {
+        Targets::Classes(y) => y.iter().fold([0usize; 10], |mut c, &l| {
+            c[l as usize] += 1;
+            c
+        }),
+        _ => panic!("labels"),
+    };
+    assert_eq!(
+        counts(&train_set),
+        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    );
+    assert_eq!(
+        counts(&test_set),
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
+    let x = train_set.x();
+    let mean = (0..x.ncols())
+        .map(|c| x.col(c).iter().sum::<f64>())
+        .sum::<f64>()
+        / (60_000.0 * 784.0);
+    assert!((mean - 0.1307).abs() < 1e-4, "pixel mean {mean}");
+}
