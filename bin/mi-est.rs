@@ -89,6 +89,9 @@ struct TrainArgs {
     /// Initial rho of every parameter.
     #[arg(long, default_value_t = -3.0, allow_hyphen_values = true)]
     init_rho: f64,
+    /// Standard deviation of the initial weight means (biases start at 0).
+    #[arg(long, default_value_t = 0.1)]
+    init_mu_std: f64,
     /// Posterior samples of the predictive average.
     #[arg(long, default_value_t = 1000)]
     predictive_samples: usize,
@@ -208,6 +211,7 @@ fn train(a: TrainArgs) -> Result<()> {
     config.seed = a.seed;
     config.prior_scale = a.prior_scale;
     config.init_rho = a.init_rho;
+    config.init_mu_std = a.init_mu_std;
     let config = config.check()?;
     let run = TrainRun {
         data,
