@@ -31,6 +31,62 @@ enum Command {
     Demo(DemoArgs),
     /// Train a mean-field variational MLP (MFVI or the symmetrized objective) and evaluate it.
     Train(TrainArgs),
+    /// Estimate I(g; w) over trained posteriors on a grid of estimators, K and repeats; write Parquet reports and plots.
+    Run(RunArgs),
+    /// Combine the shard files of a sharded `run` into the full reports.
+    Merge(MergeArgs),
+}
+
+#[derive(Parser, Debug)]
+struct RunArgs {
+    /// Posterior files (safetensors); default: the bundled MNIST 784-10-10 posterior.
+    #[arg(long, num_args = 1..)]
+    posterior: Vec<PathBuf>,
+    /// Estimators: infonce, exact.
+    #[arg(long, value_delimiter = ',', default_value = "infonce,exact")]
+    estimators: Vec<String>,
+    /// K grid of the InfoNCE estimator.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,4,8,16,32,64,128,256,512,1024,2048,4096"
+    )]
+    k: Vec<String>,
+    /// Weight draws per estimate.
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// Repeats per grid cell.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Data for the ELBO (default: each posterior's recorded training data).
+    #[arg(long)]
+    data: Option<String>,
+    /// Posterior draws of the ELBO.
+    #[arg(long, default_value_t = 100)]
+    elbo_samples: usize,
+    /// Output folder.
+    #[arg(long, default_value = "reports/run")]
+    out: PathBuf,
+    /// Replace an existing report.
+    #[arg(long)]
+    overwrite: bool,
+    /// This process's shard (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).
+    #[arg(long)]
+    shard_index: Option<usize>,
+    /// Number of shards (default: SLURM_ARRAY_TASK_COUNT).
+    #[arg(long)]
+    num_shards: Option<usize>,
+}
+
+#[derive(Parser, Debug)]
+struct MergeArgs {
+    /// The folder holding raw-shard-*.parquet and their manifests; the reports are written there.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Parser, Debug)]
@@ -118,7 +174,112 @@ fn main() -> Result<()> {
         None => demo(DemoArgs::parse_from(["demo"])),
         Some(Command::Demo(a)) => demo(a),
         Some(Command::Train(a)) => train(a),
+        Some(Command::Run(a)) => run(a),
+        Some(Command::Merge(a)) => merge(a),
     }
+}
+
+fn parse_ks(raw: &[String]) -> Result<Vec<usize>> {
+    raw.iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("invalid `k` = {s}: not a whole number"))
+        })
+        .collect()
+}
+
+fn grid_progress() -> impl Fn(usize, usize) + Sync {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} estimates {elapsed_precise} eta {eta}",
+            )
+            .expect("template"),
+        );
+        b
+    });
+    let started = Instant::now();
+    let last = std::sync::Mutex::new(Instant::now());
+    move |done, total| match &bar {
+        Some(b) => {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }
+        None => {
+            let mut last = last.lock().expect("progress lock");
+            if last.elapsed() >= Duration::from_secs(5) || done == total {
+                eprintln!(
+                    "[run] {done}/{total} estimates, {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+                *last = Instant::now();
+            }
+        }
+    }
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let posteriors = if a.posterior.is_empty() {
+        vec![mi_est::study::grid::bundled_posterior()]
+    } else {
+        a.posterior.clone()
+    };
+    let estimators = a
+        .estimators
+        .iter()
+        .map(|e| mi_est::study::grid::EstimatorKind::parse(e))
+        .collect::<mi_est::Result<Vec<_>>>()?;
+    let ks = parse_ks(&a.k)?;
+    let shard = mi_est::study::grid::shard_from_env(a.shard_index, a.num_shards)?;
+    let config = mi_est::study::grid::GridConfig {
+        posteriors,
+        estimators,
+        ks,
+        samples: a.samples,
+        repeats: a.repeats,
+        seed: a.seed,
+        shard,
+    };
+    let options = mi_est::report::RunOptions {
+        out: a.out.clone(),
+        overwrite: a.overwrite,
+        data: a.data.clone(),
+        elbo_samples: a.elbo_samples,
+        command_line: std::env::args().collect(),
+    };
+    let out = mi_est::report::run(&config, &options, &grid_progress())?;
+    if shard.1 > 1 {
+        println!(
+            "shard {} of {} written; combine with `mi-est merge --out {}`",
+            shard.0,
+            shard.1,
+            a.out.display()
+        );
+    } else {
+        print!(
+            "{}",
+            mi_est::report::format_summary(&out.bias_variance, &out.bounds)
+        );
+    }
+    for f in &out.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    let out = mi_est::report::merge(&a.out, a.overwrite)?;
+    print!(
+        "{}",
+        mi_est::report::format_summary(&out.bias_variance, &out.bounds)
+    );
+    for f in &out.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
 }
 
 fn demo(args: DemoArgs) -> Result<()> {

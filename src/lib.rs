@@ -22,6 +22,7 @@ pub mod error;
 pub mod estimators;
 pub mod io;
 pub mod posterior;
+pub mod report;
 pub mod rng;
 pub mod study;
 pub mod symmetry;

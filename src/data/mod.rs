@@ -104,6 +104,22 @@ impl FromStr for DataSpec {
     }
 }
 
+impl std::fmt::Display for DataSpec {
+    /// The form [`DataSpec::from_str`] parses back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataSpec::Mnist { dir, limit: None } => write!(f, "mnist:{}", dir.display()),
+            DataSpec::Mnist {
+                dir,
+                limit: Some(l),
+            } => write!(f, "mnist:{}@{l}", dir.display()),
+            DataSpec::Csv { path } => write!(f, "csv:{}", path.display()),
+            DataSpec::Abs { alpha } => write!(f, "abs:{alpha}"),
+            DataSpec::Mixture { n_classes, dim } => write!(f, "mixture:{n_classes}:{dim}"),
+        }
+    }
+}
+
 impl DataSpec {
     /// The likelihood that fits the data when none is given.
     pub fn default_likelihood(&self) -> Likelihood {

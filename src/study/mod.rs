@@ -188,7 +188,7 @@ pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Resu
         .estimate(q)?;
     let exact_mi = exact_mi_if_cheap(q, run.mi_samples, eval_seed)?;
     let config_json = serde_json::json!({
-        "data": format!("{:?}", run.data),
+        "data_spec": run.data.to_string(),
         "hidden": run.hidden,
         "activation": run.activation.name(),
         "objective": run.objective.to_string(),
@@ -315,3 +315,5 @@ impl fmt::Display for TrainReport {
         Ok(())
     }
 }
+
+pub mod grid;

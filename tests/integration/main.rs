@@ -6,4 +6,5 @@ mod estimators;
 mod files;
 mod foundation;
 mod gradients;
+mod study;
 mod training;

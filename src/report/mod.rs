@@ -1,0 +1,694 @@
+//! Reports: row structs → Polars DataFrames → Parquet (written atomically), the run
+//! manifest, and SVG plots. The only module that knows Polars.
+
+mod plots;
+
+use polars::prelude::*;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use crate::atomic::write_atomic;
+use crate::error::{Error, Result};
+use crate::study::grid::{
+    BiasVarianceRow, BoundRow, GridConfig, RawRow, bias_variance, bounds, grid_items,
+    load_posteriors, run_grid,
+};
+
+pub use plots::write_plots;
+
+fn polars_err(what: &str, e: PolarsError) -> Error {
+    Error::invalid(what, "dataframe", e.to_string())
+}
+
+fn col<T, P>(name: &str, values: T) -> Column
+where
+    Series: NamedFrom<T, P>,
+    T: AsRef<P>,
+    P: ?Sized,
+{
+    Column::new(name.into(), values)
+}
+
+/// The raw rows as a DataFrame.
+///
+/// # Errors
+///
+/// Polars errors (not expected for well-formed rows).
+pub fn raw_frame(rows: &[RawRow]) -> Result<DataFrame> {
+    let g = |f: fn(&RawRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    DataFrame::new(
+        rows.len(),
+        vec![
+            col("item", rows.iter().map(|r| r.item).collect::<Vec<u64>>()),
+            col(
+                "posterior_id",
+                rows.iter()
+                    .map(|r| r.posterior_id.clone())
+                    .collect::<Vec<String>>(),
+            ),
+            col(
+                "posterior_path",
+                rows.iter()
+                    .map(|r| r.posterior_path.clone())
+                    .collect::<Vec<String>>(),
+            ),
+            col(
+                "posterior_sha256",
+                rows.iter()
+                    .map(|r| r.posterior_sha256.clone())
+                    .collect::<Vec<String>>(),
+            ),
+            col(
+                "estimator",
+                rows.iter()
+                    .map(|r| r.estimator.clone())
+                    .collect::<Vec<String>>(),
+            ),
+            col("k", rows.iter().map(|r| r.k).collect::<Vec<Option<u64>>>()),
+            col(
+                "n_samples",
+                rows.iter().map(|r| r.n_samples).collect::<Vec<u64>>(),
+            ),
+            col(
+                "repeat",
+                rows.iter().map(|r| r.repeat).collect::<Vec<u64>>(),
+            ),
+            col("seed", rows.iter().map(|r| r.seed).collect::<Vec<u64>>()),
+            col("mi_nats", g(|r| r.mi_nats)),
+            col(
+                "std_err_nats",
+                rows.iter()
+                    .map(|r| r.std_err_nats)
+                    .collect::<Vec<Option<f64>>>(),
+            ),
+            col("ln_cap_nats", g(|r| r.ln_cap_nats)),
+            col("ln_group_order_nats", g(|r| r.ln_group_order_nats)),
+            col("entropy_q_nats", g(|r| r.entropy_q_nats)),
+            col(
+                "max_term_share",
+                rows.iter()
+                    .map(|r| r.max_term_share)
+                    .collect::<Vec<Option<f64>>>(),
+            ),
+            col("wall_s", g(|r| r.wall_s)),
+        ],
+    )
+    .map_err(|e| polars_err("raw", e))
+}
+
+/// The bias–variance table as a DataFrame.
+///
+/// # Errors
+///
+/// Polars errors (not expected).
+pub fn bias_variance_frame(rows: &[BiasVarianceRow]) -> Result<DataFrame> {
+    let opt =
+        |f: fn(&BiasVarianceRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<Option<f64>>>();
+    DataFrame::new(
+        rows.len(),
+        vec![
+            col(
+                "posterior_id",
+                rows.iter()
+                    .map(|r| r.posterior_id.clone())
+                    .collect::<Vec<String>>(),
+            ),
+            col(
+                "estimator",
+                rows.iter()
+                    .map(|r| r.estimator.clone())
+                    .collect::<Vec<String>>(),
+            ),
+            col("k", rows.iter().map(|r| r.k).collect::<Vec<Option<u64>>>()),
+            col(
+                "n_repeats",
+                rows.iter().map(|r| r.n_repeats).collect::<Vec<u64>>(),
+            ),
+            col(
+                "n_samples",
+                rows.iter().map(|r| r.n_samples).collect::<Vec<u64>>(),
+            ),
+            col(
+                "mean_nats",
+                rows.iter().map(|r| r.mean_nats).collect::<Vec<f64>>(),
+            ),
+            col("reference_nats", opt(|r| r.reference_nats)),
+            col(
+                "reference_kind",
+                rows.iter()
+                    .map(|r| r.reference_kind.clone())
+                    .collect::<Vec<Option<String>>>(),
+            ),
+            col("bias_nats", opt(|r| r.bias_nats)),
+            col("variance_nats2", opt(|r| r.variance_nats2)),
+            col("rmse_nats", opt(|r| r.rmse_nats)),
+            col("mean_std_err_nats", opt(|r| r.mean_std_err_nats)),
+            col(
+                "mean_wall_s",
+                rows.iter().map(|r| r.mean_wall_s).collect::<Vec<f64>>(),
+            ),
+            col(
+                "ln_cap_nats",
+                rows.iter().map(|r| r.ln_cap_nats).collect::<Vec<f64>>(),
+            ),
+            col(
+                "saturated",
+                rows.iter().map(|r| r.saturated).collect::<Vec<bool>>(),
+            ),
+        ],
+    )
+    .map_err(|e| polars_err("bias_variance", e))
+}
+
+/// The bound table as a DataFrame.
+///
+/// # Errors
+///
+/// Polars errors (not expected).
+pub fn bounds_frame(rows: &[BoundRow]) -> Result<DataFrame> {
+    let opt = |f: fn(&BoundRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<Option<f64>>>();
+    DataFrame::new(
+        rows.len(),
+        vec![
+            col(
+                "posterior_id",
+                rows.iter()
+                    .map(|r| r.posterior_id.clone())
+                    .collect::<Vec<String>>(),
+            ),
+            col(
+                "data",
+                rows.iter()
+                    .map(|r| r.data.clone())
+                    .collect::<Vec<Option<String>>>(),
+            ),
+            col(
+                "n_data",
+                rows.iter().map(|r| r.n_data).collect::<Vec<Option<u64>>>(),
+            ),
+            col(
+                "estimator",
+                rows.iter()
+                    .map(|r| r.estimator.clone())
+                    .collect::<Vec<String>>(),
+            ),
+            col("k", rows.iter().map(|r| r.k).collect::<Vec<Option<u64>>>()),
+            col("elbo_per_point", opt(|r| r.elbo_per_point)),
+            col("elbo_per_point_std_err", opt(|r| r.elbo_per_point_std_err)),
+            col(
+                "kl_nats",
+                rows.iter().map(|r| r.kl_nats).collect::<Vec<f64>>(),
+            ),
+            col(
+                "mi_nats",
+                rows.iter().map(|r| r.mi_nats).collect::<Vec<f64>>(),
+            ),
+            col("mi_std_err_nats", opt(|r| r.mi_std_err_nats)),
+            col("elbo_sym_per_point", opt(|r| r.elbo_sym_per_point)),
+            col(
+                "elbo_sym_per_point_std_err",
+                opt(|r| r.elbo_sym_per_point_std_err),
+            ),
+            col(
+                "kl_sym_nats",
+                rows.iter().map(|r| r.kl_sym_nats).collect::<Vec<f64>>(),
+            ),
+            col(
+                "ln_group_order_nats",
+                rows.iter()
+                    .map(|r| r.ln_group_order_nats)
+                    .collect::<Vec<f64>>(),
+            ),
+        ],
+    )
+    .map_err(|e| polars_err("bounds", e))
+}
+
+/// Writes `df` as Parquet to `path` atomically.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the path.
+pub fn write_parquet(path: &Path, df: &mut DataFrame, overwrite: bool) -> Result<()> {
+    let mut buf = Cursor::new(Vec::new());
+    ParquetWriter::new(&mut buf)
+        .finish(df)
+        .map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    write_atomic(path, &buf.into_inner(), overwrite)
+}
+
+/// Reads a Parquet file.
+///
+/// # Errors
+///
+/// [`Error::Io`] if unreadable, [`Error::BadFile`] if not Parquet.
+pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let f = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    ParquetReader::new(f).finish().map_err(|e| Error::BadFile {
+        path: path.to_path_buf(),
+        reason: format!("not a readable Parquet file: {e}"),
+    })
+}
+
+fn bad(path: &Path, reason: String) -> Error {
+    Error::BadFile {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Reads raw rows back from a raw Parquet file (as written by [`raw_frame`]).
+///
+/// # Errors
+///
+/// [`Error::BadFile`] naming a missing or mistyped column.
+pub fn read_raw(path: &Path) -> Result<Vec<RawRow>> {
+    let df = read_parquet(path)?;
+    let get = |name: &str| {
+        df.column(name)
+            .map_err(|_| bad(path, format!("missing column `{name}`")))
+    };
+    let f64s = |name: &str| -> Result<Vec<Option<f64>>> {
+        Ok(get(name)?
+            .as_materialized_series()
+            .f64()
+            .map_err(|_| bad(path, format!("column `{name}` is not f64")))?
+            .iter()
+            .collect())
+    };
+    let u64s = |name: &str| -> Result<Vec<Option<u64>>> {
+        Ok(get(name)?
+            .as_materialized_series()
+            .u64()
+            .map_err(|_| bad(path, format!("column `{name}` is not u64")))?
+            .iter()
+            .collect())
+    };
+    let strs = |name: &str| -> Result<Vec<Option<String>>> {
+        Ok(get(name)?
+            .as_materialized_series()
+            .str()
+            .map_err(|_| bad(path, format!("column `{name}` is not a string")))?
+            .iter()
+            .map(|s| s.map(str::to_string))
+            .collect())
+    };
+    let need = |v: Option<f64>, name: &str, i: usize| {
+        v.ok_or_else(|| bad(path, format!("null in `{name}` at row {i}")))
+    };
+    let need_u = |v: Option<u64>, name: &str, i: usize| {
+        v.ok_or_else(|| bad(path, format!("null in `{name}` at row {i}")))
+    };
+    let need_s = |v: Option<String>, name: &str, i: usize| {
+        v.ok_or_else(|| bad(path, format!("null in `{name}` at row {i}")))
+    };
+    let (item, k, n_samples, repeat, seed) = (
+        u64s("item")?,
+        u64s("k")?,
+        u64s("n_samples")?,
+        u64s("repeat")?,
+        u64s("seed")?,
+    );
+    let (mi, se, cap, lng, h, share, wall) = (
+        f64s("mi_nats")?,
+        f64s("std_err_nats")?,
+        f64s("ln_cap_nats")?,
+        f64s("ln_group_order_nats")?,
+        f64s("entropy_q_nats")?,
+        f64s("max_term_share")?,
+        f64s("wall_s")?,
+    );
+    let (pid, ppath, sha, est) = (
+        strs("posterior_id")?,
+        strs("posterior_path")?,
+        strs("posterior_sha256")?,
+        strs("estimator")?,
+    );
+    (0..df.height())
+        .map(|i| {
+            Ok(RawRow {
+                item: need_u(item[i], "item", i)?,
+                posterior_id: need_s(pid[i].clone(), "posterior_id", i)?,
+                posterior_path: need_s(ppath[i].clone(), "posterior_path", i)?,
+                posterior_sha256: need_s(sha[i].clone(), "posterior_sha256", i)?,
+                estimator: need_s(est[i].clone(), "estimator", i)?,
+                k: k[i],
+                n_samples: need_u(n_samples[i], "n_samples", i)?,
+                repeat: need_u(repeat[i], "repeat", i)?,
+                seed: need_u(seed[i], "seed", i)?,
+                mi_nats: need(mi[i], "mi_nats", i)?,
+                std_err_nats: se[i],
+                ln_cap_nats: need(cap[i], "ln_cap_nats", i)?,
+                ln_group_order_nats: need(lng[i], "ln_group_order_nats", i)?,
+                entropy_q_nats: need(h[i], "entropy_q_nats", i)?,
+                max_term_share: share[i],
+                wall_s: need(wall[i], "wall_s", i)?,
+            })
+        })
+        .collect()
+}
+
+/// Everything `mi-est run` needs besides the grid itself.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Replace existing reports.
+    pub overwrite: bool,
+    /// Data for the ELBO (else each posterior's recorded training data).
+    pub data: Option<String>,
+    /// Weight draws of the ELBO.
+    pub elbo_samples: usize,
+    /// The command line, for the manifest.
+    pub command_line: Vec<String>,
+}
+
+/// What a finished run wrote.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// Every file written.
+    pub files: Vec<PathBuf>,
+    /// The bias–variance table (empty for a shard).
+    pub bias_variance: Vec<BiasVarianceRow>,
+    /// The bound table (empty for a shard).
+    pub bounds: Vec<BoundRow>,
+}
+
+fn shard_file(out: &Path, shard: (usize, usize)) -> PathBuf {
+    out.join(format!("raw-shard-{}-of-{}.parquet", shard.0, shard.1))
+}
+
+fn prepare_out(out: &Path, overwrite: bool, first: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    if !overwrite && first.exists() {
+        return Err(Error::Io {
+            path: first.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a report is already there (pass --overwrite to replace it)",
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn manifest(
+    config: &GridConfig,
+    options: &RunOptions,
+    posteriors: &[crate::study::grid::LoadedPosterior],
+) -> String {
+    let git = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    serde_json::to_string_pretty(&serde_json::json!({
+        "tool": "mi-est",
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_revision": git,
+        "command_line": options.command_line,
+        "seed": config.seed,
+        "estimators": config.estimators.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        "k": config.ks,
+        "samples": config.samples,
+        "repeats": config.repeats,
+        "shard": [config.shard.0, config.shard.1],
+        "n_items_total": grid_items(config).len(),
+        "data": options.data,
+        "elbo_samples": options.elbo_samples,
+        "posteriors": posteriors.iter().map(|p| serde_json::json!({"id": p.id, "path": p.path.display().to_string(), "sha256": p.sha256})).collect::<Vec<_>>(),
+    }))
+    .expect("manifest serializes")
+}
+
+/// Runs the grid (or this process's shard of it) and writes its reports under
+/// `options.out`: `raw.parquet`, `bias_variance.parquet`, `bounds.parquet`,
+/// `manifest.json` and SVG plots; a shard writes only `raw-shard-i-of-n.parquet` and
+/// `manifest-shard-i-of-n.json` (combine with [`merge`]).
+///
+/// # Errors
+///
+/// Bad settings, unreadable posteriors, an existing report without `overwrite`, an
+/// unwritable folder: named errors, and no partial file is left.
+pub fn run(
+    config: &GridConfig,
+    options: &RunOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<RunOutput> {
+    let config = config.clone().check()?;
+    let posteriors = load_posteriors(&config.posteriors)?;
+    let sharded = config.shard.1 > 1;
+    let first = if sharded {
+        shard_file(&options.out, config.shard)
+    } else {
+        options.out.join("raw.parquet")
+    };
+    prepare_out(&options.out, options.overwrite, &first)?;
+    let rows = run_grid(&config, &posteriors, progress)?;
+    let manifest = manifest(&config, options, &posteriors);
+    if sharded {
+        let mpath = options.out.join(format!(
+            "manifest-shard-{}-of-{}.json",
+            config.shard.0, config.shard.1
+        ));
+        write_parquet(&first, &mut raw_frame(&rows)?, options.overwrite)?;
+        write_atomic(&mpath, manifest.as_bytes(), true)?;
+        return Ok(RunOutput {
+            files: vec![first, mpath],
+            bias_variance: vec![],
+            bounds: vec![],
+        });
+    }
+    let bv = bias_variance(&rows);
+    let bd = bounds(
+        &rows,
+        &posteriors,
+        options.data.as_deref(),
+        options.elbo_samples,
+        config.seed,
+    )?;
+    let mut files = Vec::new();
+    for (name, mut df) in [
+        ("raw.parquet", raw_frame(&rows)?),
+        ("bias_variance.parquet", bias_variance_frame(&bv)?),
+        ("bounds.parquet", bounds_frame(&bd)?),
+    ] {
+        let p = options.out.join(name);
+        write_parquet(&p, &mut df, options.overwrite)?;
+        files.push(p);
+    }
+    let mpath = options.out.join("manifest.json");
+    write_atomic(&mpath, manifest.as_bytes(), true)?;
+    files.push(mpath);
+    files.extend(write_plots(&options.out, &bv, &bd)?);
+    Ok(RunOutput {
+        files,
+        bias_variance: bv,
+        bounds: bd,
+    })
+}
+
+/// Combines the shard files in `dir` (from runs with the same settings) into the full
+/// reports, exactly as an unsharded run would have written them.
+///
+/// # Errors
+///
+/// [`Error::BadFile`] for missing, duplicate or foreign shards (checked against the
+/// shard manifests), plus the errors of [`run`].
+pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut shard_files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy().starts_with("raw-shard-")
+                    && n.to_string_lossy().ends_with(".parquet")
+            })
+        })
+        .collect();
+    shard_files.sort();
+    if shard_files.is_empty() {
+        return Err(bad(dir, "no raw-shard-*.parquet files to merge".into()));
+    }
+    let manifest_of = |p: &Path| -> Result<serde_json::Value> {
+        let name = p
+            .file_name()
+            .expect("file")
+            .to_string_lossy()
+            .replace("raw-", "manifest-")
+            .replace(".parquet", ".json");
+        let mp = dir.join(name);
+        let text = std::fs::read_to_string(&mp).map_err(|source| Error::Io {
+            path: mp.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| bad(&mp, format!("not JSON: {e}")))
+    };
+    let first = manifest_of(&shard_files[0])?;
+    let keys = [
+        "seed",
+        "estimators",
+        "k",
+        "samples",
+        "repeats",
+        "posteriors",
+        "data",
+        "elbo_samples",
+        "n_items_total",
+    ];
+    let n_shards = first["shard"][1].as_u64().unwrap_or(0) as usize;
+    let mut rows = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &shard_files {
+        let m = manifest_of(p)?;
+        for k in keys {
+            if m[k] != first[k] {
+                return Err(bad(
+                    p,
+                    format!(
+                        "shard settings differ from {} in `{k}`",
+                        shard_files[0].display()
+                    ),
+                ));
+            }
+        }
+        if m["shard"][1].as_u64() != Some(n_shards as u64)
+            || !seen.insert(m["shard"][0].as_u64().unwrap_or(u64::MAX))
+        {
+            return Err(bad(p, "shard count differs or shard index repeats".into()));
+        }
+        rows.extend(read_raw(p)?);
+    }
+    if seen.len() != n_shards {
+        return Err(bad(
+            dir,
+            format!("found {} of {n_shards} shards", seen.len()),
+        ));
+    }
+    rows.sort_by_key(|r| r.item);
+    let total = first["n_items_total"].as_u64().unwrap_or(0) as usize;
+    if rows.len() != total || rows.iter().enumerate().any(|(i, r)| r.item != i as u64) {
+        return Err(bad(
+            dir,
+            format!(
+                "the shards hold {} rows, the grid has {total} items",
+                rows.len()
+            ),
+        ));
+    }
+    let paths: Vec<PathBuf> = first["posteriors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["path"].as_str().map(PathBuf::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let posteriors = load_posteriors(&paths)?;
+    for (lp, m) in posteriors
+        .iter()
+        .zip(first["posteriors"].as_array().into_iter().flatten())
+    {
+        if m["sha256"].as_str() != Some(lp.sha256.as_str()) {
+            return Err(bad(
+                &lp.path,
+                "the posterior file changed since the shards ran (sha256 differs)".into(),
+            ));
+        }
+    }
+    let out_raw = dir.join("raw.parquet");
+    prepare_out(dir, overwrite, &out_raw)?;
+    let data = first["data"].as_str().map(str::to_string);
+    let elbo_samples = first["elbo_samples"].as_u64().unwrap_or(1) as usize;
+    let seed = first["seed"].as_u64().unwrap_or(0);
+    let bv = bias_variance(&rows);
+    let bd = bounds(&rows, &posteriors, data.as_deref(), elbo_samples, seed)?;
+    let mut files = Vec::new();
+    for (name, mut df) in [
+        ("raw.parquet", raw_frame(&rows)?),
+        ("bias_variance.parquet", bias_variance_frame(&bv)?),
+        ("bounds.parquet", bounds_frame(&bd)?),
+    ] {
+        let p = dir.join(name);
+        write_parquet(&p, &mut df, overwrite)?;
+        files.push(p);
+    }
+    let mut m = first.clone();
+    m["shard"] = serde_json::json!([0, 1]);
+    m["merged_from"] = serde_json::json!(
+        shard_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+    );
+    let mpath = dir.join("manifest.json");
+    write_atomic(
+        &mpath,
+        serde_json::to_string_pretty(&m).expect("json").as_bytes(),
+        true,
+    )?;
+    files.push(mpath);
+    files.extend(write_plots(dir, &bv, &bd)?);
+    Ok(RunOutput {
+        files,
+        bias_variance: bv,
+        bounds: bd,
+    })
+}
+
+/// The bias–variance table as aligned text for the terminal.
+pub fn format_summary(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> String {
+    let mut s = String::new();
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+    s.push_str(&format!(
+        "{:<28} {:<18} {:>6} {:>3} {:>10} {:>10} {:>10} {:>10} {:>8} {:>4}\n",
+        "posterior", "estimator", "K", "R", "mean", "bias", "sd", "rmse", "cap", "sat"
+    ));
+    for r in bv {
+        s.push_str(&format!(
+            "{:<28} {:<18} {:>6} {:>3} {:>10.4} {:>10} {:>10} {:>10} {:>8.4} {:>4}\n",
+            r.posterior_id,
+            r.estimator,
+            r.k.map_or("-".into(), |k| k.to_string()),
+            r.n_repeats,
+            r.mean_nats,
+            f(r.bias_nats),
+            f(r.variance_nats2.map(f64::sqrt)),
+            f(r.rmse_nats),
+            r.ln_cap_nats,
+            if r.saturated { "yes" } else { "" }
+        ));
+    }
+    s.push('\n');
+    s.push_str(&format!(
+        "{:<28} {:<18} {:>6} {:>12} {:>12} {:>12} {:>12}\n",
+        "posterior", "estimator", "K", "L/N", "(L+I)/N", "KL", "KL_sym"
+    ));
+    for r in bd {
+        s.push_str(&format!(
+            "{:<28} {:<18} {:>6} {:>12} {:>12} {:>12.3} {:>12.3}\n",
+            r.posterior_id,
+            r.estimator,
+            r.k.map_or("-".into(), |k| k.to_string()),
+            r.elbo_per_point.map_or("-".into(), |v| format!("{v:.6}")),
+            r.elbo_sym_per_point
+                .map_or("-".into(), |v| format!("{v:.6}")),
+            r.kl_nats,
+            r.kl_sym_nats
+        ));
+    }
+    s
+}

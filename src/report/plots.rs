@@ -1,0 +1,233 @@
+//! SVG plots of a study (plotters, SVG backend, no system fonts).
+
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+use crate::atomic::write_atomic;
+use crate::error::{Error, Result};
+use crate::study::grid::{BiasVarianceRow, BoundRow};
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(format!("plotting failed: {e}")),
+    }
+}
+
+/// One line: label, colour, points, optional error bars.
+struct Line {
+    label: String,
+    colour: RGBColor,
+    points: Vec<(f64, f64)>,
+    errors: Option<Vec<f64>>,
+}
+
+fn line_chart(path: &Path, title: &str, y_label: &str, lines: &[Line]) -> Result<()> {
+    let pts: Vec<(f64, f64)> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().copied())
+        .collect();
+    if pts.is_empty() {
+        return Ok(());
+    }
+    let x_max = pts.iter().map(|p| p.0).fold(1.0, f64::max).max(2.0);
+    let (mut y_min, mut y_max) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    for l in lines {
+        if let Some(e) = &l.errors {
+            for (p, e) in l.points.iter().zip(e) {
+                y_min = y_min.min(p.1 - e);
+                y_max = y_max.max(p.1 + e);
+            }
+        }
+    }
+    let pad = ((y_max - y_min) * 0.08).max(1e-6);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(90)
+            .build_cartesian_2d(
+                (1f64..x_max * 1.2).log_scale(),
+                (y_min - pad)..(y_max + pad),
+            )
+            .map_err(|e| plot_err(path, e))?;
+        chart
+            .configure_mesh()
+            .light_line_style(RGBColor(244, 244, 244))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .x_desc("K (log scale)")
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        for l in lines {
+            let colour = l.colour;
+            chart
+                .draw_series(LineSeries::new(l.points.clone(), colour.stroke_width(2)))
+                .map_err(|e| plot_err(path, e))?
+                .label(l.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+            if let Some(errs) = &l.errors {
+                chart
+                    .draw_series(l.points.iter().zip(errs).map(|(&(x, y), &e)| {
+                        ErrorBar::new_vertical(x, y - e, y, y + e, colour.filled(), 6)
+                    }))
+                    .map_err(|e| plot_err(path, e))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    write_atomic(path, svg.as_bytes(), true)
+}
+
+/// Writes three plots per posterior: `<id>-estimates.svg` (Î^K ± SE against K with the
+/// exact I and ln K), `<id>-bias-sd.svg` (bias and standard deviation against K),
+/// `<id>-bounds.svg` (L/N and (L + Î^K)/N against K, with the exact L^G/N).
+///
+/// # Errors
+///
+/// [`Error::Io`] naming a file that cannot be written.
+pub fn write_plots(out: &Path, bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Result<Vec<PathBuf>> {
+    let mut ids: Vec<&str> = bv.iter().map(|r| r.posterior_id.as_str()).collect();
+    ids.dedup();
+    let mut files = Vec::new();
+    for id in ids {
+        let ik: Vec<&BiasVarianceRow> = bv
+            .iter()
+            .filter(|r| r.posterior_id == id && r.k.is_some())
+            .collect();
+        if ik.is_empty() {
+            continue;
+        }
+        let ks: Vec<f64> = ik.iter().map(|r| r.k.unwrap_or(1) as f64).collect();
+        let span = |v: f64| ks.iter().map(|&k| (k, v)).collect::<Vec<_>>();
+        let exact = bv.iter().find(|r| r.posterior_id == id && r.k.is_none());
+        let mut lines = vec![
+            Line {
+                label: "I^K (mean ± SE)".into(),
+                colour: BLUE,
+                points: ik
+                    .iter()
+                    .map(|r| (r.k.unwrap_or(1) as f64, r.mean_nats))
+                    .collect(),
+                errors: Some(
+                    ik.iter()
+                        .map(|r| r.mean_std_err_nats.unwrap_or(0.0) / (r.n_repeats as f64).sqrt())
+                        .collect(),
+                ),
+            },
+            Line {
+                label: "ln K".into(),
+                colour: RGBColor(120, 120, 120),
+                points: ks.iter().map(|&k| (k, k.ln())).collect(),
+                errors: None,
+            },
+        ];
+        if let Some(e) = exact {
+            lines.push(Line {
+                label: "exact I".into(),
+                colour: RED,
+                points: span(e.mean_nats),
+                errors: None,
+            });
+        }
+        let p = out.join(format!("{id}-estimates.svg"));
+        line_chart(&p, &format!("{id}: I(g; w) estimates"), "nats", &lines)?;
+        files.push(p);
+
+        let mut lines = vec![Line {
+            label: "standard deviation over repeats".into(),
+            colour: GREEN,
+            points: ik
+                .iter()
+                .filter_map(|r| {
+                    r.variance_nats2
+                        .map(|v| (r.k.unwrap_or(1) as f64, v.sqrt()))
+                })
+                .collect(),
+            errors: None,
+        }];
+        let bias: Vec<(f64, f64)> = ik
+            .iter()
+            .filter_map(|r| r.bias_nats.map(|b| (r.k.unwrap_or(1) as f64, b)))
+            .collect();
+        if !bias.is_empty() {
+            let kind = ik[0].reference_kind.clone().unwrap_or_default();
+            lines.push(Line {
+                label: format!("bias vs {kind}"),
+                colour: BLUE,
+                points: bias,
+                errors: None,
+            });
+        }
+        let p = out.join(format!("{id}-bias-sd.svg"));
+        line_chart(&p, &format!("{id}: bias and spread of I^K"), "nats", &lines)?;
+        files.push(p);
+
+        let rows: Vec<&BoundRow> = bd
+            .iter()
+            .filter(|r| r.posterior_id == id && r.k.is_some())
+            .collect();
+        if rows.iter().all(|r| r.elbo_per_point.is_some()) && !rows.is_empty() {
+            let mut lines = vec![
+                Line {
+                    label: "L / N".into(),
+                    colour: BLACK,
+                    points: rows
+                        .iter()
+                        .map(|r| (r.k.unwrap_or(1) as f64, r.elbo_per_point.unwrap_or(0.0)))
+                        .collect(),
+                    errors: None,
+                },
+                Line {
+                    label: "L^K / N".into(),
+                    colour: BLUE,
+                    points: rows
+                        .iter()
+                        .map(|r| (r.k.unwrap_or(1) as f64, r.elbo_sym_per_point.unwrap_or(0.0)))
+                        .collect(),
+                    errors: Some(
+                        rows.iter()
+                            .map(|r| r.elbo_sym_per_point_std_err.unwrap_or(0.0))
+                            .collect(),
+                    ),
+                },
+            ];
+            if let Some(e) = bd
+                .iter()
+                .find(|r| r.posterior_id == id && r.k.is_none())
+                .and_then(|r| r.elbo_sym_per_point)
+            {
+                lines.push(Line {
+                    label: "exact L^G / N".into(),
+                    colour: RED,
+                    points: span(e),
+                    errors: None,
+                });
+            }
+            let p = out.join(format!("{id}-bounds.svg"));
+            line_chart(
+                &p,
+                &format!("{id}: ELBO and symmetrized bound per data point"),
+                "nats / data point",
+                &lines,
+            )?;
+            files.push(p);
+        }
+    }
+    Ok(files)
+}

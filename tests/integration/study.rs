@@ -1,0 +1,328 @@
+//! `mi-est run` and `merge` (issue 5): Parquet read back through polars, sharding,
+//! bad input.
+
+use mi_est::io::{PosteriorFile, save};
+use mi_est::report::{RunOptions, merge, read_parquet, read_raw, run};
+use mi_est::study::grid::{EstimatorKind, GridConfig, bundled_posterior};
+use mi_est::weights::Arch;
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::random_posterior;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mi-est-study-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// A small posterior with overlapping units (so I^K is far from its cap) and one trained
+/// on the bundled MNIST subset.
+fn posteriors(dir: &Path) -> Vec<PathBuf> {
+    let small = dir.join("small.safetensors");
+    let q = random_posterior(Arch::builder(vec![2, 4, 1]).check().unwrap(), 3, 0.6);
+    let f = PosteriorFile {
+        posterior: q,
+        likelihood: None,
+        prior_scale: 1.0,
+        train_config: None,
+        metadata: Default::default(),
+    };
+    save(&small, &f, true).unwrap();
+    vec![small, repo(&bundled_posterior().display().to_string())]
+}
+
+fn config(posteriors: Vec<PathBuf>, shard: (usize, usize)) -> GridConfig {
+    GridConfig {
+        posteriors,
+        estimators: vec![EstimatorKind::InfoNce, EstimatorKind::Exact],
+        ks: vec![1, 2, 8, 64],
+        samples: 150,
+        repeats: 3,
+        seed: 17,
+        shard,
+    }
+}
+
+fn options(out: &Path) -> RunOptions {
+    RunOptions {
+        out: out.to_path_buf(),
+        overwrite: false,
+        data: None,
+        elbo_samples: 4,
+        command_line: vec!["test".into()],
+    }
+}
+
+fn f64_col(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    df.column(name)
+        .unwrap()
+        .as_materialized_series()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect()
+}
+
+#[test]
+fn run_writes_parquet_that_reads_back_with_the_same_values() {
+    let dir = tmp("run");
+    let out = dir.join("report");
+    let ps = posteriors(&dir);
+    // The small posterior records no data (its bound rows carry no L); the MNIST one
+    // records the bundled subset it was trained on.
+    let result = run(&config(ps.clone(), (0, 1)), &options(&out), &|_, _| {}).unwrap();
+    let raw = read_raw(&out.join("raw.parquet")).unwrap();
+    assert_eq!(raw.len(), 2 * (4 + 1) * 3);
+    let df = read_parquet(&out.join("raw.parquet")).unwrap();
+    assert_eq!(df.height(), raw.len());
+    for name in [
+        "mi_nats",
+        "std_err_nats",
+        "wall_s",
+        "ln_cap_nats",
+        "ln_group_order_nats",
+    ] {
+        assert!(df.column(name).is_ok(), "{name}");
+    }
+    let bv = read_parquet(&out.join("bias_variance.parquet")).unwrap();
+    assert_eq!(bv.height(), result.bias_variance.len());
+    assert_eq!(bv.height(), 2 * 5);
+    // The bias–variance means are the means of the raw values, read back through polars.
+    let means = f64_col(&bv, "mean_nats");
+    for (cell, m) in result.bias_variance.iter().zip(&means) {
+        let vals: Vec<f64> = raw
+            .iter()
+            .filter(|r| {
+                r.posterior_id == cell.posterior_id
+                    && r.estimator == cell.estimator
+                    && r.k == cell.k
+            })
+            .map(|r| r.mi_nats)
+            .collect();
+        assert_eq!(vals.len(), 3);
+        let expect = vals.iter().sum::<f64>() / 3.0;
+        assert!((m.unwrap() - expect).abs() < 1e-12);
+        if let (Some(b), Some(reference)) = (cell.bias_nats, cell.reference_nats) {
+            assert!((b - (expect - reference)).abs() < 1e-12);
+        }
+        // I^K never exceeds the exact value beyond noise, and K = 1 is exactly 0.
+        if cell.k == Some(1) {
+            assert_eq!(cell.mean_nats, 0.0);
+        }
+        if let (Some(_), Some(b)) = (cell.k, cell.bias_nats) {
+            assert!(b < 0.3, "{cell:?}");
+        }
+    }
+    // The trained MNIST posterior is saturated: I = ln 10!, I^K = ln K.
+    let mnist_exact = result
+        .bias_variance
+        .iter()
+        .find(|c| c.posterior_id.starts_with("mnist") && c.k.is_none())
+        .unwrap();
+    assert!((mnist_exact.mean_nats - (3_628_800f64).ln()).abs() < 1e-6);
+    assert!(
+        result
+            .bias_variance
+            .iter()
+            .filter(|c| c.posterior_id.starts_with("mnist"))
+            .all(|c| c.saturated)
+    );
+    // Bounds: KL_sym = KL − I, and the MNIST posterior has its recorded data.
+    let bd = read_parquet(&out.join("bounds.parquet")).unwrap();
+    let kl = f64_col(&bd, "kl_nats");
+    let kls = f64_col(&bd, "kl_sym_nats");
+    let mi = f64_col(&bd, "mi_nats");
+    for i in 0..bd.height() {
+        assert!((kls[i].unwrap() - (kl[i].unwrap() - mi[i].unwrap())).abs() < 1e-9);
+    }
+    let mnist_rows = result
+        .bounds
+        .iter()
+        .filter(|r| r.posterior_id.starts_with("mnist"));
+    for r in mnist_rows {
+        let l = r.elbo_per_point.expect("recorded data");
+        assert!(r.elbo_sym_per_point.unwrap() >= l, "L^K >= L");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["seed"], 17);
+    assert_eq!(manifest["posteriors"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        manifest["posteriors"][0]["sha256"].as_str().unwrap().len(),
+        64
+    );
+    assert!(out.join("small-estimates.svg").is_file() && out.join("small-bias-sd.svg").is_file());
+    // An existing report is refused without --overwrite, and nothing is written.
+    let before = std::fs::read(out.join("raw.parquet")).unwrap();
+    let e = run(&config(ps.clone(), (0, 1)), &options(&out), &|_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("already there"), "{e}");
+    assert_eq!(std::fs::read(out.join("raw.parquet")).unwrap(), before);
+}
+
+#[test]
+fn one_shard_and_three_shards_merged_give_identical_tables() {
+    let dir = tmp("shards");
+    let ps = posteriors(&dir);
+    let one = dir.join("one");
+    run(&config(ps.clone(), (0, 1)), &options(&one), &|_, _| {}).unwrap();
+    let three = dir.join("three");
+    for i in 0..3 {
+        run(&config(ps.clone(), (i, 3)), &options(&three), &|_, _| {}).unwrap();
+    }
+    // Merging before all shards exist is refused; here all exist.
+    merge(&three, false).unwrap();
+    for table in ["raw.parquet", "bias_variance.parquet", "bounds.parquet"] {
+        let a = read_parquet(&one.join(table)).unwrap();
+        let b = read_parquet(&three.join(table)).unwrap();
+        assert_eq!(a.shape(), b.shape(), "{table}");
+        for name in a.get_column_names() {
+            if name.contains("wall_s") {
+                continue; // timings differ between runs
+            }
+            let (ca, cb) = (a.column(name).unwrap(), b.column(name).unwrap());
+            assert!(
+                ca.as_materialized_series()
+                    .equals_missing(cb.as_materialized_series()),
+                "{table}.{name} differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn merge_refuses_incomplete_or_foreign_shards() {
+    let dir = tmp("merge-bad");
+    let ps = posteriors(&dir);
+    let out = dir.join("s");
+    run(&config(ps.clone(), (0, 2)), &options(&out), &|_, _| {}).unwrap();
+    let e = merge(&out, false).unwrap_err();
+    assert!(e.to_string().contains("1 of 2 shards"), "{e}");
+    let mut other = config(ps, (1, 2));
+    other.seed = 99;
+    run(&other, &options(&out), &|_, _| {}).unwrap();
+    let e = merge(&out, false).unwrap_err();
+    assert!(e.to_string().contains("`seed`"), "{e}");
+    assert!(!out.join("raw.parquet").exists());
+    assert!(merge(&dir.join("empty-nothing"), false).is_err());
+    // Data that do not fit a posterior are named with the posterior.
+    let e = run(
+        &config(vec![dir.join("small.safetensors")], (0, 1)),
+        &RunOptions {
+            data: Some("abs:0.1".into()),
+            ..options(&dir.join("wrong-data"))
+        },
+        &|_, _| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("data for posterior small"), "{e}");
+    assert!(!dir.join("wrong-data").join("raw.parquet").exists());
+}
+
+fn mi_est(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mi-est"));
+    c.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn run_cli_bad_input_exits_non_zero_and_leaves_nothing() {
+    let dir = tmp("cli-bad");
+    let out = dir.join("r");
+    let out_s = out.to_str().unwrap();
+    let corrupt = dir.join("corrupt.safetensors");
+    std::fs::write(&corrupt, b"not a safetensors file at all").unwrap();
+    let corrupt_s = corrupt.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["run", "--posterior", "/no/such.safetensors"],
+            "/no/such.safetensors",
+        ),
+        (vec!["run", "--posterior", corrupt_s], "corrupt.safetensors"),
+        (vec!["run", "--estimators", "magic"], "magic"),
+        (vec!["run", "--k", ""], "K list is empty"),
+        (vec!["run", "--k", "1,two"], "two"),
+        (vec!["run", "--k", "0"], "`k` = 0"),
+        (vec!["run", "--samples", "0"], "samples"),
+        (
+            vec!["run", "--shard-index", "3", "--num-shards", "3"],
+            "shard-index",
+        ),
+    ] {
+        let mut a = args.clone();
+        a.extend(["--out", out_s, "--samples", "10", "--repeats", "1"]);
+        if args.contains(&"--samples") {
+            a.truncate(a.len() - 4);
+            a.extend(["--repeats", "1"]);
+        }
+        let o = mi_est(&a, &[]);
+        assert!(!o.status.success(), "{a:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{a:?}: {err}");
+        assert!(!out.join("raw.parquet").exists(), "{a:?} left a report");
+    }
+    let o = mi_est(
+        &[
+            "run",
+            "--out",
+            "/proc/mi-est-cannot-write",
+            "--samples",
+            "5",
+            "--repeats",
+            "1",
+            "--k",
+            "2",
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/proc/mi-est-cannot-write"));
+}
+
+#[test]
+fn run_cli_takes_its_shard_from_slurm_variables() {
+    let dir = tmp("slurm");
+    let out = dir.join("r");
+    let args = [
+        "run",
+        "--out",
+        out.to_str().unwrap(),
+        "--samples",
+        "20",
+        "--repeats",
+        "2",
+        "--k",
+        "2,4",
+        "--elbo-samples",
+        "2",
+    ];
+    let o = mi_est(
+        &args,
+        &[
+            ("SLURM_ARRAY_TASK_ID", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("raw-shard-1-of-2.parquet").is_file());
+    let o = mi_est(
+        &args,
+        &[
+            ("JOB_COMPLETION_INDEX", "0"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = mi_est(&["merge", "--out", out.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read_raw(&out.join("raw.parquet")).unwrap().len(), 3 * 2);
+}
