@@ -258,28 +258,30 @@ fn run(a: RunArgs) -> Result<()> {
             shard.1,
             a.out.display()
         );
-    } else {
-        print!(
-            "{}",
-            mi_est::report::format_summary(&out.bias_variance, &out.bounds)
-        );
+        print_files(&out);
+        return Ok(());
     }
-    for f in &out.files {
-        println!("wrote {}", f.display());
-    }
+    print_report(&out);
     Ok(())
 }
 
 fn merge(a: MergeArgs) -> Result<()> {
-    let out = mi_est::report::merge(&a.out, a.overwrite)?;
+    print_report(&mi_est::report::merge(&a.out, a.overwrite)?);
+    Ok(())
+}
+
+fn print_report(out: &mi_est::report::RunOutput) {
     print!(
         "{}",
         mi_est::report::format_summary(&out.bias_variance, &out.bounds)
     );
+    print_files(out);
+}
+
+fn print_files(out: &mi_est::report::RunOutput) {
     for f in &out.files {
         println!("wrote {}", f.display());
     }
-    Ok(())
 }
 
 fn demo(args: DemoArgs) -> Result<()> {

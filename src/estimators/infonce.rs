@@ -225,19 +225,12 @@ impl InfoNce {
         grads: Option<(&mut [f64], &mut [f64])>,
     ) -> Result<f64> {
         let arch = q.arch();
-        arch.check_len("eps", eps)?;
         if let Some((gm, gs)) = &grads {
             arch.check_len("grad_mu", gm)?;
             arch.check_len("grad_sigma", gs)?;
         }
         let k = perms.len() + 1;
-        let omega: Vec<f64> = q
-            .mu()
-            .iter()
-            .zip(q.sigma())
-            .zip(eps)
-            .map(|((m, s), e)| m + s * e)
-            .collect();
+        let omega = q.reparameterize(eps)?;
         match self.unit_cost(q)? {
             Some(uc) => {
                 let d = uc.width();

@@ -289,6 +289,22 @@ impl MeanFieldGaussian {
         }
     }
 
+    /// `ω = μ + σ ⊙ ε` for a given standard-normal `eps`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] if `eps` is not of length P.
+    pub fn reparameterize(&self, eps: &[f64]) -> Result<Vec<f64>> {
+        self.arch.check_len("eps", eps)?;
+        Ok(self
+            .mu
+            .iter()
+            .zip(&self.sigma)
+            .zip(eps)
+            .map(|((m, s), e)| m + s * e)
+            .collect())
+    }
+
     /// A reparameterized draw `ω = μ + σ ⊙ ε`.
     pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
         let mut eps = vec![0.0; self.n_params()];

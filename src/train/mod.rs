@@ -197,17 +197,10 @@ pub fn elbo_step_grad(
     grad_sigma: &mut [f64],
 ) -> Result<f64> {
     let arch = q.arch();
-    arch.check_len("eps", eps)?;
     arch.check_len("grad_mu", grad_mu)?;
     arch.check_len("grad_sigma", grad_sigma)?;
     data.check_fits(arch, likelihood)?;
-    let omega: Vec<f64> = q
-        .mu()
-        .iter()
-        .zip(q.sigma())
-        .zip(eps)
-        .map(|((m, s), e)| m + s * e)
-        .collect();
+    let omega = q.reparameterize(eps)?;
     let x = data.x_rows(rows);
     let scale = data.len() as f64 / rows.len() as f64;
     let mut grad_w = vec![0.0; omega.len()];
