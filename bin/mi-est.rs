@@ -35,6 +35,27 @@ enum Command {
     Run(RunArgs),
     /// Combine the shard files of a sharded `run` into the full reports.
     Merge(MergeArgs),
+    /// Reproduce an experiment of the paper: mode-interpolation, tractable-bnn, mnist, mode-proximity.
+    Reproduce(ReproduceArgs),
+}
+
+#[derive(Parser, Debug)]
+struct ReproduceArgs {
+    /// mode-interpolation, tractable-bnn, mnist or mode-proximity.
+    experiment: String,
+    /// The fast variant (seconds to minutes) that checks the qualitative claims.
+    #[arg(long)]
+    quick: bool,
+    /// Folder of the MNIST IDX files.
+    #[arg(long, default_value = "../shared/data/mnist")]
+    data: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Reports go to <out>/<experiment>[-quick]/.
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Parser, Debug)]
@@ -176,7 +197,49 @@ fn main() -> Result<()> {
         Some(Command::Train(a)) => train(a),
         Some(Command::Run(a)) => run(a),
         Some(Command::Merge(a)) => merge(a),
+        Some(Command::Reproduce(a)) => reproduce(a),
     }
+}
+
+fn reproduce(a: ReproduceArgs) -> Result<()> {
+    use mi_est::study::reproduce::{Experiment, ReproduceOptions};
+    let experiment = Experiment::parse(&a.experiment)?;
+    let needs_mnist = matches!(experiment, Experiment::Mnist | Experiment::ModeProximity);
+    if needs_mnist && !a.data.is_dir() {
+        bail!(
+            "{}: MNIST folder not found (pass --data <folder with the IDX files>)",
+            a.data.display()
+        );
+    }
+    let dir = a.out.join(format!(
+        "{}{}",
+        experiment.name(),
+        if a.quick { "-quick" } else { "" }
+    ));
+    if dir.join("summary.md").exists() && !a.overwrite {
+        bail!(
+            "{}: a report is already there (pass --overwrite to replace it)",
+            dir.display()
+        );
+    }
+    let options = ReproduceOptions {
+        quick: a.quick,
+        seed: a.seed,
+        mnist_dir: a.data.clone(),
+    };
+    eprintln!(
+        "[reproduce] {} ({}) started",
+        experiment.name(),
+        if a.quick { "quick" } else { "full" }
+    );
+    let r = mi_est::study::reproduce::reproduce(experiment, &options)?;
+    let files = mi_est::report::write_reproduction(&dir, &r, a.overwrite)?;
+    println!("{}", r.summary);
+    println!("wall time {:.2} s", r.wall_s);
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
 }
 
 fn parse_ks(raw: &[String]) -> Result<Vec<usize>> {

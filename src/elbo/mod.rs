@@ -5,7 +5,10 @@
 //! `L^K = L + Î^K ≤ L^G` in expectation. Reports normalize by the number of data points
 //! (the paper's "normalized ELBO").
 
-use faer::Mat;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+use rand::RngExt;
+use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use std::fmt;
 use std::str::FromStr;
@@ -368,6 +371,13 @@ pub struct Predictive {
 /// The posterior predictive on `data`: class probabilities (or predictive densities)
 /// averaged over `n_samples` draws of ω, draw `s` from `stream(seed, s)`.
 ///
+/// When the first layer is variational its pre-activations are drawn per data point
+/// from their exact distribution (local reparameterization:
+/// `a = x μ_Wᵀ + μ_b + sqrt(x² (σ_W²)ᵀ + σ_b²) ⊙ ε`), which costs two matrix products
+/// once instead of one per draw. Each data point's predictive distribution is exactly
+/// that of whole-network draws; only the correlation between data points (which no
+/// per-point metric sees) differs.
+///
 /// # Errors
 ///
 /// As [`elbo`].
@@ -389,6 +399,7 @@ pub fn predictive(
     let arch = q.arch();
     let n = data.len();
     let d_out = *arch.widths().last().expect("widths");
+    let local = LocalFirstLayer::new(q, data);
     // Per draw: outputs (n × dL). Reduced in draw order to keep the bits fixed.
     let chunk = 32;
     let mut sum_out = Mat::<f64>::zeros(n, d_out);
@@ -398,8 +409,12 @@ pub fn predictive(
         let outs: Vec<Mat<f64>> = (start..(start + chunk).min(n_samples))
             .into_par_iter()
             .map(|s| {
-                let w = q.sample(&mut stream(seed, s as u64));
-                arch.forward(&w, data.x().as_ref()).expect("checked shapes")
+                let mut rng = stream(seed, s as u64);
+                let w = q.sample(&mut rng);
+                match &local {
+                    Some(l) => l.forward(q, &w, &mut rng),
+                    None => arch.forward(&w, data.x().as_ref()).expect("checked shapes"),
+                }
             })
             .collect();
         for out in outs {
@@ -480,4 +495,76 @@ pub fn predictive(
         }
         _ => unreachable!("checked by check_fits"),
     })
+}
+
+/// The first layer's pre-activation moments for local reparameterization.
+struct LocalFirstLayer {
+    mean: Mat<f64>,
+    sd: Mat<f64>,
+}
+
+impl LocalFirstLayer {
+    fn new(q: &MeanFieldGaussian, data: &Dataset) -> Option<Self> {
+        let arch = q.arch();
+        let o = arch.offsets(0)?;
+        let (d_in, d_out) = (arch.widths()[0], arch.widths()[1]);
+        let x = data.x();
+        let w_mu =
+            MatRef::from_row_major_slice(&q.mu()[o.weight..o.weight + d_in * d_out], d_out, d_in);
+        let var: Vec<f64> = q.sigma()[o.weight..o.weight + d_in * d_out]
+            .iter()
+            .map(|s| s * s)
+            .collect();
+        let w_var = MatRef::from_row_major_slice(&var, d_out, d_in);
+        let x2 = Mat::from_fn(x.nrows(), d_in, |r, c| x[(r, c)] * x[(r, c)]);
+        let mut mean = Mat::<f64>::zeros(x.nrows(), d_out);
+        let mut v = Mat::<f64>::zeros(x.nrows(), d_out);
+        matmul(
+            &mut mean,
+            Accum::Replace,
+            x,
+            w_mu.transpose(),
+            1.0,
+            Par::Seq,
+        );
+        matmul(
+            &mut v,
+            Accum::Replace,
+            &x2,
+            w_var.transpose(),
+            1.0,
+            Par::Seq,
+        );
+        if let Some(ob) = o.bias {
+            for c in 0..d_out {
+                let (m, s) = (q.mu()[ob + c], q.sigma()[ob + c]);
+                for r in 0..x.nrows() {
+                    mean[(r, c)] += m;
+                    v[(r, c)] += s * s;
+                }
+            }
+        }
+        let sd = Mat::from_fn(v.nrows(), v.ncols(), |r, c| v[(r, c)].sqrt());
+        Some(LocalFirstLayer { mean, sd })
+    }
+
+    /// One draw's outputs: the first layer's pre-activations from their exact
+    /// per-point distribution, the rest through the draw `w`.
+    fn forward(&self, q: &MeanFieldGaussian, w: &[f64], rng: &mut crate::rng::DrawRng) -> Mat<f64> {
+        let arch = q.arch();
+        let act = arch.activation();
+        let single = arch.n_layers() == 1;
+        let mut h = Mat::<f64>::zeros(self.mean.nrows(), self.mean.ncols());
+        for c in 0..h.ncols() {
+            for r in 0..h.nrows() {
+                let a = self.mean[(r, c)] + self.sd[(r, c)] * rng.sample::<f64, _>(StandardNormal);
+                h[(r, c)] = if single { a } else { act.apply(a) };
+            }
+        }
+        if single {
+            h
+        } else {
+            arch.forward_from(w, h, 1)
+        }
+    }
 }

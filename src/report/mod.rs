@@ -14,7 +14,10 @@ use crate::study::grid::{
     load_posteriors, run_grid,
 };
 
-pub use plots::write_plots;
+pub use plots::{write_plots, xy_plot};
+
+use crate::study::reproduce::Reproduction;
+use crate::study::table::{Table, Values};
 
 fn polars_err(what: &str, e: PolarsError) -> Error {
     Error::invalid(what, "dataframe", e.to_string())
@@ -691,4 +694,56 @@ pub fn format_summary(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> String {
         ));
     }
     s
+}
+
+/// A [`Table`] as a DataFrame.
+///
+/// # Errors
+///
+/// Columns of unequal length.
+pub fn table_frame(t: &Table) -> Result<DataFrame> {
+    let cols = t
+        .columns
+        .iter()
+        .map(|(name, v)| match v {
+            Values::F64(x) => col(name, x.clone()),
+            Values::OptF64(x) => col(name, x.clone()),
+            Values::U64(x) => col(name, x.clone()),
+            Values::Str(x) => col(name, x.clone()),
+            Values::Bool(x) => col(name, x.clone()),
+        })
+        .collect();
+    DataFrame::new(t.height(), cols).map_err(|e| polars_err(&t.name, e))
+}
+
+/// Writes an experiment's tables (`<name>.parquet`), plots (`<name>.svg`) and
+/// `summary.md` under `dir`.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming an unwritable folder or an existing summary without
+/// `overwrite`.
+pub fn write_reproduction(dir: &Path, r: &Reproduction, overwrite: bool) -> Result<Vec<PathBuf>> {
+    let summary = dir.join("summary.md");
+    prepare_out(dir, overwrite, &summary)?;
+    let mut files = Vec::new();
+    for t in &r.tables {
+        let p = dir.join(format!("{}.parquet", t.name));
+        write_parquet(&p, &mut table_frame(t)?, true)?;
+        files.push(p);
+    }
+    for spec in &r.plots {
+        let p = dir.join(format!("{}.svg", spec.name));
+        xy_plot(&p, spec)?;
+        files.push(p);
+    }
+    let text = format!(
+        "# {}\n\n{}\nWall time: {:.2} s.\n",
+        r.experiment.name(),
+        r.summary,
+        r.wall_s
+    );
+    write_atomic(&summary, text.as_bytes(), true)?;
+    files.push(summary);
+    Ok(files)
 }

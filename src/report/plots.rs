@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::study::grid::{BiasVarianceRow, BoundRow};
+use crate::study::reproduce::PlotSpec;
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io {
@@ -230,4 +231,81 @@ pub fn write_plots(out: &Path, bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Resul
         }
     }
     Ok(files)
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(90, 90, 90),
+];
+
+/// A scatter/line plot of a [`PlotSpec`]: every series as points, joined by lines when
+/// its x values are sorted.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming a file that cannot be written.
+pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
+    let pts: Vec<(f64, f64)> = spec
+        .series
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return Ok(());
+    }
+    let (x0, x1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (px, py) = (((x1 - x0) * 0.05).max(1e-9), ((y1 - y0) * 0.08).max(1e-9));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&spec.title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(90)
+            .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
+            .map_err(|e| plot_err(path, e))?;
+        chart
+            .configure_mesh()
+            .light_line_style(RGBColor(244, 244, 244))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .x_desc(spec.x_label.as_str())
+            .y_desc(spec.y_label.as_str())
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        for (i, (label, points)) in spec.series.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            let sorted = points.windows(2).all(|w| w[0].0 <= w[1].0);
+            if sorted && points.len() > 1 {
+                chart
+                    .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                    .map_err(|e| plot_err(path, e))?;
+            }
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(|e| plot_err(path, e))?
+                .label(label.clone())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, colour.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    write_atomic(path, svg.as_bytes(), true)
 }

@@ -317,3 +317,5 @@ impl fmt::Display for TrainReport {
 }
 
 pub mod grid;
+pub mod reproduce;
+pub mod table;

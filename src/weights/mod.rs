@@ -430,9 +430,24 @@ impl Arch {
         if x.ncols() != self.widths[0] {
             return Err(Error::length("input columns", self.widths[0], x.ncols()));
         }
-        let n = x.nrows();
-        let mut h = x.to_owned();
-        for i in 0..self.n_layers() {
+        Ok(self.forward_from(w, x.to_owned(), 0))
+    }
+
+    /// The forward pass from layer `first` on, given that layer's input `h`
+    /// (`n × d_first`): used when an earlier layer was computed another way (e.g. the
+    /// local reparameterization of the first layer's pre-activations).
+    ///
+    /// # Panics
+    ///
+    /// If `w` is not of length P or `h` does not have `d_first` columns.
+    pub fn forward_from(&self, w: &[f64], mut h: Mat<f64>, first: usize) -> Mat<f64> {
+        assert_eq!(
+            h.ncols(),
+            self.widths[first],
+            "input width of layer {first}"
+        );
+        let n = h.nrows();
+        for i in first..self.n_layers() {
             let layer = self.layer(w, i);
             let mut z = Mat::<f64>::zeros(n, self.widths[i + 1]);
             matmul(
@@ -453,7 +468,7 @@ impl Arch {
             }
             h = z;
         }
-        Ok(h)
+        h
     }
 }
 

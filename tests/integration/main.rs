@@ -6,5 +6,6 @@ mod estimators;
 mod files;
 mod foundation;
 mod gradients;
+mod reproduce;
 mod study;
 mod training;
