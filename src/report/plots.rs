@@ -243,7 +243,7 @@ const PALETTE: [RGBColor; 6] = [
 ];
 
 /// A scatter/line plot of a [`PlotSpec`]: every series as points, joined by lines when
-/// its x values are sorted.
+/// the spec asks for lines and the series' x values are sorted.
 ///
 /// # Errors
 ///
@@ -287,7 +287,7 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
         for (i, (label, points)) in spec.series.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()];
             let sorted = points.windows(2).all(|w| w[0].0 <= w[1].0);
-            if sorted && points.len() > 1 {
+            if spec.lines && sorted && points.len() > 1 {
                 chart
                     .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
                     .map_err(|e| plot_err(path, e))?;

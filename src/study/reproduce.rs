@@ -79,6 +79,8 @@ pub struct PlotSpec {
     pub y_label: String,
     /// Log-scale x axis.
     pub log_x: bool,
+    /// Join each series' points with lines (for curves; off for scatter plots).
+    pub lines: bool,
     /// Lines.
     pub series: Vec<Series>,
 }
@@ -288,6 +290,7 @@ fn mode_interpolation(o: &ReproduceOptions) -> Result<Reproduction> {
         x_label: "alpha (distance between modes)".into(),
         y_label: "|mu*| / alpha".into(),
         log_x: false,
+        lines: true,
         series,
     });
     let found: Vec<(f64, f64)> = thresholds
@@ -598,6 +601,7 @@ fn tractable_bnn(o: &ReproduceOptions) -> Result<Reproduction> {
         x_label: "w1".into(),
         y_label: "w2".into(),
         log_x: false,
+        lines: false,
         series: vec![
             ("exact posterior, top 3 nats".into(), hpd),
             ("MFVI means (10 seeds)".into(), means(false)),
@@ -827,6 +831,7 @@ fn mnist(o: &ReproduceOptions) -> Result<Reproduction> {
         x_label: "hidden width".into(),
         y_label: "accuracy %".into(),
         log_x: false,
+        lines: true,
         series,
     }];
     Ok(Reproduction {
@@ -952,6 +957,7 @@ fn mode_proximity(o: &ReproduceOptions) -> Result<Reproduction> {
         x_label: "hidden width".into(),
         y_label: "min |w - g.w| / |w|".into(),
         log_x: false,
+        lines: true,
         series,
     }];
     Ok(Reproduction {
