@@ -226,6 +226,9 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
         quick: a.quick,
         seed: a.seed,
         mnist_dir: a.data.clone(),
+        progress: Some(mi_est::study::reproduce::ProgressFn(std::sync::Arc::new(
+            grid_progress(),
+        ))),
     };
     eprintln!(
         "[reproduce] {} ({}) started",
@@ -253,7 +256,7 @@ fn parse_ks(raw: &[String]) -> Result<Vec<usize>> {
         .collect()
 }
 
-fn grid_progress() -> impl Fn(usize, usize) + Sync {
+fn grid_progress() -> impl Fn(usize, usize) + Send + Sync + 'static {
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new(0);
         b.set_style(

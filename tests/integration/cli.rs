@@ -133,3 +133,53 @@ fn train_errors_exit_non_zero_and_write_nothing() {
         assert!(!out.exists(), "{args:?} left a file");
     }
 }
+
+#[test]
+fn reproduce_bad_input_exits_non_zero_with_a_named_error() {
+    let dir = tmp_dir("reproduce-bad");
+    let out = dir.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["reproduce", "mode-collapse", "--out", out],
+            "mode-collapse",
+        ),
+        (
+            vec![
+                "reproduce",
+                "mnist",
+                "--quick",
+                "--data",
+                "/no/mnist/here",
+                "--out",
+                out,
+            ],
+            "/no/mnist/here",
+        ),
+        (
+            vec![
+                "reproduce",
+                "tractable-bnn",
+                "--quick",
+                "--out",
+                "/proc/mi-est-no",
+            ],
+            "/proc/mi-est-no",
+        ),
+    ] {
+        let o = mi_est(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let ok = mi_est(&["reproduce", "tractable-bnn", "--quick", "--out", out]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(dir.join("tractable-bnn-quick/summary.md").is_file());
+    let again = mi_est(&["reproduce", "tractable-bnn", "--quick", "--out", out]);
+    assert!(
+        !again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already there")
+    );
+}

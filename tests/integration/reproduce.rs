@@ -11,6 +11,7 @@ fn quick() -> ReproduceOptions {
         quick: true,
         seed: 0,
         mnist_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist-small"),
+        progress: None,
     }
 }
 
@@ -82,7 +83,11 @@ fn mnist_and_mode_proximity_quick_variants_run_on_the_bundled_subset() {
     let acc = f64s(table(&r, "runs"), "test_accuracy");
     assert_eq!(acc.len(), 4);
     assert!(acc.iter().all(|&a| a > 0.5), "{acc:?}");
-    assert!(r.summary.contains("93.217 ± 0.022"), "paper values beside ours: {}", r.summary);
+    assert!(
+        r.summary.contains("93.217 ± 0.022"),
+        "paper values beside ours: {}",
+        r.summary
+    );
     let p = reproduce(Experiment::ModeProximity, &quick()).unwrap();
     let ratio = f64s(table(&p, "proximity"), "min_distance_over_norm");
     assert!(ratio.iter().all(|&x| x > 0.0 && x < 2.0), "{ratio:?}");

@@ -273,3 +273,42 @@ fn full_mnist_files_match_their_documented_provenance() {
         / (60_000.0 * 784.0);
     assert!((mean - 0.1307).abs() < 1e-4, "pixel mean {mean}");
 }
+
+#[test]
+fn local_reparameterization_matches_whole_network_draws() {
+    let data = gaussian_mixture(300, 3, 4, 1.0, 2, 0).unwrap();
+    let arch = Arch::builder(vec![4, 5, 3]).check().unwrap();
+    let q = crate::common::random_posterior(arch.clone(), 5, 0.7);
+    let s = 4000;
+    let local = predictive(&q, Likelihood::Softmax, &data, s, 1).unwrap();
+    // The same predictive from whole-network draws, computed here independently.
+    let n = data.len();
+    let mut prob = vec![[0.0f64; 3]; n];
+    for k in 0..s {
+        let w = q.sample(&mut mi_est::rng::stream(77, k as u64));
+        let out = arch.forward(&w, data.x().as_ref()).unwrap();
+        for (r, p) in prob.iter_mut().enumerate() {
+            let m = (0..3)
+                .map(|c| out[(r, c)])
+                .fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = (0..3).map(|c| (out[(r, c)] - m).exp()).sum();
+            for (c, pc) in p.iter_mut().enumerate() {
+                *pc += (out[(r, c)] - m).exp() / z / s as f64;
+            }
+        }
+    }
+    let Targets::Classes(y) = data.targets() else {
+        panic!("labels")
+    };
+    let nll = -prob
+        .iter()
+        .zip(y)
+        .map(|(p, &l)| p[l as usize].ln())
+        .sum::<f64>()
+        / n as f64;
+    assert!(
+        (local.nll - nll).abs() < 0.02,
+        "local {} vs whole-network {nll}",
+        local.nll
+    );
+}
