@@ -405,6 +405,8 @@ pub fn predictive(
     let mut sum_out = Mat::<f64>::zeros(n, d_out);
     let mut ln_dens: Vec<Vec<f64>> = Vec::new();
     let mut sum_prob = Mat::<f64>::zeros(n, d_out);
+    // ln Σ_s p_s(y_r | x_r) per point, in log space (the NLL never meets an underflow).
+    let mut ln_sum_target = vec![crate::estimators::LnSumExp::default(); n];
     for start in (0..n_samples).step_by(chunk) {
         let outs: Vec<Mat<f64>> = (start..(start + chunk).min(n_samples))
             .into_par_iter()
@@ -435,7 +437,7 @@ pub fn predictive(
                     ln_dens.push(dens);
                     sum_out += &out;
                 }
-                (Likelihood::Softmax, _) => {
+                (Likelihood::Softmax, Targets::Classes(y)) => {
                     for r in 0..n {
                         let max = (0..d_out)
                             .map(|c| out[(r, c)])
@@ -444,6 +446,7 @@ pub fn predictive(
                         for c in 0..d_out {
                             sum_prob[(r, c)] += (out[(r, c)] - max).exp() / z;
                         }
+                        ln_sum_target[r].push(out[(r, y[r] as usize)] - max - z.ln());
                     }
                 }
                 _ => unreachable!("checked by check_fits"),
@@ -482,9 +485,7 @@ pub fn predictive(
                     .max_by(|&a, &b| sum_prob[(r, a)].total_cmp(&sum_prob[(r, b)]))
                     .expect("d_out > 0");
                 correct += usize::from(best == y[r] as usize);
-                nll -= (sum_prob[(r, y[r] as usize)] / ns)
-                    .max(f64::MIN_POSITIVE)
-                    .ln();
+                nll -= ln_sum_target[r].value() - ns.ln();
             }
             Predictive {
                 mse: None,
