@@ -373,16 +373,25 @@ impl MeanFieldGaussian {
         }
     }
 
-    /// `∂KL(q ‖ N(0, s²I))/∂μ = μ/s²` and `∂/∂σ = σ/s² − 1/σ`, added into the buffers.
+    /// `weight × ∇KL(q ‖ N(0, s²I))` added into the buffers: `∂KL/∂μ = μ/s²`,
+    /// `∂KL/∂σ = σ/s² − 1/σ`.
     ///
     /// # Panics
     ///
     /// If a buffer is not of length P.
-    pub fn add_kl_grad(&self, prior_scale: f64, grad_mu: &mut [f64], grad_sigma: &mut [f64]) {
+    pub fn add_kl_grad(
+        &self,
+        prior_scale: f64,
+        weight: f64,
+        grad_mu: &mut [f64],
+        grad_sigma: &mut [f64],
+    ) {
+        assert_eq!(grad_mu.len(), self.n_params());
+        assert_eq!(grad_sigma.len(), self.n_params());
         let inv_s2 = 1.0 / (prior_scale * prior_scale);
         for p in 0..self.n_params() {
-            grad_mu[p] += self.mu[p] * inv_s2;
-            grad_sigma[p] += self.sigma[p] * inv_s2 - self.inv_sigma[p];
+            grad_mu[p] += weight * self.mu[p] * inv_s2;
+            grad_sigma[p] += weight * (self.sigma[p] * inv_s2 - self.inv_sigma[p]);
         }
     }
 

@@ -11,6 +11,37 @@ use faer::{Accum, Mat, MatRef, Par};
 use crate::elbo::{Likelihood, Targets};
 use crate::weights::{Activation, Arch};
 
+/// Reusable buffers of [`data_term_grad_in_place`]: per-layer inputs and
+/// pre-activations and the back-propagated gradients.
+#[derive(Clone, Debug)]
+pub struct BackpropWorkspace {
+    hs: Vec<Mat<f64>>,
+    zs: Vec<Mat<f64>>,
+    g: Mat<f64>,
+    gh: Mat<f64>,
+    gw: Mat<f64>,
+}
+
+impl Default for BackpropWorkspace {
+    fn default() -> Self {
+        BackpropWorkspace {
+            hs: Vec::new(),
+            zs: Vec::new(),
+            g: Mat::new(),
+            gh: Mat::new(),
+            gw: Mat::new(),
+        }
+    }
+}
+
+/// Makes `m` an `r × c` matrix, reallocating only when the shape changes (its contents
+/// are overwritten by the caller).
+fn shape(m: &mut Mat<f64>, r: usize, c: usize) {
+    if m.nrows() != r || m.ncols() != c {
+        *m = Mat::zeros(r, c);
+    }
+}
+
 /// `Σ_rows ln p(y | x, w)` for the rows `rows` of the data (inputs `x`, already
 /// gathered), with its gradient with respect to the flat weights `w` *added* into
 /// `grad_w` after multiplication by `scale`.
@@ -18,6 +49,7 @@ use crate::weights::{Activation, Arch};
 /// # Panics
 ///
 /// If `w`, `grad_w` or `x` do not fit `arch` (the trainer checks them first).
+#[allow(clippy::too_many_arguments)]
 pub fn data_term_grad(
     arch: &Arch,
     w: &[f64],
@@ -28,71 +60,121 @@ pub fn data_term_grad(
     scale: f64,
     grad_w: &mut [f64],
 ) -> f64 {
+    let mut ws = BackpropWorkspace::default();
+    data_term_grad_in_place(
+        arch, w, x, targets, rows, likelihood, scale, grad_w, &mut ws,
+    )
+}
+
+/// [`data_term_grad`] with caller-owned buffers (no allocation once the shapes are
+/// set).
+///
+/// # Panics
+///
+/// As [`data_term_grad`].
+#[allow(clippy::too_many_arguments)]
+pub fn data_term_grad_in_place(
+    arch: &Arch,
+    w: &[f64],
+    x: MatRef<'_, f64>,
+    targets: &Targets,
+    rows: &[usize],
+    likelihood: Likelihood,
+    scale: f64,
+    grad_w: &mut [f64],
+    ws: &mut BackpropWorkspace,
+) -> f64 {
     let n_layers = arch.n_layers();
     let n = x.nrows();
-    // Forward, keeping pre-activations Z_i and inputs H_i.
-    let mut hs: Vec<Mat<f64>> = Vec::with_capacity(n_layers + 1);
-    let mut zs: Vec<Mat<f64>> = Vec::with_capacity(n_layers);
-    hs.push(x.to_owned());
+    let act = arch.activation();
+    ws.hs.resize_with(n_layers, Mat::new);
+    ws.zs.resize_with(n_layers, Mat::new);
+    // Forward, keeping each layer's input H_i (H_0 = x) and pre-activation Z_i.
     for i in 0..n_layers {
         let layer = arch.layer(w, i);
-        let mut z = Mat::<f64>::zeros(n, arch.widths()[i + 1]);
-        matmul(
-            &mut z,
-            Accum::Replace,
-            &hs[i],
-            layer.weight.transpose(),
-            1.0,
-            Par::Seq,
-        );
+        let d_out = arch.widths()[i + 1];
+        let (done, rest) = ws.zs.split_at_mut(i);
+        let z = &mut rest[0];
+        shape(z, n, d_out);
+        if i == 0 {
+            matmul(
+                &mut *z,
+                Accum::Replace,
+                x,
+                layer.weight.transpose(),
+                1.0,
+                Par::Seq,
+            );
+        } else {
+            let (prev_z, h) = (&done[i - 1], &mut ws.hs[i]);
+            shape(h, n, arch.widths()[i]);
+            for c in 0..h.ncols() {
+                for r in 0..n {
+                    h[(r, c)] = act.apply(prev_z[(r, c)]);
+                }
+            }
+            matmul(
+                &mut *z,
+                Accum::Replace,
+                &*h,
+                layer.weight.transpose(),
+                1.0,
+                Par::Seq,
+            );
+        }
         if let Some(b) = layer.bias {
             for c in 0..z.ncols() {
                 let bc = b[c];
                 z.col_mut(c).iter_mut().for_each(|v| *v += bc);
             }
         }
-        if i + 1 < n_layers {
-            let act = arch.activation();
-            hs.push(Mat::from_fn(n, z.ncols(), |r, c| act.apply(z[(r, c)])));
-        }
-        zs.push(z);
     }
-    let out = zs.last().expect("at least one layer");
-    let mut g = Mat::<f64>::zeros(n, out.ncols());
-    let total = likelihood.ln_lik(out, targets, rows, Some(&mut g));
+    let out = &ws.zs[n_layers - 1];
+    shape(&mut ws.g, n, out.ncols());
+    let total = likelihood.ln_lik(out, targets, rows, Some(&mut ws.g));
     // Backward.
     for i in (0..n_layers).rev() {
         let layer = arch.layer(w, i);
         if let Some(o) = arch.offsets(i) {
             let (d_in, d_out) = (arch.widths()[i], arch.widths()[i + 1]);
-            let mut gw = Mat::<f64>::zeros(d_out, d_in);
+            shape(&mut ws.gw, d_out, d_in);
+            let input = if i == 0 { x } else { ws.hs[i].as_ref() };
             matmul(
-                &mut gw,
+                &mut ws.gw,
                 Accum::Replace,
-                g.transpose(),
-                &hs[i],
+                ws.g.transpose(),
+                input,
                 scale,
                 Par::Seq,
             );
             for a in 0..d_out {
                 for b in 0..d_in {
-                    grad_w[o.weight + a * d_in + b] += gw[(a, b)];
+                    grad_w[o.weight + a * d_in + b] += ws.gw[(a, b)];
                 }
             }
             if let Some(ob) = o.bias {
                 for a in 0..d_out {
-                    grad_w[ob + a] += scale * g.col(a).iter().sum::<f64>();
+                    grad_w[ob + a] += scale * ws.g.col(a).iter().sum::<f64>();
                 }
             }
         }
         if i > 0 {
-            let mut gh = Mat::<f64>::zeros(n, arch.widths()[i]);
-            matmul(&mut gh, Accum::Replace, &g, layer.weight, 1.0, Par::Seq);
-            let z = &zs[i - 1];
-            let act = arch.activation();
-            g = Mat::from_fn(n, gh.ncols(), |r, c| {
-                gh[(r, c)] * derivative(act, z[(r, c)])
-            });
+            shape(&mut ws.gh, n, arch.widths()[i]);
+            matmul(
+                &mut ws.gh,
+                Accum::Replace,
+                &ws.g,
+                layer.weight,
+                1.0,
+                Par::Seq,
+            );
+            let z = &ws.zs[i - 1];
+            shape(&mut ws.g, n, arch.widths()[i]);
+            for c in 0..ws.g.ncols() {
+                for r in 0..n {
+                    ws.g[(r, c)] = ws.gh[(r, c)] * derivative(act, z[(r, c)]);
+                }
+            }
         }
     }
     total

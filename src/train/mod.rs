@@ -196,36 +196,101 @@ pub fn elbo_step_grad(
     grad_mu: &mut [f64],
     grad_sigma: &mut [f64],
 ) -> Result<f64> {
+    data.check_fits(q.arch(), likelihood)?;
+    let mut ws = StepWorkspace::default();
+    elbo_step_grad_in_place(
+        q,
+        likelihood,
+        data,
+        rows,
+        eps,
+        prior_scale,
+        grad_mu,
+        grad_sigma,
+        &mut ws,
+    )
+}
+
+/// Reusable buffers of [`elbo_step_grad_in_place`].
+#[derive(Clone, Debug)]
+pub struct StepWorkspace {
+    omega: Vec<f64>,
+    grad_w: Vec<f64>,
+    x: faer::Mat<f64>,
+    backprop: backprop::BackpropWorkspace,
+}
+
+impl Default for StepWorkspace {
+    fn default() -> Self {
+        StepWorkspace {
+            omega: Vec::new(),
+            grad_w: Vec::new(),
+            x: faer::Mat::new(),
+            backprop: backprop::BackpropWorkspace::default(),
+        }
+    }
+}
+
+/// [`elbo_step_grad`] with caller-owned buffers; the data are assumed to have been
+/// checked against the architecture ([`Dataset::check_fits`]).
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] for buffers of the wrong length.
+#[allow(clippy::too_many_arguments)]
+pub fn elbo_step_grad_in_place(
+    q: &MeanFieldGaussian,
+    likelihood: Likelihood,
+    data: &Dataset,
+    rows: &[usize],
+    eps: &[f64],
+    prior_scale: f64,
+    grad_mu: &mut [f64],
+    grad_sigma: &mut [f64],
+    ws: &mut StepWorkspace,
+) -> Result<f64> {
     let arch = q.arch();
+    arch.check_len("eps", eps)?;
     arch.check_len("grad_mu", grad_mu)?;
     arch.check_len("grad_sigma", grad_sigma)?;
-    data.check_fits(arch, likelihood)?;
-    let omega = q.reparameterize(eps)?;
-    let x = data.x_rows(rows);
+    let p = q.n_params();
+    ws.omega.clear();
+    ws.omega.extend(
+        q.mu()
+            .iter()
+            .zip(q.sigma())
+            .zip(eps)
+            .map(|((m, s), e)| m + s * e),
+    );
+    let d0 = data.x().ncols();
+    if ws.x.nrows() != rows.len() || ws.x.ncols() != d0 {
+        ws.x = faer::Mat::zeros(rows.len(), d0);
+    }
+    for c in 0..d0 {
+        for (r, &row) in rows.iter().enumerate() {
+            ws.x[(r, c)] = data.x()[(row, c)];
+        }
+    }
     let scale = data.len() as f64 / rows.len() as f64;
-    let mut grad_w = vec![0.0; omega.len()];
-    let ln_lik = backprop::data_term_grad(
+    ws.grad_w.clear();
+    ws.grad_w.resize(p, 0.0);
+    let ln_lik = backprop::data_term_grad_in_place(
         arch,
-        &omega,
-        x.as_ref(),
+        &ws.omega,
+        ws.x.as_ref(),
         data.targets(),
         rows,
         likelihood,
         scale,
-        &mut grad_w,
+        &mut ws.grad_w,
+        &mut ws.backprop,
     );
-    for p in 0..omega.len() {
-        grad_mu[p] += grad_w[p];
-        grad_sigma[p] += grad_w[p] * eps[p];
+    for k in 0..p {
+        grad_mu[k] += ws.grad_w[k];
+        grad_sigma[k] += ws.grad_w[k] * eps[k];
     }
     // d(−KL): subtract the KL gradient.
-    let mut kl_mu = vec![0.0; omega.len()];
-    let mut kl_sigma = vec![0.0; omega.len()];
-    q.add_kl_grad(prior_scale, &mut kl_mu, &mut kl_sigma);
-    for p in 0..omega.len() {
-        grad_mu[p] -= kl_mu[p];
-        grad_sigma[p] -= kl_sigma[p];
-    }
+    q.add_kl_grad(prior_scale, -1.0, grad_mu, grad_sigma);
     Ok(scale * ln_lik - q.kl_to_prior(prior_scale)?)
 }
 
@@ -263,6 +328,7 @@ pub fn train(
     let (mut mi_mu, mut mi_sigma) = (vec![0.0; p], vec![0.0; p]);
     let mut grad = vec![0.0; 2 * p];
     let mut eps = vec![0.0; p];
+    let mut step_ws = StepWorkspace::default();
     let mut step: u64 = 0;
     let (mut mi_sum, mut saturated, mut ratio_sum) = (0.0, 0u64, 0.0);
     let mut last_epoch_elbo = 0.0;
@@ -285,7 +351,7 @@ pub fn train(
             let (mut elbo_hat, mut mi_hat) = (0.0, 0.0);
             for _ in 0..config.n_train_samples {
                 eps.iter_mut().for_each(|e| *e = rng.sample(StandardNormal));
-                elbo_hat += elbo_step_grad(
+                elbo_hat += elbo_step_grad_in_place(
                     &q,
                     config.likelihood,
                     data,
@@ -294,6 +360,7 @@ pub fn train(
                     config.prior_scale,
                     &mut g_mu,
                     &mut g_sigma,
+                    &mut step_ws,
                 )?;
                 if let Some(mi) = symmetry {
                     mi_hat += mi.term_and_grad(&q, &eps, &mut rng, &mut mi_mu, &mut mi_sigma)?;

@@ -208,7 +208,7 @@ fn kl_gradient_matches_finite_differences() {
     let (mu, rho) = overlapping(&arch, 7);
     let q = MeanFieldGaussian::new(arch.clone(), mu.clone(), rho.clone()).unwrap();
     let (mut gm, mut gs) = (vec![0.0; arch.n_params()], vec![0.0; arch.n_params()]);
-    q.add_kl_grad(0.7, &mut gm, &mut gs);
+    q.add_kl_grad(0.7, 1.0, &mut gm, &mut gs);
     let analytic = to_mu_rho(&q, &gm, gs);
     check("KL", &arch, &mu, &rho, &analytic, |q| {
         q.kl_to_prior(0.7).unwrap()
