@@ -20,6 +20,7 @@
 mod enumeration;
 mod infonce;
 mod permanent;
+mod sandwich;
 mod unit_cost;
 
 pub use enumeration::ExactEnumeration;
@@ -27,6 +28,7 @@ pub use infonce::{InfoNce, InfoNcePath};
 pub use permanent::{
     ExactPermanent, MAX_PERMANENT_WIDTH, PermanentWorkspace, ln_permanent, ln_permanent_in_place,
 };
+pub use sandwich::{Sandwich, SandwichBound, Side};
 pub use unit_cost::UnitCost;
 
 use rayon::prelude::*;
@@ -177,11 +179,12 @@ pub(crate) fn check_samples(n_samples: usize) -> Result<()> {
 
 /// Runs `term(s, rng, workspace)` for draws `s = 0..n` in parallel, each with its own
 /// generator `stream(seed, s)`, and returns the terms in draw order.
-pub(crate) fn per_draw_terms<W, I, F>(n: usize, seed: u64, init: I, term: F) -> Vec<f64>
+pub(crate) fn per_draw_terms<T, W, I, F>(n: usize, seed: u64, init: I, term: F) -> Vec<T>
 where
+    T: Send,
     W: Send,
     I: Fn() -> W + Sync + Send,
-    F: Fn(&mut DrawRng, &mut W) -> f64 + Sync + Send,
+    F: Fn(&mut DrawRng, &mut W) -> T + Sync + Send,
 {
     (0..n)
         .into_par_iter()

@@ -461,3 +461,162 @@ fn bad_settings_are_named_errors() {
         Err(Error::UnsupportedArchitecture { .. })
     ));
 }
+
+#[test]
+fn sandwich_contains_exact_i_and_narrows_with_k() {
+    use mi_est::estimators::Sandwich;
+    for (i, (widths, bias)) in [
+        (vec![3, 5, 2], true),
+        (vec![2, 7, 1], false),
+        (vec![4, 8, 2], true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let q = overlapping_one_layer(widths, bias, 40 + i as u64);
+        let exact = ExactPermanent::new()
+            .samples(4000)
+            .seed(1)
+            .estimate(&q)
+            .unwrap();
+        let mut widths_seen = Vec::new();
+        for k in [4, 32, 256] {
+            let (lo, up) = Sandwich::new(k)
+                .samples(4000)
+                .seed(2)
+                .estimate_both(&q)
+                .unwrap();
+            let tol = 3.0 * (se(&lo).powi(2) + se(&exact).powi(2)).sqrt();
+            assert!(
+                lo.value <= exact.value + tol,
+                "K={k}: lower {} > exact {}",
+                lo.value,
+                exact.value
+            );
+            let tol = 3.0 * (se(&up).powi(2) + se(&exact).powi(2)).sqrt();
+            assert!(
+                up.value >= exact.value - tol,
+                "K={k}: upper {} < exact {}",
+                up.value,
+                exact.value
+            );
+            // The paired width is positive on every draw in expectation.
+            let width: f64 = up
+                .terms
+                .iter()
+                .zip(&lo.terms)
+                .map(|(u, l)| u - l)
+                .sum::<f64>()
+                / up.terms.len() as f64;
+            assert!(width > -1e-9, "K={k}: width {width}");
+            eprintln!(
+                "sandwich d={} K={k}: [{:.4} ± {:.4}, {:.4} ± {:.4}], exact {:.4} ± {:.4}",
+                q.arch().widths()[1],
+                lo.value,
+                se(&lo),
+                up.value,
+                se(&up),
+                exact.value,
+                se(&exact)
+            );
+            widths_seen.push(width);
+        }
+        assert!(
+            widths_seen[2] < widths_seen[0],
+            "interval does not narrow: {widths_seen:?}"
+        );
+        // With the proposal the lower bound beats uniform I^K at the same K.
+        let ik = InfoNce::new(32).samples(4000).seed(2).estimate(&q).unwrap();
+        let lo = Sandwich::new(32)
+            .samples(4000)
+            .seed(2)
+            .lower()
+            .estimate(&q)
+            .unwrap();
+        eprintln!(
+            "  K=32: I^K {:.4} ± {:.4}, sandwich lower {:.4} ± {:.4}",
+            ik.value,
+            se(&ik),
+            lo.value,
+            se(&lo)
+        );
+        assert!(
+            lo.value >= ik.value - 3.0 * se2(&lo, &ik),
+            "{} vs I^K {}",
+            lo.value,
+            ik.value
+        );
+    }
+}
+
+#[test]
+fn sandwich_with_the_uniform_proposal_is_the_papers_estimator() {
+    use mi_est::estimators::Sandwich;
+    let q = overlapping_one_layer(vec![3, 5, 2], true, 7);
+    let lo = Sandwich::new(16)
+        .mix(1.0)
+        .samples(6000)
+        .seed(3)
+        .lower()
+        .estimate(&q)
+        .unwrap();
+    let ik = InfoNce::new(16).samples(6000).seed(4).estimate(&q).unwrap();
+    assert!(
+        (lo.value - ik.value).abs() < N_SE * se2(&lo, &ik),
+        "{} vs {}",
+        lo.value,
+        ik.value
+    );
+}
+
+#[test]
+fn sandwich_is_tight_where_infonce_is_stuck_at_ln_k() {
+    use mi_est::estimators::Sandwich;
+    // A 784-30-10 posterior at the usual initialization: units far apart, I = ln 30!.
+    let q =
+        mi_est::demo::demo_posterior(&[784, 30, 10], mi_est::weights::Activation::Relu, 0, -3.0)
+            .unwrap();
+    let ln_g = Group::of(q.arch()).ln_order();
+    let (lo, up) = Sandwich::new(16)
+        .samples(50)
+        .seed(1)
+        .estimate_both(&q)
+        .unwrap();
+    assert!(
+        up.value - lo.value < 1.0,
+        "interval [{}, {}]",
+        lo.value,
+        up.value
+    );
+    // Both sit within −ln(1 − λ) ≈ 0.01 of ln|G| = ln 30! = 74.658.
+    assert!(
+        (lo.value - ln_g).abs() < 0.02 && (up.value - ln_g).abs() < 0.02,
+        "{} {} vs {ln_g}",
+        lo.value,
+        up.value
+    );
+    let ik = InfoNce::new(4096).samples(20).seed(1).estimate(&q).unwrap();
+    assert!((ik.value - 4096f64.ln()).abs() < 1e-3, "I^K = {}", ik.value);
+}
+
+#[test]
+fn bad_sandwich_settings_are_named_errors() {
+    use mi_est::estimators::Sandwich;
+    let q = overlapping_one_layer(vec![2, 4, 1], true, 1);
+    for (s, needle) in [
+        (Sandwich::new(1), "`k` = 1"),
+        (Sandwich::new(4).temperature(0.0), "temperature"),
+        (Sandwich::new(4).temperature(f64::NAN), "temperature"),
+        (Sandwich::new(4).mix(0.0), "mix"),
+        (Sandwich::new(4).mix(1.5), "mix"),
+        (Sandwich::new(4).samples(0), "samples"),
+    ] {
+        let e = s.estimate_both(&q).unwrap_err();
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+    let deep = random_posterior(Arch::builder(vec![2, 3, 3, 1]).check().unwrap(), 1, 1.0);
+    assert!(matches!(
+        Sandwich::new(4).estimate_both(&deep),
+        Err(Error::UnsupportedArchitecture { .. })
+    ));
+}
