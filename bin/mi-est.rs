@@ -63,7 +63,7 @@ struct RunArgs {
     /// Posterior files (safetensors); default: the bundled MNIST 784-10-10 posterior.
     #[arg(long, num_args = 1..)]
     posterior: Vec<PathBuf>,
-    /// Estimators: infonce, exact.
+    /// Estimators: infonce, exact, sandwich (both bounds; one hidden layer), sandwich-lower, sandwich-upper.
     #[arg(long, value_delimiter = ',', default_value = "infonce,exact")]
     estimators: Vec<String>,
     /// K grid of the InfoNCE estimator.
@@ -293,11 +293,7 @@ fn run(a: RunArgs) -> Result<()> {
     } else {
         a.posterior.clone()
     };
-    let estimators = a
-        .estimators
-        .iter()
-        .map(|e| mi_est::study::grid::EstimatorKind::parse(e))
-        .collect::<mi_est::Result<Vec<_>>>()?;
+    let estimators = mi_est::study::grid::EstimatorKind::parse_list(&a.estimators)?;
     let ks = parse_ks(&a.k)?;
     let shard = mi_est::study::grid::shard_from_env(a.shard_index, a.num_shards)?;
     let config = mi_est::study::grid::GridConfig {

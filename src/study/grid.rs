@@ -15,7 +15,7 @@ use crate::data::DataSpec;
 use crate::elbo::{Likelihood, elbo};
 use crate::error::{Error, Result};
 use crate::estimators::{
-    Estimate, ExactEnumeration, ExactPermanent, InfoNce, MAX_PERMANENT_WIDTH, MiEstimator,
+    Estimate, ExactEnumeration, ExactPermanent, InfoNce, MAX_PERMANENT_WIDTH, MiEstimator, Sandwich,
 };
 use crate::io::{PosteriorFile, load};
 use crate::posterior::MeanFieldGaussian;
@@ -29,6 +29,11 @@ pub enum EstimatorKind {
     InfoNce,
     /// Exact I: the permanent for one hidden layer (width ≤ 24), else enumeration.
     Exact,
+    /// The proposal-based lower bound (one hidden layer), one row per K.
+    SandwichLower,
+    /// The proposal-based upper bound (one hidden layer), one row per K; it shares its
+    /// draws with the lower bound of the same K and repeat.
+    SandwichUpper,
 }
 
 impl EstimatorKind {
@@ -37,10 +42,34 @@ impl EstimatorKind {
         match self {
             EstimatorKind::InfoNce => "infonce",
             EstimatorKind::Exact => "exact",
+            EstimatorKind::SandwichLower => "sandwich-lower",
+            EstimatorKind::SandwichUpper => "sandwich-upper",
         }
     }
 
-    /// Parses `infonce` or `exact`.
+    /// Whether the estimator has one row per K.
+    pub fn uses_k(self) -> bool {
+        !matches!(self, EstimatorKind::Exact)
+    }
+
+    /// Parses a comma-separated list; `sandwich` stands for both bounds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming an unknown estimator.
+    pub fn parse_list(items: &[String]) -> Result<Vec<Self>> {
+        let mut out = Vec::new();
+        for s in items {
+            if s.trim().eq_ignore_ascii_case("sandwich") {
+                out.extend([EstimatorKind::SandwichLower, EstimatorKind::SandwichUpper]);
+            } else {
+                out.push(Self::parse(s)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parses `infonce`, `exact`, `sandwich-lower` or `sandwich-upper`.
     ///
     /// # Errors
     ///
@@ -49,10 +78,12 @@ impl EstimatorKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "infonce" | "ik" => Ok(EstimatorKind::InfoNce),
             "exact" => Ok(EstimatorKind::Exact),
+            "sandwich-lower" => Ok(EstimatorKind::SandwichLower),
+            "sandwich-upper" => Ok(EstimatorKind::SandwichUpper),
             _ => Err(Error::invalid(
                 "estimator",
                 s,
-                "expected `infonce` or `exact`",
+                "expected `infonce`, `exact`, `sandwich` (both bounds), `sandwich-lower` or `sandwich-upper`",
             )),
         }
     }
@@ -122,7 +153,7 @@ impl GridConfig {
                 "give at least one estimator",
             ));
         }
-        if self.estimators.contains(&EstimatorKind::InfoNce) && self.ks.is_empty() {
+        if self.estimators.iter().any(|e| e.uses_k()) && self.ks.is_empty() {
             return Err(Error::invalid("k", "[]", "the K list is empty"));
         }
         if self.ks.contains(&0) {
@@ -171,6 +202,8 @@ impl GridItem {
         let e = match self.estimator {
             EstimatorKind::InfoNce => 1,
             EstimatorKind::Exact => 2,
+            // Both bounds from the same draws (a paired interval).
+            EstimatorKind::SandwichLower | EstimatorKind::SandwichUpper => 3,
         };
         child_seed(
             child_seed(
@@ -188,8 +221,8 @@ pub fn grid_items(config: &GridConfig) -> Vec<GridItem> {
     for p in 0..config.posteriors.len() {
         for &e in &config.estimators {
             let ks: Vec<Option<usize>> = match e {
-                EstimatorKind::InfoNce => config.ks.iter().map(|&k| Some(k)).collect(),
-                EstimatorKind::Exact => vec![None],
+                e if e.uses_k() => config.ks.iter().map(|&k| Some(k)).collect(),
+                _ => vec![None],
             };
             for k in ks {
                 for repeat in 0..config.repeats {
@@ -319,6 +352,15 @@ pub fn run_grid(
             let est: Estimate = match item.estimator {
                 EstimatorKind::InfoNce => {
                     InfoNce::new(item.k.expect("InfoNCE items have K")).samples(config.samples).seed(seed).estimate(q)?
+                }
+                EstimatorKind::SandwichLower | EstimatorKind::SandwichUpper => {
+                    let k = item.k.expect("sandwich items have K");
+                    let sandwich = Sandwich::new(k).samples(config.samples).seed(seed);
+                    let bound =
+                        if item.estimator == EstimatorKind::SandwichLower { sandwich.lower() } else { sandwich.upper() };
+                    bound.estimate(q).map_err(|e| {
+                        Error::invalid(format!("estimator {} for {}", item.estimator.name(), lp.id), k, e.to_string())
+                    })?
                 }
                 EstimatorKind::Exact => match exact_estimator(q, config.samples, seed) {
                     Some(e) => e.estimate(q)?,

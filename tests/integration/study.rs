@@ -326,3 +326,45 @@ fn run_cli_takes_its_shard_from_slurm_variables() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(read_raw(&out.join("raw.parquet")).unwrap().len(), 3 * 2);
 }
+
+#[test]
+fn run_includes_the_sandwich_bounds_around_the_exact_value() {
+    let dir = tmp("sandwich");
+    let ps = posteriors(&dir);
+    let mut c = config(ps, (0, 1));
+    c.estimators = EstimatorKind::parse_list(&["exact".into(), "sandwich".into()]).unwrap();
+    c.ks = vec![64];
+    c.samples = 400;
+    let out = run(&c, &options(&dir.join("r")), &|_, _| {}).unwrap();
+    for pid in ["small", "mnist-small-784-10-10-mfvi"] {
+        let get = |e: &str| {
+            out.bias_variance
+                .iter()
+                .find(|r| r.posterior_id == pid && r.estimator == e)
+                .unwrap()
+        };
+        let (lo, up, ex) = (
+            get("sandwich-lower"),
+            get("sandwich-upper"),
+            get("exact-permanent"),
+        );
+        let slack = 4.0
+            * lo.mean_std_err_nats
+                .unwrap()
+                .max(up.mean_std_err_nats.unwrap());
+        assert!(
+            lo.mean_nats <= ex.mean_nats + slack + 0.01,
+            "{pid}: {lo:?} vs {ex:?}"
+        );
+        assert!(
+            up.mean_nats >= ex.mean_nats - slack - 0.01,
+            "{pid}: {up:?} vs {ex:?}"
+        );
+    }
+    assert!(
+        EstimatorKind::parse_list(&["bogus".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("bogus")
+    );
+}
