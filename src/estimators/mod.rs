@@ -20,6 +20,7 @@
 mod enumeration;
 mod infonce;
 mod permanent;
+mod pruned;
 mod sandwich;
 mod unit_cost;
 
@@ -28,6 +29,7 @@ pub use infonce::{InfoNce, InfoNcePath};
 pub use permanent::{
     ExactPermanent, MAX_PERMANENT_WIDTH, PermanentWorkspace, ln_permanent, ln_permanent_in_place,
 };
+pub use pruned::{ExactPruned, PrunedPermanent, ln_permanent_pruned};
 pub use sandwich::{Sandwich, SandwichBound, Side};
 pub use unit_cost::UnitCost;
 
@@ -66,6 +68,10 @@ pub struct Estimate {
     /// The largest per-draw term's share of the sum of per-draw terms (`None` unless the
     /// sum is positive); near 1/S means evenly spread, near 1 means one draw carries it.
     pub max_term_share: Option<f64>,
+    /// For estimators that are exact only up to a proven error (the pruned permanent):
+    /// the largest per-draw width of the bracket around each term, nats. The true mean
+    /// lies within `[value − bracket, value]` up to Monte Carlo error.
+    pub bracket: Option<f64>,
     /// The per-draw terms, in draw order.
     pub terms: Vec<f64>,
 }
@@ -248,6 +254,7 @@ impl EstimateParts {
             ln_group_order: self.ln_group_order,
             ln_cap: self.ln_cap,
             max_term_share: s.max_term_share,
+            bracket: None,
             terms,
         }
     }

@@ -15,7 +15,8 @@ use crate::data::DataSpec;
 use crate::elbo::{Likelihood, elbo};
 use crate::error::{Error, Result};
 use crate::estimators::{
-    Estimate, ExactEnumeration, ExactPermanent, InfoNce, MAX_PERMANENT_WIDTH, MiEstimator, Sandwich,
+    Estimate, ExactEnumeration, ExactPermanent, ExactPruned, InfoNce, MAX_PERMANENT_WIDTH,
+    MiEstimator, Sandwich,
 };
 use crate::io::{PosteriorFile, load};
 use crate::posterior::MeanFieldGaussian;
@@ -27,7 +28,8 @@ use crate::symmetry::{DEFAULT_MAX_ENUMERATION, Group};
 pub enum EstimatorKind {
     /// The paper's Î^K, one row per K.
     InfoNce,
-    /// Exact I: the permanent for one hidden layer (width ≤ 24), else enumeration.
+    /// Exact I: the permanent for one hidden layer (width ≤ 24; wider layers by the pruned
+    /// block permanent with its proven bracket), else enumeration.
     Exact,
     /// The proposal-based lower bound (one hidden layer), one row per K.
     SandwichLower,
@@ -100,6 +102,10 @@ pub fn exact_estimator(
         return Some(Box::new(
             ExactPermanent::new().samples(n_samples).seed(seed),
         ));
+    }
+    if hidden.len() == 1 {
+        // A wide layer: exact up to a proven bracket while the pruned blocks stay small.
+        return Some(Box::new(ExactPruned::new().samples(n_samples).seed(seed)));
     }
     if Group::of(q.arch())
         .check_enumerable(DEFAULT_MAX_ENUMERATION)
@@ -368,7 +374,7 @@ pub fn run_grid(
                         return Err(Error::invalid(
                             format!("estimator exact for {}", lp.id),
                             format!("widths {:?}", q.arch().widths()),
-                            "exact I needs one hidden layer of width <= 24 or a group of at most 10^6 elements",
+                            "exact I needs one hidden layer (pruned blocks of at most 24 units beyond width 24) or a group of at most 10^6 elements",
                         ));
                     }
                 },

@@ -620,3 +620,94 @@ fn bad_sandwich_settings_are_named_errors() {
         Err(Error::UnsupportedArchitecture { .. })
     ));
 }
+
+#[test]
+fn pruned_permanent_matches_the_exact_permanent_and_handles_wide_layers() {
+    use mi_est::estimators::{ExactPruned, Sandwich};
+    // Where both run, they agree draw by draw within the proven bracket.
+    let q = overlapping_one_layer(vec![3, 6, 2], true, 3);
+    let a = ExactPermanent::new()
+        .samples(200)
+        .seed(8)
+        .estimate(&q)
+        .unwrap();
+    let b = ExactPruned::new()
+        .samples(200)
+        .seed(8)
+        .estimate(&q)
+        .unwrap();
+    let bracket = b.bracket.unwrap();
+    for (x, y) in a.terms.iter().zip(&b.terms) {
+        assert!(
+            *y >= *x - 1e-9 && *y <= *x + bracket + 1e-9,
+            "{x} vs {y} (bracket {bracket})"
+        );
+    }
+    // Width 30 (and 100) at the usual initialization: I = ln d! with a negligible bracket,
+    // and the sandwich agrees.
+    for d in [30usize, 100] {
+        let q =
+            mi_est::demo::demo_posterior(&[784, d, 10], mi_est::weights::Activation::Relu, 0, -3.0)
+                .unwrap();
+        let e = ExactPruned::new().samples(20).seed(1).estimate(&q).unwrap();
+        let ln_g = Group::of(q.arch()).ln_order();
+        assert!(
+            (e.value - ln_g).abs() < 1e-6,
+            "d={d}: {} vs {ln_g}",
+            e.value
+        );
+        assert!(e.bracket.unwrap() < 1e-6, "d={d}: bracket {:?}", e.bracket);
+        if d == 30 {
+            let (lo, up) = Sandwich::new(16)
+                .samples(20)
+                .seed(1)
+                .estimate_both(&q)
+                .unwrap();
+            assert!(lo.value <= e.value + 0.02 && up.value >= e.value - 0.02);
+        }
+    }
+    // Clusters of three overlapping units, far apart across clusters: I well below ln|G|,
+    // computed exactly at width 30 through 10 blocks of 3.
+    let arch = Arch::builder(vec![2, 30, 1]).check().unwrap();
+    let p = arch.n_params();
+    let mut mu = vec![0.0; p];
+    let o0 = arch.offsets(0).unwrap();
+    for i in 0..30 {
+        // Incoming weights: cluster centre (10·cluster, 0), units within a cluster 0.1 apart.
+        mu[o0.weight + i * 2] = 10.0 * (i / 3) as f64 + 0.1 * (i % 3) as f64;
+    }
+    let q = MeanFieldGaussian::from_mu_sigma(arch.clone(), mu, vec![0.3; p]).unwrap();
+    let e = ExactPruned::new()
+        .samples(300)
+        .seed(2)
+        .estimate(&q)
+        .unwrap();
+    let ln_g = Group::of(&arch).ln_order();
+    // Within a cluster the 3 units overlap (0.1 apart, σ = 0.3), across clusters they are
+    // 10 apart: I lies between ln(30!/(3!)^10) (cluster relabellings only) and ln|G|.
+    let floor = ln_g - 10.0 * 6f64.ln();
+    assert!(
+        e.value > floor - 4.0 * se(&e) && e.value < ln_g - 15.0,
+        "I = {} vs [{floor}, {ln_g}]",
+        e.value
+    );
+    assert!(e.bracket.unwrap() < 1e-6);
+    let ik = InfoNce::new(4096).samples(50).seed(2).estimate(&q).unwrap();
+    assert!(ik.value <= 4096f64.ln() + 1e-12 && ik.value < e.value - 20.0);
+    let (lo, up) = Sandwich::new(64)
+        .samples(300)
+        .seed(2)
+        .estimate_both(&q)
+        .unwrap();
+    eprintln!(
+        "clusters d=30: exact-pruned {:.3} (bracket {:.1e}), sandwich [{:.3}, {:.3}], I^4096 {:.3}, ln|G| {:.3}",
+        e.value,
+        e.bracket.unwrap(),
+        lo.value,
+        up.value,
+        ik.value,
+        ln_g
+    );
+    assert!(lo.value <= e.value + 4.0 * se(&lo) + 4.0 * se(&e));
+    assert!(up.value >= e.value - 4.0 * se(&up) - 4.0 * se(&e));
+}
