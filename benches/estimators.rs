@@ -5,6 +5,9 @@
 //! * `ln_permanent/d`: `ln perm(exp C)` for the unit cost matrix of one draw of a
 //!   784-d-10 posterior, one thread.
 //!
+//! * `wide/{exact_pruned,sandwich_k16,sandwich_k256}/d`: S = 2 draws of a 784-d-10
+//!   posterior at the usual initialization, one thread.
+//!
 //! Run with `cargo bench --bench estimators`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -12,7 +15,8 @@ use std::hint::black_box;
 
 use mi_est::demo::demo_posterior;
 use mi_est::estimators::{
-    InfoNce, InfoNcePath, MiEstimator, PermanentWorkspace, UnitCost, ln_permanent_in_place,
+    ExactPruned, InfoNce, InfoNcePath, MiEstimator, PermanentWorkspace, Sandwich, UnitCost,
+    ln_permanent_in_place,
 };
 use mi_est::rng::stream;
 use mi_est::weights::Activation;
@@ -62,5 +66,26 @@ fn bench_permanent(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_infonce, bench_permanent);
+fn bench_wide(c: &mut Criterion) {
+    let pool = one_thread();
+    let mut group = c.benchmark_group("wide");
+    group.sample_size(10);
+    for d in [30usize, 100] {
+        let q = demo_posterior(&[784, d, 10], Activation::Relu, 0, -3.0).expect("posterior");
+        group.throughput(Throughput::Elements(2));
+        let pruned = ExactPruned::new().samples(2).seed(1);
+        group.bench_with_input(BenchmarkId::new("exact_pruned", d), &d, |b, _| {
+            b.iter(|| pool.install(|| black_box(pruned.estimate(&q).expect("pruned"))))
+        });
+        for k in [16usize, 256] {
+            let sandwich = Sandwich::new(k).samples(2).seed(1);
+            group.bench_with_input(BenchmarkId::new(format!("sandwich_k{k}"), d), &d, |b, _| {
+                b.iter(|| pool.install(|| black_box(sandwich.estimate_both(&q).expect("sandwich"))))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_infonce, bench_permanent, bench_wide);
 criterion_main!(benches);
