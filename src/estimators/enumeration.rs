@@ -42,18 +42,6 @@ impl ExactEnumeration {
         }
     }
 
-    /// Number of weight draws S.
-    pub fn samples(mut self, n_samples: usize) -> Self {
-        self.n_samples = n_samples;
-        self
-    }
-
-    /// Seed of the draws.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
     /// Largest group to enumerate.
     pub fn max_elements(mut self, max_elements: u64) -> Self {
         self.max_elements = max_elements;
@@ -108,3 +96,5 @@ impl MiEstimator for ExactEnumeration {
         .finish(q, terms, started))
     }
 }
+
+sampling_setters!(ExactEnumeration);

@@ -84,18 +84,6 @@ impl InfoNce {
         }
     }
 
-    /// Number of weight draws S.
-    pub fn samples(mut self, n_samples: usize) -> Self {
-        self.n_samples = n_samples;
-        self
-    }
-
-    /// Seed of the draws.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
     /// Evaluation path.
     pub fn path(mut self, path: InfoNcePath) -> Self {
         self.path = path;
@@ -325,3 +313,5 @@ impl MiGradient for InfoNce {
         self.term_with_permutations(q, eps, &perms, Some((grad_mu, grad_sigma)))
     }
 }
+
+sampling_setters!(InfoNce);

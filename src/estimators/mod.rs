@@ -17,6 +17,26 @@
 //! first, then the permutations. Draws run in parallel with rayon and the reduction is
 //! sequential, so a seed gives the same bits at any thread count.
 
+/// The `samples` and `seed` builder setters every estimator shares (fields `n_samples`
+/// and `seed`).
+macro_rules! sampling_setters {
+    ($t:ty) => {
+        impl $t {
+            /// Number of weight draws S.
+            pub fn samples(mut self, n_samples: usize) -> Self {
+                self.n_samples = n_samples;
+                self
+            }
+
+            /// Seed of the draws.
+            pub fn seed(mut self, seed: u64) -> Self {
+                self.seed = seed;
+                self
+            }
+        }
+    };
+}
+
 mod enumeration;
 mod infonce;
 mod permanent;

@@ -210,18 +210,6 @@ impl ExactPermanent {
             seed: 0,
         }
     }
-
-    /// Number of weight draws S.
-    pub fn samples(mut self, n_samples: usize) -> Self {
-        self.n_samples = n_samples;
-        self
-    }
-
-    /// Seed of the draws.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
 }
 
 impl MiEstimator for ExactPermanent {
@@ -279,6 +267,8 @@ impl MiEstimator for ExactPermanent {
         .finish(q, terms, started))
     }
 }
+
+sampling_setters!(ExactPermanent);
 
 #[cfg(test)]
 mod tests {

@@ -217,18 +217,6 @@ impl ExactPruned {
         }
     }
 
-    /// Number of weight draws S.
-    pub fn samples(mut self, n_samples: usize) -> Self {
-        self.n_samples = n_samples;
-        self
-    }
-
-    /// Seed of the draws.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
     /// Pruning margin: entries more than this many nats below their row's maximum are
     /// dropped (and bounded).
     pub fn margin(mut self, margin: f64) -> Self {
@@ -295,6 +283,8 @@ impl MiEstimator for ExactPruned {
         Ok(est)
     }
 }
+
+sampling_setters!(ExactPruned);
 
 #[cfg(test)]
 mod tests {

@@ -87,18 +87,6 @@ impl Sandwich {
         }
     }
 
-    /// Number of weight draws S.
-    pub fn samples(mut self, n_samples: usize) -> Self {
-        self.n_samples = n_samples;
-        self
-    }
-
-    /// Seed of the draws.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
     /// Softmax temperature T of the proposal.
     pub fn temperature(mut self, temperature: f64) -> Self {
         self.temperature = temperature;
@@ -331,6 +319,8 @@ impl ProposalWorkspace {
         (s, Self::mixture(soft, d, mix))
     }
 }
+
+sampling_setters!(Sandwich);
 
 #[cfg(test)]
 mod tests {
