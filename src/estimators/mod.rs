@@ -39,6 +39,7 @@ macro_rules! sampling_setters {
 
 mod enumeration;
 mod infonce;
+mod pairwise;
 mod permanent;
 mod pruned;
 mod sandwich;
@@ -46,6 +47,7 @@ mod unit_cost;
 
 pub use enumeration::ExactEnumeration;
 pub use infonce::{InfoNce, InfoNcePath};
+pub use pairwise::PairwiseBound;
 pub use permanent::{
     ExactPermanent, MAX_PERMANENT_WIDTH, PermanentWorkspace, ln_permanent, ln_permanent_in_place,
 };

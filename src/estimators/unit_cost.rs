@@ -93,6 +93,29 @@ impl UnitCost {
         })
     }
 
+    /// `D[i, j] = Σ_k f(μ_i,k, σ_i,k, μ_j,k, σ_j,k)`: a per-parameter divergence summed
+    /// over two units' parameters (`d × d`, row-major).
+    pub fn unit_divergence(&self, f: impl Fn(f64, f64, f64, f64) -> f64) -> Vec<f64> {
+        let (d, n) = (self.width, self.n_per_unit);
+        let mut out = vec![0.0; d * d];
+        for i in 0..d {
+            for j in 0..d {
+                out[i * d + j] = (0..n)
+                    .map(|k| {
+                        let (a, b) = (i * n + k, j * n + k);
+                        f(
+                            self.mu[a],
+                            1.0 / self.inv_sigma[a],
+                            self.mu[b],
+                            1.0 / self.inv_sigma[b],
+                        )
+                    })
+                    .sum();
+            }
+        }
+        out
+    }
+
     /// Hidden width `d`.
     pub fn width(&self) -> usize {
         self.width

@@ -657,12 +657,12 @@ pub fn format_summary(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> String {
     let mut s = String::new();
     let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
     s.push_str(&format!(
-        "{:<28} {:<18} {:>6} {:>3} {:>10} {:>10} {:>10} {:>10} {:>8} {:>4}\n",
+        "{:<28} {:<28} {:>6} {:>3} {:>10} {:>10} {:>10} {:>10} {:>8} {:>4}\n",
         "posterior", "estimator", "K", "R", "mean", "bias", "sd", "rmse", "cap", "sat"
     ));
     for r in bv {
         s.push_str(&format!(
-            "{:<28} {:<18} {:>6} {:>3} {:>10.4} {:>10} {:>10} {:>10} {:>8.4} {:>4}\n",
+            "{:<28} {:<28} {:>6} {:>3} {:>10.4} {:>10} {:>10} {:>10} {:>8.4} {:>4}\n",
             r.posterior_id,
             r.estimator,
             r.k.map_or("-".into(), |k| k.to_string()),
@@ -677,12 +677,12 @@ pub fn format_summary(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> String {
     }
     s.push('\n');
     s.push_str(&format!(
-        "{:<28} {:<18} {:>6} {:>12} {:>12} {:>12} {:>12}\n",
+        "{:<28} {:<28} {:>6} {:>12} {:>12} {:>12} {:>12}\n",
         "posterior", "estimator", "K", "L/N", "(L+I)/N", "KL", "KL_sym"
     ));
     for r in bd {
         s.push_str(&format!(
-            "{:<28} {:<18} {:>6} {:>12} {:>12} {:>12.3} {:>12.3}\n",
+            "{:<28} {:<28} {:>6} {:>12} {:>12} {:>12.3} {:>12.3}\n",
             r.posterior_id,
             r.estimator,
             r.k.map_or("-".into(), |k| k.to_string()),

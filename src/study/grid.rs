@@ -16,7 +16,7 @@ use crate::elbo::{Likelihood, elbo};
 use crate::error::{Error, Result};
 use crate::estimators::{
     Estimate, ExactEnumeration, ExactPermanent, ExactPruned, InfoNce, MAX_PERMANENT_WIDTH,
-    MiEstimator, Sandwich,
+    MiEstimator, PairwiseBound, Sandwich,
 };
 use crate::io::{PosteriorFile, load};
 use crate::posterior::MeanFieldGaussian;
@@ -36,6 +36,10 @@ pub enum EstimatorKind {
     /// The proposal-based upper bound (one hidden layer), one row per K; it shares its
     /// draws with the lower bound of the same K and repeat.
     SandwichUpper,
+    /// The deterministic Bhattacharyya lower bound (one hidden layer).
+    PairwiseLower,
+    /// The deterministic KL upper bound (one hidden layer).
+    PairwiseUpper,
 }
 
 impl EstimatorKind {
@@ -46,12 +50,17 @@ impl EstimatorKind {
             EstimatorKind::Exact => "exact",
             EstimatorKind::SandwichLower => "sandwich-lower",
             EstimatorKind::SandwichUpper => "sandwich-upper",
+            EstimatorKind::PairwiseLower => "pairwise-lower",
+            EstimatorKind::PairwiseUpper => "pairwise-upper",
         }
     }
 
     /// Whether the estimator has one row per K.
     pub fn uses_k(self) -> bool {
-        !matches!(self, EstimatorKind::Exact)
+        matches!(
+            self,
+            EstimatorKind::InfoNce | EstimatorKind::SandwichLower | EstimatorKind::SandwichUpper
+        )
     }
 
     /// Parses a comma-separated list; `sandwich` stands for both bounds.
@@ -64,6 +73,8 @@ impl EstimatorKind {
         for s in items {
             if s.trim().eq_ignore_ascii_case("sandwich") {
                 out.extend([EstimatorKind::SandwichLower, EstimatorKind::SandwichUpper]);
+            } else if s.trim().eq_ignore_ascii_case("pairwise") {
+                out.extend([EstimatorKind::PairwiseLower, EstimatorKind::PairwiseUpper]);
             } else {
                 out.push(Self::parse(s)?);
             }
@@ -82,10 +93,12 @@ impl EstimatorKind {
             "exact" => Ok(EstimatorKind::Exact),
             "sandwich-lower" => Ok(EstimatorKind::SandwichLower),
             "sandwich-upper" => Ok(EstimatorKind::SandwichUpper),
+            "pairwise-lower" => Ok(EstimatorKind::PairwiseLower),
+            "pairwise-upper" => Ok(EstimatorKind::PairwiseUpper),
             _ => Err(Error::invalid(
                 "estimator",
                 s,
-                "expected `infonce`, `exact`, `sandwich` (both bounds), `sandwich-lower` or `sandwich-upper`",
+                "expected `infonce`, `exact`, `sandwich` (both bounds), `sandwich-lower`, `sandwich-upper`, `pairwise` (both bounds), `pairwise-lower` or `pairwise-upper`",
             )),
         }
     }
@@ -210,6 +223,7 @@ impl GridItem {
             EstimatorKind::Exact => 2,
             // Both bounds from the same draws (a paired interval).
             EstimatorKind::SandwichLower | EstimatorKind::SandwichUpper => 3,
+            EstimatorKind::PairwiseLower | EstimatorKind::PairwiseUpper => 4,
         };
         child_seed(
             child_seed(
@@ -358,6 +372,16 @@ pub fn run_grid(
             let est: Estimate = match item.estimator {
                 EstimatorKind::InfoNce => {
                     InfoNce::new(item.k.expect("InfoNCE items have K")).samples(config.samples).seed(seed).estimate(q)?
+                }
+                EstimatorKind::PairwiseLower | EstimatorKind::PairwiseUpper => {
+                    let b = if item.estimator == EstimatorKind::PairwiseLower {
+                        PairwiseBound::Bhattacharyya
+                    } else {
+                        PairwiseBound::Kl
+                    };
+                    b.estimate(q).map_err(|e| {
+                        Error::invalid(format!("estimator {} for {}", item.estimator.name(), lp.id), "pairwise", e.to_string())
+                    })?
                 }
                 EstimatorKind::SandwichLower | EstimatorKind::SandwichUpper => {
                     let k = item.k.expect("sandwich items have K");

@@ -711,3 +711,73 @@ fn pruned_permanent_matches_the_exact_permanent_and_handles_wide_layers() {
     assert!(lo.value <= e.value + 4.0 * se(&lo) + 4.0 * se(&e));
     assert!(up.value >= e.value - 4.0 * se(&up) - 4.0 * se(&e));
 }
+
+#[test]
+fn pairwise_bounds_bracket_exact_i() {
+    use mi_est::estimators::PairwiseBound;
+    // The 2-parameter model against quadrature, then overlapping one-layer nets against
+    // the exact permanent.
+    for (mu, sigma) in [([0.5, -0.5], [0.5, 0.5]), ([0.3, -0.1], [0.4, 0.7])] {
+        let q = two_parameter_model(mu, sigma);
+        let exact = quadrature_i_k(mu, sigma, None);
+        let lo = PairwiseBound::Bhattacharyya.estimate(&q).unwrap();
+        let up = PairwiseBound::Kl.estimate(&q).unwrap();
+        eprintln!(
+            "pairwise 2-param: [{:.4}, {:.4}] exact {exact:.4}",
+            lo.value, up.value
+        );
+        assert!(lo.value <= exact + QUADRATURE_ABS && exact <= up.value + QUADRATURE_ABS);
+    }
+    for (i, (widths, bias)) in [
+        (vec![3, 5, 2], true),
+        (vec![2, 7, 1], false),
+        (vec![4, 8, 2], true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let q = overlapping_one_layer(widths, bias, 40 + i as u64);
+        let exact = ExactPermanent::new()
+            .samples(4000)
+            .seed(1)
+            .estimate(&q)
+            .unwrap();
+        let lo = PairwiseBound::Bhattacharyya.estimate(&q).unwrap();
+        let up = PairwiseBound::Kl.estimate(&q).unwrap();
+        eprintln!(
+            "pairwise d={}: [{:.4}, {:.4}] exact {:.4} ± {:.4}",
+            q.arch().widths()[1],
+            lo.value,
+            up.value,
+            exact.value,
+            se(&exact)
+        );
+        assert!(
+            lo.value <= exact.value + N_SE * se(&exact),
+            "{} > {}",
+            lo.value,
+            exact.value
+        );
+        assert!(
+            up.value >= exact.value - N_SE * se(&exact),
+            "{} < {}",
+            up.value,
+            exact.value
+        );
+        assert!(lo.std_err.is_none() && lo.terms.is_empty());
+    }
+    // Wide, saturated: both at ln|G| = ln 30!.
+    let q =
+        mi_est::demo::demo_posterior(&[784, 30, 10], mi_est::weights::Activation::Relu, 0, -3.0)
+            .unwrap();
+    let ln_g = Group::of(q.arch()).ln_order();
+    for b in [PairwiseBound::Bhattacharyya, PairwiseBound::Kl] {
+        let e = b.estimate(&q).unwrap();
+        assert!(
+            (e.value - ln_g).abs() < 1e-6,
+            "{}: {}",
+            e.estimator,
+            e.value
+        );
+    }
+}

@@ -332,7 +332,8 @@ fn run_includes_the_sandwich_bounds_around_the_exact_value() {
     let dir = tmp("sandwich");
     let ps = posteriors(&dir);
     let mut c = config(ps, (0, 1));
-    c.estimators = EstimatorKind::parse_list(&["exact".into(), "sandwich".into()]).unwrap();
+    c.estimators =
+        EstimatorKind::parse_list(&["exact".into(), "sandwich".into(), "pairwise".into()]).unwrap();
     c.ks = vec![64];
     c.samples = 400;
     let out = run(&c, &options(&dir.join("r")), &|_, _| {}).unwrap();
