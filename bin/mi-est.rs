@@ -143,7 +143,7 @@ struct TrainArgs {
     /// Hidden activation (relu or tanh).
     #[arg(long, default_value = "relu")]
     activation: String,
-    /// Objective: mfvi or sgm (the symmetrized L + I^K).
+    /// Objective: mfvi, sgm (the paper's L + I^K) or sgm-exact (L + exact I, one hidden layer of width <= 24).
     #[arg(long, default_value = "mfvi")]
     objective: String,
     /// K of the symmetrized objective.
@@ -417,7 +417,8 @@ fn train(a: TrainArgs) -> Result<()> {
     let objective = match a.objective.to_ascii_lowercase().as_str() {
         "mfvi" => Objective::Mfvi,
         "sgm" => Objective::Sgm { k: a.k },
-        other => bail!("invalid `objective` = {other}: expected mfvi or sgm"),
+        "sgm-exact" => Objective::SgmExact,
+        other => bail!("invalid `objective` = {other}: expected mfvi, sgm or sgm-exact"),
     };
     let out = a
         .out

@@ -50,6 +50,7 @@ pub use infonce::{InfoNce, InfoNcePath};
 pub use pairwise::PairwiseBound;
 pub use permanent::{
     ExactPermanent, MAX_PERMANENT_WIDTH, PermanentWorkspace, ln_permanent, ln_permanent_in_place,
+    ln_permanent_marginals,
 };
 pub use pruned::{ExactPruned, PrunedPermanent, ln_permanent_pruned};
 pub use sandwich::{Sandwich, SandwichBound, Side};

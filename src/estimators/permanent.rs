@@ -21,11 +21,13 @@
 use std::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::estimators::MiGradient;
 use crate::estimators::unit_cost::UnitCost;
 use crate::estimators::{
     Estimate, EstimateParts, LnSumExp, MiEstimator, check_samples, per_draw_terms,
 };
 use crate::posterior::MeanFieldGaussian;
+use crate::rng::DrawRng;
 use crate::symmetry::{Group, ln_factorial};
 
 /// Largest hidden width the subset dynamic program accepts (its table has 2^d entries:
@@ -138,6 +140,65 @@ pub fn ln_permanent_in_place(c: &[f64], d: usize, ws: &mut PermanentWorkspace) -
         return Ok(ln_scale + linear.ln());
     }
     Ok(ln_permanent_log_space(c, d, &mut ws.table))
+}
+
+/// `ln perm(exp C)` and the assignment marginals `P(τ(i) = j)` under
+/// `p(τ) ∝ exp Σ_i C[i, τ(i)]` (`d × d`, row-major; each row and column sums to 1). These
+/// are the derivatives `∂ ln perm(exp C) / ∂C[i, j]`. A backward subset program
+/// `g(M) = Σ_{j ∉ M} A[|M|, j] g(M ∪ {j})` over the scaled matrix joins the forward one:
+/// `P(τ(r) = j) = Σ_{|M| = r, j ∉ M} f(M) A[r, j] g(M ∪ {j}) / f(all)`.
+///
+/// # Errors
+///
+/// As [`ln_permanent`], and [`Error::InvalidParameter`] when the scaled linear program
+/// underflows (a matrix far from any balanced scaling), where only the log-space value
+/// is available.
+pub fn ln_permanent_marginals(c: &[f64], d: usize) -> Result<(f64, Vec<f64>)> {
+    let mut ws = PermanentWorkspace::default();
+    let ln_perm = ln_permanent_in_place(c, d, &mut ws)?;
+    if d == 0 {
+        return Ok((ln_perm, Vec::new()));
+    }
+    let n = 1usize << d;
+    let total = ws.table.get(n - 1).copied().unwrap_or(0.0);
+    if ws.scaled.len() != d * d || !(total.is_normal() && total > LINEAR_FLOOR) {
+        return Err(Error::invalid(
+            "cost matrix",
+            format!("{d}x{d}"),
+            "permanent marginals need the scaled linear program, which underflowed for this matrix",
+        ));
+    }
+    let a = &ws.scaled;
+    let f = &ws.table;
+    let mut g = vec![0.0; n];
+    g[n - 1] = 1.0;
+    for mask in (0..n - 1).rev() {
+        let r = mask.count_ones() as usize;
+        let row = &a[r * d..(r + 1) * d];
+        let mut acc = 0.0;
+        let mut free = !mask & (n - 1);
+        while free != 0 {
+            let j = free.trailing_zeros() as usize;
+            free &= free - 1;
+            acc += row[j] * g[mask | (1 << j)];
+        }
+        g[mask] = acc;
+    }
+    let mut marg = vec![0.0; d * d];
+    for mask in 0..n - 1 {
+        let r = mask.count_ones() as usize;
+        if f[mask] == 0.0 {
+            continue;
+        }
+        let mut free = !mask & (n - 1);
+        while free != 0 {
+            let j = free.trailing_zeros() as usize;
+            free &= free - 1;
+            marg[r * d + j] += f[mask] * a[r * d + j] * g[mask | (1 << j)];
+        }
+    }
+    marg.iter_mut().for_each(|m| *m /= total);
+    Ok((ln_perm, marg))
 }
 
 /// The subset dynamic program in linear arithmetic.
@@ -258,7 +319,7 @@ impl MiEstimator for ExactPermanent {
             },
         );
         Ok(EstimateParts {
-            estimator: self.name(),
+            estimator: MiEstimator::name(self),
             k: None,
             seed: self.seed,
             ln_cap: ln_order,
@@ -269,6 +330,52 @@ impl MiEstimator for ExactPermanent {
 }
 
 sampling_setters!(ExactPermanent);
+
+impl MiGradient for ExactPermanent {
+    fn name(&self) -> &'static str {
+        "exact-permanent"
+    }
+
+    fn ln_cap(&self) -> f64 {
+        // Exact I is never "saturated" in the I^K sense; no term reaches +∞.
+        f64::INFINITY
+    }
+
+    /// The exact per-draw term `S(id) − ln perm(exp C) + ln d!` and its gradient: with the
+    /// assignment marginals `P` ([`ln_permanent_marginals`]), `d term = Σ_{ij} (δ_ij − P_ij)
+    /// dC[i, j]`, back-propagated through C to μ and σ (both the densities' own parameters
+    /// and the draw). No permutation is sampled; `rng` is unused.
+    fn term_and_grad(
+        &self,
+        q: &MeanFieldGaussian,
+        eps: &[f64],
+        _rng: &mut DrawRng,
+        grad_mu: &mut [f64],
+        grad_sigma: &mut [f64],
+    ) -> Result<f64> {
+        let uc = UnitCost::new(q)?;
+        let d = uc.width();
+        if d > MAX_PERMANENT_WIDTH {
+            return Err(Error::WidthTooLarge {
+                width: d,
+                max: MAX_PERMANENT_WIDTH,
+            });
+        }
+        q.arch().check_len("grad_mu", grad_mu)?;
+        q.arch().check_len("grad_sigma", grad_sigma)?;
+        let omega = q.reparameterize(eps)?;
+        let mut theta = vec![0.0; d * uc.n_per_unit()];
+        let mut c = vec![0.0; d * d];
+        uc.fill_in_place(&omega, &mut theta, &mut c);
+        let (ln_perm, marg) = ln_permanent_marginals(&c, d)?;
+        let s_id: f64 = (0..d).map(|i| c[i * d + i]).sum();
+        let m: Vec<f64> = (0..d * d)
+            .map(|k| f64::from(k / d == k % d) - marg[k])
+            .collect();
+        uc.backprop_in_place(&theta, eps, &m, grad_mu, grad_sigma);
+        Ok(s_id - ln_perm + ln_factorial(d))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -344,6 +451,46 @@ mod tests {
         // The all-ones matrix: perm = d!.
         let ones = vec![0.0; 20 * 20];
         assert!((ln_permanent(&ones, 20).unwrap() - ln_factorial(20)).abs() < 1e-10);
+    }
+
+    #[test]
+    fn marginals_match_brute_force_enumeration() {
+        let mut rng = stream(12, 0);
+        for d in 1..=6 {
+            let c: Vec<f64> = (0..d * d)
+                .map(|_| 4.0 * rng.random_range(-1.0..1.0))
+                .collect();
+            let (ln_perm, marg) = ln_permanent_marginals(&c, d).unwrap();
+            // Brute force: weight of every permutation.
+            let mut p: Vec<usize> = (0..d).collect();
+            let mut expect = vec![0.0; d * d];
+            loop {
+                let w = (p
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &j)| c[i * d + j])
+                    .sum::<f64>()
+                    - ln_perm)
+                    .exp();
+                for (i, &j) in p.iter().enumerate() {
+                    expect[i * d + j] += w;
+                }
+                let Some(i) = (0..d.saturating_sub(1)).rev().find(|&i| p[i] < p[i + 1]) else {
+                    break;
+                };
+                let j = (i + 1..d).rev().find(|&j| p[j] > p[i]).unwrap();
+                p.swap(i, j);
+                p[i + 1..].reverse();
+            }
+            for k in 0..d * d {
+                assert!(
+                    (marg[k] - expect[k]).abs() < 1e-12,
+                    "d={d} k={k}: {} vs {}",
+                    marg[k],
+                    expect[k]
+                );
+            }
+        }
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub enum Objective {
         /// Contrast size K.
         k: usize,
     },
+    /// Maximize L + I with the exact per-draw I of one hidden layer (ln perm), whose
+    /// gradient is an expectation under the permutation posterior (width ≤ 24).
+    SgmExact,
 }
 
 impl fmt::Display for Objective {
@@ -32,6 +35,7 @@ impl fmt::Display for Objective {
         match self {
             Objective::Mfvi => f.write_str("mfvi"),
             Objective::Sgm { k } => write!(f, "sgm(K={k})"),
+            Objective::SgmExact => f.write_str("sgm-exact"),
         }
     }
 }
@@ -152,22 +156,21 @@ pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Resu
     widths.extend(&run.hidden);
     widths.push(d_out);
     let arch = Arch::builder(widths).activation(run.activation).check()?;
-    let symmetry = match run.objective {
+    let symmetry: Option<Box<dyn crate::estimators::MiGradient>> = match run.objective {
         Objective::Mfvi => None,
         Objective::Sgm { k } => {
             if k == 0 {
                 return Err(Error::invalid("k", 0, "K counts the identity, so K >= 1"));
             }
-            Some(InfoNce::new(k))
+            Some(Box::new(InfoNce::new(k)))
         }
+        Objective::SgmExact => Some(Box::new(ExactPermanent::new())),
     };
     let outcome = train(
         &arch,
         &train_set,
         &run.config,
-        symmetry
-            .as_ref()
-            .map(|s| s as &dyn crate::estimators::MiGradient),
+        symmetry.as_deref(),
         observer,
     )?;
     let q = &outcome.posterior;
@@ -229,6 +232,7 @@ pub fn default_posterior_path(objective: Objective, hidden: &[usize], seed: u64)
     let obj = match objective {
         Objective::Mfvi => "mfvi".to_string(),
         Objective::Sgm { k } => format!("sgm-k{k}"),
+        Objective::SgmExact => "sgm-exact".to_string(),
     };
     PathBuf::from(format!(
         "posterior-{}-{obj}-seed{seed}.safetensors",
@@ -308,7 +312,7 @@ impl fmt::Display for TrainReport {
         ) {
             writeln!(
                 f,
-                "during training      mean I^K = {m:.4} (cap {cap:.4}), saturated in {:.1}% of steps, |grad I^K| / |grad L| = {r:.3e}",
+                "during training      mean symmetry term = {m:.4} (cap {cap:.4}), at its cap in {:.1}% of steps, |grad term| / |grad L| = {r:.3e}",
                 100.0 * s
             )?;
         }

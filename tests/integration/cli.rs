@@ -183,3 +183,52 @@ fn reproduce_bad_input_exits_non_zero_with_a_named_error() {
         !again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already there")
     );
 }
+
+#[test]
+fn train_with_the_exact_symmetrized_objective() {
+    let dir = tmp_dir("sgm-exact");
+    let out = dir.join("p.safetensors");
+    let run = mi_est(&[
+        "train",
+        "--data",
+        "abs:0.1",
+        "--hidden",
+        "3",
+        "--epochs",
+        "3",
+        "--batch",
+        "10",
+        "--lr",
+        "1e-2",
+        "--objective",
+        "sgm-exact",
+        "--init-rho",
+        "-1",
+        "--likelihood",
+        "gaussian:10",
+        "--predictive-samples",
+        "20",
+        "--elbo-samples",
+        "4",
+        "--eval-k",
+        "8",
+        "--mi-samples",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = String::from_utf8(run.stdout).unwrap();
+    assert!(text.contains("mean symmetry term"), "{text}");
+    assert!(
+        mi_est::io::load(&out)
+            .unwrap()
+            .train_config
+            .unwrap()
+            .contains("sgm-exact")
+    );
+}
