@@ -314,13 +314,7 @@ pub fn elbo(
     n_samples: usize,
     seed: u64,
 ) -> Result<ElboEstimate> {
-    if n_samples == 0 {
-        return Err(Error::invalid(
-            "samples",
-            0,
-            "need at least one weight draw",
-        ));
-    }
+    crate::estimators::check_samples(n_samples)?;
     data.check_fits(q.arch(), likelihood)?;
     let kl = q.kl_to_prior(prior_scale)?;
     let rows: Vec<usize> = (0..data.len()).collect();
@@ -388,13 +382,7 @@ pub fn predictive(
     n_samples: usize,
     seed: u64,
 ) -> Result<Predictive> {
-    if n_samples == 0 {
-        return Err(Error::invalid(
-            "samples",
-            0,
-            "need at least one weight draw",
-        ));
-    }
+    crate::estimators::check_samples(n_samples)?;
     data.check_fits(q.arch(), likelihood)?;
     let arch = q.arch();
     let n = data.len();

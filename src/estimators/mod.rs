@@ -195,6 +195,7 @@ pub fn ln_sum_exp(xs: &[f64]) -> f64 {
     max + xs.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
 }
 
+/// The one check that a weight-draw count S is at least 1.
 pub(crate) fn check_samples(n_samples: usize) -> Result<()> {
     if n_samples == 0 {
         return Err(Error::invalid(

@@ -168,19 +168,8 @@ pub fn ln_permanent_pruned(c: &[f64], d: usize, margin: f64) -> Result<PrunedPer
     let ln_sum_r: f64 = ln_r.iter().sum();
     let terms: Vec<f64> = (0..d).map(|i| ln_dropped[i] - ln_r[i]).collect();
     let ln_rem = ln_sum_r + ln_sum_exp(&terms);
-    let ln_upper_a = if ln_rem == f64::NEG_INFINITY {
-        ln_b
-    } else if ln_b == f64::NEG_INFINITY {
-        ln_rem
-    } else {
-        // ln(perm(B) + R) ≥ ln perm(A).
-        let (hi, lo) = if ln_b > ln_rem {
-            (ln_b, ln_rem)
-        } else {
-            (ln_rem, ln_b)
-        };
-        hi + (lo - hi).exp().ln_1p()
-    };
+    // ln(perm(B) + R) ≥ ln perm(A).
+    let ln_upper_a = ln_sum_exp(&[ln_b, ln_rem]);
     Ok(PrunedPermanent {
         ln_lower: shift + ln_b,
         ln_upper: shift + ln_upper_a,

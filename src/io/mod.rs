@@ -155,14 +155,24 @@ pub fn save(path: &Path, file: &PosteriorFile, overwrite: bool) -> Result<()> {
 /// dtypes, shapes that do not chain or disagree with the metadata, non-finite values,
 /// σ that underflows, or unknown activation / σ transform / likelihood.
 pub fn load(path: &Path) -> Result<PosteriorFile> {
+    load_with_bytes(path).map(|(file, _)| file)
+}
+
+/// [`load`], also returning the file's bytes (for hashing) from the same read.
+///
+/// # Errors
+///
+/// As [`load`].
+pub fn load_with_bytes(path: &Path) -> Result<(PosteriorFile, Vec<u8>)> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    from_bytes(&bytes).map_err(|e| match e {
+    let file = from_bytes(&bytes).map_err(|e| match e {
         Error::BadFile { reason, .. } => bad(path, reason),
         other => bad(path, other.to_string()),
-    })
+    })?;
+    Ok((file, bytes))
 }
 
 #[derive(Default)]

@@ -18,7 +18,7 @@ use crate::estimators::{
     Estimate, ExactEnumeration, ExactPermanent, ExactPruned, InfoNce, MAX_PERMANENT_WIDTH,
     MiEstimator, PairwiseBound, Sandwich,
 };
-use crate::io::{PosteriorFile, load};
+use crate::io::{PosteriorFile, load_with_bytes};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::child_seed;
 use crate::symmetry::{DEFAULT_MAX_ENUMERATION, Group};
@@ -178,13 +178,7 @@ impl GridConfig {
         if self.ks.contains(&0) {
             return Err(Error::invalid("k", 0, "K counts the identity, so K >= 1"));
         }
-        if self.samples == 0 {
-            return Err(Error::invalid(
-                "samples",
-                0,
-                "need at least one weight draw",
-            ));
-        }
+        crate::estimators::check_samples(self.samples)?;
         if self.repeats == 0 {
             return Err(Error::invalid("repeats", 0, "need at least one repeat"));
         }
@@ -319,11 +313,7 @@ pub fn load_posteriors(paths: &[PathBuf]) -> Result<Vec<LoadedPosterior>> {
     paths
         .iter()
         .map(|p| {
-            let bytes = std::fs::read(p).map_err(|source| Error::Io {
-                path: p.clone(),
-                source,
-            })?;
-            let file = load(p)?;
+            let (file, bytes) = load_with_bytes(p)?;
             Ok(LoadedPosterior {
                 id: p
                     .file_stem()
