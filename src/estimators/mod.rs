@@ -41,6 +41,7 @@ mod enumeration;
 mod infonce;
 mod pairwise;
 mod permanent;
+mod proposal;
 mod pruned;
 mod sandwich;
 mod unit_cost;

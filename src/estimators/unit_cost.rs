@@ -32,6 +32,71 @@ pub struct UnitCost {
     normalizer: Vec<f64>,
     /// Parameters outside every unit (the output bias), with their moments.
     rest: Vec<usize>,
+    layout: LayerUnits,
+}
+
+/// Where the parameters of hidden layer `h`'s units sit in the flat vector.
+///
+/// Unit `j` owns `W_h[j, :]` (its incoming row), `b_h[j]` and — for the last hidden layer
+/// only — `W_{h+1}[:, j]` (its outgoing column; the output layer is never permuted), each
+/// part only if variational. An intermediate layer's outgoing column is the next layer's
+/// incoming columns, so every weight belongs to exactly one layer's units. With the
+/// previous hidden layer relabelled by `τ_{h−1}`, unit `i` of `τ⁻¹·ω` has incoming entry
+/// `c` equal to ω's `W_h[τ_h(i), τ_{h−1}(c)]` (the convention of [`ActionMap`]).
+///
+/// [`ActionMap`]: crate::symmetry::ActionMap
+#[derive(Clone, Debug)]
+pub(crate) struct LayerUnits {
+    width: usize,
+    n_per_unit: usize,
+    fan_in: usize,
+    in_weight: Option<usize>,
+    bias: Option<usize>,
+    /// `(offset of W_{h+1}, its number of rows)` for the last hidden layer.
+    out_weight: Option<(usize, usize)>,
+}
+
+impl LayerUnits {
+    fn new(arch: &crate::weights::Arch, h: usize) -> Self {
+        let widths = arch.widths();
+        assert!(h + 2 < widths.len(), "layer {h} is not hidden");
+        let (fan_in, width) = (widths[h], widths[h + 1]);
+        let incoming = arch.offsets(h);
+        let out_weight = (h + 3 == widths.len())
+            .then(|| arch.offsets(h + 1).map(|o| (o.weight, widths[h + 2])))
+            .flatten();
+        let in_weight = incoming.map(|o| o.weight);
+        let bias = incoming.and_then(|o| o.bias);
+        let n_per_unit = in_weight.map_or(0, |_| fan_in)
+            + usize::from(bias.is_some())
+            + out_weight.map_or(0, |(_, rows)| rows);
+        LayerUnits {
+            width,
+            n_per_unit,
+            fan_in,
+            in_weight,
+            bias,
+            out_weight,
+        }
+    }
+
+    /// Appends the flat indices of ω's unit `j`, incoming columns relabelled by `prev`
+    /// (the previous hidden layer's `τ_{h−1}`; `None` = identity).
+    fn push_unit(&self, j: usize, prev: Option<&[usize]>, out: &mut Vec<usize>) {
+        if let Some(w) = self.in_weight {
+            let row = w + j * self.fan_in;
+            match prev {
+                Some(p) => out.extend(p.iter().map(|&c| row + c)),
+                None => out.extend(row..row + self.fan_in),
+            }
+        }
+        if let Some(b) = self.bias {
+            out.push(b + j);
+        }
+        if let Some((w, rows)) = self.out_weight {
+            out.extend((0..rows).map(|r| w + r * self.width + j));
+        }
+    }
 }
 
 impl UnitCost {
@@ -41,8 +106,7 @@ impl UnitCost {
     ///
     /// [`Error::UnsupportedArchitecture`] for any other number of hidden layers.
     pub fn new(q: &MeanFieldGaussian) -> Result<Self> {
-        let arch = q.arch();
-        let widths = arch.widths();
+        let widths = q.arch().widths();
         if widths.len() != 3 {
             return Err(Error::UnsupportedArchitecture {
                 estimator: "the unit cost matrix",
@@ -50,47 +114,52 @@ impl UnitCost {
                 widths: widths.to_vec(),
             });
         }
-        let (d0, d, d2) = (widths[0], widths[1], widths[2]);
-        let mut per_unit: Vec<Vec<usize>> = vec![Vec::new(); d];
+        Ok(Self::for_layer(q, 0))
+    }
+
+    /// The costs of hidden layer `h` of any depth, with the previous hidden layer (if
+    /// any) in its own order: unit `i` owns its incoming row and bias and, for the last
+    /// hidden layer only, its outgoing column (see [`LayerUnits`]). For one hidden layer
+    /// this is [`UnitCost::new`].
+    ///
+    /// # Panics
+    ///
+    /// If `h` is not a hidden layer of `q`'s architecture.
+    pub(crate) fn for_layer(q: &MeanFieldGaussian, h: usize) -> Self {
+        let layout = LayerUnits::new(q.arch(), h);
+        let (d, n) = (layout.width, layout.n_per_unit);
+        let mut index = Vec::with_capacity(d * n);
+        for j in 0..d {
+            layout.push_unit(j, None, &mut index);
+        }
         let mut rest = Vec::new();
-        if let Some(o) = arch.offsets(0) {
-            for (i, unit) in per_unit.iter_mut().enumerate() {
-                unit.extend((0..d0).map(|b| o.weight + i * d0 + b));
-                if let Some(ob) = o.bias {
-                    unit.push(ob + i);
-                }
+        let last = q.arch().widths().len() - 2;
+        if h + 1 == last {
+            if let Some(ob) = q.arch().offsets(last).and_then(|o| o.bias) {
+                rest.extend(ob..ob + q.arch().widths()[last + 1]);
             }
         }
-        if let Some(o) = arch.offsets(1) {
-            for (i, unit) in per_unit.iter_mut().enumerate() {
-                unit.extend((0..d2).map(|r| o.weight + r * d + i));
-            }
-            if let Some(ob) = o.bias {
-                rest.extend(ob..ob + d2);
-            }
-        }
-        let n_per_unit = per_unit[0].len();
-        let index: Vec<usize> = per_unit.into_iter().flatten().collect();
         let mu: Vec<f64> = index.iter().map(|&p| q.mu()[p]).collect();
         let inv_sigma: Vec<f64> = index.iter().map(|&p| q.inv_sigma()[p]).collect();
         let normalizer = (0..d)
             .map(|i| {
-                let s: f64 = index[i * n_per_unit..(i + 1) * n_per_unit]
+                let s: f64 = index[i * n..(i + 1) * n]
                     .iter()
                     .map(|&p| q.sigma()[p].ln())
                     .sum();
-                -s - n_per_unit as f64 * HALF_LN_2PI
+                -s - n as f64 * HALF_LN_2PI
             })
             .collect();
-        Ok(UnitCost {
+        UnitCost {
             width: d,
-            n_per_unit,
+            n_per_unit: n,
             index,
             mu,
             inv_sigma,
             normalizer,
             rest,
-        })
+            layout,
+        }
     }
 
     /// `D[i, j] = Σ_k f(μ_i,k, σ_i,k, μ_j,k, σ_j,k)`: a per-parameter divergence summed
@@ -134,10 +203,14 @@ impl UnitCost {
     /// If `theta` is not of length `d · n` or `c` not of length `d²`, or `omega` is
     /// shorter than the posterior's P.
     pub fn fill_in_place(&self, omega: &[f64], theta: &mut [f64], c: &mut [f64]) {
+        self.costs_from(omega, &self.index, theta, c);
+    }
+
+    fn costs_from(&self, omega: &[f64], index: &[usize], theta: &mut [f64], c: &mut [f64]) {
         let (d, n) = (self.width, self.n_per_unit);
         assert_eq!(theta.len(), d * n);
         assert_eq!(c.len(), d * d);
-        for (t, &p) in theta.iter_mut().zip(&self.index) {
+        for (t, &p) in theta.iter_mut().zip(index) {
             *t = omega[p];
         }
         for i in 0..d {
@@ -148,6 +221,28 @@ impl UnitCost {
                 c[i * d + j] = self.normalizer[i] - 0.5 * scaled_square_distance(th_j, mu_i, is_i);
             }
         }
+    }
+
+    /// As [`fill_in_place`](Self::fill_in_place) with the previous hidden layer
+    /// relabelled by `prev` (`τ_{h−1}`): `C[i, j] = ln q_i(θ_j)` for the units of
+    /// `τ⁻¹·ω` restricted to this layer. `index` is scratch space.
+    ///
+    /// # Panics
+    ///
+    /// As [`fill_in_place`](Self::fill_in_place).
+    pub(crate) fn fill_after(
+        &self,
+        omega: &[f64],
+        prev: &[usize],
+        index: &mut Vec<usize>,
+        theta: &mut [f64],
+        c: &mut [f64],
+    ) {
+        index.clear();
+        for j in 0..self.width {
+            self.layout.push_unit(j, Some(prev), index);
+        }
+        self.costs_from(omega, index, theta, c);
     }
 
     /// `C` as a new `d × d` row-major vector.

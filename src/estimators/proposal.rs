@@ -1,0 +1,412 @@
+//! The proposal `r(g | ω)` over hidden-unit permutations (issue 7 item 1), used by the
+//! [`Sandwich`](super::Sandwich) bounds.
+//!
+//! Hidden layers are visited in order `h = 0, 1, …`. For layer `h`, with the earlier layers'
+//! permutations `τ_0..τ_{h−1}` already chosen, the layer's unit cost matrix
+//! `C_h[i, j] = ln q_i(θ_j)` compares q's unit `i` with ω's unit `j` whose incoming columns
+//! are relabelled by `τ_{h−1}` (its incoming row, its bias and — last layer only — its
+//! outgoing column; [`UnitCost::for_layer`]). Then `τ_h` is drawn row by row: row `i`, in a
+//! fixed order, picks a column `j` among those left with probability
+//! `softmax_j(C_h[i, j] / T)`. Every weight belongs to exactly one layer's units, so
+//! `Σ_h Σ_i C_h[i, τ_h(i)] = ln q(τ⁻¹·ω) − ln q_rest`. With one hidden layer this is the
+//! softmax approximation of the permutation posterior `p(τ | ω) ∝ e^{S(τ)}`; for deeper
+//! nets each layer sees its neighbours below as already chosen and ignores the
+//! not-yet-chosen layers above, which costs proposal quality, never validity.
+//!
+//! `ln r_T(τ | ω)` is the exact sum of the chosen log-probabilities (recomputed for any
+//! given τ by the same sequence), and the proposal mixes in the uniform distribution per
+//! group element: `r = (1 − λ) r_T + λ / |G|` (full support for λ > 0; mixing per
+//! element rather than per row keeps `r(id | ω) ≥ 1 − λ` when `r_T` is concentrated).
+//!
+//! **Equivariance.** Relabelling ω by `g` permutes the columns of `C_0` by `g_0`; a draw
+//! `τ_0` on `ω` corresponds to `g_0 ∘ τ_0` on `g·ω` with the same probability, after which
+//! `C_1` of `g·ω` given `g_0 ∘ τ_0` is `C_1` of ω given `τ_0` with columns permuted by
+//! `g_1`, and so on up the layers: `r(g ∘ τ | g·ω) = r(τ | ω)`, which is what the
+//! identity-only form of the lower bound needs.
+
+use rand::RngExt;
+
+use crate::estimators::LnSumExp;
+use crate::estimators::unit_cost::UnitCost;
+use crate::posterior::MeanFieldGaussian;
+use crate::rng::DrawRng;
+use crate::symmetry::ln_factorial;
+
+/// Buffers of the row-by-row softmax proposal on one `d × d` cost matrix.
+#[derive(Clone, Debug)]
+pub(crate) struct ProposalWorkspace {
+    left: Vec<usize>,
+    logits: Vec<f64>,
+}
+
+impl ProposalWorkspace {
+    pub(crate) fn new(d: usize) -> Self {
+        ProposalWorkspace {
+            left: Vec::with_capacity(d),
+            logits: Vec::with_capacity(d),
+        }
+    }
+
+    /// Softmax log-probabilities of choosing each remaining column for row `i`.
+    fn row_ln_probs(&mut self, c: &[f64], d: usize, i: usize, t: f64) {
+        self.logits.clear();
+        self.logits
+            .extend(self.left.iter().map(|&j| c[i * d + j] / t));
+        let lse = crate::estimators::ln_sum_exp(&self.logits);
+        self.logits.iter_mut().for_each(|l| *l -= lse);
+    }
+
+    /// `(S(τ), ln r_T(τ))` of a given assignment: `S = Σ_i C[i, τ(i)]` and the sum of the
+    /// row-by-row softmax log-probabilities.
+    pub(crate) fn soft_of(&mut self, c: &[f64], d: usize, tau: &[usize], t: f64) -> (f64, f64) {
+        self.left.clear();
+        self.left.extend(0..d);
+        let (mut s, mut total) = (0.0, 0.0);
+        for (i, &j) in tau.iter().enumerate() {
+            self.row_ln_probs(c, d, i, t);
+            let pos = self
+                .left
+                .iter()
+                .position(|&x| x == j)
+                .expect("a permutation");
+            total += self.logits[pos];
+            s += c[i * d + j];
+            self.left.remove(pos);
+        }
+        (s, total)
+    }
+
+    /// Adds `coef · ∂ ln r_T(τ) / ∂C` into `m` (`d × d`): row `i` contributes
+    /// `(δ_{j, τ(i)} − softmax_i(j)) / T` over the columns `j` still left at row `i`.
+    pub(crate) fn add_soft_grad(
+        &mut self,
+        c: &[f64],
+        d: usize,
+        tau: &[usize],
+        t: f64,
+        coef: f64,
+        m: &mut [f64],
+    ) {
+        self.left.clear();
+        self.left.extend(0..d);
+        for (i, &j) in tau.iter().enumerate() {
+            self.row_ln_probs(c, d, i, t);
+            for (&col, &l) in self.left.iter().zip(&self.logits) {
+                m[i * d + col] -= coef * l.exp() / t;
+            }
+            m[i * d + j] += coef / t;
+            let pos = self.left.iter().position(|&x| x == j).expect("a permutation");
+            self.left.remove(pos);
+        }
+    }
+
+    /// Draws `τ` row by row from the softmax proposal into `tau`.
+    pub(crate) fn sample_soft(
+        &mut self,
+        c: &[f64],
+        d: usize,
+        t: f64,
+        rng: &mut DrawRng,
+        tau: &mut [usize],
+    ) {
+        self.left.clear();
+        self.left.extend(0..d);
+        for (i, slot) in tau.iter_mut().enumerate() {
+            self.row_ln_probs(c, d, i, t);
+            let u: f64 = rng.random();
+            let mut acc = 0.0;
+            let mut pos = self.left.len() - 1;
+            for (k, l) in self.logits.iter().enumerate() {
+                acc += l.exp();
+                if u < acc {
+                    pos = k;
+                    break;
+                }
+            }
+            *slot = self.left.remove(pos);
+        }
+    }
+}
+
+/// `ln r = ln((1 − λ) r_T + λ/|G|)` from `ln r_T`.
+pub(crate) fn mixture(ln_soft: f64, ln_order: f64, mix: f64) -> f64 {
+    let mut acc = LnSumExp::default();
+    if mix < 1.0 {
+        acc.push((1.0 - mix).ln() + ln_soft);
+    }
+    acc.push(mix.ln() - ln_order);
+    acc.value()
+}
+
+/// `∂ ln r / ∂ ln r_T = (1 − λ) r_T / r`.
+pub(crate) fn mixture_slope(ln_soft: f64, ln_r: f64, mix: f64) -> f64 {
+    if mix >= 1.0 {
+        0.0
+    } else {
+        ((1.0 - mix).ln() + ln_soft - ln_r).exp()
+    }
+}
+
+/// The layer-by-layer proposal of a posterior with any number of hidden layers.
+#[derive(Clone, Debug)]
+pub(crate) struct GroupProposal {
+    layers: Vec<UnitCost>,
+    ln_order: f64,
+    temperature: f64,
+    mix: f64,
+}
+
+/// Per-draw buffers of a [`GroupProposal`]; `taus[h]` holds the last element visited.
+#[derive(Clone, Debug)]
+pub(crate) struct GroupWorkspace {
+    pub(crate) taus: Vec<Vec<usize>>,
+    /// `C_h` of the last element visited (`C_0` does not depend on it).
+    pub(crate) costs: Vec<Vec<f64>>,
+    pub(crate) thetas: Vec<Vec<f64>>,
+    index: Vec<usize>,
+    rows: ProposalWorkspace,
+}
+
+impl GroupProposal {
+    pub(crate) fn new(q: &MeanFieldGaussian, temperature: f64, mix: f64) -> Self {
+        let hidden = q.arch().widths().len() - 2;
+        let layers: Vec<UnitCost> = (0..hidden).map(|h| UnitCost::for_layer(q, h)).collect();
+        let ln_order = layers.iter().map(|l| ln_factorial(l.width())).sum();
+        GroupProposal {
+            layers,
+            ln_order,
+            temperature,
+            mix,
+        }
+    }
+
+    /// `ln|G|`.
+    pub(crate) fn ln_order(&self) -> f64 {
+        self.ln_order
+    }
+
+    /// The one-hidden-layer cost (layer 0).
+    pub(crate) fn first(&self) -> &UnitCost {
+        &self.layers[0]
+    }
+
+    pub(crate) fn workspace(&self) -> GroupWorkspace {
+        let widest = self.layers.iter().map(|l| l.width()).max().unwrap_or(0);
+        GroupWorkspace {
+            taus: self.layers.iter().map(|l| (0..l.width()).collect()).collect(),
+            costs: self
+                .layers
+                .iter()
+                .map(|l| vec![0.0; l.width() * l.width()])
+                .collect(),
+            thetas: self
+                .layers
+                .iter()
+                .map(|l| vec![0.0; l.width() * l.n_per_unit()])
+                .collect(),
+            index: Vec::new(),
+            rows: ProposalWorkspace::new(widest),
+        }
+    }
+
+    /// Starts a new weight draw: fills `C_0` (which no permutation changes).
+    pub(crate) fn begin(&self, omega: &[f64], ws: &mut GroupWorkspace) {
+        self.layers[0].fill_in_place(omega, &mut ws.thetas[0], &mut ws.costs[0]);
+    }
+
+    /// Fills `C_h` for `h ≥ 1` given `ws.taus[h − 1]`.
+    fn fill_layer(&self, omega: &[f64], h: usize, ws: &mut GroupWorkspace) {
+        let GroupWorkspace {
+            taus,
+            costs,
+            thetas,
+            index,
+            ..
+        } = ws;
+        self.layers[h].fill_after(omega, &taus[h - 1], index, &mut thetas[h], &mut costs[h]);
+    }
+
+    /// `(S(τ), ln r_T(τ), ln r(τ))` of the element in `ws.taus` (after
+    /// [`begin`](Self::begin) for this ω), with `S(τ) = ln q(τ⁻¹·ω) − ln q_rest(ω)`.
+    pub(crate) fn evaluate(&self, omega: &[f64], ws: &mut GroupWorkspace) -> (f64, f64, f64) {
+        let (mut s, mut soft) = (0.0, 0.0);
+        for h in 0..self.layers.len() {
+            if h > 0 {
+                self.fill_layer(omega, h, ws);
+            }
+            let d = self.layers[h].width();
+            let (sh, rh) = ws
+                .rows
+                .soft_of(&ws.costs[h], d, &ws.taus[h], self.temperature);
+            s += sh;
+            soft += rh;
+        }
+        (s, soft, mixture(soft, self.ln_order, self.mix))
+    }
+
+    /// Sets `ws.taus` to the identity and evaluates it.
+    pub(crate) fn identity(&self, omega: &[f64], ws: &mut GroupWorkspace) -> (f64, f64, f64) {
+        for tau in &mut ws.taus {
+            tau.iter_mut().enumerate().for_each(|(i, t)| *t = i);
+        }
+        self.evaluate(omega, ws)
+    }
+
+    /// Draws `τ ~ r(· | ω)` into `ws.taus` and evaluates it.
+    pub(crate) fn draw(
+        &self,
+        omega: &[f64],
+        ws: &mut GroupWorkspace,
+        rng: &mut DrawRng,
+    ) -> (f64, f64, f64) {
+        if rng.random::<f64>() < self.mix {
+            for tau in &mut ws.taus {
+                tau.iter_mut().enumerate().for_each(|(i, t)| *t = i);
+                crate::rng::shuffle(tau, rng);
+            }
+            return self.evaluate(omega, ws);
+        }
+        let (mut s, mut soft) = (0.0, 0.0);
+        for h in 0..self.layers.len() {
+            if h > 0 {
+                self.fill_layer(omega, h, ws);
+            }
+            let d = self.layers[h].width();
+            let GroupWorkspace {
+                taus, costs, rows, ..
+            } = ws;
+            rows.sample_soft(&costs[h], d, self.temperature, rng, &mut taus[h]);
+            let (sh, rh) = rows.soft_of(&costs[h], d, &taus[h], self.temperature);
+            s += sh;
+            soft += rh;
+        }
+        (s, soft, mixture(soft, self.ln_order, self.mix))
+    }
+
+    /// Adds `coef · ∂ ln r_T(τ)/∂C_0` for the element in `ws.taus` (one hidden layer).
+    pub(crate) fn add_soft_grad(&self, ws: &mut GroupWorkspace, coef: f64, m: &mut [f64]) {
+        let d = self.layers[0].width();
+        let GroupWorkspace {
+            taus, costs, rows, ..
+        } = ws;
+        rows.add_soft_grad(&costs[0], d, &taus[0], self.temperature, coef, m);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+    use crate::symmetry::{ActionMap, Group, GroupElement, Permutation};
+    use crate::weights::Arch;
+
+    fn posterior(widths: Vec<usize>, bias: bool, seed: u64) -> MeanFieldGaussian {
+        let arch = Arch::builder(widths).bias(bias).check().unwrap();
+        let mut rng = stream(seed, 0);
+        let p = arch.n_params();
+        let mu = (0..p).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let sigma = (0..p).map(|_| rng.random_range(0.3..1.0)).collect();
+        MeanFieldGaussian::from_mu_sigma(arch, mu, sigma).unwrap()
+    }
+
+    /// Every element of a small two- and three-hidden-layer group: probabilities sum to
+    /// one, `S(τ)` is `ln q(τ⁻¹·ω) − ln q_rest` computed through the action map, and
+    /// draw frequencies match `r`.
+    #[test]
+    fn layered_proposal_is_a_distribution_with_exact_log_density() {
+        for (widths, bias) in [
+            (vec![2, 3, 3, 1], true),
+            (vec![3, 2, 3, 2], false),
+            (vec![2, 2, 3, 2, 1], true),
+        ] {
+            let q = posterior(widths, bias, 5);
+            let prop = GroupProposal::new(&q, 0.8, 0.1);
+            let mut ws = prop.workspace();
+            let mut rng = stream(9, 0);
+            let omega = q.sample(&mut rng);
+            prop.begin(&omega, &mut ws);
+            let (s_id, _, _) = prop.identity(&omega, &mut ws);
+            let ln_q = q.ln_q(&omega).unwrap();
+            let group = Group::of(q.arch());
+            let mut total = 0.0;
+            let mut probs = std::collections::HashMap::new();
+            group.elements(10_000).unwrap().for_each_ref(|g| {
+                for (h, tau) in ws.taus.iter_mut().enumerate() {
+                    tau.copy_from_slice(g.layer(h).forward());
+                }
+                let (s, _, ln_r) = prop.evaluate(&omega, &mut ws);
+                let direct = q
+                    .ln_q_inverse_permuted(&omega, &ActionMap::new(q.arch(), g))
+                    .unwrap();
+                assert!(
+                    ((s - s_id) - (direct - ln_q)).abs() < 1e-10 * direct.abs().max(1.0),
+                    "{} vs {}",
+                    s - s_id,
+                    direct - ln_q
+                );
+                total += ln_r.exp();
+                probs.insert(ws.taus.clone(), ln_r.exp());
+            });
+            assert!((total - 1.0).abs() < 1e-12, "total {total}");
+            let n = 40_000;
+            let mut counts = std::collections::HashMap::new();
+            for _ in 0..n {
+                let (_, _, ln_r) = prop.draw(&omega, &mut ws, &mut rng);
+                assert!((ln_r.exp() - probs[&ws.taus]).abs() < 1e-12);
+                *counts.entry(ws.taus.clone()).or_insert(0usize) += 1;
+            }
+            for (taus, p) in &probs {
+                let f = *counts.get(taus).unwrap_or(&0) as f64 / n as f64;
+                let sd = (p * (1.0 - p) / n as f64).sqrt();
+                assert!((f - p).abs() < 5.0 * sd + 1e-4, "{p} vs {f}");
+            }
+        }
+    }
+
+    /// `r(g ∘ τ | g·ω) = r(τ | ω)` for every `τ`, at random `g`.
+    #[test]
+    fn layered_proposal_is_equivariant() {
+        let q = posterior(vec![2, 3, 3, 2], true, 11);
+        let prop = GroupProposal::new(&q, 1.3, 0.05);
+        let (mut ws, mut ws_g) = (prop.workspace(), prop.workspace());
+        let mut rng = stream(4, 0);
+        let omega = q.sample(&mut rng);
+        let group = Group::of(q.arch());
+        for _ in 0..10 {
+            let g = group.random(&mut rng);
+            let g_omega = ActionMap::new(q.arch(), &g).apply(&omega);
+            prop.begin(&omega, &mut ws);
+            prop.begin(&g_omega, &mut ws_g);
+            group.elements(100).unwrap().for_each_ref(|tau| {
+                let g_tau: GroupElement = g.compose(tau);
+                for h in 0..2 {
+                    ws.taus[h].copy_from_slice(tau.layer(h).forward());
+                    ws_g.taus[h].copy_from_slice(g_tau.layer(h).forward());
+                }
+                let (_, _, a) = prop.evaluate(&omega, &mut ws);
+                let (_, _, b) = prop.evaluate(&g_omega, &mut ws_g);
+                assert!((a - b).abs() < 1e-10, "{a} vs {b}");
+            });
+        }
+        let _ = Permutation::identity(1);
+    }
+
+    #[test]
+    fn soft_gradient_matches_finite_differences() {
+        let d = 4;
+        let mut rng = stream(3, 0);
+        let c: Vec<f64> = (0..d * d).map(|_| 2.0 * rng.random::<f64>()).collect();
+        let tau = [2, 0, 3, 1];
+        let mut ws = ProposalWorkspace::new(d);
+        let mut m = vec![0.0; d * d];
+        ws.add_soft_grad(&c, d, &tau, 0.7, 1.0, &mut m);
+        for k in 0..d * d {
+            let h = 1e-6;
+            let (mut up, mut dn) = (c.clone(), c.clone());
+            up[k] += h;
+            dn[k] -= h;
+            let fd = (ws.soft_of(&up, d, &tau, 0.7).1 - ws.soft_of(&dn, d, &tau, 0.7).1) / (2.0 * h);
+            assert!((fd - m[k]).abs() < 1e-7, "{k}: {fd} vs {}", m[k]);
+        }
+    }
+}
