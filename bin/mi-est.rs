@@ -143,7 +143,7 @@ struct TrainArgs {
     /// Hidden activation (relu or tanh).
     #[arg(long, default_value = "relu")]
     activation: String,
-    /// Objective: mfvi, sgm (the paper's L + I^K) or sgm-exact (L + exact I, one hidden layer of width <= 24).
+    /// Objective: mfvi, sgm (the paper's L + I^K), sgm-exact (L + exact I, one hidden layer of width <= 24) or sgm-sandwich (L + the sandwich lower bound on I with K - 1 proposal draws, one hidden layer).
     #[arg(long, default_value = "mfvi")]
     objective: String,
     /// K of the symmetrized objective.
@@ -418,7 +418,10 @@ fn train(a: TrainArgs) -> Result<()> {
         "mfvi" => Objective::Mfvi,
         "sgm" => Objective::Sgm { k: a.k },
         "sgm-exact" => Objective::SgmExact,
-        other => bail!("invalid `objective` = {other}: expected mfvi, sgm or sgm-exact"),
+        "sgm-sandwich" => Objective::SgmSandwich { k: a.k },
+        other => {
+            bail!("invalid `objective` = {other}: expected mfvi, sgm, sgm-exact or sgm-sandwich")
+        }
     };
     let out = a
         .out

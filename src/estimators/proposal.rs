@@ -48,22 +48,28 @@ impl ProposalWorkspace {
     }
 
     /// Softmax log-probabilities of choosing each remaining column for row `i`.
-    fn row_ln_probs(&mut self, c: &[f64], d: usize, i: usize, t: f64) {
+    fn row_ln_probs(&mut self, logits: &[f64], d: usize, i: usize) {
         self.logits.clear();
         self.logits
-            .extend(self.left.iter().map(|&j| c[i * d + j] / t));
+            .extend(self.left.iter().map(|&j| logits[i * d + j]));
         let lse = crate::estimators::ln_sum_exp(&self.logits);
         self.logits.iter_mut().for_each(|l| *l -= lse);
     }
 
     /// `(S(τ), ln r_T(τ))` of a given assignment: `S = Σ_i C[i, τ(i)]` and the sum of the
-    /// row-by-row softmax log-probabilities.
-    pub(crate) fn soft_of(&mut self, c: &[f64], d: usize, tau: &[usize], t: f64) -> (f64, f64) {
+    /// row-by-row softmax log-probabilities of `logits`.
+    pub(crate) fn soft_of(
+        &mut self,
+        c: &[f64],
+        logits: &[f64],
+        d: usize,
+        tau: &[usize],
+    ) -> (f64, f64) {
         self.left.clear();
         self.left.extend(0..d);
         let (mut s, mut total) = (0.0, 0.0);
         for (i, &j) in tau.iter().enumerate() {
-            self.row_ln_probs(c, d, i, t);
+            self.row_ln_probs(logits, d, i);
             let pos = self
                 .left
                 .iter()
@@ -76,11 +82,12 @@ impl ProposalWorkspace {
         (s, total)
     }
 
-    /// Adds `coef · ∂ ln r_T(τ) / ∂C` into `m` (`d × d`): row `i` contributes
-    /// `(δ_{j, τ(i)} − softmax_i(j)) / T` over the columns `j` still left at row `i`.
+    /// Adds `coef · ∂ ln r_T(τ) / ∂C` into `m` (`d × d`) for unbalanced logits `C / T`:
+    /// row `i` contributes `(δ_{j, τ(i)} − softmax_i(j)) / T` over the columns `j` still
+    /// left at row `i`.
     pub(crate) fn add_soft_grad(
         &mut self,
-        c: &[f64],
+        logits: &[f64],
         d: usize,
         tau: &[usize],
         t: f64,
@@ -90,29 +97,32 @@ impl ProposalWorkspace {
         self.left.clear();
         self.left.extend(0..d);
         for (i, &j) in tau.iter().enumerate() {
-            self.row_ln_probs(c, d, i, t);
+            self.row_ln_probs(logits, d, i);
             for (&col, &l) in self.left.iter().zip(&self.logits) {
                 m[i * d + col] -= coef * l.exp() / t;
             }
             m[i * d + j] += coef / t;
-            let pos = self.left.iter().position(|&x| x == j).expect("a permutation");
+            let pos = self
+                .left
+                .iter()
+                .position(|&x| x == j)
+                .expect("a permutation");
             self.left.remove(pos);
         }
     }
 
-    /// Draws `τ` row by row from the softmax proposal into `tau`.
+    /// Draws `τ` row by row from the softmax of `logits` into `tau`.
     pub(crate) fn sample_soft(
         &mut self,
-        c: &[f64],
+        logits: &[f64],
         d: usize,
-        t: f64,
         rng: &mut DrawRng,
         tau: &mut [usize],
     ) {
         self.left.clear();
         self.left.extend(0..d);
         for (i, slot) in tau.iter_mut().enumerate() {
-            self.row_ln_probs(c, d, i, t);
+            self.row_ln_probs(logits, d, i);
             let u: f64 = rng.random();
             let mut acc = 0.0;
             let mut pos = self.left.len() - 1;
@@ -125,6 +135,44 @@ impl ProposalWorkspace {
             }
             *slot = self.left.remove(pos);
         }
+    }
+}
+
+/// Writes the proposal's logits `C/T + v` into `logits`, with column offsets `v` from
+/// `iters` rounds of log-space Sinkhorn balancing of `exp(C/T)` (`iters = 0`: plain
+/// `C/T`). Row offsets do not change a row's softmax; column offsets move probability
+/// toward columns that no other row claims, which the greedy row-by-row draw cannot see
+/// otherwise. Balancing is equivariant (permuting C's columns permutes `v`), so the
+/// proposal stays equivariant.
+pub(crate) fn balanced_logits(
+    c: &[f64],
+    d: usize,
+    t: f64,
+    iters: usize,
+    scratch: &mut Vec<f64>,
+    logits: &mut [f64],
+) {
+    logits.iter_mut().zip(c).for_each(|(l, &x)| *l = x / t);
+    if iters == 0 || d < 2 {
+        return;
+    }
+    scratch.clear();
+    scratch.resize(2 * d, 0.0);
+    let (u, v) = scratch.split_at_mut(d);
+    for _ in 0..iters {
+        for (i, ui) in u.iter_mut().enumerate() {
+            let mut acc = LnSumExp::default();
+            (0..d).for_each(|j| acc.push(logits[i * d + j] + v[j]));
+            *ui = -acc.value();
+        }
+        for (j, vj) in v.iter_mut().enumerate() {
+            let mut col = LnSumExp::default();
+            (0..d).for_each(|i| col.push(logits[i * d + j] + u[i]));
+            *vj = -col.value();
+        }
+    }
+    for row in logits.chunks_exact_mut(d) {
+        row.iter_mut().zip(v.iter()).for_each(|(l, vj)| *l += vj);
     }
 }
 
@@ -154,6 +202,7 @@ pub(crate) struct GroupProposal {
     ln_order: f64,
     temperature: f64,
     mix: f64,
+    balance: usize,
 }
 
 /// Per-draw buffers of a [`GroupProposal`]; `taus[h]` holds the last element visited.
@@ -162,13 +211,17 @@ pub(crate) struct GroupWorkspace {
     pub(crate) taus: Vec<Vec<usize>>,
     /// `C_h` of the last element visited (`C_0` does not depend on it).
     pub(crate) costs: Vec<Vec<f64>>,
+    /// The proposal's logits for `C_h` ([`balanced_logits`]).
+    pub(crate) logits: Vec<Vec<f64>>,
+    scratch: Vec<f64>,
     pub(crate) thetas: Vec<Vec<f64>>,
     index: Vec<usize>,
     rows: ProposalWorkspace,
 }
 
 impl GroupProposal {
-    pub(crate) fn new(q: &MeanFieldGaussian, temperature: f64, mix: f64) -> Self {
+    /// `balance`: Sinkhorn rounds of [`balanced_logits`] (0 for the plain softmax).
+    pub(crate) fn new(q: &MeanFieldGaussian, temperature: f64, mix: f64, balance: usize) -> Self {
         let hidden = q.arch().widths().len() - 2;
         let layers: Vec<UnitCost> = (0..hidden).map(|h| UnitCost::for_layer(q, h)).collect();
         let ln_order = layers.iter().map(|l| ln_factorial(l.width())).sum();
@@ -177,6 +230,7 @@ impl GroupProposal {
             ln_order,
             temperature,
             mix,
+            balance,
         }
     }
 
@@ -193,12 +247,22 @@ impl GroupProposal {
     pub(crate) fn workspace(&self) -> GroupWorkspace {
         let widest = self.layers.iter().map(|l| l.width()).max().unwrap_or(0);
         GroupWorkspace {
-            taus: self.layers.iter().map(|l| (0..l.width()).collect()).collect(),
+            taus: self
+                .layers
+                .iter()
+                .map(|l| (0..l.width()).collect())
+                .collect(),
             costs: self
                 .layers
                 .iter()
                 .map(|l| vec![0.0; l.width() * l.width()])
                 .collect(),
+            logits: self
+                .layers
+                .iter()
+                .map(|l| vec![0.0; l.width() * l.width()])
+                .collect(),
+            scratch: Vec::new(),
             thetas: self
                 .layers
                 .iter()
@@ -212,6 +276,19 @@ impl GroupProposal {
     /// Starts a new weight draw: fills `C_0` (which no permutation changes).
     pub(crate) fn begin(&self, omega: &[f64], ws: &mut GroupWorkspace) {
         self.layers[0].fill_in_place(omega, &mut ws.thetas[0], &mut ws.costs[0]);
+        self.fill_logits(0, ws);
+    }
+
+    fn fill_logits(&self, h: usize, ws: &mut GroupWorkspace) {
+        let d = self.layers[h].width();
+        balanced_logits(
+            &ws.costs[h],
+            d,
+            self.temperature,
+            self.balance,
+            &mut ws.scratch,
+            &mut ws.logits[h],
+        );
     }
 
     /// Fills `C_h` for `h ≥ 1` given `ws.taus[h − 1]`.
@@ -224,6 +301,7 @@ impl GroupProposal {
             ..
         } = ws;
         self.layers[h].fill_after(omega, &taus[h - 1], index, &mut thetas[h], &mut costs[h]);
+        self.fill_logits(h, ws);
     }
 
     /// `(S(τ), ln r_T(τ), ln r(τ))` of the element in `ws.taus` (after
@@ -235,9 +313,7 @@ impl GroupProposal {
                 self.fill_layer(omega, h, ws);
             }
             let d = self.layers[h].width();
-            let (sh, rh) = ws
-                .rows
-                .soft_of(&ws.costs[h], d, &ws.taus[h], self.temperature);
+            let (sh, rh) = ws.rows.soft_of(&ws.costs[h], &ws.logits[h], d, &ws.taus[h]);
             s += sh;
             soft += rh;
         }
@@ -273,23 +349,33 @@ impl GroupProposal {
             }
             let d = self.layers[h].width();
             let GroupWorkspace {
-                taus, costs, rows, ..
+                taus,
+                costs,
+                logits,
+                rows,
+                ..
             } = ws;
-            rows.sample_soft(&costs[h], d, self.temperature, rng, &mut taus[h]);
-            let (sh, rh) = rows.soft_of(&costs[h], d, &taus[h], self.temperature);
+            rows.sample_soft(&logits[h], d, rng, &mut taus[h]);
+            let (sh, rh) = rows.soft_of(&costs[h], &logits[h], d, &taus[h]);
             s += sh;
             soft += rh;
         }
         (s, soft, mixture(soft, self.ln_order, self.mix))
     }
 
-    /// Adds `coef · ∂ ln r_T(τ)/∂C_0` for the element in `ws.taus` (one hidden layer).
+    /// Adds `coef · ∂ ln r_T(τ)/∂C_0` for the element in `ws.taus` (one hidden layer,
+    /// unbalanced proposal only: the balancing offsets' own dependence on C is not
+    /// differentiated).
     pub(crate) fn add_soft_grad(&self, ws: &mut GroupWorkspace, coef: f64, m: &mut [f64]) {
+        assert_eq!(
+            self.balance, 0,
+            "the gradient needs the unbalanced proposal"
+        );
         let d = self.layers[0].width();
         let GroupWorkspace {
-            taus, costs, rows, ..
+            taus, logits, rows, ..
         } = ws;
-        rows.add_soft_grad(&costs[0], d, &taus[0], self.temperature, coef, m);
+        rows.add_soft_grad(&logits[0], d, &taus[0], self.temperature, coef, m);
     }
 }
 
@@ -297,7 +383,7 @@ impl GroupProposal {
 mod tests {
     use super::*;
     use crate::rng::stream;
-    use crate::symmetry::{ActionMap, Group, GroupElement, Permutation};
+    use crate::symmetry::{ActionMap, Group, GroupElement};
     use crate::weights::Arch;
 
     fn posterior(widths: Vec<usize>, bias: bool, seed: u64) -> MeanFieldGaussian {
@@ -314,13 +400,15 @@ mod tests {
     /// draw frequencies match `r`.
     #[test]
     fn layered_proposal_is_a_distribution_with_exact_log_density() {
-        for (widths, bias) in [
-            (vec![2, 3, 3, 1], true),
-            (vec![3, 2, 3, 2], false),
-            (vec![2, 2, 3, 2, 1], true),
+        for (widths, bias, balance) in [
+            (vec![2, 4, 1], true, 0),
+            (vec![2, 4, 1], true, 10),
+            (vec![2, 3, 3, 1], true, 0),
+            (vec![3, 2, 3, 2], false, 5),
+            (vec![2, 2, 3, 2, 1], true, 0),
         ] {
             let q = posterior(widths, bias, 5);
-            let prop = GroupProposal::new(&q, 0.8, 0.1);
+            let prop = GroupProposal::new(&q, 0.8, 0.1, balance);
             let mut ws = prop.workspace();
             let mut rng = stream(9, 0);
             let omega = q.sample(&mut rng);
@@ -367,7 +455,7 @@ mod tests {
     #[test]
     fn layered_proposal_is_equivariant() {
         let q = posterior(vec![2, 3, 3, 2], true, 11);
-        let prop = GroupProposal::new(&q, 1.3, 0.05);
+        let prop = GroupProposal::new(&q, 1.3, 0.05, 7);
         let (mut ws, mut ws_g) = (prop.workspace(), prop.workspace());
         let mut rng = stream(4, 0);
         let omega = q.sample(&mut rng);
@@ -388,7 +476,6 @@ mod tests {
                 assert!((a - b).abs() < 1e-10, "{a} vs {b}");
             });
         }
-        let _ = Permutation::identity(1);
     }
 
     #[test]
@@ -399,13 +486,16 @@ mod tests {
         let tau = [2, 0, 3, 1];
         let mut ws = ProposalWorkspace::new(d);
         let mut m = vec![0.0; d * d];
-        ws.add_soft_grad(&c, d, &tau, 0.7, 1.0, &mut m);
+        let scaled = |c: &[f64]| c.iter().map(|x| x / 0.7).collect::<Vec<_>>();
+        ws.add_soft_grad(&scaled(&c), d, &tau, 0.7, 1.0, &mut m);
         for k in 0..d * d {
             let h = 1e-6;
             let (mut up, mut dn) = (c.clone(), c.clone());
             up[k] += h;
             dn[k] -= h;
-            let fd = (ws.soft_of(&up, d, &tau, 0.7).1 - ws.soft_of(&dn, d, &tau, 0.7).1) / (2.0 * h);
+            let fd = (ws.soft_of(&up, &scaled(&up), d, &tau).1
+                - ws.soft_of(&dn, &scaled(&dn), d, &tau).1)
+                / (2.0 * h);
             assert!((fd - m[k]).abs() < 1e-7, "{k}: {fd} vs {}", m[k]);
         }
     }

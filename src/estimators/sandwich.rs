@@ -64,7 +64,7 @@ use crate::rng::DrawRng;
 /// The proposal-based sandwich: `K − 1` proposal draws per weight draw.
 ///
 /// Defaults (set by [`Sandwich::new`]): 1000 draws, seed 0, temperature 1, uniform
-/// mixing λ = 0.01.
+/// mixing λ = 0.05, 20 rounds of Sinkhorn balancing.
 #[derive(Clone, Debug)]
 pub struct Sandwich {
     k: usize,
@@ -72,6 +72,7 @@ pub struct Sandwich {
     seed: u64,
     temperature: f64,
     mix: f64,
+    balance: usize,
 }
 
 /// Which side of the sandwich an [`MiEstimator`] reports.
@@ -100,7 +101,16 @@ impl Sandwich {
             seed: 0,
             temperature: 1.0,
             mix: 0.05,
+            balance: 20,
         }
+    }
+
+    /// Rounds of Sinkhorn balancing of the proposal's logits (0: the plain row-by-row
+    /// softmax). Estimates only: the gradient ([`MiGradient`]) always uses the
+    /// unbalanced proposal, whose `ln r` it differentiates exactly.
+    pub fn balance(mut self, rounds: usize) -> Self {
+        self.balance = rounds;
+        self
     }
 
     /// Softmax temperature T of the proposal.
@@ -165,7 +175,7 @@ impl Sandwich {
     pub fn estimate_both(&self, q: &MeanFieldGaussian) -> Result<(Estimate, Estimate)> {
         let started = Instant::now();
         self.check()?;
-        let prop = GroupProposal::new(q, self.temperature, self.mix);
+        let prop = GroupProposal::new(q, self.temperature, self.mix, self.balance);
         let ln_order = prop.ln_order();
         let p = q.n_params();
         let ln_k = (self.k as f64).ln();
@@ -330,7 +340,7 @@ impl MiGradient for SandwichBound {
         q.arch().check_len("grad_mu", grad_mu)?;
         q.arch().check_len("grad_sigma", grad_sigma)?;
         let omega = q.reparameterize(eps)?;
-        let prop = GroupProposal::new(q, sw.temperature, sw.mix);
+        let prop = GroupProposal::new(q, sw.temperature, sw.mix, 0);
         let mut ws = prop.workspace();
         prop.begin(&omega, &mut ws);
         let taus: Vec<Vec<usize>> = (1..sw.k)
@@ -356,7 +366,9 @@ mod tests {
         let mut p: Vec<usize> = (0..d).collect();
         loop {
             perms.push(p.clone());
-            let Some(i) = (0..d - 1).rev().find(|&i| p[i] < p[i + 1]) else { break };
+            let Some(i) = (0..d - 1).rev().find(|&i| p[i] < p[i + 1]) else {
+                break;
+            };
             let j = (i + 1..d).rev().find(|&j| p[j] > p[i]).unwrap();
             p.swap(i, j);
             p[i + 1..].reverse();
@@ -379,12 +391,8 @@ mod tests {
 
     /// `E_τ[ℓ]` summed exactly over all tuples of draws, and the expectation of the
     /// gradient estimate, for fixed ε.
-    fn expected(
-        sw: &Sandwich,
-        q: &MeanFieldGaussian,
-        eps: &[f64],
-    ) -> (f64, Vec<f64>, Vec<f64>) {
-        let prop = GroupProposal::new(q, sw.temperature, sw.mix);
+    fn expected(sw: &Sandwich, q: &MeanFieldGaussian, eps: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+        let prop = GroupProposal::new(q, sw.temperature, sw.mix, 0);
         let mut ws = prop.workspace();
         let omega = q.reparameterize(eps).unwrap();
         let d = prop.first().width();
@@ -400,10 +408,14 @@ mod tests {
                 })
                 .product();
             let (mut gm, mut gs) = (vec![0.0; p], vec![0.0; p]);
-            let ell = sw.lower_term_and_grad_given(&prop, &omega, eps, &taus, &mut ws, &mut gm, &mut gs);
+            let ell =
+                sw.lower_term_and_grad_given(&prop, &omega, eps, &taus, &mut ws, &mut gm, &mut gs);
             value += prob * ell;
             g_mu.iter_mut().zip(&gm).for_each(|(a, b)| *a += prob * b);
-            g_sigma.iter_mut().zip(&gs).for_each(|(a, b)| *a += prob * b);
+            g_sigma
+                .iter_mut()
+                .zip(&gs)
+                .for_each(|(a, b)| *a += prob * b);
         }
         (value, g_mu, g_sigma)
     }
@@ -422,9 +434,15 @@ mod tests {
             let sigma: Vec<f64> = (0..p).map(|_| rng.random_range(0.4..0.9)).collect();
             let eps: Vec<f64> = (0..p).map(|_| rng.random_range(-1.5..1.5)).collect();
             let sw = Sandwich::new(k).temperature(t).mix(mix);
-            let q = MeanFieldGaussian::from_mu_sigma(arch.clone(), mu.clone(), sigma.clone()).unwrap();
+            let q =
+                MeanFieldGaussian::from_mu_sigma(arch.clone(), mu.clone(), sigma.clone()).unwrap();
             let (_, g_mu, g_sigma) = expected(&sw, &q, &eps);
-            let norm: f64 = g_mu.iter().chain(&g_sigma).map(|g| g * g).sum::<f64>().sqrt();
+            let norm: f64 = g_mu
+                .iter()
+                .chain(&g_sigma)
+                .map(|g| g * g)
+                .sum::<f64>()
+                .sqrt();
             assert!(norm > 1e-2, "vacuous check: gradient norm {norm}");
             let h = 1e-5;
             let mut worst: f64 = 0.0;
@@ -432,7 +450,11 @@ mod tests {
                 for i in 0..p {
                     let f = |delta: f64| {
                         let (mut m, mut s) = (mu.clone(), sigma.clone());
-                        if which == 0 { m[i] += delta } else { s[i] += delta }
+                        if which == 0 {
+                            m[i] += delta
+                        } else {
+                            s[i] += delta
+                        }
                         let q = MeanFieldGaussian::from_mu_sigma(arch.clone(), m, s).unwrap();
                         expected(&sw, &q, &eps).0
                     };

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use crate::data::DataSpec;
 use crate::elbo::{Dataset, ElboEstimate, Likelihood, Predictive, elbo, predictive};
 use crate::error::{Error, Result};
-use crate::estimators::{Estimate, ExactEnumeration, ExactPermanent, InfoNce, MiEstimator};
+use crate::estimators::{
+    Estimate, ExactEnumeration, ExactPermanent, ExactPruned, InfoNce, MiEstimator, Sandwich,
+};
 use crate::io::PosteriorFile;
 use crate::rng::child_seed;
 use crate::symmetry::Group;
@@ -28,6 +30,12 @@ pub enum Objective {
     /// Maximize L + I with the exact per-draw I of one hidden layer (ln perm), whose
     /// gradient is an expectation under the permutation posterior (width ≤ 24).
     SgmExact,
+    /// Maximize L + the sandwich lower bound on I with `K − 1` proposal draws (one hidden
+    /// layer, any width), with its unbiased pathwise-plus-score gradient.
+    SgmSandwich {
+        /// Contrast size K (the identity and K − 1 proposal draws).
+        k: usize,
+    },
 }
 
 impl fmt::Display for Objective {
@@ -36,6 +44,7 @@ impl fmt::Display for Objective {
             Objective::Mfvi => f.write_str("mfvi"),
             Objective::Sgm { k } => write!(f, "sgm(K={k})"),
             Objective::SgmExact => f.write_str("sgm-exact"),
+            Objective::SgmSandwich { k } => write!(f, "sgm-sandwich(K={k})"),
         }
     }
 }
@@ -97,7 +106,8 @@ impl TrainReport {
     }
 }
 
-/// Exact I where it is cheap: the permanent for one hidden layer of width ≤ 16,
+/// Exact I where it is cheap: the permanent for one hidden layer of width ≤ 16, the
+/// pruned block permanent for wider single layers whose blocks stay small (bracketed),
 /// enumeration for groups of at most 10⁴ elements.
 pub fn exact_mi_if_cheap(
     q: &crate::posterior::MeanFieldGaussian,
@@ -112,6 +122,14 @@ pub fn exact_mi_if_cheap(
             .seed(seed)
             .estimate(q)
             .map(Some);
+    }
+    if hidden.len() == 1 {
+        // Wider layers: exact up to the pruning bracket while the blocks stay small.
+        return match ExactPruned::new().samples(n_samples).seed(seed).estimate(q) {
+            Ok(e) => Ok(Some(e)),
+            Err(Error::WidthTooLarge { .. }) => Ok(None),
+            Err(e) => Err(e),
+        };
     }
     if Group::of(arch).order().is_some_and(|o| o <= 10_000) {
         return ExactEnumeration::new()
@@ -165,6 +183,7 @@ pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Resu
             Some(Box::new(InfoNce::new(k)))
         }
         Objective::SgmExact => Some(Box::new(ExactPermanent::new())),
+        Objective::SgmSandwich { k } => Some(Box::new(Sandwich::new(k).lower())),
     };
     let outcome = train(
         &arch,
@@ -233,6 +252,7 @@ pub fn default_posterior_path(objective: Objective, hidden: &[usize], seed: u64)
         Objective::Mfvi => "mfvi".to_string(),
         Objective::Sgm { k } => format!("sgm-k{k}"),
         Objective::SgmExact => "sgm-exact".to_string(),
+        Objective::SgmSandwich { k } => format!("sgm-sandwich-k{k}"),
     };
     PathBuf::from(format!(
         "posterior-{}-{obj}-seed{seed}.safetensors",

@@ -614,11 +614,51 @@ fn bad_sandwich_settings_are_named_errors() {
         let e = s.estimate_both(&q).unwrap_err();
         assert!(e.to_string().contains(needle), "{e}");
     }
-    let deep = random_posterior(Arch::builder(vec![2, 3, 3, 1]).check().unwrap(), 1, 1.0);
-    assert!(matches!(
-        Sandwich::new(4).estimate_both(&deep),
-        Err(Error::UnsupportedArchitecture { .. })
-    ));
+}
+
+/// Deeper nets: the layer-by-layer proposal's sandwich brackets exact I (by enumeration
+/// of the whole group) and narrows as K grows.
+#[test]
+fn layered_sandwich_contains_exact_i_on_deeper_nets() {
+    use mi_est::estimators::Sandwich;
+    for (i, widths) in [vec![2, 3, 3, 1], vec![2, 4, 3, 2], vec![1, 3, 2, 3, 1]]
+        .into_iter()
+        .enumerate()
+    {
+        let q = overlapping_one_layer(widths.clone(), true, 60 + i as u64);
+        let exact = ExactEnumeration::new()
+            .samples(3000)
+            .seed(1)
+            .estimate(&q)
+            .unwrap();
+        let mut seen = Vec::new();
+        for k in [4, 64] {
+            let (lo, up) = Sandwich::new(k)
+                .samples(3000)
+                .seed(2)
+                .estimate_both(&q)
+                .unwrap();
+            eprintln!(
+                "layered sandwich {widths:?} K={k}: [{:.4} ± {:.4}, {:.4} ± {:.4}], exact {:.4} ± {:.4}",
+                lo.value,
+                se(&lo),
+                up.value,
+                se(&up),
+                exact.value,
+                se(&exact)
+            );
+            assert!(
+                lo.value <= exact.value + 3.0 * se2(&lo, &exact),
+                "{widths:?} K={k}"
+            );
+            assert!(
+                up.value >= exact.value - 3.0 * se2(&up, &exact),
+                "{widths:?} K={k}"
+            );
+            seen.push(up.value - lo.value);
+        }
+        assert!(seen[1] < seen[0], "{widths:?}: {seen:?}");
+    }
 }
 
 #[test]
@@ -710,6 +750,8 @@ fn pruned_permanent_matches_the_exact_permanent_and_handles_wide_layers() {
     );
     assert!(lo.value <= e.value + 4.0 * se(&lo) + 4.0 * se(&e));
     assert!(up.value >= e.value - 4.0 * se(&up) - 4.0 * se(&e));
+    // Acceptance (issue 7): the interval is narrower than 1 nat where I^K is stuck.
+    assert!(up.value - lo.value < 1.0, "[{}, {}]", lo.value, up.value);
 }
 
 #[test]
