@@ -35,13 +35,13 @@ enum Command {
     Run(RunArgs),
     /// Combine the shard files of a sharded `run` into the full reports.
     Merge(MergeArgs),
-    /// Reproduce an experiment of the paper: mode-interpolation, tractable-bnn, mnist, mode-proximity.
+    /// Reproduce an experiment of the paper (mode-interpolation, tractable-bnn, mnist, mode-proximity) or run a study beyond it (estimator-cost, mnist-objectives).
     Reproduce(ReproduceArgs),
 }
 
 #[derive(Parser, Debug)]
 struct ReproduceArgs {
-    /// mode-interpolation, tractable-bnn, mnist or mode-proximity.
+    /// mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost or mnist-objectives.
     experiment: String,
     /// The fast variant (seconds to minutes) that checks the qualitative claims.
     #[arg(long)]
@@ -204,8 +204,7 @@ fn main() -> Result<()> {
 fn reproduce(a: ReproduceArgs) -> Result<()> {
     use mi_est::study::reproduce::{Experiment, ReproduceOptions};
     let experiment = Experiment::parse(&a.experiment)?;
-    let needs_mnist = matches!(experiment, Experiment::Mnist | Experiment::ModeProximity);
-    if needs_mnist && !a.data.is_dir() {
+    if experiment.needs_mnist() && !a.data.is_dir() {
         bail!(
             "{}: MNIST folder not found (pass --data <folder with the IDX files>)",
             a.data.display()

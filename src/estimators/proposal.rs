@@ -15,8 +15,10 @@
 //!
 //! `ln r_T(τ | ω)` is the exact sum of the chosen log-probabilities (recomputed for any
 //! given τ by the same sequence), and the proposal mixes in the uniform distribution per
-//! group element: `r = (1 − λ) r_T + λ / |G|` (full support for λ > 0; mixing per
-//! element rather than per row keeps `r(id | ω) ≥ 1 − λ` when `r_T` is concentrated).
+//! group element: `r = (1 − λ) r_T + λ / |G|`. `r_T` already has full support (every
+//! row's softmax over finite logits is positive); λ > 0 additionally caps the importance
+//! weights. Mixing per element rather than per row keeps `r(id | ω) ≥ 1 − λ` when `r_T`
+//! is concentrated.
 //!
 //! **Equivariance.** Relabelling ω by `g` permutes the columns of `C_0` by `g_0`; a draw
 //! `τ_0` on `ω` corresponds to `g_0 ∘ τ_0` on `g·ω` with the same probability, after which

@@ -7,7 +7,7 @@
 //!
 //! **Proposal** `r(τ | ω) = (1 − λ) r_T(τ | ω) + λ / |G|`, layer by layer, row by row
 //! (module `proposal`): it approximates the permutation posterior `p(τ | ω) ∝ e^{S(τ)}`,
-//! has an exact `ln r`, full support for λ > 0, and is *equivariant*:
+//! has an exact `ln r`, full support, and is *equivariant*:
 //! `r(g ∘ τ | g·ω) = r(τ | ω)`.
 //!
 //! **Lower bound.** With `w(τ) = e^{S(τ)}/r(τ | ω)`, a draw `τ_0` from the posterior and
@@ -64,7 +64,8 @@ use crate::rng::DrawRng;
 /// The proposal-based sandwich: `K − 1` proposal draws per weight draw.
 ///
 /// Defaults (set by [`Sandwich::new`]): 1000 draws, seed 0, temperature 1, uniform
-/// mixing λ = 0.05, 20 rounds of Sinkhorn balancing.
+/// mixing λ = 0 (the softmax proposal already has full support; see
+/// [`mix`](Self::mix)), 20 rounds of Sinkhorn balancing.
 #[derive(Clone, Debug)]
 pub struct Sandwich {
     k: usize,
@@ -100,7 +101,7 @@ impl Sandwich {
             n_samples: 1000,
             seed: 0,
             temperature: 1.0,
-            mix: 0.05,
+            mix: 0.0,
             balance: 20,
         }
     }
@@ -120,6 +121,13 @@ impl Sandwich {
     }
 
     /// Uniform mixing weight λ of the proposal (λ = 1: uniform, the paper's I^K).
+    ///
+    /// The row-by-row softmax gives every permutation a positive probability (finite
+    /// logits, computed in log space), so both bounds are valid at λ = 0; λ > 0 is a
+    /// defensive mixture that caps the importance weights at `|G| e^{S}/λ`. It costs an
+    /// offset of about `ln(1 − λ)` on a saturated posterior, where every draw is the
+    /// identity: the upper bound's expectation is then rescued only by rare uniform
+    /// draws, which a short run does not see.
     pub fn mix(mut self, mix: f64) -> Self {
         self.mix = mix;
         self
@@ -156,11 +164,11 @@ impl Sandwich {
                 "must be finite and > 0",
             ));
         }
-        if !(self.mix > 0.0 && self.mix <= 1.0) {
+        if !(0.0..=1.0).contains(&self.mix) {
             return Err(Error::invalid(
                 "mix",
                 self.mix,
-                "must be in (0, 1] so the proposal has full support",
+                "must be in [0, 1] (a probability)",
             ));
         }
         check_samples(self.n_samples)

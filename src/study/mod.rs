@@ -89,8 +89,7 @@ pub struct TrainReport {
     pub elbo: ElboEstimate,
     /// Î^K at `eval_k`.
     pub mi: Estimate,
-    /// Exact I(g; ω) where the group allows (one hidden layer of width ≤ 16, or ≤ 10⁴
-    /// elements).
+    /// Exact I(g; ω) where the group allows ([`exact_mi_if_cheap`]).
     pub exact_mi: Option<Estimate>,
 }
 
@@ -340,6 +339,7 @@ impl fmt::Display for TrainReport {
     }
 }
 
+pub mod beyond;
 pub mod grid;
 pub mod reproduce;
 pub mod table;

@@ -30,6 +30,10 @@ pub enum Experiment {
     Mnist,
     /// Theorem 3.1.
     ModeProximity,
+    /// Beyond the paper (issue 7): every estimator at equal wall time against exact I.
+    EstimatorCost,
+    /// Beyond the paper (issue 7): MNIST with MFVI, uniform SGM and the new objectives.
+    MnistObjectives,
 }
 
 impl Experiment {
@@ -44,10 +48,12 @@ impl Experiment {
             "tractable-bnn" => Ok(Experiment::TractableBnn),
             "mnist" => Ok(Experiment::Mnist),
             "mode-proximity" => Ok(Experiment::ModeProximity),
+            "estimator-cost" => Ok(Experiment::EstimatorCost),
+            "mnist-objectives" => Ok(Experiment::MnistObjectives),
             _ => Err(Error::invalid(
                 "experiment",
                 s,
-                "expected mode-interpolation, tractable-bnn, mnist or mode-proximity",
+                "expected mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost or mnist-objectives",
             )),
         }
     }
@@ -59,7 +65,20 @@ impl Experiment {
             Experiment::TractableBnn => "tractable-bnn",
             Experiment::Mnist => "mnist",
             Experiment::ModeProximity => "mode-proximity",
+            Experiment::EstimatorCost => "estimator-cost",
+            Experiment::MnistObjectives => "mnist-objectives",
         }
+    }
+
+    /// Whether the experiment reads MNIST.
+    pub fn needs_mnist(self) -> bool {
+        matches!(
+            self,
+            Experiment::Mnist
+                | Experiment::ModeProximity
+                | Experiment::EstimatorCost
+                | Experiment::MnistObjectives
+        )
     }
 }
 
@@ -111,14 +130,14 @@ impl std::fmt::Debug for ProgressFn {
 }
 
 /// Counts finished runs and reports them.
-struct Counter<'a> {
+pub(crate) struct Counter<'a> {
     done: std::sync::atomic::AtomicUsize,
     total: usize,
     progress: Option<&'a ProgressFn>,
 }
 
 impl<'a> Counter<'a> {
-    fn new(total: usize, progress: Option<&'a ProgressFn>) -> Self {
+    pub(crate) fn new(total: usize, progress: Option<&'a ProgressFn>) -> Self {
         Counter {
             done: std::sync::atomic::AtomicUsize::new(0),
             total,
@@ -126,7 +145,7 @@ impl<'a> Counter<'a> {
         }
     }
 
-    fn tick(&self) {
+    pub(crate) fn tick(&self) {
         let d = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         if let Some(p) = self.progress {
             (p.0)(d, self.total);
@@ -159,6 +178,8 @@ pub fn reproduce(experiment: Experiment, options: &ReproduceOptions) -> Result<R
         Experiment::TractableBnn => tractable_bnn(options)?,
         Experiment::Mnist => mnist(options)?,
         Experiment::ModeProximity => mode_proximity(options)?,
+        Experiment::EstimatorCost => crate::study::beyond::estimator_cost(options)?,
+        Experiment::MnistObjectives => crate::study::beyond::mnist_objectives(options)?,
     };
     r.wall_s = started.elapsed().as_secs_f64();
     Ok(r)
@@ -393,7 +414,7 @@ fn two_unit_arch() -> Result<Arch> {
         .check()
 }
 
-fn mean_sd(v: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
     let sd = if v.len() > 1 {

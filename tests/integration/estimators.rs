@@ -607,7 +607,7 @@ fn bad_sandwich_settings_are_named_errors() {
         (Sandwich::new(1), "`k` = 1"),
         (Sandwich::new(4).temperature(0.0), "temperature"),
         (Sandwich::new(4).temperature(f64::NAN), "temperature"),
-        (Sandwich::new(4).mix(0.0), "mix"),
+        (Sandwich::new(4).mix(-0.1), "mix"),
         (Sandwich::new(4).mix(1.5), "mix"),
         (Sandwich::new(4).samples(0), "samples"),
     ] {
