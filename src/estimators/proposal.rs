@@ -84,26 +84,24 @@ impl ProposalWorkspace {
         (s, total)
     }
 
-    /// Adds `coef · ∂ ln r_T(τ) / ∂C` into `m` (`d × d`) for unbalanced logits `C / T`:
-    /// row `i` contributes `(δ_{j, τ(i)} − softmax_i(j)) / T` over the columns `j` still
-    /// left at row `i`.
+    /// Adds `coef · ∂ ln r_T(τ) / ∂Λ` into `g` (`d × d`) for the logits `Λ`: row `i`
+    /// contributes `δ_{j, τ(i)} − softmax_i(j)` over the columns `j` still left at row `i`.
     pub(crate) fn add_soft_grad(
         &mut self,
         logits: &[f64],
         d: usize,
         tau: &[usize],
-        t: f64,
         coef: f64,
-        m: &mut [f64],
+        g: &mut [f64],
     ) {
         self.left.clear();
         self.left.extend(0..d);
         for (i, &j) in tau.iter().enumerate() {
             self.row_ln_probs(logits, d, i);
             for (&col, &l) in self.left.iter().zip(&self.logits) {
-                m[i * d + col] -= coef * l.exp() / t;
+                g[i * d + col] -= coef * l.exp();
             }
-            m[i * d + j] += coef / t;
+            g[i * d + j] += coef;
             let pos = self
                 .left
                 .iter()
@@ -140,42 +138,111 @@ impl ProposalWorkspace {
     }
 }
 
-/// Writes the proposal's logits `C/T + v` into `logits`, with column offsets `v` from
-/// `iters` rounds of log-space Sinkhorn balancing of `exp(C/T)` (`iters = 0`: plain
+/// Writes the proposal's logits `Λ = C/T + v` into `logits`, with column offsets `v`
+/// from `iters` rounds of log-space Sinkhorn balancing of `exp(C/T)` (`iters = 0`: plain
 /// `C/T`). Row offsets do not change a row's softmax; column offsets move probability
 /// toward columns that no other row claims, which the greedy row-by-row draw cannot see
 /// otherwise. Balancing is equivariant (permuting C's columns permutes `v`), so the
 /// proposal stays equivariant.
+///
+/// `tape` receives the iterates `u^1..u^n` and `v^0 = 0..v^n` (`(2n + 1)·d` values) for
+/// [`balanced_logits_backward`].
 pub(crate) fn balanced_logits(
     c: &[f64],
     d: usize,
     t: f64,
     iters: usize,
-    scratch: &mut Vec<f64>,
+    tape: &mut Vec<f64>,
     logits: &mut [f64],
 ) {
     logits.iter_mut().zip(c).for_each(|(l, &x)| *l = x / t);
+    tape.clear();
     if iters == 0 || d < 2 {
         return;
     }
-    scratch.clear();
-    scratch.resize(2 * d, 0.0);
-    let (u, v) = scratch.split_at_mut(d);
-    for _ in 0..iters {
+    tape.resize((2 * iters + 1) * d, 0.0);
+    for it in 0..iters {
+        // Layout: v^0 | u^1 v^1 | u^2 v^2 | …
+        let (done, rest) = tape.split_at_mut((2 * it + 1) * d);
+        let v_prev = &done[2 * it * d..];
+        let (u, v) = rest[..2 * d].split_at_mut(d);
         for (i, ui) in u.iter_mut().enumerate() {
             let mut acc = LnSumExp::default();
-            (0..d).for_each(|j| acc.push(logits[i * d + j] + v[j]));
+            (0..d).for_each(|j| acc.push(logits[i * d + j] + v_prev[j]));
             *ui = -acc.value();
         }
         for (j, vj) in v.iter_mut().enumerate() {
-            let mut col = LnSumExp::default();
-            (0..d).for_each(|i| col.push(logits[i * d + j] + u[i]));
-            *vj = -col.value();
+            let mut acc = LnSumExp::default();
+            (0..d).for_each(|i| acc.push(logits[i * d + j] + u[i]));
+            *vj = -acc.value();
         }
     }
+    let v = &tape[2 * iters * d..];
     for row in logits.chunks_exact_mut(d) {
-        row.iter_mut().zip(v.iter()).for_each(|(l, vj)| *l += vj);
+        row.iter_mut().zip(v).for_each(|(l, vj)| *l += vj);
     }
+}
+
+/// Back-propagates `g_logits = ∂f/∂Λ` through [`balanced_logits`] (unrolled Sinkhorn
+/// iterations recorded in `tape`) and *adds* `∂f/∂C` into `g_c`. `logits` are the
+/// forward output `Λ`.
+///
+/// With `p = exp(L_ij + u_i + v_j)` (the softmax each update normalizes),
+/// `v_j = −LSE_i(L_ij + u_i)` gives `∂v_j/∂L_ij = ∂v_j/∂u_i = −p`, and likewise for `u`.
+pub(crate) fn balanced_logits_backward(
+    logits: &[f64],
+    d: usize,
+    t: f64,
+    iters: usize,
+    tape: &[f64],
+    g_logits: &[f64],
+    g_c: &mut [f64],
+) {
+    if iters == 0 || d < 2 {
+        g_c.iter_mut()
+            .zip(g_logits)
+            .for_each(|(g, gl)| *g += gl / t);
+        return;
+    }
+    let v_final = &tape[2 * iters * d..];
+    // L = Λ − v^n.
+    let l: Vec<f64> = logits
+        .chunks_exact(d)
+        .flat_map(|row| row.iter().zip(v_final).map(|(x, v)| x - v))
+        .collect();
+    let mut g_l = g_logits.to_vec();
+    let mut g_v: Vec<f64> = (0..d)
+        .map(|j| (0..d).map(|i| g_logits[i * d + j]).sum())
+        .collect();
+    let mut g_u = vec![0.0; d];
+    for it in (0..iters).rev() {
+        let v_prev = &tape[2 * it * d..(2 * it + 1) * d];
+        let u = &tape[(2 * it + 1) * d..(2 * it + 2) * d];
+        let v = &tape[(2 * it + 2) * d..(2 * it + 3) * d];
+        g_u.iter_mut().for_each(|g| *g = 0.0);
+        for j in 0..d {
+            if g_v[j] == 0.0 {
+                continue;
+            }
+            for i in 0..d {
+                let p = (l[i * d + j] + u[i] + v[j]).exp();
+                g_l[i * d + j] -= g_v[j] * p;
+                g_u[i] -= g_v[j] * p;
+            }
+        }
+        g_v.iter_mut().for_each(|g| *g = 0.0);
+        for i in 0..d {
+            if g_u[i] == 0.0 {
+                continue;
+            }
+            for j in 0..d {
+                let p = (l[i * d + j] + v_prev[j] + u[i]).exp();
+                g_l[i * d + j] -= g_u[i] * p;
+                g_v[j] -= g_u[i] * p;
+            }
+        }
+    }
+    g_c.iter_mut().zip(&g_l).for_each(|(g, gl)| *g += gl / t);
 }
 
 /// `ln r = ln((1 − λ) r_T + λ/|G|)` from `ln r_T`.
@@ -365,19 +432,29 @@ impl GroupProposal {
         (s, soft, mixture(soft, self.ln_order, self.mix))
     }
 
-    /// Adds `coef · ∂ ln r_T(τ)/∂C_0` for the element in `ws.taus` (one hidden layer,
-    /// unbalanced proposal only: the balancing offsets' own dependence on C is not
-    /// differentiated).
-    pub(crate) fn add_soft_grad(&self, ws: &mut GroupWorkspace, coef: f64, m: &mut [f64]) {
-        assert_eq!(
-            self.balance, 0,
-            "the gradient needs the unbalanced proposal"
-        );
+    /// Adds `coef · ∂ ln r_T(τ)/∂Λ_0` for the element in `ws.taus` into `g_logits`
+    /// (one hidden layer).
+    pub(crate) fn add_soft_grad(&self, ws: &mut GroupWorkspace, coef: f64, g_logits: &mut [f64]) {
         let d = self.layers[0].width();
         let GroupWorkspace {
             taus, logits, rows, ..
         } = ws;
-        rows.add_soft_grad(&logits[0], d, &taus[0], self.temperature, coef, m);
+        rows.add_soft_grad(&logits[0], d, &taus[0], coef, g_logits);
+    }
+
+    /// Adds `∂f/∂C_0` into `m` given `g_logits = ∂f/∂Λ_0`, through the balancing of the
+    /// last [`begin`](Self::begin) (one hidden layer).
+    pub(crate) fn logits_backward(&self, ws: &GroupWorkspace, g_logits: &[f64], m: &mut [f64]) {
+        let d = self.layers[0].width();
+        balanced_logits_backward(
+            &ws.logits[0],
+            d,
+            self.temperature,
+            self.balance,
+            &ws.scratch,
+            g_logits,
+            m,
+        );
     }
 }
 
@@ -487,18 +564,31 @@ mod tests {
         let c: Vec<f64> = (0..d * d).map(|_| 2.0 * rng.random::<f64>()).collect();
         let tau = [2, 0, 3, 1];
         let mut ws = ProposalWorkspace::new(d);
-        let mut m = vec![0.0; d * d];
-        let scaled = |c: &[f64]| c.iter().map(|x| x / 0.7).collect::<Vec<_>>();
-        ws.add_soft_grad(&scaled(&c), d, &tau, 0.7, 1.0, &mut m);
-        for k in 0..d * d {
-            let h = 1e-6;
-            let (mut up, mut dn) = (c.clone(), c.clone());
-            up[k] += h;
-            dn[k] -= h;
-            let fd = (ws.soft_of(&up, &scaled(&up), d, &tau).1
-                - ws.soft_of(&dn, &scaled(&dn), d, &tau).1)
-                / (2.0 * h);
-            assert!((fd - m[k]).abs() < 1e-7, "{k}: {fd} vs {}", m[k]);
+        for iters in [0, 1, 6] {
+            let logits_of = |c: &[f64]| {
+                let (mut tape, mut l) = (Vec::new(), vec![0.0; d * d]);
+                balanced_logits(c, d, 0.7, iters, &mut tape, &mut l);
+                (l, tape)
+            };
+            let (l, tape) = logits_of(&c);
+            let mut g = vec![0.0; d * d];
+            ws.add_soft_grad(&l, d, &tau, 1.0, &mut g);
+            let mut m = vec![0.0; d * d];
+            balanced_logits_backward(&l, d, 0.7, iters, &tape, &g, &mut m);
+            for k in 0..d * d {
+                let h = 1e-6;
+                let (mut up, mut dn) = (c.clone(), c.clone());
+                up[k] += h;
+                dn[k] -= h;
+                let fd = (ws.soft_of(&up, &logits_of(&up).0, d, &tau).1
+                    - ws.soft_of(&dn, &logits_of(&dn).0, d, &tau).1)
+                    / (2.0 * h);
+                assert!(
+                    (fd - m[k]).abs() < 1e-7,
+                    "iters {iters}, {k}: {fd} vs {}",
+                    m[k]
+                );
+            }
         }
     }
 }

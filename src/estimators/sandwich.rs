@@ -107,8 +107,8 @@ impl Sandwich {
     }
 
     /// Rounds of Sinkhorn balancing of the proposal's logits (0: the plain row-by-row
-    /// softmax). Estimates only: the gradient ([`MiGradient`]) always uses the
-    /// unbalanced proposal, whose `ln r` it differentiates exactly.
+    /// softmax). The gradient ([`MiGradient`]) differentiates `ln r` through the
+    /// unrolled rounds.
     pub fn balance(mut self, rounds: usize) -> Self {
         self.balance = rounds;
         self
@@ -253,6 +253,7 @@ impl Sandwich {
         let base = s_id + ln_k + prop.ln_order();
         let ell = base - lse;
         let mut m = vec![0.0; d * d];
+        let mut g_logits = vec![0.0; d * d];
         for i in 0..d {
             m[i * d + i] += 1.0;
         }
@@ -279,9 +280,10 @@ impl Sandwich {
             }
             let coef = (w + score) * mixture_slope(soft, ln_r, self.mix);
             if coef != 0.0 {
-                prop.add_soft_grad(ws, coef, &mut m);
+                prop.add_soft_grad(ws, coef, &mut g_logits);
             }
         }
+        prop.logits_backward(ws, &g_logits, &mut m);
         uc.backprop_in_place(&ws.thetas[0], eps, &m, grad_mu, grad_sigma);
         ell
     }
@@ -348,7 +350,7 @@ impl MiGradient for SandwichBound {
         q.arch().check_len("grad_mu", grad_mu)?;
         q.arch().check_len("grad_sigma", grad_sigma)?;
         let omega = q.reparameterize(eps)?;
-        let prop = GroupProposal::new(q, sw.temperature, sw.mix, 0);
+        let prop = GroupProposal::new(q, sw.temperature, sw.mix, sw.balance);
         let mut ws = prop.workspace();
         prop.begin(&omega, &mut ws);
         let taus: Vec<Vec<usize>> = (1..sw.k)
@@ -400,7 +402,7 @@ mod tests {
     /// `E_τ[ℓ]` summed exactly over all tuples of draws, and the expectation of the
     /// gradient estimate, for fixed ε.
     fn expected(sw: &Sandwich, q: &MeanFieldGaussian, eps: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
-        let prop = GroupProposal::new(q, sw.temperature, sw.mix, 0);
+        let prop = GroupProposal::new(q, sw.temperature, sw.mix, sw.balance);
         let mut ws = prop.workspace();
         let omega = q.reparameterize(eps).unwrap();
         let d = prop.first().width();
@@ -430,9 +432,11 @@ mod tests {
 
     #[test]
     fn lower_bound_gradient_is_unbiased_against_finite_differences() {
-        for (widths, bias, k, t, mix) in [
-            (vec![2, 3, 1], true, 3, 1.0, 0.05),
-            (vec![1, 3, 2], false, 2, 0.6, 0.3),
+        for (widths, bias, k, t, mix, balance) in [
+            (vec![2, 3, 1], true, 3, 1.0, 0.05, 0),
+            (vec![1, 3, 2], false, 2, 0.6, 0.3, 0),
+            (vec![2, 3, 1], true, 3, 1.0, 0.0, 20),
+            (vec![1, 3, 2], false, 3, 0.8, 0.1, 5),
         ] {
             let arch = Arch::builder(widths).bias(bias).check().unwrap();
             let p = arch.n_params();
@@ -441,7 +445,7 @@ mod tests {
             let mu: Vec<f64> = (0..p).map(|_| rng.random_range(-0.6..0.6)).collect();
             let sigma: Vec<f64> = (0..p).map(|_| rng.random_range(0.4..0.9)).collect();
             let eps: Vec<f64> = (0..p).map(|_| rng.random_range(-1.5..1.5)).collect();
-            let sw = Sandwich::new(k).temperature(t).mix(mix);
+            let sw = Sandwich::new(k).temperature(t).mix(mix).balance(balance);
             let q =
                 MeanFieldGaussian::from_mu_sigma(arch.clone(), mu.clone(), sigma.clone()).unwrap();
             let (_, g_mu, g_sigma) = expected(&sw, &q, &eps);

@@ -412,7 +412,11 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
             md.push_str(&format!(
                 "| {est} | {} | {} | {wall_ms:.2} | {mean:.4} | {:+.4} | {sd:.4} | {:.4} | {} | {} | {} |\n",
                 k.map_or("—".into(), |k| k.to_string()),
-                sel[0].samples,
+                if sel[0].samples == 0 {
+                    "— (deterministic)".to_string()
+                } else {
+                    sel[0].samples.to_string()
+                },
                 mean - reference,
                 mse.sqrt(),
                 fmt_opt(coverage, true),
@@ -532,7 +536,7 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
 
 pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
     let (widths, n_seeds, epochs, limit, pred_s, mi_s) = if o.quick {
-        (vec![10], 1u64, 1, Some(1000), 100, 20)
+        (vec![10], 1u64, 2, Some(1000), 100, 20)
     } else {
         (vec![10, 30], 3u64, 10, None, 1000, 200)
     };
@@ -547,20 +551,26 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
         }
         v
     };
-    let jobs: Vec<(usize, Objective, u64)> = widths
+    // ρ0 = −3 (σ ≈ 0.05: units hundreds of nats apart, I = ln|G| from the start) and
+    // ρ0 = 1 (σ ≈ 1.3: units overlap, I < ln|G|, the symmetry term has a gradient).
+    let inits = [-3.0, 1.0];
+    let jobs: Vec<(usize, f64, Objective, u64)> = widths
         .iter()
         .flat_map(|&w| {
-            objectives(w)
-                .into_iter()
-                .flat_map(move |obj| (0..n_seeds).map(move |s| (w, obj, s)))
+            inits.iter().flat_map(move |&rho| {
+                objectives(w)
+                    .into_iter()
+                    .flat_map(move |obj| (0..n_seeds).map(move |s| (w, rho, obj, s)))
+            })
         })
         .collect();
     let counter = Counter::new(jobs.len(), o.progress.as_ref());
     let reports = jobs
         .par_iter()
-        .map(|&(width, objective, seed)| {
+        .map(|&(width, init_rho, objective, seed)| {
             let mut config = TrainConfig::new(Likelihood::Softmax);
             config.epochs = epochs;
+            config.init_rho = init_rho;
             config.seed = child_seed(o.seed, seed);
             let run = TrainRun {
                 data: DataSpec::Mnist {
@@ -590,11 +600,12 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
             "width",
             Values::U64(jobs.iter().map(|j| j.0 as u64).collect()),
         )
+        .with("init_rho", Values::F64(jobs.iter().map(|j| j.1).collect()))
         .with(
             "objective",
-            Values::Str(jobs.iter().map(|j| j.1.to_string()).collect()),
+            Values::Str(jobs.iter().map(|j| j.2.to_string()).collect()),
         )
-        .with("seed", Values::U64(jobs.iter().map(|j| j.2).collect()))
+        .with("seed", Values::U64(jobs.iter().map(|j| j.3).collect()))
         .with("epochs", Values::U64(vec![epochs as u64; jobs.len()]))
         .with(
             "test_accuracy",
@@ -656,56 +667,59 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
             Values::F64(reports.iter().map(|r| r.outcome.wall_s).collect()),
         );
     let mut md = format!(
-        "{n_seeds} seed(s), {epochs} epoch(s){}, batch 100, lr 1e-3, prior N(0, 1), ρ0 = −3; {pred_s}-sample predictive; I exact by the permanent (width 10) or the pruned permanent (width 30) over {mi_s} draws; L^G = L + I.\n\n| width | objective | accuracy % (mean ± sd) | ELBO / N | L^G / N | exact I (ln\\|G\\|) | mean symmetry term in training | saturated steps | ‖∇ sym‖/‖∇L‖ |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "{n_seeds} seed(s), {epochs} epoch(s){}, batch 100, lr 1e-3, prior N(0, 1), μ0 ~ N(0, 0.1²), ρ0 = −3 (σ0 ≈ 0.05, the usual) or 1 (σ0 ≈ 1.31, overlapping units); {pred_s}-sample predictive; I exact by the permanent (width 10) or the pruned permanent (width 30) over {mi_s} draws; L^G = L + I.\n\n| width | ρ0 | objective | accuracy % (mean ± sd) | ELBO / N | L^G / N | exact I (ln\\|G\\|) | mean symmetry term in training | saturated steps | ‖∇ sym‖/‖∇L‖ |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
         limit.map_or(String::new(), |l| format!(" on the first {l} images"))
     );
     let mut series: Vec<Series> = Vec::new();
     for &w in &widths {
-        for obj in objectives(w) {
-            let sel: Vec<&crate::study::TrainReport> = jobs
-                .iter()
-                .zip(&reports)
-                .filter(|(j, _)| j.0 == w && j.1 == obj)
-                .map(|(_, r)| r)
-                .collect();
-            let stat = |f: &dyn Fn(&crate::study::TrainReport) -> Option<f64>, digits: usize| {
-                let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
-                if v.is_empty() {
-                    "—".to_string()
-                } else {
-                    let (m, sd) = mean_sd(&v);
-                    format!("{m:.digits$} ± {sd:.digits$}")
+        for rho in inits {
+            for obj in objectives(w) {
+                let sel: Vec<&crate::study::TrainReport> = jobs
+                    .iter()
+                    .zip(&reports)
+                    .filter(|(j, _)| j.0 == w && j.1 == rho && j.2 == obj)
+                    .map(|(_, r)| r)
+                    .collect();
+                let stat = |f: &dyn Fn(&crate::study::TrainReport) -> Option<f64>,
+                            digits: usize| {
+                    let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
+                    if v.is_empty() {
+                        "—".to_string()
+                    } else {
+                        let (m, sd) = mean_sd(&v);
+                        format!("{m:.digits$} ± {sd:.digits$}")
+                    }
+                };
+                let sci = |f: &dyn Fn(&crate::study::TrainReport) -> Option<f64>| {
+                    let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
+                    if v.is_empty() {
+                        "—".to_string()
+                    } else {
+                        format!("{:.3e}", v.iter().sum::<f64>() / v.len() as f64)
+                    }
+                };
+                md.push_str(&format!(
+                    "| {w} | {rho} | {obj} | {} | {} | {} | {} ({:.3}) | {} | {} | {} |\n",
+                    stat(&|r| r.predictive.accuracy.map(|a| 100.0 * a), 3),
+                    stat(&|r| Some(r.elbo.elbo_per_point), 5),
+                    stat(&|r| lg(r), 5),
+                    stat(&|r| exact(r), 4),
+                    sel[0].mi.ln_group_order,
+                    sci(&|r| r.outcome.mean_mi_term),
+                    sci(&|r| r.outcome.saturated_fraction),
+                    sci(&|r| r.outcome.mean_grad_ratio),
+                ));
+                let label = format!("{obj}, rho0 = {rho}");
+                let acc = sel
+                    .iter()
+                    .filter_map(|r| r.predictive.accuracy)
+                    .map(|a| 100.0 * a)
+                    .collect::<Vec<_>>();
+                let m = mean_sd(&acc).0;
+                match series.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, pts)) => pts.push((w as f64, m)),
+                    None => series.push((label, vec![(w as f64, m)])),
                 }
-            };
-            let sci = |f: &dyn Fn(&crate::study::TrainReport) -> Option<f64>| {
-                let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
-                if v.is_empty() {
-                    "—".to_string()
-                } else {
-                    format!("{:.3e}", v.iter().sum::<f64>() / v.len() as f64)
-                }
-            };
-            md.push_str(&format!(
-                "| {w} | {obj} | {} | {} | {} | {} ({:.3}) | {} | {} | {} |\n",
-                stat(&|r| r.predictive.accuracy.map(|a| 100.0 * a), 3),
-                stat(&|r| Some(r.elbo.elbo_per_point), 5),
-                stat(&|r| lg(r), 5),
-                stat(&|r| exact(r), 4),
-                sel[0].mi.ln_group_order,
-                sci(&|r| r.outcome.mean_mi_term),
-                sci(&|r| r.outcome.saturated_fraction),
-                sci(&|r| r.outcome.mean_grad_ratio),
-            ));
-            let label = obj.to_string();
-            let acc = sel
-                .iter()
-                .filter_map(|r| r.predictive.accuracy)
-                .map(|a| 100.0 * a)
-                .collect::<Vec<_>>();
-            let m = mean_sd(&acc).0;
-            match series.iter_mut().find(|(l, _)| *l == label) {
-                Some((_, pts)) => pts.push((w as f64, m)),
-                None => series.push((label, vec![(w as f64, m)])),
             }
         }
     }
