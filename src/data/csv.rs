@@ -16,9 +16,28 @@ use crate::error::{Error, Result};
 /// non-numeric or non-finite value, a row with the wrong number of columns, a
 /// non-integer or negative label, or no data rows.
 pub fn load_csv(path: &Path, n_targets: usize, classification: bool) -> Result<Dataset> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
+    })?;
+    csv_from_bytes(&bytes, path, n_targets, classification)
+}
+
+/// Parses CSV bytes as [`load_csv`] reads a file (`path` only names the source in
+/// errors).
+///
+/// # Errors
+///
+/// As [`load_csv`], plus [`Error::BadFile`] for bytes that are not UTF-8.
+pub fn csv_from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    n_targets: usize,
+    classification: bool,
+) -> Result<Dataset> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::BadFile {
+        path: path.to_path_buf(),
+        reason: format!("not UTF-8 text: {e}"),
     })?;
     let bad = |reason: String| Error::BadFile {
         path: path.to_path_buf(),

@@ -40,17 +40,40 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
         path: path.to_path_buf(),
         source,
     })?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+    idx_from_bytes(&raw, path)
+}
+
+/// Parses IDX bytes, gzipped or not (`path` only names the source in errors).
+///
+/// # Errors
+///
+/// As [`read_idx`], without the I/O error.
+pub fn idx_from_bytes(raw: &[u8], path: &Path) -> Result<IdxArray> {
+    let decoded;
+    let bytes: &[u8] = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
+        // A few hostile bytes can inflate to any size: stop at MAX_IDX_BYTES.
+        GzDecoder::new(raw)
+            .take(MAX_IDX_BYTES + 1)
             .read_to_end(&mut out)
             .map_err(|e| bad(path, format!("corrupt gzip stream: {e}")))?;
-        out
+        if out.len() as u64 > MAX_IDX_BYTES {
+            return Err(bad(
+                path,
+                format!("decompresses to more than {MAX_IDX_BYTES} bytes"),
+            ));
+        }
+        decoded = out;
+        &decoded
     } else {
         raw
     };
-    parse_idx(&bytes).map_err(|reason| bad(path, reason))
+    parse_idx(bytes).map_err(|reason| bad(path, reason))
 }
+
+/// The largest decompressed IDX file read (4 GiB; the full MNIST training images are
+/// 47 MB).
+pub const MAX_IDX_BYTES: u64 = 4 << 30;
 
 /// Parses IDX bytes.
 pub(crate) fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {

@@ -7,8 +7,8 @@ mod csv;
 mod idx;
 mod synthetic;
 
-pub use csv::load_csv;
-pub use idx::{IdxArray, MnistSplit, load_mnist, read_idx};
+pub use csv::{csv_from_bytes, load_csv};
+pub use idx::{IdxArray, MAX_IDX_BYTES, MnistSplit, idx_from_bytes, load_mnist, read_idx};
 pub use synthetic::{abs_regression, gaussian_mixture};
 
 /// Where the standard MNIST files can be fetched on a machine with network access.

@@ -249,14 +249,30 @@ pub fn write_parquet(path: &Path, df: &mut DataFrame, overwrite: bool) -> Result
 ///
 /// [`Error::Io`] if unreadable, [`Error::BadFile`] if not Parquet.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
-    let f = std::fs::File::open(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    ParquetReader::new(f).finish().map_err(|e| Error::BadFile {
-        path: path.to_path_buf(),
-        reason: format!("not a readable Parquet file: {e}"),
-    })
+    parquet_from_bytes(&bytes, path)
+}
+
+/// Parses Parquet bytes (`path` only names the source in errors). A panic inside the
+/// Parquet decoder on hostile input is caught and reported as [`Error::BadFile`].
+///
+/// # Errors
+///
+/// [`Error::BadFile`] if the bytes are not a readable Parquet file.
+pub fn parquet_from_bytes(bytes: &[u8], path: &Path) -> Result<DataFrame> {
+    let decoded =
+        std::panic::catch_unwind(|| ParquetReader::new(std::io::Cursor::new(bytes)).finish());
+    match decoded {
+        Ok(Ok(df)) => Ok(df),
+        Ok(Err(e)) => Err(bad(path, format!("not a readable Parquet file: {e}"))),
+        Err(_) => Err(bad(
+            path,
+            "not a readable Parquet file: the decoder failed on malformed data".into(),
+        )),
+    }
 }
 
 fn bad(path: &Path, reason: String) -> Error {
@@ -272,7 +288,20 @@ fn bad(path: &Path, reason: String) -> Error {
 ///
 /// [`Error::BadFile`] naming a missing or mistyped column.
 pub fn read_raw(path: &Path) -> Result<Vec<RawRow>> {
-    let df = read_parquet(path)?;
+    raw_rows(&read_parquet(path)?, path)
+}
+
+/// Raw rows from Parquet bytes, as [`read_raw`] reads a file (the fuzzed entry point).
+///
+/// # Errors
+///
+/// As [`read_raw`], with an empty path.
+pub fn raw_from_bytes(bytes: &[u8]) -> Result<Vec<RawRow>> {
+    let here = Path::new("");
+    raw_rows(&parquet_from_bytes(bytes, here)?, here)
+}
+
+fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
     let get = |name: &str| {
         df.column(name)
             .map_err(|_| bad(path, format!("missing column `{name}`")))
@@ -333,7 +362,32 @@ pub fn read_raw(path: &Path) -> Result<Vec<RawRow>> {
         strs("posterior_sha256")?,
         strs("estimator")?,
     );
-    (0..df.height())
+    let height = df.height();
+    let lengths = [
+        item.len(),
+        k.len(),
+        n_samples.len(),
+        repeat.len(),
+        seed.len(),
+        mi.len(),
+        se.len(),
+        cap.len(),
+        lng.len(),
+        h.len(),
+        share.len(),
+        wall.len(),
+        pid.len(),
+        ppath.len(),
+        sha.len(),
+        est.len(),
+    ];
+    if lengths.iter().any(|&l| l != height) {
+        return Err(bad(
+            path,
+            format!("column lengths {lengths:?} disagree with the row count {height}"),
+        ));
+    }
+    (0..height)
         .map(|i| {
             Ok(RawRow {
                 item: need_u(item[i], "item", i)?,

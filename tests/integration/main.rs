@@ -6,6 +6,7 @@ mod estimators;
 mod files;
 mod foundation;
 mod gradients;
+mod hostile;
 mod reproduce;
 mod study;
 mod training;

@@ -1,0 +1,47 @@
+//! The entry points of the fuzz targets (`fuzz/fuzz_targets/*.rs`) and of the test that
+//! replays their corpus with random mutations: each feeds arbitrary bytes to one file
+//! reader and, when the bytes parse, to the first computations a user would run on the
+//! result. Every function must return (with any `Ok` or `Err`) and never panic.
+
+use std::path::Path;
+
+use crate::estimators::{InfoNce, MiEstimator};
+
+/// A posterior file (safetensors + metadata), then its entropy, KL to the prior and a
+/// one-draw I^2 when it parses.
+pub fn posterior(data: &[u8]) {
+    if let Ok(file) = crate::io::from_bytes(data) {
+        let q = &file.posterior;
+        let _ = q.entropy();
+        let _ = q.kl_to_prior(file.prior_scale);
+        if q.n_params() <= 100_000 {
+            let _ = InfoNce::new(2).samples(1).estimate(q);
+        }
+        let _ = crate::io::to_bytes(&file);
+    }
+}
+
+/// An IDX file, gzipped or not.
+pub fn idx(data: &[u8]) {
+    let _ = crate::data::idx_from_bytes(data, Path::new("fuzz.idx"));
+}
+
+/// A CSV data set, read both as regression (one target) and as classification.
+pub fn csv(data: &[u8]) {
+    let path = Path::new("fuzz.csv");
+    let _ = crate::data::csv_from_bytes(data, path, 1, false);
+    let _ = crate::data::csv_from_bytes(data, path, 1, true);
+}
+
+/// A raw Parquet report as `merge` reads its shards.
+pub fn parquet(data: &[u8]) {
+    let _ = crate::report::raw_from_bytes(data);
+}
+
+/// The targets by name, as the replay test and the fuzz crate see them.
+pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+    ("posterior", posterior),
+    ("idx", idx),
+    ("csv", csv),
+    ("parquet", parquet),
+];
