@@ -23,6 +23,12 @@ use mi_est::train::{StepInfo, TrainConfig};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Refuse computations whose estimated peak memory exceeds this many GiB (default: half of the available memory).
+    #[arg(long, global = true)]
+    max_memory_gib: Option<f64>,
+    /// Refuse computations whose estimated wall time exceeds this many hours (default: 72).
+    #[arg(long, global = true)]
+    max_hours: Option<f64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,7 +69,7 @@ struct RunArgs {
     /// Posterior files (safetensors); default: the bundled MNIST 784-10-10 posterior.
     #[arg(long, num_args = 1..)]
     posterior: Vec<PathBuf>,
-    /// Estimators: infonce, exact, sandwich (both bounds; one hidden layer), pairwise (both deterministic bounds; one hidden layer), or single bounds sandwich-lower, sandwich-upper, pairwise-lower, pairwise-upper.
+    /// Estimators: infonce, exact, sandwich (both bounds), pairwise (both deterministic bounds; one hidden layer), or single bounds sandwich-lower, sandwich-upper, pairwise-lower, pairwise-upper.
     #[arg(long, value_delimiter = ',', default_value = "infonce,exact")]
     estimators: Vec<String>,
     /// K grid of the InfoNCE estimator.
@@ -189,8 +195,28 @@ struct TrainArgs {
     overwrite: bool,
 }
 
-fn main() -> Result<()> {
+/// Runs the command; on failure prints `error: <message>` (the causes joined, no
+/// backtrace) and exits with status 1. Bad arguments exit with clap's status 2.
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
     let cli = Cli::parse();
+    let mut limits = mi_est::resources::Limits::default_for_machine();
+    if let Some(g) = cli.max_memory_gib {
+        limits.max_bytes = g * (1u64 << 30) as f64;
+    }
+    if let Some(h) = cli.max_hours {
+        limits.max_seconds = h * 3600.0;
+    }
+    limits.set()?;
     match cli.command {
         None => demo(DemoArgs::parse_from(["demo"])),
         Some(Command::Demo(a)) => demo(a),

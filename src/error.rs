@@ -92,6 +92,23 @@ pub enum Error {
         /// Its value.
         value: f64,
     },
+    /// A computation whose up-front estimate exceeds the memory or time limit
+    /// ([`crate::resources`]).
+    #[error(
+        "{what} would need about {bytes} of memory and {time} of computing, over the limit of {max_bytes} and {max_time}; use smaller K, S or grids (or raise --max-memory-gib / --max-hours)"
+    )]
+    ResourceLimit {
+        /// What was refused.
+        what: String,
+        /// Estimated peak memory.
+        bytes: String,
+        /// Estimated wall time on the available threads.
+        time: String,
+        /// The memory limit.
+        max_bytes: String,
+        /// The time limit.
+        max_time: String,
+    },
     /// A malformed input file.
     #[error("{path}: {reason}")]
     BadFile {

@@ -24,6 +24,7 @@ pub mod fuzz_entry;
 pub mod io;
 pub mod posterior;
 pub mod report;
+pub mod resources;
 pub mod rng;
 pub mod study;
 pub mod symmetry;

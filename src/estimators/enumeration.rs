@@ -54,6 +54,15 @@ impl MiEstimator for ExactEnumeration {
         "exact-enumeration"
     }
 
+    fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        let order = Group::of(q.arch()).ln_order().exp();
+        crate::resources::Cost::ops(
+            self.n_samples as f64 * order * q.n_params() as f64,
+            crate::resources::NS_PARAM_PERM,
+        )
+        .then(crate::estimators::base_cost(q, self.n_samples, 0.0))
+    }
+
     /// # Errors
     ///
     /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for `S = 0`;
@@ -64,6 +73,7 @@ impl MiEstimator for ExactEnumeration {
         let arch = q.arch();
         let group = Group::of(arch);
         group.check_enumerable(self.max_elements)?;
+        crate::resources::check(MiEstimator::name(self), self.cost(q))?;
         let ln_order = group.ln_order();
         let p = q.n_params();
         let init = || {

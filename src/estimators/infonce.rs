@@ -105,6 +105,20 @@ impl MiEstimator for InfoNce {
         "infonce"
     }
 
+    fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        use crate::resources::{Cost, NS_PARAM_PERM, NS_UNIT_COST};
+        let (s, k) = (self.n_samples as f64, self.k as f64);
+        let one_layer = q.arch().widths().len() == 3 && self.path != InfoNcePath::Generic;
+        let (d, n) = crate::estimators::unit_shape(q);
+        let time = if one_layer {
+            Cost::ops(s * (d * d * n + k * d), NS_UNIT_COST)
+        } else {
+            Cost::ops(s * k * q.n_params() as f64, NS_PARAM_PERM)
+        };
+        let extra = if one_layer { d * d + d * n } else { 0.0 };
+        time.then(crate::estimators::base_cost(q, self.n_samples, extra))
+    }
+
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] for `K = 0` or `S = 0`;
@@ -112,6 +126,7 @@ impl MiEstimator for InfoNce {
     /// exactly one hidden layer.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
+        crate::resources::check(MiEstimator::name(self), self.cost(q))?;
         self.check_k()?;
         check_samples(self.n_samples)?;
         let arch = q.arch();

@@ -62,6 +62,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::posterior::MeanFieldGaussian;
+use crate::resources::Cost;
 use crate::rng::{DrawRng, stream};
 
 /// The result of one estimate of `I(g; ω)`. All values in nats.
@@ -112,6 +113,27 @@ pub trait MiEstimator: Send + Sync {
     /// Invalid settings (K = 0, S = 0) and architectures the estimator cannot handle,
     /// each as a named [`Error`].
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate>;
+
+    /// The estimated peak memory and single-thread time of [`estimate`](Self::estimate)
+    /// on `q` ([`crate::resources`]); `estimate` refuses with
+    /// [`Error::ResourceLimit`] what exceeds the limits.
+    fn cost(&self, q: &MeanFieldGaussian) -> Cost;
+}
+
+/// The shared parts of every estimator's cost: `S` terms kept, and per-thread buffers of
+/// two weight vectors plus `extra` floats.
+pub(crate) fn base_cost(q: &MeanFieldGaussian, n_samples: usize, extra: f64) -> Cost {
+    let threads = rayon::current_num_threads() as f64;
+    Cost::default()
+        .with_bytes(8.0 * (n_samples as f64 + threads * (2.0 * q.n_params() as f64 + extra)))
+}
+
+/// `(d, n)`: hidden width and parameters per unit for one hidden layer.
+pub(crate) fn unit_shape(q: &MeanFieldGaussian) -> (f64, f64) {
+    let widths = q.arch().widths();
+    let d = widths.get(1).copied().unwrap_or(0) as f64;
+    let n = (q.n_params() as f64 / d.max(1.0)).max(1.0);
+    (d, n)
 }
 
 /// A one-draw estimate of a lower bound on `I(g; ω)` with its reparameterized gradient,

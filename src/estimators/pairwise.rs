@@ -46,6 +46,16 @@ fn bhattacharyya(m1: f64, s1: f64, m2: f64, s2: f64) -> f64 {
 }
 
 impl MiEstimator for PairwiseBound {
+    /// One divergence matrix and one (exact or pruned) permanent.
+    fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        let (d, _) = crate::estimators::unit_shape(q);
+        if d as usize <= MAX_PERMANENT_WIDTH {
+            crate::estimators::permanent::permanent_cost(q, 1)
+        } else {
+            crate::estimators::base_cost(q, 0, d * d)
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             PairwiseBound::Bhattacharyya => "pairwise-bhattacharyya-lower",
@@ -63,6 +73,7 @@ impl MiEstimator for PairwiseBound {
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
         let uc = UnitCost::new(q)?;
+        crate::resources::check(MiEstimator::name(self), self.cost(q))?;
         let d = uc.width();
         let div = match self {
             PairwiseBound::Bhattacharyya => uc.unit_divergence(bhattacharyya),

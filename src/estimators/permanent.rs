@@ -273,9 +273,28 @@ impl ExactPermanent {
     }
 }
 
+/// Cost of `S` exact permanents of one hidden layer: the unit costs plus the subset
+/// program (`2^d · d` steps, a `2^d` table per thread).
+pub(crate) fn permanent_cost(q: &MeanFieldGaussian, n_samples: usize) -> crate::resources::Cost {
+    use crate::resources::{Cost, NS_PERMANENT_STEP, NS_UNIT_COST};
+    let (d, n) = crate::estimators::unit_shape(q);
+    let table = 2f64.powf(d);
+    Cost::ops(n_samples as f64 * d * d * n, NS_UNIT_COST)
+        .then(Cost::ops(n_samples as f64 * table * d, NS_PERMANENT_STEP))
+        .then(crate::estimators::base_cost(
+            q,
+            n_samples,
+            2.0 * table + d * d + d * n,
+        ))
+}
+
 impl MiEstimator for ExactPermanent {
     fn name(&self) -> &'static str {
         "exact-permanent"
+    }
+
+    fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        permanent_cost(q, self.n_samples)
     }
 
     /// # Errors
@@ -294,6 +313,7 @@ impl MiEstimator for ExactPermanent {
                 max: MAX_PERMANENT_WIDTH,
             });
         }
+        crate::resources::check(MiEstimator::name(self), self.cost(q))?;
         let ln_order = ln_factorial(d);
         let p = q.n_params();
         let init = || {

@@ -219,6 +219,20 @@ impl MiEstimator for ExactPruned {
         "exact-pruned"
     }
 
+    fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        // Blocks are only known per draw; each is checked as it is computed.
+        let (d, n) = crate::estimators::unit_shape(q);
+        crate::resources::Cost::ops(
+            self.n_samples as f64 * d * d * n,
+            crate::resources::NS_UNIT_COST,
+        )
+        .then(crate::estimators::base_cost(
+            q,
+            self.n_samples,
+            d * d + d * n,
+        ))
+    }
+
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] for S = 0 or a bad margin;
@@ -226,6 +240,7 @@ impl MiEstimator for ExactPruned {
     /// when a draw's blocks exceed the subset program's width.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
+        crate::resources::check(MiEstimator::name(self), self.cost(q))?;
         check_samples(self.n_samples)?;
         if !(self.margin.is_finite() && self.margin > 0.0) {
             return Err(Error::invalid(
@@ -255,6 +270,14 @@ impl MiEstimator for ExactPruned {
                 uc.fill_in_place(omega, theta, c);
                 let s_id: f64 = (0..d).map(|i| c[i * d + i]).sum();
                 let pp = ln_permanent_pruned(c, d, self.margin)?;
+                if pp.ln_lower == f64::NEG_INFINITY {
+                    // The kept entries admit no perfect matching: no finite bracket.
+                    return Err(Error::invalid(
+                        "margin",
+                        self.margin,
+                        "pruning left no perfect matching among the kept entries of a draw's cost matrix (units overlap too much for blocks); use a larger margin or the sandwich bounds",
+                    ));
+                }
                 Ok((s_id - pp.ln_lower + ln_order, pp.ln_upper - pp.ln_lower))
             },
         );

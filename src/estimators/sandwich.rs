@@ -183,6 +183,7 @@ impl Sandwich {
     pub fn estimate_both(&self, q: &MeanFieldGaussian) -> Result<(Estimate, Estimate)> {
         let started = Instant::now();
         self.check()?;
+        crate::resources::check("the sandwich bounds", self.cost(q))?;
         let prop = GroupProposal::new(q, self.temperature, self.mix, self.balance);
         let ln_order = prop.ln_order();
         let p = q.n_params();
@@ -219,6 +220,33 @@ impl Sandwich {
         let lower = parts("sandwich-lower").finish(q, pairs.iter().map(|p| p.0).collect(), started);
         let upper = parts("sandwich-upper").finish(q, pairs.iter().map(|p| p.1).collect(), started);
         Ok((lower, upper))
+    }
+
+    /// Estimated memory and time of [`estimate_both`](Self::estimate_both): per draw and
+    /// hidden layer the unit costs, the balancing rounds and the `K` softmax draws
+    /// (recomputing the costs of deeper layers per draw).
+    pub fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        use crate::resources::{Cost, NS_SOFTMAX, NS_UNIT_COST};
+        let widths = q.arch().widths();
+        let hidden = widths.len().saturating_sub(2);
+        let (s, k) = (self.n_samples as f64, self.k as f64);
+        let mut per_draw = Cost::default();
+        for h in 0..hidden {
+            let d = widths[h + 1] as f64;
+            let n = (widths[h] + 1 + if h + 1 == hidden { widths[h + 2] } else { 0 }) as f64;
+            let refills = if h == 0 { 1.0 } else { k };
+            per_draw = per_draw
+                .then(Cost::ops(refills * d * d * n, NS_UNIT_COST))
+                .then(Cost::ops(
+                    refills * 2.0 * self.balance as f64 * d * d + k * d * d,
+                    NS_SOFTMAX,
+                ));
+        }
+        Cost::ops(s * per_draw.seconds * 1e9, 1.0).then(crate::estimators::base_cost(
+            q,
+            2 * self.n_samples,
+            0.0,
+        ))
     }
 
     /// The lower-bound term of one draw and its gradient for given proposal draws
@@ -290,6 +318,10 @@ impl Sandwich {
 }
 
 impl MiEstimator for SandwichBound {
+    fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        self.sandwich.cost(q)
+    }
+
     fn name(&self) -> &'static str {
         match self.side {
             Side::Lower => "sandwich-lower",

@@ -335,6 +335,65 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The estimator of one grid item.
+fn item_estimator(
+    item: &GridItem,
+    config: &GridConfig,
+    q: &MeanFieldGaussian,
+    seed: u64,
+    id: &str,
+) -> Result<Box<dyn MiEstimator>> {
+    Ok(match item.estimator {
+        EstimatorKind::InfoNce => Box::new(
+            InfoNce::new(item.k.expect("InfoNCE items have K"))
+                .samples(config.samples)
+                .seed(seed),
+        ),
+        EstimatorKind::PairwiseLower => Box::new(PairwiseBound::Bhattacharyya),
+        EstimatorKind::PairwiseUpper => Box::new(PairwiseBound::Kl),
+        EstimatorKind::SandwichLower | EstimatorKind::SandwichUpper => {
+            let sandwich = Sandwich::new(item.k.expect("sandwich items have K"))
+                .samples(config.samples)
+                .seed(seed);
+            Box::new(if item.estimator == EstimatorKind::SandwichLower {
+                sandwich.lower()
+            } else {
+                sandwich.upper()
+            })
+        }
+        EstimatorKind::Exact => exact_estimator(q, config.samples, seed).ok_or_else(|| {
+            Error::invalid(
+                format!("estimator exact for {id}"),
+                format!("widths {:?}", q.arch().widths()),
+                "exact I needs one hidden layer (pruned blocks of at most 24 units beyond width 24) or a group of at most 10^6 elements",
+            )
+        })?,
+    })
+}
+
+/// The estimated memory and time of a grid's items, refused up front when over the
+/// limits ([`crate::resources`]): the sum of the items' times, the largest item's memory.
+///
+/// # Errors
+///
+/// [`Error::ResourceLimit`] with the estimate; the errors of building an item's
+/// estimator.
+pub fn grid_cost(
+    config: &GridConfig,
+    posteriors: &[LoadedPosterior],
+    items: &[GridItem],
+) -> Result<crate::resources::Cost> {
+    let mut total = crate::resources::Cost::default();
+    for item in items {
+        let lp = &posteriors[item.posterior];
+        let q = &lp.file.posterior;
+        let est = item_estimator(item, config, q, item.seed(config.seed), &lp.id)?;
+        total = total.then(est.cost(q));
+    }
+    crate::resources::check(&format!("the grid of {} estimates", items.len()), total)?;
+    Ok(total)
+}
+
 /// Computes this shard's rows, in item order, calling `progress(done, total)` after each.
 ///
 /// # Errors
@@ -352,6 +411,7 @@ pub fn run_grid(
         .filter(|it| it.index % n_shards == shard)
         .collect();
     let total = items.len();
+    grid_cost(config, posteriors, &items)?;
     let done = std::sync::atomic::AtomicUsize::new(0);
     items
         .par_iter()
@@ -359,40 +419,15 @@ pub fn run_grid(
             let lp = &posteriors[item.posterior];
             let q = &lp.file.posterior;
             let seed = item.seed(config.seed);
-            let est: Estimate = match item.estimator {
-                EstimatorKind::InfoNce => {
-                    InfoNce::new(item.k.expect("InfoNCE items have K")).samples(config.samples).seed(seed).estimate(q)?
-                }
-                EstimatorKind::PairwiseLower | EstimatorKind::PairwiseUpper => {
-                    let b = if item.estimator == EstimatorKind::PairwiseLower {
-                        PairwiseBound::Bhattacharyya
-                    } else {
-                        PairwiseBound::Kl
-                    };
-                    b.estimate(q).map_err(|e| {
-                        Error::invalid(format!("estimator {} for {}", item.estimator.name(), lp.id), "pairwise", e.to_string())
-                    })?
-                }
-                EstimatorKind::SandwichLower | EstimatorKind::SandwichUpper => {
-                    let k = item.k.expect("sandwich items have K");
-                    let sandwich = Sandwich::new(k).samples(config.samples).seed(seed);
-                    let bound =
-                        if item.estimator == EstimatorKind::SandwichLower { sandwich.lower() } else { sandwich.upper() };
-                    bound.estimate(q).map_err(|e| {
-                        Error::invalid(format!("estimator {} for {}", item.estimator.name(), lp.id), k, e.to_string())
-                    })?
-                }
-                EstimatorKind::Exact => match exact_estimator(q, config.samples, seed) {
-                    Some(e) => e.estimate(q)?,
-                    None => {
-                        return Err(Error::invalid(
-                            format!("estimator exact for {}", lp.id),
-                            format!("widths {:?}", q.arch().widths()),
-                            "exact I needs one hidden layer (pruned blocks of at most 24 units beyond width 24) or a group of at most 10^6 elements",
-                        ));
-                    }
-                },
-            };
+            let estimator = item_estimator(item, config, q, seed, &lp.id)?;
+            let est: Estimate = estimator.estimate(q).map_err(|e| match item.estimator {
+                EstimatorKind::InfoNce | EstimatorKind::Exact => e,
+                _ => Error::invalid(
+                    format!("estimator {} for {}", item.estimator.name(), lp.id),
+                    item.k.map_or("—".to_string(), |k| k.to_string()),
+                    e.to_string(),
+                ),
+            })?;
             let row = RawRow {
                 item: item.index as u64,
                 posterior_id: lp.id.clone(),

@@ -126,7 +126,9 @@ pub fn exact_mi_if_cheap(
         // Wider layers: exact up to the pruning bracket while the blocks stay small.
         return match ExactPruned::new().samples(n_samples).seed(seed).estimate(q) {
             Ok(e) => Ok(Some(e)),
+            // Blocks too large, or no perfect matching left after pruning.
             Err(Error::WidthTooLarge { .. }) => Ok(None),
+            Err(Error::InvalidParameter { field, .. }) if field == "margin" => Ok(None),
             Err(e) => Err(e),
         };
     }

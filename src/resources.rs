@@ -1,0 +1,206 @@
+//! Up-front estimates of the memory and time a computation needs, and the limits they
+//! are checked against (issue 8 item 5): enumeration, permanents and grids refuse, with
+//! the estimate in the error, what would not fit instead of being killed by the OS.
+//!
+//! The time model is operation counts times rates measured on the development machine
+//! (2 cores, `cargo bench --bench estimators`): about 0.65 ns per parameter per
+//! permutation on the generic path, 0.6 ns per step of the permanent's subset program,
+//! 1 ns per unit-cost entry and 5 ns per proposal softmax entry. It is an order of
+//! magnitude guide, not a promise; the limits are meant to stop runs that would take
+//! days or exhaust memory, not to schedule.
+//!
+//! Limits: by default half of the available memory (`MemAvailable` in `/proc/meminfo`,
+//! 8 GiB where that cannot be read) and 72 hours; [`Limits::set`] changes them for the
+//! process (the CLI's `--max-memory-gib` and `--max-hours`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+/// Estimated peak memory (bytes) and wall time (seconds on one thread).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cost {
+    /// Peak bytes.
+    pub bytes: f64,
+    /// Seconds of work on one thread.
+    pub seconds: f64,
+}
+
+impl Cost {
+    /// Seconds from an operation count at `ns` nanoseconds each.
+    pub fn ops(count: f64, ns: f64) -> Self {
+        Cost {
+            bytes: 0.0,
+            seconds: count * ns * 1e-9,
+        }
+    }
+
+    /// Adds bytes.
+    pub fn with_bytes(mut self, bytes: f64) -> Self {
+        self.bytes += bytes;
+        self
+    }
+
+    /// Sum of two costs run one after the other (memory: the larger peak).
+    pub fn then(self, other: Cost) -> Self {
+        Cost {
+            bytes: self.bytes.max(other.bytes),
+            seconds: self.seconds + other.seconds,
+        }
+    }
+}
+
+/// Process-wide limits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// Largest peak memory allowed, bytes.
+    pub max_bytes: f64,
+    /// Longest wall time allowed, seconds (on the threads available).
+    pub max_seconds: f64,
+}
+
+static MAX_BYTES: AtomicU64 = AtomicU64::new(0);
+static MAX_SECONDS: AtomicU64 = AtomicU64::new(0);
+
+/// Nanoseconds per parameter per permutation on the generic path.
+pub const NS_PARAM_PERM: f64 = 0.65;
+/// Nanoseconds per step of the permanent's subset program.
+pub const NS_PERMANENT_STEP: f64 = 0.6;
+/// Nanoseconds per unit-cost entry (building C, one O(d) permutation step).
+pub const NS_UNIT_COST: f64 = 1.0;
+/// Nanoseconds per proposal softmax entry (one exp and a comparison).
+pub const NS_SOFTMAX: f64 = 5.0;
+
+/// Bytes of available memory from `/proc/meminfo`, if readable.
+fn available_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+impl Limits {
+    /// The defaults: half of the available memory, 72 hours.
+    pub fn default_for_machine() -> Self {
+        Limits {
+            max_bytes: 0.5 * available_memory().unwrap_or(16.0 * (1u64 << 30) as f64),
+            max_seconds: 72.0 * 3600.0,
+        }
+    }
+
+    /// The limits in force (the defaults until [`set`](Self::set)).
+    pub fn current() -> Self {
+        let (b, s) = (
+            MAX_BYTES.load(Ordering::Relaxed),
+            MAX_SECONDS.load(Ordering::Relaxed),
+        );
+        let default = || Limits::default_for_machine();
+        Limits {
+            max_bytes: if b == 0 {
+                default().max_bytes
+            } else {
+                f64::from_bits(b)
+            },
+            max_seconds: if s == 0 {
+                default().max_seconds
+            } else {
+                f64::from_bits(s)
+            },
+        }
+    }
+
+    /// Sets the limits for the process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] for a limit that is not positive.
+    pub fn set(self) -> Result<()> {
+        if !(self.max_bytes > 0.0) {
+            return Err(Error::invalid("max_memory", self.max_bytes, "must be > 0"));
+        }
+        if !(self.max_seconds > 0.0) {
+            return Err(Error::invalid(
+                "max_hours",
+                self.max_seconds / 3600.0,
+                "must be > 0",
+            ));
+        }
+        MAX_BYTES.store(self.max_bytes.to_bits(), Ordering::Relaxed);
+        MAX_SECONDS.store(self.max_seconds.to_bits(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Human-readable bytes.
+pub fn format_bytes(b: f64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut x = b;
+    let mut u = 0;
+    while x >= 1024.0 && u + 1 < UNITS.len() {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u + 1 == UNITS.len() && x >= 1024.0 {
+        return format!("{b:.3e} B");
+    }
+    format!("{x:.1} {}", UNITS[u])
+}
+
+/// Human-readable seconds.
+pub fn format_seconds(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.1} s")
+    } else if s < 7200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s < 3.0 * 86400.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else if s < 1e3 * 365.0 * 86400.0 {
+        format!("{:.1} days", s / 86400.0)
+    } else {
+        format!("{:.2e} years", s / (365.0 * 86400.0))
+    }
+}
+
+/// Refuses `cost` if it exceeds the [`Limits::current`], spread over `threads`.
+///
+/// # Errors
+///
+/// [`Error::ResourceLimit`] naming `what`, the estimate and the limit.
+pub fn check(what: &str, cost: Cost) -> Result<()> {
+    let limits = Limits::current();
+    let threads = rayon::current_num_threads().max(1) as f64;
+    let seconds = cost.seconds / threads;
+    if cost.bytes > limits.max_bytes || seconds > limits.max_seconds || !seconds.is_finite() {
+        return Err(Error::ResourceLimit {
+            what: what.to_string(),
+            bytes: format_bytes(cost.bytes),
+            time: format_seconds(seconds),
+            max_bytes: format_bytes(limits.max_bytes),
+            max_time: format_seconds(limits.max_seconds),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_refuses() {
+        assert_eq!(format_bytes(1536.0), "1.5 KiB");
+        assert_eq!(format_seconds(90.0), "90.0 s");
+        assert!(format_seconds(1e12).contains("years"));
+        assert!(check("nothing", Cost::default()).is_ok());
+        let e = check("huge", Cost::ops(1e30, 1.0)).unwrap_err();
+        assert!(
+            e.to_string().contains("huge") && e.to_string().contains("years"),
+            "{e}"
+        );
+        let e = check("big", Cost::default().with_bytes(1e30)).unwrap_err();
+        assert!(
+            e.to_string().contains("PiB") || e.to_string().contains("e"),
+            "{e}"
+        );
+    }
+}
