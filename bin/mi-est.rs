@@ -241,12 +241,6 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
         experiment.name(),
         if a.quick { "-quick" } else { "" }
     ));
-    if dir.join("summary.md").exists() && !a.overwrite {
-        bail!(
-            "{}: a report is already there (pass --overwrite to replace it)",
-            dir.display()
-        );
-    }
     let options = ReproduceOptions {
         quick: a.quick,
         seed: a.seed,
@@ -254,14 +248,16 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
         progress: Some(mi_est::study::reproduce::ProgressFn(std::sync::Arc::new(
             grid_progress(),
         ))),
+        journal: None,
     };
     eprintln!(
         "[reproduce] {} ({}) started",
         experiment.name(),
         if a.quick { "quick" } else { "full" }
     );
-    let r = mi_est::study::reproduce::reproduce(experiment, &options)?;
-    let files = mi_est::report::write_reproduction(&dir, &r, a.overwrite)?;
+    let command_line: Vec<String> = std::env::args().collect();
+    let (r, files) =
+        mi_est::report::reproduce_into(&dir, experiment, options, a.overwrite, &command_line)?;
     println!("{}", r.summary);
     println!("wall time {:.2} s", r.wall_s);
     for f in files {

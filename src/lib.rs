@@ -22,6 +22,7 @@ pub mod error;
 pub mod estimators;
 pub mod fuzz_entry;
 pub mod io;
+pub mod journal;
 pub mod posterior;
 pub mod report;
 pub mod resources;

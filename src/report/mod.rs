@@ -458,17 +458,22 @@ fn prepare_out(out: &Path, overwrite: bool, first: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The git revision of the working directory, if it is a git checkout.
+fn git_revision() -> Option<String> {
+    std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
 fn manifest(
     config: &GridConfig,
     options: &RunOptions,
     posteriors: &[crate::study::grid::LoadedPosterior],
 ) -> String {
-    let git = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let git = git_revision();
     serde_json::to_string_pretty(&serde_json::json!({
         "tool": "mi-est",
         "version": env!("CARGO_PKG_VERSION"),
@@ -511,7 +516,34 @@ pub fn run(
         options.out.join("raw.parquet")
     };
     prepare_out(&options.out, options.overwrite, &first)?;
-    let rows = run_grid(&config, &posteriors, progress)?;
+    // Finished items go to a journal so that a killed run resumes (same settings and
+    // posterior files ⇒ same fingerprint); it is removed once the reports are written.
+    let fingerprint = crate::journal::fingerprint(&serde_json::json!({
+        "seed": config.seed,
+        "estimators": config.estimators.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        "k": config.ks,
+        "samples": config.samples,
+        "repeats": config.repeats,
+        "shard": [config.shard.0, config.shard.1],
+        "posteriors": posteriors.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>(),
+    }));
+    let journal_path = options.out.join(if sharded {
+        format!(
+            ".journal-shard-{}-of-{}.jsonl",
+            config.shard.0, config.shard.1
+        )
+    } else {
+        ".journal.jsonl".to_string()
+    });
+    let journal = crate::journal::Journal::open(&journal_path, &fingerprint, options.overwrite)?;
+    if journal.n_done() > 0 {
+        eprintln!(
+            "[run] resuming: {} finished estimates taken from {}",
+            journal.n_done(),
+            journal_path.display()
+        );
+    }
+    let rows = run_grid(&config, &posteriors, progress, Some(&journal))?;
     let manifest = manifest(&config, options, &posteriors);
     if sharded {
         let mpath = options.out.join(format!(
@@ -520,6 +552,7 @@ pub fn run(
         ));
         write_parquet(&first, &mut raw_frame(&rows)?, options.overwrite)?;
         write_atomic(&mpath, manifest.as_bytes(), true)?;
+        journal.finish()?;
         return Ok(RunOutput {
             files: vec![first, mpath],
             bias_variance: vec![],
@@ -548,6 +581,7 @@ pub fn run(
     write_atomic(&mpath, manifest.as_bytes(), true)?;
     files.push(mpath);
     files.extend(write_plots(&options.out, &bv, &bd)?);
+    journal.finish()?;
     Ok(RunOutput {
         files,
         bias_variance: bv,
@@ -777,6 +811,96 @@ pub fn table_frame(t: &Table) -> Result<DataFrame> {
 ///
 /// [`Error::Io`] naming an unwritable folder or an existing summary without
 /// `overwrite`.
+/// Runs an experiment into `dir` (`reports/<experiment>[-quick]/` for the CLI): refuses an
+/// existing report without `overwrite` before computing anything, records finished runs
+/// in `dir/.journal.jsonl` so that a killed run resumes with the same command, writes
+/// the tables, plots, `summary.md` and `manifest.json` (version, git revision, command
+/// line, seed, and the SHA-256 of every input file), then removes the journal.
+///
+/// # Errors
+///
+/// An existing report, unreadable inputs, a journal of other settings (without
+/// `overwrite`), the experiment's own errors, unwritable files.
+pub fn reproduce_into(
+    dir: &Path,
+    experiment: crate::study::reproduce::Experiment,
+    mut options: crate::study::reproduce::ReproduceOptions,
+    overwrite: bool,
+    command_line: &[String],
+) -> Result<(Reproduction, Vec<PathBuf>)> {
+    let summary = dir.join("summary.md");
+    prepare_out(dir, overwrite, &summary)?;
+    let mut inputs = Vec::new();
+    if experiment.needs_mnist() {
+        for stem in [
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ] {
+            for name in [format!("{stem}.gz"), stem.to_string()] {
+                let p = options.mnist_dir.join(&name);
+                if p.is_file() {
+                    let bytes = std::fs::read(&p).map_err(|source| Error::Io {
+                        path: p.clone(),
+                        source,
+                    })?;
+                    inputs.push(serde_json::json!({
+                        "path": p.display().to_string(),
+                        "sha256": crate::study::grid::sha256_hex(&bytes),
+                    }));
+                    break;
+                }
+            }
+        }
+    }
+    let settings = serde_json::json!({
+        "experiment": experiment.name(),
+        "quick": options.quick,
+        "seed": options.seed,
+        "version": env!("CARGO_PKG_VERSION"),
+        "inputs": inputs.iter().map(|i| i["sha256"].clone()).collect::<Vec<_>>(),
+    });
+    let journal_path = dir.join(".journal.jsonl");
+    let journal = crate::journal::Journal::open(
+        &journal_path,
+        &crate::journal::fingerprint(&settings),
+        overwrite,
+    )?;
+    if journal.n_done() > 0 {
+        eprintln!(
+            "[reproduce] resuming: {} finished runs taken from {}",
+            journal.n_done(),
+            journal_path.display()
+        );
+    }
+    let journal = std::sync::Arc::new(journal);
+    options.journal = Some(journal.clone());
+    let r = crate::study::reproduce::reproduce(experiment, &options)?;
+    options.journal = None;
+    let mut files = write_reproduction(dir, &r, overwrite)?;
+    let manifest = serde_json::to_string_pretty(&serde_json::json!({
+        "tool": "mi-est",
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_revision": git_revision(),
+        "command_line": command_line,
+        "experiment": experiment.name(),
+        "quick": options.quick,
+        "seed": options.seed,
+        "threads": rayon::current_num_threads(),
+        "inputs": inputs,
+        "wall_s": r.wall_s,
+    }))
+    .expect("manifest serializes");
+    let mpath = dir.join("manifest.json");
+    write_atomic(&mpath, manifest.as_bytes(), true)?;
+    files.push(mpath);
+    if let Ok(j) = std::sync::Arc::try_unwrap(journal) {
+        j.finish()?;
+    }
+    Ok((r, files))
+}
+
 pub fn write_reproduction(dir: &Path, r: &Reproduction, overwrite: bool) -> Result<Vec<PathBuf>> {
     let summary = dir.join("summary.md");
     prepare_out(dir, overwrite, &summary)?;

@@ -152,8 +152,87 @@ struct Repeat {
 struct Case {
     name: String,
     q: MeanFieldGaussian,
-    reference: Estimate,
+    reference: Reference,
     regime: &'static str,
+}
+
+/// The exact reference of a cost-study posterior (journaled).
+struct Reference {
+    value: f64,
+    std_err: Option<f64>,
+    estimator: &'static str,
+    bracket: Option<f64>,
+}
+
+/// The estimator names the cost study reports, as `'static` strings.
+const NAMES: [&str; 8] = [
+    "infonce",
+    "sandwich-lower",
+    "sandwich-upper",
+    "exact-permanent",
+    "exact-pruned",
+    "exact-enumeration",
+    "pairwise-bhattacharyya-lower",
+    "pairwise-kl-upper",
+];
+
+fn static_name(s: &str) -> Option<&'static str> {
+    NAMES.iter().copied().find(|n| *n == s)
+}
+
+impl Reference {
+    fn encode(&self) -> serde_json::Value {
+        use crate::study::reproduce::record::{f, of};
+        serde_json::json!({
+            "value": f(self.value), "std_err": of(self.std_err),
+            "estimator": self.estimator, "bracket": of(self.bracket),
+        })
+    }
+
+    fn decode(v: &serde_json::Value) -> Option<Self> {
+        use crate::study::reproduce::record::{get, get_opt};
+        Some(Reference {
+            value: get(v, "value")?,
+            std_err: get_opt(v, "std_err")?,
+            estimator: static_name(v.get("estimator")?.as_str()?)?,
+            bracket: get_opt(v, "bracket")?,
+        })
+    }
+}
+
+fn encode_repeats(rows: &Vec<Repeat>) -> serde_json::Value {
+    use crate::study::reproduce::record::{f, of};
+    rows.iter()
+        .map(|r| {
+            serde_json::json!({
+                "posterior": r.posterior, "estimator": r.estimator, "k": r.k,
+                "samples": r.samples, "repeat": r.repeat, "value": f(r.value),
+                "std_err": of(r.std_err), "wall_s": f(r.wall_s),
+            })
+        })
+        .collect()
+}
+
+fn decode_repeats(v: &serde_json::Value) -> Option<Vec<Repeat>> {
+    use crate::study::reproduce::record::{get, get_opt};
+    v.as_array()?
+        .iter()
+        .map(|r| {
+            Some(Repeat {
+                posterior: r.get("posterior")?.as_str()?.to_string(),
+                estimator: static_name(r.get("estimator")?.as_str()?)?,
+                k: match r.get("k")? {
+                    serde_json::Value::Null => None,
+                    x => Some(x.as_u64()? as usize),
+                },
+                samples: r.get("samples")?.as_u64()? as usize,
+                repeat: r.get("repeat")?.as_u64()? as usize,
+                value: get(r, "value")?,
+                std_err: get_opt(r, "std_err")?,
+                wall_s: get(r, "wall_s")?,
+            })
+        })
+        .collect()
 }
 
 /// Trains a 784-`width`-10 MFVI posterior on MNIST for the cost study.
@@ -211,7 +290,20 @@ pub(crate) fn estimator_cost(o: &ReproduceOptions) -> Result<Reproduction> {
     for (pi, (name, q)) in posteriors.into_iter().enumerate() {
         let seed = child_seed(o.seed, pi as u64);
         // The reference runs on every thread; the timed probes on one.
-        let reference = exact_for(&q, ref_samples, child_seed(seed, 1_000_000))?;
+        let reference = o.journaled(
+            &format!("estimator-cost/{name}/reference"),
+            Reference::encode,
+            Reference::decode,
+            || {
+                let e = exact_for(&q, ref_samples, child_seed(seed, 1_000_000))?;
+                Ok(Reference {
+                    value: e.value,
+                    std_err: e.std_err,
+                    estimator: e.estimator,
+                    bracket: e.bracket,
+                })
+            },
+        )?;
         let ln_g = Group::of(q.arch()).ln_order();
         let regime = if reference.value > ln_g - 0.01 {
             "saturated (I = ln|G|)"
@@ -223,33 +315,38 @@ pub(crate) fn estimator_cost(o: &ReproduceOptions) -> Result<Reproduction> {
                 counter.tick();
                 continue;
             }
-            pool.install(|| -> Result<()> {
-                let samples = if probe.deterministic() {
-                    1
-                } else {
-                    // Pilot: a warm-up, then the time of one draw.
-                    probe.run(&q, 2, seed)?;
-                    let pilot = probe.run(&q, 8, seed)?;
-                    let per_draw = pilot[0].wall_s / 8.0;
-                    ((budget / per_draw).round() as usize).clamp(2, 1_000_000)
-                };
-                let n_rep = if probe.deterministic() { 1 } else { repeats };
-                for r in 0..n_rep {
-                    for e in probe.run(&q, samples, child_seed(seed, 1 + r as u64))? {
-                        rows.push(Repeat {
-                            posterior: name.clone(),
-                            estimator: e.estimator,
-                            k: e.k,
-                            samples: e.n_samples,
-                            repeat: r,
-                            value: e.value,
-                            std_err: e.std_err,
-                            wall_s: e.wall_s,
-                        });
+            let key = format!("estimator-cost/{name}/{probe:?}");
+            let found = o.journaled(&key, encode_repeats, decode_repeats, || {
+                pool.install(|| -> Result<Vec<Repeat>> {
+                    let mut rows = Vec::new();
+                    let samples = if probe.deterministic() {
+                        1
+                    } else {
+                        // Pilot: a warm-up, then the time of one draw.
+                        probe.run(&q, 2, seed)?;
+                        let pilot = probe.run(&q, 8, seed)?;
+                        let per_draw = pilot[0].wall_s / 8.0;
+                        ((budget / per_draw).round() as usize).clamp(2, 1_000_000)
+                    };
+                    let n_rep = if probe.deterministic() { 1 } else { repeats };
+                    for r in 0..n_rep {
+                        for e in probe.run(&q, samples, child_seed(seed, 1 + r as u64))? {
+                            rows.push(Repeat {
+                                posterior: name.clone(),
+                                estimator: e.estimator,
+                                k: e.k,
+                                samples: e.n_samples,
+                                repeat: r,
+                                value: e.value,
+                                std_err: e.std_err,
+                                wall_s: e.wall_s,
+                            });
+                        }
                     }
-                }
-                Ok(())
+                    Ok(rows)
+                })
             })?;
+            rows.extend(found);
             counter.tick();
         }
         cases.push(Case {
@@ -534,6 +631,59 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
     (table, md, plots)
 }
 
+/// What the MNIST objectives study keeps of one training run (journaled).
+struct ObjRun {
+    accuracy: Option<f64>,
+    nll: f64,
+    elbo: f64,
+    n_data: f64,
+    exact: Option<f64>,
+    exact_estimator: Option<String>,
+    ln_g: f64,
+    mean_mi: Option<f64>,
+    saturated: Option<f64>,
+    grad_ratio: Option<f64>,
+    train_wall: f64,
+    lower: f64,
+    upper: f64,
+}
+
+impl ObjRun {
+    fn encode(&self) -> serde_json::Value {
+        use crate::study::reproduce::record::{f, of};
+        serde_json::json!({
+            "accuracy": of(self.accuracy), "nll": f(self.nll), "elbo": f(self.elbo),
+            "n_data": f(self.n_data), "exact": of(self.exact),
+            "exact_estimator": self.exact_estimator, "ln_g": f(self.ln_g),
+            "mean_mi": of(self.mean_mi), "saturated": of(self.saturated),
+            "grad_ratio": of(self.grad_ratio), "train_wall": f(self.train_wall),
+            "lower": f(self.lower), "upper": f(self.upper),
+        })
+    }
+
+    fn decode(v: &serde_json::Value) -> Option<Self> {
+        use crate::study::reproduce::record::{get, get_opt};
+        Some(ObjRun {
+            accuracy: get_opt(v, "accuracy")?,
+            nll: get(v, "nll")?,
+            elbo: get(v, "elbo")?,
+            n_data: get(v, "n_data")?,
+            exact: get_opt(v, "exact")?,
+            exact_estimator: match v.get("exact_estimator")? {
+                serde_json::Value::Null => None,
+                x => Some(x.as_str()?.to_string()),
+            },
+            ln_g: get(v, "ln_g")?,
+            mean_mi: get_opt(v, "mean_mi")?,
+            saturated: get_opt(v, "saturated")?,
+            grad_ratio: get_opt(v, "grad_ratio")?,
+            train_wall: get(v, "train_wall")?,
+            lower: get(v, "lower")?,
+            upper: get(v, "upper")?,
+        })
+    }
+}
+
 pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
     let (widths, n_seeds, epochs, limit, pred_s, mi_s) = if o.quick {
         (vec![10], 1u64, 2, Some(1000), 100, 20)
@@ -586,24 +736,39 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
                 eval_k: 20,
                 mi_samples: mi_s,
             };
-            let r = run_training(&run, &mut |_: &StepInfo| {})?;
-            // The sandwich interval on the final posterior, also where exact I is not
-            // computable (overlapping wide layers).
-            let (lo, up) = Sandwich::new(64)
-                .samples(mi_s)
-                .seed(child_seed(run.config.seed, 7)) // the exact I's draws: paired
-                .estimate_both(&r.file.posterior)?;
+            let key = format!("mnist-objectives/{width}/{init_rho}/{objective}/{seed}");
+            let r = o.journaled(&key, ObjRun::encode, ObjRun::decode, || {
+                let r = run_training(&run, &mut |_: &StepInfo| {})?;
+                // The sandwich interval on the final posterior, also where exact I is
+                // not computable (overlapping wide layers); the exact I's draws: paired.
+                let (lo, up) = Sandwich::new(64)
+                    .samples(mi_s)
+                    .seed(child_seed(run.config.seed, 7))
+                    .estimate_both(&r.file.posterior)?;
+                Ok(ObjRun {
+                    accuracy: r.predictive.accuracy,
+                    nll: r.predictive.nll,
+                    elbo: r.elbo.elbo_per_point,
+                    n_data: r.elbo.n_data as f64,
+                    exact: r.exact_mi.as_ref().map(|e| e.value),
+                    exact_estimator: r.exact_mi.as_ref().map(|e| e.estimator.to_string()),
+                    ln_g: r.mi.ln_group_order,
+                    mean_mi: r.outcome.mean_mi_term,
+                    saturated: r.outcome.saturated_fraction,
+                    grad_ratio: r.outcome.mean_grad_ratio,
+                    train_wall: r.outcome.wall_s,
+                    lower: lo.value,
+                    upper: up.value,
+                })
+            })?;
             counter.tick();
-            Ok((r, lo.value, up.value))
+            Ok(r)
         })
-        .collect::<Result<Vec<_>>>()?;
-    let sandwich: Vec<(f64, f64)> = reports.iter().map(|r| (r.1, r.2)).collect();
-    let reports: Vec<crate::study::TrainReport> = reports.into_iter().map(|r| r.0).collect();
-    let exact = |r: &crate::study::TrainReport| r.exact_mi.as_ref().map(|e| e.value);
+        .collect::<Result<Vec<ObjRun>>>()?;
+    let sandwich: Vec<(f64, f64)> = reports.iter().map(|r| (r.lower, r.upper)).collect();
+    let exact = |r: &ObjRun| r.exact;
     // L^G = L + I with exact I, else with the sandwich lower bound (a lower bound on L^G).
-    let lg_of = |r: &crate::study::TrainReport, lower: f64| {
-        r.elbo.elbo_per_point + exact(r).unwrap_or(lower) / r.elbo.n_data as f64
-    };
+    let lg_of = |r: &ObjRun, lower: f64| r.elbo + exact(r).unwrap_or(lower) / r.n_data;
     let lg_all: Vec<f64> = reports
         .iter()
         .zip(&sandwich)
@@ -626,17 +791,17 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
             Values::F64(
                 reports
                     .iter()
-                    .map(|r| r.predictive.accuracy.unwrap_or(f64::NAN))
+                    .map(|r| r.accuracy.unwrap_or(f64::NAN))
                     .collect(),
             ),
         )
         .with(
             "test_nll",
-            Values::F64(reports.iter().map(|r| r.predictive.nll).collect()),
+            Values::F64(reports.iter().map(|r| r.nll).collect()),
         )
         .with(
             "elbo_per_point",
-            Values::F64(reports.iter().map(|r| r.elbo.elbo_per_point).collect()),
+            Values::F64(reports.iter().map(|r| r.elbo).collect()),
         )
         .with(
             "exact_i",
@@ -647,7 +812,7 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
             Values::Str(
                 reports
                     .iter()
-                    .map(|r| r.exact_mi.as_ref().map_or("—", |e| e.estimator).to_string())
+                    .map(|r| r.exact_estimator.clone().unwrap_or_else(|| "—".into()))
                     .collect(),
             ),
         )
@@ -661,7 +826,7 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
         )
         .with(
             "ln_group_order",
-            Values::F64(reports.iter().map(|r| r.mi.ln_group_order).collect()),
+            Values::F64(reports.iter().map(|r| r.ln_g).collect()),
         )
         .with("elbo_g_per_point", Values::F64(lg_all.clone()))
         .with(
@@ -670,7 +835,7 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
                 reports
                     .iter()
                     .map(|r| {
-                        if r.exact_mi.is_some() {
+                        if r.exact.is_some() {
                             "exact I"
                         } else {
                             "sandwich lower bound"
@@ -682,24 +847,19 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
         )
         .with(
             "mean_train_sym_term",
-            Values::OptF64(reports.iter().map(|r| r.outcome.mean_mi_term).collect()),
+            Values::OptF64(reports.iter().map(|r| r.mean_mi).collect()),
         )
         .with(
             "saturated_fraction",
-            Values::OptF64(
-                reports
-                    .iter()
-                    .map(|r| r.outcome.saturated_fraction)
-                    .collect(),
-            ),
+            Values::OptF64(reports.iter().map(|r| r.saturated).collect()),
         )
         .with(
             "sym_grad_over_elbo_grad",
-            Values::OptF64(reports.iter().map(|r| r.outcome.mean_grad_ratio).collect()),
+            Values::OptF64(reports.iter().map(|r| r.grad_ratio).collect()),
         )
         .with(
             "train_wall_s",
-            Values::F64(reports.iter().map(|r| r.outcome.wall_s).collect()),
+            Values::F64(reports.iter().map(|r| r.train_wall).collect()),
         );
     let mut md = format!(
         "{n_seeds} seed(s), {epochs} epoch(s){}, batch 100, lr 1e-3, prior N(0, 1), μ0 ~ N(0, 0.1²), ρ0 = −3 (σ0 ≈ 0.05, the usual) or 1 (σ0 ≈ 1.31, overlapping units); {pred_s}-sample predictive; I exact by the permanent (width 10) or the pruned permanent (width 30) over {mi_s} draws where the pruned blocks allow, and the sandwich interval (K = 64, same draws count) on every final posterior; L^G = L + I (with the sandwich lower bound where exact I is not computable, marked ≥).\n\n| width | ρ0 | objective | accuracy % (mean ± sd) | ELBO / N | L^G / N | exact I | sandwich interval on I | ln\\|G\\| | mean symmetry term in training | saturated steps | ‖∇ sym‖/‖∇L‖ |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
@@ -712,15 +872,13 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
                 let idx: Vec<usize> = (0..jobs.len())
                     .filter(|&i| jobs[i].0 == w && jobs[i].1 == rho && jobs[i].2 == obj)
                     .collect();
-                let sel: Vec<&crate::study::TrainReport> =
-                    idx.iter().map(|&i| &reports[i]).collect();
+                let sel: Vec<&ObjRun> = idx.iter().map(|&i| &reports[i]).collect();
                 let avg = |f: &dyn Fn(usize) -> f64| {
                     mean_sd(&idx.iter().map(|&i| f(i)).collect::<Vec<_>>())
                 };
                 let (lo_m, up_m) = (avg(&|i| sandwich[i].0).0, avg(&|i| sandwich[i].1).0);
                 let (lg_m, lg_sd) = avg(&|i| lg_all[i]);
-                let stat = |f: &dyn Fn(&crate::study::TrainReport) -> Option<f64>,
-                            digits: usize| {
+                let stat = |f: &dyn Fn(&ObjRun) -> Option<f64>, digits: usize| {
                     let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
                     if v.is_empty() {
                         "—".to_string()
@@ -729,7 +887,7 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
                         format!("{m:.digits$} ± {sd:.digits$}")
                     }
                 };
-                let sci = |f: &dyn Fn(&crate::study::TrainReport) -> Option<f64>| {
+                let sci = |f: &dyn Fn(&ObjRun) -> Option<f64>| {
                     let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
                     if v.is_empty() {
                         "—".to_string()
@@ -739,23 +897,23 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
                 };
                 md.push_str(&format!(
                     "| {w} | {rho} | {obj} | {} | {} | {lg_m:.5} ± {lg_sd:.5}{} | {} | [{lo_m:.3}, {up_m:.3}] | {:.3} | {} | {} | {} |\n",
-                    stat(&|r| r.predictive.accuracy.map(|a| 100.0 * a), 3),
-                    stat(&|r| Some(r.elbo.elbo_per_point), 5),
-                    if sel.iter().all(|r| r.exact_mi.is_some()) {
+                    stat(&|r| r.accuracy.map(|a| 100.0 * a), 3),
+                    stat(&|r| Some(r.elbo), 5),
+                    if sel.iter().all(|r| r.exact.is_some()) {
                         ""
                     } else {
                         " (≥, sandwich)"
                     },
                     stat(&|r| exact(r), 4),
-                    sel[0].mi.ln_group_order,
-                    sci(&|r| r.outcome.mean_mi_term),
-                    sci(&|r| r.outcome.saturated_fraction),
-                    sci(&|r| r.outcome.mean_grad_ratio),
+                    sel[0].ln_g,
+                    sci(&|r| r.mean_mi),
+                    sci(&|r| r.saturated),
+                    sci(&|r| r.grad_ratio),
                 ));
                 let label = format!("{obj}, rho0 = {rho}");
                 let acc = sel
                     .iter()
-                    .filter_map(|r| r.predictive.accuracy)
+                    .filter_map(|r| r.accuracy)
                     .map(|a| 100.0 * a)
                     .collect::<Vec<_>>();
                 let m = mean_sd(&acc).0;

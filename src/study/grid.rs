@@ -400,10 +400,14 @@ pub fn grid_cost(
 ///
 /// The estimators' errors (e.g. a group too large for the exact estimator is reported
 /// with the posterior's id).
+///
+/// With a `journal`, items recorded there are taken from it instead of recomputed, and
+/// every newly finished item is recorded (so a killed run resumes; [`crate::journal`]).
 pub fn run_grid(
     config: &GridConfig,
     posteriors: &[LoadedPosterior],
     progress: &(dyn Fn(usize, usize) + Sync),
+    journal: Option<&crate::journal::Journal>,
 ) -> Result<Vec<RawRow>> {
     let (shard, n_shards) = config.shard;
     let items: Vec<GridItem> = grid_items(config)
@@ -416,6 +420,15 @@ pub fn run_grid(
     items
         .par_iter()
         .map(|item| {
+            let key = item.index.to_string();
+            if let Some(row) = journal
+                .and_then(|j| j.get(&key))
+                .and_then(RawRow::from_json)
+            {
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress(d, total);
+                return Ok(row);
+            }
             let lp = &posteriors[item.posterior];
             let q = &lp.file.posterior;
             let seed = item.seed(config.seed);
@@ -446,11 +459,73 @@ pub fn run_grid(
                 max_term_share: est.max_term_share,
                 wall_s: est.wall_s,
             };
+            if let Some(j) = journal {
+                j.record(&key, row.to_json())?;
+            }
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress(d, total);
             Ok(row)
         })
         .collect()
+}
+
+impl RawRow {
+    /// The row as JSON, floats as exact bit patterns (for the journal).
+    pub fn to_json(&self) -> serde_json::Value {
+        use crate::journal::f64_to_json as f;
+        serde_json::json!({
+            "item": self.item,
+            "posterior_id": self.posterior_id,
+            "posterior_path": self.posterior_path,
+            "posterior_sha256": self.posterior_sha256,
+            "estimator": self.estimator,
+            "k": self.k,
+            "n_samples": self.n_samples,
+            "repeat": self.repeat,
+            "seed": self.seed,
+            "mi_nats": f(self.mi_nats),
+            "std_err_nats": self.std_err_nats.map(f),
+            "ln_cap_nats": f(self.ln_cap_nats),
+            "ln_group_order_nats": f(self.ln_group_order_nats),
+            "entropy_q_nats": f(self.entropy_q_nats),
+            "max_term_share": self.max_term_share.map(f),
+            "wall_s": f(self.wall_s),
+        })
+    }
+
+    /// The row written by [`to_json`](Self::to_json) (`None` if malformed).
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
+        use crate::journal::f64_from_json as f;
+        let s = |k: &str| v.get(k)?.as_str().map(str::to_string);
+        let u = |k: &str| v.get(k)?.as_u64();
+        let opt = |k: &str| -> Option<Option<f64>> {
+            match v.get(k)? {
+                serde_json::Value::Null => Some(None),
+                x => f(x).map(Some),
+            }
+        };
+        Some(RawRow {
+            item: u("item")?,
+            posterior_id: s("posterior_id")?,
+            posterior_path: s("posterior_path")?,
+            posterior_sha256: s("posterior_sha256")?,
+            estimator: s("estimator")?,
+            k: match v.get("k")? {
+                serde_json::Value::Null => None,
+                x => Some(x.as_u64()?),
+            },
+            n_samples: u("n_samples")?,
+            repeat: u("repeat")?,
+            seed: u("seed")?,
+            mi_nats: f(v.get("mi_nats")?)?,
+            std_err_nats: opt("std_err_nats")?,
+            ln_cap_nats: f(v.get("ln_cap_nats")?)?,
+            ln_group_order_nats: f(v.get("ln_group_order_nats")?)?,
+            entropy_q_nats: f(v.get("entropy_q_nats")?)?,
+            max_term_share: opt("max_term_share")?,
+            wall_s: f(v.get("wall_s")?)?,
+        })
+    }
 }
 
 /// One cell of the bias–variance table.

@@ -164,6 +164,60 @@ pub struct ReproduceOptions {
     pub mnist_dir: PathBuf,
     /// Called as runs finish.
     pub progress: Option<ProgressFn>,
+    /// Where finished runs are recorded so an interrupted experiment resumes
+    /// ([`crate::journal`]); `None` computes everything.
+    pub journal: Option<std::sync::Arc<crate::journal::Journal>>,
+}
+
+impl ReproduceOptions {
+    /// `compute()` unless the journal already holds `key`, in which case its recorded
+    /// value; a computed value is recorded before it is returned.
+    pub(crate) fn journaled<T>(
+        &self,
+        key: &str,
+        encode: impl Fn(&T) -> serde_json::Value,
+        decode: impl Fn(&serde_json::Value) -> Option<T>,
+        compute: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if let Some(v) = self
+            .journal
+            .as_ref()
+            .and_then(|j| j.get(key))
+            .and_then(&decode)
+        {
+            return Ok(v);
+        }
+        let v = compute()?;
+        if let Some(j) = &self.journal {
+            j.record(key, encode(&v))?;
+        }
+        Ok(v)
+    }
+}
+
+/// JSON helpers for journaled records: floats as exact bit patterns, `None` as null.
+pub(crate) mod record {
+    use crate::journal::{f64_from_json, f64_to_json};
+    use serde_json::Value;
+
+    pub(crate) fn f(x: f64) -> Value {
+        f64_to_json(x)
+    }
+
+    pub(crate) fn of(x: Option<f64>) -> Value {
+        x.map_or(Value::Null, f64_to_json)
+    }
+
+    pub(crate) fn get(v: &Value, k: &str) -> Option<f64> {
+        f64_from_json(v.get(k)?)
+    }
+
+    pub(crate) fn get_opt(v: &Value, k: &str) -> Option<Option<f64>> {
+        match v.get(k)? {
+            Value::Null => Some(None),
+            x => f64_from_json(x).map(Some),
+        }
+    }
 }
 
 /// Runs one experiment.
@@ -734,40 +788,66 @@ fn mnist(o: &ReproduceOptions) -> Result<Reproduction> {
         grad_ratio: Option<f64>,
         wall: f64,
     }
+    impl Run {
+        fn encode(&self) -> serde_json::Value {
+            use record::{f, of};
+            serde_json::json!({
+                "accuracy": f(self.accuracy), "nll": f(self.nll), "elbo": f(self.elbo),
+                "mean_mi": of(self.mean_mi), "saturated": of(self.saturated),
+                "grad_ratio": of(self.grad_ratio), "wall": f(self.wall),
+            })
+        }
+
+        fn decode(v: &serde_json::Value) -> Option<Self> {
+            use record::{get, get_opt};
+            Some(Run {
+                accuracy: get(v, "accuracy")?,
+                nll: get(v, "nll")?,
+                elbo: get(v, "elbo")?,
+                mean_mi: get_opt(v, "mean_mi")?,
+                saturated: get_opt(v, "saturated")?,
+                grad_ratio: get_opt(v, "grad_ratio")?,
+                wall: get(v, "wall")?,
+            })
+        }
+    }
     let counter = Counter::new(jobs.len(), o.progress.as_ref());
     let runs: Vec<Run> = jobs
         .par_iter()
         .map(|&(width, k, seed)| {
-            let started = Instant::now();
-            let arch = Arch::builder(vec![784, width, 10]).check()?;
-            let mut config = TrainConfig::new(Likelihood::Softmax);
-            config.epochs = epochs;
-            config.batch_size = 100;
-            config.lr = 1e-3;
-            config.seed = child_seed(o.seed, seed);
-            let ik = InfoNce::new(k.max(1));
-            let sym = (k > 0).then_some(&ik as &dyn MiGradient);
-            let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
-            let eval = child_seed(config.seed, 9);
-            let p = predictive(&out.posterior, Likelihood::Softmax, &test_set, pred_s, eval)?;
-            let l = elbo(
-                &out.posterior,
-                Likelihood::Softmax,
-                &train_set,
-                1.0,
-                elbo_s,
-                eval,
-            )?;
-            counter.tick();
-            Ok(Run {
-                accuracy: p.accuracy.unwrap_or(f64::NAN),
-                nll: p.nll,
-                elbo: l.elbo_per_point,
-                mean_mi: out.mean_mi_term,
-                saturated: out.saturated_fraction,
-                grad_ratio: out.mean_grad_ratio,
-                wall: started.elapsed().as_secs_f64(),
+            let key = format!("mnist/{width}/{k}/{seed}");
+            o.journaled(&key, Run::encode, Run::decode, || {
+                let started = Instant::now();
+                let arch = Arch::builder(vec![784, width, 10]).check()?;
+                let mut config = TrainConfig::new(Likelihood::Softmax);
+                config.epochs = epochs;
+                config.batch_size = 100;
+                config.lr = 1e-3;
+                config.seed = child_seed(o.seed, seed);
+                let ik = InfoNce::new(k.max(1));
+                let sym = (k > 0).then_some(&ik as &dyn MiGradient);
+                let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
+                let eval = child_seed(config.seed, 9);
+                let p = predictive(&out.posterior, Likelihood::Softmax, &test_set, pred_s, eval)?;
+                let l = elbo(
+                    &out.posterior,
+                    Likelihood::Softmax,
+                    &train_set,
+                    1.0,
+                    elbo_s,
+                    eval,
+                )?;
+                Ok(Run {
+                    accuracy: p.accuracy.unwrap_or(f64::NAN),
+                    nll: p.nll,
+                    elbo: l.elbo_per_point,
+                    mean_mi: out.mean_mi_term,
+                    saturated: out.saturated_fraction,
+                    grad_ratio: out.mean_grad_ratio,
+                    wall: started.elapsed().as_secs_f64(),
+                })
             })
+            .inspect(|_| counter.tick())
         })
         .collect::<Result<_>>()?;
     let method_name = |k: usize| {
