@@ -3,8 +3,8 @@
 
 use mi_est::Error;
 use mi_est::estimators::{
-    Estimate, ExactEnumeration, ExactPermanent, InfoNce, InfoNcePath, MAX_PERMANENT_WIDTH,
-    MiEstimator,
+    Estimate, ExactEnumeration, ExactPermanent, ExactPruned, InfoNce, InfoNcePath,
+    MAX_PERMANENT_WIDTH, MiEstimator, PairwiseBound, Sandwich,
 };
 use mi_est::posterior::MeanFieldGaussian;
 use mi_est::prec::{EXACT_REL, N_SE, QUADRATURE_ABS, close};
@@ -412,11 +412,24 @@ fn conformance_same_seed_same_bits_at_any_thread_count() {
             .install(|| est.estimate(q).unwrap())
     };
     for q in conformance_posteriors() {
-        for est in estimators_for(&q, 64, 9, 32) {
+        let mut all = estimators_for(&q, 64, 9, 32);
+        // The issue 7 estimators too (every estimator of the crate).
+        all.push(Box::new(Sandwich::new(8).samples(64).seed(9).lower()));
+        all.push(Box::new(Sandwich::new(8).samples(64).seed(9).upper()));
+        if q.arch().hidden_widths().len() == 1 {
+            all.push(Box::new(ExactPruned::new().samples(64).seed(9)));
+            all.push(Box::new(PairwiseBound::Bhattacharyya));
+            all.push(Box::new(PairwiseBound::Kl));
+        }
+        for est in all {
             let one = run(1, est.as_ref(), &q);
             let two = run(2, est.as_ref(), &q);
             let again = run(2, est.as_ref(), &q);
-            let bits = |e: &Estimate| e.terms.iter().map(|t| t.to_bits()).collect::<Vec<_>>();
+            let bits = |e: &Estimate| {
+                let mut b: Vec<u64> = e.terms.iter().map(|t| t.to_bits()).collect();
+                b.push(e.value.to_bits());
+                b
+            };
             assert_eq!(bits(&one), bits(&two), "{}", one.estimator);
             assert_eq!(bits(&two), bits(&again));
             assert_eq!(one.value.to_bits(), two.value.to_bits());

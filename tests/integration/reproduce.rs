@@ -184,3 +184,50 @@ fn mnist_objectives_quick_study_runs_every_objective() {
         assert!(exact[i].is_some() && lg[i] >= elbo[i]);
     }
 }
+
+/// Issue 8 item 4: every reproduction (quick) gives the same tables with 1 and with 2
+/// threads, except measured wall times. (`estimator-cost` is excluded by design: it
+/// picks S from timed pilots to equalize wall time, so its S — and with it the values —
+/// follows the machine's speed.)
+#[test]
+fn reproductions_are_identical_with_one_and_two_threads() {
+    let in_pool = |threads: usize, e: Experiment| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| reproduce(e, &quick()).unwrap())
+    };
+    for e in [
+        Experiment::ModeInterpolation,
+        Experiment::TractableBnn,
+        Experiment::Mnist,
+        Experiment::ModeProximity,
+        Experiment::MnistObjectives,
+    ] {
+        let (a, b) = (in_pool(1, e), in_pool(2, e));
+        assert_eq!(a.tables.len(), b.tables.len());
+        for (ta, tb) in a.tables.iter().zip(&b.tables) {
+            for ((na, va), (nb, vb)) in ta.columns.iter().zip(&tb.columns) {
+                assert_eq!(na, nb);
+                if na.contains("wall") {
+                    continue;
+                }
+                // Bit-identical, NaN included.
+                let bits = |v: &Values| -> Vec<String> {
+                    match v {
+                        Values::F64(x) => x.iter().map(|f| f.to_bits().to_string()).collect(),
+                        Values::OptF64(x) => x
+                            .iter()
+                            .map(|f| format!("{:?}", f.map(f64::to_bits)))
+                            .collect(),
+                        Values::U64(x) => x.iter().map(|u| u.to_string()).collect(),
+                        Values::Str(x) => x.clone(),
+                        Values::Bool(x) => x.iter().map(|b| b.to_string()).collect(),
+                    }
+                };
+                assert_eq!(bits(va), bits(vb), "{}: {}.{na}", e.name(), ta.name);
+            }
+        }
+    }
+}
