@@ -76,7 +76,8 @@ impl Journal {
                     done.insert(k.to_string(), val.clone());
                     valid_len += line.len();
                 }
-            } else if !discard && !text.is_empty() {
+            } else if !discard && text.lines().count() > 1 {
+                // (A journal of another computation that recorded nothing is replaced.)
                 return Err(Error::BadFile {
                     path: path.to_path_buf(),
                     reason: "holds the partial results of a run with other settings (pass --overwrite to start afresh, or use another output folder)".into(),

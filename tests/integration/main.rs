@@ -5,6 +5,7 @@ mod common;
 mod estimators;
 mod files;
 mod foundation;
+mod bad_input;
 mod gradients;
 mod hostile;
 mod reproduce;

@@ -1,0 +1,184 @@
+//! The bad-input table of the README (issue 8 item 2): every row is run here, from a
+//! folder holding the files it names, and must fail with its exit code and message.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use safetensors::tensor::{Dtype, TensorView};
+
+const START: &str = "<!-- bad-input-table:start -->";
+const END: &str = "<!-- bad-input-table:end -->";
+
+/// `(bad input, command, message excerpt, exit code)` rows of the README table.
+fn readme_rows() -> Vec<(String, String, String, i32)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = &readme[readme.find(START).expect("table start") + START.len()..readme.find(END).expect("table end")];
+    let ticked = |cell: &str| -> String {
+        let c = cell.trim();
+        c.strip_prefix('`').and_then(|c| c.strip_suffix('`')).unwrap_or(c).to_string()
+    };
+    table
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.contains("---") && !l.contains("Bad input"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim().trim_matches('|').split(" | ").collect();
+            assert_eq!(cells.len(), 4, "row {l}");
+            (
+                cells[0].trim().to_string(),
+                ticked(cells[1]),
+                ticked(cells[2]).replace("\\|", "|"),
+                cells[3].trim().parse().unwrap_or_else(|_| panic!("exit code in {l}")),
+            )
+        })
+        .collect()
+}
+
+/// A safetensors file from `(name, shape, f64 values)` and metadata.
+fn safetensors_file(tensors: &[(String, Vec<usize>, Vec<f64>)], meta: &[(String, String)]) -> Vec<u8> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((n, s, _), b)| (n.clone(), TensorView::new(Dtype::F64, s.clone(), b).unwrap()))
+        .collect();
+    let meta: std::collections::HashMap<String, String> = meta.iter().cloned().collect();
+    safetensors::serialize(views, Some(meta)).unwrap()
+}
+
+/// The tensors and metadata of a valid posterior file, to be edited.
+fn parts(bytes: &[u8]) -> (Vec<(String, Vec<usize>, Vec<f64>)>, Vec<(String, String)>) {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+    let meta = header.metadata().clone().unwrap_or_default().into_iter().collect();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f64>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let vals = v.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+            (n, v.shape().to_vec(), vals)
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    (tensors, meta)
+}
+
+/// A folder of small uncompressed MNIST-format files (10 images per split), with an
+/// optional edit of the training images or labels.
+fn mnist_dir(dir: &Path, edit_images: impl Fn(&mut Vec<u8>), edit_labels: impl Fn(&mut Vec<u8>)) {
+    std::fs::create_dir_all(dir).unwrap();
+    for split in ["train", "t10k"] {
+        let mut img = vec![0, 0, 8, 3];
+        for d in [10u32, 28, 28] {
+            img.extend(d.to_be_bytes());
+        }
+        img.extend((0..10 * 784).map(|i| (i % 251) as u8));
+        let mut lab = vec![0, 0, 8, 1];
+        lab.extend(10u32.to_be_bytes());
+        lab.extend(0..10u8);
+        if split == "train" {
+            edit_images(&mut img);
+            edit_labels(&mut lab);
+        }
+        std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), img).unwrap();
+        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), lab).unwrap();
+    }
+}
+
+/// Every file the table's commands name.
+fn fixtures(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let good = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/posterior/abs-2.safetensors")).unwrap();
+    std::fs::write(dir.join("good.safetensors"), &good).unwrap();
+    std::fs::write(dir.join("truncated.safetensors"), &good[..good.len() / 2]).unwrap();
+    let mut lying = good.clone();
+    lying[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    std::fs::write(dir.join("lying-header.safetensors"), lying).unwrap();
+    let (tensors, meta) = parts(&good);
+    let edit = |f: &dyn Fn(&mut Vec<(String, Vec<usize>, Vec<f64>)>, &mut Vec<(String, String)>)| {
+        let (mut t, mut m) = (tensors.clone(), meta.clone());
+        f(&mut t, &mut m);
+        safetensors_file(&t, &m)
+    };
+    let tensor = |t: &mut Vec<(String, Vec<usize>, Vec<f64>)>, name: &str| -> usize {
+        t.iter().position(|x| x.0 == name).unwrap_or_else(|| panic!("{name}"))
+    };
+    std::fs::write(
+        dir.join("shape-mismatch.safetensors"),
+        edit(&|t, _| {
+            let i = tensor(t, "layers.0.weight_rho");
+            t[i].1 = vec![1, t[i].2.len()];
+        }),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nan-mu.safetensors"),
+        edit(&|t, _| {
+            let i = tensor(t, "layers.0.weight_mu");
+            t[i].2[0] = f64::NAN;
+        }),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("inf-rho.safetensors"),
+        edit(&|t, _| {
+            let i = tensor(t, "layers.1.weight_rho");
+            t[i].2[0] = f64::INFINITY;
+        }),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("sigma-underflow.safetensors"),
+        edit(&|t, _| {
+            let i = tensor(t, "layers.0.weight_rho");
+            t[i].2[1] = -800.0;
+        }),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("gelu.safetensors"),
+        edit(&|_, m| {
+            m.retain(|(k, _)| k != "activation");
+            m.push(("activation".into(), "gelu".into()));
+        }),
+    )
+    .unwrap();
+    std::fs::write(dir.join("empty.csv"), "x,y\n").unwrap();
+    std::fs::write(dir.join("text.csv"), "x,y\n0.5,1\n0.25,abc\n").unwrap();
+    mnist_dir(&dir.join("bad-labels"), |_| {}, |l| l[8 + 3] = 12);
+    mnist_dir(&dir.join("bad-magic"), |i| i[0] = 1, |_| {});
+    mnist_dir(&dir.join("lying-idx"), |i| i[4..8].copy_from_slice(&11u32.to_be_bytes()), |_| {});
+    std::fs::write(dir.join("existing.safetensors"), &good).unwrap();
+}
+
+#[test]
+fn every_row_of_the_readme_bad_input_table_fails_as_documented() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("mi-est-bad-input-{}", std::process::id()));
+    fixtures(&dir);
+    let rows = readme_rows();
+    assert!(rows.len() >= 12, "only {} rows", rows.len());
+    let mut failures = Vec::new();
+    for (what, command, excerpt, code) in &rows {
+        let mut words = command.split_whitespace();
+        assert_eq!(words.next(), Some("mi-est"), "{command}");
+        let out = Command::new(env!("CARGO_BIN_EXE_mi-est"))
+            .args(words)
+            .current_dir(&dir)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let excerpt = excerpt.split('…').next().unwrap().trim();
+        if out.status.code() != Some(*code) || !stderr.contains(excerpt) {
+            failures.push(format!(
+                "{what}: `{command}` exited {:?} (want {code}) with:\n{stderr}",
+                out.status.code()
+            ));
+        }
+        // Nothing partial is left behind: no report, no posterior written.
+        assert!(!dir.join("out").join("raw.parquet").exists(), "{what}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+}
