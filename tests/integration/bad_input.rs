@@ -15,7 +15,11 @@ fn readme_rows() -> Vec<(String, String, String, i32)> {
     let table = &readme[readme.find(START).expect("table start") + START.len()..readme.find(END).expect("table end")];
     let ticked = |cell: &str| -> String {
         let c = cell.trim();
-        c.strip_prefix('`').and_then(|c| c.strip_suffix('`')).unwrap_or(c).to_string()
+        c.strip_prefix("`` ")
+            .and_then(|c| c.strip_suffix(" ``"))
+            .or_else(|| c.strip_prefix('`').and_then(|c| c.strip_suffix('`')))
+            .unwrap_or(c)
+            .to_string()
     };
     table
         .lines()
