@@ -11,8 +11,10 @@ const END: &str = "<!-- bad-input-table:end -->";
 
 /// `(bad input, command, message excerpt, exit code)` rows of the README table.
 fn readme_rows() -> Vec<(String, String, String, i32)> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let table = &readme[readme.find(START).expect("table start") + START.len()..readme.find(END).expect("table end")];
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = &readme[readme.find(START).expect("table start") + START.len()
+        ..readme.find(END).expect("table end")];
     let ticked = |cell: &str| -> String {
         let c = cell.trim();
         c.strip_prefix("`` ")
@@ -31,14 +33,20 @@ fn readme_rows() -> Vec<(String, String, String, i32)> {
                 cells[0].trim().to_string(),
                 ticked(cells[1]),
                 ticked(cells[2]).replace("\\|", "|"),
-                cells[3].trim().parse().unwrap_or_else(|_| panic!("exit code in {l}")),
+                cells[3]
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("exit code in {l}")),
             )
         })
         .collect()
 }
 
 /// A safetensors file from `(name, shape, f64 values)` and metadata.
-fn safetensors_file(tensors: &[(String, Vec<usize>, Vec<f64>)], meta: &[(String, String)]) -> Vec<u8> {
+fn safetensors_file(
+    tensors: &[(String, Vec<usize>, Vec<f64>)],
+    meta: &[(String, String)],
+) -> Vec<u8> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
@@ -46,7 +54,12 @@ fn safetensors_file(tensors: &[(String, Vec<usize>, Vec<f64>)], meta: &[(String,
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .zip(&bytes)
-        .map(|((n, s, _), b)| (n.clone(), TensorView::new(Dtype::F64, s.clone(), b).unwrap()))
+        .map(|((n, s, _), b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F64, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     let meta: std::collections::HashMap<String, String> = meta.iter().cloned().collect();
     safetensors::serialize(views, Some(meta)).unwrap()
@@ -56,12 +69,21 @@ fn safetensors_file(tensors: &[(String, Vec<usize>, Vec<f64>)], meta: &[(String,
 fn parts(bytes: &[u8]) -> (Vec<(String, Vec<usize>, Vec<f64>)>, Vec<(String, String)>) {
     let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
-    let meta = header.metadata().clone().unwrap_or_default().into_iter().collect();
+    let meta = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let mut tensors: Vec<(String, Vec<usize>, Vec<f64>)> = st
         .tensors()
         .into_iter()
         .map(|(n, v)| {
-            let vals = v.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+            let vals = v
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             (n, v.shape().to_vec(), vals)
         })
         .collect();
@@ -94,20 +116,27 @@ fn mnist_dir(dir: &Path, edit_images: impl Fn(&mut Vec<u8>), edit_labels: impl F
 /// Every file the table's commands name.
 fn fixtures(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let good = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/posterior/abs-2.safetensors")).unwrap();
+    let good = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/corpus/posterior/abs-2.safetensors"
+    ))
+    .unwrap();
     std::fs::write(dir.join("good.safetensors"), &good).unwrap();
     std::fs::write(dir.join("truncated.safetensors"), &good[..good.len() / 2]).unwrap();
     let mut lying = good.clone();
     lying[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
     std::fs::write(dir.join("lying-header.safetensors"), lying).unwrap();
     let (tensors, meta) = parts(&good);
-    let edit = |f: &dyn Fn(&mut Vec<(String, Vec<usize>, Vec<f64>)>, &mut Vec<(String, String)>)| {
-        let (mut t, mut m) = (tensors.clone(), meta.clone());
-        f(&mut t, &mut m);
-        safetensors_file(&t, &m)
-    };
+    let edit =
+        |f: &dyn Fn(&mut Vec<(String, Vec<usize>, Vec<f64>)>, &mut Vec<(String, String)>)| {
+            let (mut t, mut m) = (tensors.clone(), meta.clone());
+            f(&mut t, &mut m);
+            safetensors_file(&t, &m)
+        };
     let tensor = |t: &mut Vec<(String, Vec<usize>, Vec<f64>)>, name: &str| -> usize {
-        t.iter().position(|x| x.0 == name).unwrap_or_else(|| panic!("{name}"))
+        t.iter()
+            .position(|x| x.0 == name)
+            .unwrap_or_else(|| panic!("{name}"))
     };
     std::fs::write(
         dir.join("shape-mismatch.safetensors"),
@@ -153,13 +182,18 @@ fn fixtures(dir: &Path) {
     std::fs::write(dir.join("text.csv"), "x,y\n0.5,1\n0.25,abc\n").unwrap();
     mnist_dir(&dir.join("bad-labels"), |_| {}, |l| l[8 + 3] = 12);
     mnist_dir(&dir.join("bad-magic"), |i| i[0] = 1, |_| {});
-    mnist_dir(&dir.join("lying-idx"), |i| i[4..8].copy_from_slice(&11u32.to_be_bytes()), |_| {});
+    mnist_dir(
+        &dir.join("lying-idx"),
+        |i| i[4..8].copy_from_slice(&11u32.to_be_bytes()),
+        |_| {},
+    );
     std::fs::write(dir.join("existing.safetensors"), &good).unwrap();
 }
 
 #[test]
 fn every_row_of_the_readme_bad_input_table_fails_as_documented() {
-    let dir: PathBuf = std::env::temp_dir().join(format!("mi-est-bad-input-{}", std::process::id()));
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("mi-est-bad-input-{}", std::process::id()));
     fixtures(&dir);
     let rows = readme_rows();
     assert!(rows.len() >= 12, "only {} rows", rows.len());

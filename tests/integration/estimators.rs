@@ -836,3 +836,39 @@ fn pairwise_bounds_bracket_exact_i() {
         );
     }
 }
+
+/// All units identical and broad (μ = 0, σ = 1, 795 parameters each): every row of C
+/// prefers the same few columns by more than the margin, so the pruned graph has no
+/// perfect matching — a named error, and `exact_mi_if_cheap` reports "not computable"
+/// instead of a wrong (infinite) value; the sandwich still gives an interval.
+#[test]
+fn pruned_permanent_without_a_perfect_matching_is_a_named_error() {
+    use mi_est::estimators::{ExactPruned, Sandwich};
+    let arch = Arch::builder(vec![784, 30, 10]).check().unwrap();
+    let p = arch.n_params();
+    let q = MeanFieldGaussian::from_mu_sigma(arch, vec![0.0; p], vec![1.0; p]).unwrap();
+    let e = ExactPruned::new()
+        .samples(4)
+        .seed(1)
+        .estimate(&q)
+        .unwrap_err();
+    assert!(e.to_string().contains("no perfect matching"), "{e}");
+    assert!(
+        mi_est::study::exact_mi_if_cheap(&q, 4, 1)
+            .unwrap()
+            .is_none()
+    );
+    // Identical units: q is invariant, I = 0, and the sandwich brackets it.
+    let (lo, up) = Sandwich::new(16)
+        .samples(20)
+        .seed(1)
+        .estimate_both(&q)
+        .unwrap();
+    assert!(lo.value.is_finite() && up.value.is_finite());
+    assert!(
+        lo.value.abs() < 1e-9 && up.value.abs() < 1e-9,
+        "[{}, {}]",
+        lo.value,
+        up.value
+    );
+}

@@ -1,11 +1,11 @@
 //! The one integration-test crate of mi-est (one binary keeps link time down).
 
+mod bad_input;
 mod cli;
 mod common;
 mod estimators;
 mod files;
 mod foundation;
-mod bad_input;
 mod gradients;
 mod hostile;
 mod reproduce;
