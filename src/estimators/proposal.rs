@@ -111,16 +111,19 @@ impl ProposalWorkspace {
         }
     }
 
-    /// Draws `τ` row by row from the softmax of `logits` into `tau`.
+    /// Draws `τ` row by row from the softmax of `logits` into `tau`; returns
+    /// `(S(τ), ln r_T(τ))` as [`soft_of`](Self::soft_of) would, accumulated on the way.
     pub(crate) fn sample_soft(
         &mut self,
+        c: &[f64],
         logits: &[f64],
         d: usize,
         rng: &mut DrawRng,
         tau: &mut [usize],
-    ) {
+    ) -> (f64, f64) {
         self.left.clear();
         self.left.extend(0..d);
+        let (mut s, mut total) = (0.0, 0.0);
         for (i, slot) in tau.iter_mut().enumerate() {
             self.row_ln_probs(logits, d, i);
             let u: f64 = rng.random();
@@ -133,8 +136,11 @@ impl ProposalWorkspace {
                     break;
                 }
             }
+            total += self.logits[pos];
             *slot = self.left.remove(pos);
+            s += c[i * d + *slot];
         }
+        (s, total)
     }
 }
 
@@ -424,8 +430,7 @@ impl GroupProposal {
                 rows,
                 ..
             } = ws;
-            rows.sample_soft(&logits[h], d, rng, &mut taus[h]);
-            let (sh, rh) = rows.soft_of(&costs[h], &logits[h], d, &taus[h]);
+            let (sh, rh) = rows.sample_soft(&costs[h], &logits[h], d, rng, &mut taus[h]);
             s += sh;
             soft += rh;
         }
