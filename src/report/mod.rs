@@ -233,6 +233,11 @@ pub fn bounds_frame(rows: &[BoundRow]) -> Result<DataFrame> {
 ///
 /// [`Error::Io`] naming the path.
 pub fn write_parquet(path: &Path, df: &mut DataFrame, overwrite: bool) -> Result<()> {
+    write_atomic(path, &parquet_bytes(path, df)?, overwrite)
+}
+
+/// A frame as Parquet bytes (`path` names the destination in errors).
+fn parquet_bytes(path: &Path, df: &mut DataFrame) -> Result<Vec<u8>> {
     let mut buf = Cursor::new(Vec::new());
     ParquetWriter::new(&mut buf)
         .finish(df)
@@ -240,7 +245,7 @@ pub fn write_parquet(path: &Path, df: &mut DataFrame, overwrite: bool) -> Result
             path: path.to_path_buf(),
             source: std::io::Error::other(e.to_string()),
         })?;
-    write_atomic(path, &buf.into_inner(), overwrite)
+    Ok(buf.into_inner())
 }
 
 /// Reads a Parquet file.
@@ -256,6 +261,9 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     parquet_from_bytes(&bytes, path)
 }
 
+/// The most rows a Parquet report may claim (10⁸; a grid item is one row).
+pub const MAX_PARQUET_ROWS: usize = 100_000_000;
+
 /// Parses Parquet bytes (`path` only names the source in errors). A panic inside the
 /// Parquet decoder on hostile input is caught and reported as [`Error::BadFile`].
 ///
@@ -263,6 +271,43 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
 ///
 /// [`Error::BadFile`] if the bytes are not a readable Parquet file.
 pub fn parquet_from_bytes(bytes: &[u8], path: &Path) -> Result<DataFrame> {
+    // The decoder allocates what the metadata claims; check the claims against the file
+    // first (a few lying bytes must not ask for exabytes).
+    let meta = std::panic::catch_unwind(|| {
+        ParquetReader::new(std::io::Cursor::new(bytes))
+            .get_metadata()
+            .map(|m| {
+                (
+                    m.num_rows,
+                    m.row_groups
+                        .iter()
+                        .map(|rg| (rg.num_rows(), rg.total_byte_size()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+    });
+    let (num_rows, groups) = match meta {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => return Err(bad(path, format!("not a readable Parquet file: {e}"))),
+        Err(_) => {
+            return Err(bad(
+                path,
+                "not a readable Parquet file: malformed metadata".into(),
+            ));
+        }
+    };
+    let claimed: usize = groups.iter().map(|g| g.1).fold(0usize, usize::saturating_add);
+    let rows: usize = groups.iter().map(|g| g.0).fold(0usize, usize::saturating_add);
+    let budget = bytes.len().saturating_mul(64).saturating_add(1 << 20);
+    if num_rows > MAX_PARQUET_ROWS || rows != num_rows || claimed > budget {
+        return Err(bad(
+            path,
+            format!(
+                "implausible Parquet metadata: {num_rows} rows ({rows} in row groups), {claimed} bytes uncompressed in a {}-byte file",
+                bytes.len()
+            ),
+        ));
+    }
     let decoded =
         std::panic::catch_unwind(|| ParquetReader::new(std::io::Cursor::new(bytes)).finish());
     match decoded {
@@ -556,7 +601,12 @@ pub fn run(
             "manifest-shard-{}-of-{}.json",
             config.shard.0, config.shard.1
         ));
-        write_parquet(&first, &mut raw_frame(&rows)?, options.overwrite)?;
+        let raw = parquet_bytes(&first, &mut raw_frame(&rows)?)?;
+        write_atomic(&first, &raw, options.overwrite)?;
+        // `merge` decodes only shard files whose SHA-256 matches their manifest.
+        let mut m: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
+        m["raw_sha256"] = serde_json::Value::String(crate::study::grid::sha256_hex(&raw));
+        let manifest = serde_json::to_string_pretty(&m).expect("manifest serializes");
         write_atomic(&mpath, manifest.as_bytes(), true)?;
         journal.finish()?;
         return Ok(RunOutput {
@@ -667,7 +717,20 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         {
             return Err(bad(p, "shard count differs or shard index repeats".into()));
         }
-        rows.extend(read_raw(p)?);
+        // Decode only the bytes the shard's run wrote: a corrupt or foreign file is
+        // refused by its hash before the Parquet decoder sees it.
+        let bytes = std::fs::read(p).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let want = m["raw_sha256"].as_str().unwrap_or("(none)");
+        if crate::study::grid::sha256_hex(&bytes) != want {
+            return Err(bad(
+                p,
+                format!("SHA-256 does not match `raw_sha256` = {want} in its manifest (corrupt, truncated or from another run)"),
+            ));
+        }
+        rows.extend(raw_rows(&parquet_from_bytes(&bytes, p)?, p)?);
     }
     if seen.len() != n_shards {
         return Err(bad(

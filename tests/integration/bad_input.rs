@@ -188,6 +188,21 @@ fn fixtures(dir: &Path) {
         |_| {},
     );
     std::fs::write(dir.join("existing.safetensors"), &good).unwrap();
+    // Two shards of a run, then one byte of the first shard's Parquet file flipped.
+    for i in ["0", "1"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mi-est"))
+            .args(["run", "--posterior", "good.safetensors", "--k", "2", "--samples", "5", "--repeats", "2"])
+            .args(["--elbo-samples", "2", "--num-shards", "2", "--shard-index", i, "--out", "shards", "--overwrite"])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let shard = dir.join("shards/raw-shard-0-of-2.parquet");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&shard, bytes).unwrap();
 }
 
 #[test]
@@ -219,4 +234,5 @@ fn every_row_of_the_readme_bad_input_table_fails_as_documented() {
         assert!(!dir.join("out").join("raw.parquet").exists(), "{what}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
