@@ -296,8 +296,14 @@ pub fn parquet_from_bytes(bytes: &[u8], path: &Path) -> Result<DataFrame> {
             ));
         }
     };
-    let claimed: usize = groups.iter().map(|g| g.1).fold(0usize, usize::saturating_add);
-    let rows: usize = groups.iter().map(|g| g.0).fold(0usize, usize::saturating_add);
+    let claimed: usize = groups
+        .iter()
+        .map(|g| g.1)
+        .fold(0usize, usize::saturating_add);
+    let rows: usize = groups
+        .iter()
+        .map(|g| g.0)
+        .fold(0usize, usize::saturating_add);
     let budget = bytes.len().saturating_mul(64).saturating_add(1 << 20);
     if num_rows > MAX_PARQUET_ROWS || rows != num_rows || claimed > budget {
         return Err(bad(
@@ -727,7 +733,9 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         if crate::study::grid::sha256_hex(&bytes) != want {
             return Err(bad(
                 p,
-                format!("SHA-256 does not match `raw_sha256` = {want} in its manifest (corrupt, truncated or from another run)"),
+                format!(
+                    "SHA-256 does not match `raw_sha256` = {want} in its manifest (corrupt, truncated or from another run)"
+                ),
             ));
         }
         rows.extend(raw_rows(&parquet_from_bytes(&bytes, p)?, p)?);

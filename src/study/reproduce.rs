@@ -354,9 +354,37 @@ fn mode_interpolation(o: &ReproduceOptions) -> Result<Reproduction> {
         .par_iter()
         .enumerate()
         .map(|(i, &(s, a))| {
-            fit_gaussian_to_mixture(s, a, n_samples, steps, 1e-2, child_seed(o.seed, i as u64))
+            o.journaled(
+                &format!("mode-interpolation/{i}"),
+                |g: &GaussianFit| {
+                    let f = record::f;
+                    serde_json::json!({
+                        "mean": vec![f(g.mean[0]), f(g.mean[1])],
+                        "chol": vec![f(g.chol[0]), f(g.chol[1]), f(g.chol[2])],
+                        "kl": f(g.kl),
+                    })
+                },
+                |v| {
+                    let at = |k: &str, i: usize| crate::journal::f64_from_json(v.get(k)?.get(i)?);
+                    Some(GaussianFit {
+                        mean: [at("mean", 0)?, at("mean", 1)?],
+                        chol: [at("chol", 0)?, at("chol", 1)?, at("chol", 2)?],
+                        kl: record::get(v, "kl")?,
+                    })
+                },
+                || {
+                    Ok(fit_gaussian_to_mixture(
+                        s,
+                        a,
+                        n_samples,
+                        steps,
+                        1e-2,
+                        child_seed(o.seed, i as u64),
+                    ))
+                },
+            )
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let ratio = |f: &GaussianFit, a: f64| (f.mean[0].powi(2) + f.mean[1].powi(2)).sqrt() / a;
     let table = Table::new("fits")
         .with("s", Values::F64(jobs.iter().map(|j| j.0).collect()))
@@ -507,52 +535,91 @@ fn tractable_bnn(o: &ReproduceOptions) -> Result<Reproduction> {
         mu: Vec<f64>,
         sigma: Vec<f64>,
     }
+    impl Run {
+        fn encode(&self) -> serde_json::Value {
+            use record::f;
+            serde_json::json!({
+                "mse": f(self.mse), "l": f(self.l), "lg_k": f(self.lg_k),
+                "lg_exact": f(self.lg_exact), "mi_k": f(self.mi_k),
+                "mi_exact": f(self.mi_exact), "mi_k_se": f(self.mi_k_se),
+                "mi_exact_se": f(self.mi_exact_se),
+                "mu": self.mu.iter().map(|&x| f(x)).collect::<Vec<_>>(),
+                "sigma": self.sigma.iter().map(|&x| f(x)).collect::<Vec<_>>(),
+            })
+        }
+
+        fn decode(v: &serde_json::Value) -> Option<Self> {
+            use record::get;
+            let list = |k: &str| -> Option<Vec<f64>> {
+                v.get(k)?
+                    .as_array()?
+                    .iter()
+                    .map(crate::journal::f64_from_json)
+                    .collect()
+            };
+            Some(Run {
+                mse: get(v, "mse")?,
+                l: get(v, "l")?,
+                lg_k: get(v, "lg_k")?,
+                lg_exact: get(v, "lg_exact")?,
+                mi_k: get(v, "mi_k")?,
+                mi_exact: get(v, "mi_exact")?,
+                mi_k_se: get(v, "mi_k_se")?,
+                mi_exact_se: get(v, "mi_exact_se")?,
+                mu: list("mu")?,
+                sigma: list("sigma")?,
+            })
+        }
+    }
     let counter = Counter::new(jobs.len(), o.progress.as_ref());
     let runs: Vec<Run> = jobs
         .par_iter()
         .map(|&(alpha, seed, sgm)| {
-            let data_seed = child_seed(o.seed, seed);
-            let train_set = abs_regression(100, alpha, 0.0, data_seed)?;
-            let test_set = abs_regression(100, alpha, 0.0, data_seed.wrapping_add(1_000_003))?;
-            let mut config = TrainConfig::new(lik);
-            config.epochs = 10;
-            config.batch_size = 10;
-            config.lr = 5e-3;
-            config.seed = child_seed(data_seed, 1);
-            config.prior_scale = TRACTABLE_PRIOR_SCALE;
-            let k2 = InfoNce::new(2);
-            let sym = if sgm {
-                Some(&k2 as &dyn MiGradient)
-            } else {
-                None
-            };
-            let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
-            let q = &out.posterior;
-            let eval = child_seed(data_seed, 2);
-            let mse = predictive(q, lik, &test_set, pred_s, eval)?
-                .mse
-                .unwrap_or(f64::NAN);
-            let l = elbo(q, lik, &train_set, TRACTABLE_PRIOR_SCALE, mi_s, eval)?;
-            let est_k = InfoNce::new(500).samples(mi_s).seed(eval).estimate(q)?;
-            let est_exact = ExactEnumeration::new()
-                .samples(mi_s)
-                .seed(eval)
-                .estimate(q)?;
-            let (mi_k, mi_exact) = (est_k.value, est_exact.value);
-            let n = train_set.len() as f64;
-            counter.tick();
-            Ok(Run {
-                mse,
-                l: l.elbo_per_point,
-                lg_k: l.elbo_per_point + mi_k / n,
-                lg_exact: l.elbo_per_point + mi_exact / n,
-                mi_k,
-                mi_exact,
-                mi_k_se: est_k.std_err.unwrap_or(f64::NAN),
-                mi_exact_se: est_exact.std_err.unwrap_or(f64::NAN),
-                mu: q.mu().to_vec(),
-                sigma: q.sigma().to_vec(),
+            let key = format!("tractable-bnn/{alpha}/{seed}/{sgm}");
+            o.journaled(&key, Run::encode, Run::decode, || {
+                let data_seed = child_seed(o.seed, seed);
+                let train_set = abs_regression(100, alpha, 0.0, data_seed)?;
+                let test_set = abs_regression(100, alpha, 0.0, data_seed.wrapping_add(1_000_003))?;
+                let mut config = TrainConfig::new(lik);
+                config.epochs = 10;
+                config.batch_size = 10;
+                config.lr = 5e-3;
+                config.seed = child_seed(data_seed, 1);
+                config.prior_scale = TRACTABLE_PRIOR_SCALE;
+                let k2 = InfoNce::new(2);
+                let sym = if sgm {
+                    Some(&k2 as &dyn MiGradient)
+                } else {
+                    None
+                };
+                let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
+                let q = &out.posterior;
+                let eval = child_seed(data_seed, 2);
+                let mse = predictive(q, lik, &test_set, pred_s, eval)?
+                    .mse
+                    .unwrap_or(f64::NAN);
+                let l = elbo(q, lik, &train_set, TRACTABLE_PRIOR_SCALE, mi_s, eval)?;
+                let est_k = InfoNce::new(500).samples(mi_s).seed(eval).estimate(q)?;
+                let est_exact = ExactEnumeration::new()
+                    .samples(mi_s)
+                    .seed(eval)
+                    .estimate(q)?;
+                let (mi_k, mi_exact) = (est_k.value, est_exact.value);
+                let n = train_set.len() as f64;
+                Ok(Run {
+                    mse,
+                    l: l.elbo_per_point,
+                    lg_k: l.elbo_per_point + mi_k / n,
+                    lg_exact: l.elbo_per_point + mi_exact / n,
+                    mi_k,
+                    mi_exact,
+                    mi_k_se: est_k.std_err.unwrap_or(f64::NAN),
+                    mi_exact_se: est_exact.std_err.unwrap_or(f64::NAN),
+                    mu: q.mu().to_vec(),
+                    sigma: q.sigma().to_vec(),
+                })
             })
+            .inspect(|_| counter.tick())
         })
         .collect::<Result<_>>()?;
     let table = Table::new("runs")

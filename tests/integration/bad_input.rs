@@ -191,12 +191,36 @@ fn fixtures(dir: &Path) {
     // Two shards of a run, then one byte of the first shard's Parquet file flipped.
     for i in ["0", "1"] {
         let out = Command::new(env!("CARGO_BIN_EXE_mi-est"))
-            .args(["run", "--posterior", "good.safetensors", "--k", "2", "--samples", "5", "--repeats", "2"])
-            .args(["--elbo-samples", "2", "--num-shards", "2", "--shard-index", i, "--out", "shards", "--overwrite"])
+            .args([
+                "run",
+                "--posterior",
+                "good.safetensors",
+                "--k",
+                "2",
+                "--samples",
+                "5",
+                "--repeats",
+                "2",
+            ])
+            .args([
+                "--elbo-samples",
+                "2",
+                "--num-shards",
+                "2",
+                "--shard-index",
+                i,
+                "--out",
+                "shards",
+                "--overwrite",
+            ])
             .current_dir(dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let shard = dir.join("shards/raw-shard-0-of-2.parquet");
     let mut bytes = std::fs::read(&shard).unwrap();
