@@ -261,6 +261,58 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     parquet_from_bytes(&bytes, path)
 }
 
+/// Walks every page header of every column chunk (without decoding values) and refuses
+/// a data page that claims more values than its row group has rows, or a page larger
+/// than 64 MiB: the decoder sizes its buffers from these claims (fuzzing found an
+/// allocation of ~2^61 bytes from one lying header, an abort no `catch_unwind` stops).
+fn check_pages(bytes: &[u8], path: &Path, num_rows: usize) -> Result<()> {
+    use polars_parquet::parquet::page::CompressedPage;
+    use polars_parquet::parquet::read::{get_page_iterator, read_metadata};
+    const MAX_PAGE: usize = 64 << 20;
+    let walked = std::panic::catch_unwind(|| -> std::result::Result<(), String> {
+        let meta = read_metadata(&mut std::io::Cursor::new(bytes)).map_err(|e| e.to_string())?;
+        let buffer = polars_buffer::Buffer::from(bytes.to_vec());
+        for (g, rg) in meta.row_groups.iter().enumerate() {
+            let rows = rg.num_rows().min(num_rows);
+            for col in rg.parquet_columns() {
+                let claimed =
+                    usize::try_from(col.num_values()).map_err(|_| "negative value count")?;
+                if claimed > rows {
+                    return Err(format!(
+                        "a column chunk of row group {g} claims {claimed} values for {rows} rows"
+                    ));
+                }
+                let pages = get_page_iterator(
+                    col,
+                    std::io::Cursor::new(buffer.clone()),
+                    Vec::new(),
+                    MAX_PAGE,
+                )
+                .map_err(|e| e.to_string())?;
+                for page in pages {
+                    if let CompressedPage::Data(p) = page.map_err(|e| e.to_string())? {
+                        if p.num_values() > rows {
+                            return Err(format!(
+                                "a data page of row group {g} claims {} values for {rows} rows",
+                                p.num_values()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
+    match walked {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(bad(path, format!("not a readable Parquet file: {reason}"))),
+        Err(_) => Err(bad(
+            path,
+            "not a readable Parquet file: malformed page headers".into(),
+        )),
+    }
+}
+
 /// The most rows a Parquet report may claim (10⁸; a grid item is one row).
 pub const MAX_PARQUET_ROWS: usize = 100_000_000;
 
@@ -314,6 +366,7 @@ pub fn parquet_from_bytes(bytes: &[u8], path: &Path) -> Result<DataFrame> {
             ),
         ));
     }
+    check_pages(bytes, path, num_rows)?;
     let decoded =
         std::panic::catch_unwind(|| ParquetReader::new(std::io::Cursor::new(bytes)).finish());
     match decoded {

@@ -113,3 +113,14 @@ fn fuzz_seed_files_are_valid_inputs() {
     .unwrap();
     assert!(!rows.is_empty());
 }
+
+/// The crash input fuzzing found in polars-parquet (a data page header that claims ~2^61
+/// values; decoding it aborts the process) is refused by the page-header walk before
+/// the decoder sees it.
+#[test]
+fn the_known_parquet_crash_input_is_refused_before_decoding() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/known-crashes/parquet-page-validity-allocation.bin");
+    let e = mi_est::report::raw_from_bytes(&std::fs::read(p).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("not a readable Parquet file"), "{e}");
+}
