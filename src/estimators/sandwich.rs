@@ -251,7 +251,9 @@ impl Sandwich {
 
     /// The lower-bound term of one draw and its gradient for given proposal draws
     /// `taus` (`K − 1` permutations of the one hidden layer), added into `grad_mu` and
-    /// `grad_sigma` (see the module docs).
+    /// `grad_sigma` (see the module docs). `ws` must hold this ω's costs and balancing
+    /// tape from [`GroupProposal::begin`] (one hidden layer: drawing and evaluating leave
+    /// them in place).
     fn lower_term_and_grad_given(
         &self,
         prop: &GroupProposal,
@@ -265,7 +267,6 @@ impl Sandwich {
         let uc: &UnitCost = prop.first();
         let d = uc.width();
         let k = taus.len() + 1;
-        prop.begin(omega, ws);
         // (a_k, ln r_T, ln r) for the identity (k = 0) and each draw.
         let mut terms = Vec::with_capacity(k);
         let (s_id, soft, ln_r) = prop.identity(omega, ws);
