@@ -391,26 +391,49 @@ impl ThriftWalker<'_> {
     }
 }
 
-/// Walks every page header of every column chunk (without decoding values) and refuses
-/// a data page that claims more values than its row group has rows, or a page larger
-/// than 64 MiB: the decoder sizes its buffers from these claims (fuzzing found an
-/// allocation of ~2^61 bytes from one lying header, an abort no `catch_unwind` stops).
-fn check_pages(bytes: &[u8], path: &Path, num_rows: usize) -> Result<()> {
+/// Checks what the decoder would size its buffers from, before it decodes anything: the
+/// footer's Thrift lists ([`check_footer`]); the metadata's row count and uncompressed
+/// size against the file (a few lying bytes must not ask for exabytes); and every page
+/// header of every column chunk, walked without decoding values — a data page may not
+/// claim more values than its row group has rows, a page may not exceed 64 MiB
+/// (fuzzing found an allocation of ~2^61 bytes from one lying header, an abort no
+/// `catch_unwind` stops). Returns the user-facing reason on refusal.
+fn check_claims(bytes: &[u8]) -> std::result::Result<(), String> {
     use polars_parquet::parquet::page::CompressedPage;
     use polars_parquet::parquet::read::{get_page_iterator, read_metadata};
     const MAX_PAGE: usize = 64 << 20;
+    let unreadable = |e: &dyn std::fmt::Display| format!("not a readable Parquet file: {e}");
+    check_footer(bytes).map_err(|e| unreadable(&e))?;
     let walked = std::panic::catch_unwind(|| -> std::result::Result<(), String> {
-        let meta = read_metadata(&mut std::io::Cursor::new(bytes)).map_err(|e| e.to_string())?;
+        let meta = read_metadata(&mut std::io::Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
+        let num_rows = meta.num_rows;
+        let rows = meta
+            .row_groups
+            .iter()
+            .map(|rg| rg.num_rows())
+            .fold(0usize, usize::saturating_add);
+        let claimed = meta
+            .row_groups
+            .iter()
+            .map(|rg| rg.total_byte_size())
+            .fold(0usize, usize::saturating_add);
+        let budget = bytes.len().saturating_mul(64).saturating_add(1 << 20);
+        if num_rows > MAX_PARQUET_ROWS || rows != num_rows || claimed > budget {
+            return Err(format!(
+                "implausible Parquet metadata: {num_rows} rows ({rows} in row groups), {claimed} bytes uncompressed in a {}-byte file",
+                bytes.len()
+            ));
+        }
         let buffer = polars_buffer::Buffer::from(bytes.to_vec());
         for (g, rg) in meta.row_groups.iter().enumerate() {
-            let rows = rg.num_rows().min(num_rows);
+            let rows = rg.num_rows();
             for col in rg.parquet_columns() {
-                let claimed =
-                    usize::try_from(col.num_values()).map_err(|_| "negative value count")?;
+                let claimed = usize::try_from(col.num_values())
+                    .map_err(|_| unreadable(&"negative value count"))?;
                 if claimed > rows {
-                    return Err(format!(
+                    return Err(unreadable(&format!(
                         "a column chunk of row group {g} claims {claimed} values for {rows} rows"
-                    ));
+                    )));
                 }
                 let pages = get_page_iterator(
                     col,
@@ -418,14 +441,14 @@ fn check_pages(bytes: &[u8], path: &Path, num_rows: usize) -> Result<()> {
                     Vec::new(),
                     MAX_PAGE,
                 )
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| unreadable(&e))?;
                 for page in pages {
-                    if let CompressedPage::Data(p) = page.map_err(|e| e.to_string())? {
+                    if let CompressedPage::Data(p) = page.map_err(|e| unreadable(&e))? {
                         if p.num_values() > rows {
-                            return Err(format!(
+                            return Err(unreadable(&format!(
                                 "a data page of row group {g} claims {} values for {rows} rows",
                                 p.num_values()
-                            ));
+                            )));
                         }
                     }
                 }
@@ -433,14 +456,7 @@ fn check_pages(bytes: &[u8], path: &Path, num_rows: usize) -> Result<()> {
         }
         Ok(())
     });
-    match walked {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(reason)) => Err(bad(path, format!("not a readable Parquet file: {reason}"))),
-        Err(_) => Err(bad(
-            path,
-            "not a readable Parquet file: malformed page headers".into(),
-        )),
-    }
+    walked.unwrap_or_else(|_| Err(unreadable(&"malformed metadata or page headers")))
 }
 
 /// The most rows a Parquet report may claim (10⁸; a grid item is one row).
@@ -453,52 +469,7 @@ pub const MAX_PARQUET_ROWS: usize = 100_000_000;
 ///
 /// [`Error::BadFile`] if the bytes are not a readable Parquet file.
 pub fn parquet_from_bytes(bytes: &[u8], path: &Path) -> Result<DataFrame> {
-    check_footer(bytes)
-        .map_err(|reason| bad(path, format!("not a readable Parquet file: {reason}")))?;
-    // The decoder allocates what the metadata claims; check the claims against the file
-    // first (a few lying bytes must not ask for exabytes).
-    let meta = std::panic::catch_unwind(|| {
-        ParquetReader::new(std::io::Cursor::new(bytes))
-            .get_metadata()
-            .map(|m| {
-                (
-                    m.num_rows,
-                    m.row_groups
-                        .iter()
-                        .map(|rg| (rg.num_rows(), rg.total_byte_size()))
-                        .collect::<Vec<_>>(),
-                )
-            })
-    });
-    let (num_rows, groups) = match meta {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => return Err(bad(path, format!("not a readable Parquet file: {e}"))),
-        Err(_) => {
-            return Err(bad(
-                path,
-                "not a readable Parquet file: malformed metadata".into(),
-            ));
-        }
-    };
-    let claimed: usize = groups
-        .iter()
-        .map(|g| g.1)
-        .fold(0usize, usize::saturating_add);
-    let rows: usize = groups
-        .iter()
-        .map(|g| g.0)
-        .fold(0usize, usize::saturating_add);
-    let budget = bytes.len().saturating_mul(64).saturating_add(1 << 20);
-    if num_rows > MAX_PARQUET_ROWS || rows != num_rows || claimed > budget {
-        return Err(bad(
-            path,
-            format!(
-                "implausible Parquet metadata: {num_rows} rows ({rows} in row groups), {claimed} bytes uncompressed in a {}-byte file",
-                bytes.len()
-            ),
-        ));
-    }
-    check_pages(bytes, path, num_rows)?;
+    check_claims(bytes).map_err(|reason| bad(path, reason))?;
     let decoded =
         std::panic::catch_unwind(|| ParquetReader::new(std::io::Cursor::new(bytes)).finish());
     match decoded {
