@@ -743,10 +743,7 @@ pub fn run(
         ".journal.jsonl".to_string()
     });
     // Refuse what would not fit before anything is written.
-    let shard_items: Vec<_> = crate::study::grid::grid_items(&config)
-        .into_iter()
-        .filter(|it| it.index % config.shard.1 == config.shard.0)
-        .collect();
+    let shard_items = crate::study::grid::shard_items(&config);
     crate::study::grid::grid_cost(&config, &posteriors, &shard_items)?;
     let journal = crate::journal::Journal::open(&journal_path, &fingerprint, options.overwrite)?;
     if journal.n_done() > 0 {

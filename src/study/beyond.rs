@@ -18,10 +18,7 @@ use std::time::Instant;
 use crate::data::{DataSpec, MnistSplit, load_mnist};
 use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
-use crate::estimators::{
-    Estimate, ExactEnumeration, ExactPermanent, ExactPruned, InfoNce, MiEstimator, PairwiseBound,
-    Sandwich,
-};
+use crate::estimators::{Estimate, InfoNce, MiEstimator, PairwiseBound, Sandwich};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::{child_seed, stream};
 use crate::study::reproduce::{
@@ -69,23 +66,20 @@ pub fn clustered_posterior(clusters: usize, size: usize) -> Result<MeanFieldGaus
     MeanFieldGaussian::from_mu_sigma(arch, mu, vec![0.3; p])
 }
 
-/// The exact estimator that suits `q`: the permanent (one hidden layer, width ≤ 20),
-/// the pruned permanent (wider single layers), enumeration (deeper nets).
+/// Exact I by the estimator `mi-est run` uses ([`exact_estimator`]: the permanent, the
+/// pruned permanent beyond width 24, enumeration for deeper nets).
+///
+/// [`exact_estimator`]: crate::study::grid::exact_estimator
 fn exact_for(q: &MeanFieldGaussian, samples: usize, seed: u64) -> Result<Estimate> {
-    let hidden = q.arch().hidden_widths();
-    if hidden.len() == 1 && hidden[0] <= 20 {
-        ExactPermanent::new()
-            .samples(samples)
-            .seed(seed)
-            .estimate(q)
-    } else if hidden.len() == 1 {
-        ExactPruned::new().samples(samples).seed(seed).estimate(q)
-    } else {
-        ExactEnumeration::new()
-            .samples(samples)
-            .seed(seed)
-            .estimate(q)
-    }
+    crate::study::grid::exact_estimator(q, samples, seed)
+        .ok_or_else(|| {
+            Error::invalid(
+                "posterior",
+                format!("widths {:?}", q.arch().widths()),
+                "exact I is not computable for this architecture",
+            )
+        })?
+        .estimate(q)
 }
 
 /// The 97.5 % quantile of Student's t with `samples − 1` degrees of freedom (the

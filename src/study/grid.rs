@@ -335,6 +335,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The items of this process's shard (`config.shard`), in grid order.
+pub fn shard_items(config: &GridConfig) -> Vec<GridItem> {
+    let (shard, n_shards) = config.shard;
+    grid_items(config)
+        .into_iter()
+        .filter(|it| it.index % n_shards == shard)
+        .collect()
+}
+
 /// The estimator of one grid item.
 fn item_estimator(
     item: &GridItem,
@@ -409,11 +418,7 @@ pub fn run_grid(
     progress: &(dyn Fn(usize, usize) + Sync),
     journal: Option<&crate::journal::Journal>,
 ) -> Result<Vec<RawRow>> {
-    let (shard, n_shards) = config.shard;
-    let items: Vec<GridItem> = grid_items(config)
-        .into_iter()
-        .filter(|it| it.index % n_shards == shard)
-        .collect();
+    let items = shard_items(config);
     let total = items.len();
     grid_cost(config, posteriors, &items)?;
     let done = std::sync::atomic::AtomicUsize::new(0);
