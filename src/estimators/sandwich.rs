@@ -379,7 +379,7 @@ impl MiGradient for SandwichBound {
                 "only the lower bound is an objective to maximize",
             ));
         }
-        UnitCost::new(q)?;
+        UnitCost::check_one_layer(q)?;
         q.arch().check_len("grad_mu", grad_mu)?;
         q.arch().check_len("grad_sigma", grad_sigma)?;
         let omega = q.reparameterize(eps)?;

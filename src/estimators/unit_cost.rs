@@ -106,6 +106,16 @@ impl UnitCost {
     ///
     /// [`Error::UnsupportedArchitecture`] for any other number of hidden layers.
     pub fn new(q: &MeanFieldGaussian) -> Result<Self> {
+        Self::check_one_layer(q)?;
+        Ok(Self::for_layer(q, 0))
+    }
+
+    /// The architecture check of [`UnitCost::new`], without building anything.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedArchitecture`] unless `q` has exactly one hidden layer.
+    pub(crate) fn check_one_layer(q: &MeanFieldGaussian) -> Result<()> {
         let widths = q.arch().widths();
         if widths.len() != 3 {
             return Err(Error::UnsupportedArchitecture {
@@ -114,7 +124,7 @@ impl UnitCost {
                 widths: widths.to_vec(),
             });
         }
-        Ok(Self::for_layer(q, 0))
+        Ok(())
     }
 
     /// The costs of hidden layer `h` of any depth, with the previous hidden layer (if
