@@ -246,6 +246,19 @@ fn train_with_the_exact_and_sandwich_symmetrized_objectives() {
     }
 }
 
+/// A Parquet report without its measured wall-time columns (all else must match
+/// between an interrupted and an uninterrupted run).
+fn without_wall_times(p: &std::path::Path) -> polars::prelude::DataFrame {
+    let df = mi_est::report::read_parquet(p).unwrap();
+    let keep: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .filter(|c| !c.contains("wall"))
+        .collect();
+    df.select(keep).unwrap()
+}
+
 /// Issue 8 item 3: `kill -9` in the middle of `mi-est run`, then the same command again:
 /// it resumes from the journal and its tables equal an uninterrupted run's (all columns
 /// but wall times); no half-written Parquet file is ever visible.
@@ -341,18 +354,9 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_run() {
         assert_eq!(x, y);
     }
     for name in ["bias_variance.parquet", "bounds.parquet"] {
-        let drop_wall = |p: std::path::PathBuf| {
-            let df = mi_est::report::read_parquet(&p).unwrap();
-            let keep: Vec<String> = df
-                .get_column_names()
-                .iter()
-                .map(|c| c.to_string())
-                .filter(|c| !c.contains("wall"))
-                .collect();
-            df.select(keep).unwrap()
-        };
         assert!(
-            drop_wall(killed.join(name)).equals_missing(&drop_wall(clean.join(name))),
+            without_wall_times(&killed.join(name))
+                .equals_missing(&without_wall_times(&clean.join(name))),
             "{name} differs"
         );
     }
@@ -416,19 +420,9 @@ fn a_killed_reproduction_resumes_and_matches_an_uninterrupted_one() {
         .output()
         .unwrap();
     assert!(fresh.status.success());
-    let table = |p: std::path::PathBuf| {
-        let df = mi_est::report::read_parquet(&p).unwrap();
-        let keep: Vec<String> = df
-            .get_column_names()
-            .iter()
-            .map(|c| c.to_string())
-            .filter(|c| !c.contains("wall"))
-            .collect();
-        df.select(keep).unwrap()
-    };
     assert!(
-        table(killed.join("mnist-quick/runs.parquet"))
-            .equals_missing(&table(clean.join("mnist-quick/runs.parquet")))
+        without_wall_times(&killed.join("mnist-quick/runs.parquet"))
+            .equals_missing(&without_wall_times(&clean.join("mnist-quick/runs.parquet")))
     );
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(killed.join("mnist-quick/manifest.json")).unwrap(),
