@@ -1,6 +1,7 @@
 //! Reports: row structs → Polars DataFrames → Parquet (written atomically), the run
 //! manifest, and SVG plots. The only module that knows Polars.
 
+mod footer;
 mod plots;
 
 use polars::prelude::*;
@@ -261,138 +262,8 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     parquet_from_bytes(&bytes, path)
 }
 
-/// Walks the file footer's Thrift (compact protocol) metadata without building it and
-/// refuses any list, map or string whose declared size exceeds the bytes left: the
-/// decoder pre-sizes its vectors from these sizes (fuzzing found ~136 GB requested from
-/// a lying list header, an abort no `catch_unwind` stops).
-fn check_footer(bytes: &[u8]) -> std::result::Result<(), String> {
-    let n = bytes.len();
-    if n < 12 || &bytes[n - 4..] != b"PAR1" {
-        return Err("no Parquet footer (PAR1)".into());
-    }
-    let len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().expect("4 bytes")) as usize;
-    if len > n - 12 {
-        return Err(format!("footer length {len} exceeds the file"));
-    }
-    let mut w = ThriftWalker {
-        b: &bytes[n - 8 - len..n - 8],
-        at: 0,
-    };
-    w.skip(12, 0)
-}
-
-/// A skipping reader of the Thrift compact protocol.
-struct ThriftWalker<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl ThriftWalker<'_> {
-    fn left(&self) -> usize {
-        self.b.len() - self.at
-    }
-
-    fn byte(&mut self) -> std::result::Result<u8, String> {
-        let x = *self.b.get(self.at).ok_or("footer ends early")?;
-        self.at += 1;
-        Ok(x)
-    }
-
-    fn varint(&mut self) -> std::result::Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..70).step_by(7) {
-            let x = self.byte()?;
-            v |= u64::from(x & 0x7f) << shift.min(63);
-            if x & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("varint too long".into())
-    }
-
-    fn take(&mut self, k: u64) -> std::result::Result<(), String> {
-        if k > self.left() as u64 {
-            return Err(format!(
-                "a size of {k} exceeds the {} footer bytes left",
-                self.left()
-            ));
-        }
-        self.at += k as usize;
-        Ok(())
-    }
-
-    /// Skips one value of compact type `ty` (12 = struct).
-    fn skip(&mut self, ty: u8, depth: usize) -> std::result::Result<(), String> {
-        if depth > 64 {
-            return Err("metadata nested too deeply".into());
-        }
-        match ty {
-            1 | 2 => Ok(()),
-            3 => self.take(1),
-            4..=6 => self.varint().map(|_| ()),
-            7 => self.take(8),
-            8 => {
-                let k = self.varint()?;
-                self.take(k)
-            }
-            9 | 10 => {
-                let h = self.byte()?;
-                let size = match h >> 4 {
-                    15 => self.varint()?,
-                    s => u64::from(s),
-                };
-                // Every element takes at least one byte.
-                if size > self.left() as u64 {
-                    return Err(format!(
-                        "a list of {size} elements in {} footer bytes",
-                        self.left()
-                    ));
-                }
-                let elem = h & 0x0f;
-                for _ in 0..size {
-                    if elem == 1 || elem == 2 {
-                        self.take(1)?;
-                    } else {
-                        self.skip(elem, depth + 1)?;
-                    }
-                }
-                Ok(())
-            }
-            11 => {
-                let size = self.varint()?;
-                if size == 0 {
-                    return Ok(());
-                }
-                if size.saturating_mul(2) > self.left() as u64 {
-                    return Err(format!(
-                        "a map of {size} entries in {} footer bytes",
-                        self.left()
-                    ));
-                }
-                let kv = self.byte()?;
-                for _ in 0..size {
-                    self.skip(kv >> 4, depth + 1)?;
-                    self.skip(kv & 0x0f, depth + 1)?;
-                }
-                Ok(())
-            }
-            12 => loop {
-                let h = self.byte()?;
-                if h == 0 {
-                    return Ok(());
-                }
-                if h >> 4 == 0 {
-                    self.varint()?; // explicit field id
-                }
-                self.skip(h & 0x0f, depth + 1)?;
-            },
-            other => Err(format!("unknown Thrift type {other}")),
-        }
-    }
-}
-
 /// Checks what the decoder would size its buffers from, before it decodes anything: the
-/// footer's Thrift lists ([`check_footer`]); the metadata's row count and uncompressed
+/// footer, walked as polars' decoder walks it ([`footer::check`]); the metadata's row count and uncompressed
 /// size against the file (a few lying bytes must not ask for exabytes); and every page
 /// header of every column chunk, walked without decoding values — a data page may not
 /// claim more values than its row group has rows, a page may not exceed 64 MiB
@@ -403,7 +274,7 @@ fn check_claims(bytes: &[u8]) -> std::result::Result<(), String> {
     use polars_parquet::parquet::read::{get_page_iterator, read_metadata};
     const MAX_PAGE: usize = 64 << 20;
     let unreadable = |e: &dyn std::fmt::Display| format!("not a readable Parquet file: {e}");
-    check_footer(bytes).map_err(|e| unreadable(&e))?;
+    footer::check(bytes).map_err(|e| unreadable(&e))?;
     let walked = std::panic::catch_unwind(|| -> std::result::Result<(), String> {
         let meta = read_metadata(&mut std::io::Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
         let num_rows = meta.num_rows;

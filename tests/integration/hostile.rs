@@ -114,13 +114,34 @@ fn fuzz_seed_files_are_valid_inputs() {
     assert!(!rows.is_empty());
 }
 
-/// The crash input fuzzing found in polars-parquet (a data page header that claims ~2^61
-/// values; decoding it aborts the process) is refused by the page-header walk before
-/// the decoder sees it.
+/// Every input that crashed (aborted) polars-parquet under fuzzing is refused before
+/// the decoder sees it, for the reason named by its file: `parquet-page-*` by the walk of
+/// the page headers (a data page claiming ~2^61 values), `parquet-footer-*` by the walk
+/// of the footer (a list header claiming ~2^31 elements, read by polars under a field id
+/// whose wire type says otherwise).
 #[test]
-fn the_known_parquet_crash_input_is_refused_before_decoding() {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/known-crashes/parquet-page-validity-allocation.bin");
-    let e = mi_est::report::raw_from_bytes(&std::fs::read(p).unwrap()).unwrap_err();
-    assert!(e.to_string().contains("not a readable Parquet file"), "{e}");
+fn the_known_parquet_crash_inputs_are_refused_before_decoding() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/known-crashes");
+    let mut seen = 0;
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let p = f.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".bin") {
+            continue;
+        }
+        let e = mi_est::report::raw_from_bytes(&std::fs::read(&p).unwrap())
+            .unwrap_err()
+            .to_string();
+        let why = if name.starts_with("parquet-footer") {
+            "a list of"
+        } else {
+            "value"
+        };
+        assert!(
+            e.contains("not a readable Parquet file") && e.contains(why),
+            "{name}: {e}"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 5);
 }
