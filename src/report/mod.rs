@@ -275,7 +275,7 @@ fn check_claims(bytes: &[u8]) -> std::result::Result<(), String> {
     const MAX_PAGE: usize = 64 << 20;
     let unreadable = |e: &dyn std::fmt::Display| format!("not a readable Parquet file: {e}");
     footer::check(bytes).map_err(|e| unreadable(&e))?;
-    let walked = std::panic::catch_unwind(|| -> std::result::Result<(), String> {
+    let walked = contain_panic(|| -> std::result::Result<(), String> {
         let meta = read_metadata(&mut std::io::Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
         let num_rows = meta.num_rows;
         let rows = meta
@@ -327,26 +327,52 @@ fn check_claims(bytes: &[u8]) -> std::result::Result<(), String> {
         }
         Ok(())
     });
-    walked.unwrap_or_else(|_| Err(unreadable(&"malformed metadata or page headers")))
+    walked.unwrap_or_else(|| Err(unreadable(&"malformed metadata or page headers")))
+}
+
+/// Panics being contained by [`contain_panic`] right now (in any thread).
+static CONTAINED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs `f`, returning `None` if it panicked. For the Parquet decoder, whose panics on
+/// malformed input become a bad-file error: their messages would otherwise reach the
+/// user's terminal before that error. On first use this installs a panic hook that
+/// stays silent while any containment is running and otherwise defers to the hook it
+/// replaced (so a panic of another thread during a decode also goes unprinted; it still
+/// unwinds as before).
+fn contain_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
+    use std::sync::atomic::Ordering::SeqCst;
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CONTAINED.load(SeqCst) == 0 {
+                previous(info);
+            }
+        }));
+    });
+    CONTAINED.fetch_add(1, SeqCst);
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINED.fetch_sub(1, SeqCst);
+    out.ok()
 }
 
 /// The most rows a Parquet report may claim (10⁸; a grid item is one row).
 pub const MAX_PARQUET_ROWS: usize = 100_000_000;
 
 /// Parses Parquet bytes (`path` only names the source in errors). A panic inside the
-/// Parquet decoder on hostile input is caught and reported as [`Error::BadFile`].
+/// Parquet decoder on hostile input is caught, unprinted, and reported as
+/// [`Error::BadFile`].
 ///
 /// # Errors
 ///
 /// [`Error::BadFile`] if the bytes are not a readable Parquet file.
 pub fn parquet_from_bytes(bytes: &[u8], path: &Path) -> Result<DataFrame> {
     check_claims(bytes).map_err(|reason| bad(path, reason))?;
-    let decoded =
-        std::panic::catch_unwind(|| ParquetReader::new(std::io::Cursor::new(bytes)).finish());
+    let decoded = contain_panic(|| ParquetReader::new(std::io::Cursor::new(bytes)).finish());
     match decoded {
-        Ok(Ok(df)) => Ok(df),
-        Ok(Err(e)) => Err(bad(path, format!("not a readable Parquet file: {e}"))),
-        Err(_) => Err(bad(
+        Some(Ok(df)) => Ok(df),
+        Some(Err(e)) => Err(bad(path, format!("not a readable Parquet file: {e}"))),
+        None => Err(bad(
             path,
             "not a readable Parquet file: the decoder failed on malformed data".into(),
         )),
