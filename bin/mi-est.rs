@@ -62,6 +62,9 @@ struct ReproduceArgs {
     out: PathBuf,
     #[arg(long)]
     overwrite: bool,
+    /// estimator-cost only: take each timed estimate's S from an earlier report folder (its repeats.parquet) instead of timing pilots, which reproduces that report's values exactly.
+    #[arg(long)]
+    samples_from: Option<PathBuf>,
 }
 
 #[derive(Parser, Debug)]
@@ -239,6 +242,13 @@ fn real_main() -> Result<()> {
 fn reproduce(a: ReproduceArgs) -> Result<()> {
     use mi_est::study::reproduce::{Experiment, ReproduceOptions};
     let experiment = Experiment::parse(&a.experiment)?;
+    let samples = match &a.samples_from {
+        Some(_) if experiment != Experiment::EstimatorCost => {
+            bail!("`--samples-from` applies to estimator-cost only")
+        }
+        Some(dir) => Some(mi_est::report::recorded_samples(dir)?),
+        None => None,
+    };
     if experiment.needs_mnist() && !a.data.is_dir() {
         bail!(
             "{}: MNIST folder not found (pass --data <folder with the IDX files>)",
@@ -258,6 +268,7 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
             grid_progress(),
         ))),
         journal: None,
+        samples,
     };
     eprintln!(
         "[reproduce] {} ({}) started",

@@ -405,36 +405,71 @@ pub fn raw_from_bytes(bytes: &[u8]) -> Result<Vec<RawRow>> {
     raw_rows(&parquet_from_bytes(bytes, here)?, here)
 }
 
-fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
-    let get = |name: &str| {
-        df.column(name)
-            .map_err(|_| bad(path, format!("missing column `{name}`")))
-    };
-    let f64s = |name: &str| -> Result<Vec<Option<f64>>> {
-        Ok(get(name)?
+/// Typed access to the columns of a frame read from `path`; errors name the column.
+struct Columns<'a> {
+    df: &'a DataFrame,
+    path: &'a Path,
+}
+
+impl Columns<'_> {
+    fn get(&self, name: &str) -> Result<&Column> {
+        self.df
+            .column(name)
+            .map_err(|_| bad(self.path, format!("missing column `{name}`")))
+    }
+
+    fn f64s(&self, name: &str) -> Result<Vec<Option<f64>>> {
+        Ok(self
+            .get(name)?
             .as_materialized_series()
             .f64()
-            .map_err(|_| bad(path, format!("column `{name}` is not f64")))?
+            .map_err(|_| bad(self.path, format!("column `{name}` is not f64")))?
             .iter()
             .collect())
-    };
-    let u64s = |name: &str| -> Result<Vec<Option<u64>>> {
-        Ok(get(name)?
+    }
+
+    fn u64s(&self, name: &str) -> Result<Vec<Option<u64>>> {
+        Ok(self
+            .get(name)?
             .as_materialized_series()
             .u64()
-            .map_err(|_| bad(path, format!("column `{name}` is not u64")))?
+            .map_err(|_| bad(self.path, format!("column `{name}` is not u64")))?
             .iter()
             .collect())
-    };
-    let strs = |name: &str| -> Result<Vec<Option<String>>> {
-        Ok(get(name)?
+    }
+
+    fn strs(&self, name: &str) -> Result<Vec<Option<String>>> {
+        Ok(self
+            .get(name)?
             .as_materialized_series()
             .str()
-            .map_err(|_| bad(path, format!("column `{name}` is not a string")))?
+            .map_err(|_| bad(self.path, format!("column `{name}` is not a string")))?
             .iter()
             .map(|s| s.map(str::to_string))
             .collect())
-    };
+    }
+
+    /// Refuses columns whose lengths disagree with the frame's row count (polars
+    /// returned such columns for hostile files).
+    fn same_lengths(&self, lengths: &[usize]) -> Result<usize> {
+        let height = self.df.height();
+        if lengths.iter().any(|&l| l != height) {
+            return Err(bad(
+                self.path,
+                format!("column lengths {lengths:?} disagree with the row count {height}"),
+            ));
+        }
+        Ok(height)
+    }
+}
+
+fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
+    let c = Columns { df, path };
+    let (f64s, u64s, strs) = (
+        |n: &str| c.f64s(n),
+        |n: &str| c.u64s(n),
+        |n: &str| c.strs(n),
+    );
     let need = |v: Option<f64>, name: &str, i: usize| {
         v.ok_or_else(|| bad(path, format!("null in `{name}` at row {i}")))
     };
@@ -466,8 +501,7 @@ fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
         strs("posterior_sha256")?,
         strs("estimator")?,
     );
-    let height = df.height();
-    let lengths = [
+    let height = c.same_lengths(&[
         item.len(),
         k.len(),
         n_samples.len(),
@@ -484,13 +518,7 @@ fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
         ppath.len(),
         sha.len(),
         est.len(),
-    ];
-    if lengths.iter().any(|&l| l != height) {
-        return Err(bad(
-            path,
-            format!("column lengths {lengths:?} disagree with the row count {height}"),
-        ));
-    }
+    ])?;
     (0..height)
         .map(|i| {
             Ok(RawRow {
@@ -513,6 +541,50 @@ fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
             })
         })
         .collect()
+}
+
+/// The S of every timed estimate of an `estimator-cost` report folder, read from its
+/// `repeats.parquet`: with them as [`ReproduceOptions::samples`] a rerun computes that
+/// report's values exactly (S is otherwise chosen from timed pilots).
+///
+/// [`ReproduceOptions::samples`]: crate::study::reproduce::ReproduceOptions::samples
+///
+/// # Errors
+///
+/// [`Error::Io`] or [`Error::BadFile`] naming `repeats.parquet` (unreadable, a missing
+/// or mistyped column, nulls, K not a whole number, rows of one estimate disagreeing
+/// on S).
+pub fn recorded_samples(dir: &Path) -> Result<std::collections::BTreeMap<String, usize>> {
+    let path = dir.join("repeats.parquet");
+    let df = read_parquet(&path)?;
+    let c = Columns {
+        df: &df,
+        path: &path,
+    };
+    let (post, est, k, samples) = (
+        c.strs("posterior")?,
+        c.strs("estimator")?,
+        c.f64s("k")?,
+        c.u64s("samples")?,
+    );
+    let height = c.same_lengths(&[post.len(), est.len(), k.len(), samples.len()])?;
+    let rows = (0..height)
+        .map(|i| {
+            let null = |name: &str| bad(&path, format!("null in `{name}` at row {i}"));
+            let k = match k[i] {
+                None => None,
+                Some(x) if x >= 1.0 && x.fract() == 0.0 && x <= 1e15 => Some(x as usize),
+                Some(x) => return Err(bad(&path, format!("`k` = {x} at row {i} is not a K"))),
+            };
+            Ok((
+                post[i].clone().ok_or_else(|| null("posterior"))?,
+                est[i].clone().ok_or_else(|| null("estimator"))?,
+                k,
+                samples[i].ok_or_else(|| null("samples"))? as usize,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    crate::study::beyond::samples_of_rows(rows).map_err(|e| bad(&path, e.to_string()))
 }
 
 /// Everything `mi-est run` needs besides the grid itself.
@@ -987,6 +1059,7 @@ pub fn reproduce_into(
         "seed": options.seed,
         "version": env!("CARGO_PKG_VERSION"),
         "inputs": inputs.iter().map(|i| i["sha256"].clone()).collect::<Vec<_>>(),
+        "samples": options.samples,
     });
     let journal_path = dir.join(".journal.jsonl");
     let journal = crate::journal::Journal::open(

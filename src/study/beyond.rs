@@ -128,6 +128,57 @@ impl Probe {
     fn deterministic(self) -> bool {
         self == Probe::Pairwise
     }
+
+    /// The probe behind a row of the raw table (`estimator`, `k`); `None` for the
+    /// deterministic pairwise bounds, which take no S.
+    fn of_row(estimator: &str, k: Option<usize>) -> Option<Probe> {
+        match (estimator, k) {
+            ("infonce", Some(k)) => Some(Probe::InfoNce(k)),
+            ("sandwich-lower" | "sandwich-upper", Some(k)) => Some(Probe::Sandwich(k)),
+            (e, None) if e.starts_with("exact-") => Some(Probe::Exact),
+            _ => None,
+        }
+    }
+
+    /// The key of this probe's S on posterior `posterior` in
+    /// [`ReproduceOptions::samples`](crate::study::reproduce::ReproduceOptions).
+    fn key(self, posterior: &str) -> String {
+        match self {
+            Probe::InfoNce(k) => format!("{posterior}/infonce-{k}"),
+            Probe::Sandwich(k) => format!("{posterior}/sandwich-{k}"),
+            Probe::Exact => format!("{posterior}/exact"),
+            Probe::Pairwise => format!("{posterior}/pairwise"),
+        }
+    }
+}
+
+/// The S each timed estimate of an `estimator-cost` report used, read from the rows of
+/// its raw table (`posterior`, `estimator`, `k`, `samples`), keyed as
+/// [`ReproduceOptions::samples`](crate::study::reproduce::ReproduceOptions) expects.
+/// With them a rerun computes the same values as that report, whatever the machine's
+/// speed (S is otherwise chosen from timed pilots).
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] if two rows of one estimate disagree on S or an S is 0.
+pub fn samples_of_rows(
+    rows: impl IntoIterator<Item = (String, String, Option<usize>, usize)>,
+) -> Result<std::collections::BTreeMap<String, usize>> {
+    let mut map = std::collections::BTreeMap::new();
+    for (posterior, estimator, k, samples) in rows {
+        let Some(probe) = Probe::of_row(&estimator, k) else {
+            continue;
+        };
+        let key = probe.key(&posterior);
+        if samples == 0 || *map.entry(key.clone()).or_insert(samples) != samples {
+            return Err(Error::invalid(
+                "samples",
+                samples,
+                format!("rows of `{key}` disagree on S or S is 0"),
+            ));
+        }
+    }
+    Ok(map)
 }
 
 /// One row of the cost study's raw table.
@@ -310,11 +361,23 @@ pub(crate) fn estimator_cost(o: &ReproduceOptions) -> Result<Reproduction> {
                 continue;
             }
             let key = format!("estimator-cost/{name}/{probe:?}");
+            let recorded = match (&o.samples, probe.deterministic()) {
+                (Some(map), false) => Some(*map.get(&probe.key(&name)).ok_or_else(|| {
+                    Error::invalid(
+                        "samples",
+                        probe.key(&name),
+                        "no S recorded for this estimate".to_string(),
+                    )
+                })?),
+                _ => None,
+            };
             let found = o.journaled(&key, encode_repeats, decode_repeats, || {
                 pool.install(|| -> Result<Vec<Repeat>> {
                     let mut rows = Vec::new();
                     let samples = if probe.deterministic() {
                         1
+                    } else if let Some(s) = recorded {
+                        s
                     } else {
                         // Pilot: a warm-up, then the time of one draw.
                         probe.run(&q, 2, seed)?;
@@ -382,8 +445,13 @@ pub(crate) fn estimator_cost(o: &ReproduceOptions) -> Result<Reproduction> {
             Values::F64(rows.iter().map(|r| r.wall_s).collect()),
         );
     let (table, md, plots) = summary;
+    let chosen = if o.samples.is_some() {
+        "S as recorded by an earlier run"
+    } else {
+        "S chosen from a timed pilot"
+    };
     let header = format!(
-        "Budget {:.0} ms of one thread per estimate (S chosen from a timed pilot), {repeats} repeats per estimator, exact reference from {ref_samples} draws. Coverage: the share of repeats whose interval [lower − t SE, upper + t SE] contains the exact value (to 1e-9 relative, for rounding), t the 97.5 % quantile of Student's t with S − 1 degrees of freedom (each side misses with probability ≤ 2.5 %, so ≥ 95 % is expected); raw: [lower, upper] without the margin.\n\n",
+        "Budget {:.0} ms of one thread per estimate ({chosen}; `repeats.parquet` records it, and `mi-est reproduce estimator-cost --samples-from <this folder>` reruns with the same S and so the same values), {repeats} repeats per estimator, exact reference from {ref_samples} draws. Coverage: the share of repeats whose interval [lower − t SE, upper + t SE] contains the exact value (to 1e-9 relative, for rounding), t the 97.5 % quantile of Student's t with S − 1 degrees of freedom (each side misses with probability ≤ 2.5 %, so ≥ 95 % is expected); raw: [lower, upper] without the margin.\n\n",
         1000.0 * budget
     );
     Ok(Reproduction {

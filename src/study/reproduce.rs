@@ -167,6 +167,11 @@ pub struct ReproduceOptions {
     /// Where finished runs are recorded so an interrupted experiment resumes
     /// ([`crate::journal`]); `None` computes everything.
     pub journal: Option<std::sync::Arc<crate::journal::Journal>>,
+    /// `estimator-cost` only: the S of each timed estimate (keys `posterior/probe`, as
+    /// [`crate::study::beyond::samples_of_rows`] reads them from an earlier report)
+    /// instead of S chosen from timed pilots, so that the values do not depend on the
+    /// machine's speed; `None` times the pilots.
+    pub samples: Option<std::collections::BTreeMap<String, usize>>,
 }
 
 impl ReproduceOptions {

@@ -13,6 +13,7 @@ fn quick() -> ReproduceOptions {
         mnist_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist-small"),
         progress: None,
         journal: None,
+        samples: None,
     }
 }
 
@@ -185,19 +186,47 @@ fn mnist_objectives_quick_study_runs_every_objective() {
     }
 }
 
+/// `a` and `b` hold the same tables, bit for bit (NaN included), except measured wall
+/// times.
+fn assert_same_but_wall(a: &Reproduction, b: &Reproduction, what: &str) {
+    assert_eq!(a.tables.len(), b.tables.len());
+    let bits = |v: &Values| -> Vec<String> {
+        match v {
+            Values::F64(x) => x.iter().map(|f| f.to_bits().to_string()).collect(),
+            Values::OptF64(x) => x
+                .iter()
+                .map(|f| format!("{:?}", f.map(f64::to_bits)))
+                .collect(),
+            Values::U64(x) => x.iter().map(|u| u.to_string()).collect(),
+            Values::Str(x) => x.clone(),
+            Values::Bool(x) => x.iter().map(|b| b.to_string()).collect(),
+        }
+    };
+    for (ta, tb) in a.tables.iter().zip(&b.tables) {
+        assert_eq!(ta.columns.len(), tb.columns.len(), "{what}: {}", ta.name);
+        for ((na, va), (nb, vb)) in ta.columns.iter().zip(&tb.columns) {
+            assert_eq!(na, nb);
+            if !na.contains("wall") {
+                assert_eq!(bits(va), bits(vb), "{what}: {}.{na}", ta.name);
+            }
+        }
+    }
+}
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 /// Issue 8 item 4: every reproduction (quick) gives the same tables with 1 and with 2
-/// threads, except measured wall times. (`estimator-cost` is excluded by design: it
-/// picks S from timed pilots to equalize wall time, so its S — and with it the values —
-/// follows the machine's speed.)
+/// threads, except measured wall times. (`estimator-cost` picks S from timed pilots to
+/// equalize wall time, so its S follows the machine's speed; the next test reruns it
+/// with recorded S.)
 #[test]
 fn reproductions_are_identical_with_one_and_two_threads() {
-    let in_pool = |threads: usize, e: Experiment| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| reproduce(e, &quick()).unwrap())
-    };
     for e in [
         Experiment::ModeInterpolation,
         Experiment::TractableBnn,
@@ -205,31 +234,47 @@ fn reproductions_are_identical_with_one_and_two_threads() {
         Experiment::ModeProximity,
         Experiment::MnistObjectives,
     ] {
-        let (a, b) = (in_pool(1, e), in_pool(2, e));
-        assert_eq!(a.tables.len(), b.tables.len());
-        for (ta, tb) in a.tables.iter().zip(&b.tables) {
-            for ((na, va), (nb, vb)) in ta.columns.iter().zip(&tb.columns) {
-                assert_eq!(na, nb);
-                if na.contains("wall") {
-                    continue;
-                }
-                // Bit-identical, NaN included.
-                let bits = |v: &Values| -> Vec<String> {
-                    match v {
-                        Values::F64(x) => x.iter().map(|f| f.to_bits().to_string()).collect(),
-                        Values::OptF64(x) => x
-                            .iter()
-                            .map(|f| format!("{:?}", f.map(f64::to_bits)))
-                            .collect(),
-                        Values::U64(x) => x.iter().map(|u| u.to_string()).collect(),
-                        Values::Str(x) => x.clone(),
-                        Values::Bool(x) => x.iter().map(|b| b.to_string()).collect(),
-                    }
-                };
-                assert_eq!(bits(va), bits(vb), "{}: {}.{na}", e.name(), ta.name);
-            }
-        }
+        let run = |threads| in_pool(threads, || reproduce(e, &quick()).unwrap());
+        assert_same_but_wall(&run(1), &run(2), e.name());
     }
+}
+
+/// Issue 8 item 4 for `estimator-cost`: a rerun that takes each estimate's S from the
+/// first run's report folder (`--samples-from`) gives the first run's values bit for bit,
+/// with 1 and with 2 threads, whatever the pilots would time now.
+#[test]
+fn estimator_cost_rerun_with_recorded_samples_is_identical_on_one_and_two_threads() {
+    let dir = std::env::temp_dir().join(format!("mi-est-cost-rerun-{}", std::process::id()));
+    let (first, _) = mi_est::report::reproduce_into(
+        &dir,
+        Experiment::EstimatorCost,
+        quick(),
+        true,
+        &["test".to_string()],
+    )
+    .unwrap();
+    let samples = mi_est::report::recorded_samples(&dir).unwrap();
+    // 4 posteriors (quick) × 7 timed probes (I^K at 3 K, sandwich at 3 K, exact).
+    assert_eq!(samples.len(), 28, "{samples:?}");
+    assert!(samples.values().all(|&s| s >= 2));
+    for threads in [1, 2] {
+        let mut o = quick();
+        o.samples = Some(samples.clone());
+        let again = in_pool(threads, || {
+            reproduce(Experiment::EstimatorCost, &o).unwrap()
+        });
+        assert_same_but_wall(&first, &again, &format!("{threads} threads"));
+    }
+    // A recorded S missing for one estimate is a named error, not a silent pilot.
+    let mut o = quick();
+    let mut partial = samples.clone();
+    partial.remove("overlap-d6/sandwich-16").unwrap();
+    o.samples = Some(partial);
+    let e = reproduce(Experiment::EstimatorCost, &o)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("overlap-d6/sandwich-16"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Every journaled experiment reads all its runs back from a complete journal: a second
