@@ -368,7 +368,16 @@ pub const MAX_PARQUET_ROWS: usize = 100_000_000;
 /// [`Error::BadFile`] if the bytes are not a readable Parquet file.
 pub fn parquet_from_bytes(bytes: &[u8], path: &Path) -> Result<DataFrame> {
     check_claims(bytes).map_err(|reason| bad(path, reason))?;
-    let decoded = contain_panic(|| ParquetReader::new(std::io::Cursor::new(bytes)).finish());
+    let decoded = contain_panic(|| {
+        let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
+        // Columns may still be lazy (a scalar column is built on first access, and
+        // building one of a hostile type panics — found by fuzzing): build them here,
+        // inside the containment; later accesses reuse them.
+        for c in df.columns() {
+            c.as_materialized_series();
+        }
+        PolarsResult::Ok(df)
+    });
     match decoded {
         Some(Ok(df)) => Ok(df),
         Some(Err(e)) => Err(bad(path, format!("not a readable Parquet file: {e}"))),
