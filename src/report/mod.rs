@@ -657,8 +657,8 @@ fn manifest(
     config: &GridConfig,
     options: &RunOptions,
     posteriors: &[crate::study::grid::LoadedPosterior],
+    git: Option<String>,
 ) -> String {
-    let git = git_revision();
     serde_json::to_string_pretty(&serde_json::json!({
         "tool": "mi-est",
         "version": env!("CARGO_PKG_VERSION"),
@@ -731,8 +731,10 @@ pub fn run(
             journal_path.display()
         );
     }
+    // The revision that computes, taken before the (possibly hours-long) work.
+    let git = git_revision();
     let rows = run_grid(&config, &posteriors, progress, Some(&journal))?;
-    let manifest = manifest(&config, options, &posteriors);
+    let manifest = manifest(&config, options, &posteriors, git);
     if sharded {
         let mpath = options.out.join(format!(
             "manifest-shard-{}-of-{}.json",
@@ -1071,6 +1073,8 @@ pub fn reproduce_into(
         "samples": options.samples,
     });
     let journal_path = dir.join(".journal.jsonl");
+    // The revision that computes, taken before the (possibly hours-long) work.
+    let git = git_revision();
     let journal = crate::journal::Journal::open(
         &journal_path,
         &crate::journal::fingerprint(&settings),
@@ -1091,7 +1095,7 @@ pub fn reproduce_into(
     let manifest = serde_json::to_string_pretty(&serde_json::json!({
         "tool": "mi-est",
         "version": env!("CARGO_PKG_VERSION"),
-        "git_revision": git_revision(),
+        "git_revision": git,
         "command_line": command_line,
         "experiment": experiment.name(),
         "quick": options.quick,
