@@ -68,7 +68,7 @@ fn reader(b: &[u8]) -> Reader<'_> {
     }
 }
 
-/// One field header: wire type (compact protocol nibble), id, and a bool field's value.
+/// One field header: wire type (compact protocol nibble) and id.
 #[derive(Clone, Copy)]
 struct Field {
     ty: u8,
@@ -76,7 +76,8 @@ struct Field {
 }
 
 impl Field {
-    /// The value of a bool field; polars panics (`expect`) on any other wire type.
+    /// Refuses a field polars reads as a bool unless its wire type is one (polars takes
+    /// the value from the header and panics, `expect`, on any other type).
     fn bool(self) -> Walk<()> {
         match self.ty {
             1 | 2 => Ok(()),
