@@ -204,16 +204,20 @@ impl Reader<'_> {
     }
 
     /// polars' `read_struct_fields!`: `arm` reads the fields it knows and returns
-    /// `false` for the rest, which are skipped by wire type.
-    fn fields(&mut self, mut arm: impl FnMut(&mut Self, Field) -> Walk<bool>) -> Walk<()> {
+    /// `false` for the rest, which are skipped by wire type. Returns the ids `arm` read
+    /// (bit `i` for id `i`; the arms read ids below 16), for [`required`].
+    fn fields(&mut self, mut arm: impl FnMut(&mut Self, Field) -> Walk<bool>) -> Walk<u64> {
         let mut last = 0i16;
+        let mut read = 0u64;
         while let Some(f) = self.field_begin(last)? {
-            if !arm(self, f)? {
+            if arm(self, f)? {
+                read |= 1u64.checked_shl(f.id as u32).unwrap_or(0);
+            } else {
                 self.skip(f.ty, SKIP_DEPTH)?;
             }
             last = f.id;
         }
-        Ok(())
+        Ok(read)
     }
 
     /// polars' `skip_till_depth`. Like polars, the elements of a skipped list of bools
@@ -265,9 +269,8 @@ impl Reader<'_> {
     }
 
     fn file_metadata(&mut self) -> Walk<()> {
-        let mut seen = [false; 8];
         let mut children = Vec::new();
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             match f.id {
                 1 | 3 => r.zigzag().map(|_| ())?,
                 2 => r.list(|r| r.schema_element(&mut children))?,
@@ -277,12 +280,11 @@ impl Reader<'_> {
                 7 => r.list(Self::column_order)?,
                 _ => return Ok(false),
             }
-            seen[f.id as usize] = true;
             Ok(true)
         })?;
         required(
             "FileMetaData",
-            &seen,
+            read,
             &[
                 (1, "version"),
                 (2, "schema"),
@@ -295,84 +297,59 @@ impl Reader<'_> {
 
     /// Records each element's `num_children` for [`schema_depth`].
     fn schema_element(&mut self, children: &mut Vec<i64>) -> Walk<()> {
-        let mut name = false;
         let mut num_children = 0;
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             match f.id {
                 1 | 2 | 3 | 6..=9 => r.zigzag().map(|_| ())?,
-                4 => {
-                    r.string()?;
-                    name = true;
-                }
+                4 => r.string()?,
                 5 => num_children = i64::from(r.zigzag()? as i32),
                 10 => r.logical_type()?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
-        if !name {
-            return Err("SchemaElement.name missing".into());
-        }
+        required("SchemaElement", read, &[(4, "name")])?;
         children.push(num_children);
         Ok(())
     }
 
     fn row_group(&mut self) -> Walk<()> {
-        let mut seen = [false; 4];
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             match f.id {
                 1 => r.list(Self::column_chunk)?,
                 2 | 3 | 5..=7 => r.vlq().map(|_| ())?,
                 4 => r.list(Self::sorting_column)?,
                 _ => return Ok(false),
             }
-            if let Some(s) = seen.get_mut(f.id as usize) {
-                *s = true;
-            }
             Ok(true)
         })?;
         required(
             "RowGroup",
-            &seen,
+            read,
             &[(1, "columns"), (2, "total_byte_size"), (3, "num_rows")],
         )
     }
 
     fn column_chunk(&mut self) -> Walk<()> {
-        let mut meta = false;
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             match f.id {
                 1 => r.binary()?,
                 2 | 4..=7 => r.vlq().map(|_| ())?,
-                3 => {
-                    r.column_meta_data()?;
-                    meta = true;
-                }
+                3 => r.column_meta_data()?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
-        if meta {
-            Ok(())
-        } else {
-            Err("ColumnChunk.meta_data missing".into())
-        }
+        required("ColumnChunk", read, &[(3, "meta_data")])
     }
 
     /// Also refuses what polars checks (codec) or unwraps (the chunk's byte range) right
     /// after decoding it.
     fn column_meta_data(&mut self) -> Walk<()> {
-        let mut seen = [false; 12];
         let mut value = [0i64; 12];
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             match f.id {
-                4..=7 | 9..=11 => {
-                    let v = r.zigzag()?;
-                    if let Some(s) = value.get_mut(f.id as usize) {
-                        *s = v;
-                        seen[f.id as usize] = true;
-                    }
-                }
+                4..=7 | 9..=11 => value[f.id as usize] = r.zigzag()?,
                 1 | 14 | 15 => r.vlq().map(|_| ())?,
                 2 => r.list(|r| r.vlq().map(|_| ()))?,
                 3 => r.list(Self::binary)?,
@@ -383,7 +360,7 @@ impl Reader<'_> {
         })?;
         required(
             "ColumnMetaData",
-            &seen,
+            read,
             &[
                 (4, "codec"),
                 (5, "num_values"),
@@ -397,7 +374,11 @@ impl Reader<'_> {
         if !(0..=7).contains(&codec) {
             return Err(format!("unknown compression codec {codec}"));
         }
-        let start = if seen[11] { value[11] } else { value[9] } as u64;
+        let start = if read & 1 << 11 != 0 {
+            value[11]
+        } else {
+            value[9]
+        } as u64;
         if start.checked_add(value[7] as u64).is_none() {
             return Err("a column chunk's byte range overflows".into());
         }
@@ -419,42 +400,32 @@ impl Reader<'_> {
             }
             Ok(true)
         })
+        .map(|_| ())
     }
 
     fn key_value(&mut self) -> Walk<()> {
-        let mut key = false;
-        self.fields(|r, f| {
-            match f.id {
-                1 => {
-                    r.string()?;
-                    key = true;
-                }
-                2 => r.string()?,
-                _ => return Ok(false),
+        let read = self.fields(|r, f| {
+            if !(1..=2).contains(&f.id) {
+                return Ok(false);
             }
+            r.string()?;
             Ok(true)
         })?;
-        if key {
-            Ok(())
-        } else {
-            Err("KeyValue.key missing".into())
-        }
+        required("KeyValue", read, &[(1, "key")])
     }
 
     fn sorting_column(&mut self) -> Walk<()> {
-        let mut seen = [false; 4];
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             match f.id {
                 1 => r.zigzag().map(|_| ())?,
                 2 | 3 => f.bool()?,
                 _ => return Ok(false),
             }
-            seen[f.id as usize] = true;
             Ok(true)
         })?;
         required(
             "SortingColumn",
-            &seen,
+            read,
             &[(1, "column_idx"), (2, "descending"), (3, "nulls_first")],
         )
     }
@@ -462,20 +433,14 @@ impl Reader<'_> {
     /// A union of empty structs (`ColumnOrder`, `TimeUnit`): polars reads variants
     /// `1..=last` as empty structs and needs one of them.
     fn union_of_empty(&mut self, name: &str, last: i16) -> Walk<()> {
-        let mut some = false;
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             if !(1..=last).contains(&f.id) {
                 return Ok(false);
             }
             r.empty_struct()?;
-            some = true;
             Ok(true)
         })?;
-        if some {
-            Ok(())
-        } else {
-            Err(format!("{name} union has no variant set"))
-        }
+        one_variant(name, read)
     }
 
     fn column_order(&mut self) -> Walk<()> {
@@ -484,12 +449,11 @@ impl Reader<'_> {
 
     /// polars' `read_empty_struct`: every field skipped by wire type.
     fn empty_struct(&mut self) -> Walk<()> {
-        self.fields(|_, _| Ok(false))
+        self.fields(|_, _| Ok(false)).map(|_| ())
     }
 
     fn logical_type(&mut self) -> Walk<()> {
-        let mut some = false;
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             match f.id {
                 1..=4 | 6 | 11..=15 => r.empty_struct()?,
                 5 => r.decimal()?,
@@ -497,68 +461,67 @@ impl Reader<'_> {
                 10 => r.int_type()?,
                 _ => return Ok(false),
             }
-            some = true;
             Ok(true)
         })?;
-        if some {
-            Ok(())
-        } else {
-            Err("LogicalType union has no variant set".into())
-        }
+        one_variant("LogicalType", read)
     }
 
     fn decimal(&mut self) -> Walk<()> {
-        let mut seen = [false; 3];
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             if !(1..=2).contains(&f.id) {
                 return Ok(false);
             }
             r.zigzag()?;
-            seen[f.id as usize] = true;
             Ok(true)
         })?;
-        required("DecimalType", &seen, &[(1, "scale"), (2, "precision")])
+        required("DecimalType", read, &[(1, "scale"), (2, "precision")])
     }
 
     /// `TimeType` and `TimestampType`.
     fn time(&mut self) -> Walk<()> {
-        let mut seen = [false; 3];
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             match f.id {
                 1 => f.bool()?,
                 2 => r.union_of_empty("TimeUnit", 3)?,
                 _ => return Ok(false),
             }
-            seen[f.id as usize] = true;
             Ok(true)
         })?;
         required(
             "TimeType",
-            &seen,
+            read,
             &[(1, "is_adjusted_to_u_t_c"), (2, "unit")],
         )
     }
 
     fn int_type(&mut self) -> Walk<()> {
-        let mut seen = [false; 3];
-        self.fields(|r, f| {
+        let read = self.fields(|r, f| {
             match f.id {
                 1 => r.byte().map(|_| ())?,
                 2 => f.bool()?,
                 _ => return Ok(false),
             }
-            seen[f.id as usize] = true;
             Ok(true)
         })?;
-        required("IntType", &seen, &[(1, "bit_width"), (2, "is_signed")])
+        required("IntType", read, &[(1, "bit_width"), (2, "is_signed")])
     }
 }
 
-/// Refuses a struct missing one of the `(id, name)` fields polars requires.
-fn required(what: &str, seen: &[bool], fields: &[(usize, &str)]) -> Walk<()> {
-    match fields.iter().find(|(id, _)| !seen[*id]) {
+/// Refuses a struct missing one of the `(id, name)` fields polars requires; `read` holds
+/// the ids read, as [`Reader::fields`] returns them.
+fn required(what: &str, read: u64, fields: &[(u32, &str)]) -> Walk<()> {
+    match fields.iter().find(|(id, _)| read & 1 << id == 0) {
         Some((_, name)) => Err(format!("{what}.{name} missing")),
         None => Ok(()),
+    }
+}
+
+/// Refuses a union (`read` as [`Reader::fields`] returns it) with no variant set.
+fn one_variant(name: &str, read: u64) -> Walk<()> {
+    if read == 0 {
+        Err(format!("{name} union has no variant set"))
+    } else {
+        Ok(())
     }
 }
 
