@@ -140,8 +140,9 @@ impl Probe {
         }
     }
 
-    /// The key of this probe's S on posterior `posterior` in
-    /// [`ReproduceOptions::samples`](crate::study::reproduce::ReproduceOptions).
+    /// The name of this probe on posterior `posterior`: the key of its S in
+    /// [`ReproduceOptions::samples`](crate::study::reproduce::ReproduceOptions) and of its
+    /// repeats in the journal.
     fn key(self, posterior: &str) -> String {
         match self {
             Probe::InfoNce(k) => format!("{posterior}/infonce-{k}"),
@@ -360,17 +361,18 @@ pub(crate) fn estimator_cost(o: &ReproduceOptions) -> Result<Reproduction> {
                 counter.tick();
                 continue;
             }
-            let key = format!("estimator-cost/{name}/{probe:?}");
+            let probe_key = probe.key(&name);
             let recorded = match (&o.samples, probe.deterministic()) {
-                (Some(map), false) => Some(*map.get(&probe.key(&name)).ok_or_else(|| {
+                (Some(map), false) => Some(*map.get(&probe_key).ok_or_else(|| {
                     Error::invalid(
                         "samples",
-                        probe.key(&name),
+                        &probe_key,
                         "no S recorded for this estimate".to_string(),
                     )
                 })?),
                 _ => None,
             };
+            let key = format!("estimator-cost/{probe_key}");
             let found = o.journaled(&key, encode_repeats, decode_repeats, || {
                 pool.install(|| -> Result<Vec<Repeat>> {
                     let mut rows = Vec::new();
