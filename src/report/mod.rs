@@ -458,6 +458,11 @@ impl Columns<'_> {
             .collect())
     }
 
+    /// `v`, the value of column `name` at row `i`, refused if null.
+    fn need<T>(&self, v: Option<T>, name: &str, i: usize) -> Result<T> {
+        v.ok_or_else(|| bad(self.path, format!("null in `{name}` at row {i}")))
+    }
+
     /// Refuses columns whose lengths disagree with the frame's row count (polars
     /// returned such columns for hostile files).
     fn same_lengths(&self, lengths: &[usize]) -> Result<usize> {
@@ -474,41 +479,27 @@ impl Columns<'_> {
 
 fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
     let c = Columns { df, path };
-    let (f64s, u64s, strs) = (
-        |n: &str| c.f64s(n),
-        |n: &str| c.u64s(n),
-        |n: &str| c.strs(n),
-    );
-    let need = |v: Option<f64>, name: &str, i: usize| {
-        v.ok_or_else(|| bad(path, format!("null in `{name}` at row {i}")))
-    };
-    let need_u = |v: Option<u64>, name: &str, i: usize| {
-        v.ok_or_else(|| bad(path, format!("null in `{name}` at row {i}")))
-    };
-    let need_s = |v: Option<String>, name: &str, i: usize| {
-        v.ok_or_else(|| bad(path, format!("null in `{name}` at row {i}")))
-    };
     let (item, k, n_samples, repeat, seed) = (
-        u64s("item")?,
-        u64s("k")?,
-        u64s("n_samples")?,
-        u64s("repeat")?,
-        u64s("seed")?,
+        c.u64s("item")?,
+        c.u64s("k")?,
+        c.u64s("n_samples")?,
+        c.u64s("repeat")?,
+        c.u64s("seed")?,
     );
     let (mi, se, cap, lng, h, share, wall) = (
-        f64s("mi_nats")?,
-        f64s("std_err_nats")?,
-        f64s("ln_cap_nats")?,
-        f64s("ln_group_order_nats")?,
-        f64s("entropy_q_nats")?,
-        f64s("max_term_share")?,
-        f64s("wall_s")?,
+        c.f64s("mi_nats")?,
+        c.f64s("std_err_nats")?,
+        c.f64s("ln_cap_nats")?,
+        c.f64s("ln_group_order_nats")?,
+        c.f64s("entropy_q_nats")?,
+        c.f64s("max_term_share")?,
+        c.f64s("wall_s")?,
     );
     let (pid, ppath, sha, est) = (
-        strs("posterior_id")?,
-        strs("posterior_path")?,
-        strs("posterior_sha256")?,
-        strs("estimator")?,
+        c.strs("posterior_id")?,
+        c.strs("posterior_path")?,
+        c.strs("posterior_sha256")?,
+        c.strs("estimator")?,
     );
     let height = c.same_lengths(&[
         item.len(),
@@ -531,22 +522,22 @@ fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
     (0..height)
         .map(|i| {
             Ok(RawRow {
-                item: need_u(item[i], "item", i)?,
-                posterior_id: need_s(pid[i].clone(), "posterior_id", i)?,
-                posterior_path: need_s(ppath[i].clone(), "posterior_path", i)?,
-                posterior_sha256: need_s(sha[i].clone(), "posterior_sha256", i)?,
-                estimator: need_s(est[i].clone(), "estimator", i)?,
+                item: c.need(item[i], "item", i)?,
+                posterior_id: c.need(pid[i].clone(), "posterior_id", i)?,
+                posterior_path: c.need(ppath[i].clone(), "posterior_path", i)?,
+                posterior_sha256: c.need(sha[i].clone(), "posterior_sha256", i)?,
+                estimator: c.need(est[i].clone(), "estimator", i)?,
                 k: k[i],
-                n_samples: need_u(n_samples[i], "n_samples", i)?,
-                repeat: need_u(repeat[i], "repeat", i)?,
-                seed: need_u(seed[i], "seed", i)?,
-                mi_nats: need(mi[i], "mi_nats", i)?,
+                n_samples: c.need(n_samples[i], "n_samples", i)?,
+                repeat: c.need(repeat[i], "repeat", i)?,
+                seed: c.need(seed[i], "seed", i)?,
+                mi_nats: c.need(mi[i], "mi_nats", i)?,
                 std_err_nats: se[i],
-                ln_cap_nats: need(cap[i], "ln_cap_nats", i)?,
-                ln_group_order_nats: need(lng[i], "ln_group_order_nats", i)?,
-                entropy_q_nats: need(h[i], "entropy_q_nats", i)?,
+                ln_cap_nats: c.need(cap[i], "ln_cap_nats", i)?,
+                ln_group_order_nats: c.need(lng[i], "ln_group_order_nats", i)?,
+                entropy_q_nats: c.need(h[i], "entropy_q_nats", i)?,
                 max_term_share: share[i],
-                wall_s: need(wall[i], "wall_s", i)?,
+                wall_s: c.need(wall[i], "wall_s", i)?,
             })
         })
         .collect()
@@ -579,17 +570,16 @@ pub fn recorded_samples(dir: &Path) -> Result<std::collections::BTreeMap<String,
     let height = c.same_lengths(&[post.len(), est.len(), k.len(), samples.len()])?;
     let rows = (0..height)
         .map(|i| {
-            let null = |name: &str| bad(&path, format!("null in `{name}` at row {i}"));
             let k = match k[i] {
                 None => None,
                 Some(x) if x >= 1.0 && x.fract() == 0.0 && x <= 1e15 => Some(x as usize),
                 Some(x) => return Err(bad(&path, format!("`k` = {x} at row {i} is not a K"))),
             };
             Ok((
-                post[i].clone().ok_or_else(|| null("posterior"))?,
-                est[i].clone().ok_or_else(|| null("estimator"))?,
+                c.need(post[i].clone(), "posterior", i)?,
+                c.need(est[i].clone(), "estimator", i)?,
                 k,
-                samples[i].ok_or_else(|| null("samples"))? as usize,
+                c.need(samples[i], "samples", i)? as usize,
             ))
         })
         .collect::<Result<Vec<_>>>()?;
