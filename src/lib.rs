@@ -12,7 +12,7 @@
 //! information.
 //!
 //! Modules, in dependency order (a module uses only those above it):
-//! [`error`], [`rng`], [`weights`], [`symmetry`], [`posterior`], [`estimators`].
+//! [`error`], [`rng`], [`linalg`], [`weights`], [`symmetry`], [`posterior`], [`estimators`].
 
 pub mod atomic;
 pub mod data;
@@ -23,6 +23,7 @@ pub mod estimators;
 pub mod fuzz_entry;
 pub mod io;
 pub mod journal;
+pub mod linalg;
 pub mod posterior;
 pub mod report;
 pub mod resources;

@@ -5,7 +5,7 @@
 //! `L^K = L + Î^K ≤ L^G` in expectation. Reports normalize by the number of data points
 //! (the paper's "normalized ELBO").
 
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use rand::RngExt;
 use rand_distr::StandardNormal;

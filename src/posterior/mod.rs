@@ -93,6 +93,30 @@ impl SigmaTransform {
         }
     }
 
+    /// `(σ, dσ/dρ)` from one exponential: the same bits as [`sigma`](Self::sigma) and
+    /// [`dsigma_drho`](Self::dsigma_drho), which for softplus both evaluate `e^{−|ρ|}`
+    /// (`σ = ln(1 + e^ρ)`, `dσ/dρ = e^ρ/(1 + e^ρ)` for ρ ≤ 0; `σ = ρ + ln(1 + e^{−ρ})`,
+    /// `dσ/dρ = 1/(1 + e^{−ρ})` for ρ > 0).
+    #[inline]
+    pub fn sigma_and_slope(self, rho: f64) -> (f64, f64) {
+        match self {
+            SigmaTransform::Softplus => {
+                if rho > 0.0 {
+                    let e = (-rho).exp();
+                    (rho + e.ln_1p(), 1.0 / (1.0 + e))
+                } else {
+                    // At ρ = 0, e/(1 + e) = 1/(1 + e) = ½ exactly, as `logistic` gives.
+                    let e = rho.exp();
+                    (e.ln_1p(), e / (1.0 + e))
+                }
+            }
+            SigmaTransform::Exp => {
+                let s = rho.exp();
+                (s, s)
+            }
+        }
+    }
+
     /// The name used in files and on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -140,6 +164,8 @@ pub struct MeanFieldGaussian {
     transform: SigmaTransform,
     sigma: Vec<f64>,
     inv_sigma: Vec<f64>,
+    ln_sigma: Vec<f64>,
+    dsigma_drho: Vec<f64>,
     sum_ln_sigma: f64,
 }
 
@@ -171,32 +197,69 @@ impl MeanFieldGaussian {
         if let Some(p) = mu.iter().position(|m| !m.is_finite()) {
             return Err(Error::invalid(format!("mu[{p}]"), mu[p], "must be finite"));
         }
-        let mut sigma = Vec::with_capacity(rho.len());
-        for (p, &r) in rho.iter().enumerate() {
-            if !r.is_finite() {
-                return Err(Error::invalid(format!("rho[{p}]"), r, "must be finite"));
-            }
-            let s = transform.sigma(r);
-            if !s.is_normal() {
-                return Err(Error::invalid(
-                    format!("rho[{p}]"),
-                    r,
-                    format!("sigma = {transform}(rho) = {s:e} underflows"),
-                ));
-            }
-            sigma.push(s);
-        }
-        let inv_sigma = sigma.iter().map(|s| 1.0 / s).collect();
-        let sum_ln_sigma = sigma.iter().map(|s| s.ln()).sum();
-        Ok(MeanFieldGaussian {
+        let n = rho.len();
+        let mut q = MeanFieldGaussian {
             arch,
             mu,
             rho,
             transform,
-            sigma,
-            inv_sigma,
-            sum_ln_sigma,
-        })
+            sigma: vec![0.0; n],
+            inv_sigma: vec![0.0; n],
+            ln_sigma: vec![0.0; n],
+            dsigma_drho: vec![0.0; n],
+            sum_ln_sigma: 0.0,
+        };
+        for p in 0..n {
+            q.refresh_scale(p)?;
+        }
+        q.sum_ln_sigma = q.ln_sigma.iter().sum();
+        Ok(q)
+    }
+
+    /// Recomputes σ, 1/σ, ln σ and dσ/dρ of parameter `p` from its ρ.
+    #[inline]
+    fn refresh_scale(&mut self, p: usize) -> Result<()> {
+        let r = self.rho[p];
+        if !r.is_finite() {
+            return Err(Error::invalid(format!("rho[{p}]"), r, "must be finite"));
+        }
+        let (s, slope) = self.transform.sigma_and_slope(r);
+        if !s.is_normal() {
+            return Err(Error::invalid(
+                format!("rho[{p}]"),
+                r,
+                format!("sigma = {}(rho) = {s:e} underflows", self.transform),
+            ));
+        }
+        self.sigma[p] = s;
+        self.inv_sigma[p] = 1.0 / s;
+        self.ln_sigma[p] = s.ln();
+        self.dsigma_drho[p] = slope;
+        Ok(())
+    }
+
+    /// Applies `update(p, &mut μ_p, &mut ρ_p)` to every parameter in index order and
+    /// refreshes σ, 1/σ, ln σ, dσ/dρ and `Σ ln σ` in the same pass: the trainer's fused
+    /// optimizer step, with the same values as building the posterior anew from the
+    /// updated (μ, ρ) through [`with_transform`](Self::with_transform).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the index of the first non-finite μ or ρ, or of
+    /// a ρ whose σ underflows, after the update. The posterior is then partly updated
+    /// and must be discarded.
+    pub fn update_in_place(&mut self, mut update: impl FnMut(usize, &mut f64, &mut f64)) -> Result<()> {
+        let mut sum = -0.0;
+        for p in 0..self.mu.len() {
+            update(p, &mut self.mu[p], &mut self.rho[p]);
+            if !self.mu[p].is_finite() {
+                return Err(Error::invalid(format!("mu[{p}]"), self.mu[p], "must be finite"));
+            }
+            self.refresh_scale(p)?;
+            sum += self.ln_sigma[p];
+        }
+        self.sum_ln_sigma = sum;
+        Ok(())
     }
 
     /// `N(μ, diag σ²)` with ρ = softplus⁻¹(σ).
@@ -247,6 +310,11 @@ impl MeanFieldGaussian {
     /// 1/σ.
     pub fn inv_sigma(&self) -> &[f64] {
         &self.inv_sigma
+    }
+
+    /// dσ/dρ, the slope of the σ transform at each ρ.
+    pub fn dsigma_drho(&self) -> &[f64] {
+        &self.dsigma_drho
     }
 
     /// The σ transform.
@@ -368,8 +436,8 @@ impl MeanFieldGaussian {
     /// If `grad` is not of length P.
     pub fn sigma_grad_to_rho_in_place(&self, grad: &mut [f64]) {
         assert_eq!(grad.len(), self.n_params());
-        for (g, &r) in grad.iter_mut().zip(&self.rho) {
-            *g *= self.transform.dsigma_drho(r);
+        for (g, &slope) in grad.iter_mut().zip(&self.dsigma_drho) {
+            *g *= slope;
         }
     }
 
@@ -419,7 +487,8 @@ impl MeanFieldGaussian {
             .mu
             .iter()
             .zip(&self.sigma)
-            .map(|(m, s)| ln_s - s.ln() + (s * s + m * m) * inv_2s2 - 0.5)
+            .zip(&self.ln_sigma)
+            .map(|((m, s), ln_sigma)| ln_s - ln_sigma + (s * s + m * m) * inv_2s2 - 0.5)
             .sum())
     }
 
@@ -441,6 +510,8 @@ impl MeanFieldGaussian {
             transform: self.transform,
             sigma,
             inv_sigma,
+            ln_sigma: map.apply(&self.ln_sigma),
+            dsigma_drho: map.apply(&self.dsigma_drho),
             sum_ln_sigma: self.sum_ln_sigma,
         }
     }
@@ -506,5 +577,63 @@ mod tests {
         assert!(q.kl_to_prior(0.0).is_err() && q.kl_to_prior(f64::NAN).is_err());
         assert!(q.ln_q(&[0.0]).is_err());
         assert!("cube".parse::<SigmaTransform>().is_err());
+    }
+
+    #[test]
+    fn sigma_and_slope_are_the_bits_of_sigma_and_its_derivative() {
+        let mut rhos = vec![
+            -745.0, -700.0, -40.0, -3.0, -1e-300, -0.0, 0.0, 1e-300, 0.5, 20.0, 36.0, 710.0,
+        ];
+        rhos.extend((0..2000).map(|i| -50.0 + 0.05 * i as f64 + 1e-3 * (i % 7) as f64));
+        for t in [SigmaTransform::Softplus, SigmaTransform::Exp] {
+            for &r in &rhos {
+                let (s, slope) = t.sigma_and_slope(r);
+                assert_eq!(s.to_bits(), t.sigma(r).to_bits(), "{t} sigma({r})");
+                assert_eq!(slope.to_bits(), t.dsigma_drho(r).to_bits(), "{t} slope({r})");
+            }
+        }
+        // The slope is the derivative: central finite differences (independent of both).
+        for &r in &[-8.0, -3.0, -0.2, 0.0, 0.7, 4.0] {
+            let h = 1e-6;
+            let t = SigmaTransform::Softplus;
+            let fd = (t.sigma(r + h) - t.sigma(r - h)) / (2.0 * h);
+            assert!((t.sigma_and_slope(r).1 - fd).abs() < 1e-8, "rho {r}");
+        }
+    }
+
+    #[test]
+    fn update_in_place_equals_rebuilding_the_posterior() {
+        let arch = Arch::builder(vec![3, 4, 2]).check().unwrap();
+        let n = arch.n_params();
+        let mu: Vec<f64> = (0..n).map(|i| 0.1 * i as f64 - 1.0).collect();
+        let rho: Vec<f64> = (0..n).map(|i| -4.0 + 0.3 * i as f64).collect();
+        for t in [SigmaTransform::Softplus, SigmaTransform::Exp] {
+            let mut q = MeanFieldGaussian::with_transform(arch.clone(), mu.clone(), rho.clone(), t)
+                .unwrap();
+            let step = |p: usize, m: &mut f64, r: &mut f64| {
+                *m -= 0.01 * p as f64;
+                *r += 0.02 * (p % 3) as f64 - 0.01;
+            };
+            let (mut mu2, mut rho2) = (mu.clone(), rho.clone());
+            for p in 0..n {
+                step(p, &mut mu2[p], &mut rho2[p]);
+            }
+            q.update_in_place(step).unwrap();
+            let rebuilt = MeanFieldGaussian::with_transform(arch.clone(), mu2, rho2, t).unwrap();
+            assert_eq!(q, rebuilt);
+            assert_eq!(
+                q.kl_to_prior(0.7).unwrap().to_bits(),
+                rebuilt.kl_to_prior(0.7).unwrap().to_bits()
+            );
+        }
+        let mut q = MeanFieldGaussian::new(arch, mu, rho).unwrap();
+        let e = q
+            .update_in_place(|p, _, r| {
+                if p == 5 {
+                    *r = -800.0;
+                }
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("rho[5]") && e.to_string().contains("underflow"), "{e}");
     }
 }

@@ -11,6 +11,8 @@ pub struct Adam {
     m: Vec<f64>,
     v: Vec<f64>,
     t: u64,
+    b1t: f64,
+    b2t: f64,
 }
 
 impl Adam {
@@ -24,6 +26,8 @@ impl Adam {
             m: vec![0.0; n],
             v: vec![0.0; n],
             t: 0,
+            b1t: 0.0,
+            b2t: 0.0,
         }
     }
 
@@ -35,19 +39,34 @@ impl Adam {
     pub fn step(&mut self, params: &mut [f64], grad: &[f64]) {
         assert_eq!(params.len(), self.m.len());
         assert_eq!(grad.len(), self.m.len());
-        self.t += 1;
-        let b1t = 1.0 - self.beta1.powi(self.t as i32);
-        let b2t = 1.0 - self.beta2.powi(self.t as i32);
-        for (((p, g), m), v) in params
-            .iter_mut()
-            .zip(grad)
-            .zip(&mut self.m)
-            .zip(&mut self.v)
-        {
-            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
-            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
-            *p -= self.lr * (*m / b1t) / ((*v / b2t).sqrt() + self.eps);
+        self.begin_step();
+        for (i, (p, g)) in params.iter_mut().zip(grad).enumerate() {
+            self.update(i, p, *g);
         }
+    }
+
+    /// Starts a step taken coordinate by coordinate with [`update`](Self::update) (so
+    /// that the caller can fuse it with other per-parameter work): advances the step
+    /// count and its bias corrections.
+    pub fn begin_step(&mut self) {
+        self.t += 1;
+        self.b1t = 1.0 - self.beta1.powi(self.t as i32);
+        self.b2t = 1.0 - self.beta2.powi(self.t as i32);
+    }
+
+    /// Moves coordinate `i` of the current step (after [`begin_step`](Self::begin_step))
+    /// along the loss gradient `g`; [`step`](Self::step) is this for every `i`.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is outside the state.
+    #[inline]
+    pub fn update(&mut self, i: usize, param: &mut f64, g: f64) {
+        let m = &mut self.m[i];
+        let v = &mut self.v[i];
+        *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+        *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+        *param -= self.lr * (*m / self.b1t) / ((*v / self.b2t).sqrt() + self.eps);
     }
 }
 

@@ -5,7 +5,7 @@
 //! `∂ℓ/∂H_i = G W_i`, and `∂ℓ/∂Z_{i−1} = ∂ℓ/∂H_i ⊙ σ'(Z_{i−1})`. Fixed layers are
 //! propagated through but receive no gradient.
 
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 use crate::elbo::{Likelihood, Targets};

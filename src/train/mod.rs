@@ -322,7 +322,6 @@ pub fn train(
     let m = config.batch_size.min(n);
     let steps_per_epoch = n.div_ceil(m) as u64;
     let mut adam = Adam::new(2 * p, config.lr);
-    let mut params: Vec<f64> = q.mu().iter().chain(q.rho()).copied().collect();
     let mut order: Vec<usize> = (0..n).collect();
     let (mut g_mu, mut g_sigma) = (vec![0.0; p], vec![0.0; p]);
     let (mut mi_mu, mut mi_sigma) = (vec![0.0; p], vec![0.0; p]);
@@ -399,13 +398,13 @@ pub fn train(
                 }
                 None => (None, None),
             };
-            adam.step(&mut params, &grad);
-            q = MeanFieldGaussian::with_transform(
-                arch.clone(),
-                params[..p].to_vec(),
-                params[p..].to_vec(),
-                q.transform(),
-            )
+            // Adam on (μ, ρ) fused with refreshing σ, 1/σ, ln σ and dσ/dρ: one pass over P
+            // (Adam's state holds μ at k and ρ at P + k).
+            adam.begin_step();
+            q.update_in_place(|k, mu, rho| {
+                adam.update(k, mu, grad[k]);
+                adam.update(p + k, rho, grad[p + k]);
+            })
             .map_err(|e| diverged("posterior", f64::NAN).with_context(&e))?;
             epoch_elbo += elbo_hat / n as f64;
             observer(&StepInfo {

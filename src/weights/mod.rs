@@ -15,7 +15,7 @@
 //! input is hidden); otherwise permuting hidden units would change the function and the
 //! group would not be a symmetry. [`ArchBuilder::check`] enforces this.
 
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use std::fmt;
 use std::str::FromStr;
