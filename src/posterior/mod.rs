@@ -209,57 +209,122 @@ impl MeanFieldGaussian {
             dsigma_drho: vec![0.0; n],
             sum_ln_sigma: 0.0,
         };
-        for p in 0..n {
-            q.refresh_scale(p)?;
-        }
-        q.sum_ln_sigma = q.ln_sigma.iter().sum();
+        q.update_in_place(|_, _, _| {})?;
         Ok(q)
     }
 
-    /// Recomputes σ, 1/σ, ln σ and dσ/dρ of parameter `p` from its ρ.
-    #[inline]
-    fn refresh_scale(&mut self, p: usize) -> Result<()> {
-        let r = self.rho[p];
-        if !r.is_finite() {
-            return Err(Error::invalid(format!("rho[{p}]"), r, "must be finite"));
-        }
-        let (s, slope) = self.transform.sigma_and_slope(r);
-        if !s.is_normal() {
-            return Err(Error::invalid(
-                format!("rho[{p}]"),
-                r,
-                format!("sigma = {}(rho) = {s:e} underflows", self.transform),
-            ));
-        }
-        self.sigma[p] = s;
-        self.inv_sigma[p] = 1.0 / s;
-        self.ln_sigma[p] = s.ln();
-        self.dsigma_drho[p] = slope;
-        Ok(())
-    }
-
-    /// Applies `update(p, &mut μ_p, &mut ρ_p)` to every parameter in index order and
-    /// refreshes σ, 1/σ, ln σ, dσ/dρ and `Σ ln σ` in the same pass: the trainer's fused
-    /// optimizer step, with the same values as building the posterior anew from the
-    /// updated (μ, ρ) through [`with_transform`](Self::with_transform).
+    /// Applies `step(start, μ[start..end], ρ[start..end])` to consecutive chunks of the
+    /// parameters and refreshes σ, 1/σ, ln σ, dσ/dρ and `Σ ln σ` chunk by chunk while
+    /// they are in cache: the trainer's fused optimizer step. The values are those of
+    /// building the posterior anew from the updated (μ, ρ) with
+    /// [`with_transform`](Self::with_transform), bit for bit.
+    ///
+    /// Only the exponential and the two logarithms per parameter run one at a time;
+    /// the rest (and whatever `step` does on its slices) is plain IEEE arithmetic that
+    /// the compiler vectorizes with the same results.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming the index of the first non-finite μ or ρ, or of
     /// a ρ whose σ underflows, after the update. The posterior is then partly updated
     /// and must be discarded.
-    pub fn update_in_place(&mut self, mut update: impl FnMut(usize, &mut f64, &mut f64)) -> Result<()> {
+    pub fn update_in_place(
+        &mut self,
+        mut step: impl FnMut(usize, &mut [f64], &mut [f64]),
+    ) -> Result<()> {
+        const CHUNK: usize = 256;
+        let n = self.mu.len();
         let mut sum = -0.0;
-        for p in 0..self.mu.len() {
-            update(p, &mut self.mu[p], &mut self.rho[p]);
-            if !self.mu[p].is_finite() {
-                return Err(Error::invalid(format!("mu[{p}]"), self.mu[p], "must be finite"));
+        let mut exps = [0.0; CHUNK];
+        for start in (0..n).step_by(CHUNK) {
+            let end = (start + CHUNK).min(n);
+            step(start, &mut self.mu[start..end], &mut self.rho[start..end]);
+            let exps = &mut exps[..end - start];
+            // One at a time: e^{−|ρ|} (softplus) or e^ρ, then σ and ln σ; Σ ln σ in order.
+            for (((e, s), ln_s), &r) in exps
+                .iter_mut()
+                .zip(&mut self.sigma[start..end])
+                .zip(&mut self.ln_sigma[start..end])
+                .zip(&self.rho[start..end])
+            {
+                (*s, *e) = match self.transform {
+                    SigmaTransform::Softplus if r > 0.0 => {
+                        let x = (-r).exp();
+                        (r + x.ln_1p(), x)
+                    }
+                    SigmaTransform::Softplus => {
+                        let x = r.exp();
+                        (x.ln_1p(), x)
+                    }
+                    SigmaTransform::Exp => {
+                        let x = r.exp();
+                        (x, x)
+                    }
+                };
+                *ln_s = s.ln();
+                sum += *ln_s;
             }
-            self.refresh_scale(p)?;
-            sum += self.ln_sigma[p];
+            // Vectorizable: dσ/dρ as in `sigma_and_slope`, 1/σ, and the validity checks.
+            let transform = self.transform;
+            let slopes = &mut self.dsigma_drho[start..end];
+            let invs = &mut self.inv_sigma[start..end];
+            let (sigma, rho, mu) = (
+                &self.sigma[start..end],
+                &self.rho[start..end],
+                &self.mu[start..end],
+            );
+            let valid = crate::linalg::with_avx(|| {
+                let mut valid = true;
+                for ((((slope, inv), &s), &e), (&r, &m)) in slopes
+                    .iter_mut()
+                    .zip(invs)
+                    .zip(sigma)
+                    .zip(exps.iter())
+                    .zip(rho.iter().zip(mu))
+                {
+                    *slope = match transform {
+                        SigmaTransform::Softplus => {
+                            if r > 0.0 {
+                                1.0 / (1.0 + e)
+                            } else {
+                                e / (1.0 + e)
+                            }
+                        }
+                        SigmaTransform::Exp => s,
+                    };
+                    *inv = 1.0 / s;
+                    valid &= m.is_finite() & r.is_finite() & s.is_normal();
+                }
+                valid
+            });
+            if !valid {
+                return Err(self.first_invalid(start..end));
+            }
         }
         self.sum_ln_sigma = sum;
         Ok(())
+    }
+
+    /// The error for the first invalid parameter in `range` (see
+    /// [`update_in_place`](Self::update_in_place)).
+    fn first_invalid(&self, range: std::ops::Range<usize>) -> Error {
+        for p in range {
+            let (m, r, s) = (self.mu[p], self.rho[p], self.sigma[p]);
+            if !m.is_finite() {
+                return Error::invalid(format!("mu[{p}]"), m, "must be finite");
+            }
+            if !r.is_finite() {
+                return Error::invalid(format!("rho[{p}]"), r, "must be finite");
+            }
+            if !s.is_normal() {
+                return Error::invalid(
+                    format!("rho[{p}]"),
+                    r,
+                    format!("sigma = {}(rho) = {s:e} underflows", self.transform),
+                );
+            }
+        }
+        unreachable!("called for a range with an invalid parameter")
     }
 
     /// `N(μ, diag σ²)` with ρ = softplus⁻¹(σ).
@@ -589,7 +654,11 @@ mod tests {
             for &r in &rhos {
                 let (s, slope) = t.sigma_and_slope(r);
                 assert_eq!(s.to_bits(), t.sigma(r).to_bits(), "{t} sigma({r})");
-                assert_eq!(slope.to_bits(), t.dsigma_drho(r).to_bits(), "{t} slope({r})");
+                assert_eq!(
+                    slope.to_bits(),
+                    t.dsigma_drho(r).to_bits(),
+                    "{t} slope({r})"
+                );
             }
         }
         // The slope is the derivative: central finite differences (independent of both).
@@ -618,7 +687,12 @@ mod tests {
             for p in 0..n {
                 step(p, &mut mu2[p], &mut rho2[p]);
             }
-            q.update_in_place(step).unwrap();
+            q.update_in_place(|start, m, r| {
+                for (i, (m, r)) in m.iter_mut().zip(r).enumerate() {
+                    step(start + i, m, r);
+                }
+            })
+            .unwrap();
             let rebuilt = MeanFieldGaussian::with_transform(arch.clone(), mu2, rho2, t).unwrap();
             assert_eq!(q, rebuilt);
             assert_eq!(
@@ -628,12 +702,15 @@ mod tests {
         }
         let mut q = MeanFieldGaussian::new(arch, mu, rho).unwrap();
         let e = q
-            .update_in_place(|p, _, r| {
-                if p == 5 {
-                    *r = -800.0;
+            .update_in_place(|start, _, r| {
+                if (start..start + r.len()).contains(&5) {
+                    r[5 - start] = -800.0;
                 }
             })
             .unwrap_err();
-        assert!(e.to_string().contains("rho[5]") && e.to_string().contains("underflow"), "{e}");
+        assert!(
+            e.to_string().contains("rho[5]") && e.to_string().contains("underflow"),
+            "{e}"
+        );
     }
 }

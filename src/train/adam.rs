@@ -38,14 +38,11 @@ impl Adam {
     /// If the lengths differ from the state's.
     pub fn step(&mut self, params: &mut [f64], grad: &[f64]) {
         assert_eq!(params.len(), self.m.len());
-        assert_eq!(grad.len(), self.m.len());
         self.begin_step();
-        for (i, (p, g)) in params.iter_mut().zip(grad).enumerate() {
-            self.update(i, p, *g);
-        }
+        self.update_slice(0, params, grad);
     }
 
-    /// Starts a step taken coordinate by coordinate with [`update`](Self::update) (so
+    /// Starts a step taken slice by slice with [`update_slice`](Self::update_slice) (so
     /// that the caller can fuse it with other per-parameter work): advances the step
     /// count and its bias corrections.
     pub fn begin_step(&mut self) {
@@ -54,19 +51,28 @@ impl Adam {
         self.b2t = 1.0 - self.beta2.powi(self.t as i32);
     }
 
-    /// Moves coordinate `i` of the current step (after [`begin_step`](Self::begin_step))
-    /// along the loss gradient `g`; [`step`](Self::step) is this for every `i`.
+    /// Moves the parameters at state positions `offset..offset + params.len()` of the
+    /// current step (after [`begin_step`](Self::begin_step)) along the loss gradient
+    /// `grad`; [`step`](Self::step) is this for the whole state. Plain IEEE arithmetic
+    /// with `sqrt`, so vectorized code gives the same bits as one coordinate at a time.
     ///
     /// # Panics
     ///
-    /// If `i` is outside the state.
+    /// If `grad` and `params` differ in length or the range leaves the state.
     #[inline]
-    pub fn update(&mut self, i: usize, param: &mut f64, g: f64) {
-        let m = &mut self.m[i];
-        let v = &mut self.v[i];
-        *m = self.beta1 * *m + (1.0 - self.beta1) * g;
-        *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
-        *param -= self.lr * (*m / self.b1t) / ((*v / self.b2t).sqrt() + self.eps);
+    pub fn update_slice(&mut self, offset: usize, params: &mut [f64], grad: &[f64]) {
+        assert_eq!(params.len(), grad.len());
+        let end = offset + params.len();
+        let (beta1, beta2, lr, eps) = (self.beta1, self.beta2, self.lr, self.eps);
+        let (b1t, b2t) = (self.b1t, self.b2t);
+        let (m, v) = (&mut self.m[offset..end], &mut self.v[offset..end]);
+        crate::linalg::with_avx(|| {
+            for (((p, g), m), v) in params.iter_mut().zip(grad).zip(m).zip(v) {
+                *m = beta1 * *m + (1.0 - beta1) * g;
+                *v = beta2 * *v + (1.0 - beta2) * g * g;
+                *p -= lr * (*m / b1t) / ((*v / b2t).sqrt() + eps);
+            }
+        });
     }
 }
 

@@ -17,7 +17,8 @@ use crate::weights::{Activation, Arch};
 pub struct BackpropWorkspace {
     hs: Vec<Mat<f64>>,
     zs: Vec<Mat<f64>>,
-    g: Mat<f64>,
+    /// `∂ℓ/∂Z_i` per layer (one buffer each, so no shape changes between steps).
+    gs: Vec<Mat<f64>>,
     gh: Mat<f64>,
     gw: Mat<f64>,
 }
@@ -27,7 +28,7 @@ impl Default for BackpropWorkspace {
         BackpropWorkspace {
             hs: Vec::new(),
             zs: Vec::new(),
-            g: Mat::new(),
+            gs: Vec::new(),
             gh: Mat::new(),
             gw: Mat::new(),
         }
@@ -129,12 +130,15 @@ pub fn data_term_grad_in_place(
             }
         }
     }
+    ws.gs.resize_with(n_layers, Mat::new);
     let out = &ws.zs[n_layers - 1];
-    shape(&mut ws.g, n, out.ncols());
-    let total = likelihood.ln_lik(out, targets, rows, Some(&mut ws.g));
+    shape(&mut ws.gs[n_layers - 1], n, out.ncols());
+    let total = likelihood.ln_lik(out, targets, rows, Some(&mut ws.gs[n_layers - 1]));
     // Backward.
     for i in (0..n_layers).rev() {
         let layer = arch.layer(w, i);
+        let (below, rest) = ws.gs.split_at_mut(i);
+        let g = &rest[0];
         if let Some(o) = arch.offsets(i) {
             let (d_in, d_out) = (arch.widths()[i], arch.widths()[i + 1]);
             shape(&mut ws.gw, d_out, d_in);
@@ -142,7 +146,7 @@ pub fn data_term_grad_in_place(
             matmul(
                 &mut ws.gw,
                 Accum::Replace,
-                ws.g.transpose(),
+                g.transpose(),
                 input,
                 scale,
                 Par::Seq,
@@ -154,25 +158,19 @@ pub fn data_term_grad_in_place(
             }
             if let Some(ob) = o.bias {
                 for a in 0..d_out {
-                    grad_w[ob + a] += scale * ws.g.col(a).iter().sum::<f64>();
+                    grad_w[ob + a] += scale * g.col(a).iter().sum::<f64>();
                 }
             }
         }
         if i > 0 {
             shape(&mut ws.gh, n, arch.widths()[i]);
-            matmul(
-                &mut ws.gh,
-                Accum::Replace,
-                &ws.g,
-                layer.weight,
-                1.0,
-                Par::Seq,
-            );
+            matmul(&mut ws.gh, Accum::Replace, g, layer.weight, 1.0, Par::Seq);
             let z = &ws.zs[i - 1];
-            shape(&mut ws.g, n, arch.widths()[i]);
-            for c in 0..ws.g.ncols() {
+            let g_below = &mut below[i - 1];
+            shape(g_below, n, arch.widths()[i]);
+            for c in 0..g_below.ncols() {
                 for r in 0..n {
-                    ws.g[(r, c)] = ws.gh[(r, c)] * derivative(act, z[(r, c)]);
+                    g_below[(r, c)] = ws.gh[(r, c)] * derivative(act, z[(r, c)]);
                 }
             }
         }

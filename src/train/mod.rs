@@ -216,7 +216,8 @@ pub fn elbo_step_grad(
 pub struct StepWorkspace {
     omega: Vec<f64>,
     grad_w: Vec<f64>,
-    x: faer::Mat<f64>,
+    /// The minibatch's inputs, row-major (`M × d0`).
+    x: Vec<f64>,
     backprop: backprop::BackpropWorkspace,
 }
 
@@ -225,7 +226,7 @@ impl Default for StepWorkspace {
         StepWorkspace {
             omega: Vec::new(),
             grad_w: Vec::new(),
-            x: faer::Mat::new(),
+            x: Vec::new(),
             backprop: backprop::BackpropWorkspace::default(),
         }
     }
@@ -263,13 +264,10 @@ pub fn elbo_step_grad_in_place(
             .map(|((m, s), e)| m + s * e),
     );
     let d0 = data.x().ncols();
-    if ws.x.nrows() != rows.len() || ws.x.ncols() != d0 {
-        ws.x = faer::Mat::zeros(rows.len(), d0);
-    }
-    for c in 0..d0 {
-        for (r, &row) in rows.iter().enumerate() {
-            ws.x[(r, c)] = data.x()[(row, c)];
-        }
+    let by_rows = data.x_by_rows();
+    ws.x.clear();
+    for &row in rows {
+        ws.x.extend_from_slice(&by_rows[row * d0..(row + 1) * d0]);
     }
     let scale = data.len() as f64 / rows.len() as f64;
     ws.grad_w.clear();
@@ -277,7 +275,7 @@ pub fn elbo_step_grad_in_place(
     let ln_lik = backprop::data_term_grad_in_place(
         arch,
         &ws.omega,
-        ws.x.as_ref(),
+        faer::MatRef::from_row_major_slice(&ws.x, rows.len(), d0),
         data.targets(),
         rows,
         likelihood,
@@ -285,12 +283,25 @@ pub fn elbo_step_grad_in_place(
         &mut ws.grad_w,
         &mut ws.backprop,
     );
-    for k in 0..p {
-        grad_mu[k] += ws.grad_w[k];
-        grad_sigma[k] += ws.grad_w[k] * eps[k];
-    }
-    // d(−KL): subtract the KL gradient.
-    q.add_kl_grad(prior_scale, -1.0, grad_mu, grad_sigma);
+    // The data term's gradient, then d(−KL) (`∂KL/∂μ = μ/s²`, `∂KL/∂σ = σ/s² − 1/σ`,
+    // as `add_kl_grad` with weight −1), in one pass.
+    let inv_s2 = 1.0 / (prior_scale * prior_scale);
+    let (mu, sigma, inv_sigma) = (q.mu(), q.sigma(), q.inv_sigma());
+    crate::linalg::with_avx(|| {
+        for (((((g_mu, g_sigma), &gw), &e), (&m, &s)), &is) in grad_mu
+            .iter_mut()
+            .zip(grad_sigma.iter_mut())
+            .zip(&ws.grad_w)
+            .zip(eps)
+            .zip(mu.iter().zip(sigma))
+            .zip(inv_sigma)
+        {
+            *g_mu += gw;
+            *g_sigma += gw * e;
+            *g_mu += -1.0 * m * inv_s2;
+            *g_sigma += -1.0 * (s * inv_s2 - is);
+        }
+    });
     Ok(scale * ln_lik - q.kl_to_prior(prior_scale)?)
 }
 
@@ -368,12 +379,27 @@ pub fn train(
             elbo_hat /= s_train;
             mi_hat /= s_train;
             // Loss = −(L̂ + Î); gradients in (μ, ρ), averaged over draws.
-            q.sigma_grad_to_rho_in_place(&mut g_sigma);
-            q.sigma_grad_to_rho_in_place(&mut mi_sigma);
-            for k in 0..p {
-                grad[k] = -(g_mu[k] + mi_mu[k]) / s_train;
-                grad[p + k] = -(g_sigma[k] + mi_sigma[k]) / s_train;
-            }
+            // σ-gradients to ρ-gradients (× dσ/dρ, in place: the norms below read them),
+            // the loss gradient for Adam, and its finiteness, in one pass.
+            let (grad_mu, grad_rho) = grad.split_at_mut(p);
+            let slopes = q.dsigma_drho();
+            let grad_finite = crate::linalg::with_avx(|| {
+                let mut finite = true;
+                for ((((out_mu, out_rho), &slope), (&gm, &mm)), (gs, ms)) in grad_mu
+                    .iter_mut()
+                    .zip(grad_rho.iter_mut())
+                    .zip(slopes)
+                    .zip(g_mu.iter().zip(&mi_mu))
+                    .zip(g_sigma.iter_mut().zip(mi_sigma.iter_mut()))
+                {
+                    *gs *= slope;
+                    *ms *= slope;
+                    *out_mu = -(gm + mm) / s_train;
+                    *out_rho = -(*gs + *ms) / s_train;
+                    finite &= out_mu.is_finite() & out_rho.is_finite();
+                }
+                finite
+            });
             let loss = -(elbo_hat + mi_hat);
             let diverged = |what: &str, value: f64| Error::Diverged {
                 step,
@@ -384,8 +410,9 @@ pub fn train(
             if !loss.is_finite() {
                 return Err(diverged("loss", loss));
             }
-            if let Some(bad) = grad.iter().copied().find(|g| !g.is_finite()) {
-                return Err(diverged("gradient entry", bad));
+            if !grad_finite {
+                let bad = grad.iter().copied().find(|g| !g.is_finite());
+                return Err(diverged("gradient entry", bad.unwrap_or(f64::NAN)));
             }
             let elbo_grad_norm = norm(&g_mu, &g_sigma) / s_train;
             let (mi_term, mi_grad_norm) = match symmetry {
@@ -401,9 +428,10 @@ pub fn train(
             // Adam on (μ, ρ) fused with refreshing σ, 1/σ, ln σ and dσ/dρ: one pass over P
             // (Adam's state holds μ at k and ρ at P + k).
             adam.begin_step();
-            q.update_in_place(|k, mu, rho| {
-                adam.update(k, mu, grad[k]);
-                adam.update(p + k, rho, grad[p + k]);
+            q.update_in_place(|start, mu, rho| {
+                let n = mu.len();
+                adam.update_slice(start, mu, &grad[start..start + n]);
+                adam.update_slice(p + start, rho, &grad[p + start..p + start + n]);
             })
             .map_err(|e| diverged("posterior", f64::NAN).with_context(&e))?;
             epoch_elbo += elbo_hat / n as f64;
