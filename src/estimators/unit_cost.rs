@@ -223,14 +223,18 @@ impl UnitCost {
         for (t, &p) in theta.iter_mut().zip(index) {
             *t = omega[p];
         }
-        for i in 0..d {
-            let mu_i = &self.mu[i * n..(i + 1) * n];
-            let is_i = &self.inv_sigma[i * n..(i + 1) * n];
-            for j in 0..d {
-                let th_j = &theta[j * n..(j + 1) * n];
-                c[i * d + j] = self.normalizer[i] - 0.5 * scaled_square_distance(th_j, mu_i, is_i);
+        // Explicit accumulator lanes: AVX code gives the same bits as SSE2 code.
+        crate::linalg::with_avx(|| {
+            for i in 0..d {
+                let mu_i = &self.mu[i * n..(i + 1) * n];
+                let is_i = &self.inv_sigma[i * n..(i + 1) * n];
+                for j in 0..d {
+                    let th_j = &theta[j * n..(j + 1) * n];
+                    c[i * d + j] =
+                        self.normalizer[i] - 0.5 * scaled_square_distance(th_j, mu_i, is_i);
+                }
             }
-        }
+        });
     }
 
     /// As [`fill_in_place`](Self::fill_in_place) with the previous hidden layer
@@ -342,7 +346,7 @@ impl UnitCost {
 
 /// `Σ_k ((x_k − m_k) · s_k)²` with eight independent accumulators, so the reduction
 /// vectorizes and is not bound by the latency of one chain of additions.
-#[inline]
+#[inline(always)]
 fn scaled_square_distance(x: &[f64], m: &[f64], s: &[f64]) -> f64 {
     const LANES: usize = 8;
     let mut acc = [0.0f64; LANES];
