@@ -423,7 +423,8 @@ pub fn predictive(
     let chunk = 32;
     let mut sum_out = Mat::<f64>::zeros(n, d_out);
     let mut ln_dens: Vec<Vec<f64>> = Vec::new();
-    let mut sum_prob = Mat::<f64>::zeros(n, d_out);
+    // Σ_s p_s(c | x_r), row-major (n × dL), so that row blocks can be reduced in parallel.
+    let mut sum_prob = vec![0.0; n * d_out];
     // ln Σ_s p_s(y_r | x_r) per point, in log space (the NLL never meets an underflow).
     let mut ln_sum_target = vec![crate::estimators::LnSumExp::default(); n];
     for start in (0..n_samples).step_by(chunk) {
@@ -438,7 +439,7 @@ pub fn predictive(
                 }
             })
             .collect();
-        for out in outs {
+        for out in &outs {
             match (likelihood, data.targets()) {
                 (Likelihood::Gaussian { precision }, Targets::Values(y)) => {
                     let dens: Vec<f64> = (0..n)
@@ -454,22 +455,41 @@ pub fn predictive(
                         })
                         .collect();
                     ln_dens.push(dens);
-                    sum_out += &out;
+                    sum_out += out;
                 }
-                (Likelihood::Softmax, Targets::Classes(y)) => {
-                    for r in 0..n {
-                        let max = (0..d_out)
-                            .map(|c| out[(r, c)])
-                            .fold(f64::NEG_INFINITY, f64::max);
-                        let z: f64 = (0..d_out).map(|c| (out[(r, c)] - max).exp()).sum();
-                        for c in 0..d_out {
-                            sum_prob[(r, c)] += (out[(r, c)] - max).exp() / z;
-                        }
-                        ln_sum_target[r].push(out[(r, y[r] as usize)] - max - z.ln());
-                    }
-                }
+                (Likelihood::Softmax, Targets::Classes(_)) => {}
                 _ => unreachable!("checked by check_fits"),
             }
+        }
+        if let (Likelihood::Softmax, Targets::Classes(y)) = (likelihood, data.targets()) {
+            // Blocks of rows in parallel; within a row, the draws in draw order (so the
+            // bits do not depend on the number of threads).
+            const BLOCK: usize = 512;
+            sum_prob
+                .par_chunks_mut(BLOCK * d_out)
+                .zip(ln_sum_target.par_chunks_mut(BLOCK))
+                .enumerate()
+                .for_each(|(b, (probs, ln_targets))| {
+                    let mut e = vec![0.0; d_out];
+                    for (i, (prob, ln_target)) in
+                        probs.chunks_mut(d_out).zip(ln_targets).enumerate()
+                    {
+                        let r = b * BLOCK + i;
+                        for out in &outs {
+                            let max = (0..d_out)
+                                .map(|c| out[(r, c)])
+                                .fold(f64::NEG_INFINITY, f64::max);
+                            for (c, e) in e.iter_mut().enumerate() {
+                                *e = (out[(r, c)] - max).exp();
+                            }
+                            let z: f64 = e.iter().sum();
+                            for (p, e) in prob.iter_mut().zip(&e) {
+                                *p += e / z;
+                            }
+                            ln_target.push(out[(r, y[r] as usize)] - max - z.ln());
+                        }
+                    }
+                });
         }
     }
     let ns = n_samples as f64;
@@ -501,7 +521,7 @@ pub fn predictive(
             let mut nll = 0.0;
             for r in 0..n {
                 let best = (0..d_out)
-                    .max_by(|&a, &b| sum_prob[(r, a)].total_cmp(&sum_prob[(r, b)]))
+                    .max_by(|&a, &b| sum_prob[r * d_out + a].total_cmp(&sum_prob[r * d_out + b]))
                     .expect("d_out > 0");
                 correct += usize::from(best == y[r] as usize);
                 nll -= ln_sum_target[r].value() - ns.ln();
