@@ -72,7 +72,7 @@ struct RunArgs {
     /// Posterior files (safetensors); default: the bundled MNIST 784-10-10 posterior.
     #[arg(long, num_args = 1..)]
     posterior: Vec<PathBuf>,
-    /// Estimators: infonce, exact, sandwich (both bounds), pairwise (both deterministic bounds; one hidden layer), or single bounds sandwich-lower, sandwich-upper, pairwise-lower, pairwise-upper.
+    /// Estimators: infonce, exact, sandwich (lower and upper bound from the same draws: one row per K and repeat with both and their paired width), pairwise (both deterministic bounds; one hidden layer), or the single bounds pairwise-lower, pairwise-upper.
     #[arg(long, value_delimiter = ',', default_value = "infonce,exact")]
     estimators: Vec<String>,
     /// K grid of the InfoNCE estimator.

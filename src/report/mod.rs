@@ -40,6 +40,7 @@ where
 /// Polars errors (not expected for well-formed rows).
 pub fn raw_frame(rows: &[RawRow]) -> Result<DataFrame> {
     let g = |f: fn(&RawRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    let opt = |f: fn(&RawRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<Option<f64>>>();
     DataFrame::new(
         rows.len(),
         vec![
@@ -94,6 +95,10 @@ pub fn raw_frame(rows: &[RawRow]) -> Result<DataFrame> {
                     .map(|r| r.max_term_share)
                     .collect::<Vec<Option<f64>>>(),
             ),
+            col("upper_nats", opt(|r| r.upper_nats)),
+            col("upper_std_err_nats", opt(|r| r.upper_std_err_nats)),
+            col("width_nats", opt(|r| r.width_nats)),
+            col("width_std_err_nats", opt(|r| r.width_std_err_nats)),
             col("wall_s", g(|r| r.wall_s)),
         ],
     )
@@ -437,6 +442,15 @@ impl Columns<'_> {
             .collect())
     }
 
+    /// As [`f64s`](Self::f64s), with a column absent from the file (written by an
+    /// earlier version) read as all nulls.
+    fn f64s_or_nulls(&self, name: &str) -> Result<Vec<Option<f64>>> {
+        if self.df.column(name).is_err() {
+            return Ok(vec![None; self.df.height()]);
+        }
+        self.f64s(name)
+    }
+
     fn u64s(&self, name: &str) -> Result<Vec<Option<u64>>> {
         Ok(self
             .get(name)?
@@ -495,6 +509,12 @@ fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
         c.f64s("max_term_share")?,
         c.f64s("wall_s")?,
     );
+    let (upper, upper_se, width, width_se) = (
+        c.f64s_or_nulls("upper_nats")?,
+        c.f64s_or_nulls("upper_std_err_nats")?,
+        c.f64s_or_nulls("width_nats")?,
+        c.f64s_or_nulls("width_std_err_nats")?,
+    );
     let (pid, ppath, sha, est) = (
         c.strs("posterior_id")?,
         c.strs("posterior_path")?,
@@ -514,6 +534,10 @@ fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
         h.len(),
         share.len(),
         wall.len(),
+        upper.len(),
+        upper_se.len(),
+        width.len(),
+        width_se.len(),
         pid.len(),
         ppath.len(),
         sha.len(),
@@ -537,6 +561,10 @@ fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
                 ln_group_order_nats: c.need(lng[i], "ln_group_order_nats", i)?,
                 entropy_q_nats: c.need(h[i], "entropy_q_nats", i)?,
                 max_term_share: share[i],
+                upper_nats: upper[i],
+                upper_std_err_nats: upper_se[i],
+                width_nats: width[i],
+                width_std_err_nats: width_se[i],
                 wall_s: c.need(wall[i], "wall_s", i)?,
             })
         })

@@ -31,11 +31,9 @@ pub enum EstimatorKind {
     /// Exact I: the permanent for one hidden layer (width ≤ 24; wider layers by the pruned
     /// block permanent with its proven bracket), else enumeration.
     Exact,
-    /// The proposal-based lower bound (one hidden layer), one row per K.
-    SandwichLower,
-    /// The proposal-based upper bound (one hidden layer), one row per K; it shares its
-    /// draws with the lower bound of the same K and repeat.
-    SandwichUpper,
+    /// The proposal-based interval on I: lower and upper bound from the same draws, one
+    /// row per K and repeat with both bounds and their paired width.
+    Sandwich,
     /// The deterministic Bhattacharyya lower bound (one hidden layer).
     PairwiseLower,
     /// The deterministic KL upper bound (one hidden layer).
@@ -48,8 +46,7 @@ impl EstimatorKind {
         match self {
             EstimatorKind::InfoNce => "infonce",
             EstimatorKind::Exact => "exact",
-            EstimatorKind::SandwichLower => "sandwich-lower",
-            EstimatorKind::SandwichUpper => "sandwich-upper",
+            EstimatorKind::Sandwich => "sandwich",
             EstimatorKind::PairwiseLower => "pairwise-lower",
             EstimatorKind::PairwiseUpper => "pairwise-upper",
         }
@@ -57,13 +54,12 @@ impl EstimatorKind {
 
     /// Whether the estimator has one row per K.
     pub fn uses_k(self) -> bool {
-        matches!(
-            self,
-            EstimatorKind::InfoNce | EstimatorKind::SandwichLower | EstimatorKind::SandwichUpper
-        )
+        matches!(self, EstimatorKind::InfoNce | EstimatorKind::Sandwich)
     }
 
-    /// Parses a comma-separated list; `sandwich` stands for both bounds.
+    /// Parses a comma-separated list; `pairwise` stands for both pairwise bounds, and
+    /// `sandwich`, `sandwich-lower` and `sandwich-upper` all name the one sandwich
+    /// estimator (both of its bounds come from the same draws). Repeats are dropped.
     ///
     /// # Errors
     ///
@@ -71,18 +67,21 @@ impl EstimatorKind {
     pub fn parse_list(items: &[String]) -> Result<Vec<Self>> {
         let mut out = Vec::new();
         for s in items {
-            if s.trim().eq_ignore_ascii_case("sandwich") {
-                out.extend([EstimatorKind::SandwichLower, EstimatorKind::SandwichUpper]);
-            } else if s.trim().eq_ignore_ascii_case("pairwise") {
-                out.extend([EstimatorKind::PairwiseLower, EstimatorKind::PairwiseUpper]);
+            let kinds = if s.trim().eq_ignore_ascii_case("pairwise") {
+                vec![EstimatorKind::PairwiseLower, EstimatorKind::PairwiseUpper]
             } else {
-                out.push(Self::parse(s)?);
+                vec![Self::parse(s)?]
+            };
+            for kind in kinds {
+                if !out.contains(&kind) {
+                    out.push(kind);
+                }
             }
         }
         Ok(out)
     }
 
-    /// Parses `infonce`, `exact`, `sandwich-lower` or `sandwich-upper`.
+    /// Parses one estimator name (`sandwich-lower` and `sandwich-upper` are the sandwich).
     ///
     /// # Errors
     ///
@@ -91,14 +90,13 @@ impl EstimatorKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "infonce" | "ik" => Ok(EstimatorKind::InfoNce),
             "exact" => Ok(EstimatorKind::Exact),
-            "sandwich-lower" => Ok(EstimatorKind::SandwichLower),
-            "sandwich-upper" => Ok(EstimatorKind::SandwichUpper),
+            "sandwich" | "sandwich-lower" | "sandwich-upper" => Ok(EstimatorKind::Sandwich),
             "pairwise-lower" => Ok(EstimatorKind::PairwiseLower),
             "pairwise-upper" => Ok(EstimatorKind::PairwiseUpper),
             _ => Err(Error::invalid(
                 "estimator",
                 s,
-                "expected `infonce`, `exact`, `sandwich` (both bounds), `sandwich-lower`, `sandwich-upper`, `pairwise` (both bounds), `pairwise-lower` or `pairwise-upper`",
+                "expected `infonce`, `exact`, `sandwich` (both bounds from the same draws), `pairwise` (both bounds), `pairwise-lower` or `pairwise-upper`",
             )),
         }
     }
@@ -215,8 +213,7 @@ impl GridItem {
         let e = match self.estimator {
             EstimatorKind::InfoNce => 1,
             EstimatorKind::Exact => 2,
-            // Both bounds from the same draws (a paired interval).
-            EstimatorKind::SandwichLower | EstimatorKind::SandwichUpper => 3,
+            EstimatorKind::Sandwich => 3,
             EstimatorKind::PairwiseLower | EstimatorKind::PairwiseUpper => 4,
         };
         child_seed(
@@ -287,8 +284,44 @@ pub struct RawRow {
     pub entropy_q_nats: f64,
     /// The largest per-draw term's share of their sum.
     pub max_term_share: Option<f64>,
+    /// Sandwich rows: the upper bound on I from the same draws as the lower bound
+    /// (`mi_nats`), nats.
+    pub upper_nats: Option<f64>,
+    /// Sandwich rows: the upper bound's Monte Carlo standard error, nats.
+    pub upper_std_err_nats: Option<f64>,
+    /// Sandwich rows: the interval width, the mean over draws of upper − lower, nats.
+    pub width_nats: Option<f64>,
+    /// Sandwich rows: the standard error of the width from the paired per-draw
+    /// differences, nats.
+    pub width_std_err_nats: Option<f64>,
     /// Wall time, seconds.
     pub wall_s: f64,
+}
+
+/// The summary series of raw rows: each sandwich row becomes a `sandwich-lower` and a
+/// `sandwich-upper` row (value and standard error of that bound); other rows stay.
+pub fn bound_series(rows: &[RawRow]) -> Vec<RawRow> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        match r.upper_nats {
+            Some(upper) => {
+                let side = |name: &str, value: f64, se: Option<f64>| RawRow {
+                    estimator: name.to_string(),
+                    mi_nats: value,
+                    std_err_nats: se,
+                    upper_nats: None,
+                    upper_std_err_nats: None,
+                    width_nats: None,
+                    width_std_err_nats: None,
+                    ..r.clone()
+                };
+                out.push(side("sandwich-lower", r.mi_nats, r.std_err_nats));
+                out.push(side("sandwich-upper", upper, r.upper_std_err_nats));
+            }
+            None => out.push(r.clone()),
+        }
+    }
+    out
 }
 
 /// A loaded posterior with its id and file hash.
@@ -360,16 +393,8 @@ fn item_estimator(
         ),
         EstimatorKind::PairwiseLower => Box::new(PairwiseBound::Bhattacharyya),
         EstimatorKind::PairwiseUpper => Box::new(PairwiseBound::Kl),
-        EstimatorKind::SandwichLower | EstimatorKind::SandwichUpper => {
-            let sandwich = Sandwich::new(item.k.expect("sandwich items have K"))
-                .samples(config.samples)
-                .seed(seed);
-            Box::new(if item.estimator == EstimatorKind::SandwichLower {
-                sandwich.lower()
-            } else {
-                sandwich.upper()
-            })
-        }
+        // The lower side's estimate computes both bounds (its cost is the item's).
+        EstimatorKind::Sandwich => Box::new(item_sandwich(item, config, seed).lower()),
         EstimatorKind::Exact => exact_estimator(q, config.samples, seed).ok_or_else(|| {
             Error::invalid(
                 format!("estimator exact for {id}"),
@@ -378,6 +403,12 @@ fn item_estimator(
             )
         })?,
     })
+}
+
+fn item_sandwich(item: &GridItem, config: &GridConfig, seed: u64) -> Sandwich {
+    Sandwich::new(item.k.expect("sandwich items have K"))
+        .samples(config.samples)
+        .seed(seed)
 }
 
 /// The estimated memory and time of a grid's items, refused up front when over the
@@ -437,21 +468,42 @@ pub fn run_grid(
             let lp = &posteriors[item.posterior];
             let q = &lp.file.posterior;
             let seed = item.seed(config.seed);
-            let estimator = item_estimator(item, config, q, seed, &lp.id)?;
-            let est: Estimate = estimator.estimate(q).map_err(|e| match item.estimator {
+            let named = |e: Error| match item.estimator {
                 EstimatorKind::InfoNce | EstimatorKind::Exact => e,
                 _ => Error::invalid(
                     format!("estimator {} for {}", item.estimator.name(), lp.id),
                     item.k.map_or("—".to_string(), |k| k.to_string()),
                     e.to_string(),
                 ),
-            })?;
+            };
+            // The sandwich: both bounds from one set of draws, so the interval is paired.
+            let (est, upper): (Estimate, Option<Estimate>) = match item.estimator {
+                EstimatorKind::Sandwich => {
+                    let (lower, upper) = item_sandwich(item, config, seed)
+                        .estimate_both(q)
+                        .map_err(named)?;
+                    (lower, Some(upper))
+                }
+                _ => (
+                    item_estimator(item, config, q, seed, &lp.id)?
+                        .estimate(q)
+                        .map_err(named)?,
+                    None,
+                ),
+            };
+            let width = upper.as_ref().map(|u| {
+                let diffs: Vec<f64> = u.terms.iter().zip(&est.terms).map(|(u, l)| u - l).collect();
+                crate::estimators::summarize(&diffs)
+            });
             let row = RawRow {
                 item: item.index as u64,
                 posterior_id: lp.id.clone(),
                 posterior_path: lp.path.display().to_string(),
                 posterior_sha256: lp.sha256.clone(),
-                estimator: est.estimator.to_string(),
+                estimator: match upper {
+                    Some(_) => EstimatorKind::Sandwich.name().to_string(),
+                    None => est.estimator.to_string(),
+                },
                 k: est.k.map(|k| k as u64),
                 n_samples: est.n_samples as u64,
                 repeat: item.repeat as u64,
@@ -462,6 +514,10 @@ pub fn run_grid(
                 ln_group_order_nats: est.ln_group_order,
                 entropy_q_nats: est.entropy_q,
                 max_term_share: est.max_term_share,
+                upper_nats: upper.as_ref().map(|u| u.value),
+                upper_std_err_nats: upper.as_ref().and_then(|u| u.std_err),
+                width_nats: width.as_ref().map(|w| w.mean),
+                width_std_err_nats: width.as_ref().and_then(|w| w.std_err),
                 wall_s: est.wall_s,
             };
             if let Some(j) = journal {
@@ -494,6 +550,10 @@ impl RawRow {
             "ln_group_order_nats": f(self.ln_group_order_nats),
             "entropy_q_nats": f(self.entropy_q_nats),
             "max_term_share": self.max_term_share.map(f),
+            "upper_nats": self.upper_nats.map(f),
+            "upper_std_err_nats": self.upper_std_err_nats.map(f),
+            "width_nats": self.width_nats.map(f),
+            "width_std_err_nats": self.width_std_err_nats.map(f),
             "wall_s": f(self.wall_s),
         })
     }
@@ -528,6 +588,10 @@ impl RawRow {
             ln_group_order_nats: f(v.get("ln_group_order_nats")?)?,
             entropy_q_nats: f(v.get("entropy_q_nats")?)?,
             max_term_share: opt("max_term_share")?,
+            upper_nats: opt("upper_nats")?,
+            upper_std_err_nats: opt("upper_std_err_nats")?,
+            width_nats: opt("width_nats")?,
+            width_std_err_nats: opt("width_std_err_nats")?,
             wall_s: f(v.get("wall_s")?)?,
         })
     }
@@ -575,7 +639,8 @@ fn mean(v: &[f64]) -> f64 {
 /// Summarizes raw rows (from any number of shards, in any order) into the
 /// bias–variance table, sorted by (posterior, estimator, K).
 pub fn bias_variance(rows: &[RawRow]) -> Vec<BiasVarianceRow> {
-    let mut rows: Vec<&RawRow> = rows.iter().collect();
+    let series = bound_series(rows);
+    let mut rows: Vec<&RawRow> = series.iter().collect();
     rows.sort_by(|a, b| {
         (&a.posterior_id, &a.estimator, a.k, a.repeat).cmp(&(
             &b.posterior_id,
@@ -726,6 +791,7 @@ pub fn bounds(
     seed: u64,
 ) -> Result<Vec<BoundRow>> {
     let bv = bias_variance(rows);
+    let rows = &bound_series(rows);
     let mut out = Vec::new();
     for lp in posteriors {
         let q = &lp.file.posterior;

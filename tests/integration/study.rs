@@ -336,7 +336,34 @@ fn run_includes_the_sandwich_bounds_around_the_exact_value() {
         EstimatorKind::parse_list(&["exact".into(), "sandwich".into(), "pairwise".into()]).unwrap();
     c.ks = vec![64];
     c.samples = 400;
+    c.repeats = 2;
     let out = run(&c, &options(&dir.join("r")), &|_, _| {}).unwrap();
+    // One raw row per posterior, K and repeat holds both bounds from the same draws.
+    let raw = read_raw(&dir.join("r").join("raw.parquet")).unwrap();
+    let sandwich: Vec<_> = raw.iter().filter(|r| r.estimator == "sandwich").collect();
+    assert_eq!(sandwich.len(), 2 * 2, "{raw:?}");
+    assert!(!raw.iter().any(|r| r.estimator.starts_with("sandwich-")));
+    for r in &sandwich {
+        let (upper, width) = (r.upper_nats.unwrap(), r.width_nats.unwrap());
+        assert!(
+            (width - (upper - r.mi_nats)).abs() < 1e-9 * upper.abs().max(1.0),
+            "{r:?}"
+        );
+        assert!(r.upper_std_err_nats.is_some() && r.width_std_err_nats.is_some());
+        // The same numbers as both bounds estimated directly with the row's seed.
+        let q = &mi_est::io::load(Path::new(&r.posterior_path))
+            .unwrap()
+            .posterior;
+        let (lo, up) = mi_est::estimators::Sandwich::new(64)
+            .samples(400)
+            .seed(r.seed)
+            .estimate_both(q)
+            .unwrap();
+        assert_eq!((lo.value, up.value), (r.mi_nats, upper));
+    }
+    for r in raw.iter().filter(|r| r.estimator != "sandwich") {
+        assert!(r.upper_nats.is_none() && r.width_nats.is_none(), "{r:?}");
+    }
     for pid in ["small", "mnist-small-784-10-10-mfvi"] {
         let get = |e: &str| {
             out.bias_variance
@@ -362,6 +389,11 @@ fn run_includes_the_sandwich_bounds_around_the_exact_value() {
             "{pid}: {up:?} vs {ex:?}"
         );
     }
+    // The single-bound names are the sandwich too, listed once.
+    assert_eq!(
+        EstimatorKind::parse_list(&["sandwich-lower".into(), "sandwich-upper".into()]).unwrap(),
+        vec![EstimatorKind::Sandwich]
+    );
     assert!(
         EstimatorKind::parse_list(&["bogus".into()])
             .unwrap_err()
