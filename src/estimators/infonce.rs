@@ -95,7 +95,6 @@ struct Workspace {
     eps: Vec<f64>,
     omega: Vec<f64>,
     g: crate::symmetry::GroupElement,
-    map: Option<ActionMap>,
     theta: Vec<f64>,
     c: Vec<f64>,
 }
@@ -134,13 +133,11 @@ impl MiEstimator for InfoNce {
         let unit_cost = self.unit_cost(q)?;
         let (k, p) = (self.k, q.n_params());
         let ln_k = (k as f64).ln();
+        let identity = group.identity();
         let init = || Workspace {
             eps: vec![0.0; p],
             omega: vec![0.0; p],
             g: group.identity(),
-            map: unit_cost
-                .is_none()
-                .then(|| ActionMap::new(arch, &group.identity())),
             theta: unit_cost
                 .as_ref()
                 .map_or(Vec::new(), |u| vec![0.0; u.width() * u.n_per_unit()]),
@@ -163,14 +160,13 @@ impl MiEstimator for InfoNce {
                     }
                     return ln_k - lse.value();
                 }
-                None => q.ln_q_unchecked(&ws.omega),
+                // The identity through the same kernel as the permuted terms.
+                None => q.ln_q_inverse_permuted_by(&ws.omega, &identity),
             };
-            let map = ws.map.as_mut().expect("generic path has a map");
             lse.push(0.0);
             for _ in 1..k {
                 group.randomize(&mut ws.g, rng);
-                map.assign(arch, &ws.g);
-                lse.push(q.ln_q_inverse_permuted_unchecked(&ws.omega, map) - ln_q0);
+                lse.push(q.ln_q_inverse_permuted_by(&ws.omega, &ws.g) - ln_q0);
             }
             ln_k - lse.value()
         });
@@ -263,13 +259,9 @@ impl InfoNce {
                 Ok(term)
             }
             None => {
-                let maps: Vec<ActionMap> = perms.iter().map(|g| ActionMap::new(arch, g)).collect();
-                let a0 = q.ln_q_unchecked(&omega);
+                let a0 = q.ln_q_inverse_permuted_by(&omega, &Group::of(arch).identity());
                 let a: Vec<f64> = std::iter::once(a0)
-                    .chain(
-                        maps.iter()
-                            .map(|map| q.ln_q_inverse_permuted_unchecked(&omega, map)),
-                    )
+                    .chain(perms.iter().map(|g| q.ln_q_inverse_permuted_by(&omega, g)))
                     .collect();
                 let lse = ln_sum_exp(&a);
                 let term = (k as f64).ln() + a0 - lse;
@@ -280,7 +272,8 @@ impl InfoNce {
                         *gs -= c0 * is;
                     }
                     let mut g_omega = vec![0.0; omega.len()];
-                    for (j, map) in maps.iter().enumerate() {
+                    let maps = perms.iter().map(|g| ActionMap::new(arch, g));
+                    for (j, map) in maps.enumerate() {
                         let cj = -(a[j + 1] - lse).exp();
                         for (p, &t) in map.target().iter().enumerate() {
                             let t = t as usize;

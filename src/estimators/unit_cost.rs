@@ -17,6 +17,7 @@
 //! σ is small, and the direct form is already a contiguous, vectorizable loop.
 
 use crate::error::{Error, Result};
+use crate::linalg::{scaled_square_distance, with_avx};
 use crate::posterior::{HALF_LN_2PI, MeanFieldGaussian};
 
 /// Per-unit layout and moments of a one-hidden-layer posterior.
@@ -224,7 +225,7 @@ impl UnitCost {
             *t = omega[p];
         }
         // Explicit accumulator lanes: AVX code gives the same bits as SSE2 code.
-        crate::linalg::with_avx(|| {
+        with_avx(|| {
             for i in 0..d {
                 let mu_i = &self.mu[i * n..(i + 1) * n];
                 let is_i = &self.inv_sigma[i * n..(i + 1) * n];
@@ -342,33 +343,6 @@ impl UnitCost {
         let ln_sigma: f64 = self.rest.iter().map(|&p| q.sigma()[p].ln()).sum();
         -0.5 * quad - ln_sigma - self.rest.len() as f64 * HALF_LN_2PI
     }
-}
-
-/// `Σ_k ((x_k − m_k) · s_k)²` with eight independent accumulators, so the reduction
-/// vectorizes and is not bound by the latency of one chain of additions.
-#[inline(always)]
-fn scaled_square_distance(x: &[f64], m: &[f64], s: &[f64]) -> f64 {
-    const LANES: usize = 8;
-    let mut acc = [0.0f64; LANES];
-    let (xc, xr) = x.split_at(x.len() - x.len() % LANES);
-    let (mc, mr) = m.split_at(xc.len());
-    let (sc, sr) = s.split_at(xc.len());
-    for ((xa, ma), sa) in xc
-        .chunks_exact(LANES)
-        .zip(mc.chunks_exact(LANES))
-        .zip(sc.chunks_exact(LANES))
-    {
-        for l in 0..LANES {
-            let z = (xa[l] - ma[l]) * sa[l];
-            acc[l] += z * z;
-        }
-    }
-    let mut tail = 0.0;
-    for ((xv, mv), sv) in xr.iter().zip(mr).zip(sr) {
-        let z = (xv - mv) * sv;
-        tail += z * z;
-    }
-    acc.iter().sum::<f64>() + tail
 }
 
 /// `Σ_i C[i, τ(i)]` for a `d × d` row-major `C`.

@@ -494,6 +494,51 @@ impl MeanFieldGaussian {
         self.ln_normalizer() - 0.5 * quad
     }
 
+    /// `ln q(g⁻¹·v)` computed from `g`'s permutations directly, without an
+    /// [`ActionMap`]: row `a` of each layer's density meets row `τ_out(a)` of `v`, its
+    /// columns through `τ_in` (rows of the first layer are contiguous), and each row's
+    /// sum runs over eight accumulator lanes in AVX code. The generic path of the
+    /// estimators (`O(P)` per permutation, any depth); equal to
+    /// [`ln_q_inverse_permuted`](Self::ln_q_inverse_permuted) up to the order of the
+    /// additions.
+    ///
+    /// # Panics
+    ///
+    /// If `v` is not of length P or `g` is not an element of this architecture's group.
+    pub fn ln_q_inverse_permuted_by(&self, v: &[f64], g: &GroupElement) -> f64 {
+        use crate::linalg::{scaled_square_distance, scaled_square_distance_gathered};
+        let arch = &self.arch;
+        let widths = arch.widths();
+        let n_hidden = widths.len() - 2;
+        assert_eq!(v.len(), self.n_params(), "v of another architecture");
+        assert_eq!(g.perms().len(), n_hidden, "element of another group");
+        let perm_of = |k: usize| (k >= 1 && k <= n_hidden).then(|| g.layer(k - 1).forward());
+        let quad = crate::linalg::with_avx(|| {
+            let mut quad = 0.0;
+            for i in 0..arch.n_layers() {
+                let Some(o) = arch.offsets(i) else { continue };
+                let (d_in, d_out) = (widths[i], widths[i + 1]);
+                let (p_in, p_out) = (perm_of(i), perm_of(i + 1));
+                for a in 0..d_out {
+                    let fa = p_out.map_or(a, |p| p[a]);
+                    let src = &v[o.weight + fa * d_in..o.weight + (fa + 1) * d_in];
+                    let row = o.weight + a * d_in..o.weight + (a + 1) * d_in;
+                    let (m, s) = (&self.mu[row.clone()], &self.inv_sigma[row]);
+                    quad += match p_in {
+                        None => scaled_square_distance(src, m, s),
+                        Some(p) => scaled_square_distance_gathered(src, p, m, s),
+                    };
+                    if let Some(ob) = o.bias {
+                        let z = (v[ob + fa] - self.mu[ob + a]) * self.inv_sigma[ob + a];
+                        quad += z * z;
+                    }
+                }
+            }
+            quad
+        });
+        self.ln_normalizer() - 0.5 * quad
+    }
+
     /// Converts a gradient with respect to σ into one with respect to ρ, in place.
     ///
     /// # Panics
@@ -712,5 +757,46 @@ mod tests {
             e.to_string().contains("rho[5]") && e.to_string().contains("underflow"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn permuted_density_from_the_permutations_equals_two_independent_routes() {
+        use crate::rng::stream;
+        use crate::symmetry::Group;
+        let archs = [
+            Arch::builder(vec![3, 4, 2]).check().unwrap(),
+            Arch::builder(vec![5, 3, 4, 2]).bias(false).check().unwrap(),
+            Arch::builder(vec![17, 6, 5, 3]).check().unwrap(),
+            Arch::builder(vec![1, 2, 1])
+                .bias(false)
+                .fixed_layer(1, vec![1.0, 1.0], None)
+                .check()
+                .unwrap(),
+        ];
+        for arch in archs {
+            let n = arch.n_params();
+            let mu = (0..n).map(|i| ((i * 37 % 11) as f64 - 5.0) * 0.1).collect();
+            let rho = (0..n).map(|i| -2.0 + (i % 5) as f64 * 0.3).collect();
+            let q = MeanFieldGaussian::new(arch.clone(), mu, rho).unwrap();
+            let group = Group::of(&arch);
+            let mut rng = stream(5, 0);
+            let v = q.sample(&mut rng);
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+            let id = q.ln_q_inverse_permuted_by(&v, &group.identity());
+            assert!(close(id, q.ln_q(&v).unwrap()), "{id} vs ln q");
+            for _ in 0..50 {
+                let g = group.random(&mut rng);
+                let ours = q.ln_q_inverse_permuted_by(&v, &g);
+                let by_map = q
+                    .ln_q_inverse_permuted(&v, &ActionMap::new(&arch, &g))
+                    .unwrap();
+                // q(g⁻¹·v) = (g·q)(v).
+                let by_moved_q = q.permuted(&g).ln_q(&v).unwrap();
+                assert!(
+                    close(ours, by_map) && close(ours, by_moved_q),
+                    "{ours} {by_map} {by_moved_q}"
+                );
+            }
+        }
     }
 }
