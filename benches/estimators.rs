@@ -1,7 +1,9 @@
 //! Criterion benchmarks of the I(g; ω) estimators (issue 3).
 //!
 //! * `infonce/{generic,unit_cost}/K`: one `InfoNce::estimate` with S = 2 weight draws on a
-//!   784-30-10 posterior, on one thread; throughput in draws × contrast terms × P.
+//!   784-30-10 posterior, on one thread; throughput in draws × contrast terms × P
+//!   (`benches/numpy_infonce.py` is the same generic estimate in NumPy);
+//!   `infonce/generic_784_30_20_10/K` the generic path on a two-hidden-layer net.
 //! * `ln_permanent/d`: `ln perm(exp C)` for the unit cost matrix of one draw of a
 //!   784-d-10 posterior, one thread.
 //!
@@ -45,6 +47,18 @@ fn bench_infonce(c: &mut Criterion) {
                 b.iter(|| pool.install(|| black_box(est.estimate(&q).expect("estimate"))))
             });
         }
+    }
+    // The generic path on a deeper net (no unit-cost shortcut there).
+    let deep = demo_posterior(&[784, 30, 20, 10], Activation::Relu, 0, -3.0).expect("posterior");
+    for k in [256usize, 4096] {
+        group.throughput(Throughput::Elements((s * k * deep.n_params()) as u64));
+        let est = InfoNce::new(k)
+            .samples(s)
+            .seed(1)
+            .path(InfoNcePath::Generic);
+        group.bench_with_input(BenchmarkId::new("generic_784_30_20_10", k), &k, |b, _| {
+            b.iter(|| pool.install(|| black_box(est.estimate(&deep).expect("estimate"))))
+        });
     }
     group.finish();
 }

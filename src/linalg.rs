@@ -201,20 +201,33 @@ mod tests {
     fn helper_leaves_the_upper_vector_state_clean_where_faer_alone_does_not() {
         let (a, b) = operands();
         let mut z = Mat::<f64>::zeros(100, 30);
-        // faer alone: the processor records the upper state as in use (when it can say).
+        // Only conclusive where the processor reports a cleared state as clear (it may
+        // report "in use" conservatively, and off x86-64 it reports nothing).
+        clear_upper_vector_state();
+        if upper_vector_state_in_use() != Some(false) {
+            eprintln!("the processor does not report a cleared vector state; nothing to check");
+            return;
+        }
         faer::linalg::matmul::matmul(&mut z, Accum::Replace, &a, &b, 1.0, Par::Seq);
         let raw = upper_vector_state_in_use();
         matmul(&mut z, Accum::Replace, &a, &b, 1.0, Par::Seq);
-        let helped = upper_vector_state_in_use();
-        if let (Some(raw), Some(helped)) = (raw, helped) {
-            assert!(
+        assert_eq!(
+            upper_vector_state_in_use(),
+            Some(false),
+            "the helper must leave it clean"
+        );
+        // faer runs private-gemm-x86's assembly kernels on AVX2 + FMA processors, and
+        // they leave the state dirty: the reason for the helper (and proof that the
+        // check above can fail).
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            assert_eq!(
                 raw,
+                Some(true),
                 "faer's matmul alone should leave the upper state dirty"
             );
-            assert!(!helped, "the helper must leave the upper state clean");
-        } else {
-            // Off x86-64 or without XGETBV(1), the clear is a no-op and cannot be observed.
-            assert_eq!(raw, helped);
         }
+        let _ = raw;
     }
 }
