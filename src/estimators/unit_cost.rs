@@ -156,7 +156,7 @@ impl UnitCost {
             .map(|i| {
                 let s: f64 = index[i * n..(i + 1) * n]
                     .iter()
-                    .map(|&p| q.sigma()[p].ln())
+                    .map(|&p| q.ln_sigma()[p])
                     .sum();
                 -s - n as f64 * HALF_LN_2PI
             })
@@ -340,7 +340,7 @@ impl UnitCost {
             let z = (omega[p] - q.mu()[p]) * q.inv_sigma()[p];
             quad += z * z;
         }
-        let ln_sigma: f64 = self.rest.iter().map(|&p| q.sigma()[p].ln()).sum();
+        let ln_sigma: f64 = self.rest.iter().map(|&p| q.ln_sigma()[p]).sum();
         -0.5 * quad - ln_sigma - self.rest.len() as f64 * HALF_LN_2PI
     }
 }

@@ -377,6 +377,11 @@ impl MeanFieldGaussian {
         &self.inv_sigma
     }
 
+    /// ln σ (kept with σ, so that its users need no logarithms of their own).
+    pub fn ln_sigma(&self) -> &[f64] {
+        &self.ln_sigma
+    }
+
     /// dσ/dρ, the slope of the σ transform at each ρ.
     pub fn dsigma_drho(&self) -> &[f64] {
         &self.dsigma_drho
