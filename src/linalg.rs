@@ -229,5 +229,14 @@ mod tests {
             );
         }
         let _ = raw;
+        // faer's other operations that this crate calls are compiled Rust (pulp), which
+        // the compiler ends with `vzeroupper`: they leave the state clean by themselves.
+        let big = Mat::<f64>::zeros(1000, 300);
+        assert_eq!(upper_vector_state_in_use(), Some(false), "Mat::zeros");
+        let copy = big.as_ref().transpose().to_owned();
+        assert_eq!(upper_vector_state_in_use(), Some(false), "to_owned");
+        let filled = Mat::from_fn(500, 200, |r, c| (r + c) as f64);
+        assert_eq!(upper_vector_state_in_use(), Some(false), "from_fn");
+        assert_eq!((copy.nrows(), filled[(1, 2)]), (300, 3.0));
     }
 }
