@@ -52,9 +52,10 @@ struct ReproduceArgs {
     /// The fast variant (seconds to minutes) that checks the qualitative claims.
     #[arg(long)]
     quick: bool,
-    /// Folder of the MNIST IDX files.
-    #[arg(long, default_value = "../shared/data/mnist")]
-    data: PathBuf,
+    /// Folder of the four MNIST IDX files (mnist, mode-proximity, mnist-objectives);
+    /// default: $MI_EST_MNIST. data/README.md says where to get them.
+    #[arg(long)]
+    data: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Reports go to <out>/<experiment>[-quick]/.
@@ -249,11 +250,22 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
         Some(dir) => Some(mi_est::report::recorded_samples(dir)?),
         None => None,
     };
-    if experiment.needs_mnist() && !a.data.is_dir() {
-        bail!(
-            "{}: MNIST folder not found (pass --data <folder with the IDX files>)",
-            a.data.display()
-        );
+    let mnist_dir = a
+        .data
+        .clone()
+        .or_else(|| std::env::var_os("MI_EST_MNIST").map(PathBuf::from));
+    if experiment.needs_mnist() {
+        match &mnist_dir {
+            None => bail!(
+                "{} needs the MNIST set: pass --data <folder with the four IDX files> or set MI_EST_MNIST (data/README.md says where to get them)",
+                experiment.name()
+            ),
+            Some(dir) if !dir.is_dir() => bail!(
+                "{}: MNIST folder not found (pass --data <folder with the IDX files>)",
+                dir.display()
+            ),
+            Some(_) => {}
+        }
     }
     let dir = a.out.join(format!(
         "{}{}",
@@ -263,7 +275,7 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
     let options = ReproduceOptions {
         quick: a.quick,
         seed: a.seed,
-        mnist_dir: a.data.clone(),
+        mnist_dir: mnist_dir.unwrap_or_default(),
         progress: Some(mi_est::study::reproduce::ProgressFn(std::sync::Arc::new(
             grid_progress(),
         ))),
