@@ -2,11 +2,11 @@
 //!
 //! faer's `matmul` reaches the hand-written assembly microkernels of `private-gemm-x86`
 //! (AVX2 and AVX-512). They return without `vzeroupper`, so the upper halves of the
-//! YMM/ZMM registers stay *dirty* after the product. On Intel cores every later
-//! legacy-SSE instruction — all of our scalar f64 code, compiled for baseline x86-64,
-//! and glibc's `exp`/`log` — then pays a merge with that dirty state: scalar code after
-//! a matmul ran up to 30× slower on an AVX-512 Xeon (issue 13). AMD cores do not pay
-//! this penalty, but the state is left dirty there too.
+//! YMM/ZMM registers stay *dirty* after the product. Every later legacy-SSE
+//! instruction — all of our scalar f64 code, compiled for baseline x86-64, and glibc's
+//! `exp`/`log` — then pays for that dirty state: scalar code after a matmul ran up to
+//! 30× slower on an AVX-512 Xeon and 13× slower on an AMD EPYC (Zen 3) virtual machine
+//! (`cargo bench --bench scalar_after_matmul`).
 //!
 //! Every product in this crate therefore goes through [`matmul`], which calls faer and
 //! then [`clear_upper_vector_state`]. [`upper_vector_state_in_use`] reads the
