@@ -639,7 +639,11 @@ fn mean(v: &[f64]) -> f64 {
 /// Summarizes raw rows (from any number of shards, in any order) into the
 /// bias–variance table, sorted by (posterior, estimator, K).
 pub fn bias_variance(rows: &[RawRow]) -> Vec<BiasVarianceRow> {
-    let series = bound_series(rows);
+    series_bias_variance(&bound_series(rows))
+}
+
+/// [`bias_variance`] of rows already expanded by [`bound_series`].
+fn series_bias_variance(series: &[RawRow]) -> Vec<BiasVarianceRow> {
     let mut rows: Vec<&RawRow> = series.iter().collect();
     rows.sort_by(|a, b| {
         (&a.posterior_id, &a.estimator, a.k, a.repeat).cmp(&(
@@ -790,8 +794,8 @@ pub fn bounds(
     elbo_samples: usize,
     seed: u64,
 ) -> Result<Vec<BoundRow>> {
-    let bv = bias_variance(rows);
     let rows = &bound_series(rows);
+    let bv = series_bias_variance(rows);
     let mut out = Vec::new();
     for lp in posteriors {
         let q = &lp.file.posterior;
