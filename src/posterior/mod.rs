@@ -99,21 +99,39 @@ impl SigmaTransform {
     /// `dσ/dρ = 1/(1 + e^{−ρ})` for ρ > 0).
     #[inline]
     pub fn sigma_and_slope(self, rho: f64) -> (f64, f64) {
+        let (sigma, e) = self.sigma_and_exp(rho);
+        (sigma, self.slope_from(rho, sigma, e))
+    }
+
+    /// The transcendental half of [`sigma_and_slope`](Self::sigma_and_slope): σ and the
+    /// exponential it came from (`e^{−|ρ|}` for softplus, `e^ρ` for exp).
+    #[inline]
+    fn sigma_and_exp(self, rho: f64) -> (f64, f64) {
         match self {
+            SigmaTransform::Softplus if rho > 0.0 => {
+                let e = (-rho).exp();
+                (rho + e.ln_1p(), e)
+            }
             SigmaTransform::Softplus => {
-                if rho > 0.0 {
-                    let e = (-rho).exp();
-                    (rho + e.ln_1p(), 1.0 / (1.0 + e))
-                } else {
-                    // At ρ = 0, e/(1 + e) = 1/(1 + e) = ½ exactly, as `logistic` gives.
-                    let e = rho.exp();
-                    (e.ln_1p(), e / (1.0 + e))
-                }
+                let e = rho.exp();
+                (e.ln_1p(), e)
             }
             SigmaTransform::Exp => {
-                let s = rho.exp();
-                (s, s)
+                let e = rho.exp();
+                (e, e)
             }
+        }
+    }
+
+    /// The arithmetic half of [`sigma_and_slope`](Self::sigma_and_slope): dσ/dρ from ρ,
+    /// σ and the exponential of [`sigma_and_exp`](Self::sigma_and_exp) (vectorizable).
+    #[inline]
+    fn slope_from(self, rho: f64, sigma: f64, e: f64) -> f64 {
+        match self {
+            SigmaTransform::Softplus if rho > 0.0 => 1.0 / (1.0 + e),
+            // At ρ = 0, e/(1 + e) = 1/(1 + e) = ½ exactly, as `logistic` gives.
+            SigmaTransform::Softplus => e / (1.0 + e),
+            SigmaTransform::Exp => sigma,
         }
     }
 
@@ -240,32 +258,19 @@ impl MeanFieldGaussian {
             let end = (start + CHUNK).min(n);
             step(start, &mut self.mu[start..end], &mut self.rho[start..end]);
             let exps = &mut exps[..end - start];
-            // One at a time: e^{−|ρ|} (softplus) or e^ρ, then σ and ln σ; Σ ln σ in order.
+            let transform = self.transform;
+            // One at a time: σ and its exponential, then ln σ; Σ ln σ in order.
             for (((e, s), ln_s), &r) in exps
                 .iter_mut()
                 .zip(&mut self.sigma[start..end])
                 .zip(&mut self.ln_sigma[start..end])
                 .zip(&self.rho[start..end])
             {
-                (*s, *e) = match self.transform {
-                    SigmaTransform::Softplus if r > 0.0 => {
-                        let x = (-r).exp();
-                        (r + x.ln_1p(), x)
-                    }
-                    SigmaTransform::Softplus => {
-                        let x = r.exp();
-                        (x.ln_1p(), x)
-                    }
-                    SigmaTransform::Exp => {
-                        let x = r.exp();
-                        (x, x)
-                    }
-                };
+                (*s, *e) = transform.sigma_and_exp(r);
                 *ln_s = s.ln();
                 sum += *ln_s;
             }
-            // Vectorizable: dσ/dρ as in `sigma_and_slope`, 1/σ, and the validity checks.
-            let transform = self.transform;
+            // Vectorizable: dσ/dρ, 1/σ, and the validity checks.
             let slopes = &mut self.dsigma_drho[start..end];
             let invs = &mut self.inv_sigma[start..end];
             let (sigma, rho, mu) = (
@@ -282,16 +287,7 @@ impl MeanFieldGaussian {
                     .zip(exps.iter())
                     .zip(rho.iter().zip(mu))
                 {
-                    *slope = match transform {
-                        SigmaTransform::Softplus => {
-                            if r > 0.0 {
-                                1.0 / (1.0 + e)
-                            } else {
-                                e / (1.0 + e)
-                            }
-                        }
-                        SigmaTransform::Exp => s,
-                    };
+                    *slope = transform.slope_from(r, s, e);
                     *inv = 1.0 / s;
                     valid &= m.is_finite() & r.is_finite() & s.is_normal();
                 }
@@ -572,10 +568,19 @@ impl MeanFieldGaussian {
         assert_eq!(grad_mu.len(), self.n_params());
         assert_eq!(grad_sigma.len(), self.n_params());
         let inv_s2 = 1.0 / (prior_scale * prior_scale);
-        for p in 0..self.n_params() {
-            grad_mu[p] += weight * self.mu[p] * inv_s2;
-            grad_sigma[p] += weight * (self.sigma[p] * inv_s2 - self.inv_sigma[p]);
-        }
+        let (mu, sigma, inv_sigma) = (&self.mu, &self.sigma, &self.inv_sigma);
+        // Plain IEEE arithmetic: AVX code gives the same bits (see `linalg::with_avx`).
+        crate::linalg::with_avx(|| {
+            for (((g_mu, g_sigma), &m), (&s, &is)) in grad_mu
+                .iter_mut()
+                .zip(grad_sigma.iter_mut())
+                .zip(mu)
+                .zip(sigma.iter().zip(inv_sigma))
+            {
+                *g_mu += weight * m * inv_s2;
+                *g_sigma += weight * (s * inv_s2 - is);
+            }
+        });
     }
 
     /// Entropy `H(q) = Σ ln σ_p + (P/2)(1 + ln 2π)`.

@@ -283,25 +283,19 @@ pub fn elbo_step_grad_in_place(
         &mut ws.grad_w,
         &mut ws.backprop,
     );
-    // The data term's gradient, then d(−KL) (`∂KL/∂μ = μ/s²`, `∂KL/∂σ = σ/s² − 1/σ`,
-    // as `add_kl_grad` with weight −1), in one pass.
-    let inv_s2 = 1.0 / (prior_scale * prior_scale);
-    let (mu, sigma, inv_sigma) = (q.mu(), q.sigma(), q.inv_sigma());
+    // The data term's gradient (∂/∂σ through ω = μ + σ ⊙ ε), then d(−KL).
     crate::linalg::with_avx(|| {
-        for (((((g_mu, g_sigma), &gw), &e), (&m, &s)), &is) in grad_mu
+        for (((g_mu, g_sigma), &gw), &e) in grad_mu
             .iter_mut()
             .zip(grad_sigma.iter_mut())
             .zip(&ws.grad_w)
             .zip(eps)
-            .zip(mu.iter().zip(sigma))
-            .zip(inv_sigma)
         {
             *g_mu += gw;
             *g_sigma += gw * e;
-            *g_mu += -1.0 * m * inv_s2;
-            *g_sigma += -1.0 * (s * inv_s2 - is);
         }
     });
+    q.add_kl_grad(prior_scale, -1.0, grad_mu, grad_sigma);
     Ok(scale * ln_lik - q.kl_to_prior(prior_scale)?)
 }
 
