@@ -439,9 +439,9 @@ pub fn predictive(
                 }
             })
             .collect();
-        for out in &outs {
-            match (likelihood, data.targets()) {
-                (Likelihood::Gaussian { precision }, Targets::Values(y)) => {
+        match (likelihood, data.targets()) {
+            (Likelihood::Gaussian { precision }, Targets::Values(y)) => {
+                for out in &outs {
                     let dens: Vec<f64> = (0..n)
                         .map(|r| {
                             (0..d_out)
@@ -457,39 +457,38 @@ pub fn predictive(
                     ln_dens.push(dens);
                     sum_out += out;
                 }
-                (Likelihood::Softmax, Targets::Classes(_)) => {}
-                _ => unreachable!("checked by check_fits"),
             }
-        }
-        if let (Likelihood::Softmax, Targets::Classes(y)) = (likelihood, data.targets()) {
-            // Blocks of rows in parallel; within a row, the draws in draw order (so the
-            // bits do not depend on the number of threads).
-            const BLOCK: usize = 512;
-            sum_prob
-                .par_chunks_mut(BLOCK * d_out)
-                .zip(ln_sum_target.par_chunks_mut(BLOCK))
-                .enumerate()
-                .for_each(|(b, (probs, ln_targets))| {
-                    let mut e = vec![0.0; d_out];
-                    for (i, (prob, ln_target)) in
-                        probs.chunks_mut(d_out).zip(ln_targets).enumerate()
-                    {
-                        let r = b * BLOCK + i;
-                        for out in &outs {
-                            let max = (0..d_out)
-                                .map(|c| out[(r, c)])
-                                .fold(f64::NEG_INFINITY, f64::max);
-                            for (c, e) in e.iter_mut().enumerate() {
-                                *e = (out[(r, c)] - max).exp();
+            (Likelihood::Softmax, Targets::Classes(y)) => {
+                // Blocks of rows in parallel; within a row, the draws in draw order (so the
+                // bits do not depend on the number of threads).
+                const BLOCK: usize = 512;
+                sum_prob
+                    .par_chunks_mut(BLOCK * d_out)
+                    .zip(ln_sum_target.par_chunks_mut(BLOCK))
+                    .enumerate()
+                    .for_each(|(b, (probs, ln_targets))| {
+                        let mut e = vec![0.0; d_out];
+                        for (i, (prob, ln_target)) in
+                            probs.chunks_mut(d_out).zip(ln_targets).enumerate()
+                        {
+                            let r = b * BLOCK + i;
+                            for out in &outs {
+                                let max = (0..d_out)
+                                    .map(|c| out[(r, c)])
+                                    .fold(f64::NEG_INFINITY, f64::max);
+                                for (c, e) in e.iter_mut().enumerate() {
+                                    *e = (out[(r, c)] - max).exp();
+                                }
+                                let z: f64 = e.iter().sum();
+                                for (p, e) in prob.iter_mut().zip(&e) {
+                                    *p += e / z;
+                                }
+                                ln_target.push(out[(r, y[r] as usize)] - max - z.ln());
                             }
-                            let z: f64 = e.iter().sum();
-                            for (p, e) in prob.iter_mut().zip(&e) {
-                                *p += e / z;
-                            }
-                            ln_target.push(out[(r, y[r] as usize)] - max - z.ln());
                         }
-                    }
-                });
+                    });
+            }
+            _ => unreachable!("checked by check_fits"),
         }
     }
     let ns = n_samples as f64;
