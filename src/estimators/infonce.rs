@@ -26,8 +26,8 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::estimators::unit_cost::{UnitCost, assignment_sum};
 use crate::estimators::{
-    Estimate, EstimateParts, LnSumExp, MiEstimator, MiGradient, check_samples, ln_sum_exp,
-    per_draw_terms,
+    Estimate, EstimateParts, GradScratch, LnSumExp, MiEstimator, MiGradient, check_samples,
+    ln_sum_exp, per_draw_terms,
 };
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::DrawRng;
@@ -223,47 +223,105 @@ impl InfoNce {
         perms: &[GroupElement],
         grads: Option<(&mut [f64], &mut [f64])>,
     ) -> Result<f64> {
+        let mut ws = self.grad_workspace(q)?;
+        self.term_in(q, eps, perms, grads, &mut ws)
+    }
+
+    fn grad_workspace(&self, q: &MeanFieldGaussian) -> Result<GradWorkspace> {
+        Ok(GradWorkspace {
+            widths: q.arch().widths().to_vec(),
+            path: self.path,
+            unit_cost: self.unit_cost(q)?,
+            perms: Vec::new(),
+            omega: Vec::new(),
+            theta: Vec::new(),
+            c: Vec::new(),
+            needed: Vec::new(),
+            m: Vec::new(),
+            a: Vec::new(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// [`term_with_permutations`](Self::term_with_permutations) in the buffers of `ws`
+    /// (built for `q`'s architecture and this path).
+    fn term_in(
+        &self,
+        q: &MeanFieldGaussian,
+        eps: &[f64],
+        perms: &[GroupElement],
+        grads: Option<(&mut [f64], &mut [f64])>,
+        ws: &mut GradWorkspace,
+    ) -> Result<f64> {
         let arch = q.arch();
         if let Some((gm, gs)) = &grads {
             arch.check_len("grad_mu", gm)?;
             arch.check_len("grad_sigma", gs)?;
         }
+        arch.check_len("eps", eps)?;
         let k = perms.len() + 1;
-        let omega = q.reparameterize(eps)?;
-        match self.unit_cost(q)? {
+        ws.omega.clear();
+        ws.omega.extend(
+            q.mu()
+                .iter()
+                .zip(q.sigma())
+                .zip(eps)
+                .map(|((m, s), e)| m + s * e),
+        );
+        let omega = &ws.omega;
+        let a = &mut ws.a;
+        a.clear();
+        match &mut ws.unit_cost {
             Some(uc) => {
+                uc.refresh(q);
                 let d = uc.width();
-                let mut theta = vec![0.0; d * uc.n_per_unit()];
-                let mut c = vec![0.0; d * d];
-                uc.fill_in_place(&omega, &mut theta, &mut c);
-                let identity: Vec<usize> = (0..d).collect();
-                let a: Vec<f64> = std::iter::once(identity.as_slice())
-                    .chain(perms.iter().map(|g| g.layer(0).forward()))
-                    .map(|tau| assignment_sum(&c, d, tau))
-                    .collect();
-                let term = (k as f64).ln() + a[0] - ln_sum_exp(&a);
+                ws.theta.resize(d * uc.n_per_unit(), 0.0);
+                ws.c.resize(d * d, 0.0);
+                // Only the entries the identity and the K − 1 permutations read.
+                let needed = &mut ws.needed;
+                needed.clear();
+                needed.resize(d * d, false);
+                for i in 0..d {
+                    needed[i * d + i] = true;
+                }
+                for g in perms {
+                    for (i, &t) in g.layer(0).forward().iter().enumerate() {
+                        needed[i * d + t] = true;
+                    }
+                }
+                let c = &mut ws.c;
+                uc.fill_needed(omega, &mut ws.theta, c, needed);
+                let diag: f64 = (0..d).map(|i| c[i * d + i]).sum();
+                a.push(diag);
+                a.extend(
+                    perms
+                        .iter()
+                        .map(|g| assignment_sum(c, d, g.layer(0).forward())),
+                );
+                let lse = ln_sum_exp(a);
+                let term = (k as f64).ln() + a[0] - lse;
                 if let Some((grad_mu, grad_sigma)) = grads {
-                    let lse = ln_sum_exp(&a);
-                    let mut m = vec![0.0; d * d];
-                    for (j, tau) in std::iter::once(identity.as_slice())
-                        .chain(perms.iter().map(|g| g.layer(0).forward()))
-                        .enumerate()
-                    {
-                        let cj = f64::from(j == 0) - (a[j] - lse).exp();
-                        for (i, &t) in tau.iter().enumerate() {
+                    let m = &mut ws.m;
+                    m.clear();
+                    m.resize(d * d, 0.0);
+                    for i in 0..d {
+                        m[i * d + i] += 1.0 - (a[0] - lse).exp();
+                    }
+                    for (g, &aj) in perms.iter().zip(&a[1..]) {
+                        let cj = -(aj - lse).exp();
+                        for (i, &t) in g.layer(0).forward().iter().enumerate() {
                             m[i * d + t] += cj;
                         }
                     }
-                    uc.backprop_in_place(&theta, eps, &m, grad_mu, grad_sigma);
+                    uc.backprop_with(&ws.theta, eps, m, grad_mu, grad_sigma, &mut ws.buf);
                 }
                 Ok(term)
             }
             None => {
-                let a0 = q.ln_q_inverse_permuted_by(&omega, &Group::of(arch).identity());
-                let a: Vec<f64> = std::iter::once(a0)
-                    .chain(perms.iter().map(|g| q.ln_q_inverse_permuted_by(&omega, g)))
-                    .collect();
-                let lse = ln_sum_exp(&a);
+                let a0 = q.ln_q_inverse_permuted_by(omega, &Group::of(arch).identity());
+                a.push(a0);
+                a.extend(perms.iter().map(|g| q.ln_q_inverse_permuted_by(omega, g)));
+                let lse = ln_sum_exp(a);
                 let term = (k as f64).ln() + a0 - lse;
                 if let Some((grad_mu, grad_sigma)) = grads {
                     // The identity's a_0 = −½|ε|² − Σ ln σ − const: d a_0/dμ = 0, d a_0/dσ = −1/σ.
@@ -271,7 +329,9 @@ impl InfoNce {
                     for (gs, is) in grad_sigma.iter_mut().zip(q.inv_sigma()) {
                         *gs -= c0 * is;
                     }
-                    let mut g_omega = vec![0.0; omega.len()];
+                    let g_omega = &mut ws.buf;
+                    g_omega.clear();
+                    g_omega.resize(omega.len(), 0.0);
                     let maps = perms.iter().map(|g| ActionMap::new(arch, g));
                     for (j, map) in maps.enumerate() {
                         let cj = -(a[j + 1] - lse).exp();
@@ -296,6 +356,24 @@ impl InfoNce {
     }
 }
 
+/// The buffers of [`InfoNce`]'s training term, kept between steps in a
+/// [`GradScratch`](crate::estimators::GradScratch).
+struct GradWorkspace {
+    widths: Vec<usize>,
+    path: InfoNcePath,
+    /// The unit layout (refreshed from q at every call), `None` on the generic path.
+    unit_cost: Option<UnitCost>,
+    perms: Vec<GroupElement>,
+    omega: Vec<f64>,
+    theta: Vec<f64>,
+    c: Vec<f64>,
+    /// Which entries of `c` this call reads.
+    needed: Vec<bool>,
+    m: Vec<f64>,
+    a: Vec<f64>,
+    buf: Vec<f64>,
+}
+
 impl MiGradient for InfoNce {
     fn name(&self) -> &'static str {
         "infonce"
@@ -315,10 +393,40 @@ impl MiGradient for InfoNce {
         grad_mu: &mut [f64],
         grad_sigma: &mut [f64],
     ) -> Result<f64> {
+        self.term_and_grad_in(
+            q,
+            eps,
+            rng,
+            grad_mu,
+            grad_sigma,
+            &mut GradScratch::default(),
+        )
+    }
+
+    fn term_and_grad_in(
+        &self,
+        q: &MeanFieldGaussian,
+        eps: &[f64],
+        rng: &mut DrawRng,
+        grad_mu: &mut [f64],
+        grad_sigma: &mut [f64],
+        scratch: &mut GradScratch,
+    ) -> Result<f64> {
         self.check_k()?;
+        let widths = q.arch().widths();
+        let ws = scratch.get(
+            |ws: &GradWorkspace| ws.widths == widths && ws.path == self.path,
+            || self.grad_workspace(q),
+        )?;
         let group = Group::of(q.arch());
-        let perms: Vec<GroupElement> = (1..self.k).map(|_| group.random(rng)).collect();
-        self.term_with_permutations(q, eps, &perms, Some((grad_mu, grad_sigma)))
+        ws.perms.resize_with(self.k - 1, || group.identity());
+        for g in &mut ws.perms {
+            group.randomize(g, rng);
+        }
+        let perms = std::mem::take(&mut ws.perms);
+        let term = self.term_in(q, eps, &perms, Some((grad_mu, grad_sigma)), ws);
+        ws.perms = perms;
+        term
     }
 }
 

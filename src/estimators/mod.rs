@@ -161,6 +161,71 @@ pub trait MiGradient: Send + Sync {
         grad_mu: &mut [f64],
         grad_sigma: &mut [f64],
     ) -> Result<f64>;
+
+    /// As [`term_and_grad`](Self::term_and_grad), keeping the estimator's buffers in
+    /// `scratch` between calls: a training loop passes the same [`GradScratch`] at every
+    /// step and the step allocates nothing. Same numbers as `term_and_grad`; the default
+    /// ignores `scratch`.
+    ///
+    /// # Errors
+    ///
+    /// As [`term_and_grad`](Self::term_and_grad).
+    fn term_and_grad_in(
+        &self,
+        q: &MeanFieldGaussian,
+        eps: &[f64],
+        rng: &mut DrawRng,
+        grad_mu: &mut [f64],
+        grad_sigma: &mut [f64],
+        scratch: &mut GradScratch,
+    ) -> Result<f64> {
+        let _ = scratch;
+        self.term_and_grad(q, eps, rng, grad_mu, grad_sigma)
+    }
+}
+
+/// Buffers a [`MiGradient`] keeps between calls ([`MiGradient::term_and_grad_in`]). The
+/// caller owns it and starts from `GradScratch::default()`; the estimator fills it on
+/// first use and rebuilds it when it finds buffers of another type or shape.
+#[derive(Default)]
+pub struct GradScratch(Option<Box<dyn std::any::Any + Send>>);
+
+impl std::fmt::Debug for GradScratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "GradScratch(filled)"
+        } else {
+            "GradScratch(empty)"
+        })
+    }
+}
+
+impl GradScratch {
+    /// The buffers of type `T`, built by `init` when missing, of another type, or not
+    /// `fits` (e.g. built for another architecture).
+    ///
+    /// # Errors
+    ///
+    /// Those of `init`.
+    pub(crate) fn get<T: std::any::Any + Send>(
+        &mut self,
+        fits: impl FnOnce(&T) -> bool,
+        init: impl FnOnce() -> Result<T>,
+    ) -> Result<&mut T> {
+        let reuse = self
+            .0
+            .as_ref()
+            .and_then(|b| b.downcast_ref::<T>())
+            .is_some_and(fits);
+        if !reuse {
+            self.0 = Some(Box::new(init()?));
+        }
+        Ok(self
+            .0
+            .as_mut()
+            .and_then(|b| b.downcast_mut::<T>())
+            .expect("just stored a T"))
+    }
 }
 
 /// Streaming `ln Σ exp(x_i)` without storing the terms.

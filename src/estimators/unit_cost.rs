@@ -150,26 +150,38 @@ impl UnitCost {
                 rest.extend(ob..ob + q.arch().widths()[last + 1]);
             }
         }
-        let mu: Vec<f64> = index.iter().map(|&p| q.mu()[p]).collect();
-        let inv_sigma: Vec<f64> = index.iter().map(|&p| q.inv_sigma()[p]).collect();
-        let normalizer = (0..d)
-            .map(|i| {
-                let s: f64 = index[i * n..(i + 1) * n]
-                    .iter()
-                    .map(|&p| q.ln_sigma()[p])
-                    .sum();
-                -s - n as f64 * HALF_LN_2PI
-            })
-            .collect();
-        UnitCost {
+        let mut costs = UnitCost {
             width: d,
             n_per_unit: n,
             index,
-            mu,
-            inv_sigma,
-            normalizer,
+            mu: vec![0.0; d * n],
+            inv_sigma: vec![0.0; d * n],
+            normalizer: vec![0.0; d],
             rest,
             layout,
+        };
+        costs.refresh(q);
+        costs
+    }
+
+    /// Re-reads the moments of `q` (same architecture) into the existing layout, without
+    /// allocating: what a training step does after every update of q.
+    ///
+    /// # Panics
+    ///
+    /// If `q` has fewer parameters than the posterior this layout was built for.
+    pub(crate) fn refresh(&mut self, q: &MeanFieldGaussian) {
+        let n = self.n_per_unit;
+        for ((m, is), &p) in self.mu.iter_mut().zip(&mut self.inv_sigma).zip(&self.index) {
+            *m = q.mu()[p];
+            *is = q.inv_sigma()[p];
+        }
+        for (i, z) in self.normalizer.iter_mut().enumerate() {
+            let s: f64 = self.index[i * n..(i + 1) * n]
+                .iter()
+                .map(|&p| q.ln_sigma()[p])
+                .sum();
+            *z = -s - n as f64 * HALF_LN_2PI;
         }
     }
 
@@ -214,13 +226,41 @@ impl UnitCost {
     /// If `theta` is not of length `d · n` or `c` not of length `d²`, or `omega` is
     /// shorter than the posterior's P.
     pub fn fill_in_place(&self, omega: &[f64], theta: &mut [f64], c: &mut [f64]) {
-        self.costs_from(omega, &self.index, theta, c);
+        self.costs_from(omega, &self.index, theta, c, None);
     }
 
-    fn costs_from(&self, omega: &[f64], index: &[usize], theta: &mut [f64], c: &mut [f64]) {
+    /// As [`fill_in_place`](Self::fill_in_place), computing only the entries `C[i, j]`
+    /// with `needed[i * d + j]` (the others keep their old values): a few sampled
+    /// permutations touch only part of `C`. Each computed entry has the same bits as in
+    /// the full matrix.
+    ///
+    /// # Panics
+    ///
+    /// As [`fill_in_place`](Self::fill_in_place), or if `needed` is not of length `d²`.
+    pub(crate) fn fill_needed(
+        &self,
+        omega: &[f64],
+        theta: &mut [f64],
+        c: &mut [f64],
+        needed: &[bool],
+    ) {
+        self.costs_from(omega, &self.index, theta, c, Some(needed));
+    }
+
+    fn costs_from(
+        &self,
+        omega: &[f64],
+        index: &[usize],
+        theta: &mut [f64],
+        c: &mut [f64],
+        needed: Option<&[bool]>,
+    ) {
         let (d, n) = (self.width, self.n_per_unit);
         assert_eq!(theta.len(), d * n);
         assert_eq!(c.len(), d * d);
+        if let Some(needed) = needed {
+            assert_eq!(needed.len(), d * d);
+        }
         for (t, &p) in theta.iter_mut().zip(index) {
             *t = omega[p];
         }
@@ -230,6 +270,9 @@ impl UnitCost {
                 let mu_i = &self.mu[i * n..(i + 1) * n];
                 let is_i = &self.inv_sigma[i * n..(i + 1) * n];
                 for j in 0..d {
+                    if needed.is_some_and(|m| !m[i * d + j]) {
+                        continue;
+                    }
                     let th_j = &theta[j * n..(j + 1) * n];
                     c[i * d + j] =
                         self.normalizer[i] - 0.5 * scaled_square_distance(th_j, mu_i, is_i);
@@ -257,7 +300,7 @@ impl UnitCost {
         for j in 0..self.width {
             self.layout.push_unit(j, Some(prev), index);
         }
-        self.costs_from(omega, index, theta, c);
+        self.costs_from(omega, index, theta, c, None);
     }
 
     /// `C` as a new `d × d` row-major vector.
@@ -294,35 +337,65 @@ impl UnitCost {
         grad_mu: &mut [f64],
         grad_sigma: &mut [f64],
     ) {
+        self.backprop_with(theta, eps, m, grad_mu, grad_sigma, &mut Vec::new());
+    }
+
+    /// [`backprop_in_place`](Self::backprop_in_place) with its scratch space in `buf`
+    /// (resized as needed). Unit `i`'s own-density terms are summed over `k` in
+    /// contiguous per-unit accumulators and then added once per parameter.
+    pub(crate) fn backprop_with(
+        &self,
+        theta: &[f64],
+        eps: &[f64],
+        m: &[f64],
+        grad_mu: &mut [f64],
+        grad_sigma: &mut [f64],
+        buf: &mut Vec<f64>,
+    ) {
         let (d, n) = (self.width, self.n_per_unit);
         assert_eq!(theta.len(), d * n);
         assert_eq!(m.len(), d * d);
-        let mut g_theta = vec![0.0; d * n];
-        for i in 0..d {
-            let mu_i = &self.mu[i * n..(i + 1) * n];
-            let is_i = &self.inv_sigma[i * n..(i + 1) * n];
-            let idx_i = &self.index[i * n..(i + 1) * n];
-            let row_sum: f64 = m[i * d..(i + 1) * d].iter().sum();
-            for (k, &mik) in m[i * d..(i + 1) * d].iter().enumerate() {
-                if mik == 0.0 {
+        buf.clear();
+        buf.resize(d * n + 2 * n, 0.0);
+        let (g_theta, acc) = buf.split_at_mut(d * n);
+        let (acc_mu, acc_sigma) = acc.split_at_mut(n);
+        with_avx(|| {
+            for i in 0..d {
+                let m_i = &m[i * d..(i + 1) * d];
+                if m_i.iter().all(|&x| x == 0.0) {
                     continue;
                 }
-                let th_k = &theta[k * n..(k + 1) * n];
-                let gt_k = &mut g_theta[k * n..(k + 1) * n];
-                for l in 0..n {
-                    let diff = th_k[l] - mu_i[l];
-                    let u = diff * is_i[l] * is_i[l];
-                    grad_mu[idx_i[l]] += mik * u;
-                    grad_sigma[idx_i[l]] += mik * diff * u * is_i[l];
-                    gt_k[l] -= mik * u;
+                let mu_i = &self.mu[i * n..(i + 1) * n];
+                let is_i = &self.inv_sigma[i * n..(i + 1) * n];
+                acc_mu.fill(0.0);
+                acc_sigma.fill(0.0);
+                for (k, &mik) in m_i.iter().enumerate() {
+                    if mik == 0.0 {
+                        continue;
+                    }
+                    let th_k = &theta[k * n..(k + 1) * n];
+                    let gt_k = &mut g_theta[k * n..(k + 1) * n];
+                    for l in 0..n {
+                        let diff = th_k[l] - mu_i[l];
+                        let u = diff * is_i[l] * is_i[l];
+                        acc_mu[l] += mik * u;
+                        acc_sigma[l] += mik * diff * u * is_i[l];
+                        gt_k[l] -= mik * u;
+                    }
+                }
+                let row_sum: f64 = m_i.iter().sum();
+                if row_sum != 0.0 {
+                    for (a, is) in acc_sigma.iter_mut().zip(is_i) {
+                        *a -= row_sum * is;
+                    }
+                }
+                let idx_i = &self.index[i * n..(i + 1) * n];
+                for ((&p, a_mu), a_sigma) in idx_i.iter().zip(&*acc_mu).zip(&*acc_sigma) {
+                    grad_mu[p] += a_mu;
+                    grad_sigma[p] += a_sigma;
                 }
             }
-            if row_sum != 0.0 {
-                for l in 0..n {
-                    grad_sigma[idx_i[l]] -= row_sum * is_i[l];
-                }
-            }
-        }
+        });
         for (gt, &p) in g_theta.iter().zip(&self.index) {
             grad_mu[p] += gt;
             grad_sigma[p] += gt * eps[p];
@@ -389,6 +462,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn needed_entries_have_the_bits_of_the_full_matrix() {
+        let arch = Arch::builder(vec![5, 6, 3]).check().unwrap();
+        let mut rng = stream(4, 0);
+        let p = arch.n_params();
+        let mu = (0..p).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let sigma = (0..p).map(|_| rng.random_range(0.1..1.0)).collect();
+        let q = MeanFieldGaussian::from_mu_sigma(arch, mu, sigma).unwrap();
+        let uc = UnitCost::new(&q).unwrap();
+        let w = q.sample(&mut rng);
+        let full = uc.matrix(&w);
+        let needed: Vec<bool> = (0..36).map(|_| rng.random_range(0..3) == 0).collect();
+        let mut theta = vec![0.0; 6 * uc.n_per_unit()];
+        let mut c = vec![f64::NAN; 36];
+        uc.fill_needed(&w, &mut theta, &mut c, &needed);
+        for (k, &want) in needed.iter().enumerate() {
+            if want {
+                assert_eq!(c[k].to_bits(), full[k].to_bits(), "entry {k}");
+            } else {
+                assert!(c[k].is_nan(), "entry {k} was written");
+            }
+        }
+        assert!(needed.iter().any(|&b| b) && !needed.iter().all(|&b| b));
     }
 
     #[test]

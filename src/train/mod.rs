@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use crate::elbo::{Dataset, Likelihood};
 use crate::error::{Error, Result};
-use crate::estimators::MiGradient;
+use crate::estimators::{GradScratch, MiGradient};
 use crate::posterior::{MeanFieldGaussian, SigmaTransform};
 use crate::rng::{child_seed, shuffle, stream};
 use crate::weights::Arch;
@@ -333,6 +333,7 @@ pub fn train(
     let mut grad = vec![0.0; 2 * p];
     let mut eps = vec![0.0; p];
     let mut step_ws = StepWorkspace::default();
+    let mut mi_scratch = GradScratch::default();
     let mut step: u64 = 0;
     let (mut mi_sum, mut saturated, mut ratio_sum) = (0.0, 0u64, 0.0);
     let mut last_epoch_elbo = 0.0;
@@ -367,7 +368,14 @@ pub fn train(
                     &mut step_ws,
                 )?;
                 if let Some(mi) = symmetry {
-                    mi_hat += mi.term_and_grad(&q, &eps, &mut rng, &mut mi_mu, &mut mi_sigma)?;
+                    mi_hat += mi.term_and_grad_in(
+                        &q,
+                        &eps,
+                        &mut rng,
+                        &mut mi_mu,
+                        &mut mi_sigma,
+                        &mut mi_scratch,
+                    )?;
                 }
             }
             elbo_hat /= s_train;

@@ -253,3 +253,71 @@ fn exact_permanent_objective_gradient_matches_finite_differences() {
         );
     }
 }
+
+/// A training loop passes one `GradScratch` to every step. The terms, the gradients and
+/// the random numbers consumed must be those of a fresh call, bit for bit, whatever the
+/// scratch held before: buffers of an earlier posterior of the same net (the normal
+/// case), of another net, or of another estimator.
+#[test]
+fn reused_scratch_gives_the_bits_of_a_fresh_call() {
+    use mi_est::estimators::{ExactPermanent, GradScratch, MiGradient, Sandwich};
+    let infonce: Vec<Box<dyn MiGradient>> = vec![
+        Box::new(InfoNce::new(8)),
+        Box::new(InfoNce::new(8).path(InfoNcePath::Generic)),
+        Box::new(InfoNce::new(3)),
+    ];
+    let mut scratch = GradScratch::default();
+    let (mut checked, mut nonzero) = (0, 0);
+    for (i, (name, arch)) in nets().into_iter().enumerate() {
+        let one_hidden = arch.hidden_widths().len() == 1;
+        let mut estimators: Vec<&dyn MiGradient> = infonce.iter().map(|b| b.as_ref()).collect();
+        let (permanent, sandwich) = (ExactPermanent::new(), Sandwich::new(4).lower());
+        if one_hidden {
+            estimators.push(&permanent);
+            estimators.push(&sandwich);
+        }
+        for (e, est) in estimators.into_iter().enumerate() {
+            // Several posteriors of the same net in a row, as the steps of a run.
+            for step in 0..3u64 {
+                let seed = 700 + 10 * i as u64 + step;
+                let (mu, rho) = overlapping(&arch, seed);
+                let q = MeanFieldGaussian::new(arch.clone(), mu, rho).unwrap();
+                let mut rng = stream(seed, 1);
+                let eps: Vec<f64> = (0..arch.n_params())
+                    .map(|_| rng.sample(StandardNormal))
+                    .collect();
+                let p = arch.n_params();
+                let (mut gm_a, mut gs_a) = (vec![0.0; p], vec![0.0; p]);
+                let (mut gm_b, mut gs_b) = (gm_a.clone(), gs_a.clone());
+                let (mut rng_a, mut rng_b) = (stream(seed, 2), stream(seed, 2));
+                let fresh = est
+                    .term_and_grad(&q, &eps, &mut rng_a, &mut gm_a, &mut gs_a)
+                    .unwrap();
+                let reused = est
+                    .term_and_grad_in(&q, &eps, &mut rng_b, &mut gm_b, &mut gs_b, &mut scratch)
+                    .unwrap();
+                let what = format!("{name}, {} #{e}, step {step}", est.name());
+                assert_eq!(fresh.to_bits(), reused.to_bits(), "{what}: term");
+                assert!(
+                    gm_a.iter()
+                        .zip(&gm_b)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                        && gs_a
+                            .iter()
+                            .zip(&gs_b)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{what}: gradients"
+                );
+                // (All K − 1 draws can be the identity on a small group: a zero gradient.)
+                nonzero += usize::from(gm_a.iter().any(|&g| g != 0.0));
+                assert_eq!(rng_a.random::<u64>(), rng_b.random::<u64>(), "{what}: rng");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 50, "only {checked} cases");
+    assert!(
+        nonzero + 5 >= checked,
+        "{nonzero} of {checked} gradients are not zero"
+    );
+}
