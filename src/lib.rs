@@ -31,6 +31,7 @@ pub mod rng;
 pub mod study;
 pub mod symmetry;
 pub mod train;
+pub mod vmath;
 pub mod weights;
 
 pub mod prec;

@@ -69,6 +69,25 @@ pub fn with_avx<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// As [`with_avx`] with AVX2 as well (256-bit integer lanes, which the branch-free
+/// [`crate::vmath`] functions use to build powers of two); falls back to [`with_avx`].
+/// Still no fused multiply-add: the same bits on every path.
+#[inline(always)]
+pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn run<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor has AVX2 (checked just above).
+            return unsafe { run(f) };
+        }
+    }
+    with_avx(f)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 unsafe fn zeroupper() {

@@ -419,95 +419,71 @@ pub fn predictive(
     let n = data.len();
     let d_out = *arch.widths().last().expect("widths");
     let local = LocalFirstLayer::new(q, data);
-    // Per draw: outputs (n × dL). Reduced in draw order to keep the bits fixed.
-    let chunk = 32;
-    let mut sum_out = Mat::<f64>::zeros(n, d_out);
-    let mut ln_dens: Vec<Vec<f64>> = Vec::new();
-    // Σ_s p_s(c | x_r), row-major (n × dL), so that row blocks can be reduced in parallel.
-    let mut sum_prob = vec![0.0; n * d_out];
-    // ln Σ_s p_s(y_r | x_r) per point, in log space (the NLL never meets an underflow).
-    let mut ln_sum_target = vec![crate::estimators::LnSumExp::default(); n];
-    for start in (0..n_samples).step_by(chunk) {
-        let outs: Vec<Mat<f64>> = (start..(start + chunk).min(n_samples))
+    let targets = data.targets();
+    // Draws in groups of PREDICTIVE_GROUP: each group is summed in draw order by one
+    // thread while each draw's outputs are still in cache, and the groups' sums are
+    // merged in group order, so the bits do not depend on the number of threads. A few
+    // groups at a time bound the memory.
+    let n_groups = n_samples.div_ceil(PREDICTIVE_GROUP);
+    let batch = rayon::current_num_threads().max(1);
+    let mut total = GroupSums::new(n, d_out);
+    for first in (0..n_groups).step_by(batch) {
+        let sums: Vec<GroupSums> = (first..(first + batch).min(n_groups))
             .into_par_iter()
-            .map(|s| {
-                let mut rng = stream(seed, s as u64);
-                let w = q.sample(&mut rng);
-                match &local {
-                    Some(l) => l.forward(q, &w, &mut rng),
-                    None => arch.forward(&w, data.x().as_ref()).expect("checked shapes"),
+            .map(|g| {
+                let draws = g * PREDICTIVE_GROUP..((g + 1) * PREDICTIVE_GROUP).min(n_samples);
+                let nd = draws.len();
+                let mut acc = GroupSums::new(n, d_out);
+                let mut ws = DrawScratch::new(q.n_params());
+                // ln p_s(y_r | x_r) of the group's draw j at [j · n + r].
+                let mut ln_p = vec![0.0; nd * n];
+                for (s, ln_p) in draws.zip(ln_p.chunks_mut(n)) {
+                    let mut rng = stream(seed, s as u64);
+                    q.sample_in_place(&mut rng, &mut ws.eps, &mut ws.w);
+                    match &local {
+                        Some(l) => l.forward_into(q, &mut rng, &mut ws),
+                        None => {
+                            arch.forward_into(&ws.w, data.x().as_ref(), 0, &mut ws.layers);
+                        }
+                    }
+                    let out = ws.layers.last().expect("one layer");
+                    match (likelihood, targets) {
+                        (Likelihood::Gaussian { precision }, Targets::Values(y)) => {
+                            gaussian_draw(out, y.as_ref(), precision, &mut acc.sum, ln_p);
+                        }
+                        (Likelihood::Softmax, Targets::Classes(y)) => {
+                            softmax_draw(out, y, &mut acc.sum, ln_p, &mut ws.block);
+                        }
+                        _ => unreachable!("checked by check_fits"),
+                    }
                 }
+                let mut col = vec![0.0; nd];
+                for (r, lse) in acc.ln.iter_mut().enumerate() {
+                    for (j, c) in col.iter_mut().enumerate() {
+                        *c = ln_p[j * n + r];
+                    }
+                    lse.push_all(&mut col);
+                }
+                acc
             })
             .collect();
-        match (likelihood, data.targets()) {
-            (Likelihood::Gaussian { precision }, Targets::Values(y)) => {
-                for out in &outs {
-                    let dens: Vec<f64> = (0..n)
-                        .map(|r| {
-                            (0..d_out)
-                                .map(|c| {
-                                    let diff = y[(r, c)] - out[(r, c)];
-                                    0.5 * precision.ln()
-                                        - HALF_LN_2PI
-                                        - 0.5 * precision * diff * diff
-                                })
-                                .sum()
-                        })
-                        .collect();
-                    ln_dens.push(dens);
-                    sum_out += out;
-                }
-            }
-            (Likelihood::Softmax, Targets::Classes(y)) => {
-                // Blocks of rows in parallel; within a row, the draws in draw order (so the
-                // bits do not depend on the number of threads).
-                const BLOCK: usize = 512;
-                sum_prob
-                    .par_chunks_mut(BLOCK * d_out)
-                    .zip(ln_sum_target.par_chunks_mut(BLOCK))
-                    .enumerate()
-                    .for_each(|(b, (probs, ln_targets))| {
-                        let mut e = vec![0.0; d_out];
-                        for (i, (prob, ln_target)) in
-                            probs.chunks_mut(d_out).zip(ln_targets).enumerate()
-                        {
-                            let r = b * BLOCK + i;
-                            for out in &outs {
-                                let max = (0..d_out)
-                                    .map(|c| out[(r, c)])
-                                    .fold(f64::NEG_INFINITY, f64::max);
-                                for (c, e) in e.iter_mut().enumerate() {
-                                    *e = (out[(r, c)] - max).exp();
-                                }
-                                let z: f64 = e.iter().sum();
-                                for (p, e) in prob.iter_mut().zip(&e) {
-                                    *p += e / z;
-                                }
-                                ln_target.push(out[(r, y[r] as usize)] - max - z.ln());
-                            }
-                        }
-                    });
-            }
-            _ => unreachable!("checked by check_fits"),
+        for g in &sums {
+            total.merge(g);
         }
     }
+    let (sum, ln_sum) = (&total.sum, &total.ln);
     let ns = n_samples as f64;
-    Ok(match (likelihood, data.targets()) {
+    // −ln p̂(y_r | x_r) = −(ln Σ_s p_s(y_r | x_r) − ln S), averaged over the points.
+    let nll = ln_sum.iter().map(|l| -(l.value() - ns.ln())).sum::<f64>() / n as f64;
+    Ok(match (likelihood, targets) {
         (Likelihood::Gaussian { .. }, Targets::Values(y)) => {
             let mut sq = 0.0;
             for r in 0..n {
                 for c in 0..d_out {
-                    let diff = y[(r, c)] - sum_out[(r, c)] / ns;
+                    let diff = y[(r, c)] - sum[c * n + r] / ns;
                     sq += diff * diff;
                 }
             }
-            let nll = (0..n)
-                .map(|r| {
-                    let col: Vec<f64> = ln_dens.iter().map(|d| d[r]).collect();
-                    -(crate::estimators::ln_sum_exp(&col) - ns.ln())
-                })
-                .sum::<f64>()
-                / n as f64;
             Predictive {
                 mse: Some(sq / (n * d_out) as f64),
                 accuracy: None,
@@ -517,24 +493,149 @@ pub fn predictive(
         }
         (Likelihood::Softmax, Targets::Classes(y)) => {
             let mut correct = 0usize;
-            let mut nll = 0.0;
             for r in 0..n {
                 let best = (0..d_out)
-                    .max_by(|&a, &b| sum_prob[r * d_out + a].total_cmp(&sum_prob[r * d_out + b]))
+                    .max_by(|&a, &b| sum[a * n + r].total_cmp(&sum[b * n + r]))
                     .expect("d_out > 0");
                 correct += usize::from(best == y[r] as usize);
-                nll -= ln_sum_target[r].value() - ns.ln();
             }
             Predictive {
                 mse: None,
                 accuracy: Some(correct as f64 / n as f64),
-                nll: nll / n as f64,
+                nll,
                 n_samples,
             }
         }
         _ => unreachable!("checked by check_fits"),
     })
 }
+
+/// Draws per group of [`predictive`] (summed in draw order by one thread).
+const PREDICTIVE_GROUP: usize = 32;
+
+/// A group of draws' sums: `Σ_s p_s(c | x_r)` (softmax) or `Σ_s f_s(x_r)_c` (Gaussian)
+/// at `[c · n + r]`, and `ln Σ_s p_s(y_r | x_r)` per point.
+struct GroupSums {
+    sum: Vec<f64>,
+    ln: Vec<crate::estimators::LnSumExp>,
+}
+
+impl GroupSums {
+    fn new(n: usize, d_out: usize) -> Self {
+        GroupSums {
+            sum: vec![0.0; n * d_out],
+            ln: vec![crate::estimators::LnSumExp::default(); n],
+        }
+    }
+
+    fn merge(&mut self, other: &GroupSums) {
+        for (a, b) in self.sum.iter_mut().zip(&other.sum) {
+            *a += b;
+        }
+        for (a, b) in self.ln.iter_mut().zip(&other.ln) {
+            a.merge(*b);
+        }
+    }
+}
+
+/// One draw of a Gaussian likelihood: its outputs added into `sum` (`[c · n + r]`) and
+/// each point's `ln N(y_r; f(x_r), 1/precision)` into `ln_p`.
+fn gaussian_draw(
+    out: &Mat<f64>,
+    y: MatRef<'_, f64>,
+    precision: f64,
+    sum: &mut [f64],
+    ln_p: &mut [f64],
+) {
+    let n = out.nrows();
+    let c0 = 0.5 * precision.ln() - HALF_LN_2PI;
+    ln_p.fill(0.0);
+    for (c, sc) in sum.chunks_mut(n).enumerate() {
+        let col = out.col_as_slice(c);
+        for (r, ((s, &f), l)) in sc.iter_mut().zip(col).zip(ln_p.iter_mut()).enumerate() {
+            let diff = y[(r, c)] - f;
+            *l += c0 - 0.5 * precision * diff * diff;
+            *s += f;
+        }
+    }
+}
+
+/// One draw of a softmax likelihood: its class probabilities added into `sum`
+/// (`[c · n + r]`) and each point's `ln p(y_r | x_r)` written to `ln_p`; rows in blocks
+/// of [`PROB_BLOCK`], column by column (vectorized), with `block` as scratch.
+fn softmax_draw(
+    out: &Mat<f64>,
+    y: &[u32],
+    sum: &mut [f64],
+    ln_p: &mut [f64],
+    block: &mut Vec<f64>,
+) {
+    // The kernel is too large for the compiler to inline through `with_avx2`'s closure,
+    // so it gets its own AVX2 entry point (same bits: no fused multiply-add).
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn avx2(
+            out: &Mat<f64>,
+            y: &[u32],
+            sum: &mut [f64],
+            ln_p: &mut [f64],
+            block: &mut Vec<f64>,
+        ) {
+            softmax_draw_kernel(out, y, sum, ln_p, block);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor has AVX2 (checked just above).
+            return unsafe { avx2(out, y, sum, ln_p, block) };
+        }
+    }
+    softmax_draw_kernel(out, y, sum, ln_p, block);
+}
+
+#[inline(always)]
+fn softmax_draw_kernel(
+    out: &Mat<f64>,
+    y: &[u32],
+    sum: &mut [f64],
+    ln_p: &mut [f64],
+    block: &mut Vec<f64>,
+) {
+    let (n, d_out) = (out.nrows(), out.ncols());
+    block.resize((d_out + 2) * PROB_BLOCK, 0.0);
+    let (e, rest) = block.split_at_mut(d_out * PROB_BLOCK);
+    let (max, z) = rest.split_at_mut(PROB_BLOCK);
+    for r0 in (0..n).step_by(PROB_BLOCK) {
+        let bl = PROB_BLOCK.min(n - r0);
+        let (max, z) = (&mut max[..bl], &mut z[..bl]);
+        max.fill(f64::NEG_INFINITY);
+        for c in 0..d_out {
+            for (m, &v) in max.iter_mut().zip(&out.col_as_slice(c)[r0..r0 + bl]) {
+                *m = m.max(v);
+            }
+        }
+        z.fill(0.0);
+        for (c, ec) in e.chunks_mut(PROB_BLOCK).enumerate() {
+            let col = &out.col_as_slice(c)[r0..r0 + bl];
+            for (((e, &v), &m), z) in ec.iter_mut().zip(col).zip(&*max).zip(z.iter_mut()) {
+                *e = crate::vmath::exp(v - m);
+                *z += *e;
+            }
+        }
+        for (c, ec) in e.chunks(PROB_BLOCK).enumerate() {
+            let sc = &mut sum[c * n + r0..c * n + r0 + bl];
+            for ((s, &e), &z) in sc.iter_mut().zip(ec).zip(&*z) {
+                *s += e / z;
+            }
+        }
+        for (i, l) in ln_p[r0..r0 + bl].iter_mut().enumerate() {
+            let r = r0 + i;
+            *l = (out[(r, y[r] as usize)] - max[i]) - crate::vmath::ln(z[i]);
+        }
+    }
+}
+
+/// Rows per parallel block of the predictive's softmax reduction.
+const PROB_BLOCK: usize = 256;
 
 /// The first layer's pre-activation moments for local reparameterization.
 struct LocalFirstLayer {
@@ -587,23 +688,58 @@ impl LocalFirstLayer {
         Some(LocalFirstLayer { mean, sd })
     }
 
-    /// One draw's outputs: the first layer's pre-activations from their exact
-    /// per-point distribution, the rest through the draw `w`.
-    fn forward(&self, q: &MeanFieldGaussian, w: &[f64], rng: &mut crate::rng::DrawRng) -> Mat<f64> {
+    /// One draw's outputs into `ws.layers` (the last is the network's output): the
+    /// first layer's pre-activations from their exact per-point distribution, drawn
+    /// from `rng` unit by unit, the rest through the draw `ws.w`.
+    fn forward_into(
+        &self,
+        q: &MeanFieldGaussian,
+        rng: &mut crate::rng::DrawRng,
+        ws: &mut DrawScratch,
+    ) {
         let arch = q.arch();
         let act = arch.activation();
         let single = arch.n_layers() == 1;
-        let mut h = Mat::<f64>::zeros(self.mean.nrows(), self.mean.ncols());
-        for c in 0..h.ncols() {
-            for r in 0..h.nrows() {
+        let (n, d1) = (self.mean.nrows(), self.mean.ncols());
+        if ws.h.nrows() != n || ws.h.ncols() != d1 {
+            ws.h = Mat::zeros(n, d1);
+        }
+        let h = &mut ws.h;
+        for c in 0..d1 {
+            for r in 0..n {
                 let a = self.mean[(r, c)] + self.sd[(r, c)] * rng.sample::<f64, _>(StandardNormal);
                 h[(r, c)] = if single { a } else { act.apply(a) };
             }
         }
         if single {
-            h
+            ws.layers.resize_with(1, Mat::new);
+            std::mem::swap(&mut ws.layers[0], h);
         } else {
-            arch.forward_from(w, h, 1)
+            arch.forward_into(&ws.w, h.as_ref(), 1, &mut ws.layers);
+        }
+    }
+}
+
+/// One thread's buffers for the draws of [`predictive`].
+struct DrawScratch {
+    eps: Vec<f64>,
+    w: Vec<f64>,
+    /// Scratch of [`softmax_draw`].
+    block: Vec<f64>,
+    /// The first layer's activations (local reparameterization).
+    h: Mat<f64>,
+    /// Layer outputs of [`Arch::forward_into`]; the last is swapped out as the draw's output.
+    layers: Vec<Mat<f64>>,
+}
+
+impl DrawScratch {
+    fn new(p: usize) -> Self {
+        DrawScratch {
+            eps: vec![0.0; p],
+            w: vec![0.0; p],
+            block: Vec::new(),
+            h: Mat::new(),
+            layers: Vec::new(),
         }
     }
 }

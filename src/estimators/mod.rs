@@ -263,6 +263,47 @@ impl LnSumExp {
         }
     }
 
+    /// Adds `exp(x)` for every `x` in `xs` (overwritten as scratch): one maximum and one
+    /// vectorized pass of [`crate::vmath::exp`] for the block, then one rescaling to
+    /// merge it. The sum equals that of pushing the values one by one up to rounding
+    /// (the exponentials are those of `vmath`, and the block is summed first).
+    pub fn push_all(&mut self, xs: &mut [f64]) {
+        let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if max == f64::NEG_INFINITY {
+            return;
+        }
+        if !max.is_finite() || xs.iter().any(|x| x.is_nan()) {
+            // +∞ or NaN: the one-by-one rules propagate them.
+            xs.iter().for_each(|&x| self.push(x));
+            return;
+        }
+        crate::linalg::with_avx2(|| {
+            for x in xs.iter_mut() {
+                *x = crate::vmath::exp(*x - max);
+            }
+        });
+        let sum: f64 = xs.iter().sum();
+        self.merge(LnSumExp { max, sum });
+    }
+
+    /// Adds the terms summed in `other`.
+    pub fn merge(&mut self, other: LnSumExp) {
+        if other.max == f64::NEG_INFINITY || other.sum == 0.0 {
+            return;
+        }
+        if self.max == f64::NEG_INFINITY || self.sum == 0.0 {
+            *self = other;
+        } else if !(other.max.is_finite() && self.max.is_finite()) {
+            // +∞ or NaN on either side: as pushing them would.
+            self.push(other.max);
+        } else if other.max <= self.max {
+            self.sum += other.sum * (other.max - self.max).exp();
+        } else {
+            self.sum = self.sum * (self.max - other.max).exp() + other.sum;
+            self.max = other.max;
+        }
+    }
+
     /// `ln Σ exp(x_i)` (−∞ for no terms).
     #[inline]
     pub fn value(&self) -> f64 {
@@ -375,6 +416,48 @@ impl EstimateParts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_and_merges_match_the_slice_version() {
+        use rand::RngExt;
+        let mut rng = stream(21, 0);
+        for case in 0..200 {
+            let n = rng.random_range(1..300);
+            let spread = [1.0, 50.0, 800.0][case % 3];
+            let xs: Vec<f64> = (0..n).map(|_| rng.random_range(-spread..spread)).collect();
+            let want = ln_sum_exp(&xs);
+            // Blocks of random sizes, each pushed at once, merged in order.
+            let (mut acc, mut i) = (LnSumExp::default(), 0);
+            while i < n {
+                let j = (i + rng.random_range(1..40)).min(n);
+                let mut part = LnSumExp::default();
+                part.push_all(&mut xs[i..j].to_vec());
+                acc.merge(part);
+                i = j;
+            }
+            let got = acc.value();
+            assert!(
+                (got - want).abs() <= 1e-13 * want.abs().max(1.0),
+                "{got} vs {want}"
+            );
+        }
+        let value = |xs: &[f64]| {
+            let mut l = LnSumExp::default();
+            l.push_all(&mut xs.to_vec());
+            l.value()
+        };
+        assert_eq!(value(&[]), f64::NEG_INFINITY);
+        assert_eq!(
+            value(&[f64::NEG_INFINITY, f64::NEG_INFINITY]),
+            f64::NEG_INFINITY
+        );
+        assert_eq!(value(&[1.0, f64::INFINITY]), f64::INFINITY);
+        assert!(value(&[1.0, f64::NAN]).is_nan());
+        let mut l = LnSumExp::default();
+        l.push(0.0);
+        l.merge(LnSumExp::default());
+        assert_eq!(l.value(), 0.0);
+    }
 
     #[test]
     fn streaming_ln_sum_exp_matches_slice_version() {

@@ -444,6 +444,67 @@ impl Arch {
         self.forward_ref(w, h.as_ref(), first)
     }
 
+    /// [`forward_from`](Self::forward_from) into buffers the caller keeps: layer
+    /// `i`'s output goes to `layers[i − first]` (resized as needed; the last one is the
+    /// network's output, returned). Same bits as `forward_from`; repeated calls with
+    /// the same shapes allocate nothing.
+    ///
+    /// # Panics
+    ///
+    /// As [`forward_from`](Self::forward_from), or if `first` is not a layer.
+    pub fn forward_into<'a>(
+        &self,
+        w: &[f64],
+        input: MatRef<'_, f64>,
+        first: usize,
+        layers: &'a mut Vec<Mat<f64>>,
+    ) -> &'a Mat<f64> {
+        assert!(
+            first < self.n_layers(),
+            "layer {first} of {}",
+            self.n_layers()
+        );
+        assert_eq!(
+            input.ncols(),
+            self.widths[first],
+            "input width of layer {first}"
+        );
+        let n = input.nrows();
+        layers.resize_with(self.n_layers() - first, || Mat::new());
+        for i in first..self.n_layers() {
+            let (done, rest) = layers.split_at_mut(i - first);
+            let z = &mut rest[0];
+            if z.nrows() != n || z.ncols() != self.widths[i + 1] {
+                *z = Mat::zeros(n, self.widths[i + 1]);
+            }
+            let src = done.last().map_or(input, |h| h.as_ref());
+            self.layer_into(w, i, src, z);
+        }
+        layers.last().expect("at least one layer")
+    }
+
+    /// `z = act(src · W_iᵀ + b_i)` (no activation on the last layer), `z` of the right
+    /// shape.
+    fn layer_into(&self, w: &[f64], i: usize, src: MatRef<'_, f64>, z: &mut Mat<f64>) {
+        let layer = self.layer(w, i);
+        matmul(
+            &mut *z,
+            Accum::Replace,
+            src,
+            layer.weight.transpose(),
+            1.0,
+            Par::Seq,
+        );
+        let last = i + 1 == self.n_layers();
+        for c in 0..z.ncols() {
+            let b = layer.bias.map_or(0.0, |b| b[c]);
+            for r in 0..z.nrows() {
+                let v = z[(r, c)] + b;
+                z[(r, c)] = if last { v } else { self.activation.apply(v) };
+            }
+        }
+    }
+
     /// [`forward_from`](Self::forward_from) reading the first layer's input in place
     /// (no copy of the data: the full-data ELBO passes 60,000 MNIST rows).
     fn forward_ref(&self, w: &[f64], input: MatRef<'_, f64>, first: usize) -> Mat<f64> {
@@ -455,25 +516,9 @@ impl Arch {
         let n = input.nrows();
         let mut h: Option<Mat<f64>> = None;
         for i in first..self.n_layers() {
-            let layer = self.layer(w, i);
             let mut z = Mat::<f64>::zeros(n, self.widths[i + 1]);
             let src = h.as_ref().map_or(input, |h| h.as_ref());
-            matmul(
-                &mut z,
-                Accum::Replace,
-                src,
-                layer.weight.transpose(),
-                1.0,
-                Par::Seq,
-            );
-            let last = i + 1 == self.n_layers();
-            for c in 0..z.ncols() {
-                let b = layer.bias.map_or(0.0, |b| b[c]);
-                for r in 0..n {
-                    let v = z[(r, c)] + b;
-                    z[(r, c)] = if last { v } else { self.activation.apply(v) };
-                }
-            }
+            self.layer_into(w, i, src, &mut z);
             h = Some(z);
         }
         h.unwrap_or_else(|| input.to_owned())

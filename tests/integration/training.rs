@@ -309,3 +309,91 @@ fn local_reparameterization_matches_whole_network_draws() {
         local.nll
     );
 }
+
+/// With a fixed first layer the predictive uses whole-network draws `ω_s = q.sample(
+/// stream(seed, s))`, so its reduction can be recomputed here draw by draw with the
+/// standard library's `exp`/`ln`: accuracy exactly, NLL and MSE to rounding. 1,000 draws
+/// span many groups (and a partial last one); the bits do not depend on the threads.
+#[test]
+fn predictive_reduction_matches_a_direct_average_at_any_thread_count() {
+    // A fixed layer keeps the units exchangeable: every unit gets the same row and bias.
+    let fixed: Vec<f64> = (0..20).map(|i| [0.5, -1.0, 0.3, 0.8][i % 4]).collect();
+    let arch = Arch::builder(vec![4, 5, 3])
+        .fixed_layer(0, fixed, Some(vec![0.1; 5]))
+        .check()
+        .unwrap();
+    let q = crate::common::random_posterior(arch.clone(), 6, 0.8);
+    let data = gaussian_mixture(700, 3, 4, 1.0, 2, 1).unwrap();
+    let (s, seed) = (1000, 5);
+    let in_pool = |threads: usize, lik: Likelihood, d: &Dataset| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| predictive(&q, lik, d, s, seed).unwrap())
+    };
+    let p = in_pool(1, Likelihood::Softmax, &data);
+    for threads in [2, 3] {
+        let other = in_pool(threads, Likelihood::Softmax, &data);
+        assert_eq!(p.nll.to_bits(), other.nll.to_bits(), "{threads} threads");
+        assert_eq!(p.accuracy, other.accuracy, "{threads} threads");
+    }
+    let n = data.len();
+    let (mut prob, mut ln_sum) = (vec![[0.0f64; 3]; n], vec![f64::NEG_INFINITY; n]);
+    let Targets::Classes(y) = data.targets() else {
+        panic!("labels")
+    };
+    let mut regression_out = vec![[0.0f64; 3]; n];
+    for k in 0..s {
+        let w = q.sample(&mut mi_est::rng::stream(seed, k as u64));
+        let out = arch.forward(&w, data.x().as_ref()).unwrap();
+        for r in 0..n {
+            let m = (0..3)
+                .map(|c| out[(r, c)])
+                .fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = (0..3).map(|c| (out[(r, c)] - m).exp()).sum();
+            for c in 0..3 {
+                prob[r][c] += (out[(r, c)] - m).exp() / z;
+                regression_out[r][c] += out[(r, c)];
+            }
+            let lp = out[(r, y[r] as usize)] - m - z.ln();
+            let hi = ln_sum[r].max(lp);
+            ln_sum[r] = hi + ((ln_sum[r] - hi).exp() + (lp - hi).exp()).ln();
+        }
+    }
+    let correct = (0..n)
+        .filter(|&r| {
+            let best = (0..3)
+                .max_by(|&a, &b| prob[r][a].total_cmp(&prob[r][b]))
+                .unwrap();
+            best == y[r] as usize
+        })
+        .count();
+    assert_eq!(p.accuracy, Some(correct as f64 / n as f64));
+    let nll = -ln_sum.iter().map(|l| l - (s as f64).ln()).sum::<f64>() / n as f64;
+    assert!(
+        (p.nll - nll).abs() < 1e-12 * nll.abs(),
+        "{} vs {nll}",
+        p.nll
+    );
+    assert!(
+        p.nll > 0.05 && correct > n / 4 && correct < n,
+        "a vacuous case: nll {}, {correct} of {n}",
+        p.nll
+    );
+
+    // The Gaussian likelihood on the same outputs: y = one-hot labels.
+    let onehot = Mat::from_fn(n, 3, |r, c| f64::from(y[r] as usize == c));
+    let reg = Dataset::new(data.x().to_owned(), Targets::Values(onehot.clone())).unwrap();
+    let lik = Likelihood::Gaussian { precision: 2.0 };
+    let g = in_pool(1, lik, &reg);
+    assert_eq!(g.nll.to_bits(), in_pool(3, lik, &reg).nll.to_bits());
+    let mse = (0..n)
+        .flat_map(|r| (0..3).map(move |c| (r, c)))
+        .map(|(r, c)| (onehot[(r, c)] - regression_out[r][c] / s as f64).powi(2))
+        .sum::<f64>()
+        / (3 * n) as f64;
+    let got = g.mse.unwrap();
+    assert!((got - mse).abs() < 1e-12 * mse, "{got} vs {mse}");
+    assert!(g.nll.is_finite() && g.nll > 0.0);
+}
