@@ -68,9 +68,21 @@ impl Likelihood {
         out: &Mat<f64>,
         targets: &Targets,
         rows: &[usize],
+        grad: Option<&mut Mat<f64>>,
+    ) -> f64 {
+        self.ln_lik_after(0.0, out, targets, rows, grad)
+    }
+
+    /// [`ln_lik`](Self::ln_lik) added row by row onto `total`: a sum over consecutive
+    /// blocks of rows has the bits of one call over all of them.
+    fn ln_lik_after(
+        self,
+        mut total: f64,
+        out: &Mat<f64>,
+        targets: &Targets,
+        rows: &[usize],
         mut grad: Option<&mut Mat<f64>>,
     ) -> f64 {
-        let mut total = 0.0;
         for (r, &row) in rows.iter().enumerate() {
             match (self, targets) {
                 (Likelihood::Gaussian { precision }, Targets::Values(y)) => {
@@ -348,18 +360,35 @@ pub fn elbo(
     crate::estimators::check_samples(n_samples)?;
     data.check_fits(q.arch(), likelihood)?;
     let kl = q.kl_to_prior(prior_scale)?;
-    let rows: Vec<usize> = (0..data.len()).collect();
-    let lls: Vec<f64> = (0..n_samples)
-        .into_par_iter()
-        .map(|s| {
-            let w = q.sample(&mut stream(seed, s as u64));
-            let out = q
-                .arch()
-                .forward(&w, data.x().as_ref())
-                .expect("checked shapes");
-            likelihood.ln_lik(&out, data.targets(), &rows, None)
-        })
-        .collect();
+    // Draws in groups; every draw of a group reads one block of rows at a time while it
+    // is in cache (one pass over the data per group instead of one per draw). Each
+    // draw's sum continues row by row across the blocks: the bits of one pass.
+    struct Draw {
+        w: Vec<f64>,
+        layers: Vec<Mat<f64>>,
+        total: f64,
+    }
+    let (arch, n) = (q.arch(), data.len());
+    let mut lls = Vec::with_capacity(n_samples);
+    for first in (0..n_samples).step_by(ELBO_GROUP) {
+        let mut draws: Vec<Draw> = (first..(first + ELBO_GROUP).min(n_samples))
+            .into_par_iter()
+            .map(|s| Draw {
+                w: q.sample(&mut stream(seed, s as u64)),
+                layers: Vec::new(),
+                total: 0.0,
+            })
+            .collect();
+        for r0 in (0..n).step_by(ELBO_BLOCK) {
+            let rows: Vec<usize> = (r0..(r0 + ELBO_BLOCK).min(n)).collect();
+            let x = data.x().subrows(r0, rows.len());
+            draws.par_iter_mut().for_each(|d| {
+                let out = arch.forward_into(&d.w, x, 0, &mut d.layers);
+                d.total = likelihood.ln_lik_after(d.total, out, data.targets(), &rows, None);
+            });
+        }
+        lls.extend(draws.iter().map(|d| d.total));
+    }
     let ns = n_samples as f64;
     let mean = lls.iter().sum::<f64>() / ns;
     let se = if n_samples > 1 {
@@ -509,6 +538,11 @@ pub fn predictive(
         _ => unreachable!("checked by check_fits"),
     })
 }
+
+/// Draws per group of [`elbo`] (sharing each pass over the data).
+const ELBO_GROUP: usize = 16;
+/// Rows per block of [`elbo`].
+const ELBO_BLOCK: usize = 512;
 
 /// Draws per group of [`predictive`] (summed in draw order by one thread).
 const PREDICTIVE_GROUP: usize = 32;
