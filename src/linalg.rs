@@ -53,6 +53,10 @@ pub fn clear_upper_vector_state() {
 /// has only SSE2). The results are the same bits: Rust never contracts `a * b + c`
 /// into a fused multiply-add, and IEEE `+ − × ÷ sqrt` are correctly rounded at any
 /// width. The compiler clears the upper vector state when the AVX function returns.
+///
+/// Mark the closure `#[inline(always)]`: the AVX function only vectorizes what is
+/// inlined into it, and the compiler declines to inline a large closure by itself
+/// (it then runs as baseline SSE2 code; the bits are the same, the speed is not).
 #[inline(always)]
 pub fn with_avx<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

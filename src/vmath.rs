@@ -106,11 +106,14 @@ pub fn ln(x: f64) -> f64 {
 
 /// `exp` of every element, in place.
 pub fn exp_in_place(xs: &mut [f64]) {
-    crate::linalg::with_avx2(|| {
-        for x in xs {
-            *x = exp(*x);
-        }
-    });
+    crate::linalg::with_avx2(
+        #[inline(always)]
+        || {
+            for x in xs {
+                *x = exp(*x);
+            }
+        },
+    );
 }
 
 #[cfg(test)]

@@ -481,7 +481,10 @@ pub fn predictive(
                             gaussian_draw(out, y.as_ref(), precision, &mut acc.sum, ln_p);
                         }
                         (Likelihood::Softmax, Targets::Classes(y)) => {
-                            softmax_draw(out, y, &mut acc.sum, ln_p, &mut ws.block);
+                            crate::linalg::with_avx2(
+                                #[inline(always)]
+                                || softmax_draw(out, y, &mut acc.sum, ln_p, &mut ws.block),
+                            );
                         }
                         _ => unreachable!("checked by check_fits"),
                     }
@@ -597,37 +600,8 @@ fn gaussian_draw(
 /// One draw of a softmax likelihood: its class probabilities added into `sum`
 /// (`[c · n + r]`) and each point's `ln p(y_r | x_r)` written to `ln_p`; rows in blocks
 /// of [`PROB_BLOCK`], column by column (vectorized), with `block` as scratch.
-fn softmax_draw(
-    out: &Mat<f64>,
-    y: &[u32],
-    sum: &mut [f64],
-    ln_p: &mut [f64],
-    block: &mut Vec<f64>,
-) {
-    // The kernel is too large for the compiler to inline through `with_avx2`'s closure,
-    // so it gets its own AVX2 entry point (same bits: no fused multiply-add).
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        fn avx2(
-            out: &Mat<f64>,
-            y: &[u32],
-            sum: &mut [f64],
-            ln_p: &mut [f64],
-            block: &mut Vec<f64>,
-        ) {
-            softmax_draw_kernel(out, y, sum, ln_p, block);
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor has AVX2 (checked just above).
-            return unsafe { avx2(out, y, sum, ln_p, block) };
-        }
-    }
-    softmax_draw_kernel(out, y, sum, ln_p, block);
-}
-
 #[inline(always)]
-fn softmax_draw_kernel(
+fn softmax_draw(
     out: &Mat<f64>,
     y: &[u32],
     sum: &mut [f64],

@@ -277,11 +277,14 @@ impl LnSumExp {
             xs.iter().for_each(|&x| self.push(x));
             return;
         }
-        crate::linalg::with_avx2(|| {
-            for x in xs.iter_mut() {
-                *x = crate::vmath::exp(*x - max);
-            }
-        });
+        crate::linalg::with_avx2(
+            #[inline(always)]
+            || {
+                for x in xs.iter_mut() {
+                    *x = crate::vmath::exp(*x - max);
+                }
+            },
+        );
         let sum: f64 = xs.iter().sum();
         self.merge(LnSumExp { max, sum });
     }

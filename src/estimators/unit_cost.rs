@@ -265,20 +265,23 @@ impl UnitCost {
             *t = omega[p];
         }
         // Explicit accumulator lanes: AVX code gives the same bits as SSE2 code.
-        with_avx(|| {
-            for i in 0..d {
-                let mu_i = &self.mu[i * n..(i + 1) * n];
-                let is_i = &self.inv_sigma[i * n..(i + 1) * n];
-                for j in 0..d {
-                    if needed.is_some_and(|m| !m[i * d + j]) {
-                        continue;
+        with_avx(
+            #[inline(always)]
+            || {
+                for i in 0..d {
+                    let mu_i = &self.mu[i * n..(i + 1) * n];
+                    let is_i = &self.inv_sigma[i * n..(i + 1) * n];
+                    for j in 0..d {
+                        if needed.is_some_and(|m| !m[i * d + j]) {
+                            continue;
+                        }
+                        let th_j = &theta[j * n..(j + 1) * n];
+                        c[i * d + j] =
+                            self.normalizer[i] - 0.5 * scaled_square_distance(th_j, mu_i, is_i);
                     }
-                    let th_j = &theta[j * n..(j + 1) * n];
-                    c[i * d + j] =
-                        self.normalizer[i] - 0.5 * scaled_square_distance(th_j, mu_i, is_i);
                 }
-            }
-        });
+            },
+        );
     }
 
     /// As [`fill_in_place`](Self::fill_in_place) with the previous hidden layer
@@ -359,43 +362,46 @@ impl UnitCost {
         buf.resize(d * n + 2 * n, 0.0);
         let (g_theta, acc) = buf.split_at_mut(d * n);
         let (acc_mu, acc_sigma) = acc.split_at_mut(n);
-        with_avx(|| {
-            for i in 0..d {
-                let m_i = &m[i * d..(i + 1) * d];
-                if m_i.iter().all(|&x| x == 0.0) {
-                    continue;
-                }
-                let mu_i = &self.mu[i * n..(i + 1) * n];
-                let is_i = &self.inv_sigma[i * n..(i + 1) * n];
-                acc_mu.fill(0.0);
-                acc_sigma.fill(0.0);
-                for (k, &mik) in m_i.iter().enumerate() {
-                    if mik == 0.0 {
+        with_avx(
+            #[inline(always)]
+            || {
+                for i in 0..d {
+                    let m_i = &m[i * d..(i + 1) * d];
+                    if m_i.iter().all(|&x| x == 0.0) {
                         continue;
                     }
-                    let th_k = &theta[k * n..(k + 1) * n];
-                    let gt_k = &mut g_theta[k * n..(k + 1) * n];
-                    for l in 0..n {
-                        let diff = th_k[l] - mu_i[l];
-                        let u = diff * is_i[l] * is_i[l];
-                        acc_mu[l] += mik * u;
-                        acc_sigma[l] += mik * diff * u * is_i[l];
-                        gt_k[l] -= mik * u;
+                    let mu_i = &self.mu[i * n..(i + 1) * n];
+                    let is_i = &self.inv_sigma[i * n..(i + 1) * n];
+                    acc_mu.fill(0.0);
+                    acc_sigma.fill(0.0);
+                    for (k, &mik) in m_i.iter().enumerate() {
+                        if mik == 0.0 {
+                            continue;
+                        }
+                        let th_k = &theta[k * n..(k + 1) * n];
+                        let gt_k = &mut g_theta[k * n..(k + 1) * n];
+                        for l in 0..n {
+                            let diff = th_k[l] - mu_i[l];
+                            let u = diff * is_i[l] * is_i[l];
+                            acc_mu[l] += mik * u;
+                            acc_sigma[l] += mik * diff * u * is_i[l];
+                            gt_k[l] -= mik * u;
+                        }
+                    }
+                    let row_sum: f64 = m_i.iter().sum();
+                    if row_sum != 0.0 {
+                        for (a, is) in acc_sigma.iter_mut().zip(is_i) {
+                            *a -= row_sum * is;
+                        }
+                    }
+                    let idx_i = &self.index[i * n..(i + 1) * n];
+                    for ((&p, a_mu), a_sigma) in idx_i.iter().zip(&*acc_mu).zip(&*acc_sigma) {
+                        grad_mu[p] += a_mu;
+                        grad_sigma[p] += a_sigma;
                     }
                 }
-                let row_sum: f64 = m_i.iter().sum();
-                if row_sum != 0.0 {
-                    for (a, is) in acc_sigma.iter_mut().zip(is_i) {
-                        *a -= row_sum * is;
-                    }
-                }
-                let idx_i = &self.index[i * n..(i + 1) * n];
-                for ((&p, a_mu), a_sigma) in idx_i.iter().zip(&*acc_mu).zip(&*acc_sigma) {
-                    grad_mu[p] += a_mu;
-                    grad_sigma[p] += a_sigma;
-                }
-            }
-        });
+            },
+        );
         for (gt, &p) in g_theta.iter().zip(&self.index) {
             grad_mu[p] += gt;
             grad_sigma[p] += gt * eps[p];

@@ -66,13 +66,16 @@ impl Adam {
         let (beta1, beta2, lr, eps) = (self.beta1, self.beta2, self.lr, self.eps);
         let (b1t, b2t) = (self.b1t, self.b2t);
         let (m, v) = (&mut self.m[offset..end], &mut self.v[offset..end]);
-        crate::linalg::with_avx(|| {
-            for (((p, g), m), v) in params.iter_mut().zip(grad).zip(m).zip(v) {
-                *m = beta1 * *m + (1.0 - beta1) * g;
-                *v = beta2 * *v + (1.0 - beta2) * g * g;
-                *p -= lr * (*m / b1t) / ((*v / b2t).sqrt() + eps);
-            }
-        });
+        crate::linalg::with_avx(
+            #[inline(always)]
+            || {
+                for (((p, g), m), v) in params.iter_mut().zip(grad).zip(m).zip(v) {
+                    *m = beta1 * *m + (1.0 - beta1) * g;
+                    *v = beta2 * *v + (1.0 - beta2) * g * g;
+                    *p -= lr * (*m / b1t) / ((*v / b2t).sqrt() + eps);
+                }
+            },
+        );
     }
 }
 

@@ -284,17 +284,20 @@ pub fn elbo_step_grad_in_place(
         &mut ws.backprop,
     );
     // The data term's gradient (∂/∂σ through ω = μ + σ ⊙ ε), then d(−KL).
-    crate::linalg::with_avx(|| {
-        for (((g_mu, g_sigma), &gw), &e) in grad_mu
-            .iter_mut()
-            .zip(grad_sigma.iter_mut())
-            .zip(&ws.grad_w)
-            .zip(eps)
-        {
-            *g_mu += gw;
-            *g_sigma += gw * e;
-        }
-    });
+    crate::linalg::with_avx(
+        #[inline(always)]
+        || {
+            for (((g_mu, g_sigma), &gw), &e) in grad_mu
+                .iter_mut()
+                .zip(grad_sigma.iter_mut())
+                .zip(&ws.grad_w)
+                .zip(eps)
+            {
+                *g_mu += gw;
+                *g_sigma += gw * e;
+            }
+        },
+    );
     q.add_kl_grad(prior_scale, -1.0, grad_mu, grad_sigma);
     Ok(scale * ln_lik - q.kl_to_prior(prior_scale)?)
 }
@@ -385,23 +388,26 @@ pub fn train(
             // the loss gradient for Adam, and its finiteness, in one pass.
             let (grad_mu, grad_rho) = grad.split_at_mut(p);
             let slopes = q.dsigma_drho();
-            let grad_finite = crate::linalg::with_avx(|| {
-                let mut finite = true;
-                for ((((out_mu, out_rho), &slope), (&gm, &mm)), (gs, ms)) in grad_mu
-                    .iter_mut()
-                    .zip(grad_rho.iter_mut())
-                    .zip(slopes)
-                    .zip(g_mu.iter().zip(&mi_mu))
-                    .zip(g_sigma.iter_mut().zip(mi_sigma.iter_mut()))
-                {
-                    *gs *= slope;
-                    *ms *= slope;
-                    *out_mu = -(gm + mm) / s_train;
-                    *out_rho = -(*gs + *ms) / s_train;
-                    finite &= out_mu.is_finite() & out_rho.is_finite();
-                }
-                finite
-            });
+            let grad_finite = crate::linalg::with_avx(
+                #[inline(always)]
+                || {
+                    let mut finite = true;
+                    for ((((out_mu, out_rho), &slope), (&gm, &mm)), (gs, ms)) in grad_mu
+                        .iter_mut()
+                        .zip(grad_rho.iter_mut())
+                        .zip(slopes)
+                        .zip(g_mu.iter().zip(&mi_mu))
+                        .zip(g_sigma.iter_mut().zip(mi_sigma.iter_mut()))
+                    {
+                        *gs *= slope;
+                        *ms *= slope;
+                        *out_mu = -(gm + mm) / s_train;
+                        *out_rho = -(*gs + *ms) / s_train;
+                        finite &= out_mu.is_finite() & out_rho.is_finite();
+                    }
+                    finite
+                },
+            );
             let loss = -(elbo_hat + mi_hat);
             let diverged = |what: &str, value: f64| Error::Diverged {
                 step,
