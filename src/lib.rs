@@ -33,6 +33,7 @@ pub mod symmetry;
 pub mod train;
 pub mod vmath;
 pub mod weights;
+mod ziggurat;
 
 pub mod prec;
 

@@ -9,6 +9,8 @@
 use rand::{RngExt, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 
+pub use crate::ziggurat::fill_standard_normal;
+
 /// The generator type of every Monte Carlo draw.
 pub type DrawRng = ChaCha8Rng;
 

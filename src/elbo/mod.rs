@@ -7,8 +7,6 @@
 
 use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
-use rand::RngExt;
-use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use std::fmt;
 use std::str::FromStr;
@@ -714,9 +712,12 @@ impl LocalFirstLayer {
         }
         let h = &mut ws.h;
         for c in 0..d1 {
-            for r in 0..n {
-                let a = self.mean[(r, c)] + self.sd[(r, c)] * rng.sample::<f64, _>(StandardNormal);
-                h[(r, c)] = if single { a } else { act.apply(a) };
+            let col = h.col_as_slice_mut(c);
+            crate::rng::fill_standard_normal(rng, col);
+            let (mean, sd) = (self.mean.col_as_slice(c), self.sd.col_as_slice(c));
+            for ((h, &m), &s) in col.iter_mut().zip(mean).zip(sd) {
+                let a = m + s * *h;
+                *h = if single { a } else { act.apply(a) };
             }
         }
         if single {

@@ -11,11 +11,8 @@
 //! [`MeanFieldGaussian::ln_q_inverse_permuted`] evaluates `ln q(g⁻¹·v)` straight from
 //! an [`ActionMap`], without building the permuted vector.
 
-use rand_distr::StandardNormal;
 use std::fmt;
 use std::str::FromStr;
-
-use rand::RngExt;
 
 use crate::error::{Error, Result};
 use crate::symmetry::{ActionMap, GroupElement};
@@ -426,14 +423,9 @@ impl MeanFieldGaussian {
     ) {
         assert_eq!(eps.len(), self.n_params());
         assert_eq!(out.len(), self.n_params());
-        for (((o, e), m), s) in out
-            .iter_mut()
-            .zip(eps.iter_mut())
-            .zip(&self.mu)
-            .zip(&self.sigma)
-        {
-            *e = rng.sample(StandardNormal);
-            *o = m + s * *e;
+        crate::rng::fill_standard_normal(rng, eps);
+        for (((o, e), m), s) in out.iter_mut().zip(&*eps).zip(&self.mu).zip(&self.sigma) {
+            *o = m + s * e;
         }
     }
 

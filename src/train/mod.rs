@@ -358,7 +358,7 @@ pub fn train(
                 .for_each(|g| *g = 0.0);
             let (mut elbo_hat, mut mi_hat) = (0.0, 0.0);
             for _ in 0..config.n_train_samples {
-                eps.iter_mut().for_each(|e| *e = rng.sample(StandardNormal));
+                crate::rng::fill_standard_normal(&mut rng, &mut eps);
                 elbo_hat += elbo_step_grad_in_place(
                     &q,
                     config.likelihood,
