@@ -33,6 +33,81 @@ pub fn stream(seed: u64, index: u64) -> DrawRng {
     rng
 }
 
+/// Writes `out.len() / d` uniformly random permutations of `0..d`, one after another:
+/// the permutations, and the generator state afterwards, of as many [`shuffle`]s of
+/// the identity (each `random_range(0..=i)`, rand's 32-bit widening-multiply method,
+/// replayed exactly), with the generator's 32-bit words drawn in blocks.
+///
+/// # Panics
+///
+/// If `d = 0` or `out.len()` is not a multiple of `d`.
+pub fn shuffled_identities<R: rand::Rng + ?Sized>(rng: &mut R, d: usize, out: &mut [usize]) {
+    assert!(
+        d > 0 && out.len() % d == 0,
+        "{} entries for width {d}",
+        out.len()
+    );
+    assert!(d <= u32::MAX as usize, "width {d}");
+    let mut words = Words32 {
+        rng,
+        block: [0; 1024],
+        pos: 0,
+        len: 0,
+        // One word per swap is certain; rare extra words come on top.
+        needed: out.len() / d * (d - 1),
+    };
+    for perm in out.chunks_mut(d) {
+        for (i, p) in perm.iter_mut().enumerate() {
+            *p = i;
+        }
+        for i in (1..d).rev() {
+            // rand's `UniformInt::<u32>::sample_single_inclusive(0, i)`.
+            let range = i as u32 + 1;
+            let m = u64::from(words.next_needed()) * u64::from(range);
+            let (mut hi, lo) = ((m >> 32) as u32, m as u32);
+            if lo > range.wrapping_neg() {
+                let extra = u64::from(words.next_extra()) * u64::from(range);
+                hi += u32::from(lo.checked_add((extra >> 32) as u32).is_none());
+            }
+            perm.swap(i, hi as usize);
+        }
+    }
+}
+
+/// 32-bit generator words, drawn ahead in blocks of at most the number still certainly
+/// needed (so never a word the one-at-a-time code would not draw).
+struct Words32<'a, R: rand::Rng + ?Sized> {
+    rng: &'a mut R,
+    block: [u32; 1024],
+    pos: usize,
+    len: usize,
+    needed: usize,
+}
+
+impl<R: rand::Rng + ?Sized> Words32<'_, R> {
+    #[inline(always)]
+    fn next_extra(&mut self) -> u32 {
+        if self.pos == self.len && self.needed > 0 {
+            self.len = self.needed.min(self.block.len());
+            self.pos = 0;
+            self.rng.fill(&mut self.block[..self.len]);
+        }
+        if self.pos < self.len {
+            self.pos += 1;
+            self.block[self.pos - 1]
+        } else {
+            self.rng.next_u32()
+        }
+    }
+
+    #[inline(always)]
+    fn next_needed(&mut self) -> u32 {
+        let w = self.next_extra();
+        self.needed -= 1;
+        w
+    }
+}
+
 /// Fisher–Yates shuffle in place: every ordering equally likely, `len − 1` draws.
 pub fn shuffle<T, R: rand::Rng + ?Sized>(items: &mut [T], rng: &mut R) {
     for i in (1..items.len()).rev() {
@@ -66,6 +141,59 @@ mod tests {
             .scan(stream(1, 2), |r, _: u64| Some(r.random()))
             .collect();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn shuffled_identities_replay_shuffle_exactly() {
+        for (d, count) in [(1usize, 3usize), (2, 50), (7, 1000), (30, 300), (100, 40)] {
+            let (mut a, mut b) = (stream(9, d as u64), stream(9, d as u64));
+            let mut want = Vec::new();
+            for _ in 0..count {
+                let mut p: Vec<usize> = (0..d).collect();
+                shuffle(&mut p, &mut a);
+                want.extend(p);
+            }
+            let mut got = vec![usize::MAX; d * count];
+            shuffled_identities(&mut b, d, &mut got);
+            assert_eq!(want, got, "d = {d}");
+            assert_eq!(a.random::<u64>(), b.random::<u64>(), "state after d = {d}");
+        }
+        // The rare second word (probability range / 2³² per swap) must be replayed too.
+        // A generator whose every word is 0x5555_5555 takes it at each range-3 swap
+        // (3 · 0x5555_5555 = 2³² − 1): one extra word per permutation of 0..3.
+        struct Fives(u32);
+        impl rand::TryRng for Fives {
+            type Error = std::convert::Infallible;
+            fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+                self.0 += 1;
+                Ok(0x5555_5555)
+            }
+            fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+                Ok(u64::from(self.try_next_u32()?) | (u64::from(self.try_next_u32()?) << 32))
+            }
+            fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+                for c in dst.chunks_mut(4) {
+                    let w = self.try_next_u32()?.to_le_bytes();
+                    c.copy_from_slice(&w[..c.len()]);
+                }
+                Ok(())
+            }
+        }
+        let (mut a, mut b) = (Fives(0), Fives(0));
+        let mut want = Vec::new();
+        for _ in 0..5 {
+            let mut p: Vec<usize> = (0..3).collect();
+            shuffle(&mut p, &mut a);
+            want.extend(p);
+        }
+        let mut got = vec![0; 15];
+        shuffled_identities(&mut b, 3, &mut got);
+        assert_eq!(want, got);
+        assert_eq!(
+            (a.0, b.0),
+            (15, 15),
+            "words drawn: 2 per permutation + 1 extra"
+        );
     }
 
     #[test]

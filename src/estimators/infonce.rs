@@ -97,7 +97,14 @@ struct Workspace {
     g: crate::symmetry::GroupElement,
     theta: Vec<f64>,
     c: Vec<f64>,
+    /// A batch of permutations of the unit-cost path, one after another.
+    taus: Vec<usize>,
+    /// Their terms `ln q(g⁻¹·ω) − ln q(ω)`.
+    terms: Vec<f64>,
 }
+
+/// Permutations drawn at once on the unit-cost path.
+const PERMUTATION_BATCH: usize = 256;
 
 impl MiEstimator for InfoNce {
     fn name(&self) -> &'static str {
@@ -144,6 +151,10 @@ impl MiEstimator for InfoNce {
             c: unit_cost
                 .as_ref()
                 .map_or(Vec::new(), |u| vec![0.0; u.width() * u.width()]),
+            taus: unit_cost.as_ref().map_or(Vec::new(), |u| {
+                vec![0; u.width() * PERMUTATION_BATCH.min(k.saturating_sub(1))]
+            }),
+            terms: vec![0.0; PERMUTATION_BATCH.min(k.saturating_sub(1))],
         };
         let terms = per_draw_terms(self.n_samples, self.seed, init, |rng, ws| {
             q.sample_in_place(rng, &mut ws.eps, &mut ws.omega);
@@ -154,9 +165,19 @@ impl MiEstimator for InfoNce {
                     let d = uc.width();
                     let diag: f64 = (0..d).map(|i| ws.c[i * d + i]).sum();
                     lse.push(0.0);
-                    for _ in 1..k {
-                        group.randomize(&mut ws.g, rng);
-                        lse.push(assignment_sum(&ws.c, d, ws.g.layer(0).forward()) - diag);
+                    // The K − 1 permutations in batches (the same draws as one
+                    // `randomize` each: one hidden layer, nothing else drawn between).
+                    let mut left = k - 1;
+                    while left > 0 {
+                        let batch = left.min(PERMUTATION_BATCH);
+                        let taus = &mut ws.taus[..batch * d];
+                        crate::rng::shuffled_identities(rng, d, taus);
+                        let terms = &mut ws.terms[..batch];
+                        for (t, tau) in terms.iter_mut().zip(taus.chunks(d)) {
+                            *t = assignment_sum(&ws.c, d, tau) - diag;
+                        }
+                        lse.push_all(terms);
+                        left -= batch;
                     }
                     return ln_k - lse.value();
                 }

@@ -884,8 +884,11 @@ fn mnist(o: &ReproduceOptions) -> Result<Reproduction> {
         }
     }
     let counter = Counter::new(jobs.len(), o.progress.as_ref());
-    let runs: Vec<Run> = jobs
+    // Widest (slowest) runs first, so the last runs to finish are short ones and both
+    // cores stay busy to the end; the results go back into job order.
+    let mut runs: Vec<Run> = jobs
         .par_iter()
+        .rev()
         .map(|&(width, k, seed)| {
             let key = format!("mnist/{width}/{k}/{seed}");
             o.journaled(&key, Run::encode, Run::decode, || {
@@ -922,6 +925,7 @@ fn mnist(o: &ReproduceOptions) -> Result<Reproduction> {
             .inspect(|_| counter.tick())
         })
         .collect::<Result<_>>()?;
+    runs.reverse();
     let method_name = |k: usize| {
         if k == 0 {
             "mfvi".to_string()
