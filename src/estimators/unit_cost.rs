@@ -171,17 +171,40 @@ impl UnitCost {
     ///
     /// If `q` has fewer parameters than the posterior this layout was built for.
     pub(crate) fn refresh(&mut self, q: &MeanFieldGaussian) {
-        let n = self.n_per_unit;
-        for ((m, is), &p) in self.mu.iter_mut().zip(&mut self.inv_sigma).zip(&self.index) {
-            *m = q.mu()[p];
-            *is = q.inv_sigma()[p];
-        }
-        for (i, z) in self.normalizer.iter_mut().enumerate() {
-            let s: f64 = self.index[i * n..(i + 1) * n]
-                .iter()
-                .map(|&p| q.ln_sigma()[p])
-                .sum();
-            *z = -s - n as f64 * HALF_LN_2PI;
+        let (n, l) = (self.n_per_unit, &self.layout);
+        let (mu, inv_sigma, ln_sigma) = (q.mu(), q.inv_sigma(), q.ln_sigma());
+        // Unit j's parameters in the order of `index`: its incoming row (contiguous),
+        // its bias, its outgoing column (strided); Σ ln σ in that order.
+        for (j, ((dst_mu, dst_is), z)) in self
+            .mu
+            .chunks_mut(n)
+            .zip(self.inv_sigma.chunks_mut(n))
+            .zip(&mut self.normalizer)
+            .enumerate()
+        {
+            let mut k = 0;
+            let mut sum = -0.0;
+            if let Some(w) = l.in_weight {
+                let row = w + j * l.fan_in..w + (j + 1) * l.fan_in;
+                dst_mu[..l.fan_in].copy_from_slice(&mu[row.clone()]);
+                dst_is[..l.fan_in].copy_from_slice(&inv_sigma[row.clone()]);
+                for &v in &ln_sigma[row] {
+                    sum += v;
+                }
+                k = l.fan_in;
+            }
+            let bias = l.bias.map(|b| b + j);
+            let column = l
+                .out_weight
+                .into_iter()
+                .flat_map(|(w, rows)| (0..rows).map(move |r| w + r * l.width + j));
+            for p in bias.into_iter().chain(column) {
+                (dst_mu[k], dst_is[k]) = (mu[p], inv_sigma[p]);
+                sum += ln_sigma[p];
+                k += 1;
+            }
+            debug_assert_eq!(k, n);
+            *z = -sum - n as f64 * HALF_LN_2PI;
         }
     }
 
