@@ -39,6 +39,42 @@ use crate::symmetry::ln_factorial;
 pub(crate) struct ProposalWorkspace {
     left: Vec<usize>,
     logits: Vec<f64>,
+    /// `exp` of `logits` (the probabilities), after [`row_ln_probs`](Self::row_ln_probs).
+    probs: Vec<f64>,
+}
+
+/// `ln Σ exp(x_i)` with the vectorized exponential ([`LnSumExp::push_all`]); `xs` is
+/// overwritten.
+fn ln_sum_exp_of(xs: &mut [f64]) -> f64 {
+    let mut acc = LnSumExp::default();
+    acc.push_all(xs);
+    acc.value()
+}
+
+/// `ln Σ exp(x_i)` with the maximum and the sum in eight fixed lanes (vectorized, the
+/// same bits at any vector width); `xs` is overwritten. −∞ for an empty or all −∞
+/// slice; NaN propagates.
+#[inline(always)]
+fn lanes_ln_sum_exp(xs: &mut [f64]) -> f64 {
+    const LANES: usize = 8;
+    let mut m = [f64::NEG_INFINITY; LANES];
+    for (k, &x) in xs.iter().enumerate() {
+        m[k % LANES] = m[k % LANES].max(x);
+    }
+    let max = m.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if max == f64::NEG_INFINITY || xs.iter().any(|x| x.is_nan()) {
+        return if xs.iter().any(|x| x.is_nan()) {
+            f64::NAN
+        } else {
+            max
+        };
+    }
+    let mut s = [0.0; LANES];
+    for (k, x) in xs.iter_mut().enumerate() {
+        *x = crate::vmath::exp(*x - max);
+        s[k % LANES] += *x;
+    }
+    max + crate::vmath::ln(s.iter().sum::<f64>())
 }
 
 impl ProposalWorkspace {
@@ -46,16 +82,23 @@ impl ProposalWorkspace {
         ProposalWorkspace {
             left: Vec::with_capacity(d),
             logits: Vec::with_capacity(d),
+            probs: Vec::with_capacity(d),
         }
     }
 
-    /// Softmax log-probabilities of choosing each remaining column for row `i`.
+    /// Softmax log-probabilities of choosing each remaining column for row `i`, and the
+    /// probabilities themselves (both vectorized).
     fn row_ln_probs(&mut self, logits: &[f64], d: usize, i: usize) {
         self.logits.clear();
         self.logits
             .extend(self.left.iter().map(|&j| logits[i * d + j]));
-        let lse = crate::estimators::ln_sum_exp(&self.logits);
+        self.probs.clear();
+        self.probs.extend_from_slice(&self.logits);
+        let lse = ln_sum_exp_of(&mut self.probs);
         self.logits.iter_mut().for_each(|l| *l -= lse);
+        self.probs.clear();
+        self.probs.extend_from_slice(&self.logits);
+        crate::vmath::exp_in_place(&mut self.probs);
     }
 
     /// `(S(τ), ln r_T(τ))` of a given assignment: `S = Σ_i C[i, τ(i)]` and the sum of the
@@ -98,8 +141,8 @@ impl ProposalWorkspace {
         self.left.extend(0..d);
         for (i, &j) in tau.iter().enumerate() {
             self.row_ln_probs(logits, d, i);
-            for (&col, &l) in self.left.iter().zip(&self.logits) {
-                g[i * d + col] -= coef * l.exp();
+            for (&col, &p) in self.left.iter().zip(&self.probs) {
+                g[i * d + col] -= coef * p;
             }
             g[i * d + j] += coef;
             let pos = self
@@ -129,8 +172,8 @@ impl ProposalWorkspace {
             let u: f64 = rng.random();
             let mut acc = 0.0;
             let mut pos = self.left.len() - 1;
-            for (k, l) in self.logits.iter().enumerate() {
-                acc += l.exp();
+            for (k, p) in self.probs.iter().enumerate() {
+                acc += p;
                 if u < acc {
                     pos = k;
                     break;
@@ -167,21 +210,46 @@ pub(crate) fn balanced_logits(
         return;
     }
     tape.resize((2 * iters + 1) * d, 0.0);
+    // Row and column log-sum-exps as passes over whole rows (contiguous, vectorized):
+    // per column, a running maximum and then a running sum over the rows in order.
+    let (mut max, mut sum) = (vec![0.0; d], vec![0.0; d]);
     for it in 0..iters {
         // Layout: v^0 | u^1 v^1 | u^2 v^2 | …
         let (done, rest) = tape.split_at_mut((2 * it + 1) * d);
         let v_prev = &done[2 * it * d..];
         let (u, v) = rest[..2 * d].split_at_mut(d);
-        for (i, ui) in u.iter_mut().enumerate() {
-            let mut acc = LnSumExp::default();
-            (0..d).for_each(|j| acc.push(logits[i * d + j] + v_prev[j]));
-            *ui = -acc.value();
-        }
-        for (j, vj) in v.iter_mut().enumerate() {
-            let mut acc = LnSumExp::default();
-            (0..d).for_each(|i| acc.push(logits[i * d + j] + u[i]));
-            *vj = -acc.value();
-        }
+        crate::linalg::with_avx2(
+            #[inline(always)]
+            || {
+                // u_i = −ln Σ_j exp(Λ_ij + v_j).
+                for (ui, row) in u.iter_mut().zip(logits.chunks_exact(d)) {
+                    for ((m, &l), &vp) in max.iter_mut().zip(row).zip(v_prev) {
+                        *m = l + vp;
+                    }
+                    *ui = -lanes_ln_sum_exp(&mut max);
+                }
+                // v_j = −ln Σ_i exp(Λ_ij + u_i).
+                max.fill(f64::NEG_INFINITY);
+                for (row, &ui) in logits.chunks_exact(d).zip(&*u) {
+                    for (m, &l) in max.iter_mut().zip(row) {
+                        *m = m.max(l + ui);
+                    }
+                }
+                sum.fill(0.0);
+                for (row, &ui) in logits.chunks_exact(d).zip(&*u) {
+                    for ((s, &l), &m) in sum.iter_mut().zip(row).zip(&max) {
+                        *s += crate::vmath::exp(l + ui - m);
+                    }
+                }
+                for ((vj, &m), &s) in v.iter_mut().zip(&max).zip(&sum) {
+                    *vj = if m == f64::NEG_INFINITY {
+                        f64::INFINITY
+                    } else {
+                        -(m + crate::vmath::ln(s))
+                    };
+                }
+            },
+        );
     }
     let v = &tape[2 * iters * d..];
     for row in logits.chunks_exact_mut(d) {
@@ -469,6 +537,33 @@ mod tests {
     use crate::rng::stream;
     use crate::symmetry::{ActionMap, Group, GroupElement};
     use crate::weights::Arch;
+
+    /// After balancing, the last row offsets `u` and the column offsets `v` make every
+    /// column of `exp(C/T + u_i + v_j)` sum to 1 (checked with the standard library's
+    /// `exp`), on a matrix with entries thousands of nats apart.
+    #[test]
+    fn balancing_normalizes_the_columns() {
+        let mut rng = stream(31, 0);
+        for (d, t) in [(2usize, 1.0), (7, 0.5), (40, 2.0)] {
+            let c: Vec<f64> = (0..d * d)
+                .map(|k| {
+                    if k % (d + 1) == 0 {
+                        0.0
+                    } else {
+                        -rng.random_range(0.0..3000.0)
+                    }
+                })
+                .collect();
+            let iters = 5;
+            let (mut tape, mut logits) = (Vec::new(), vec![0.0; d * d]);
+            balanced_logits(&c, d, t, iters, &mut tape, &mut logits);
+            let u = &tape[(2 * iters - 1) * d..2 * iters * d];
+            for j in 0..d {
+                let col: f64 = (0..d).map(|i| (logits[i * d + j] + u[i]).exp()).sum();
+                assert!((col - 1.0).abs() < 1e-12, "d {d}, column {j}: {col}");
+            }
+        }
+    }
 
     fn posterior(widths: Vec<usize>, bias: bool, seed: u64) -> MeanFieldGaussian {
         let arch = Arch::builder(widths).bias(bias).check().unwrap();
