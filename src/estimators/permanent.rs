@@ -133,8 +133,14 @@ pub fn ln_permanent_in_place(c: &[f64], d: usize, ws: &mut PermanentWorkspace) -
     // every row of A' sum to 1 (up to rounding).
     let ln_scale: f64 = ws.row.iter().sum::<f64>() + ws.col.iter().sum::<f64>();
     ws.scaled.clear();
-    ws.scaled
-        .extend((0..d * d).map(|k| (c[k] - ws.row[k / d] - ws.col[k % d]).exp()));
+    // Subnormal entries (below 2.2·10⁻³⁰⁸, next to rows that sum to 1) become 0: they
+    // change the permanent by less than the underflow bound above, and every product
+    // with a subnormal operand costs a processor microcode assist (about 100 cycles),
+    // which made the d = 20 program several times slower on nearly diagonal matrices.
+    ws.scaled.extend((0..d * d).map(|k| {
+        let x = (c[k] - ws.row[k / d] - ws.col[k % d]).exp();
+        if x < f64::MIN_POSITIVE { 0.0 } else { x }
+    }));
     let linear = permanent_linear(&ws.scaled, d, &mut ws.table);
     if linear.is_normal() && linear > LINEAR_FLOOR {
         return Ok(ln_scale + linear.ln());
@@ -201,15 +207,33 @@ pub fn ln_permanent_marginals(c: &[f64], d: usize) -> Result<(f64, Vec<f64>)> {
     Ok((ln_perm, marg))
 }
 
-/// The subset dynamic program in linear arithmetic.
+/// The subset dynamic program in linear arithmetic: [`push_forward`] when at most `2d`
+/// entries of `A` exceed 10⁻³⁰ (a nearly diagonal matrix, from a posterior whose units
+/// are far apart: products of its small entries underflow, and nearly all of the table
+/// is exactly 0), else [`pull`]. The two sum in different orders (the last bits can
+/// differ); the push form skips the zero entries but writes scattered, about 1.2× the
+/// cost of the pull form on a dense matrix at d = 20.
 fn permanent_linear(a: &[f64], d: usize, table: &mut Vec<f64>) -> f64 {
+    let large = a.iter().filter(|&&x| x > 1e-30).count();
+    if large <= 2 * d {
+        push_forward(a, d, table)
+    } else {
+        pull(a, d, table)
+    }
+}
+
+/// `f(M) = Σ_{j ∈ M} f(M ∖ {j}) · A[|M| − 1, j]`, mask by mask, visiting the nonzero
+/// entries of the row.
+fn pull(a: &[f64], d: usize, table: &mut Vec<f64>) -> f64 {
     let n = 1usize << d;
     table.clear();
     table.resize(n, 0.0);
     table[0] = 1.0;
+    let nonzero = nonzero_columns(a, d);
     for mask in 1..n {
-        let row = &a[(mask.count_ones() as usize - 1) * d..];
-        let mut m = mask;
+        let r = mask.count_ones() as usize - 1;
+        let row = &a[r * d..];
+        let mut m = mask & nonzero[r];
         let (mut acc0, mut acc1) = (0.0, 0.0);
         while m != 0 {
             let j = m.trailing_zeros() as usize;
@@ -225,6 +249,43 @@ fn permanent_linear(a: &[f64], d: usize, table: &mut Vec<f64>) -> f64 {
         table[mask] = acc0 + acc1;
     }
     table[n - 1]
+}
+
+/// The same program run forward: each nonzero `f(M)` is added into `f(M ∪ {j})` with
+/// weight `A[|M|, j]`; zero entries of the table are skipped.
+fn push_forward(a: &[f64], d: usize, table: &mut Vec<f64>) -> f64 {
+    let n = 1usize << d;
+    table.clear();
+    table.resize(n, 0.0);
+    table[0] = 1.0;
+    let nonzero = nonzero_columns(a, d);
+    for mask in 0..n - 1 {
+        let f = table[mask];
+        if f == 0.0 {
+            continue;
+        }
+        let r = mask.count_ones() as usize;
+        let row = &a[r * d..(r + 1) * d];
+        let mut m = !mask & nonzero[r] & (n - 1);
+        while m != 0 {
+            let j = m.trailing_zeros() as usize;
+            m &= m - 1;
+            table[mask | (1 << j)] += f * row[j];
+        }
+    }
+    table[n - 1]
+}
+
+/// Per row of `A` (`d × d`), the columns with a nonzero entry as a bit mask.
+fn nonzero_columns(a: &[f64], d: usize) -> Vec<usize> {
+    a.chunks_exact(d)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .filter(|&(_, &x)| x != 0.0)
+                .fold(0, |m, (j, _)| m | (1 << j))
+        })
+        .collect()
 }
 
 /// The subset dynamic program entirely in log space.
@@ -438,6 +499,39 @@ mod tests {
                 let mut table = Vec::new();
                 let log_space = ln_permanent_log_space(&c, d, &mut table);
                 assert!((log_space - exact).abs() < 1e-11 * exact.abs().max(1.0));
+            }
+        }
+    }
+
+    /// Both forms of the linear program against brute force, on dense matrices and on
+    /// nearly diagonal ones (entries down to 10⁻²⁰⁰, products underflowing to 0).
+    #[test]
+    fn pull_and_push_programs_agree_with_brute_force() {
+        let mut rng = stream(10, 0);
+        for d in 1..=7 {
+            for spread in [1.0, 460.0] {
+                let a: Vec<f64> = (0..d * d)
+                    .map(|k| {
+                        if k % (d + 1) == 0 {
+                            rng.random_range(0.5..1.0)
+                        } else {
+                            (-spread * rng.random_range(0.0..1.0)).exp()
+                        }
+                    })
+                    .collect();
+                let c: Vec<f64> = a.iter().map(|x| x.ln()).collect();
+                let exact = brute_force(&c, d);
+                let mut table = Vec::new();
+                for (name, value) in [
+                    ("pull", pull(&a, d, &mut table)),
+                    ("push", push_forward(&a, d, &mut table)),
+                ] {
+                    let got = value.ln();
+                    assert!(
+                        (got - exact).abs() < 1e-12 * exact.abs().max(1.0),
+                        "{name}, d={d}, spread {spread}: {got} vs {exact}"
+                    );
+                }
             }
         }
     }
