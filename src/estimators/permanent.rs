@@ -515,7 +515,7 @@ mod tests {
                         if k % (d + 1) == 0 {
                             rng.random_range(0.5..1.0)
                         } else {
-                            (-spread * rng.random_range(0.0..1.0)).exp()
+                            (-spread * rng.random_range(0.0f64..1.0)).exp()
                         }
                     })
                     .collect();
