@@ -43,7 +43,7 @@ pub fn stream(seed: u64, index: u64) -> DrawRng {
 /// If `d = 0` or `out.len()` is not a multiple of `d`.
 pub fn shuffled_identities<R: rand::Rng + ?Sized>(rng: &mut R, d: usize, out: &mut [usize]) {
     assert!(
-        d > 0 && out.len() % d == 0,
+        d > 0 && out.len().is_multiple_of(d),
         "{} entries for width {d}",
         out.len()
     );

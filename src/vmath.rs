@@ -14,8 +14,10 @@
 //! reproduce earlier bits keeps the standard functions.
 
 /// `ln 2` split for Cody–Waite reduction: `LN2_HI` has 21 trailing zero bits, so
-/// `k · LN2_HI` is exact for `|k| < 2¹¹`.
+/// `k · LN2_HI` is exact for `|k| < 2¹¹`. (fdlibm's constants, as published.)
+#[allow(clippy::excessive_precision)]
 const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
+#[allow(clippy::excessive_precision)]
 const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 /// `1.5 · 2⁵²`: adding it rounds to an integer (nearest, ties to even) held in the low bits.
@@ -57,7 +59,8 @@ pub fn exp(x: f64) -> f64 {
 
 /// `√2`, the upper end of the reduced mantissa range of [`ln`].
 const SQRT_2: f64 = std::f64::consts::SQRT_2;
-/// fdlibm's minimax coefficients for `ln((1 + s)/(1 − s))` (`e_log.c`).
+/// fdlibm's minimax coefficients for `ln((1 + s)/(1 − s))` (`e_log.c`), as published.
+#[allow(clippy::excessive_precision)]
 const LG: [f64; 7] = [
     6.666_666_666_666_735_130e-1,
     3.999_999_999_940_941_908e-1,
@@ -95,7 +98,7 @@ pub fn ln(x: f64) -> f64 {
     // Special arguments last: 0 → −∞, negative or NaN → NaN, +∞ → +∞.
     if x == 0.0 {
         f64::NEG_INFINITY
-    } else if !(x >= 0.0) {
+    } else if x < 0.0 || x.is_nan() {
         f64::NAN
     } else if x == f64::INFINITY {
         x
