@@ -48,63 +48,52 @@ pub fn shuffled_identities<R: rand::Rng + ?Sized>(rng: &mut R, d: usize, out: &m
         out.len()
     );
     assert!(d <= u32::MAX as usize, "width {d}");
-    let mut words = Words32 {
-        rng,
-        block: [0; 1024],
-        pos: 0,
-        len: 0,
-        // One word per swap is certain; rare extra words come on top.
-        needed: out.len() / d * (d - 1),
-    };
+    // Generator words drawn ahead in blocks of at most the number still certainly
+    // needed (one per swap), so never a word the one-at-a-time code would not draw; the
+    // state is kept in locals (the compiler keeps them in registers).
+    let mut block = [0u32; 1024];
+    let (mut pos, mut len) = (0usize, 0usize);
+    let mut needed = out.len() / d * (d - 1);
+    fn refill<R: rand::Rng + ?Sized>(
+        rng: &mut R,
+        block: &mut [u32; 1024],
+        needed: usize,
+    ) -> (usize, usize) {
+        let len = needed.min(block.len());
+        rng.fill(&mut block[..len]);
+        (0, len)
+    }
     for perm in out.chunks_mut(d) {
         for (i, p) in perm.iter_mut().enumerate() {
             *p = i;
         }
         for i in (1..d).rev() {
             // rand's `UniformInt::<u32>::sample_single_inclusive(0, i)`.
+            if pos == len {
+                (pos, len) = refill(rng, &mut block, needed);
+            }
+            let word = block[pos];
+            pos += 1;
+            needed -= 1;
             let range = i as u32 + 1;
-            let m = u64::from(words.next_needed()) * u64::from(range);
+            let m = u64::from(word) * u64::from(range);
             let (mut hi, lo) = ((m >> 32) as u32, m as u32);
             if lo > range.wrapping_neg() {
-                let extra = u64::from(words.next_extra()) * u64::from(range);
+                // The rare second word (probability range / 2³²).
+                if pos == len && needed > 0 {
+                    (pos, len) = refill(rng, &mut block, needed);
+                }
+                let extra = if pos < len {
+                    pos += 1;
+                    block[pos - 1]
+                } else {
+                    rng.next_u32()
+                };
+                let extra = u64::from(extra) * u64::from(range);
                 hi += u32::from(lo.checked_add((extra >> 32) as u32).is_none());
             }
             perm.swap(i, hi as usize);
         }
-    }
-}
-
-/// 32-bit generator words, drawn ahead in blocks of at most the number still certainly
-/// needed (so never a word the one-at-a-time code would not draw).
-struct Words32<'a, R: rand::Rng + ?Sized> {
-    rng: &'a mut R,
-    block: [u32; 1024],
-    pos: usize,
-    len: usize,
-    needed: usize,
-}
-
-impl<R: rand::Rng + ?Sized> Words32<'_, R> {
-    #[inline(always)]
-    fn next_extra(&mut self) -> u32 {
-        if self.pos == self.len && self.needed > 0 {
-            self.len = self.needed.min(self.block.len());
-            self.pos = 0;
-            self.rng.fill(&mut self.block[..self.len]);
-        }
-        if self.pos < self.len {
-            self.pos += 1;
-            self.block[self.pos - 1]
-        } else {
-            self.rng.next_u32()
-        }
-    }
-
-    #[inline(always)]
-    fn next_needed(&mut self) -> u32 {
-        let w = self.next_extra();
-        self.needed -= 1;
-        w
     }
 }
 
