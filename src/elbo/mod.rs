@@ -452,7 +452,12 @@ pub fn predictive(
     // merged in group order, so the bits do not depend on the number of threads. A few
     // groups at a time bound the memory.
     let n_groups = n_samples.div_ceil(PREDICTIVE_GROUP);
-    let batch = rayon::current_num_threads().max(1);
+    // Groups in flight: one per thread, but their sums and per-draw terms (about
+    // n · (dL + 33) floats each) stay under PREDICTIVE_MEMORY bytes together.
+    let group_bytes = 8 * n * (d_out + PREDICTIVE_GROUP + 1);
+    let batch = rayon::current_num_threads()
+        .min(PREDICTIVE_MEMORY / group_bytes.max(1))
+        .max(1);
     let mut total = GroupSums::new(n, d_out);
     for first in (0..n_groups).step_by(batch) {
         let sums: Vec<GroupSums> = (first..(first + batch).min(n_groups))
@@ -547,6 +552,8 @@ const ELBO_BLOCK: usize = 512;
 
 /// Draws per group of [`predictive`] (summed in draw order by one thread).
 const PREDICTIVE_GROUP: usize = 32;
+/// Bytes of group sums [`predictive`] keeps in flight at once (beyond one group).
+const PREDICTIVE_MEMORY: usize = 1 << 30;
 
 /// A group of draws' sums: `Σ_s p_s(c | x_r)` (softmax) or `Σ_s f_s(x_r)_c` (Gaussian)
 /// at `[c · n + r]`, and `ln Σ_s p_s(y_r | x_r)` per point.
