@@ -470,7 +470,7 @@ impl Arch {
             "input width of layer {first}"
         );
         let n = input.nrows();
-        layers.resize_with(self.n_layers() - first, || Mat::new());
+        layers.resize_with(self.n_layers() - first, Mat::new);
         for i in first..self.n_layers() {
             let (done, rest) = layers.split_at_mut(i - first);
             let z = &mut rest[0];
