@@ -273,8 +273,14 @@ fn full_mnist_files_match_their_documented_provenance() {
 
 #[test]
 fn local_reparameterization_matches_whole_network_draws() {
+    for widths in [vec![4, 5, 3], vec![4, 5, 4, 3]] {
+        local_reparameterization_case(widths);
+    }
+}
+
+fn local_reparameterization_case(widths: Vec<usize>) {
     let data = gaussian_mixture(300, 3, 4, 1.0, 2, 0).unwrap();
-    let arch = Arch::builder(vec![4, 5, 3]).check().unwrap();
+    let arch = Arch::builder(widths).check().unwrap();
     let q = crate::common::random_posterior(arch.clone(), 5, 0.7);
     let s = 4000;
     let local = predictive(&q, Likelihood::Softmax, &data, s, 1).unwrap();
