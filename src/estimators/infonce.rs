@@ -279,16 +279,8 @@ impl InfoNce {
             arch.check_len("grad_mu", gm)?;
             arch.check_len("grad_sigma", gs)?;
         }
-        arch.check_len("eps", eps)?;
         let k = perms.len() + 1;
-        ws.omega.clear();
-        ws.omega.extend(
-            q.mu()
-                .iter()
-                .zip(q.sigma())
-                .zip(eps)
-                .map(|((m, s), e)| m + s * e),
-        );
+        q.reparameterize_into(eps, &mut ws.omega)?;
         let omega = &ws.omega;
         let a = &mut ws.a;
         a.clear();

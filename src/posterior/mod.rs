@@ -435,14 +435,28 @@ impl MeanFieldGaussian {
     ///
     /// [`Error::LengthMismatch`] if `eps` is not of length P.
     pub fn reparameterize(&self, eps: &[f64]) -> Result<Vec<f64>> {
+        let mut omega = Vec::with_capacity(eps.len());
+        self.reparameterize_into(eps, &mut omega)?;
+        Ok(omega)
+    }
+
+    /// [`reparameterize`](Self::reparameterize) into `omega` (cleared first; no
+    /// allocation once it has the capacity).
+    ///
+    /// # Errors
+    ///
+    /// As [`reparameterize`](Self::reparameterize).
+    pub fn reparameterize_into(&self, eps: &[f64], omega: &mut Vec<f64>) -> Result<()> {
         self.arch.check_len("eps", eps)?;
-        Ok(self
-            .mu
-            .iter()
-            .zip(&self.sigma)
-            .zip(eps)
-            .map(|((m, s), e)| m + s * e)
-            .collect())
+        omega.clear();
+        omega.extend(
+            self.mu
+                .iter()
+                .zip(&self.sigma)
+                .zip(eps)
+                .map(|((m, s), e)| m + s * e),
+        );
+        Ok(())
     }
 
     /// A reparameterized draw `ω = μ + σ ⊙ ε`.

@@ -251,18 +251,10 @@ pub fn elbo_step_grad_in_place(
     ws: &mut StepWorkspace,
 ) -> Result<f64> {
     let arch = q.arch();
-    arch.check_len("eps", eps)?;
     arch.check_len("grad_mu", grad_mu)?;
     arch.check_len("grad_sigma", grad_sigma)?;
     let p = q.n_params();
-    ws.omega.clear();
-    ws.omega.extend(
-        q.mu()
-            .iter()
-            .zip(q.sigma())
-            .zip(eps)
-            .map(|((m, s), e)| m + s * e),
-    );
+    q.reparameterize_into(eps, &mut ws.omega)?;
     let d0 = data.x().ncols();
     let by_rows = data.x_by_rows();
     ws.x.clear();
