@@ -36,5 +36,6 @@ pub mod weights;
 mod ziggurat;
 
 pub mod prec;
+pub mod recycle;
 
 pub use error::{Error, Result};

@@ -63,9 +63,33 @@ pub fn shuffled_identities<R: rand::Rng + ?Sized>(rng: &mut R, d: usize, out: &m
         rng.fill(&mut block[..len]);
         (0, len)
     }
+    // `targets[k]`: the index swapped with position `d − 1 − k`.
+    let mut targets = vec![0u32; d - 1];
     for perm in out.chunks_mut(d) {
         for (i, p) in perm.iter_mut().enumerate() {
             *p = i;
+        }
+        // Fast path, when the block holds this permutation's words: all targets first
+        // (independent multiplies), then the swaps, whose addresses are then known early
+        // (interleaved, a load that aliases an earlier swap's store stalled the core).
+        // A rare second word anywhere shifts the words after it: that permutation is
+        // redone word by word below, from the same position.
+        if len - pos >= d - 1 {
+            let mut rare = false;
+            for (k, (&word, t)) in block[pos..pos + d - 1].iter().zip(&mut targets).enumerate() {
+                let range = (d - k) as u32;
+                let m = u64::from(word) * u64::from(range);
+                *t = (m >> 32) as u32;
+                rare |= m as u32 > range.wrapping_neg();
+            }
+            if !rare {
+                pos += d - 1;
+                needed -= d - 1;
+                for (k, &t) in targets.iter().enumerate() {
+                    perm.swap(d - 1 - k, t as usize);
+                }
+                continue;
+            }
         }
         for i in (1..d).rev() {
             // rand's `UniformInt::<u32>::sample_single_inclusive(0, i)`.
@@ -183,6 +207,21 @@ mod tests {
             (15, 15),
             "words drawn: 2 per permutation + 1 extra"
         );
+        // Wider: the extra word falls in the middle of each permutation's words, and
+        // block boundaries land at every offset.
+        for d in [30usize, 61] {
+            let (mut a, mut b) = (Fives(0), Fives(0));
+            let mut want = Vec::new();
+            for _ in 0..100 {
+                let mut p: Vec<usize> = (0..d).collect();
+                shuffle(&mut p, &mut a);
+                want.extend(p);
+            }
+            let mut got = vec![0; 100 * d];
+            shuffled_identities(&mut b, d, &mut got);
+            assert_eq!(want, got, "d = {d}");
+            assert_eq!(a.0, b.0, "words drawn, d = {d}");
+        }
     }
 
     #[test]

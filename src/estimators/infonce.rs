@@ -30,6 +30,7 @@ use crate::estimators::{
     ln_sum_exp, per_draw_terms,
 };
 use crate::posterior::MeanFieldGaussian;
+use crate::recycle::Recycled;
 use crate::rng::DrawRng;
 use crate::symmetry::{ActionMap, Group, GroupElement};
 
@@ -92,15 +93,15 @@ impl InfoNce {
 }
 
 struct Workspace {
-    eps: Vec<f64>,
-    omega: Vec<f64>,
+    eps: Recycled<f64>,
+    omega: Recycled<f64>,
     g: crate::symmetry::GroupElement,
-    theta: Vec<f64>,
-    c: Vec<f64>,
+    theta: Recycled<f64>,
+    c: Recycled<f64>,
     /// A batch of permutations of the unit-cost path, one after another.
-    taus: Vec<usize>,
+    taus: Recycled<usize>,
     /// Their terms `ln q(g⁻¹·ω) − ln q(ω)`.
-    terms: Vec<f64>,
+    terms: Recycled<f64>,
 }
 
 /// Permutations drawn at once on the unit-cost path.
@@ -141,20 +142,18 @@ impl MiEstimator for InfoNce {
         let (k, p) = (self.k, q.n_params());
         let ln_k = (k as f64).ln();
         let identity = group.identity();
+        let (d, n) = unit_cost
+            .as_ref()
+            .map_or((0, 0), |u| (u.width(), u.n_per_unit()));
+        let batch = PERMUTATION_BATCH.min(k.saturating_sub(1));
         let init = || Workspace {
-            eps: vec![0.0; p],
-            omega: vec![0.0; p],
+            eps: Recycled::filled(p, 0.0),
+            omega: Recycled::filled(p, 0.0),
             g: group.identity(),
-            theta: unit_cost
-                .as_ref()
-                .map_or(Vec::new(), |u| vec![0.0; u.width() * u.n_per_unit()]),
-            c: unit_cost
-                .as_ref()
-                .map_or(Vec::new(), |u| vec![0.0; u.width() * u.width()]),
-            taus: unit_cost.as_ref().map_or(Vec::new(), |u| {
-                vec![0; u.width() * PERMUTATION_BATCH.min(k.saturating_sub(1))]
-            }),
-            terms: vec![0.0; PERMUTATION_BATCH.min(k.saturating_sub(1))],
+            theta: Recycled::filled(d * n, 0.0),
+            c: Recycled::filled(d * d, 0.0),
+            taus: Recycled::filled(d * batch, 0),
+            terms: Recycled::filled(batch, 0.0),
         };
         let terms = per_draw_terms(self.n_samples, self.seed, init, |rng, ws| {
             q.sample_in_place(rng, &mut ws.eps, &mut ws.omega);

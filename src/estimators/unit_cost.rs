@@ -19,6 +19,7 @@
 use crate::error::{Error, Result};
 use crate::linalg::{scaled_square_distance, with_avx};
 use crate::posterior::{HALF_LN_2PI, MeanFieldGaussian};
+use crate::recycle::Recycled;
 
 /// Per-unit layout and moments of a one-hidden-layer posterior.
 #[derive(Clone, Debug)]
@@ -26,9 +27,9 @@ pub struct UnitCost {
     width: usize,
     n_per_unit: usize,
     /// `index[i * n + k]`: flat index of unit `i`'s `k`-th parameter.
-    index: Vec<usize>,
-    mu: Vec<f64>,
-    inv_sigma: Vec<f64>,
+    index: Recycled<usize>,
+    mu: Recycled<f64>,
+    inv_sigma: Recycled<f64>,
     /// `−Σ_k ln σ_i,k − (n/2) ln 2π` per unit.
     normalizer: Vec<f64>,
     /// Parameters outside every unit (the output bias), with their moments.
@@ -139,10 +140,11 @@ impl UnitCost {
     pub(crate) fn for_layer(q: &MeanFieldGaussian, h: usize) -> Self {
         let layout = LayerUnits::new(q.arch(), h);
         let (d, n) = (layout.width, layout.n_per_unit);
-        let mut index = Vec::with_capacity(d * n);
-        for j in 0..d {
-            layout.push_unit(j, None, &mut index);
-        }
+        let index = Recycled::built(d * n, |index| {
+            for j in 0..d {
+                layout.push_unit(j, None, index);
+            }
+        });
         let mut rest = Vec::new();
         let last = q.arch().widths().len() - 2;
         if h + 1 == last {
@@ -154,8 +156,8 @@ impl UnitCost {
             width: d,
             n_per_unit: n,
             index,
-            mu: vec![0.0; d * n],
-            inv_sigma: vec![0.0; d * n],
+            mu: Recycled::filled(d * n, 0.0),
+            inv_sigma: Recycled::filled(d * n, 0.0),
             normalizer: vec![0.0; d],
             rest,
             layout,
