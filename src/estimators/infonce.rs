@@ -24,7 +24,7 @@
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::estimators::unit_cost::{UnitCost, assignment_sum};
+use crate::estimators::unit_cost::{UnitCost, assignment_sum, assignment_sums};
 use crate::estimators::{
     Estimate, EstimateParts, GradScratch, LnSumExp, MiEstimator, MiGradient, check_samples,
     ln_sum_exp, per_draw_terms,
@@ -172,9 +172,7 @@ impl MiEstimator for InfoNce {
                         let taus = &mut ws.taus[..batch * d];
                         crate::rng::shuffled_identities(rng, d, taus);
                         let terms = &mut ws.terms[..batch];
-                        for (t, tau) in terms.iter_mut().zip(taus.chunks(d)) {
-                            *t = assignment_sum(&ws.c, d, tau) - diag;
-                        }
+                        assignment_sums(&ws.c, d, taus, diag, terms);
                         lse.push_all(terms);
                         left -= batch;
                     }

@@ -455,6 +455,42 @@ pub(crate) fn assignment_sum(c: &[f64], d: usize, tau: &[usize]) -> f64 {
     tau.iter().enumerate().map(|(i, &t)| c[i * d + t]).sum()
 }
 
+/// `out[k] = assignment_sum(c, d, τ_k) − shift` for the permutations `τ_k` stored one
+/// after another in `taus`, with the same bits. Four permutations at a time: each sum
+/// is still added in the order `i = 0, 1, …`, but four independent chains of additions
+/// keep the adder busy where one chain waited on each addition's latency.
+///
+/// # Panics
+///
+/// If `taus.len() != d · out.len()`, or an entry indexes outside `c`.
+pub(crate) fn assignment_sums(c: &[f64], d: usize, taus: &[usize], shift: f64, out: &mut [f64]) {
+    assert_eq!(taus.len(), d * out.len());
+    let mut quads = out.chunks_exact_mut(4);
+    let mut perms = taus.chunks_exact(4 * d);
+    for (o, t) in (&mut quads).zip(&mut perms) {
+        let (t0, rest) = t.split_at(d);
+        let (t1, rest) = rest.split_at(d);
+        let (t2, t3) = rest.split_at(d);
+        let mut acc = [-0.0_f64; 4];
+        for (i, row) in c.chunks_exact(d).take(d).enumerate() {
+            acc[0] += row[t0[i]];
+            acc[1] += row[t1[i]];
+            acc[2] += row[t2[i]];
+            acc[3] += row[t3[i]];
+        }
+        for (o, a) in o.iter_mut().zip(acc) {
+            *o = a - shift;
+        }
+    }
+    for (o, tau) in quads
+        .into_remainder()
+        .iter_mut()
+        .zip(perms.remainder().chunks_exact(d))
+    {
+        *o = assignment_sum(c, d, tau) - shift;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,6 +554,23 @@ mod tests {
             }
         }
         assert!(needed.iter().any(|&b| b) && !needed.iter().all(|&b| b));
+    }
+
+    #[test]
+    fn batched_assignment_sums_have_the_bits_of_single_ones() {
+        let mut rng = stream(4, 0);
+        for d in [1usize, 2, 5, 30] {
+            let c: Vec<f64> = (0..d * d).map(|_| rng.random_range(-900.0..10.0)).collect();
+            for count in [1usize, 3, 4, 9] {
+                let mut taus = vec![0; d * count];
+                crate::rng::shuffled_identities(&mut rng, d, &mut taus);
+                let mut got = vec![0.0; count];
+                assignment_sums(&c, d, &taus, 1.5, &mut got);
+                for (g, tau) in got.iter().zip(taus.chunks(d)) {
+                    assert_eq!(g.to_bits(), (assignment_sum(&c, d, tau) - 1.5).to_bits());
+                }
+            }
+        }
     }
 
     #[test]
