@@ -360,6 +360,10 @@ pub(crate) struct GroupWorkspace {
     pub(crate) thetas: Vec<Vec<f64>>,
     index: Vec<usize>,
     rows: ProposalWorkspace,
+    /// `filled_after[h]`: the `τ_{h−1}` for which `costs[h]` and `logits[h]` hold (for
+    /// this ω), or `None`. A concentrated proposal draws the same lower permutations again
+    /// and again; building `C_h` and balancing it was nearly all of a draw's time.
+    filled_after: Vec<Option<Vec<usize>>>,
 }
 
 impl GroupProposal {
@@ -413,11 +417,13 @@ impl GroupProposal {
                 .collect(),
             index: Vec::new(),
             rows: ProposalWorkspace::new(widest),
+            filled_after: vec![None; self.layers.len()],
         }
     }
 
     /// Starts a new weight draw: fills `C_0` (which no permutation changes).
     pub(crate) fn begin(&self, omega: &[f64], ws: &mut GroupWorkspace) {
+        ws.filled_after.iter_mut().for_each(|f| *f = None);
         self.layers[0].fill_in_place(omega, &mut ws.thetas[0], &mut ws.costs[0]);
         self.fill_logits(0, ws);
     }
@@ -434,16 +440,26 @@ impl GroupProposal {
         );
     }
 
-    /// Fills `C_h` for `h ≥ 1` given `ws.taus[h − 1]`.
+    /// Fills `C_h` and its logits for `h ≥ 1` given `ws.taus[h − 1]`, unless they already
+    /// hold for that `τ_{h−1}` (and this ω: [`begin`](Self::begin) forgets them).
     fn fill_layer(&self, omega: &[f64], h: usize, ws: &mut GroupWorkspace) {
         let GroupWorkspace {
             taus,
             costs,
             thetas,
             index,
+            filled_after,
             ..
         } = ws;
-        self.layers[h].fill_after(omega, &taus[h - 1], index, &mut thetas[h], &mut costs[h]);
+        let prev = &taus[h - 1];
+        if filled_after[h].as_deref() == Some(prev.as_slice()) {
+            return;
+        }
+        self.layers[h].fill_after(omega, prev, index, &mut thetas[h], &mut costs[h]);
+        match &mut filled_after[h] {
+            Some(f) => f.copy_from_slice(prev),
+            none => *none = Some(prev.clone()),
+        }
         self.fill_logits(h, ws);
     }
 
@@ -626,6 +642,41 @@ mod tests {
                 let f = *counts.get(taus).unwrap_or(&0) as f64 / n as f64;
                 let sd = (p * (1.0 - p) / n as f64).sqrt();
                 assert!((f - p).abs() < 5.0 * sd + 1e-4, "{p} vs {f}");
+            }
+        }
+    }
+
+    /// A workspace that has seen other elements (and kept their upper-layer costs) gives
+    /// the bits of a fresh one, for draws and evaluations alike, across weight draws.
+    #[test]
+    fn kept_layer_costs_give_the_bits_of_fresh_ones() {
+        for (widths, balance) in [(vec![2, 3, 3, 1], 0), (vec![3, 2, 3, 2, 2], 4)] {
+            let q = posterior(widths, true, 6);
+            // Concentrated and diffuse: repeats and changes of the lower permutations.
+            for temperature in [0.05, 5.0] {
+                let prop = GroupProposal::new(&q, temperature, 0.2, balance);
+                let mut ws = prop.workspace();
+                let mut rng = stream(8, 0);
+                for _ in 0..3 {
+                    let omega = q.sample(&mut rng);
+                    prop.begin(&omega, &mut ws);
+                    for step in 0..30 {
+                        let got = if step % 3 == 0 {
+                            prop.identity(&omega, &mut ws)
+                        } else {
+                            prop.draw(&omega, &mut ws, &mut rng)
+                        };
+                        let mut fresh = prop.workspace();
+                        prop.begin(&omega, &mut fresh);
+                        fresh.taus.clone_from(&ws.taus);
+                        let want = prop.evaluate(&omega, &mut fresh);
+                        assert_eq!(
+                            (got.0.to_bits(), got.1.to_bits(), got.2.to_bits()),
+                            (want.0.to_bits(), want.1.to_bits(), want.2.to_bits()),
+                            "step {step}"
+                        );
+                    }
+                }
             }
         }
     }
