@@ -161,7 +161,7 @@ impl Probe {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidInput`] if two rows of one estimate disagree on S or an S is 0.
+/// [`Error::InvalidParameter`] if two rows of one estimate disagree on S or an S is 0.
 pub fn samples_of_rows(
     rows: impl IntoIterator<Item = (String, String, Option<usize>, usize)>,
 ) -> Result<std::collections::BTreeMap<String, usize>> {

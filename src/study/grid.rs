@@ -341,7 +341,7 @@ pub struct LoadedPosterior {
 ///
 /// # Errors
 ///
-/// The errors of [`load`].
+/// The errors of [`crate::io::load`].
 pub fn load_posteriors(paths: &[PathBuf]) -> Result<Vec<LoadedPosterior>> {
     paths
         .iter()
