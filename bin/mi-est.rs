@@ -63,7 +63,7 @@ struct ReproduceArgs {
     out: PathBuf,
     #[arg(long)]
     overwrite: bool,
-    /// estimator-cost only: take each timed estimate's S from an earlier report folder (its repeats.parquet) instead of timing pilots, which reproduces that report's values exactly.
+    /// estimator-cost only: take each timed estimate's S from an earlier report folder (its manifest.json) instead of timing pilots, which reproduces that report's values exactly.
     #[arg(long)]
     samples_from: Option<PathBuf>,
 }
@@ -113,7 +113,7 @@ struct RunArgs {
 
 #[derive(Parser, Debug)]
 struct MergeArgs {
-    /// The folder holding raw-shard-*.parquet and their manifests; the reports are written there.
+    /// The folder holding raw-shard-*.jsonl and their manifests; the reports are written there.
     #[arg(long)]
     out: PathBuf,
     #[arg(long)]

@@ -33,15 +33,5 @@ pub fn csv(data: &[u8]) {
     let _ = crate::data::csv_from_bytes(data, path, 1, true);
 }
 
-/// A raw Parquet report as `merge` reads its shards.
-pub fn parquet(data: &[u8]) {
-    let _ = crate::report::raw_from_bytes(data);
-}
-
 /// The targets by name, as the replay test and the fuzz crate see them.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
-    ("posterior", posterior),
-    ("idx", idx),
-    ("csv", csv),
-    ("parquet", parquet),
-];
+pub const TARGETS: [(&str, fn(&[u8])); 3] = [("posterior", posterior), ("idx", idx), ("csv", csv)];

@@ -1,7 +1,6 @@
 //! Reports: row structs → Polars DataFrames → Parquet (written atomically), the run
 //! manifest, and SVG plots. The only module that knows Polars.
 
-mod footer;
 mod plots;
 
 use polars::prelude::*;
@@ -254,145 +253,6 @@ fn parquet_bytes(path: &Path, df: &mut DataFrame) -> Result<Vec<u8>> {
     Ok(buf.into_inner())
 }
 
-/// Reads a Parquet file.
-///
-/// # Errors
-///
-/// [`Error::Io`] if unreadable, [`Error::BadFile`] if not Parquet.
-pub fn read_parquet(path: &Path) -> Result<DataFrame> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parquet_from_bytes(&bytes, path)
-}
-
-/// Checks what the decoder would size its buffers from, before it decodes anything: the
-/// footer, walked as polars' decoder walks it ([`footer::check`]); the metadata's row count and uncompressed
-/// size against the file (a few lying bytes must not ask for exabytes); and every page
-/// header of every column chunk, walked without decoding values — a data page may not
-/// claim more values than its row group has rows, a page may not exceed 64 MiB
-/// (fuzzing found an allocation of ~2^61 bytes from one lying header, an abort no
-/// `catch_unwind` stops). Returns the user-facing reason on refusal.
-fn check_claims(bytes: &[u8]) -> std::result::Result<(), String> {
-    use polars_parquet::parquet::page::CompressedPage;
-    use polars_parquet::parquet::read::{get_page_iterator, read_metadata};
-    const MAX_PAGE: usize = 64 << 20;
-    let unreadable = |e: &dyn std::fmt::Display| format!("not a readable Parquet file: {e}");
-    footer::check(bytes).map_err(|e| unreadable(&e))?;
-    let walked = contain_panic(|| -> std::result::Result<(), String> {
-        let meta = read_metadata(&mut std::io::Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
-        let num_rows = meta.num_rows;
-        let rows = meta
-            .row_groups
-            .iter()
-            .map(|rg| rg.num_rows())
-            .fold(0usize, usize::saturating_add);
-        let claimed = meta
-            .row_groups
-            .iter()
-            .map(|rg| rg.total_byte_size())
-            .fold(0usize, usize::saturating_add);
-        let budget = bytes.len().saturating_mul(64).saturating_add(1 << 20);
-        if num_rows > MAX_PARQUET_ROWS || rows != num_rows || claimed > budget {
-            return Err(format!(
-                "implausible Parquet metadata: {num_rows} rows ({rows} in row groups), {claimed} bytes uncompressed in a {}-byte file",
-                bytes.len()
-            ));
-        }
-        let buffer = polars_buffer::Buffer::from(bytes.to_vec());
-        for (g, rg) in meta.row_groups.iter().enumerate() {
-            let rows = rg.num_rows();
-            for col in rg.parquet_columns() {
-                let claimed = usize::try_from(col.num_values())
-                    .map_err(|_| unreadable(&"negative value count"))?;
-                if claimed > rows {
-                    return Err(unreadable(&format!(
-                        "a column chunk of row group {g} claims {claimed} values for {rows} rows"
-                    )));
-                }
-                let pages = get_page_iterator(
-                    col,
-                    std::io::Cursor::new(buffer.clone()),
-                    Vec::new(),
-                    MAX_PAGE,
-                )
-                .map_err(|e| unreadable(&e))?;
-                for page in pages {
-                    if let CompressedPage::Data(p) = page.map_err(|e| unreadable(&e))? {
-                        if p.num_values() > rows {
-                            return Err(unreadable(&format!(
-                                "a data page of row group {g} claims {} values for {rows} rows",
-                                p.num_values()
-                            )));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    });
-    walked.unwrap_or_else(|| Err(unreadable(&"malformed metadata or page headers")))
-}
-
-/// Panics being contained by [`contain_panic`] right now (in any thread).
-static CONTAINED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Runs `f`, returning `None` if it panicked. For the Parquet decoder, whose panics on
-/// malformed input become a bad-file error: their messages would otherwise reach the
-/// user's terminal before that error. On first use this installs a panic hook that
-/// stays silent while any containment is running and otherwise defers to the hook it
-/// replaced (so a panic of another thread during a decode also goes unprinted; it still
-/// unwinds as before).
-fn contain_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
-    use std::sync::atomic::Ordering::SeqCst;
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if CONTAINED.load(SeqCst) == 0 {
-                previous(info);
-            }
-        }));
-    });
-    CONTAINED.fetch_add(1, SeqCst);
-    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    CONTAINED.fetch_sub(1, SeqCst);
-    out.ok()
-}
-
-/// The most rows a Parquet report may claim (10⁸; a grid item is one row).
-pub const MAX_PARQUET_ROWS: usize = 100_000_000;
-
-/// Parses Parquet bytes (`path` only names the source in errors). A panic inside the
-/// Parquet decoder on hostile input is caught, unprinted, and reported as
-/// [`Error::BadFile`].
-///
-/// # Errors
-///
-/// [`Error::BadFile`] if the bytes are not a readable Parquet file.
-pub fn parquet_from_bytes(bytes: &[u8], path: &Path) -> Result<DataFrame> {
-    check_claims(bytes).map_err(|reason| bad(path, reason))?;
-    let decoded = contain_panic(|| {
-        let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
-        // Columns may still be lazy (a scalar column is built on first access, and
-        // building one of a hostile type panics — found by fuzzing): build them here,
-        // inside the containment; later accesses reuse them.
-        for c in df.columns() {
-            c.as_materialized_series();
-        }
-        PolarsResult::Ok(df)
-    });
-    match decoded {
-        Some(Ok(df)) => Ok(df),
-        Some(Err(e)) => Err(bad(path, format!("not a readable Parquet file: {e}"))),
-        None => Err(bad(
-            path,
-            "not a readable Parquet file: the decoder failed on malformed data".into(),
-        )),
-    }
-}
-
 fn bad(path: &Path, reason: String) -> Error {
     Error::BadFile {
         path: path.to_path_buf(),
@@ -400,218 +260,42 @@ fn bad(path: &Path, reason: String) -> Error {
     }
 }
 
-/// Reads raw rows back from a raw Parquet file (as written by [`raw_frame`]).
-///
-/// # Errors
-///
-/// [`Error::BadFile`] naming a missing or mistyped column.
-pub fn read_raw(path: &Path) -> Result<Vec<RawRow>> {
-    raw_rows(&read_parquet(path)?, path)
-}
-
-/// Raw rows from Parquet bytes, as [`read_raw`] reads a file (the fuzzed entry point).
-///
-/// # Errors
-///
-/// As [`read_raw`], with an empty path.
-pub fn raw_from_bytes(bytes: &[u8]) -> Result<Vec<RawRow>> {
-    let here = Path::new("");
-    raw_rows(&parquet_from_bytes(bytes, here)?, here)
-}
-
-/// Typed access to the columns of a frame read from `path`; errors name the column.
-struct Columns<'a> {
-    df: &'a DataFrame,
-    path: &'a Path,
-}
-
-impl Columns<'_> {
-    fn get(&self, name: &str) -> Result<&Column> {
-        self.df
-            .column(name)
-            .map_err(|_| bad(self.path, format!("missing column `{name}`")))
-    }
-
-    fn f64s(&self, name: &str) -> Result<Vec<Option<f64>>> {
-        Ok(self
-            .get(name)?
-            .as_materialized_series()
-            .f64()
-            .map_err(|_| bad(self.path, format!("column `{name}` is not f64")))?
-            .iter()
-            .collect())
-    }
-
-    /// As [`f64s`](Self::f64s), with a column absent from the file (written by an
-    /// earlier version) read as all nulls.
-    fn f64s_or_nulls(&self, name: &str) -> Result<Vec<Option<f64>>> {
-        if self.df.column(name).is_err() {
-            return Ok(vec![None; self.df.height()]);
-        }
-        self.f64s(name)
-    }
-
-    fn u64s(&self, name: &str) -> Result<Vec<Option<u64>>> {
-        Ok(self
-            .get(name)?
-            .as_materialized_series()
-            .u64()
-            .map_err(|_| bad(self.path, format!("column `{name}` is not u64")))?
-            .iter()
-            .collect())
-    }
-
-    fn strs(&self, name: &str) -> Result<Vec<Option<String>>> {
-        Ok(self
-            .get(name)?
-            .as_materialized_series()
-            .str()
-            .map_err(|_| bad(self.path, format!("column `{name}` is not a string")))?
-            .iter()
-            .map(|s| s.map(str::to_string))
-            .collect())
-    }
-
-    /// `v`, the value of column `name` at row `i`, refused if null.
-    fn need<T>(&self, v: Option<T>, name: &str, i: usize) -> Result<T> {
-        v.ok_or_else(|| bad(self.path, format!("null in `{name}` at row {i}")))
-    }
-
-    /// Refuses columns whose lengths disagree with the frame's row count (polars
-    /// returned such columns for hostile files).
-    fn same_lengths(&self, lengths: &[usize]) -> Result<usize> {
-        let height = self.df.height();
-        if lengths.iter().any(|&l| l != height) {
-            return Err(bad(
-                self.path,
-                format!("column lengths {lengths:?} disagree with the row count {height}"),
-            ));
-        }
-        Ok(height)
-    }
-}
-
-fn raw_rows(df: &DataFrame, path: &Path) -> Result<Vec<RawRow>> {
-    let c = Columns { df, path };
-    let (item, k, n_samples, repeat, seed) = (
-        c.u64s("item")?,
-        c.u64s("k")?,
-        c.u64s("n_samples")?,
-        c.u64s("repeat")?,
-        c.u64s("seed")?,
-    );
-    let (mi, se, cap, lng, h, share, wall) = (
-        c.f64s("mi_nats")?,
-        c.f64s("std_err_nats")?,
-        c.f64s("ln_cap_nats")?,
-        c.f64s("ln_group_order_nats")?,
-        c.f64s("entropy_q_nats")?,
-        c.f64s("max_term_share")?,
-        c.f64s("wall_s")?,
-    );
-    let (upper, upper_se, width, width_se) = (
-        c.f64s_or_nulls("upper_nats")?,
-        c.f64s_or_nulls("upper_std_err_nats")?,
-        c.f64s_or_nulls("width_nats")?,
-        c.f64s_or_nulls("width_std_err_nats")?,
-    );
-    let (pid, ppath, sha, est) = (
-        c.strs("posterior_id")?,
-        c.strs("posterior_path")?,
-        c.strs("posterior_sha256")?,
-        c.strs("estimator")?,
-    );
-    let height = c.same_lengths(&[
-        item.len(),
-        k.len(),
-        n_samples.len(),
-        repeat.len(),
-        seed.len(),
-        mi.len(),
-        se.len(),
-        cap.len(),
-        lng.len(),
-        h.len(),
-        share.len(),
-        wall.len(),
-        upper.len(),
-        upper_se.len(),
-        width.len(),
-        width_se.len(),
-        pid.len(),
-        ppath.len(),
-        sha.len(),
-        est.len(),
-    ])?;
-    (0..height)
-        .map(|i| {
-            Ok(RawRow {
-                item: c.need(item[i], "item", i)?,
-                posterior_id: c.need(pid[i].clone(), "posterior_id", i)?,
-                posterior_path: c.need(ppath[i].clone(), "posterior_path", i)?,
-                posterior_sha256: c.need(sha[i].clone(), "posterior_sha256", i)?,
-                estimator: c.need(est[i].clone(), "estimator", i)?,
-                k: k[i],
-                n_samples: c.need(n_samples[i], "n_samples", i)?,
-                repeat: c.need(repeat[i], "repeat", i)?,
-                seed: c.need(seed[i], "seed", i)?,
-                mi_nats: c.need(mi[i], "mi_nats", i)?,
-                std_err_nats: se[i],
-                ln_cap_nats: c.need(cap[i], "ln_cap_nats", i)?,
-                ln_group_order_nats: c.need(lng[i], "ln_group_order_nats", i)?,
-                entropy_q_nats: c.need(h[i], "entropy_q_nats", i)?,
-                max_term_share: share[i],
-                upper_nats: upper[i],
-                upper_std_err_nats: upper_se[i],
-                width_nats: width[i],
-                width_std_err_nats: width_se[i],
-                wall_s: c.need(wall[i], "wall_s", i)?,
-            })
-        })
-        .collect()
-}
-
-/// The S of every timed estimate of an `estimator-cost` report folder, read from its
-/// `repeats.parquet`: with them as [`ReproduceOptions::samples`] a rerun computes that
-/// report's values exactly (S is otherwise chosen from timed pilots).
+/// The S of each timed estimate of the `estimator-cost` report in `dir`, as its
+/// `manifest.json` records them (`samples`): with them as [`ReproduceOptions::samples`]
+/// a rerun computes that report's values exactly (S is otherwise chosen from timed
+/// pilots).
 ///
 /// [`ReproduceOptions::samples`]: crate::study::reproduce::ReproduceOptions::samples
 ///
 /// # Errors
 ///
-/// [`Error::Io`] or [`Error::BadFile`] naming `repeats.parquet` (unreadable, a missing
-/// or mistyped column, nulls, K not a whole number, rows of one estimate disagreeing
-/// on S).
+/// [`Error::Io`] or [`Error::BadFile`] naming `manifest.json` (unreadable, not JSON, no
+/// `samples` object, an S that is not a whole number ≥ 1).
 pub fn recorded_samples(dir: &Path) -> Result<std::collections::BTreeMap<String, usize>> {
-    let path = dir.join("repeats.parquet");
-    let df = read_parquet(&path)?;
-    let c = Columns {
-        df: &df,
-        path: &path,
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(&path, format!("not JSON: {e}")))?;
+    let Some(samples) = manifest.get("samples").and_then(|s| s.as_object()) else {
+        return Err(bad(
+            &path,
+            "no `samples` object (only `reproduce estimator-cost` records the S of its estimates)"
+                .into(),
+        ));
     };
-    let (post, est, k, samples) = (
-        c.strs("posterior")?,
-        c.strs("estimator")?,
-        c.f64s("k")?,
-        c.u64s("samples")?,
-    );
-    let height = c.same_lengths(&[post.len(), est.len(), k.len(), samples.len()])?;
-    let rows = (0..height)
-        .map(|i| {
-            let k = match k[i] {
-                None => None,
-                Some(x) if x >= 1.0 && x.fract() == 0.0 && x <= 1e15 => Some(x as usize),
-                Some(x) => return Err(bad(&path, format!("`k` = {x} at row {i} is not a K"))),
-            };
-            Ok((
-                c.need(post[i].clone(), "posterior", i)?,
-                c.need(est[i].clone(), "estimator", i)?,
-                k,
-                c.need(samples[i], "samples", i)? as usize,
-            ))
+    samples
+        .iter()
+        .map(|(key, s)| match s.as_u64() {
+            Some(s) if s >= 1 => Ok((key.clone(), s as usize)),
+            _ => Err(bad(
+                &path,
+                format!("`samples.{key}` = {s} is not a number of draws ≥ 1"),
+            )),
         })
-        .collect::<Result<Vec<_>>>()?;
-    crate::study::beyond::samples_of_rows(rows).map_err(|e| bad(&path, e.to_string()))
+        .collect()
 }
 
 /// Everything `mi-est run` needs besides the grid itself.
@@ -641,7 +325,33 @@ pub struct RunOutput {
 }
 
 fn shard_file(out: &Path, shard: (usize, usize)) -> PathBuf {
-    out.join(format!("raw-shard-{}-of-{}.parquet", shard.0, shard.1))
+    out.join(format!("raw-shard-{}-of-{}.jsonl", shard.0, shard.1))
+}
+
+/// A shard's raw rows as JSON lines, floats as exact bit patterns ([`RawRow::to_json`]):
+/// what [`merge`] reads back, in a format this crate owns end to end.
+fn shard_bytes(rows: &[RawRow]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in rows {
+        out.extend_from_slice(r.to_json().to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The rows of a shard file written by [`shard_bytes`] (`path` names it in errors).
+fn shard_rows(bytes: &[u8], path: &Path) -> Result<Vec<RawRow>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| bad(path, format!("not UTF-8: {e}")))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .as_ref()
+                .and_then(RawRow::from_json)
+                .ok_or_else(|| bad(path, format!("line {} is not a raw row", i + 1)))
+        })
+        .collect()
 }
 
 fn prepare_out(out: &Path, overwrite: bool, first: &Path) -> Result<()> {
@@ -698,8 +408,9 @@ fn manifest(
 
 /// Runs the grid (or this process's shard of it) and writes its reports under
 /// `options.out`: `raw.parquet`, `bias_variance.parquet`, `bounds.parquet`,
-/// `manifest.json` and SVG plots; a shard writes only `raw-shard-i-of-n.parquet` and
-/// `manifest-shard-i-of-n.json` (combine with [`merge`]).
+/// `manifest.json` and SVG plots; a shard writes only `raw-shard-i-of-n.jsonl` (its raw
+/// rows as JSON lines, floats as exact bits) and `manifest-shard-i-of-n.json` with that
+/// file's SHA-256 (combine with [`merge`]).
 ///
 /// # Errors
 ///
@@ -758,7 +469,7 @@ pub fn run(
             "manifest-shard-{}-of-{}.json",
             config.shard.0, config.shard.1
         ));
-        let raw = parquet_bytes(&first, &mut raw_frame(&rows)?)?;
+        let raw = shard_bytes(&rows);
         write_atomic(&first, &raw, options.overwrite)?;
         // `merge` decodes only shard files whose SHA-256 matches their manifest.
         let mut m: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
@@ -819,13 +530,13 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         .filter(|p| {
             p.file_name().is_some_and(|n| {
                 n.to_string_lossy().starts_with("raw-shard-")
-                    && n.to_string_lossy().ends_with(".parquet")
+                    && n.to_string_lossy().ends_with(".jsonl")
             })
         })
         .collect();
     shard_files.sort();
     if shard_files.is_empty() {
-        return Err(bad(dir, "no raw-shard-*.parquet files to merge".into()));
+        return Err(bad(dir, "no raw-shard-*.jsonl files to merge".into()));
     }
     let manifest_of = |p: &Path| -> Result<serde_json::Value> {
         let name = p
@@ -833,7 +544,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
             .expect("file")
             .to_string_lossy()
             .replace("raw-", "manifest-")
-            .replace(".parquet", ".json");
+            .replace(".jsonl", ".json");
         let mp = dir.join(name);
         let text = std::fs::read_to_string(&mp).map_err(|source| Error::Io {
             path: mp.clone(),
@@ -874,8 +585,8 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         {
             return Err(bad(p, "shard count differs or shard index repeats".into()));
         }
-        // Decode only the bytes the shard's run wrote: a corrupt or foreign file is
-        // refused by its hash before the Parquet decoder sees it.
+        // Read only the bytes the shard's run wrote: a corrupt or foreign file is
+        // refused by its hash before it is parsed.
         let bytes = std::fs::read(p).map_err(|source| Error::Io {
             path: p.clone(),
             source,
@@ -889,7 +600,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
                 ),
             ));
         }
-        rows.extend(raw_rows(&parquet_from_bytes(&bytes, p)?, p)?);
+        rows.extend(shard_rows(&bytes, p)?);
     }
     if seen.len() != n_shards {
         return Err(bad(
@@ -1110,7 +821,7 @@ pub fn reproduce_into(
     let r = crate::study::reproduce::reproduce(experiment, &options)?;
     options.journal = None;
     let mut files = write_reproduction(dir, &r, overwrite)?;
-    let manifest = serde_json::to_string_pretty(&serde_json::json!({
+    let mut manifest = serde_json::json!({
         "tool": "mi-est",
         "version": env!("CARGO_PKG_VERSION"),
         "git_revision": git,
@@ -1121,8 +832,11 @@ pub fn reproduce_into(
         "threads": rayon::current_num_threads(),
         "inputs": inputs,
         "wall_s": r.wall_s,
-    }))
-    .expect("manifest serializes");
+    });
+    if let Some(samples) = &r.samples {
+        manifest["samples"] = serde_json::json!(samples);
+    }
+    let manifest = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
     let mpath = dir.join("manifest.json");
     write_atomic(&mpath, manifest.as_bytes(), true)?;
     files.push(mpath);

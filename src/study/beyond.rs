@@ -453,14 +453,19 @@ pub(crate) fn estimator_cost(o: &ReproduceOptions) -> Result<Reproduction> {
         "S chosen from a timed pilot"
     };
     let header = format!(
-        "Budget {:.0} ms of one thread per estimate ({chosen}; `repeats.parquet` records it, and `mi-est reproduce estimator-cost --samples-from <this folder>` reruns with the same S and so the same values), {repeats} repeats per estimator, exact reference from {ref_samples} draws. Coverage: the share of repeats whose interval [lower − t SE, upper + t SE] contains the exact value (to 1e-9 relative, for rounding), t the 97.5 % quantile of Student's t with S − 1 degrees of freedom (each side misses with probability ≤ 2.5 %, so ≥ 95 % is expected); raw: [lower, upper] without the margin.\n\n",
+        "Budget {:.0} ms of one thread per estimate ({chosen}; `manifest.json` records it, and `mi-est reproduce estimator-cost --samples-from <this folder>` reruns with the same S and so the same values), {repeats} repeats per estimator, exact reference from {ref_samples} draws. Coverage: the share of repeats whose interval [lower − t SE, upper + t SE] contains the exact value (to 1e-9 relative, for rounding), t the 97.5 % quantile of Student's t with S − 1 degrees of freedom (each side misses with probability ≤ 2.5 %, so ≥ 95 % is expected); raw: [lower, upper] without the margin.\n\n",
         1000.0 * budget
     );
+    let samples = samples_of_rows(
+        rows.iter()
+            .map(|r| (r.posterior.clone(), r.estimator.to_string(), r.k, r.samples)),
+    )?;
     Ok(Reproduction {
         experiment: Experiment::EstimatorCost,
         tables: vec![table, raw],
         plots,
         summary: header + &md,
+        samples: Some(samples),
         wall_s: 0.0,
     })
 }
@@ -1002,6 +1007,7 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
         tables: vec![table],
         plots,
         summary: md,
+        samples: None,
         wall_s: 0.0,
     })
 }

@@ -115,6 +115,10 @@ pub struct Reproduction {
     pub plots: Vec<PlotSpec>,
     /// Markdown: our values beside the paper's.
     pub summary: String,
+    /// `estimator-cost` only: the S of each timed estimate, keyed as
+    /// [`ReproduceOptions::samples`] reads them (`manifest.json` records them, so that a
+    /// rerun with them computes the same values).
+    pub samples: Option<std::collections::BTreeMap<String, usize>>,
     /// Wall time, seconds.
     pub wall_s: f64,
 }
@@ -481,6 +485,7 @@ fn mode_interpolation(o: &ReproduceOptions) -> Result<Reproduction> {
         tables: vec![table, thr],
         plots,
         summary: md,
+        samples: None,
         wall_s: 0.0,
     })
 }
@@ -798,6 +803,7 @@ fn tractable_bnn(o: &ReproduceOptions) -> Result<Reproduction> {
         tables: vec![table, grid_table],
         plots,
         summary: md,
+        samples: None,
         wall_s: 0.0,
     })
 }
@@ -1056,6 +1062,7 @@ fn mnist(o: &ReproduceOptions) -> Result<Reproduction> {
         tables: vec![table],
         plots,
         summary: md,
+        samples: None,
         wall_s: 0.0,
     })
 }
@@ -1182,6 +1189,7 @@ fn mode_proximity(o: &ReproduceOptions) -> Result<Reproduction> {
         tables: vec![table],
         plots,
         summary: md,
+        samples: None,
         wall_s: 0.0,
     })
 }

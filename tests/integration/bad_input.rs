@@ -222,32 +222,22 @@ fn fixtures(dir: &Path) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // Forged shards: shard 0 replaced by hostile Parquet bytes and its manifest's hash
-    // updated, so the bytes reach the Parquet reader (a footer that aborted polars
-    // before it was walked; data polars' decoder panics on).
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for (name, hostile) in [
-        (
-            "forged-footer",
-            "fuzz/known-crashes/parquet-footer-list-allocation.bin",
-        ),
-        ("forged-data", "fuzz/corpus/parquet/decoder-panic.parquet"),
-    ] {
-        let forged = dir.join(name);
-        std::fs::create_dir_all(&forged).unwrap();
-        for f in std::fs::read_dir(dir.join("shards")).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, forged.join(f.file_name().unwrap())).unwrap();
-        }
-        let bytes = std::fs::read(root.join(hostile)).unwrap();
-        std::fs::write(forged.join("raw-shard-0-of-2.parquet"), &bytes).unwrap();
-        let mpath = forged.join("manifest-shard-0-of-2.json");
-        let mut m: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-        m["raw_sha256"] = mi_est::study::grid::sha256_hex(&bytes).into();
-        std::fs::write(&mpath, m.to_string()).unwrap();
+    // A forged shard: shard 0 replaced by bytes that are no raw rows, with its
+    // manifest's hash updated so that they reach the reader.
+    let forged = dir.join("forged");
+    std::fs::create_dir_all(&forged).unwrap();
+    for f in std::fs::read_dir(dir.join("shards")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, forged.join(f.file_name().unwrap())).unwrap();
     }
-    let shard = dir.join("shards/raw-shard-0-of-2.parquet");
+    let bytes = b"{\"item\": 0}\n".to_vec();
+    std::fs::write(forged.join("raw-shard-0-of-2.jsonl"), &bytes).unwrap();
+    let mpath = forged.join("manifest-shard-0-of-2.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    m["raw_sha256"] = mi_est::study::grid::sha256_hex(&bytes).into();
+    std::fs::write(&mpath, m.to_string()).unwrap();
+    let shard = dir.join("shards/raw-shard-0-of-2.jsonl");
     let mut bytes = std::fs::read(&shard).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x10;

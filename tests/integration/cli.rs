@@ -249,7 +249,7 @@ fn train_with_the_exact_and_sandwich_symmetrized_objectives() {
 /// A Parquet report without its measured wall-time columns (all else must match
 /// between an interrupted and an uninterrupted run).
 fn without_wall_times(p: &std::path::Path) -> polars::prelude::DataFrame {
-    let df = mi_est::report::read_parquet(p).unwrap();
+    let df = crate::common::read_parquet(p);
     let keep: Vec<String> = df
         .get_column_names()
         .iter()
@@ -343,8 +343,8 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_run() {
         .output()
         .unwrap();
     assert!(fresh.status.success());
-    let a = mi_est::report::read_raw(&killed.join("raw.parquet")).unwrap();
-    let b = mi_est::report::read_raw(&clean.join("raw.parquet")).unwrap();
+    let a = crate::common::read_raw(&killed.join("raw.parquet"));
+    let b = crate::common::read_raw(&clean.join("raw.parquet"));
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         let (mut x, mut y) = (x.clone(), y.clone());

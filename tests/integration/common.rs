@@ -78,3 +78,80 @@ pub fn net_case() -> impl Strategy<Value = NetCase> {
             }
         })
 }
+
+/// A Parquet report of ours, read back with polars (the library only writes Parquet).
+pub fn read_parquet(path: &std::path::Path) -> polars::prelude::DataFrame {
+    use polars::prelude::SerReader;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    polars::prelude::ParquetReader::new(file)
+        .finish()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The rows of a `raw.parquet` report.
+pub fn read_raw(path: &std::path::Path) -> Vec<mi_est::study::grid::RawRow> {
+    let df = read_parquet(path);
+    let col = |name: &str| df.column(name).unwrap().as_materialized_series().clone();
+    let u64s = |name: &str| -> Vec<Option<u64>> { col(name).u64().unwrap().iter().collect() };
+    let f64s = |name: &str| -> Vec<Option<f64>> { col(name).f64().unwrap().iter().collect() };
+    let strs = |name: &str| -> Vec<String> {
+        col(name)
+            .str()
+            .unwrap()
+            .iter()
+            .map(|s| s.unwrap().to_string())
+            .collect()
+    };
+    let (item, k, n_samples, repeat, seed) = (
+        u64s("item"),
+        u64s("k"),
+        u64s("n_samples"),
+        u64s("repeat"),
+        u64s("seed"),
+    );
+    let (mi, se, cap, lng, h, share, wall) = (
+        f64s("mi_nats"),
+        f64s("std_err_nats"),
+        f64s("ln_cap_nats"),
+        f64s("ln_group_order_nats"),
+        f64s("entropy_q_nats"),
+        f64s("max_term_share"),
+        f64s("wall_s"),
+    );
+    let (upper, upper_se, width, width_se) = (
+        f64s("upper_nats"),
+        f64s("upper_std_err_nats"),
+        f64s("width_nats"),
+        f64s("width_std_err_nats"),
+    );
+    let (pid, ppath, sha, est) = (
+        strs("posterior_id"),
+        strs("posterior_path"),
+        strs("posterior_sha256"),
+        strs("estimator"),
+    );
+    (0..df.height())
+        .map(|i| mi_est::study::grid::RawRow {
+            item: item[i].unwrap(),
+            posterior_id: pid[i].clone(),
+            posterior_path: ppath[i].clone(),
+            posterior_sha256: sha[i].clone(),
+            estimator: est[i].clone(),
+            k: k[i],
+            n_samples: n_samples[i].unwrap(),
+            repeat: repeat[i].unwrap(),
+            seed: seed[i].unwrap(),
+            mi_nats: mi[i].unwrap(),
+            std_err_nats: se[i],
+            ln_cap_nats: cap[i].unwrap(),
+            ln_group_order_nats: lng[i].unwrap(),
+            entropy_q_nats: h[i].unwrap(),
+            max_term_share: share[i],
+            upper_nats: upper[i],
+            upper_std_err_nats: upper_se[i],
+            width_nats: width[i],
+            width_std_err_nats: width_se[i],
+            wall_s: wall[i].unwrap(),
+        })
+        .collect()
+}

@@ -107,41 +107,4 @@ fn fuzz_seed_files_are_valid_inputs() {
     mi_est::data::csv_from_bytes(&std::fs::read(&p).unwrap(), &p, 1, false).unwrap();
     let p = dir.join("csv/classes.csv");
     mi_est::data::csv_from_bytes(&std::fs::read(&p).unwrap(), &p, 1, true).unwrap();
-    let rows = mi_est::report::raw_from_bytes(
-        &std::fs::read(dir.join("parquet/raw-shard.parquet")).unwrap(),
-    )
-    .unwrap();
-    assert!(!rows.is_empty());
-}
-
-/// Every input that crashed (aborted) polars-parquet under fuzzing is refused before
-/// the decoder sees it, for the reason named by its file: `parquet-page-*` by the walk of
-/// the page headers (a data page claiming ~2^61 values), `parquet-footer-*` by the walk
-/// of the footer (a list header claiming ~2^31 elements, read by polars under a field id
-/// whose wire type says otherwise).
-#[test]
-fn the_known_parquet_crash_inputs_are_refused_before_decoding() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/known-crashes");
-    let mut seen = 0;
-    for f in std::fs::read_dir(&dir).unwrap() {
-        let p = f.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.ends_with(".bin") {
-            continue;
-        }
-        let e = mi_est::report::raw_from_bytes(&std::fs::read(&p).unwrap())
-            .unwrap_err()
-            .to_string();
-        let why = if name.starts_with("parquet-footer") {
-            "a list of"
-        } else {
-            "value"
-        };
-        assert!(
-            e.contains("not a readable Parquet file") && e.contains(why),
-            "{name}: {e}"
-        );
-        seen += 1;
-    }
-    assert_eq!(seen, 5);
 }

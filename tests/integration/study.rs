@@ -1,8 +1,9 @@
 //! `mi-est run` and `merge` (issue 5): Parquet read back through polars, sharding,
 //! bad input.
 
+use crate::common::{read_parquet, read_raw};
 use mi_est::io::{PosteriorFile, save};
-use mi_est::report::{RunOptions, merge, read_parquet, read_raw, run};
+use mi_est::report::{RunOptions, merge, run};
 use mi_est::study::grid::{EstimatorKind, GridConfig, bundled_posterior};
 use mi_est::weights::Arch;
 use polars::prelude::*;
@@ -78,9 +79,9 @@ fn run_writes_parquet_that_reads_back_with_the_same_values() {
     // The small posterior records no data (its bound rows carry no L); the MNIST one
     // records the bundled subset it was trained on.
     let result = run(&config(ps.clone(), (0, 1)), &options(&out), &|_, _| {}).unwrap();
-    let raw = read_raw(&out.join("raw.parquet")).unwrap();
+    let raw = read_raw(&out.join("raw.parquet"));
     assert_eq!(raw.len(), 2 * (4 + 1) * 3);
-    let df = read_parquet(&out.join("raw.parquet")).unwrap();
+    let df = read_parquet(&out.join("raw.parquet"));
     assert_eq!(df.height(), raw.len());
     for name in [
         "mi_nats",
@@ -91,7 +92,7 @@ fn run_writes_parquet_that_reads_back_with_the_same_values() {
     ] {
         assert!(df.column(name).is_ok(), "{name}");
     }
-    let bv = read_parquet(&out.join("bias_variance.parquet")).unwrap();
+    let bv = read_parquet(&out.join("bias_variance.parquet"));
     assert_eq!(bv.height(), result.bias_variance.len());
     assert_eq!(bv.height(), 2 * 5);
     // The bias–variance means are the means of the raw values, read back through polars.
@@ -135,7 +136,7 @@ fn run_writes_parquet_that_reads_back_with_the_same_values() {
             .all(|c| c.saturated)
     );
     // Bounds: KL_sym = KL − I, and the MNIST posterior has its recorded data.
-    let bd = read_parquet(&out.join("bounds.parquet")).unwrap();
+    let bd = read_parquet(&out.join("bounds.parquet"));
     let kl = f64_col(&bd, "kl_nats");
     let kls = f64_col(&bd, "kl_sym_nats");
     let mi = f64_col(&bd, "mi_nats");
@@ -179,8 +180,8 @@ fn one_shard_and_three_shards_merged_give_identical_tables() {
     // Merging before all shards exist is refused; here all exist.
     merge(&three, false).unwrap();
     for table in ["raw.parquet", "bias_variance.parquet", "bounds.parquet"] {
-        let a = read_parquet(&one.join(table)).unwrap();
-        let b = read_parquet(&three.join(table)).unwrap();
+        let a = read_parquet(&one.join(table));
+        let b = read_parquet(&three.join(table));
         assert_eq!(a.shape(), b.shape(), "{table}");
         for name in a.get_column_names() {
             if name.contains("wall_s") {
@@ -313,7 +314,7 @@ fn run_cli_takes_its_shard_from_slurm_variables() {
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.join("raw-shard-1-of-2.parquet").is_file());
+    assert!(out.join("raw-shard-1-of-2.jsonl").is_file());
     let o = mi_est(
         &args,
         &[
@@ -324,7 +325,7 @@ fn run_cli_takes_its_shard_from_slurm_variables() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = mi_est(&["merge", "--out", out.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(read_raw(&out.join("raw.parquet")).unwrap().len(), 3 * 2);
+    assert_eq!(read_raw(&out.join("raw.parquet")).len(), 3 * 2);
 }
 
 #[test]
@@ -339,7 +340,7 @@ fn run_includes_the_sandwich_bounds_around_the_exact_value() {
     c.repeats = 2;
     let out = run(&c, &options(&dir.join("r")), &|_, _| {}).unwrap();
     // One raw row per posterior, K and repeat holds both bounds from the same draws.
-    let raw = read_raw(&dir.join("r").join("raw.parquet")).unwrap();
+    let raw = read_raw(&dir.join("r").join("raw.parquet"));
     let sandwich: Vec<_> = raw.iter().filter(|r| r.estimator == "sandwich").collect();
     assert_eq!(sandwich.len(), 2 * 2, "{raw:?}");
     assert!(!raw.iter().any(|r| r.estimator.starts_with("sandwich-")));
