@@ -743,13 +743,6 @@ pub fn table_frame(t: &Table) -> Result<DataFrame> {
     DataFrame::new(t.height(), cols).map_err(|e| polars_err(&t.name, e))
 }
 
-/// Writes an experiment's tables (`<name>.parquet`), plots (`<name>.svg`) and
-/// `summary.md` under `dir`.
-///
-/// # Errors
-///
-/// [`Error::Io`] naming an unwritable folder or an existing summary without
-/// `overwrite`.
 /// Runs an experiment into `dir` (`reports/<experiment>[-quick]/` for the CLI): refuses an
 /// existing report without `overwrite` before computing anything, records finished runs
 /// in `dir/.journal.jsonl` so that a killed run resumes with the same command, writes
@@ -846,6 +839,13 @@ pub fn reproduce_into(
     Ok((r, files))
 }
 
+/// Writes an experiment's tables (`<name>.parquet`), plots (`<name>.svg`) and
+/// `summary.md` under `dir`.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming an unwritable folder or an existing summary without
+/// `overwrite`.
 pub fn write_reproduction(dir: &Path, r: &Reproduction, overwrite: bool) -> Result<Vec<PathBuf>> {
     let summary = dir.join("summary.md");
     prepare_out(dir, overwrite, &summary)?;
