@@ -33,5 +33,8 @@ pub fn csv(data: &[u8]) {
     let _ = crate::data::csv_from_bytes(data, path, 1, true);
 }
 
+/// A fuzz target: its name and entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// The targets by name, as the replay test and the fuzz crate see them.
-pub const TARGETS: [(&str, fn(&[u8])); 3] = [("posterior", posterior), ("idx", idx), ("csv", csv)];
+pub const TARGETS: [Target; 3] = [("posterior", posterior), ("idx", idx), ("csv", csv)];

@@ -7,7 +7,7 @@
 //! as done. On reopening, a line cut short by a kill (no newline, or not JSON) and
 //! anything after it are ignored and recomputed. A journal with another fingerprint is
 //! refused unless the caller discards it. Floats that must round-trip exactly are stored
-//! as their bit patterns ([`f64_to_json`]).
+//! as their bit patterns ([`exact`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -111,9 +111,10 @@ impl Journal {
         self.done.len()
     }
 
-    /// The recorded value of `key`, if it finished before.
-    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
-        self.done.get(key)
+    /// The recorded value of `key`, if it finished before and reads as a `T` (a record
+    /// of another shape, e.g. from an older version, counts as not finished).
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        T::deserialize(self.done.get(key)?).ok()
     }
 
     /// Records a finished item (whole line, flushed and synced).
@@ -121,7 +122,11 @@ impl Journal {
     /// # Errors
     ///
     /// [`Error::Io`] if the write fails.
-    pub fn record(&self, key: &str, value: serde_json::Value) -> Result<()> {
+    pub fn record<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let value = serde_json::to_value(value).map_err(|e| Error::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
         let mut line = serde_json::json!({ "key": key, "value": value }).to_string();
         line.push('\n');
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
@@ -140,21 +145,152 @@ impl Journal {
     }
 }
 
-/// A float as its exact bit pattern (JSON numbers cannot hold NaN or ±∞).
-pub fn f64_to_json(x: f64) -> serde_json::Value {
-    serde_json::Value::String(format!("{:016x}", x.to_bits()))
-}
+/// Serde for floats as their exact bit patterns, 16 hex digits (JSON numbers cannot hold
+/// NaN or ±∞, and a decimal round trip is only as exact as the printer): the one way
+/// journal records and shard rows store a float, `#[serde(with = "exact")]` on an `f64`,
+/// `exact::option` on an `Option<f64>`, `exact::seq` on a `Vec<f64>`, `exact::array` on
+/// an `[f64; N]`.
+pub mod exact {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The float written by [`f64_to_json`].
-pub fn f64_from_json(v: &serde_json::Value) -> Option<f64> {
-    u64::from_str_radix(v.as_str()?, 16)
-        .ok()
-        .map(f64::from_bits)
+    /// A float that serializes as its bit pattern.
+    #[derive(Clone, Copy, Debug)]
+    struct Bits(f64);
+
+    impl Serialize for Bits {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&format!("{:016x}", self.0.to_bits()))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Bits {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let text = String::deserialize(d)?;
+            if text.len() != 16 {
+                return Err(D::Error::custom(format!("`{text}` is not 16 hex digits")));
+            }
+            u64::from_str_radix(&text, 16)
+                .map(|b| Bits(f64::from_bits(b)))
+                .map_err(|_| D::Error::custom(format!("`{text}` is not 16 hex digits")))
+        }
+    }
+
+    /// Serializes `x` as its bit pattern.
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        Bits(*x).serialize(s)
+    }
+
+    /// The float of a bit pattern.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Bits::deserialize(d).map(|b| b.0)
+    }
+
+    /// `Option<f64>`: `None` as null.
+    pub mod option {
+        use super::Bits;
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        /// Serializes `x` as a bit pattern or null.
+        pub fn serialize<S: Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+            x.map(Bits).serialize(s)
+        }
+
+        /// The float of a bit pattern, or `None` for null.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+            Ok(Option::<Bits>::deserialize(d)?.map(|b| b.0))
+        }
+    }
+
+    /// `Vec<f64>`: a list of bit patterns.
+    pub mod seq {
+        use super::Bits;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serializes `x` as a list of bit patterns.
+        pub fn serialize<S: Serializer>(x: &[f64], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(x.iter().map(|&v| Bits(v)))
+        }
+
+        /// The floats of a list of bit patterns.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+            Ok(Vec::<Bits>::deserialize(d)?
+                .into_iter()
+                .map(|b| b.0)
+                .collect())
+        }
+    }
+
+    /// `[f64; N]`: a list of exactly N bit patterns.
+    pub mod array {
+        use serde::de::Error as _;
+        use serde::{Deserializer, Serializer};
+
+        /// Serializes `x` as a list of bit patterns.
+        pub fn serialize<S: Serializer, const N: usize>(
+            x: &[f64; N],
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            super::seq::serialize(x, s)
+        }
+
+        /// The floats of a list of exactly N bit patterns.
+        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+            d: D,
+        ) -> Result<[f64; N], D::Error> {
+            let v = super::seq::deserialize(d)?;
+            let n = v.len();
+            v.try_into()
+                .map_err(|_| D::Error::custom(format!("{n} values where {N} belong")))
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Rec {
+        #[serde(with = "exact")]
+        x: f64,
+        #[serde(with = "exact::option")]
+        y: Option<f64>,
+        #[serde(with = "exact::seq")]
+        z: Vec<f64>,
+        #[serde(with = "exact::array")]
+        w: [f64; 2],
+    }
+
+    #[test]
+    fn floats_round_trip_bit_for_bit() {
+        let r = Rec {
+            x: -0.1,
+            y: Some(f64::NEG_INFINITY),
+            z: vec![f64::MIN_POSITIVE / 3.0, -0.0, 1e308],
+            w: [f64::NAN, std::f64::consts::PI],
+        };
+        let back: Rec = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        let bits = |r: &Rec| {
+            let mut b = vec![r.x.to_bits(), r.y.unwrap().to_bits()];
+            b.extend(r.z.iter().chain(&r.w).map(|v| v.to_bits()));
+            b
+        };
+        assert_eq!(bits(&back), bits(&r));
+        let none: Rec = serde_json::from_str(
+            r#"{"x":"0000000000000000","y":null,"z":[],"w":["0000000000000000","3ff0000000000000"]}"#,
+        )
+        .unwrap();
+        assert_eq!((none.y, none.w[1]), (None, 1.0));
+        for bad in [
+            r#"{"x":"00","y":null,"z":[],"w":[]}"#,
+            r#"{"x":0.5,"y":null,"z":[],"w":[]}"#,
+            r#"{"x":"000000000000000g","y":null,"z":[],"w":[]}"#,
+            r#"{"x":"0000000000000000","y":null,"z":[],"w":["0000000000000000"]}"#,
+        ] {
+            assert!(serde_json::from_str::<Rec>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn records_survive_reopening_and_torn_lines_are_dropped() {
@@ -163,8 +299,10 @@ mod tests {
         let p = dir.join("j.jsonl");
         let _ = std::fs::remove_file(&p);
         let j = Journal::open(&p, "abc", false).unwrap();
-        j.record("1", f64_to_json(f64::NAN)).unwrap();
-        j.record("2", f64_to_json(-0.1)).unwrap();
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct F(#[serde(with = "exact")] f64);
+        j.record("1", &F(f64::NAN)).unwrap();
+        j.record("2", &F(-0.1)).unwrap();
         drop(j);
         // A kill in the middle of a write: half a line at the end.
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
@@ -172,12 +310,13 @@ mod tests {
         drop(f);
         let j = Journal::open(&p, "abc", false).unwrap();
         assert_eq!(j.n_done(), 2);
-        assert!(f64_from_json(j.get("1").unwrap()).unwrap().is_nan());
-        assert_eq!(
-            f64_from_json(j.get("2").unwrap()).unwrap().to_bits(),
-            (-0.1f64).to_bits()
+        assert!(j.get::<F>("1").unwrap().0.is_nan());
+        assert_eq!(j.get::<F>("2").unwrap().0.to_bits(), (-0.1f64).to_bits());
+        assert!(
+            j.get::<Rec>("2").is_none(),
+            "another shape reads as not finished"
         );
-        j.record("3", f64_to_json(3.0)).unwrap();
+        j.record("3", &F(3.0)).unwrap();
         drop(j);
         let j = Journal::open(&p, "abc", false).unwrap();
         assert_eq!(j.n_done(), 3);

@@ -115,10 +115,10 @@ impl Limits {
     ///
     /// [`Error::InvalidParameter`] for a limit that is not positive.
     pub fn set(self) -> Result<()> {
-        if !(self.max_bytes > 0.0) {
+        if self.max_bytes.is_nan() || self.max_bytes <= 0.0 {
             return Err(Error::invalid("max_memory", self.max_bytes, "must be > 0"));
         }
-        if !(self.max_seconds > 0.0) {
+        if self.max_seconds.is_nan() || self.max_seconds <= 0.0 {
             return Err(Error::invalid(
                 "max_hours",
                 self.max_seconds / 3600.0,

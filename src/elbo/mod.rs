@@ -35,14 +35,14 @@ impl Likelihood {
     ///
     /// [`Error::InvalidParameter`] for a non-positive or non-finite precision.
     pub fn check(self) -> Result<Self> {
-        if let Likelihood::Gaussian { precision } = self {
-            if !(precision.is_finite() && precision > 0.0) {
-                return Err(Error::invalid(
-                    "precision",
-                    precision,
-                    "must be finite and > 0",
-                ));
-            }
+        if let Likelihood::Gaussian { precision } = self
+            && !(precision.is_finite() && precision > 0.0)
+        {
+            return Err(Error::invalid(
+                "precision",
+                precision,
+                "must be finite and > 0",
+            ));
         }
         Ok(self)
     }

@@ -254,6 +254,9 @@ impl Sandwich {
     /// `grad_sigma` (see the module docs). `ws` must hold this ω's costs and balancing
     /// tape from [`GroupProposal::begin`] (one hidden layer: drawing and evaluating leave
     /// them in place).
+    // The draw, its noise, the proposal's draws and state, and the two gradient halves:
+    // each is needed, and bundling them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn lower_term_and_grad_given(
         &self,
         prop: &GroupProposal,

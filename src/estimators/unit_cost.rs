@@ -147,10 +147,10 @@ impl UnitCost {
         });
         let mut rest = Vec::new();
         let last = q.arch().widths().len() - 2;
-        if h + 1 == last {
-            if let Some(ob) = q.arch().offsets(last).and_then(|o| o.bias) {
-                rest.extend(ob..ob + q.arch().widths()[last + 1]);
-            }
+        if h + 1 == last
+            && let Some(ob) = q.arch().offsets(last).and_then(|o| o.bias)
+        {
+            rest.extend(ob..ob + q.arch().widths()[last + 1]);
         }
         let mut costs = UnitCost {
             width: d,

@@ -222,13 +222,13 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
         .unwrap_or_default()
         .into_iter()
         .collect();
-    if let Some(f) = metadata.get("format") {
-        if f != FORMAT {
-            return Err(bad(
-                here,
-                format!("metadata `format` = `{f}`, expected `{FORMAT}`"),
-            ));
-        }
+    if let Some(f) = metadata.get("format")
+        && f != FORMAT
+    {
+        return Err(bad(
+            here,
+            format!("metadata `format` = `{f}`, expected `{FORMAT}`"),
+        ));
     }
     let mut layers: BTreeMap<Vec<(String, u64)>, (String, LayerTensors)> = BTreeMap::new();
     for (name, view) in st.tensors() {
@@ -291,7 +291,9 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
     }
     // Shapes → widths, fixed layers, flat μ and ρ.
     let mut widths: Vec<usize> = Vec::new();
-    let mut builder_parts: Vec<(bool, Option<(Vec<f64>, Option<Vec<f64>>)>)> = Vec::new();
+    // Per layer: its bias flag, and the weight and bias of a fixed layer.
+    type LayerParts = (bool, Option<(Vec<f64>, Option<Vec<f64>>)>);
+    let mut builder_parts: Vec<LayerParts> = Vec::new();
     let mut mu = Vec::new();
     let mut rho = Vec::new();
     for (prefix, t) in layers.into_values() {

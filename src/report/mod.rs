@@ -328,12 +328,13 @@ fn shard_file(out: &Path, shard: (usize, usize)) -> PathBuf {
     out.join(format!("raw-shard-{}-of-{}.jsonl", shard.0, shard.1))
 }
 
-/// A shard's raw rows as JSON lines, floats as exact bit patterns ([`RawRow::to_json`]):
-/// what [`merge`] reads back, in a format this crate owns end to end.
+/// A shard's raw rows as JSON lines, floats as exact bit patterns
+/// ([`crate::journal::exact`]): what [`merge`] reads back, in a format this crate owns
+/// end to end.
 fn shard_bytes(rows: &[RawRow]) -> Vec<u8> {
     let mut out = Vec::new();
     for r in rows {
-        out.extend_from_slice(r.to_json().to_string().as_bytes());
+        serde_json::to_writer(&mut out, r).expect("a raw row serializes");
         out.push(b'\n');
     }
     out
@@ -345,11 +346,8 @@ fn shard_rows(bytes: &[u8], path: &Path) -> Result<Vec<RawRow>> {
     text.lines()
         .enumerate()
         .map(|(i, line)| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .as_ref()
-                .and_then(RawRow::from_json)
-                .ok_or_else(|| bad(path, format!("line {} is not a raw row", i + 1)))
+            serde_json::from_str::<RawRow>(line)
+                .map_err(|e| bad(path, format!("line {} is not a raw row: {e}", i + 1)))
         })
         .collect()
 }

@@ -10,6 +10,7 @@
 //!   exact ln-perm objective): accuracy, ELBO, L^G = L + I with I exact (permanent or
 //!   pruned permanent), and whether the symmetrization term had a gradient.
 
+use crate::journal::exact;
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
@@ -183,14 +184,18 @@ pub fn samples_of_rows(
 }
 
 /// One row of the cost study's raw table.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Repeat {
     posterior: String,
-    estimator: &'static str,
+    estimator: String,
     k: Option<usize>,
     samples: usize,
     repeat: usize,
+    #[serde(with = "exact")]
     value: f64,
+    #[serde(with = "exact::option")]
     std_err: Option<f64>,
+    #[serde(with = "exact")]
     wall_s: f64,
 }
 
@@ -203,82 +208,15 @@ struct Case {
 }
 
 /// The exact reference of a cost-study posterior (journaled).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Reference {
+    #[serde(with = "exact")]
     value: f64,
+    #[serde(with = "exact::option")]
     std_err: Option<f64>,
-    estimator: &'static str,
+    estimator: String,
+    #[serde(with = "exact::option")]
     bracket: Option<f64>,
-}
-
-/// The estimator names the cost study reports, as `'static` strings.
-const NAMES: [&str; 8] = [
-    "infonce",
-    "sandwich-lower",
-    "sandwich-upper",
-    "exact-permanent",
-    "exact-pruned",
-    "exact-enumeration",
-    "pairwise-bhattacharyya-lower",
-    "pairwise-kl-upper",
-];
-
-fn static_name(s: &str) -> Option<&'static str> {
-    NAMES.iter().copied().find(|n| *n == s)
-}
-
-impl Reference {
-    fn encode(&self) -> serde_json::Value {
-        use crate::study::reproduce::record::{f, of};
-        serde_json::json!({
-            "value": f(self.value), "std_err": of(self.std_err),
-            "estimator": self.estimator, "bracket": of(self.bracket),
-        })
-    }
-
-    fn decode(v: &serde_json::Value) -> Option<Self> {
-        use crate::study::reproduce::record::{get, get_opt};
-        Some(Reference {
-            value: get(v, "value")?,
-            std_err: get_opt(v, "std_err")?,
-            estimator: static_name(v.get("estimator")?.as_str()?)?,
-            bracket: get_opt(v, "bracket")?,
-        })
-    }
-}
-
-fn encode_repeats(rows: &Vec<Repeat>) -> serde_json::Value {
-    use crate::study::reproduce::record::{f, of};
-    rows.iter()
-        .map(|r| {
-            serde_json::json!({
-                "posterior": r.posterior, "estimator": r.estimator, "k": r.k,
-                "samples": r.samples, "repeat": r.repeat, "value": f(r.value),
-                "std_err": of(r.std_err), "wall_s": f(r.wall_s),
-            })
-        })
-        .collect()
-}
-
-fn decode_repeats(v: &serde_json::Value) -> Option<Vec<Repeat>> {
-    use crate::study::reproduce::record::{get, get_opt};
-    v.as_array()?
-        .iter()
-        .map(|r| {
-            Some(Repeat {
-                posterior: r.get("posterior")?.as_str()?.to_string(),
-                estimator: static_name(r.get("estimator")?.as_str()?)?,
-                k: match r.get("k")? {
-                    serde_json::Value::Null => None,
-                    x => Some(x.as_u64()? as usize),
-                },
-                samples: r.get("samples")?.as_u64()? as usize,
-                repeat: r.get("repeat")?.as_u64()? as usize,
-                value: get(r, "value")?,
-                std_err: get_opt(r, "std_err")?,
-                wall_s: get(r, "wall_s")?,
-            })
-        })
-        .collect()
 }
 
 /// Trains a 784-`width`-10 MFVI posterior on MNIST for the cost study.
@@ -336,20 +274,15 @@ pub(crate) fn estimator_cost(o: &ReproduceOptions) -> Result<Reproduction> {
     for (pi, (name, q)) in posteriors.into_iter().enumerate() {
         let seed = child_seed(o.seed, pi as u64);
         // The reference runs on every thread; the timed probes on one.
-        let reference = o.journaled(
-            &format!("estimator-cost/{name}/reference"),
-            Reference::encode,
-            Reference::decode,
-            || {
-                let e = exact_for(&q, ref_samples, child_seed(seed, 1_000_000))?;
-                Ok(Reference {
-                    value: e.value,
-                    std_err: e.std_err,
-                    estimator: e.estimator,
-                    bracket: e.bracket,
-                })
-            },
-        )?;
+        let reference = o.journaled(&format!("estimator-cost/{name}/reference"), || {
+            let e = exact_for(&q, ref_samples, child_seed(seed, 1_000_000))?;
+            Ok(Reference {
+                value: e.value,
+                std_err: e.std_err,
+                estimator: e.estimator.to_string(),
+                bracket: e.bracket,
+            })
+        })?;
         let ln_g = Group::of(q.arch()).ln_order();
         let regime = if reference.value > ln_g - 0.01 {
             "saturated (I = ln|G|)"
@@ -373,7 +306,7 @@ pub(crate) fn estimator_cost(o: &ReproduceOptions) -> Result<Reproduction> {
                 _ => None,
             };
             let key = format!("estimator-cost/{probe_key}");
-            let found = o.journaled(&key, encode_repeats, decode_repeats, || {
+            let found = o.journaled(&key, || {
                 pool.install(|| -> Result<Vec<Repeat>> {
                     let mut rows = Vec::new();
                     let samples = if probe.deterministic() {
@@ -392,7 +325,7 @@ pub(crate) fn estimator_cost(o: &ReproduceOptions) -> Result<Reproduction> {
                         for e in probe.run(&q, samples, child_seed(seed, 1 + r as u64))? {
                             rows.push(Repeat {
                                 posterior: name.clone(),
-                                estimator: e.estimator,
+                                estimator: e.estimator.to_string(),
                                 k: e.k,
                                 samples: e.n_samples,
                                 repeat: r,
@@ -478,7 +411,7 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
         ln_g: f64,
         reference: f64,
         reference_se: f64,
-        estimator: &'static str,
+        estimator: String,
         k: Option<usize>,
         samples: usize,
         wall_ms: f64,
@@ -497,10 +430,10 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
         let reference = case.reference.value;
         let ln_g = Group::of(case.q.arch()).ln_order();
         let mine: Vec<&Repeat> = rows.iter().filter(|r| r.posterior == case.name).collect();
-        let mut keys: Vec<(&'static str, Option<usize>)> = Vec::new();
+        let mut keys: Vec<(&str, Option<usize>)> = Vec::new();
         for r in &mine {
-            if !keys.contains(&(r.estimator, r.k)) {
-                keys.push((r.estimator, r.k));
+            if !keys.contains(&(r.estimator.as_str(), r.k)) {
+                keys.push((r.estimator.as_str(), r.k));
             }
         }
         md.push_str(&format!(
@@ -516,7 +449,7 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
                 .map_or(String::new(), |b| format!(", bracket ≤ {b:.1e} per draw")),
             ln_g
         ));
-        let mut by_est: Vec<(&'static str, Vec<(f64, f64)>)> = Vec::new();
+        let mut by_est: Vec<(&str, Vec<(f64, f64)>)> = Vec::new();
         for (est, k) in keys {
             let sel: Vec<&&Repeat> = mine
                 .iter()
@@ -601,7 +534,7 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
                 ln_g,
                 reference,
                 reference_se: case.reference.std_err.unwrap_or(0.0),
-                estimator: est,
+                estimator: est.to_string(),
                 k,
                 samples: sel[0].samples,
                 wall_ms,
@@ -701,56 +634,33 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
 }
 
 /// What the MNIST objectives study keeps of one training run (journaled).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct ObjRun {
+    #[serde(with = "exact::option")]
     accuracy: Option<f64>,
+    #[serde(with = "exact")]
     nll: f64,
+    #[serde(with = "exact")]
     elbo: f64,
+    #[serde(with = "exact")]
     n_data: f64,
+    #[serde(with = "exact::option")]
     exact: Option<f64>,
     exact_estimator: Option<String>,
+    #[serde(with = "exact")]
     ln_g: f64,
+    #[serde(with = "exact::option")]
     mean_mi: Option<f64>,
+    #[serde(with = "exact::option")]
     saturated: Option<f64>,
+    #[serde(with = "exact::option")]
     grad_ratio: Option<f64>,
+    #[serde(with = "exact")]
     train_wall: f64,
+    #[serde(with = "exact")]
     lower: f64,
+    #[serde(with = "exact")]
     upper: f64,
-}
-
-impl ObjRun {
-    fn encode(&self) -> serde_json::Value {
-        use crate::study::reproduce::record::{f, of};
-        serde_json::json!({
-            "accuracy": of(self.accuracy), "nll": f(self.nll), "elbo": f(self.elbo),
-            "n_data": f(self.n_data), "exact": of(self.exact),
-            "exact_estimator": self.exact_estimator, "ln_g": f(self.ln_g),
-            "mean_mi": of(self.mean_mi), "saturated": of(self.saturated),
-            "grad_ratio": of(self.grad_ratio), "train_wall": f(self.train_wall),
-            "lower": f(self.lower), "upper": f(self.upper),
-        })
-    }
-
-    fn decode(v: &serde_json::Value) -> Option<Self> {
-        use crate::study::reproduce::record::{get, get_opt};
-        Some(ObjRun {
-            accuracy: get_opt(v, "accuracy")?,
-            nll: get(v, "nll")?,
-            elbo: get(v, "elbo")?,
-            n_data: get(v, "n_data")?,
-            exact: get_opt(v, "exact")?,
-            exact_estimator: match v.get("exact_estimator")? {
-                serde_json::Value::Null => None,
-                x => Some(x.as_str()?.to_string()),
-            },
-            ln_g: get(v, "ln_g")?,
-            mean_mi: get_opt(v, "mean_mi")?,
-            saturated: get_opt(v, "saturated")?,
-            grad_ratio: get_opt(v, "grad_ratio")?,
-            train_wall: get(v, "train_wall")?,
-            lower: get(v, "lower")?,
-            upper: get(v, "upper")?,
-        })
-    }
 }
 
 pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
@@ -806,7 +716,7 @@ pub(crate) fn mnist_objectives(o: &ReproduceOptions) -> Result<Reproduction> {
                 mi_samples: mi_s,
             };
             let key = format!("mnist-objectives/{width}/{init_rho}/{objective}/{seed}");
-            let r = o.journaled(&key, ObjRun::encode, ObjRun::decode, || {
+            let r = o.journaled(&key, || {
                 let r = run_training(&run, &mut |_: &StepInfo| {})?;
                 // The sandwich interval on the final posterior, also where exact I is
                 // not computable (overlapping wide layers); the exact I's draws: paired.

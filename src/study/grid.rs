@@ -252,7 +252,7 @@ pub fn grid_items(config: &GridConfig) -> Vec<GridItem> {
 }
 
 /// One estimate of the grid.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RawRow {
     /// Position in the full grid.
     pub item: u64,
@@ -273,28 +273,39 @@ pub struct RawRow {
     /// The item's seed.
     pub seed: u64,
     /// The estimate, nats.
+    #[serde(with = "crate::journal::exact")]
     pub mi_nats: f64,
     /// Its Monte Carlo standard error, nats.
+    #[serde(with = "crate::journal::exact::option")]
     pub std_err_nats: Option<f64>,
     /// The largest value one term can take (ln K or ln|G|), nats.
+    #[serde(with = "crate::journal::exact")]
     pub ln_cap_nats: f64,
     /// ln|G|, nats.
+    #[serde(with = "crate::journal::exact")]
     pub ln_group_order_nats: f64,
     /// H(q), nats.
+    #[serde(with = "crate::journal::exact")]
     pub entropy_q_nats: f64,
     /// The largest per-draw term's share of their sum.
+    #[serde(with = "crate::journal::exact::option")]
     pub max_term_share: Option<f64>,
     /// Sandwich rows: the upper bound on I from the same draws as the lower bound
     /// (`mi_nats`), nats.
+    #[serde(with = "crate::journal::exact::option")]
     pub upper_nats: Option<f64>,
     /// Sandwich rows: the upper bound's Monte Carlo standard error, nats.
+    #[serde(with = "crate::journal::exact::option")]
     pub upper_std_err_nats: Option<f64>,
     /// Sandwich rows: the interval width, the mean over draws of upper − lower, nats.
+    #[serde(with = "crate::journal::exact::option")]
     pub width_nats: Option<f64>,
     /// Sandwich rows: the standard error of the width from the paired per-draw
     /// differences, nats.
+    #[serde(with = "crate::journal::exact::option")]
     pub width_std_err_nats: Option<f64>,
     /// Wall time, seconds.
+    #[serde(with = "crate::journal::exact")]
     pub wall_s: f64,
 }
 
@@ -457,10 +468,7 @@ pub fn run_grid(
         .par_iter()
         .map(|item| {
             let key = item.index.to_string();
-            if let Some(row) = journal
-                .and_then(|j| j.get(&key))
-                .and_then(RawRow::from_json)
-            {
+            if let Some(row) = journal.and_then(|j| j.get::<RawRow>(&key)) {
                 let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 progress(d, total);
                 return Ok(row);
@@ -521,80 +529,13 @@ pub fn run_grid(
                 wall_s: est.wall_s,
             };
             if let Some(j) = journal {
-                j.record(&key, row.to_json())?;
+                j.record(&key, &row)?;
             }
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress(d, total);
             Ok(row)
         })
         .collect()
-}
-
-impl RawRow {
-    /// The row as JSON, floats as exact bit patterns (for the journal).
-    pub fn to_json(&self) -> serde_json::Value {
-        use crate::journal::f64_to_json as f;
-        serde_json::json!({
-            "item": self.item,
-            "posterior_id": self.posterior_id,
-            "posterior_path": self.posterior_path,
-            "posterior_sha256": self.posterior_sha256,
-            "estimator": self.estimator,
-            "k": self.k,
-            "n_samples": self.n_samples,
-            "repeat": self.repeat,
-            "seed": self.seed,
-            "mi_nats": f(self.mi_nats),
-            "std_err_nats": self.std_err_nats.map(f),
-            "ln_cap_nats": f(self.ln_cap_nats),
-            "ln_group_order_nats": f(self.ln_group_order_nats),
-            "entropy_q_nats": f(self.entropy_q_nats),
-            "max_term_share": self.max_term_share.map(f),
-            "upper_nats": self.upper_nats.map(f),
-            "upper_std_err_nats": self.upper_std_err_nats.map(f),
-            "width_nats": self.width_nats.map(f),
-            "width_std_err_nats": self.width_std_err_nats.map(f),
-            "wall_s": f(self.wall_s),
-        })
-    }
-
-    /// The row written by [`to_json`](Self::to_json) (`None` if malformed).
-    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
-        use crate::journal::f64_from_json as f;
-        let s = |k: &str| v.get(k)?.as_str().map(str::to_string);
-        let u = |k: &str| v.get(k)?.as_u64();
-        let opt = |k: &str| -> Option<Option<f64>> {
-            match v.get(k)? {
-                serde_json::Value::Null => Some(None),
-                x => f(x).map(Some),
-            }
-        };
-        Some(RawRow {
-            item: u("item")?,
-            posterior_id: s("posterior_id")?,
-            posterior_path: s("posterior_path")?,
-            posterior_sha256: s("posterior_sha256")?,
-            estimator: s("estimator")?,
-            k: match v.get("k")? {
-                serde_json::Value::Null => None,
-                x => Some(x.as_u64()?),
-            },
-            n_samples: u("n_samples")?,
-            repeat: u("repeat")?,
-            seed: u("seed")?,
-            mi_nats: f(v.get("mi_nats")?)?,
-            std_err_nats: opt("std_err_nats")?,
-            ln_cap_nats: f(v.get("ln_cap_nats")?)?,
-            ln_group_order_nats: f(v.get("ln_group_order_nats")?)?,
-            entropy_q_nats: f(v.get("entropy_q_nats")?)?,
-            max_term_share: opt("max_term_share")?,
-            upper_nats: opt("upper_nats")?,
-            upper_std_err_nats: opt("upper_std_err_nats")?,
-            width_nats: opt("width_nats")?,
-            width_std_err_nats: opt("width_std_err_nats")?,
-            wall_s: f(v.get("wall_s")?)?,
-        })
-    }
 }
 
 /// One cell of the bias–variance table.

@@ -12,6 +12,7 @@ use crate::data::{MnistSplit, abs_regression, load_mnist};
 use crate::elbo::{Dataset, Likelihood, elbo, predictive};
 use crate::error::{Error, Result};
 use crate::estimators::{ExactEnumeration, InfoNce, MiEstimator, MiGradient, UnitCost};
+use crate::journal::exact;
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::{child_seed, stream};
 use crate::study::table::{Table, Values};
@@ -181,51 +182,19 @@ pub struct ReproduceOptions {
 impl ReproduceOptions {
     /// `compute()` unless the journal already holds `key`, in which case its recorded
     /// value; a computed value is recorded before it is returned.
-    pub(crate) fn journaled<T>(
+    pub(crate) fn journaled<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         key: &str,
-        encode: impl Fn(&T) -> serde_json::Value,
-        decode: impl Fn(&serde_json::Value) -> Option<T>,
         compute: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        if let Some(v) = self
-            .journal
-            .as_ref()
-            .and_then(|j| j.get(key))
-            .and_then(&decode)
-        {
+        if let Some(v) = self.journal.as_ref().and_then(|j| j.get::<T>(key)) {
             return Ok(v);
         }
         let v = compute()?;
         if let Some(j) = &self.journal {
-            j.record(key, encode(&v))?;
+            j.record(key, &v)?;
         }
         Ok(v)
-    }
-}
-
-/// JSON helpers for journaled records: floats as exact bit patterns, `None` as null.
-pub(crate) mod record {
-    use crate::journal::{f64_from_json, f64_to_json};
-    use serde_json::Value;
-
-    pub(crate) fn f(x: f64) -> Value {
-        f64_to_json(x)
-    }
-
-    pub(crate) fn of(x: Option<f64>) -> Value {
-        x.map_or(Value::Null, f64_to_json)
-    }
-
-    pub(crate) fn get(v: &Value, k: &str) -> Option<f64> {
-        f64_from_json(v.get(k)?)
-    }
-
-    pub(crate) fn get_opt(v: &Value, k: &str) -> Option<Option<f64>> {
-        match v.get(k)? {
-            Value::Null => Some(None),
-            x => f64_from_json(x).map(Some),
-        }
     }
 }
 
@@ -253,13 +222,16 @@ pub fn reproduce(experiment: Experiment, options: &ReproduceOptions) -> Result<R
 // ---------------------------------------------------------------------------------
 
 /// The result of one reverse-KL fit of a full-covariance Gaussian in 2-D.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GaussianFit {
     /// Fitted mean.
+    #[serde(with = "exact::array")]
     pub mean: [f64; 2],
     /// Cholesky factor `[L11, L21, L22]`.
+    #[serde(with = "exact::array")]
     pub chol: [f64; 3],
     /// Monte Carlo KL(q ‖ p) at the end.
+    #[serde(with = "exact")]
     pub kl: f64,
 }
 
@@ -363,35 +335,16 @@ fn mode_interpolation(o: &ReproduceOptions) -> Result<Reproduction> {
         .par_iter()
         .enumerate()
         .map(|(i, &(s, a))| {
-            o.journaled(
-                &format!("mode-interpolation/{i}"),
-                |g: &GaussianFit| {
-                    let f = record::f;
-                    serde_json::json!({
-                        "mean": vec![f(g.mean[0]), f(g.mean[1])],
-                        "chol": vec![f(g.chol[0]), f(g.chol[1]), f(g.chol[2])],
-                        "kl": f(g.kl),
-                    })
-                },
-                |v| {
-                    let at = |k: &str, i: usize| crate::journal::f64_from_json(v.get(k)?.get(i)?);
-                    Some(GaussianFit {
-                        mean: [at("mean", 0)?, at("mean", 1)?],
-                        chol: [at("chol", 0)?, at("chol", 1)?, at("chol", 2)?],
-                        kl: record::get(v, "kl")?,
-                    })
-                },
-                || {
-                    Ok(fit_gaussian_to_mixture(
-                        s,
-                        a,
-                        n_samples,
-                        steps,
-                        1e-2,
-                        child_seed(o.seed, i as u64),
-                    ))
-                },
-            )
+            o.journaled(&format!("mode-interpolation/{i}"), || {
+                Ok(fit_gaussian_to_mixture(
+                    s,
+                    a,
+                    n_samples,
+                    steps,
+                    1e-2,
+                    child_seed(o.seed, i as u64),
+                ))
+            })
         })
         .collect::<Result<_>>()?;
     let ratio = |f: &GaussianFit, a: f64| (f.mean[0].powi(2) + f.mean[1].powi(2)).sqrt() / a;
@@ -533,60 +486,35 @@ fn tractable_bnn(o: &ReproduceOptions) -> Result<Reproduction> {
         .iter()
         .flat_map(|&a| (0..n_seeds as u64).flat_map(move |s| [(a, s, false), (a, s, true)]))
         .collect();
+    #[derive(serde::Serialize, serde::Deserialize)]
     struct Run {
+        #[serde(with = "exact")]
         mse: f64,
+        #[serde(with = "exact")]
         l: f64,
+        #[serde(with = "exact")]
         lg_k: f64,
+        #[serde(with = "exact")]
         lg_exact: f64,
+        #[serde(with = "exact")]
         mi_k: f64,
+        #[serde(with = "exact")]
         mi_exact: f64,
+        #[serde(with = "exact")]
         mi_k_se: f64,
+        #[serde(with = "exact")]
         mi_exact_se: f64,
+        #[serde(with = "exact::seq")]
         mu: Vec<f64>,
+        #[serde(with = "exact::seq")]
         sigma: Vec<f64>,
-    }
-    impl Run {
-        fn encode(&self) -> serde_json::Value {
-            use record::f;
-            serde_json::json!({
-                "mse": f(self.mse), "l": f(self.l), "lg_k": f(self.lg_k),
-                "lg_exact": f(self.lg_exact), "mi_k": f(self.mi_k),
-                "mi_exact": f(self.mi_exact), "mi_k_se": f(self.mi_k_se),
-                "mi_exact_se": f(self.mi_exact_se),
-                "mu": self.mu.iter().map(|&x| f(x)).collect::<Vec<_>>(),
-                "sigma": self.sigma.iter().map(|&x| f(x)).collect::<Vec<_>>(),
-            })
-        }
-
-        fn decode(v: &serde_json::Value) -> Option<Self> {
-            use record::get;
-            let list = |k: &str| -> Option<Vec<f64>> {
-                v.get(k)?
-                    .as_array()?
-                    .iter()
-                    .map(crate::journal::f64_from_json)
-                    .collect()
-            };
-            Some(Run {
-                mse: get(v, "mse")?,
-                l: get(v, "l")?,
-                lg_k: get(v, "lg_k")?,
-                lg_exact: get(v, "lg_exact")?,
-                mi_k: get(v, "mi_k")?,
-                mi_exact: get(v, "mi_exact")?,
-                mi_k_se: get(v, "mi_k_se")?,
-                mi_exact_se: get(v, "mi_exact_se")?,
-                mu: list("mu")?,
-                sigma: list("sigma")?,
-            })
-        }
     }
     let counter = Counter::new(jobs.len(), o.progress.as_ref());
     let runs: Vec<Run> = jobs
         .par_iter()
         .map(|&(alpha, seed, sgm)| {
             let key = format!("tractable-bnn/{alpha}/{seed}/{sgm}");
-            o.journaled(&key, Run::encode, Run::decode, || {
+            o.journaled(&key, || {
                 let data_seed = child_seed(o.seed, seed);
                 let train_set = abs_regression(100, alpha, 0.0, data_seed)?;
                 let test_set = abs_regression(100, alpha, 0.0, data_seed.wrapping_add(1_000_003))?;
@@ -857,37 +785,22 @@ fn mnist(o: &ReproduceOptions) -> Result<Reproduction> {
                 .flat_map(move |&k| (0..n_seeds).map(move |s| (w, k, s)))
         })
         .collect();
+    #[derive(serde::Serialize, serde::Deserialize)]
     struct Run {
+        #[serde(with = "exact")]
         accuracy: f64,
+        #[serde(with = "exact")]
         nll: f64,
+        #[serde(with = "exact")]
         elbo: f64,
+        #[serde(with = "exact::option")]
         mean_mi: Option<f64>,
+        #[serde(with = "exact::option")]
         saturated: Option<f64>,
+        #[serde(with = "exact::option")]
         grad_ratio: Option<f64>,
+        #[serde(with = "exact")]
         wall: f64,
-    }
-    impl Run {
-        fn encode(&self) -> serde_json::Value {
-            use record::{f, of};
-            serde_json::json!({
-                "accuracy": f(self.accuracy), "nll": f(self.nll), "elbo": f(self.elbo),
-                "mean_mi": of(self.mean_mi), "saturated": of(self.saturated),
-                "grad_ratio": of(self.grad_ratio), "wall": f(self.wall),
-            })
-        }
-
-        fn decode(v: &serde_json::Value) -> Option<Self> {
-            use record::{get, get_opt};
-            Some(Run {
-                accuracy: get(v, "accuracy")?,
-                nll: get(v, "nll")?,
-                elbo: get(v, "elbo")?,
-                mean_mi: get_opt(v, "mean_mi")?,
-                saturated: get_opt(v, "saturated")?,
-                grad_ratio: get_opt(v, "grad_ratio")?,
-                wall: get(v, "wall")?,
-            })
-        }
     }
     let counter = Counter::new(jobs.len(), o.progress.as_ref());
     // Widest (slowest) runs first, so the last runs to finish are short ones and both
@@ -897,7 +810,7 @@ fn mnist(o: &ReproduceOptions) -> Result<Reproduction> {
         .rev()
         .map(|&(width, k, seed)| {
             let key = format!("mnist/{width}/{k}/{seed}");
-            o.journaled(&key, Run::encode, Run::decode, || {
+            o.journaled(&key, || {
                 let started = Instant::now();
                 let arch = Arch::builder(vec![784, width, 10]).check()?;
                 let mut config = TrainConfig::new(Likelihood::Softmax);

@@ -124,8 +124,7 @@ pub fn data_term_grad_in_place(
             );
         }
         if let Some(b) = layer.bias {
-            for c in 0..z.ncols() {
-                let bc = b[c];
+            for (c, &bc) in b.iter().enumerate().take(z.ncols()) {
                 z.col_mut(c).iter_mut().for_each(|v| *v += bc);
             }
         }

@@ -212,24 +212,13 @@ pub fn elbo_step_grad(
 }
 
 /// Reusable buffers of [`elbo_step_grad_in_place`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct StepWorkspace {
     omega: Vec<f64>,
     grad_w: Vec<f64>,
     /// The minibatch's inputs, row-major (`M × d0`).
     x: Vec<f64>,
     backprop: backprop::BackpropWorkspace,
-}
-
-impl Default for StepWorkspace {
-    fn default() -> Self {
-        StepWorkspace {
-            omega: Vec::new(),
-            grad_w: Vec::new(),
-            x: Vec::new(),
-            backprop: backprop::BackpropWorkspace::default(),
-        }
-    }
 }
 
 /// [`elbo_step_grad`] with caller-owned buffers; the data are assumed to have been

@@ -180,10 +180,10 @@ impl ArchBuilder {
                     f.weight.len(),
                 ));
             }
-            if let Some(b) = &f.bias {
-                if b.len() != d_out {
-                    return Err(Error::length(format!("layers.{i}.bias"), d_out, b.len()));
-                }
+            if let Some(b) = &f.bias
+                && b.len() != d_out
+            {
+                return Err(Error::length(format!("layers.{i}.bias"), d_out, b.len()));
             }
             let values = f.weight.iter().chain(f.bias.iter().flatten());
             if let Some(v) = values.copied().find(|v| !v.is_finite()) {
@@ -253,14 +253,14 @@ fn check_fixed_invariance(
                     });
                 }
             }
-            if let Some(bias) = &f.bias {
-                if bias[a] != bias[0] {
-                    return Err(Error::FixedLayerBreaksSymmetry {
-                        layer,
-                        hidden_width_index: layer + 1,
-                        reason: format!("bias entries 0 and {a} differ"),
-                    });
-                }
+            if let Some(bias) = &f.bias
+                && bias[a] != bias[0]
+            {
+                return Err(Error::FixedLayerBreaksSymmetry {
+                    layer,
+                    hidden_width_index: layer + 1,
+                    reason: format!("bias entries 0 and {a} differ"),
+                });
             }
         }
     }

@@ -65,8 +65,13 @@ fn safetensors_file(
     safetensors::serialize(views, Some(meta)).unwrap()
 }
 
+/// Tensors as (name, shape, values).
+type Tensors = Vec<(String, Vec<usize>, Vec<f64>)>;
+/// Metadata as (key, value).
+type Meta = Vec<(String, String)>;
+
 /// The tensors and metadata of a valid posterior file, to be edited.
-fn parts(bytes: &[u8]) -> (Vec<(String, Vec<usize>, Vec<f64>)>, Vec<(String, String)>) {
+fn parts(bytes: &[u8]) -> (Tensors, Meta) {
     let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
     let meta = header
@@ -127,12 +132,11 @@ fn fixtures(dir: &Path) {
     lying[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
     std::fs::write(dir.join("lying-header.safetensors"), lying).unwrap();
     let (tensors, meta) = parts(&good);
-    let edit =
-        |f: &dyn Fn(&mut Vec<(String, Vec<usize>, Vec<f64>)>, &mut Vec<(String, String)>)| {
-            let (mut t, mut m) = (tensors.clone(), meta.clone());
-            f(&mut t, &mut m);
-            safetensors_file(&t, &m)
-        };
+    let edit = |f: &dyn Fn(&mut Tensors, &mut Meta)| {
+        let (mut t, mut m) = (tensors.clone(), meta.clone());
+        f(&mut t, &mut m);
+        safetensors_file(&t, &m)
+    };
     let tensor = |t: &mut Vec<(String, Vec<usize>, Vec<f64>)>, name: &str| -> usize {
         t.iter()
             .position(|x| x.0 == name)
