@@ -341,7 +341,8 @@ impl fmt::Display for TrainReport {
     }
 }
 
-pub mod beyond;
+pub mod experiment;
+pub mod experiments;
 pub mod grid;
 pub mod reproduce;
 pub mod table;

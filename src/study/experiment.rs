@@ -1,0 +1,197 @@
+//! What every experiment shares: its name ([`Experiment`]), its settings
+//! ([`ReproduceOptions`], with the journal that lets a killed run resume), its result
+//! ([`Reproduction`]: tables, plot requests, a summary) and the progress counter.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::study::table::Table;
+
+/// The experiments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Experiment {
+    /// Fig. 3 and 5.
+    ModeInterpolation,
+    /// Fig. 4, Tables 2–3.
+    TractableBnn,
+    /// Table 1.
+    Mnist,
+    /// Theorem 3.1.
+    ModeProximity,
+    /// Beyond the paper (issue 7): every estimator at equal wall time against exact I.
+    EstimatorCost,
+    /// Beyond the paper (issue 7): MNIST with MFVI, uniform SGM and the new objectives.
+    MnistObjectives,
+}
+
+impl Experiment {
+    /// Parses an experiment name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the unknown experiment and the known ones.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "mode-interpolation" => Ok(Experiment::ModeInterpolation),
+            "tractable-bnn" => Ok(Experiment::TractableBnn),
+            "mnist" => Ok(Experiment::Mnist),
+            "mode-proximity" => Ok(Experiment::ModeProximity),
+            "estimator-cost" => Ok(Experiment::EstimatorCost),
+            "mnist-objectives" => Ok(Experiment::MnistObjectives),
+            _ => Err(Error::invalid(
+                "experiment",
+                s,
+                "expected mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost or mnist-objectives",
+            )),
+        }
+    }
+
+    /// The experiment's name (its report folder).
+    pub fn name(self) -> &'static str {
+        match self {
+            Experiment::ModeInterpolation => "mode-interpolation",
+            Experiment::TractableBnn => "tractable-bnn",
+            Experiment::Mnist => "mnist",
+            Experiment::ModeProximity => "mode-proximity",
+            Experiment::EstimatorCost => "estimator-cost",
+            Experiment::MnistObjectives => "mnist-objectives",
+        }
+    }
+
+    /// Whether the experiment reads MNIST.
+    pub fn needs_mnist(self) -> bool {
+        matches!(
+            self,
+            Experiment::Mnist
+                | Experiment::ModeProximity
+                | Experiment::EstimatorCost
+                | Experiment::MnistObjectives
+        )
+    }
+}
+
+/// A line of a plot: label and points.
+pub type Series = (String, Vec<(f64, f64)>);
+
+/// A plot request: file stem, title, axis labels, series.
+#[derive(Clone, Debug)]
+pub struct PlotSpec {
+    /// File stem.
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Log-scale x axis.
+    pub log_x: bool,
+    /// Join each series' points with lines (for curves; off for scatter plots).
+    pub lines: bool,
+    /// Lines.
+    pub series: Vec<Series>,
+}
+
+/// What an experiment produced.
+#[derive(Clone, Debug)]
+pub struct Reproduction {
+    /// The experiment.
+    pub experiment: Experiment,
+    /// Tables to write as Parquet.
+    pub tables: Vec<Table>,
+    /// Plots to draw.
+    pub plots: Vec<PlotSpec>,
+    /// Markdown: our values beside the paper's.
+    pub summary: String,
+    /// `estimator-cost` only: the S of each timed estimate, keyed as
+    /// [`ReproduceOptions::samples`] reads them (`manifest.json` records them, so that a
+    /// rerun with them computes the same values).
+    pub samples: Option<std::collections::BTreeMap<String, usize>>,
+    /// Wall time, seconds.
+    pub wall_s: f64,
+}
+
+/// A progress callback `(done, total)` called from worker threads as runs finish.
+#[derive(Clone)]
+pub struct ProgressFn(pub std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn")
+    }
+}
+
+/// Counts finished runs and reports them.
+pub(crate) struct Counter<'a> {
+    done: std::sync::atomic::AtomicUsize,
+    total: usize,
+    progress: Option<&'a ProgressFn>,
+}
+
+impl<'a> Counter<'a> {
+    pub(crate) fn new(total: usize, progress: Option<&'a ProgressFn>) -> Self {
+        Counter {
+            done: std::sync::atomic::AtomicUsize::new(0),
+            total,
+            progress,
+        }
+    }
+
+    pub(crate) fn tick(&self) {
+        let d = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Some(p) = self.progress {
+            (p.0)(d, self.total);
+        }
+    }
+}
+
+/// Settings shared by the experiments.
+#[derive(Clone, Debug)]
+pub struct ReproduceOptions {
+    /// Small, fast variant that checks the qualitative claims.
+    pub quick: bool,
+    /// Master seed.
+    pub seed: u64,
+    /// Folder of the MNIST IDX files (mnist and mode-proximity).
+    pub mnist_dir: PathBuf,
+    /// Called as runs finish.
+    pub progress: Option<ProgressFn>,
+    /// Where finished runs are recorded so an interrupted experiment resumes
+    /// ([`crate::journal`]); `None` computes everything.
+    pub journal: Option<std::sync::Arc<crate::journal::Journal>>,
+    /// `estimator-cost` only: the S of each timed estimate (keys `posterior/probe`, as
+    /// [`crate::study::experiments::estimator_cost::samples_of_rows`] reads them from an earlier report)
+    /// instead of S chosen from timed pilots, so that the values do not depend on the
+    /// machine's speed; `None` times the pilots.
+    pub samples: Option<std::collections::BTreeMap<String, usize>>,
+}
+
+impl ReproduceOptions {
+    /// `compute()` unless the journal already holds `key`, in which case its recorded
+    /// value; a computed value is recorded before it is returned.
+    pub(crate) fn journaled<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        compute: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if let Some(v) = self.journal.as_ref().and_then(|j| j.get::<T>(key)) {
+            return Ok(v);
+        }
+        let v = compute()?;
+        if let Some(j) = &self.journal {
+            j.record(key, &v)?;
+        }
+        Ok(v)
+    }
+}
+
+pub(crate) fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 {
+        (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (m, sd)
+}

@@ -1,0 +1,11 @@
+//! One file per experiment of `mi-est reproduce`, each a function from
+//! [`ReproduceOptions`](crate::study::experiment::ReproduceOptions) to a
+//! [`Reproduction`](crate::study::experiment::Reproduction); the shared types are in
+//! [`crate::study::experiment`], the dispatch in [`crate::study::reproduce`].
+
+pub mod estimator_cost;
+pub mod mnist;
+pub mod mnist_objectives;
+pub mod mode_interpolation;
+pub mod mode_proximity;
+pub mod tractable_bnn;
