@@ -6,6 +6,7 @@
 //! above a configurable size (default 10⁶ elements) it refuses with
 //! [`Error::GroupTooLarge`](crate::Error::GroupTooLarge).
 
+use crate::estimators::EstimatorId;
 use std::time::Instant;
 
 use crate::error::Result;
@@ -50,8 +51,8 @@ impl ExactEnumeration {
 }
 
 impl MiEstimator for ExactEnumeration {
-    fn name(&self) -> &'static str {
-        "exact-enumeration"
+    fn id(&self) -> EstimatorId {
+        EstimatorId::ExactEnumeration
     }
 
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
@@ -97,7 +98,7 @@ impl MiEstimator for ExactEnumeration {
             ln_order - lse.value()
         });
         Ok(EstimateParts {
-            estimator: self.name(),
+            estimator: self.id(),
             k: None,
             seed: self.seed,
             ln_cap: ln_order,

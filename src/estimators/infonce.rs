@@ -21,6 +21,7 @@
 //! ([`UnitCost`]) builds `C` once per draw and then costs `O(d)` per permutation. Both
 //! consume the same random numbers in the same order, so they agree to rounding.
 
+use crate::estimators::EstimatorId;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -108,8 +109,8 @@ struct Workspace {
 const PERMUTATION_BATCH: usize = 256;
 
 impl MiEstimator for InfoNce {
-    fn name(&self) -> &'static str {
-        "infonce"
+    fn id(&self) -> EstimatorId {
+        EstimatorId::InfoNce
     }
 
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
@@ -189,7 +190,7 @@ impl MiEstimator for InfoNce {
             ln_k - lse.value()
         });
         Ok(EstimateParts {
-            estimator: MiEstimator::name(self),
+            estimator: MiEstimator::id(self),
             k: Some(k),
             seed: self.seed,
             ln_cap: ln_k,
@@ -385,8 +386,8 @@ struct GradWorkspace {
 }
 
 impl MiGradient for InfoNce {
-    fn name(&self) -> &'static str {
-        "infonce"
+    fn id(&self) -> EstimatorId {
+        EstimatorId::InfoNce
     }
 
     fn ln_cap(&self) -> f64 {

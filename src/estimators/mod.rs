@@ -69,7 +69,7 @@ use crate::rng::{DrawRng, stream};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Estimate {
     /// Which estimator produced it.
-    pub estimator: &'static str,
+    pub estimator: EstimatorId,
     /// The estimate of `I(g; ω)` (for [`InfoNce`], of `I^K ≤ I`).
     pub value: f64,
     /// Monte Carlo standard error of `value` over the weight draws (`None` for S = 1).
@@ -101,10 +101,120 @@ pub struct Estimate {
     pub terms: Vec<f64>,
 }
 
+/// Which estimator produced an estimate: the one spelling of each estimator's name, in
+/// reports, journals and on the command line (`Display`, `FromStr` and serde all use
+/// [`EstimatorId::name`]).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum EstimatorId {
+    /// [`InfoNce`]: the paper's `I^K`, a lower bound.
+    #[serde(rename = "infonce")]
+    InfoNce,
+    /// [`ExactEnumeration`]: `I` by summing over the whole group.
+    #[serde(rename = "exact-enumeration")]
+    ExactEnumeration,
+    /// [`ExactPermanent`]: `I` through the permanent of the unit cost matrix.
+    #[serde(rename = "exact-permanent")]
+    ExactPermanent,
+    /// [`ExactPruned`]: the permanent with far units pruned, within a proven bracket.
+    #[serde(rename = "exact-pruned")]
+    ExactPruned,
+    /// [`Sandwich`]'s lower bound.
+    #[serde(rename = "sandwich-lower")]
+    SandwichLower,
+    /// [`Sandwich`]'s upper bound.
+    #[serde(rename = "sandwich-upper")]
+    SandwichUpper,
+    /// [`PairwiseBound::Bhattacharyya`], a deterministic lower bound.
+    #[serde(rename = "pairwise-bhattacharyya-lower")]
+    PairwiseBhattacharyyaLower,
+    /// [`PairwiseBound::Kl`], a deterministic upper bound.
+    #[serde(rename = "pairwise-kl-upper")]
+    PairwiseKlUpper,
+}
+
+impl EstimatorId {
+    /// Every estimator.
+    pub const ALL: [EstimatorId; 8] = [
+        EstimatorId::InfoNce,
+        EstimatorId::ExactEnumeration,
+        EstimatorId::ExactPermanent,
+        EstimatorId::ExactPruned,
+        EstimatorId::SandwichLower,
+        EstimatorId::SandwichUpper,
+        EstimatorId::PairwiseBhattacharyyaLower,
+        EstimatorId::PairwiseKlUpper,
+    ];
+
+    /// The name in reports (`infonce`, `exact-permanent`, `sandwich-lower`, …).
+    pub const fn name(self) -> &'static str {
+        match self {
+            EstimatorId::InfoNce => "infonce",
+            EstimatorId::ExactEnumeration => "exact-enumeration",
+            EstimatorId::ExactPermanent => "exact-permanent",
+            EstimatorId::ExactPruned => "exact-pruned",
+            EstimatorId::SandwichLower => "sandwich-lower",
+            EstimatorId::SandwichUpper => "sandwich-upper",
+            EstimatorId::PairwiseBhattacharyyaLower => "pairwise-bhattacharyya-lower",
+            EstimatorId::PairwiseKlUpper => "pairwise-kl-upper",
+        }
+    }
+
+    /// Whether it computes `I` itself (up to Monte Carlo error, and for
+    /// [`ExactPruned`](EstimatorId::ExactPruned) its bracket).
+    pub const fn is_exact(self) -> bool {
+        matches!(
+            self,
+            EstimatorId::ExactEnumeration | EstimatorId::ExactPermanent | EstimatorId::ExactPruned
+        )
+    }
+
+    /// Whether it is one side of the sandwich.
+    pub const fn is_sandwich(self) -> bool {
+        matches!(
+            self,
+            EstimatorId::SandwichLower | EstimatorId::SandwichUpper
+        )
+    }
+}
+
+impl std::fmt::Display for EstimatorId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for EstimatorId {
+    type Err = Error;
+
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming `estimator` and the accepted names.
+    fn from_str(s: &str) -> Result<Self> {
+        EstimatorId::ALL
+            .into_iter()
+            .find(|e| e.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = EstimatorId::ALL.iter().map(|e| e.name()).collect();
+                Error::invalid(
+                    "estimator",
+                    s,
+                    format!("expected one of {}", names.join(", ")),
+                )
+            })
+    }
+}
+
 /// An estimator of `I(g; ω)` for a mean-field posterior.
 pub trait MiEstimator: Send + Sync {
+    /// Which estimator this is.
+    fn id(&self) -> EstimatorId;
+
     /// Short name used in reports (`infonce`, `exact-enumeration`, …).
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.id().name()
+    }
 
     /// Estimates `I(g; ω)` for `q`.
     ///
@@ -140,8 +250,13 @@ pub(crate) fn unit_shape(q: &MeanFieldGaussian) -> (f64, f64) {
 /// the interface through which the trainer maximizes `L + Î` (the symmetrized
 /// objective) without knowing which estimator it uses.
 pub trait MiGradient: Send + Sync {
+    /// Which estimator's term this is.
+    fn id(&self) -> EstimatorId;
+
     /// Short name used in reports.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.id().name()
+    }
 
     /// The largest value one term can take (`ln K` for [`InfoNce`]); a term within 10⁻³
     /// of it is *saturated* and carries no gradient.
@@ -381,7 +496,7 @@ pub(crate) fn summarize(terms: &[f64]) -> Summary {
 
 /// Assembles an [`Estimate`] from per-draw terms.
 pub(crate) struct EstimateParts {
-    pub estimator: &'static str,
+    pub estimator: EstimatorId,
     pub k: Option<usize>,
     pub seed: u64,
     pub ln_cap: f64,
@@ -419,6 +534,40 @@ impl EstimateParts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn estimator_ids_have_one_spelling_everywhere() {
+        for id in EstimatorId::ALL {
+            assert_eq!(id.name().parse::<EstimatorId>().unwrap(), id);
+            assert_eq!(id.to_string(), id.name());
+            let json = serde_json::to_string(&id).unwrap();
+            assert_eq!(json, format!("\"{}\"", id.name()));
+            assert_eq!(serde_json::from_str::<EstimatorId>(&json).unwrap(), id);
+        }
+        let e = "magic".parse::<EstimatorId>().unwrap_err().to_string();
+        assert!(
+            e.contains("estimator") && e.contains("sandwich-lower"),
+            "{e}"
+        );
+        // Each estimator reports its own id.
+        let q = crate::demo::demo_posterior(&[2, 3, 1], crate::weights::Activation::Relu, 0, 0.0)
+            .unwrap();
+        let ests: [(&dyn MiEstimator, EstimatorId); 4] = [
+            (&InfoNce::new(2).samples(2), EstimatorId::InfoNce),
+            (
+                &ExactEnumeration::new().samples(2),
+                EstimatorId::ExactEnumeration,
+            ),
+            (
+                &ExactPermanent::new().samples(2),
+                EstimatorId::ExactPermanent,
+            ),
+            (&PairwiseBound::Kl, EstimatorId::PairwiseKlUpper),
+        ];
+        for (est, id) in ests {
+            assert_eq!(est.estimate(&q).unwrap().estimator, id);
+        }
+    }
 
     #[test]
     fn blocks_and_merges_match_the_slice_version() {

@@ -17,6 +17,7 @@
 //! `KL = ln(s₂/s₁) + (s₁² + (m₁ − m₂)²)/(2 s₂²) − ½`,
 //! `D_B = (m₁ − m₂)²/(4(s₁² + s₂²)) + ½ ln((s₁² + s₂²)/(2 s₁ s₂))`.
 
+use crate::estimators::EstimatorId;
 use std::time::Instant;
 
 use crate::error::Result;
@@ -56,10 +57,10 @@ impl MiEstimator for PairwiseBound {
         }
     }
 
-    fn name(&self) -> &'static str {
+    fn id(&self) -> EstimatorId {
         match self {
-            PairwiseBound::Bhattacharyya => "pairwise-bhattacharyya-lower",
-            PairwiseBound::Kl => "pairwise-kl-upper",
+            PairwiseBound::Bhattacharyya => EstimatorId::PairwiseBhattacharyyaLower,
+            PairwiseBound::Kl => EstimatorId::PairwiseKlUpper,
         }
     }
 
@@ -94,7 +95,7 @@ impl MiEstimator for PairwiseBound {
         let value = ln_order - ln_perm;
         let entropy_q = q.entropy();
         Ok(Estimate {
-            estimator: self.name(),
+            estimator: self.id(),
             value,
             std_err: None,
             n_samples: 0,

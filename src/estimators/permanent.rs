@@ -18,6 +18,7 @@
 //! matrix far from having a balanced scaling), the same program runs again entirely in
 //! log space (log-sum-exp per step), which is exact but about 20× slower.
 
+use crate::estimators::EstimatorId;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -350,8 +351,8 @@ pub(crate) fn permanent_cost(q: &MeanFieldGaussian, n_samples: usize) -> crate::
 }
 
 impl MiEstimator for ExactPermanent {
-    fn name(&self) -> &'static str {
-        "exact-permanent"
+    fn id(&self) -> EstimatorId {
+        EstimatorId::ExactPermanent
     }
 
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
@@ -400,7 +401,7 @@ impl MiEstimator for ExactPermanent {
             },
         );
         Ok(EstimateParts {
-            estimator: MiEstimator::name(self),
+            estimator: MiEstimator::id(self),
             k: None,
             seed: self.seed,
             ln_cap: ln_order,
@@ -413,8 +414,8 @@ impl MiEstimator for ExactPermanent {
 sampling_setters!(ExactPermanent);
 
 impl MiGradient for ExactPermanent {
-    fn name(&self) -> &'static str {
-        "exact-permanent"
+    fn id(&self) -> EstimatorId {
+        EstimatorId::ExactPermanent
     }
 
     fn ln_cap(&self) -> f64 {

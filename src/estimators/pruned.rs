@@ -21,6 +21,7 @@
 //! ln 100! = 364) into one giant block, while a 40-nat cut splits it into singletons with
 //! a bracket below 1e-12.
 
+use crate::estimators::EstimatorId;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -215,8 +216,8 @@ impl ExactPruned {
 }
 
 impl MiEstimator for ExactPruned {
-    fn name(&self) -> &'static str {
-        "exact-pruned"
+    fn id(&self) -> EstimatorId {
+        EstimatorId::ExactPruned
     }
 
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
@@ -284,7 +285,7 @@ impl MiEstimator for ExactPruned {
         let pairs: Vec<(f64, f64)> = pairs.into_iter().collect::<Result<_>>()?;
         let bracket = pairs.iter().map(|p| p.1).fold(0.0, f64::max);
         let mut est = EstimateParts {
-            estimator: self.name(),
+            estimator: self.id(),
             k: None,
             seed: self.seed,
             ln_cap: ln_order,

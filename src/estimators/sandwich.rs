@@ -50,6 +50,7 @@
 //! its expectation — the exact sum over all tuples of draws — against finite differences
 //! of the exactly summed `E[ℓ]`.
 
+use crate::estimators::EstimatorId;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -217,8 +218,16 @@ impl Sandwich {
             ln_cap: ln_order,
             ln_group_order: ln_order,
         };
-        let lower = parts("sandwich-lower").finish(q, pairs.iter().map(|p| p.0).collect(), started);
-        let upper = parts("sandwich-upper").finish(q, pairs.iter().map(|p| p.1).collect(), started);
+        let lower = parts(EstimatorId::SandwichLower).finish(
+            q,
+            pairs.iter().map(|p| p.0).collect(),
+            started,
+        );
+        let upper = parts(EstimatorId::SandwichUpper).finish(
+            q,
+            pairs.iter().map(|p| p.1).collect(),
+            started,
+        );
         Ok((lower, upper))
     }
 
@@ -326,10 +335,10 @@ impl MiEstimator for SandwichBound {
         self.sandwich.cost(q)
     }
 
-    fn name(&self) -> &'static str {
+    fn id(&self) -> EstimatorId {
         match self.side {
-            Side::Lower => "sandwich-lower",
-            Side::Upper => "sandwich-upper",
+            Side::Lower => EstimatorId::SandwichLower,
+            Side::Upper => EstimatorId::SandwichUpper,
         }
     }
 
@@ -348,8 +357,8 @@ impl MiEstimator for SandwichBound {
 sampling_setters!(Sandwich);
 
 impl MiGradient for SandwichBound {
-    fn name(&self) -> &'static str {
-        "sandwich-lower"
+    fn id(&self) -> EstimatorId {
+        EstimatorId::SandwichLower
     }
 
     fn ln_cap(&self) -> f64 {

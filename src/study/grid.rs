@@ -15,8 +15,8 @@ use crate::data::DataSpec;
 use crate::elbo::{Likelihood, elbo};
 use crate::error::{Error, Result};
 use crate::estimators::{
-    Estimate, ExactEnumeration, ExactPermanent, ExactPruned, InfoNce, MAX_PERMANENT_WIDTH,
-    MiEstimator, PairwiseBound, Sandwich,
+    Estimate, EstimatorId, ExactEnumeration, ExactPermanent, ExactPruned, InfoNce,
+    MAX_PERMANENT_WIDTH, MiEstimator, PairwiseBound, Sandwich,
 };
 use crate::io::{PosteriorFile, load_with_bytes};
 use crate::posterior::MeanFieldGaussian;
@@ -316,8 +316,8 @@ pub fn bound_series(rows: &[RawRow]) -> Vec<RawRow> {
     for r in rows {
         match r.upper_nats {
             Some(upper) => {
-                let side = |name: &str, value: f64, se: Option<f64>| RawRow {
-                    estimator: name.to_string(),
+                let side = |id: EstimatorId, value: f64, se: Option<f64>| RawRow {
+                    estimator: id.to_string(),
                     mi_nats: value,
                     std_err_nats: se,
                     upper_nats: None,
@@ -326,8 +326,12 @@ pub fn bound_series(rows: &[RawRow]) -> Vec<RawRow> {
                     width_std_err_nats: None,
                     ..r.clone()
                 };
-                out.push(side("sandwich-lower", r.mi_nats, r.std_err_nats));
-                out.push(side("sandwich-upper", upper, r.upper_std_err_nats));
+                out.push(side(EstimatorId::SandwichLower, r.mi_nats, r.std_err_nats));
+                out.push(side(
+                    EstimatorId::SandwichUpper,
+                    upper,
+                    r.upper_std_err_nats,
+                ));
             }
             None => out.push(r.clone()),
         }
@@ -538,6 +542,14 @@ pub fn run_grid(
         .collect()
 }
 
+impl RawRow {
+    /// The estimator of the row, or `None` for a sandwich row (both bounds, from
+    /// [`EstimatorId::SandwichLower`] and [`EstimatorId::SandwichUpper`]).
+    pub fn estimator_id(&self) -> Option<EstimatorId> {
+        self.estimator.parse().ok()
+    }
+}
+
 /// One cell of the bias–variance table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BiasVarianceRow {
@@ -611,7 +623,9 @@ fn series_bias_variance(series: &[RawRow]) -> Vec<BiasVarianceRow> {
     let reference = |pid: &str| -> Option<(f64, String)> {
         let exact: Vec<f64> = cells
             .iter()
-            .filter(|c| c[0].posterior_id == pid && c[0].estimator.starts_with("exact"))
+            .filter(|c| {
+                c[0].posterior_id == pid && c[0].estimator_id().is_some_and(EstimatorId::is_exact)
+            })
             .flat_map(|c| c.iter().map(|r| r.mi_nats))
             .collect();
         if !exact.is_empty() {
@@ -638,7 +652,7 @@ fn series_bias_variance(series: &[RawRow]) -> Vec<BiasVarianceRow> {
                 .then(|| values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1) as f64);
             let reference = reference(&c[0].posterior_id);
             let is_reference_itself = reference.as_ref().is_some_and(|(_, kind)| kind == "exact")
-                && c[0].estimator.starts_with("exact");
+                && c[0].estimator_id().is_some_and(EstimatorId::is_exact);
             let (reference_nats, reference_kind, bias, rmse) = match reference {
                 Some((rv, kind)) if !is_reference_itself => (
                     Some(rv),

@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::data::{MnistSplit, load_mnist};
 use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
-use crate::estimators::{Estimate, InfoNce, MiEstimator, PairwiseBound, Sandwich};
+use crate::estimators::{Estimate, EstimatorId, InfoNce, MiEstimator, PairwiseBound, Sandwich};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::{child_seed, stream};
 use crate::study::experiment::{
@@ -124,11 +124,11 @@ impl Probe {
 
     /// The probe behind a row of the raw table (`estimator`, `k`); `None` for the
     /// deterministic pairwise bounds, which take no S.
-    fn of_row(estimator: &str, k: Option<usize>) -> Option<Probe> {
+    fn of_row(estimator: EstimatorId, k: Option<usize>) -> Option<Probe> {
         match (estimator, k) {
-            ("infonce", Some(k)) => Some(Probe::InfoNce(k)),
-            ("sandwich-lower" | "sandwich-upper", Some(k)) => Some(Probe::Sandwich(k)),
-            (e, None) if e.starts_with("exact-") => Some(Probe::Exact),
+            (EstimatorId::InfoNce, Some(k)) => Some(Probe::InfoNce(k)),
+            (e, Some(k)) if e.is_sandwich() => Some(Probe::Sandwich(k)),
+            (e, None) if e.is_exact() => Some(Probe::Exact),
             _ => None,
         }
     }
@@ -156,11 +156,11 @@ impl Probe {
 ///
 /// [`Error::InvalidParameter`] if two rows of one estimate disagree on S or an S is 0.
 pub fn samples_of_rows(
-    rows: impl IntoIterator<Item = (String, String, Option<usize>, usize)>,
+    rows: impl IntoIterator<Item = (String, EstimatorId, Option<usize>, usize)>,
 ) -> Result<std::collections::BTreeMap<String, usize>> {
     let mut map = std::collections::BTreeMap::new();
     for (posterior, estimator, k, samples) in rows {
-        let Some(probe) = Probe::of_row(&estimator, k) else {
+        let Some(probe) = Probe::of_row(estimator, k) else {
             continue;
         };
         let key = probe.key(&posterior);
@@ -179,7 +179,7 @@ pub fn samples_of_rows(
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Repeat {
     posterior: String,
-    estimator: String,
+    estimator: EstimatorId,
     k: Option<usize>,
     samples: usize,
     repeat: usize,
@@ -206,7 +206,7 @@ struct Reference {
     value: f64,
     #[serde(with = "exact::option")]
     std_err: Option<f64>,
-    estimator: String,
+    estimator: EstimatorId,
     #[serde(with = "exact::option")]
     bracket: Option<f64>,
 }
@@ -276,7 +276,7 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
             Ok(Reference {
                 value: e.value,
                 std_err: e.std_err,
-                estimator: e.estimator.to_string(),
+                estimator: e.estimator,
                 bracket: e.bracket,
             })
         })?;
@@ -322,7 +322,7 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                         for e in probe.run(&q, samples, child_seed(seed, 1 + r as u64))? {
                             rows.push(Repeat {
                                 posterior: name.clone(),
-                                estimator: e.estimator.to_string(),
+                                estimator: e.estimator,
                                 k: e.k,
                                 samples: e.n_samples,
                                 repeat: r,
@@ -388,7 +388,7 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
     );
     let samples = samples_of_rows(
         rows.iter()
-            .map(|r| (r.posterior.clone(), r.estimator.to_string(), r.k, r.samples)),
+            .map(|r| (r.posterior.clone(), r.estimator, r.k, r.samples)),
     )?;
     Ok(Reproduction {
         experiment: Experiment::EstimatorCost,
@@ -408,7 +408,7 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
         ln_g: f64,
         reference: f64,
         reference_se: f64,
-        estimator: String,
+        estimator: EstimatorId,
         k: Option<usize>,
         samples: usize,
         wall_ms: f64,
@@ -427,10 +427,10 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
         let reference = case.reference.value;
         let ln_g = Group::of(case.q.arch()).ln_order();
         let mine: Vec<&Repeat> = rows.iter().filter(|r| r.posterior == case.name).collect();
-        let mut keys: Vec<(&str, Option<usize>)> = Vec::new();
+        let mut keys: Vec<(EstimatorId, Option<usize>)> = Vec::new();
         for r in &mine {
-            if !keys.contains(&(r.estimator.as_str(), r.k)) {
-                keys.push((r.estimator.as_str(), r.k));
+            if !keys.contains(&(r.estimator, r.k)) {
+                keys.push((r.estimator, r.k));
             }
         }
         md.push_str(&format!(
@@ -446,7 +446,7 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
                 .map_or(String::new(), |b| format!(", bracket ≤ {b:.1e} per draw")),
             ln_g
         ));
-        let mut by_est: Vec<(&str, Vec<(f64, f64)>)> = Vec::new();
+        let mut by_est: Vec<(EstimatorId, Vec<(f64, f64)>)> = Vec::new();
         for (est, k) in keys {
             let sel: Vec<&&Repeat> = mine
                 .iter()
@@ -461,15 +461,19 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
                 / values.len() as f64;
             let wall_ms = 1000.0 * sel.iter().map(|r| r.wall_s).sum::<f64>() / sel.len() as f64;
             // Sandwich rows: the interval of the same repeat's two bounds.
-            let (coverage, coverage_raw, width) = if est.starts_with("sandwich") {
+            let (coverage, coverage_raw, width) = if est.is_sandwich() {
                 let pairs: Vec<(&Repeat, &Repeat)> = sel
                     .iter()
                     .filter_map(|lo| {
                         let up = mine.iter().find(|u| {
-                            u.estimator == "sandwich-upper" && u.k == k && u.repeat == lo.repeat
+                            u.estimator == EstimatorId::SandwichUpper
+                                && u.k == k
+                                && u.repeat == lo.repeat
                         })?;
                         let lo = mine.iter().find(|l| {
-                            l.estimator == "sandwich-lower" && l.k == k && l.repeat == lo.repeat
+                            l.estimator == EstimatorId::SandwichLower
+                                && l.k == k
+                                && l.repeat == lo.repeat
                         })?;
                         Some((&**lo, &**up))
                     })
@@ -531,7 +535,7 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
                 ln_g,
                 reference,
                 reference_se: case.reference.std_err.unwrap_or(0.0),
-                estimator: est.to_string(),
+                estimator: est,
                 k,
                 samples: sel[0].samples,
                 wall_ms,
@@ -545,14 +549,14 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
             });
         }
         // Headline: best lower-bound MSE against best I^K MSE at the same budget.
-        let best = |name: &str| {
+        let best = |id: EstimatorId| {
             lines
                 .iter()
-                .filter(|l| l.posterior == case.name && l.estimator == name)
+                .filter(|l| l.posterior == case.name && l.estimator == id)
                 .map(|l| l.mse)
                 .fold(f64::INFINITY, f64::min)
         };
-        let (lo, ik) = (best("sandwich-lower"), best("infonce"));
+        let (lo, ik) = (best(EstimatorId::SandwichLower), best(EstimatorId::InfoNce));
         md.push_str(&format!(
             "\nAt equal wall time the best sandwich lower bound has MSE {lo:.3e} against I^K's best {ik:.3e}: **{:.3e}× smaller**.\n\n",
             ik / lo
