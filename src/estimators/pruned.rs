@@ -15,10 +15,10 @@
 //!
 //! and `ln perm(B) ≤ ln perm(A) ≤ ln perm(B) + ln(1 + R / perm(B))`, all evaluated in log
 //! space. `δ = exp(−margin)`: entries more than `margin` nats below their row's maximum
-//! are dropped (default 40). The bound already counts every permutation through the row
+//! are dropped (default 30, [`DEFAULT_MARGIN`]). The bound already counts every permutation through the row
 //! sums, so the cut need not grow with ln d! — a cut of ln d! + margin, as first planned,
 //! merges a width-100 layer at the usual initialization (units ≈ 440 nats apart,
-//! ln 100! = 364) into one giant block, while a 40-nat cut splits it into singletons with
+//! ln 100! = 364) into one giant block, while a 30-nat cut splits it into singletons with
 //! a bracket below 1e-12.
 
 use crate::estimators::EstimatorId;
@@ -183,7 +183,11 @@ pub fn ln_permanent_pruned(c: &[f64], d: usize, margin: f64) -> Result<PrunedPer
 /// per draw, `S(id) − ln perm(B) + ln d!` with `ln perm(B)` the pruned lower bound, and
 /// the proven per-draw bracket reported in [`Estimate::bracket`].
 ///
-/// Defaults (set by [`ExactPruned::new`]): 1000 draws, seed 0, margin 40 nats.
+/// The default pruning margin of [`ExactPruned`], nats: `exp(−30) ≈ 1e-13` of a row's
+/// largest entry.
+pub const DEFAULT_MARGIN: f64 = 30.0;
+
+/// Defaults (set by [`ExactPruned::new`]): 1000 draws, seed 0, margin [`DEFAULT_MARGIN`].
 #[derive(Clone, Debug)]
 pub struct ExactPruned {
     n_samples: usize,
@@ -203,7 +207,7 @@ impl ExactPruned {
         ExactPruned {
             n_samples: 1000,
             seed: 0,
-            margin: 30.0,
+            margin: DEFAULT_MARGIN,
         }
     }
 
