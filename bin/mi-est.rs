@@ -276,9 +276,7 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
         quick: a.quick,
         seed: a.seed,
         mnist_dir: mnist_dir.unwrap_or_default(),
-        progress: Some(mi_est::study::reproduce::ProgressFn(std::sync::Arc::new(
-            grid_progress(),
-        ))),
+        observer: Some(std::sync::Arc::new(CliObserver::new("[reproduce]", "runs"))),
         journal: None,
         samples,
     };
@@ -309,34 +307,69 @@ fn parse_ks(raw: &[String]) -> Result<Vec<usize>> {
         .collect()
 }
 
-fn grid_progress() -> impl Fn(usize, usize) + Send + Sync + 'static {
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} estimates {elapsed_precise} eta {eta}",
-            )
-            .expect("template"),
-        );
-        b
-    });
-    let started = Instant::now();
-    let last = std::sync::Mutex::new(Instant::now());
-    move |done, total| match &bar {
-        Some(b) => {
-            b.set_length(total as u64);
-            b.set_position(done as u64);
+/// What the command shows of long work: a progress bar on a terminal, a log line every
+/// 5 s (and at the end) elsewhere, and a line when a journal lets the work resume.
+struct CliObserver {
+    /// `[run]` or `[reproduce]`.
+    tag: &'static str,
+    /// What the items are (`estimates`, `runs`).
+    items: &'static str,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl CliObserver {
+    fn new(tag: &'static str, items: &'static str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{{bar:30}} {{pos}}/{{len}} {items} {{elapsed_precise}} eta {{eta}}"
+                ))
+                .expect("template"),
+            );
+            b
+        });
+        CliObserver {
+            tag,
+            items,
+            bar,
+            started: Instant::now(),
+            last: std::sync::Mutex::new(Instant::now()),
         }
-        None => {
-            let mut last = last.lock().expect("progress lock");
-            if last.elapsed() >= Duration::from_secs(5) || done == total {
-                eprintln!(
-                    "[run] {done}/{total} estimates, {:.1} s",
-                    started.elapsed().as_secs_f64()
-                );
-                *last = Instant::now();
+    }
+}
+
+impl mi_est::observe::Observer for CliObserver {
+    fn progress(&self, done: usize, total: usize) {
+        match &self.bar {
+            Some(b) => {
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+            }
+            None => {
+                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.elapsed() >= Duration::from_secs(5) || done == total {
+                    eprintln!(
+                        "{} {done}/{total} {}, {:.1} s",
+                        self.tag,
+                        self.items,
+                        self.started.elapsed().as_secs_f64()
+                    );
+                    *last = Instant::now();
+                }
             }
         }
+    }
+
+    fn resuming(&self, done: usize, journal: &std::path::Path) {
+        eprintln!(
+            "{} resuming: {done} finished {} taken from {}",
+            self.tag,
+            self.items,
+            journal.display()
+        );
     }
 }
 
@@ -365,7 +398,7 @@ fn run(a: RunArgs) -> Result<()> {
         elbo_samples: a.elbo_samples,
         command_line: std::env::args().collect(),
     };
-    let out = mi_est::report::run(&config, &options, &grid_progress())?;
+    let out = mi_est::report::run(&config, &options, &CliObserver::new("[run]", "estimates"))?;
     if shard.1 > 1 {
         println!(
             "shard {} of {} written; combine with `mi-est merge --out {}`",

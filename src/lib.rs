@@ -24,6 +24,7 @@ pub mod fuzz_entry;
 pub mod io;
 pub mod journal;
 pub mod linalg;
+pub mod observe;
 pub mod posterior;
 pub mod report;
 pub mod resources;

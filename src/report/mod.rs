@@ -417,7 +417,7 @@ fn manifest(
 pub fn run(
     config: &GridConfig,
     options: &RunOptions,
-    progress: &(dyn Fn(usize, usize) + Sync),
+    observer: &dyn crate::observe::Observer,
 ) -> Result<RunOutput> {
     let config = config.clone().check()?;
     let posteriors = load_posteriors(&config.posteriors)?;
@@ -452,15 +452,11 @@ pub fn run(
     crate::study::grid::grid_cost(&config, &posteriors, &shard_items)?;
     let journal = crate::journal::Journal::open(&journal_path, &fingerprint, options.overwrite)?;
     if journal.n_done() > 0 {
-        eprintln!(
-            "[run] resuming: {} finished estimates taken from {}",
-            journal.n_done(),
-            journal_path.display()
-        );
+        observer.resuming(journal.n_done(), &journal_path);
     }
     // The revision that computes, taken before the (possibly hours-long) work.
     let git = git_revision();
-    let rows = run_grid(&config, &posteriors, progress, Some(&journal))?;
+    let rows = run_grid(&config, &posteriors, observer, Some(&journal))?;
     let manifest = manifest(&config, options, &posteriors, git);
     if sharded {
         let mpath = options.out.join(format!(
@@ -800,12 +796,10 @@ pub fn reproduce_into(
         &crate::journal::fingerprint(&settings),
         overwrite,
     )?;
-    if journal.n_done() > 0 {
-        eprintln!(
-            "[reproduce] resuming: {} finished runs taken from {}",
-            journal.n_done(),
-            journal_path.display()
-        );
+    if journal.n_done() > 0
+        && let Some(o) = &options.observer
+    {
+        o.resuming(journal.n_done(), &journal_path);
     }
     let journal = std::sync::Arc::new(journal);
     options.journal = Some(journal.clone());

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::observe::Observer;
 use crate::study::table::Table;
 
 /// The experiments.
@@ -111,42 +112,32 @@ pub struct Reproduction {
     pub wall_s: f64,
 }
 
-/// A progress callback `(done, total)` called from worker threads as runs finish.
-#[derive(Clone)]
-pub struct ProgressFn(pub std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>);
-
-impl std::fmt::Debug for ProgressFn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProgressFn")
-    }
-}
-
 /// Counts finished runs and reports them.
 pub(crate) struct Counter<'a> {
     done: std::sync::atomic::AtomicUsize,
     total: usize,
-    progress: Option<&'a ProgressFn>,
+    observer: Option<&'a dyn Observer>,
 }
 
 impl<'a> Counter<'a> {
-    pub(crate) fn new(total: usize, progress: Option<&'a ProgressFn>) -> Self {
+    pub(crate) fn new(total: usize, observer: Option<&'a dyn Observer>) -> Self {
         Counter {
             done: std::sync::atomic::AtomicUsize::new(0),
             total,
-            progress,
+            observer,
         }
     }
 
     pub(crate) fn tick(&self) {
         let d = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if let Some(p) = self.progress {
-            (p.0)(d, self.total);
+        if let Some(o) = self.observer {
+            o.progress(d, self.total);
         }
     }
 }
 
 /// Settings shared by the experiments.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ReproduceOptions {
     /// Small, fast variant that checks the qualitative claims.
     pub quick: bool,
@@ -154,16 +145,29 @@ pub struct ReproduceOptions {
     pub seed: u64,
     /// Folder of the MNIST IDX files (mnist and mode-proximity).
     pub mnist_dir: PathBuf,
-    /// Called as runs finish.
-    pub progress: Option<ProgressFn>,
+    /// Told as runs finish (and when a journal lets the experiment resume).
+    pub observer: Option<std::sync::Arc<dyn Observer>>,
     /// Where finished runs are recorded so an interrupted experiment resumes
     /// ([`crate::journal`]); `None` computes everything.
     pub journal: Option<std::sync::Arc<crate::journal::Journal>>,
     /// `estimator-cost` only: the S of each timed estimate (keys `posterior/probe`, as
-    /// [`crate::study::experiments::estimator_cost::samples_of_rows`] reads them from an earlier report)
-    /// instead of S chosen from timed pilots, so that the values do not depend on the
+    /// [`crate::study::experiments::estimator_cost::samples_of_rows`] keys them) instead
+    /// of S chosen from timed pilots, so that the values do not depend on the
     /// machine's speed; `None` times the pilots.
     pub samples: Option<std::collections::BTreeMap<String, usize>>,
+}
+
+impl std::fmt::Debug for ReproduceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReproduceOptions")
+            .field("quick", &self.quick)
+            .field("seed", &self.seed)
+            .field("mnist_dir", &self.mnist_dir)
+            .field("observer", &self.observer.as_ref().map(|_| "…"))
+            .field("journal", &self.journal)
+            .field("samples", &self.samples)
+            .finish()
+    }
 }
 
 impl ReproduceOptions {

@@ -461,7 +461,7 @@ pub fn grid_cost(
 pub fn run_grid(
     config: &GridConfig,
     posteriors: &[LoadedPosterior],
-    progress: &(dyn Fn(usize, usize) + Sync),
+    observer: &dyn crate::observe::Observer,
     journal: Option<&crate::journal::Journal>,
 ) -> Result<Vec<RawRow>> {
     let items = shard_items(config);
@@ -474,7 +474,7 @@ pub fn run_grid(
             let key = item.index.to_string();
             if let Some(row) = journal.and_then(|j| j.get::<RawRow>(&key)) {
                 let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                progress(d, total);
+                observer.progress(d, total);
                 return Ok(row);
             }
             let lp = &posteriors[item.posterior];
@@ -536,7 +536,7 @@ pub fn run_grid(
                 j.record(&key, &row)?;
             }
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            progress(d, total);
+            observer.progress(d, total);
             Ok(row)
         })
         .collect()

@@ -10,9 +10,7 @@ use crate::study::experiments::{
     estimator_cost, mnist, mnist_objectives, mode_interpolation, mode_proximity, tractable_bnn,
 };
 
-pub use crate::study::experiment::{
-    Experiment, PlotSpec, ProgressFn, ReproduceOptions, Reproduction, Series,
-};
+pub use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction, Series};
 pub use crate::study::experiments::mode_interpolation::{GaussianFit, fit_gaussian_to_mixture};
 pub use crate::study::experiments::mode_proximity::min_swap_distance;
 pub use crate::study::experiments::tractable_bnn::{

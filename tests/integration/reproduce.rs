@@ -11,7 +11,7 @@ fn quick() -> ReproduceOptions {
         quick: true,
         seed: 0,
         mnist_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist-small"),
-        progress: None,
+        observer: None,
         journal: None,
         samples: None,
     }

@@ -78,7 +78,12 @@ fn run_writes_parquet_that_reads_back_with_the_same_values() {
     let ps = posteriors(&dir);
     // The small posterior records no data (its bound rows carry no L); the MNIST one
     // records the bundled subset it was trained on.
-    let result = run(&config(ps.clone(), (0, 1)), &options(&out), &|_, _| {}).unwrap();
+    let result = run(
+        &config(ps.clone(), (0, 1)),
+        &options(&out),
+        &mi_est::observe::Silent,
+    )
+    .unwrap();
     let raw = read_raw(&out.join("raw.parquet"));
     assert_eq!(raw.len(), 2 * (4 + 1) * 3);
     let df = read_parquet(&out.join("raw.parquet"));
@@ -162,7 +167,12 @@ fn run_writes_parquet_that_reads_back_with_the_same_values() {
     assert!(out.join("small-estimates.svg").is_file() && out.join("small-bias-sd.svg").is_file());
     // An existing report is refused without --overwrite, and nothing is written.
     let before = std::fs::read(out.join("raw.parquet")).unwrap();
-    let e = run(&config(ps.clone(), (0, 1)), &options(&out), &|_, _| {}).unwrap_err();
+    let e = run(
+        &config(ps.clone(), (0, 1)),
+        &options(&out),
+        &mi_est::observe::Silent,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("already there"), "{e}");
     assert_eq!(std::fs::read(out.join("raw.parquet")).unwrap(), before);
 }
@@ -172,10 +182,20 @@ fn one_shard_and_three_shards_merged_give_identical_tables() {
     let dir = tmp("shards");
     let ps = posteriors(&dir);
     let one = dir.join("one");
-    run(&config(ps.clone(), (0, 1)), &options(&one), &|_, _| {}).unwrap();
+    run(
+        &config(ps.clone(), (0, 1)),
+        &options(&one),
+        &mi_est::observe::Silent,
+    )
+    .unwrap();
     let three = dir.join("three");
     for i in 0..3 {
-        run(&config(ps.clone(), (i, 3)), &options(&three), &|_, _| {}).unwrap();
+        run(
+            &config(ps.clone(), (i, 3)),
+            &options(&three),
+            &mi_est::observe::Silent,
+        )
+        .unwrap();
     }
     // Merging before all shards exist is refused; here all exist.
     merge(&three, false).unwrap();
@@ -202,12 +222,17 @@ fn merge_refuses_incomplete_or_foreign_shards() {
     let dir = tmp("merge-bad");
     let ps = posteriors(&dir);
     let out = dir.join("s");
-    run(&config(ps.clone(), (0, 2)), &options(&out), &|_, _| {}).unwrap();
+    run(
+        &config(ps.clone(), (0, 2)),
+        &options(&out),
+        &mi_est::observe::Silent,
+    )
+    .unwrap();
     let e = merge(&out, false).unwrap_err();
     assert!(e.to_string().contains("1 of 2 shards"), "{e}");
     let mut other = config(ps, (1, 2));
     other.seed = 99;
-    run(&other, &options(&out), &|_, _| {}).unwrap();
+    run(&other, &options(&out), &mi_est::observe::Silent).unwrap();
     let e = merge(&out, false).unwrap_err();
     assert!(e.to_string().contains("`seed`"), "{e}");
     assert!(!out.join("raw.parquet").exists());
@@ -219,7 +244,7 @@ fn merge_refuses_incomplete_or_foreign_shards() {
             data: Some("abs:0.1".into()),
             ..options(&dir.join("wrong-data"))
         },
-        &|_, _| {},
+        &mi_est::observe::Silent,
     )
     .unwrap_err();
     assert!(e.to_string().contains("data for posterior small"), "{e}");
@@ -338,7 +363,7 @@ fn run_includes_the_sandwich_bounds_around_the_exact_value() {
     c.ks = vec![64];
     c.samples = 400;
     c.repeats = 2;
-    let out = run(&c, &options(&dir.join("r")), &|_, _| {}).unwrap();
+    let out = run(&c, &options(&dir.join("r")), &mi_est::observe::Silent).unwrap();
     // One raw row per posterior, K and repeat holds both bounds from the same draws.
     let raw = read_raw(&dir.join("r").join("raw.parquet"));
     let sandwich: Vec<_> = raw.iter().filter(|r| r.estimator == "sandwich").collect();

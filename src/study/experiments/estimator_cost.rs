@@ -265,7 +265,7 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
         .num_threads(1)
         .build()
         .map_err(|e| Error::invalid("threads", 1, e.to_string()))?;
-    let counter = Counter::new(posteriors.len() * probes.len(), o.progress.as_ref());
+    let counter = Counter::new(posteriors.len() * probes.len(), o.observer.as_deref());
     let mut cases = Vec::new();
     let mut rows: Vec<Repeat> = Vec::new();
     for (pi, (name, q)) in posteriors.into_iter().enumerate() {

@@ -62,7 +62,7 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
         #[serde(with = "exact")]
         wall: f64,
     }
-    let counter = Counter::new(jobs.len(), o.progress.as_ref());
+    let counter = Counter::new(jobs.len(), o.observer.as_deref());
     // Widest (slowest) runs first, so the last runs to finish are short ones and both
     // cores stay busy to the end; the results go back into job order.
     let mut runs: Vec<Run> = jobs

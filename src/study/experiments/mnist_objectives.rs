@@ -83,7 +83,7 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
             })
         })
         .collect();
-    let counter = Counter::new(jobs.len(), o.progress.as_ref());
+    let counter = Counter::new(jobs.len(), o.observer.as_deref());
     let reports = jobs
         .par_iter()
         .map(|&(width, init_rho, objective, seed)| {

@@ -72,7 +72,7 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
         #[serde(with = "exact::seq")]
         sigma: Vec<f64>,
     }
-    let counter = Counter::new(jobs.len(), o.progress.as_ref());
+    let counter = Counter::new(jobs.len(), o.observer.as_deref());
     let runs: Vec<Run> = jobs
         .par_iter()
         .map(|&(alpha, seed, sgm)| {
