@@ -8,12 +8,10 @@ use rand_distr::StandardNormal;
 use std::fmt;
 
 use crate::error::Result;
-use crate::estimators::{
-    Estimate, ExactEnumeration, ExactPermanent, InfoNce, MAX_PERMANENT_WIDTH, MiEstimator,
-};
+use crate::estimators::{Estimate, ExactLimits, InfoNce, MiEstimator, exact_estimate};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::stream;
-use crate::symmetry::{ActionMap, DEFAULT_MAX_ENUMERATION, Group};
+use crate::symmetry::{ActionMap, Group};
 use crate::weights::{Activation, Arch};
 
 /// What the demo builds.
@@ -132,21 +130,8 @@ pub fn run_demo(config: &DemoConfig) -> Result<DemoReport> {
         max_density_change = max_density_change.max((gq.ln_q(&gw)? - q.ln_q(&w)?).abs());
     }
     let mut estimates = Vec::new();
-    let one_layer = arch.hidden_widths().len() == 1;
-    if one_layer && arch.hidden_widths()[0] <= MAX_PERMANENT_WIDTH {
-        estimates.push(
-            ExactPermanent::new()
-                .samples(config.n_samples)
-                .seed(config.seed)
-                .estimate(&q)?,
-        );
-    } else if group.check_enumerable(DEFAULT_MAX_ENUMERATION).is_ok() {
-        estimates.push(
-            ExactEnumeration::new()
-                .samples(config.n_samples)
-                .seed(config.seed)
-                .estimate(&q)?,
-        );
+    if let Some(exact) = exact_estimate(&q, config.n_samples, config.seed, ExactLimits::FULL)? {
+        estimates.push(exact);
     }
     for &k in &config.ks {
         estimates.push(

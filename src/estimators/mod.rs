@@ -38,6 +38,7 @@ macro_rules! sampling_setters {
 }
 
 mod enumeration;
+mod exact;
 mod infonce;
 mod pairwise;
 mod permanent;
@@ -47,6 +48,7 @@ mod sandwich;
 mod unit_cost;
 
 pub use enumeration::ExactEnumeration;
+pub use exact::{ExactLimits, exact_estimate, exact_estimator};
 pub use infonce::{InfoNce, InfoNcePath};
 pub use pairwise::PairwiseBound;
 pub use permanent::{

@@ -15,13 +15,12 @@ use crate::data::DataSpec;
 use crate::elbo::{Likelihood, elbo};
 use crate::error::{Error, Result};
 use crate::estimators::{
-    Estimate, EstimatorId, ExactEnumeration, ExactPermanent, ExactPruned, InfoNce,
-    MAX_PERMANENT_WIDTH, MiEstimator, PairwiseBound, Sandwich,
+    Estimate, EstimatorId, ExactLimits, InfoNce, MiEstimator, PairwiseBound, Sandwich,
+    exact_estimator,
 };
 use crate::io::{PosteriorFile, load_with_bytes};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::child_seed;
-use crate::symmetry::{DEFAULT_MAX_ENUMERATION, Group};
 
 /// Which estimator a grid row uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,33 +99,6 @@ impl EstimatorKind {
             )),
         }
     }
-}
-
-/// Whether exact I is computable for `q` (and how).
-pub fn exact_estimator(
-    q: &MeanFieldGaussian,
-    n_samples: usize,
-    seed: u64,
-) -> Option<Box<dyn MiEstimator>> {
-    let hidden = q.arch().hidden_widths();
-    if hidden.len() == 1 && hidden[0] <= MAX_PERMANENT_WIDTH {
-        return Some(Box::new(
-            ExactPermanent::new().samples(n_samples).seed(seed),
-        ));
-    }
-    if hidden.len() == 1 {
-        // A wide layer: exact up to a proven bracket while the pruned blocks stay small.
-        return Some(Box::new(ExactPruned::new().samples(n_samples).seed(seed)));
-    }
-    if Group::of(q.arch())
-        .check_enumerable(DEFAULT_MAX_ENUMERATION)
-        .is_ok()
-    {
-        return Some(Box::new(
-            ExactEnumeration::new().samples(n_samples).seed(seed),
-        ));
-    }
-    None
 }
 
 /// Settings of a study.
@@ -410,7 +382,7 @@ fn item_estimator(
         EstimatorKind::PairwiseUpper => Box::new(PairwiseBound::Kl),
         // The lower side's estimate computes both bounds (its cost is the item's).
         EstimatorKind::Sandwich => Box::new(item_sandwich(item, config, seed).lower()),
-        EstimatorKind::Exact => exact_estimator(q, config.samples, seed).ok_or_else(|| {
+        EstimatorKind::Exact => exact_estimator(q, config.samples, seed, ExactLimits::FULL).ok_or_else(|| {
             Error::invalid(
                 format!("estimator exact for {id}"),
                 format!("widths {:?}", q.arch().widths()),

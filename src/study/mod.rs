@@ -8,12 +8,9 @@ use std::path::PathBuf;
 use crate::data::DataSpec;
 use crate::elbo::{Dataset, ElboEstimate, Likelihood, Predictive, elbo, predictive};
 use crate::error::{Error, Result};
-use crate::estimators::{
-    Estimate, ExactEnumeration, ExactPermanent, ExactPruned, InfoNce, MiEstimator, Sandwich,
-};
+use crate::estimators::{Estimate, ExactLimits, ExactPermanent, InfoNce, MiEstimator, Sandwich};
 use crate::io::PosteriorFile;
 use crate::rng::child_seed;
-use crate::symmetry::Group;
 use crate::train::{StepInfo, TrainConfig, TrainOutcome, train};
 use crate::weights::{Activation, Arch};
 
@@ -105,41 +102,18 @@ impl TrainReport {
     }
 }
 
-/// Exact I where it is cheap: the permanent for one hidden layer of width ≤ 16, the
-/// pruned block permanent for wider single layers whose blocks stay small (bracketed),
-/// enumeration for groups of at most 10⁴ elements.
+/// Exact I where it is cheap ([`ExactLimits::CHEAP`]); `None` where it is not, or where
+/// the pruned permanent cannot split a wide layer.
+///
+/// # Errors
+///
+/// The exact estimator's other errors.
 pub fn exact_mi_if_cheap(
     q: &crate::posterior::MeanFieldGaussian,
     n_samples: usize,
     seed: u64,
 ) -> Result<Option<Estimate>> {
-    let arch = q.arch();
-    let hidden = arch.hidden_widths();
-    if hidden.len() == 1 && hidden[0] <= 16 {
-        return ExactPermanent::new()
-            .samples(n_samples)
-            .seed(seed)
-            .estimate(q)
-            .map(Some);
-    }
-    if hidden.len() == 1 {
-        // Wider layers: exact up to the pruning bracket while the blocks stay small.
-        return match ExactPruned::new().samples(n_samples).seed(seed).estimate(q) {
-            Ok(e) => Ok(Some(e)),
-            // Blocks too large, or no perfect matching left after pruning.
-            Err(Error::WidthTooLarge { .. }) => Ok(None),
-            Err(Error::InvalidParameter { field, .. }) if field == "margin" => Ok(None),
-            Err(e) => Err(e),
-        };
-    }
-    if Group::of(arch).order().is_some_and(|o| o <= 10_000) {
-        return ExactEnumeration::new()
-            .samples(n_samples)
-            .seed(seed)
-            .estimate(q)
-            .map(Some);
-    }
-    Ok(None)
+    crate::estimators::exact_estimate(q, n_samples, seed, ExactLimits::CHEAP)
 }
 
 /// Loads the data, trains, and evaluates.

@@ -64,7 +64,7 @@ pub fn clustered_posterior(clusters: usize, size: usize) -> Result<MeanFieldGaus
 ///
 /// [`exact_estimator`]: crate::study::grid::exact_estimator
 fn exact_for(q: &MeanFieldGaussian, samples: usize, seed: u64) -> Result<Estimate> {
-    crate::study::grid::exact_estimator(q, samples, seed)
+    crate::estimators::exact_estimator(q, samples, seed, crate::estimators::ExactLimits::FULL)
         .ok_or_else(|| {
             Error::invalid(
                 "posterior",
