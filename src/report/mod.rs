@@ -477,29 +477,51 @@ pub fn run(
             bounds: vec![],
         });
     }
-    let bv = bias_variance(&rows);
-    let bd = bounds(
+    let out = write_reports(
+        &options.out,
         &rows,
         &posteriors,
         options.data.as_deref(),
         options.elbo_samples,
         config.seed,
+        &manifest,
+        options.overwrite,
     )?;
+    journal.finish()?;
+    Ok(out)
+}
+
+/// The reports of a whole grid, from its raw rows: the bias–variance and bound tables
+/// (with the ELBO of each posterior on `data`), `raw.parquet`, `bias_variance.parquet`,
+/// `bounds.parquet`, `manifest.json` and the plots under `dir`. What [`run`] and
+/// [`merge`] both end with.
+#[allow(clippy::too_many_arguments)] // the settings of `bounds` plus where and what to write
+fn write_reports(
+    dir: &Path,
+    rows: &[RawRow],
+    posteriors: &[crate::study::grid::LoadedPosterior],
+    data: Option<&str>,
+    elbo_samples: usize,
+    seed: u64,
+    manifest: &str,
+    overwrite: bool,
+) -> Result<RunOutput> {
+    let bv = bias_variance(rows);
+    let bd = bounds(rows, posteriors, data, elbo_samples, seed)?;
     let mut files = Vec::new();
     for (name, mut df) in [
-        ("raw.parquet", raw_frame(&rows)?),
+        ("raw.parquet", raw_frame(rows)?),
         ("bias_variance.parquet", bias_variance_frame(&bv)?),
         ("bounds.parquet", bounds_frame(&bd)?),
     ] {
-        let p = options.out.join(name);
-        write_parquet(&p, &mut df, options.overwrite)?;
+        let p = dir.join(name);
+        write_parquet(&p, &mut df, overwrite)?;
         files.push(p);
     }
-    let mpath = options.out.join("manifest.json");
+    let mpath = dir.join("manifest.json");
     write_atomic(&mpath, manifest.as_bytes(), true)?;
     files.push(mpath);
-    files.extend(write_plots(&options.out, &bv, &bd)?);
-    journal.finish()?;
+    files.extend(write_plots(dir, &bv, &bd)?);
     Ok(RunOutput {
         files,
         bias_variance: bv,
@@ -638,18 +660,6 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
     let data = first["data"].as_str().map(str::to_string);
     let elbo_samples = first["elbo_samples"].as_u64().unwrap_or(1) as usize;
     let seed = first["seed"].as_u64().unwrap_or(0);
-    let bv = bias_variance(&rows);
-    let bd = bounds(&rows, &posteriors, data.as_deref(), elbo_samples, seed)?;
-    let mut files = Vec::new();
-    for (name, mut df) in [
-        ("raw.parquet", raw_frame(&rows)?),
-        ("bias_variance.parquet", bias_variance_frame(&bv)?),
-        ("bounds.parquet", bounds_frame(&bd)?),
-    ] {
-        let p = dir.join(name);
-        write_parquet(&p, &mut df, overwrite)?;
-        files.push(p);
-    }
     let mut m = first.clone();
     m["shard"] = serde_json::json!([0, 1]);
     m["merged_from"] = serde_json::json!(
@@ -658,19 +668,17 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
     );
-    let mpath = dir.join("manifest.json");
-    write_atomic(
-        &mpath,
-        serde_json::to_string_pretty(&m).expect("json").as_bytes(),
-        true,
-    )?;
-    files.push(mpath);
-    files.extend(write_plots(dir, &bv, &bd)?);
-    Ok(RunOutput {
-        files,
-        bias_variance: bv,
-        bounds: bd,
-    })
+    let manifest = serde_json::to_string_pretty(&m).expect("json");
+    write_reports(
+        dir,
+        &rows,
+        &posteriors,
+        data.as_deref(),
+        elbo_samples,
+        seed,
+        &manifest,
+        overwrite,
+    )
 }
 
 /// The bias–variance table as aligned text for the terminal.
