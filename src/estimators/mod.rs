@@ -55,7 +55,7 @@ pub use permanent::{
     ExactPermanent, MAX_PERMANENT_WIDTH, PermanentWorkspace, ln_permanent, ln_permanent_in_place,
     ln_permanent_marginals,
 };
-pub use pruned::{ExactPruned, PrunedPermanent, ln_permanent_pruned};
+pub use pruned::{DEFAULT_MARGIN, ExactPruned, PrunedPermanent, ln_permanent_pruned};
 pub use sandwich::{Sandwich, SandwichBound, Side};
 pub use unit_cost::UnitCost;
 

@@ -21,7 +21,7 @@ use crate::weights::Arch;
 ///
 /// # Errors
 ///
-/// [`Error::UnsupportedArchitecture`] without exactly one hidden layer.
+/// [`crate::Error::UnsupportedArchitecture`] without exactly one hidden layer.
 pub fn min_swap_distance(q: &MeanFieldGaussian, omega: &[f64]) -> Result<f64> {
     let uc = UnitCost::new(q)?;
     let (d, n) = (uc.width(), uc.n_per_unit());

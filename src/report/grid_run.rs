@@ -1,0 +1,414 @@
+//! `mi-est run` and `merge`: the grid (or one shard of it) into reports, shards as JSON
+//! lines that `merge` combines into exactly the reports an unsharded run writes.
+
+use std::path::{Path, PathBuf};
+
+use crate::atomic::write_atomic;
+use crate::error::{Error, Result};
+use crate::study::grid::{
+    BiasVarianceRow, BoundRow, GridConfig, RawRow, bias_variance, bounds, grid_items,
+    load_posteriors, run_grid,
+};
+
+use super::frames::{bias_variance_frame, bounds_frame, raw_frame, write_parquet};
+use super::{bad, git_revision, prepare_out, write_plots};
+
+/// Everything `mi-est run` needs besides the grid itself.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Replace existing reports.
+    pub overwrite: bool,
+    /// Data for the ELBO (else each posterior's recorded training data).
+    pub data: Option<String>,
+    /// Weight draws of the ELBO.
+    pub elbo_samples: usize,
+    /// The command line, for the manifest.
+    pub command_line: Vec<String>,
+}
+
+/// What a finished run wrote.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// Every file written.
+    pub files: Vec<PathBuf>,
+    /// The bias–variance table (empty for a shard).
+    pub bias_variance: Vec<BiasVarianceRow>,
+    /// The bound table (empty for a shard).
+    pub bounds: Vec<BoundRow>,
+}
+
+fn shard_file(out: &Path, shard: (usize, usize)) -> PathBuf {
+    out.join(format!("raw-shard-{}-of-{}.jsonl", shard.0, shard.1))
+}
+
+/// A shard's raw rows as JSON lines, floats as exact bit patterns
+/// ([`crate::journal::exact`]): what [`merge`] reads back, in a format this crate owns
+/// end to end.
+fn shard_bytes(rows: &[RawRow]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in rows {
+        serde_json::to_writer(&mut out, r).expect("a raw row serializes");
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The rows of a shard file written by [`shard_bytes`] (`path` names it in errors).
+fn shard_rows(bytes: &[u8], path: &Path) -> Result<Vec<RawRow>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| bad(path, format!("not UTF-8: {e}")))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str::<RawRow>(line)
+                .map_err(|e| bad(path, format!("line {} is not a raw row: {e}", i + 1)))
+        })
+        .collect()
+}
+
+fn manifest(
+    config: &GridConfig,
+    options: &RunOptions,
+    posteriors: &[crate::study::grid::LoadedPosterior],
+    git: Option<String>,
+) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({
+        "tool": "mi-est",
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_revision": git,
+        "command_line": options.command_line,
+        "seed": config.seed,
+        "estimators": config.estimators.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        "k": config.ks,
+        "samples": config.samples,
+        "repeats": config.repeats,
+        "shard": [config.shard.0, config.shard.1],
+        "n_items_total": grid_items(config).len(),
+        "data": options.data,
+        "elbo_samples": options.elbo_samples,
+        "posteriors": posteriors.iter().map(|p| serde_json::json!({"id": p.id, "path": p.path.display().to_string(), "sha256": p.sha256})).collect::<Vec<_>>(),
+    }))
+    .expect("manifest serializes")
+}
+
+/// Runs the grid (or this process's shard of it) and writes its reports under
+/// `options.out`: `raw.parquet`, `bias_variance.parquet`, `bounds.parquet`,
+/// `manifest.json` and SVG plots; a shard writes only `raw-shard-i-of-n.jsonl` (its raw
+/// rows as JSON lines, floats as exact bits) and `manifest-shard-i-of-n.json` with that
+/// file's SHA-256 (combine with [`merge`]).
+///
+/// # Errors
+///
+/// Bad settings, unreadable posteriors, an existing report without `overwrite`, an
+/// unwritable folder: named errors, and no partial file is left.
+pub fn run(
+    config: &GridConfig,
+    options: &RunOptions,
+    observer: &dyn crate::observe::Observer,
+) -> Result<RunOutput> {
+    let config = config.clone().check()?;
+    let posteriors = load_posteriors(&config.posteriors)?;
+    let sharded = config.shard.1 > 1;
+    let first = if sharded {
+        shard_file(&options.out, config.shard)
+    } else {
+        options.out.join("raw.parquet")
+    };
+    prepare_out(&options.out, options.overwrite, &first)?;
+    // Finished items go to a journal so that a killed run resumes (same settings and
+    // posterior files ⇒ same fingerprint); it is removed once the reports are written.
+    let fingerprint = crate::journal::fingerprint(&serde_json::json!({
+        "seed": config.seed,
+        "estimators": config.estimators.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        "k": config.ks,
+        "samples": config.samples,
+        "repeats": config.repeats,
+        "shard": [config.shard.0, config.shard.1],
+        "posteriors": posteriors.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>(),
+    }));
+    let journal_path = options.out.join(if sharded {
+        format!(
+            ".journal-shard-{}-of-{}.jsonl",
+            config.shard.0, config.shard.1
+        )
+    } else {
+        ".journal.jsonl".to_string()
+    });
+    // Refuse what would not fit before anything is written.
+    let shard_items = crate::study::grid::shard_items(&config);
+    crate::study::grid::grid_cost(&config, &posteriors, &shard_items)?;
+    let journal = crate::journal::Journal::open(&journal_path, &fingerprint, options.overwrite)?;
+    if journal.n_done() > 0 {
+        observer.resuming(journal.n_done(), &journal_path);
+    }
+    // The revision that computes, taken before the (possibly hours-long) work.
+    let git = git_revision();
+    let rows = run_grid(&config, &posteriors, observer, Some(&journal))?;
+    let manifest = manifest(&config, options, &posteriors, git);
+    if sharded {
+        let mpath = options.out.join(format!(
+            "manifest-shard-{}-of-{}.json",
+            config.shard.0, config.shard.1
+        ));
+        let raw = shard_bytes(&rows);
+        write_atomic(&first, &raw, options.overwrite)?;
+        // `merge` decodes only shard files whose SHA-256 matches their manifest.
+        let mut m: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
+        m["raw_sha256"] = serde_json::Value::String(crate::study::grid::sha256_hex(&raw));
+        let manifest = serde_json::to_string_pretty(&m).expect("manifest serializes");
+        write_atomic(&mpath, manifest.as_bytes(), true)?;
+        journal.finish()?;
+        return Ok(RunOutput {
+            files: vec![first, mpath],
+            bias_variance: vec![],
+            bounds: vec![],
+        });
+    }
+    let out = write_reports(
+        &options.out,
+        &rows,
+        &posteriors,
+        options.data.as_deref(),
+        options.elbo_samples,
+        config.seed,
+        &manifest,
+        options.overwrite,
+    )?;
+    journal.finish()?;
+    Ok(out)
+}
+
+/// The reports of a whole grid, from its raw rows: the bias–variance and bound tables
+/// (with the ELBO of each posterior on `data`), `raw.parquet`, `bias_variance.parquet`,
+/// `bounds.parquet`, `manifest.json` and the plots under `dir`. What [`run`] and
+/// [`merge`] both end with.
+#[allow(clippy::too_many_arguments)] // the settings of `bounds` plus where and what to write
+fn write_reports(
+    dir: &Path,
+    rows: &[RawRow],
+    posteriors: &[crate::study::grid::LoadedPosterior],
+    data: Option<&str>,
+    elbo_samples: usize,
+    seed: u64,
+    manifest: &str,
+    overwrite: bool,
+) -> Result<RunOutput> {
+    let bv = bias_variance(rows);
+    let bd = bounds(rows, posteriors, data, elbo_samples, seed)?;
+    let mut files = Vec::new();
+    for (name, mut df) in [
+        ("raw.parquet", raw_frame(rows)?),
+        ("bias_variance.parquet", bias_variance_frame(&bv)?),
+        ("bounds.parquet", bounds_frame(&bd)?),
+    ] {
+        let p = dir.join(name);
+        write_parquet(&p, &mut df, overwrite)?;
+        files.push(p);
+    }
+    let mpath = dir.join("manifest.json");
+    write_atomic(&mpath, manifest.as_bytes(), true)?;
+    files.push(mpath);
+    files.extend(write_plots(dir, &bv, &bd)?);
+    Ok(RunOutput {
+        files,
+        bias_variance: bv,
+        bounds: bd,
+    })
+}
+
+/// Combines the shard files in `dir` (from runs with the same settings) into the full
+/// reports, exactly as an unsharded run would have written them.
+///
+/// # Errors
+///
+/// [`Error::BadFile`] for missing, duplicate or foreign shards (checked against the
+/// shard manifests), plus the errors of [`run`].
+pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut shard_files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy().starts_with("raw-shard-")
+                    && n.to_string_lossy().ends_with(".jsonl")
+            })
+        })
+        .collect();
+    shard_files.sort();
+    if shard_files.is_empty() {
+        return Err(bad(dir, "no raw-shard-*.jsonl files to merge".into()));
+    }
+    let manifest_of = |p: &Path| -> Result<serde_json::Value> {
+        let name = p
+            .file_name()
+            .expect("file")
+            .to_string_lossy()
+            .replace("raw-", "manifest-")
+            .replace(".jsonl", ".json");
+        let mp = dir.join(name);
+        let text = std::fs::read_to_string(&mp).map_err(|source| Error::Io {
+            path: mp.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| bad(&mp, format!("not JSON: {e}")))
+    };
+    let first = manifest_of(&shard_files[0])?;
+    let keys = [
+        "seed",
+        "estimators",
+        "k",
+        "samples",
+        "repeats",
+        "posteriors",
+        "data",
+        "elbo_samples",
+        "n_items_total",
+    ];
+    let n_shards = first["shard"][1].as_u64().unwrap_or(0) as usize;
+    let mut rows = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &shard_files {
+        let m = manifest_of(p)?;
+        for k in keys {
+            if m[k] != first[k] {
+                return Err(bad(
+                    p,
+                    format!(
+                        "shard settings differ from {} in `{k}`",
+                        shard_files[0].display()
+                    ),
+                ));
+            }
+        }
+        if m["shard"][1].as_u64() != Some(n_shards as u64)
+            || !seen.insert(m["shard"][0].as_u64().unwrap_or(u64::MAX))
+        {
+            return Err(bad(p, "shard count differs or shard index repeats".into()));
+        }
+        // Read only the bytes the shard's run wrote: a corrupt or foreign file is
+        // refused by its hash before it is parsed.
+        let bytes = std::fs::read(p).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let want = m["raw_sha256"].as_str().unwrap_or("(none)");
+        if crate::study::grid::sha256_hex(&bytes) != want {
+            return Err(bad(
+                p,
+                format!(
+                    "SHA-256 does not match `raw_sha256` = {want} in its manifest (corrupt, truncated or from another run)"
+                ),
+            ));
+        }
+        rows.extend(shard_rows(&bytes, p)?);
+    }
+    if seen.len() != n_shards {
+        return Err(bad(
+            dir,
+            format!("found {} of {n_shards} shards", seen.len()),
+        ));
+    }
+    rows.sort_by_key(|r| r.item);
+    let total = first["n_items_total"].as_u64().unwrap_or(0) as usize;
+    if rows.len() != total || rows.iter().enumerate().any(|(i, r)| r.item != i as u64) {
+        return Err(bad(
+            dir,
+            format!(
+                "the shards hold {} rows, the grid has {total} items",
+                rows.len()
+            ),
+        ));
+    }
+    let paths: Vec<PathBuf> = first["posteriors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["path"].as_str().map(PathBuf::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let posteriors = load_posteriors(&paths)?;
+    for (lp, m) in posteriors
+        .iter()
+        .zip(first["posteriors"].as_array().into_iter().flatten())
+    {
+        if m["sha256"].as_str() != Some(lp.sha256.as_str()) {
+            return Err(bad(
+                &lp.path,
+                "the posterior file changed since the shards ran (sha256 differs)".into(),
+            ));
+        }
+    }
+    let out_raw = dir.join("raw.parquet");
+    prepare_out(dir, overwrite, &out_raw)?;
+    let data = first["data"].as_str().map(str::to_string);
+    let elbo_samples = first["elbo_samples"].as_u64().unwrap_or(1) as usize;
+    let seed = first["seed"].as_u64().unwrap_or(0);
+    let mut m = first.clone();
+    m["shard"] = serde_json::json!([0, 1]);
+    m["merged_from"] = serde_json::json!(
+        shard_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+    );
+    let manifest = serde_json::to_string_pretty(&m).expect("json");
+    write_reports(
+        dir,
+        &rows,
+        &posteriors,
+        data.as_deref(),
+        elbo_samples,
+        seed,
+        &manifest,
+        overwrite,
+    )
+}
+
+/// The bias–variance table as aligned text for the terminal.
+pub fn format_summary(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> String {
+    let mut s = String::new();
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+    s.push_str(&format!(
+        "{:<28} {:<28} {:>6} {:>3} {:>10} {:>10} {:>10} {:>10} {:>8} {:>4}\n",
+        "posterior", "estimator", "K", "R", "mean", "bias", "sd", "rmse", "cap", "sat"
+    ));
+    for r in bv {
+        s.push_str(&format!(
+            "{:<28} {:<28} {:>6} {:>3} {:>10.4} {:>10} {:>10} {:>10} {:>8.4} {:>4}\n",
+            r.posterior_id,
+            r.estimator,
+            r.k.map_or("-".into(), |k| k.to_string()),
+            r.n_repeats,
+            r.mean_nats,
+            f(r.bias_nats),
+            f(r.variance_nats2.map(f64::sqrt)),
+            f(r.rmse_nats),
+            r.ln_cap_nats,
+            if r.saturated { "yes" } else { "" }
+        ));
+    }
+    s.push('\n');
+    s.push_str(&format!(
+        "{:<28} {:<28} {:>6} {:>12} {:>12} {:>12} {:>12}\n",
+        "posterior", "estimator", "K", "L/N", "(L+I)/N", "KL", "KL_sym"
+    ));
+    for r in bd {
+        s.push_str(&format!(
+            "{:<28} {:<28} {:>6} {:>12} {:>12} {:>12.3} {:>12.3}\n",
+            r.posterior_id,
+            r.estimator,
+            r.k.map_or("-".into(), |k| k.to_string()),
+            r.elbo_per_point.map_or("-".into(), |v| format!("{v:.6}")),
+            r.elbo_sym_per_point
+                .map_or("-".into(), |v| format!("{v:.6}")),
+            r.kl_nats,
+            r.kl_sym_nats
+        ));
+    }
+    s
+}
