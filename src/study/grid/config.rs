@@ -1,0 +1,266 @@
+//! What a `mi-est run` grid is: its estimators, settings and items, and which items a
+//! shard computes.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::rng::child_seed;
+
+/// Which estimator a grid row uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EstimatorKind {
+    /// The paper's Î^K, one row per K.
+    InfoNce,
+    /// Exact I: the permanent for one hidden layer (width ≤ 24; wider layers by the pruned
+    /// block permanent with its proven bracket), else enumeration.
+    Exact,
+    /// The proposal-based interval on I: lower and upper bound from the same draws, one
+    /// row per K and repeat with both bounds and their paired width.
+    Sandwich,
+    /// The deterministic Bhattacharyya lower bound (one hidden layer).
+    PairwiseLower,
+    /// The deterministic KL upper bound (one hidden layer).
+    PairwiseUpper,
+}
+
+impl EstimatorKind {
+    /// The name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EstimatorKind::InfoNce => "infonce",
+            EstimatorKind::Exact => "exact",
+            EstimatorKind::Sandwich => "sandwich",
+            EstimatorKind::PairwiseLower => "pairwise-lower",
+            EstimatorKind::PairwiseUpper => "pairwise-upper",
+        }
+    }
+
+    /// Whether the estimator has one row per K.
+    pub fn uses_k(self) -> bool {
+        matches!(self, EstimatorKind::InfoNce | EstimatorKind::Sandwich)
+    }
+
+    /// Parses a comma-separated list; `pairwise` stands for both pairwise bounds, and
+    /// `sandwich`, `sandwich-lower` and `sandwich-upper` all name the one sandwich
+    /// estimator (both of its bounds come from the same draws). Repeats are dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming an unknown estimator.
+    pub fn parse_list(items: &[String]) -> Result<Vec<Self>> {
+        let mut out = Vec::new();
+        for s in items {
+            let kinds = if s.trim().eq_ignore_ascii_case("pairwise") {
+                vec![EstimatorKind::PairwiseLower, EstimatorKind::PairwiseUpper]
+            } else {
+                vec![Self::parse(s)?]
+            };
+            for kind in kinds {
+                if !out.contains(&kind) {
+                    out.push(kind);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parses one estimator name (`sandwich-lower` and `sandwich-upper` are the sandwich).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the unknown estimator.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "infonce" | "ik" => Ok(EstimatorKind::InfoNce),
+            "exact" => Ok(EstimatorKind::Exact),
+            "sandwich" | "sandwich-lower" | "sandwich-upper" => Ok(EstimatorKind::Sandwich),
+            "pairwise-lower" => Ok(EstimatorKind::PairwiseLower),
+            "pairwise-upper" => Ok(EstimatorKind::PairwiseUpper),
+            _ => Err(Error::invalid(
+                "estimator",
+                s,
+                "expected `infonce`, `exact`, `sandwich` (both bounds from the same draws), `pairwise` (both bounds), `pairwise-lower` or `pairwise-upper`",
+            )),
+        }
+    }
+}
+
+/// Settings of a study.
+#[derive(Clone, Debug)]
+pub struct GridConfig {
+    /// Posterior files.
+    pub posteriors: Vec<PathBuf>,
+    /// Estimators.
+    pub estimators: Vec<EstimatorKind>,
+    /// The K grid of the InfoNCE rows.
+    pub ks: Vec<usize>,
+    /// Weight draws per estimate.
+    pub samples: usize,
+    /// Repeats per grid cell.
+    pub repeats: usize,
+    /// Master seed.
+    pub seed: u64,
+    /// `(shard, n_shards)`: this process computes the items with index ≡ shard mod n.
+    pub shard: (usize, usize),
+}
+
+impl GridConfig {
+    /// Validates the settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] for no posteriors or estimators, an empty K list,
+    /// K = 0, S = 0, R = 0, or a shard index outside `0..n`.
+    pub fn check(self) -> Result<Self> {
+        if self.posteriors.is_empty() {
+            return Err(Error::invalid(
+                "posterior",
+                "none",
+                "give at least one posterior file",
+            ));
+        }
+        if self.estimators.is_empty() {
+            return Err(Error::invalid(
+                "estimators",
+                "none",
+                "give at least one estimator",
+            ));
+        }
+        if self.estimators.iter().any(|e| e.uses_k()) && self.ks.is_empty() {
+            return Err(Error::invalid("k", "[]", "the K list is empty"));
+        }
+        if self.ks.contains(&0) {
+            return Err(Error::invalid("k", 0, "K counts the identity, so K >= 1"));
+        }
+        crate::estimators::check_samples(self.samples)?;
+        if self.repeats == 0 {
+            return Err(Error::invalid("repeats", 0, "need at least one repeat"));
+        }
+        let (i, n) = self.shard;
+        if n == 0 || i >= n {
+            return Err(Error::invalid(
+                "shard-index",
+                i,
+                format!("must be in 0..{n} (num-shards {n})"),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// One grid item: which posterior, estimator, K and repeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GridItem {
+    /// Position of the item in the full grid.
+    pub index: usize,
+    /// Index into the posterior list.
+    pub posterior: usize,
+    /// The estimator.
+    pub estimator: EstimatorKind,
+    /// K (InfoNCE only).
+    pub k: Option<usize>,
+    /// Repeat number.
+    pub repeat: usize,
+}
+
+impl GridItem {
+    /// The item's seed: a function of the item alone.
+    pub fn seed(&self, master: u64) -> u64 {
+        let e = match self.estimator {
+            EstimatorKind::InfoNce => 1,
+            EstimatorKind::Exact => 2,
+            EstimatorKind::Sandwich => 3,
+            EstimatorKind::PairwiseLower | EstimatorKind::PairwiseUpper => 4,
+        };
+        child_seed(
+            child_seed(
+                child_seed(child_seed(master, self.posterior as u64), e),
+                self.k.unwrap_or(0) as u64,
+            ),
+            self.repeat as u64,
+        )
+    }
+}
+
+/// The full grid in its fixed order (posterior, estimator, K, repeat).
+pub fn grid_items(config: &GridConfig) -> Vec<GridItem> {
+    let mut items = Vec::new();
+    for p in 0..config.posteriors.len() {
+        for &e in &config.estimators {
+            let ks: Vec<Option<usize>> = match e {
+                e if e.uses_k() => config.ks.iter().map(|&k| Some(k)).collect(),
+                _ => vec![None],
+            };
+            for k in ks {
+                for repeat in 0..config.repeats {
+                    items.push(GridItem {
+                        index: items.len(),
+                        posterior: p,
+                        estimator: e,
+                        k,
+                        repeat,
+                    });
+                }
+            }
+        }
+    }
+    items
+}
+
+/// The items of this process's shard (`config.shard`), in grid order.
+pub fn shard_items(config: &GridConfig) -> Vec<GridItem> {
+    let (shard, n_shards) = config.shard;
+    grid_items(config)
+        .into_iter()
+        .filter(|it| it.index % n_shards == shard)
+        .collect()
+}
+
+/// Reads the shard settings from the arguments, falling back to
+/// `SLURM_ARRAY_TASK_ID`/`SLURM_ARRAY_TASK_COUNT` or `JOB_COMPLETION_INDEX` (with the
+/// count from `--num-shards`).
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] for an environment value that is not a number.
+pub fn shard_from_env(index: Option<usize>, count: Option<usize>) -> Result<(usize, usize)> {
+    let env = |k: &str| -> Result<Option<usize>> {
+        match std::env::var(k) {
+            Ok(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::invalid(k, v, "not a number")),
+            Err(_) => Ok(None),
+        }
+    };
+    let index = match index {
+        Some(i) => Some(i),
+        None => match env("SLURM_ARRAY_TASK_ID")? {
+            Some(i) => Some(i),
+            None => env("JOB_COMPLETION_INDEX")?,
+        },
+    };
+    let count = match count {
+        Some(c) => Some(c),
+        None => env("SLURM_ARRAY_TASK_COUNT")?,
+    };
+    Ok(match (index, count) {
+        (None, None) => (0, 1),
+        (Some(i), Some(n)) => (i, n),
+        (Some(i), None) => {
+            return Err(Error::invalid(
+                "num-shards",
+                "missing",
+                format!("shard index {i} given without a shard count"),
+            ));
+        }
+        (None, Some(n)) => {
+            return Err(Error::invalid(
+                "shard-index",
+                "missing",
+                format!("{n} shards given without a shard index"),
+            ));
+        }
+    })
+}

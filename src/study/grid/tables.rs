@@ -1,0 +1,315 @@
+//! The grid's summaries: the bias–variance table per (posterior, estimator, K) and the
+//! bound table (ELBO, KL, Î and the symmetrized bounds) per posterior.
+
+
+use super::{LoadedPosterior, RawRow};
+use crate::data::DataSpec;
+use crate::elbo::{Likelihood, elbo};
+use crate::error::{Error, Result};
+use crate::estimators::EstimatorId;
+use crate::rng::child_seed;
+
+/// The summary series of raw rows: each sandwich row becomes a `sandwich-lower` and a
+/// `sandwich-upper` row (value and standard error of that bound); other rows stay.
+pub fn bound_series(rows: &[RawRow]) -> Vec<RawRow> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        match r.upper_nats {
+            Some(upper) => {
+                let side = |id: EstimatorId, value: f64, se: Option<f64>| RawRow {
+                    estimator: id.to_string(),
+                    mi_nats: value,
+                    std_err_nats: se,
+                    upper_nats: None,
+                    upper_std_err_nats: None,
+                    width_nats: None,
+                    width_std_err_nats: None,
+                    ..r.clone()
+                };
+                out.push(side(EstimatorId::SandwichLower, r.mi_nats, r.std_err_nats));
+                out.push(side(
+                    EstimatorId::SandwichUpper,
+                    upper,
+                    r.upper_std_err_nats,
+                ));
+            }
+            None => out.push(r.clone()),
+        }
+    }
+    out
+}
+
+/// One cell of the bias–variance table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BiasVarianceRow {
+    /// Posterior id.
+    pub posterior_id: String,
+    /// Estimator.
+    pub estimator: String,
+    /// K (InfoNCE rows).
+    pub k: Option<u64>,
+    /// Repeats R.
+    pub n_repeats: u64,
+    /// Weight draws per repeat.
+    pub n_samples: u64,
+    /// Mean over repeats, nats.
+    pub mean_nats: f64,
+    /// The reference value the bias is measured against, nats.
+    pub reference_nats: Option<f64>,
+    /// `exact` or `largest-K infonce (lower bound)`.
+    pub reference_kind: Option<String>,
+    /// mean − reference, nats.
+    pub bias_nats: Option<f64>,
+    /// Variance over repeats, nats².
+    pub variance_nats2: Option<f64>,
+    /// sqrt(mean over repeats of (value − reference)²), nats.
+    pub rmse_nats: Option<f64>,
+    /// Mean within-repeat Monte Carlo standard error, nats.
+    pub mean_std_err_nats: Option<f64>,
+    /// Mean wall time per estimate, seconds.
+    pub mean_wall_s: f64,
+    /// The cap ln K (or ln|G|), nats.
+    pub ln_cap_nats: f64,
+    /// Whether the mean is within 10⁻³ of the cap.
+    pub saturated: bool,
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Summarizes raw rows (from any number of shards, in any order) into the
+/// bias–variance table, sorted by (posterior, estimator, K).
+pub fn bias_variance(rows: &[RawRow]) -> Vec<BiasVarianceRow> {
+    series_bias_variance(&bound_series(rows))
+}
+
+/// [`bias_variance`] of rows already expanded by [`bound_series`].
+fn series_bias_variance(series: &[RawRow]) -> Vec<BiasVarianceRow> {
+    let mut rows: Vec<&RawRow> = series.iter().collect();
+    rows.sort_by(|a, b| {
+        (&a.posterior_id, &a.estimator, a.k, a.repeat).cmp(&(
+            &b.posterior_id,
+            &b.estimator,
+            b.k,
+            b.repeat,
+        ))
+    });
+    let mut cells: Vec<Vec<&RawRow>> = Vec::new();
+    for r in rows {
+        match cells.last_mut() {
+            Some(c)
+                if c[0].posterior_id == r.posterior_id
+                    && c[0].estimator == r.estimator
+                    && c[0].k == r.k =>
+            {
+                c.push(r)
+            }
+            _ => cells.push(vec![r]),
+        }
+    }
+    // Reference per posterior: the exact mean if present, else the largest-K InfoNCE mean.
+    let reference = |pid: &str| -> Option<(f64, String)> {
+        let exact: Vec<f64> = cells
+            .iter()
+            .filter(|c| {
+                c[0].posterior_id == pid && c[0].estimator_id().is_some_and(EstimatorId::is_exact)
+            })
+            .flat_map(|c| c.iter().map(|r| r.mi_nats))
+            .collect();
+        if !exact.is_empty() {
+            return Some((mean(&exact), "exact".into()));
+        }
+        cells
+            .iter()
+            .filter(|c| c[0].posterior_id == pid && c[0].k.is_some())
+            .max_by_key(|c| c[0].k)
+            .map(|c| {
+                (
+                    mean(&c.iter().map(|r| r.mi_nats).collect::<Vec<_>>()),
+                    "largest-K infonce (lower bound)".into(),
+                )
+            })
+    };
+    cells
+        .iter()
+        .map(|c| {
+            let values: Vec<f64> = c.iter().map(|r| r.mi_nats).collect();
+            let m = mean(&values);
+            let n = values.len();
+            let variance = (n > 1)
+                .then(|| values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1) as f64);
+            let reference = reference(&c[0].posterior_id);
+            let is_reference_itself = reference.as_ref().is_some_and(|(_, kind)| kind == "exact")
+                && c[0].estimator_id().is_some_and(EstimatorId::is_exact);
+            let (reference_nats, reference_kind, bias, rmse) = match reference {
+                Some((rv, kind)) if !is_reference_itself => (
+                    Some(rv),
+                    Some(kind),
+                    Some(m - rv),
+                    Some(
+                        mean(
+                            &values
+                                .iter()
+                                .map(|v| (v - rv) * (v - rv))
+                                .collect::<Vec<_>>(),
+                        )
+                        .sqrt(),
+                    ),
+                ),
+                Some((rv, kind)) => (Some(rv), Some(kind), None, None),
+                None => (None, None, None, None),
+            };
+            let ses: Vec<f64> = c.iter().filter_map(|r| r.std_err_nats).collect();
+            BiasVarianceRow {
+                posterior_id: c[0].posterior_id.clone(),
+                estimator: c[0].estimator.clone(),
+                k: c[0].k,
+                n_repeats: n as u64,
+                n_samples: c[0].n_samples,
+                mean_nats: m,
+                reference_nats,
+                reference_kind,
+                bias_nats: bias,
+                variance_nats2: variance,
+                rmse_nats: rmse,
+                mean_std_err_nats: (!ses.is_empty()).then(|| mean(&ses)),
+                mean_wall_s: mean(&c.iter().map(|r| r.wall_s).collect::<Vec<_>>()),
+                ln_cap_nats: c[0].ln_cap_nats,
+                saturated: (m - c[0].ln_cap_nats).abs() < 1e-3,
+            }
+        })
+        .collect()
+}
+
+/// One row of the bound table: per posterior and K (and one row for the exact I).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoundRow {
+    /// Posterior id.
+    pub posterior_id: String,
+    /// The data the ELBO was evaluated on (`None` if no data were available).
+    pub data: Option<String>,
+    /// Number of data points N.
+    pub n_data: Option<u64>,
+    /// Estimator of the I term.
+    pub estimator: String,
+    /// K (InfoNCE rows).
+    pub k: Option<u64>,
+    /// L / N.
+    pub elbo_per_point: Option<f64>,
+    /// Standard error of L / N.
+    pub elbo_per_point_std_err: Option<f64>,
+    /// KL(q ‖ p), nats.
+    pub kl_nats: f64,
+    /// Mean Î over repeats, nats.
+    pub mi_nats: f64,
+    /// Its standard error (from the repeats' pooled within-repeat errors), nats.
+    pub mi_std_err_nats: Option<f64>,
+    /// (L + Î) / N: L^K per point for InfoNCE rows, the exact L^G per point for the exact row.
+    pub elbo_sym_per_point: Option<f64>,
+    /// Its standard error.
+    pub elbo_sym_per_point_std_err: Option<f64>,
+    /// KL(q^G ‖ p) = KL(q ‖ p) − Î, nats.
+    pub kl_sym_nats: f64,
+    /// ln|G|, nats.
+    pub ln_group_order_nats: f64,
+}
+
+/// Where a posterior's ELBO is evaluated: `data` if given, else the data recorded in its
+/// training configuration, if that can be loaded.
+pub fn data_for(lp: &LoadedPosterior, data: Option<&str>) -> Option<String> {
+    if let Some(d) = data {
+        return Some(d.to_string());
+    }
+    let cfg: serde_json::Value = serde_json::from_str(lp.file.train_config.as_deref()?).ok()?;
+    cfg.get("data_spec")?.as_str().map(str::to_string)
+}
+
+/// The bound table: for each posterior, L and KL once, then one row per InfoNCE K and
+/// one for the exact I (the exact L^G), from the raw rows.
+///
+/// # Errors
+///
+/// Data that cannot be loaded or do not fit the posterior, named.
+pub fn bounds(
+    rows: &[RawRow],
+    posteriors: &[LoadedPosterior],
+    data: Option<&str>,
+    elbo_samples: usize,
+    seed: u64,
+) -> Result<Vec<BoundRow>> {
+    let rows = &bound_series(rows);
+    let bv = series_bias_variance(rows);
+    let mut out = Vec::new();
+    for lp in posteriors {
+        let q = &lp.file.posterior;
+        let kl = q.kl_to_prior(lp.file.prior_scale)?;
+        let spec = data_for(lp, data);
+        let likelihood = lp.file.likelihood.unwrap_or(Likelihood::Softmax);
+        let l = match &spec {
+            Some(s) => {
+                let named = |e: Error| {
+                    Error::invalid(format!("data for posterior {}", lp.id), s, e.to_string())
+                };
+                let parsed: DataSpec = s.parse().map_err(named)?;
+                let (train, _) = parsed.load(likelihood, 0).map_err(named)?;
+                Some(
+                    elbo(
+                        q,
+                        likelihood,
+                        &train,
+                        lp.file.prior_scale,
+                        elbo_samples,
+                        child_seed(seed, 99),
+                    )
+                    .map_err(named)?,
+                )
+            }
+            None => None,
+        };
+        for cell in bv.iter().filter(|c| c.posterior_id == lp.id) {
+            let cell_rows: Vec<&RawRow> = rows
+                .iter()
+                .filter(|r| {
+                    r.posterior_id == lp.id && r.estimator == cell.estimator && r.k == cell.k
+                })
+                .collect();
+            let r = cell_rows.len() as f64;
+            let ses: Vec<f64> = cell_rows.iter().filter_map(|r| r.std_err_nats).collect();
+            // SE of the mean over R independent repeats: sqrt(Σ se²) / R.
+            let mi_se = (ses.len() == cell_rows.len())
+                .then(|| ses.iter().map(|s| s * s).sum::<f64>().sqrt() / r);
+            let (elbo_sym, elbo_sym_se) = match (&l, mi_se) {
+                (Some(l), se) => {
+                    let n = l.n_data as f64;
+                    (
+                        Some(l.elbo_per_point + cell.mean_nats / n),
+                        Some(
+                            (l.elbo_per_point_std_err.powi(2)
+                                + se.unwrap_or(0.0).powi(2) / (n * n))
+                                .sqrt(),
+                        ),
+                    )
+                }
+                (None, _) => (None, None),
+            };
+            out.push(BoundRow {
+                posterior_id: lp.id.clone(),
+                data: spec.clone(),
+                n_data: l.as_ref().map(|l| l.n_data as u64),
+                estimator: cell.estimator.clone(),
+                k: cell.k,
+                elbo_per_point: l.as_ref().map(|l| l.elbo_per_point),
+                elbo_per_point_std_err: l.as_ref().map(|l| l.elbo_per_point_std_err),
+                kl_nats: kl,
+                mi_nats: cell.mean_nats,
+                mi_std_err_nats: mi_se,
+                elbo_sym_per_point: elbo_sym,
+                elbo_sym_per_point_std_err: elbo_sym_se,
+                kl_sym_nats: kl - cell.mean_nats,
+                ln_group_order_nats: cell_rows[0].ln_group_order_nats,
+            });
+        }
+    }
+    Ok(out)
+}
