@@ -1,7 +1,6 @@
 //! The grid's summaries: the bias–variance table per (posterior, estimator, K) and the
 //! bound table (ELBO, KL, Î and the symmetrized bounds) per posterior.
 
-
 use super::{LoadedPosterior, RawRow};
 use crate::data::DataSpec;
 use crate::elbo::{Likelihood, elbo};
