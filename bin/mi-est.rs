@@ -1,7 +1,7 @@
 //! The `mi-est` command: a thin layer over the `mi_est` library. It parses arguments,
 //! shows progress and prints; every computation is a library call.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use mi_est::data::DataSpec;
 use mi_est::demo::{DemoConfig, run_demo};
 use mi_est::elbo::Likelihood;
+use mi_est::study::reproduce::Experiment;
 use mi_est::study::{Objective, TrainRun, default_posterior_path, run_training};
 use mi_est::train::{StepInfo, TrainConfig};
+use mi_est::weights::Activation;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,7 +50,7 @@ enum Command {
 #[derive(Parser, Debug)]
 struct ReproduceArgs {
     /// mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost or mnist-objectives.
-    experiment: String,
+    experiment: Experiment,
     /// The fast variant (seconds to minutes) that checks the qualitative claims.
     #[arg(long)]
     quick: bool,
@@ -127,7 +129,7 @@ struct DemoArgs {
     widths: Vec<usize>,
     /// Hidden activation (relu or tanh).
     #[arg(long, default_value = "relu")]
-    activation: String,
+    activation: Activation,
     /// Seed of every random draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -142,26 +144,39 @@ struct DemoArgs {
     k: Vec<usize>,
 }
 
+/// `--objective`: the training objective (K comes from `--k`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ObjectiveArg {
+    /// Maximize L.
+    Mfvi,
+    /// The paper's L + I^K.
+    Sgm,
+    /// L + exact I (one hidden layer of width <= 24).
+    SgmExact,
+    /// L + the sandwich lower bound on I (one hidden layer).
+    SgmSandwich,
+}
+
 #[derive(Parser, Debug)]
 struct TrainArgs {
     /// Data: mnist:<dir>[@limit] (or a folder of IDX files), csv:<file>, abs:<alpha> (y = alpha|x|), mixture:<classes>:<dim>.
     #[arg(long)]
-    data: String,
+    data: DataSpec,
     /// Hidden widths, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "10")]
     hidden: Vec<usize>,
     /// Hidden activation (relu or tanh).
     #[arg(long, default_value = "relu")]
-    activation: String,
+    activation: Activation,
     /// Objective: mfvi, sgm (the paper's L + I^K), sgm-exact (L + exact I, one hidden layer of width <= 24) or sgm-sandwich (L + the sandwich lower bound on I with K - 1 proposal draws, one hidden layer).
-    #[arg(long, default_value = "mfvi")]
-    objective: String,
+    #[arg(long, value_enum, default_value = "mfvi")]
+    objective: ObjectiveArg,
     /// K of the symmetrized objective.
     #[arg(long, default_value_t = 5)]
     k: usize,
     /// Likelihood: softmax, gaussian or gaussian:<precision> (default from the data).
     #[arg(long)]
-    likelihood: Option<String>,
+    likelihood: Option<Likelihood>,
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     #[arg(long, default_value_t = 100)]
@@ -241,8 +256,8 @@ fn real_main() -> Result<()> {
 }
 
 fn reproduce(a: ReproduceArgs) -> Result<()> {
-    use mi_est::study::reproduce::{Experiment, ReproduceOptions};
-    let experiment = Experiment::parse(&a.experiment)?;
+    use mi_est::study::reproduce::ReproduceOptions;
+    let experiment = a.experiment;
     let samples = match &a.samples_from {
         Some(_) if experiment != Experiment::EstimatorCost => {
             bail!("`--samples-from` applies to estimator-cost only")
@@ -435,7 +450,7 @@ fn print_files(out: &mi_est::report::RunOutput) {
 fn demo(args: DemoArgs) -> Result<()> {
     let config = DemoConfig {
         widths: args.widths,
-        activation: args.activation.parse().context("--activation")?,
+        activation: args.activation,
         seed: args.seed,
         rho: args.rho,
         n_samples: args.samples,
@@ -495,19 +510,13 @@ impl Progress {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    let data: DataSpec = a.data.parse()?;
-    let likelihood: Likelihood = match &a.likelihood {
-        Some(l) => l.parse()?,
-        None => data.default_likelihood(),
-    };
-    let objective = match a.objective.to_ascii_lowercase().as_str() {
-        "mfvi" => Objective::Mfvi,
-        "sgm" => Objective::Sgm { k: a.k },
-        "sgm-exact" => Objective::SgmExact,
-        "sgm-sandwich" => Objective::SgmSandwich { k: a.k },
-        other => {
-            bail!("invalid `objective` = {other}: expected mfvi, sgm, sgm-exact or sgm-sandwich")
-        }
+    let data = a.data.clone();
+    let likelihood = a.likelihood.unwrap_or_else(|| data.default_likelihood());
+    let objective = match a.objective {
+        ObjectiveArg::Mfvi => Objective::Mfvi,
+        ObjectiveArg::Sgm => Objective::Sgm { k: a.k },
+        ObjectiveArg::SgmExact => Objective::SgmExact,
+        ObjectiveArg::SgmSandwich => Objective::SgmSandwich { k: a.k },
     };
     let out = a
         .out
@@ -531,7 +540,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let run = TrainRun {
         data,
         hidden: a.hidden,
-        activation: a.activation.parse().context("--activation")?,
+        activation: a.activation,
         objective,
         config,
         predictive_samples: a.predictive_samples,

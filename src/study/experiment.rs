@@ -25,6 +25,20 @@ pub enum Experiment {
     MnistObjectives,
 }
 
+impl std::str::FromStr for Experiment {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Experiment::parse(s)
+    }
+}
+
+impl std::fmt::Display for Experiment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Experiment {
     /// Parses an experiment name.
     ///
@@ -46,6 +60,16 @@ impl Experiment {
             )),
         }
     }
+
+    /// Every experiment, in the order `reproduce` lists them.
+    pub const ALL: [Experiment; 6] = [
+        Experiment::ModeInterpolation,
+        Experiment::TractableBnn,
+        Experiment::Mnist,
+        Experiment::ModeProximity,
+        Experiment::EstimatorCost,
+        Experiment::MnistObjectives,
+    ];
 
     /// The experiment's name (its report folder).
     pub fn name(self) -> &'static str {
