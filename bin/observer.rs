@@ -1,0 +1,72 @@
+//! What the command shows of long work.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// What the command shows of long work: a progress bar on a terminal, a log line every
+/// 5 s (and at the end) elsewhere, and a line when a journal lets the work resume.
+pub struct CliObserver {
+    /// `[run]` or `[reproduce]`.
+    tag: &'static str,
+    /// What the items are (`estimates`, `runs`).
+    items: &'static str,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl CliObserver {
+    /// An observer whose lines start with `tag` and count `items`.
+    pub fn new(tag: &'static str, items: &'static str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{{bar:30}} {{pos}}/{{len}} {items} {{elapsed_precise}} eta {{eta}}"
+                ))
+                .expect("template"),
+            );
+            b
+        });
+        CliObserver {
+            tag,
+            items,
+            bar,
+            started: Instant::now(),
+            last: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl mi_est::observe::Observer for CliObserver {
+    fn progress(&self, done: usize, total: usize) {
+        match &self.bar {
+            Some(b) => {
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+            }
+            None => {
+                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.elapsed() >= Duration::from_secs(5) || done == total {
+                    eprintln!(
+                        "{} {done}/{total} {}, {:.1} s",
+                        self.tag,
+                        self.items,
+                        self.started.elapsed().as_secs_f64()
+                    );
+                    *last = Instant::now();
+                }
+            }
+        }
+    }
+
+    fn resuming(&self, done: usize, journal: &std::path::Path) {
+        eprintln!(
+            "{} resuming: {done} finished {} taken from {}",
+            self.tag,
+            self.items,
+            journal.display()
+        );
+    }
+}
