@@ -118,12 +118,36 @@ pub enum Error {
         reason: String,
     },
     /// An I/O error on a named file.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
-        /// The file.
+        /// The file or folder.
         path: PathBuf,
-        /// The underlying error.
+        /// What the operating system (or the writer) reported.
         source: std::io::Error,
+    },
+    /// A report table could not be built (the table library's error is the source).
+    #[error("the `{what}` table could not be built")]
+    Table {
+        /// The table.
+        what: String,
+        /// The table library's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A plot could not be drawn (the plotting library's error is the source).
+    #[error("{}: the plot could not be drawn", path.display())]
+    Plot {
+        /// The SVG file.
+        path: PathBuf,
+        /// The plotting library's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A step of a larger computation failed; `source` says why.
+    #[error("{what}")]
+    Context {
+        /// What was being done (naming the input it was done for).
+        what: String,
+        /// Why it failed.
+        source: Box<Error>,
     },
 }
 

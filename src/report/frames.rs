@@ -11,7 +11,10 @@ use crate::study::grid::{BiasVarianceRow, BoundRow, RawRow};
 use crate::study::table::{Table, Values};
 
 fn polars_err(what: &str, e: PolarsError) -> Error {
-    Error::invalid(what, "dataframe", e.to_string())
+    Error::Table {
+        what: what.to_string(),
+        source: Box::new(e),
+    }
 }
 
 fn col<T, P>(name: &str, values: T) -> Column
@@ -239,7 +242,7 @@ pub(super) fn parquet_bytes(path: &Path, df: &mut DataFrame) -> Result<Vec<u8>> 
         .finish(df)
         .map_err(|e| Error::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(e),
         })?;
     Ok(buf.into_inner())
 }

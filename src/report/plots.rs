@@ -9,9 +9,10 @@ use crate::study::grid::{BiasVarianceRow, BoundRow};
 use crate::study::reproduce::PlotSpec;
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
+    // plotters' errors borrow the backend; their message is what they carry.
+    Error::Plot {
         path: path.to_path_buf(),
-        source: std::io::Error::other(format!("plotting failed: {e}")),
+        source: e.to_string().into(),
     }
 }
 

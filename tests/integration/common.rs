@@ -155,3 +155,15 @@ pub fn read_raw(path: &std::path::Path) -> Vec<mi_est::study::grid::RawRow> {
         })
         .collect()
 }
+
+/// An error and its causes, outermost first, as the command prints them.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}

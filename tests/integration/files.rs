@@ -74,7 +74,9 @@ fn existing_files_are_not_replaced_without_overwrite() {
     let f = file_of(Arch::builder(vec![2, 2, 1]).check().unwrap(), 1);
     save(&path, &f, true).unwrap();
     let e = save(&path, &f, false).unwrap_err();
-    assert!(e.to_string().contains("already exists"), "{e}");
+    // The path is the error; the reason is its cause.
+    assert!(e.to_string().contains("exists.safetensors"), "{e}");
+    assert!(crate::common::chain(&e).contains("already exists"), "{e:?}");
     let e = save(Path::new("/nonexistent-dir/x.safetensors"), &f, true).unwrap_err();
     assert!(
         e.to_string().contains("/nonexistent-dir/x.safetensors"),

@@ -173,7 +173,7 @@ fn run_writes_parquet_that_reads_back_with_the_same_values() {
         &mi_est::observe::Silent,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("already there"), "{e}");
+    assert!(crate::common::chain(&e).contains("already there"), "{e:?}");
     assert_eq!(std::fs::read(out.join("raw.parquet")).unwrap(), before);
 }
 
@@ -247,7 +247,11 @@ fn merge_refuses_incomplete_or_foreign_shards() {
         &mi_est::observe::Silent,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("data for posterior small"), "{e}");
+    assert!(e.to_string().contains("for posterior small"), "{e}");
+    assert!(
+        std::error::Error::source(&e).is_some(),
+        "the cause is kept: {e:?}"
+    );
     assert!(!dir.join("wrong-data").join("raw.parquet").exists());
 }
 

@@ -247,8 +247,9 @@ pub fn bounds(
         let likelihood = lp.file.likelihood.unwrap_or(Likelihood::Softmax);
         let l = match &spec {
             Some(s) => {
-                let named = |e: Error| {
-                    Error::invalid(format!("data for posterior {}", lp.id), s, e.to_string())
+                let named = |e: Error| Error::Context {
+                    what: format!("data `{s}` for posterior {}", lp.id),
+                    source: Box::new(e),
                 };
                 let parsed: DataSpec = s.parse().map_err(named)?;
                 let (train, _) = parsed.load(likelihood, 0).map_err(named)?;
