@@ -116,6 +116,36 @@ pub fn exact_mi_if_cheap(
     crate::estimators::exact_estimate(q, n_samples, seed, ExactLimits::CHEAP)
 }
 
+/// How a trained posterior is evaluated everywhere (`train`, `reproduce`): the
+/// posterior predictive on `held_out` with `predictive_samples` draws and the full-data
+/// ELBO on `train_set` with `elbo_samples` draws, both from `eval_seed`.
+///
+/// # Errors
+///
+/// As [`predictive`] and [`elbo`].
+#[allow(clippy::too_many_arguments)] // the two evaluations' own settings
+pub fn evaluate(
+    q: &crate::posterior::MeanFieldGaussian,
+    likelihood: Likelihood,
+    train_set: &Dataset,
+    held_out: &Dataset,
+    prior_scale: f64,
+    predictive_samples: usize,
+    elbo_samples: usize,
+    eval_seed: u64,
+) -> Result<(Predictive, ElboEstimate)> {
+    let p = predictive(q, likelihood, held_out, predictive_samples, eval_seed)?;
+    let l = elbo(
+        q,
+        likelihood,
+        train_set,
+        prior_scale,
+        elbo_samples,
+        eval_seed,
+    )?;
+    Ok((p, l))
+}
+
 /// Loads the data, trains, and evaluates.
 ///
 /// # Errors
@@ -170,12 +200,13 @@ pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Resu
     let q = &outcome.posterior;
     let eval_seed = child_seed(run.config.seed, 7);
     let held_out: &Dataset = test_set.as_ref().unwrap_or(&train_set);
-    let predictive = predictive(q, likelihood, held_out, run.predictive_samples, eval_seed)?;
-    let elbo = elbo(
+    let (predictive, elbo) = evaluate(
         q,
         likelihood,
         &train_set,
+        held_out,
         run.config.prior_scale,
+        run.predictive_samples,
         run.elbo_samples,
         eval_seed,
     )?;

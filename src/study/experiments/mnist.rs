@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use std::time::Instant;
 
 use crate::data::{MnistSplit, load_mnist};
-use crate::elbo::{Likelihood, elbo, predictive};
+use crate::elbo::Likelihood;
 use crate::error::Result;
 use crate::estimators::{InfoNce, MiGradient};
 use crate::journal::exact;
@@ -82,12 +82,13 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                 let sym = (k > 0).then_some(&ik as &dyn MiGradient);
                 let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
                 let eval = child_seed(config.seed, 9);
-                let p = predictive(&out.posterior, Likelihood::Softmax, &test_set, pred_s, eval)?;
-                let l = elbo(
+                let (p, l) = crate::study::evaluate(
                     &out.posterior,
                     Likelihood::Softmax,
                     &train_set,
+                    &test_set,
                     1.0,
+                    pred_s,
                     elbo_s,
                     eval,
                 )?;

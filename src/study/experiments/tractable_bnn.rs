@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use crate::data::abs_regression;
-use crate::elbo::{Dataset, Likelihood, elbo, predictive};
+use crate::elbo::{Dataset, Likelihood};
 use crate::error::Result;
 use crate::estimators::{ExactEnumeration, InfoNce, MiEstimator, MiGradient};
 use crate::journal::exact;
@@ -96,10 +96,17 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                 let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
                 let q = &out.posterior;
                 let eval = child_seed(data_seed, 2);
-                let mse = predictive(q, lik, &test_set, pred_s, eval)?
-                    .mse
-                    .unwrap_or(f64::NAN);
-                let l = elbo(q, lik, &train_set, TRACTABLE_PRIOR_SCALE, mi_s, eval)?;
+                let (p, l) = crate::study::evaluate(
+                    q,
+                    lik,
+                    &train_set,
+                    &test_set,
+                    TRACTABLE_PRIOR_SCALE,
+                    pred_s,
+                    mi_s,
+                    eval,
+                )?;
+                let mse = p.mse.unwrap_or(f64::NAN);
                 let est_k = InfoNce::new(500).samples(mi_s).seed(eval).estimate(q)?;
                 let est_exact = ExactEnumeration::new()
                     .samples(mi_s)
