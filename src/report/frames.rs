@@ -92,6 +92,7 @@ pub fn raw_frame(rows: &[RawRow]) -> Result<DataFrame> {
             col("upper_std_err_nats", opt(|r| r.upper_std_err_nats)),
             col("width_nats", opt(|r| r.width_nats)),
             col("width_std_err_nats", opt(|r| r.width_std_err_nats)),
+            col("bracket_nats", opt(|r| r.bracket_nats)),
             col("wall_s", g(|r| r.wall_s)),
         ],
     )

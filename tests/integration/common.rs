@@ -118,11 +118,12 @@ pub fn read_raw(path: &std::path::Path) -> Vec<mi_est::study::grid::RawRow> {
         f64s("max_term_share"),
         f64s("wall_s"),
     );
-    let (upper, upper_se, width, width_se) = (
+    let (upper, upper_se, width, width_se, bracket) = (
         f64s("upper_nats"),
         f64s("upper_std_err_nats"),
         f64s("width_nats"),
         f64s("width_std_err_nats"),
+        f64s("bracket_nats"),
     );
     let (pid, ppath, sha, est) = (
         strs("posterior_id"),
@@ -151,6 +152,7 @@ pub fn read_raw(path: &std::path::Path) -> Vec<mi_est::study::grid::RawRow> {
             upper_std_err_nats: upper_se[i],
             width_nats: width[i],
             width_std_err_nats: width_se[i],
+            bracket_nats: bracket[i],
             wall_s: wall[i].unwrap(),
         })
         .collect()

@@ -431,3 +431,40 @@ fn run_includes_the_sandwich_bounds_around_the_exact_value() {
             .contains("bogus")
     );
 }
+
+/// A layer wider than the full permanent takes goes to the pruned permanent, and its raw
+/// rows keep the proven bracket (narrower layers' exact rows have none).
+#[test]
+fn pruned_exact_rows_carry_their_bracket() {
+    let dir = tmp("pruned-bracket");
+    let wide = dir.join("wide.safetensors");
+    let q = mi_est::demo::demo_posterior(&[3, 30, 2], mi_est::weights::Activation::Relu, 4, -3.0)
+        .unwrap();
+    let f = PosteriorFile {
+        posterior: q,
+        likelihood: None,
+        prior_scale: 1.0,
+        train_config: None,
+        metadata: Default::default(),
+    };
+    save(&wide, &f, true).unwrap();
+    let small = posteriors(&dir).remove(0);
+    let mut c = config(vec![wide, small], (0, 1));
+    c.estimators = vec![EstimatorKind::Exact];
+    c.samples = 20;
+    c.repeats = 2;
+    run(&c, &options(&dir.join("r")), &mi_est::observe::Silent).unwrap();
+    let raw = read_raw(&dir.join("r").join("raw.parquet"));
+    assert_eq!(raw.len(), 4);
+    for r in &raw {
+        match r.estimator.as_str() {
+            "exact-pruned" => {
+                let b = r.bracket_nats.expect("a pruned row keeps its bracket");
+                assert!(b.is_finite() && b >= 0.0, "{r:?}");
+            }
+            "exact-permanent" => assert!(r.bracket_nats.is_none(), "{r:?}"),
+            other => panic!("unexpected estimator {other}"),
+        }
+    }
+    assert!(raw.iter().any(|r| r.estimator == "exact-pruned"));
+}

@@ -78,6 +78,11 @@ pub struct RawRow {
     /// differences, nats.
     #[serde(with = "crate::journal::exact::option")]
     pub width_std_err_nats: Option<f64>,
+    /// `exact-pruned` rows: the proven bracket, the largest per-draw width of the
+    /// interval around each term (the true mean lies within `[mi_nats − bracket,
+    /// mi_nats]` up to Monte Carlo error), nats.
+    #[serde(default, with = "crate::journal::exact::option")]
+    pub bracket_nats: Option<f64>,
     /// Wall time, seconds.
     #[serde(with = "crate::journal::exact")]
     pub wall_s: f64,
@@ -273,6 +278,7 @@ pub fn run_grid(
                 upper_std_err_nats: upper.as_ref().and_then(|u| u.std_err),
                 width_nats: width.as_ref().map(|w| w.mean),
                 width_std_err_nats: width.as_ref().and_then(|w| w.std_err),
+                bracket_nats: est.bracket,
                 wall_s: est.wall_s,
             };
             if let Some(j) = journal {
