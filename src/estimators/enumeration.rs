@@ -51,6 +51,10 @@ impl ExactEnumeration {
 }
 
 impl MiEstimator for ExactEnumeration {
+    fn check(&self) -> Result<()> {
+        check_samples(self.n_samples)
+    }
+
     fn id(&self) -> EstimatorId {
         EstimatorId::ExactEnumeration
     }
@@ -70,7 +74,7 @@ impl MiEstimator for ExactEnumeration {
     /// [`Error::GroupTooLarge`](crate::Error::GroupTooLarge) above the element limit.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
-        check_samples(self.n_samples)?;
+        self.check()?;
         let arch = q.arch();
         let group = Group::of(arch);
         group.check_enumerable(self.max_elements)?;

@@ -109,6 +109,11 @@ struct Workspace {
 const PERMUTATION_BATCH: usize = 256;
 
 impl MiEstimator for InfoNce {
+    fn check(&self) -> Result<()> {
+        self.check_k()?;
+        check_samples(self.n_samples)
+    }
+
     fn id(&self) -> EstimatorId {
         EstimatorId::InfoNce
     }
@@ -134,9 +139,8 @@ impl MiEstimator for InfoNce {
     /// exactly one hidden layer.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
+        MiEstimator::check(self)?;
         crate::resources::check(MiEstimator::name(self), self.cost(q))?;
-        self.check_k()?;
-        check_samples(self.n_samples)?;
         let arch = q.arch();
         let group = Group::of(arch);
         let unit_cost = self.unit_cost(q)?;

@@ -218,12 +218,22 @@ pub trait MiEstimator: Send + Sync {
         self.id().name()
     }
 
+    /// Checks every setting of the estimator (K, S, and its own), naming the first bad
+    /// one, without looking at any posterior: what a caller runs once where the settings
+    /// are made (the `run` grid checks all its estimators before any work), and what
+    /// [`estimate`](Self::estimate) runs first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the setting.
+    fn check(&self) -> Result<()>;
+
     /// Estimates `I(g; ω)` for `q`.
     ///
     /// # Errors
     ///
-    /// Invalid settings (K = 0, S = 0) and architectures the estimator cannot handle,
-    /// each as a named [`Error`].
+    /// Invalid settings ([`check`](Self::check)) and architectures the estimator cannot
+    /// handle, each as a named [`Error`].
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate>;
 
     /// The estimated peak memory and single-thread time of [`estimate`](Self::estimate)
@@ -568,6 +578,33 @@ mod tests {
         ];
         for (est, id) in ests {
             assert_eq!(est.estimate(&q).unwrap().estimator, id);
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_without_a_posterior_and_named() {
+        let bad: [(&dyn MiEstimator, &str); 7] = [
+            (&InfoNce::new(0), "`k`"),
+            (&InfoNce::new(4).samples(0), "`samples`"),
+            (&ExactEnumeration::new().samples(0), "`samples`"),
+            (&ExactPermanent::new().samples(0), "`samples`"),
+            (&ExactPruned::new().margin(f64::NAN), "`margin`"),
+            (&Sandwich::new(1).lower(), "`k`"),
+            (&Sandwich::new(8).temperature(0.0).upper(), "`temperature`"),
+        ];
+        for (est, field) in bad {
+            let e = est.check().unwrap_err().to_string();
+            assert!(e.contains(field), "{}: {e}", est.name());
+        }
+        let good: [&dyn MiEstimator; 5] = [
+            &InfoNce::new(1),
+            &ExactEnumeration::new(),
+            &ExactPruned::new(),
+            &Sandwich::new(2).lower(),
+            &PairwiseBound::Kl,
+        ];
+        for est in good {
+            est.check().unwrap();
         }
     }
 

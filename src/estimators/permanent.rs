@@ -351,6 +351,10 @@ pub(crate) fn permanent_cost(q: &MeanFieldGaussian, n_samples: usize) -> crate::
 }
 
 impl MiEstimator for ExactPermanent {
+    fn check(&self) -> Result<()> {
+        check_samples(self.n_samples)
+    }
+
     fn id(&self) -> EstimatorId {
         EstimatorId::ExactPermanent
     }
@@ -366,7 +370,7 @@ impl MiEstimator for ExactPermanent {
     /// above [`MAX_PERMANENT_WIDTH`].
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
-        check_samples(self.n_samples)?;
+        self.check()?;
         let uc = UnitCost::new(q)?;
         let d = uc.width();
         if d > MAX_PERMANENT_WIDTH {

@@ -220,6 +220,18 @@ impl ExactPruned {
 }
 
 impl MiEstimator for ExactPruned {
+    fn check(&self) -> Result<()> {
+        check_samples(self.n_samples)?;
+        if !(self.margin.is_finite() && self.margin > 0.0) {
+            return Err(Error::invalid(
+                "margin",
+                self.margin,
+                "must be finite and > 0",
+            ));
+        }
+        Ok(())
+    }
+
     fn id(&self) -> EstimatorId {
         EstimatorId::ExactPruned
     }
@@ -245,15 +257,8 @@ impl MiEstimator for ExactPruned {
     /// when a draw's blocks exceed the subset program's width.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
+        MiEstimator::check(self)?;
         crate::resources::check(MiEstimator::name(self), self.cost(q))?;
-        check_samples(self.n_samples)?;
-        if !(self.margin.is_finite() && self.margin > 0.0) {
-            return Err(Error::invalid(
-                "margin",
-                self.margin,
-                "must be finite and > 0",
-            ));
-        }
         let uc = UnitCost::new(q)?;
         let d = uc.width();
         let ln_order = ln_factorial(d);

@@ -150,7 +150,12 @@ impl Sandwich {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks K (≥ 2), the temperature, the mixing weight and S, naming the first bad one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the setting.
+    pub fn check(&self) -> Result<()> {
         if self.k < 2 {
             return Err(Error::invalid(
                 "k",
@@ -331,6 +336,10 @@ impl Sandwich {
 }
 
 impl MiEstimator for SandwichBound {
+    fn check(&self) -> Result<()> {
+        self.sandwich.check()
+    }
+
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
         self.sandwich.cost(q)
     }

@@ -468,3 +468,19 @@ fn pruned_exact_rows_carry_their_bracket() {
     }
     assert!(raw.iter().any(|r| r.estimator == "exact-pruned"));
 }
+
+/// The grid checks every estimator's settings before any work: a sandwich with K = 1
+/// is refused up front, naming `k`, and nothing is written.
+#[test]
+fn estimator_settings_are_checked_before_the_grid_runs() {
+    let dir = tmp("checked-settings");
+    let ps = posteriors(&dir);
+    let mut c = config(ps, (0, 1));
+    c.estimators = vec![EstimatorKind::InfoNce, EstimatorKind::Sandwich];
+    c.ks = vec![1, 8];
+    let out = dir.join("r");
+    let e = run(&c, &options(&out), &mi_est::observe::Silent).unwrap_err();
+    assert!(e.to_string().contains("`k` = 1"), "{e}");
+    assert!(!out.join("raw.parquet").exists());
+    assert!(!out.join(".journal.jsonl").exists());
+}

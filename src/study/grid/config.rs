@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::estimators::{InfoNce, MiEstimator, Sandwich};
 use crate::rng::child_seed;
 
 /// Which estimator a grid row uses.
@@ -129,8 +130,13 @@ impl GridConfig {
         if self.estimators.iter().any(|e| e.uses_k()) && self.ks.is_empty() {
             return Err(Error::invalid("k", "[]", "the K list is empty"));
         }
-        if self.ks.contains(&0) {
-            return Err(Error::invalid("k", 0, "K counts the identity, so K >= 1"));
+        // The estimators' own checks, before any work: K counts the identity for every
+        // estimator that takes one (InfoNce's check), and the sandwich needs K >= 2.
+        for &k in &self.ks {
+            InfoNce::new(k).samples(self.samples).check()?;
+            if self.estimators.contains(&EstimatorKind::Sandwich) {
+                Sandwich::new(k).samples(self.samples).check()?;
+            }
         }
         crate::estimators::check_samples(self.samples)?;
         if self.repeats == 0 {
