@@ -23,3 +23,28 @@ pub trait Observer: Send + Sync {
 pub struct Silent;
 
 impl Observer for Silent {}
+
+/// Counts finished items (from any thread) and tells the observer, if any: what every
+/// parallel loop of `run` and `reproduce` shares.
+pub(crate) struct Counter<'a> {
+    done: std::sync::atomic::AtomicUsize,
+    total: usize,
+    observer: Option<&'a dyn Observer>,
+}
+
+impl<'a> Counter<'a> {
+    pub(crate) fn new(total: usize, observer: Option<&'a dyn Observer>) -> Self {
+        Counter {
+            done: std::sync::atomic::AtomicUsize::new(0),
+            total,
+            observer,
+        }
+    }
+
+    pub(crate) fn tick(&self) {
+        let d = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Some(o) = self.observer {
+            o.progress(d, self.total);
+        }
+    }
+}

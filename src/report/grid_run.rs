@@ -11,7 +11,7 @@ use crate::study::grid::{
 };
 
 use super::frames::{bias_variance_frame, bounds_frame, raw_frame, write_parquet};
-use super::{bad, git_revision, prepare_out, write_plots};
+use super::{bad, git_revision, prepare_out, read_json, write_plots};
 
 /// Everything `mi-est run` needs besides the grid itself.
 #[derive(Clone, Debug)]
@@ -249,12 +249,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
             .to_string_lossy()
             .replace("raw-", "manifest-")
             .replace(".jsonl", ".json");
-        let mp = dir.join(name);
-        let text = std::fs::read_to_string(&mp).map_err(|source| Error::Io {
-            path: mp.clone(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|e| bad(&mp, format!("not JSON: {e}")))
+        read_json(&dir.join(name))
     };
     let first = manifest_of(&shard_files[0])?;
     let keys = [

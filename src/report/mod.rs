@@ -24,6 +24,15 @@ pub(crate) fn bad(path: &Path, reason: String) -> Error {
     }
 }
 
+/// A JSON file this crate wrote (a manifest), errors naming it.
+pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| bad(path, format!("not JSON: {e}")))
+}
+
 pub(crate) fn prepare_out(out: &Path, overwrite: bool, first: &Path) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|source| Error::Io {
         path: out.to_path_buf(),
@@ -64,12 +73,7 @@ pub(crate) fn git_revision() -> Option<String> {
 /// `samples` object, an S that is not a whole number ≥ 1).
 pub fn recorded_samples(dir: &Path) -> Result<std::collections::BTreeMap<String, usize>> {
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let manifest: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(&path, format!("not JSON: {e}")))?;
+    let manifest = read_json(&path)?;
     let Some(samples) = manifest.get("samples").and_then(|s| s.as_object()) else {
         return Err(bad(
             &path,

@@ -136,30 +136,6 @@ pub struct Reproduction {
     pub wall_s: f64,
 }
 
-/// Counts finished runs and reports them.
-pub(crate) struct Counter<'a> {
-    done: std::sync::atomic::AtomicUsize,
-    total: usize,
-    observer: Option<&'a dyn Observer>,
-}
-
-impl<'a> Counter<'a> {
-    pub(crate) fn new(total: usize, observer: Option<&'a dyn Observer>) -> Self {
-        Counter {
-            done: std::sync::atomic::AtomicUsize::new(0),
-            total,
-            observer,
-        }
-    }
-
-    pub(crate) fn tick(&self) {
-        let d = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if let Some(o) = self.observer {
-            o.progress(d, self.total);
-        }
-    }
-}
-
 /// Settings shared by the experiments.
 #[derive(Clone)]
 pub struct ReproduceOptions {

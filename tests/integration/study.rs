@@ -28,6 +28,12 @@ fn repo(p: &str) -> PathBuf {
 fn posteriors(dir: &Path) -> Vec<PathBuf> {
     let small = dir.join("small.safetensors");
     let q = random_posterior(Arch::builder(vec![2, 4, 1]).check().unwrap(), 3, 0.6);
+    save_bare(&small, q);
+    vec![small, repo(&bundled_posterior().display().to_string())]
+}
+
+/// Saves `q` with nothing else recorded (no likelihood, prior scale 1).
+fn save_bare(path: &Path, q: mi_est::posterior::MeanFieldGaussian) {
     let f = PosteriorFile {
         posterior: q,
         likelihood: None,
@@ -35,8 +41,7 @@ fn posteriors(dir: &Path) -> Vec<PathBuf> {
         train_config: None,
         metadata: Default::default(),
     };
-    save(&small, &f, true).unwrap();
-    vec![small, repo(&bundled_posterior().display().to_string())]
+    save(path, &f, true).unwrap();
 }
 
 fn config(posteriors: Vec<PathBuf>, shard: (usize, usize)) -> GridConfig {
@@ -440,14 +445,7 @@ fn pruned_exact_rows_carry_their_bracket() {
     let wide = dir.join("wide.safetensors");
     let q = mi_est::demo::demo_posterior(&[3, 30, 2], mi_est::weights::Activation::Relu, 4, -3.0)
         .unwrap();
-    let f = PosteriorFile {
-        posterior: q,
-        likelihood: None,
-        prior_scale: 1.0,
-        train_config: None,
-        metadata: Default::default(),
-    };
-    save(&wide, &f, true).unwrap();
+    save_bare(&wide, q);
     let small = posteriors(&dir).remove(0);
     let mut c = config(vec![wide, small], (0, 1));
     c.estimators = vec![EstimatorKind::Exact];

@@ -5,6 +5,7 @@
 //! the exact value, coverage and width of the sandwich interval. Timed on one thread.
 
 use crate::journal::exact;
+use crate::observe::Counter;
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use std::time::Instant;
@@ -16,7 +17,7 @@ use crate::estimators::{Estimate, EstimatorId, InfoNce, MiEstimator, PairwiseBou
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::{child_seed, stream};
 use crate::study::experiment::{
-    Counter, Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, mean_sd,
+    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, mean_sd,
 };
 use crate::study::table::{Table, Values};
 use crate::symmetry::Group;

@@ -9,9 +9,10 @@ use crate::elbo::Likelihood;
 use crate::error::Result;
 use crate::estimators::{InfoNce, MiGradient};
 use crate::journal::exact;
+use crate::observe::Counter;
 use crate::rng::child_seed;
 use crate::study::experiment::{
-    Counter, Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, mean_sd,
+    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, mean_sd,
 };
 use crate::study::table::{Table, Values};
 use crate::train::{StepInfo, TrainConfig, train};

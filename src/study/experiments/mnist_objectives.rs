@@ -4,6 +4,7 @@
 //! (permanent or pruned permanent), and whether the symmetrization term had a gradient.
 
 use crate::journal::exact;
+use crate::observe::Counter;
 use rayon::prelude::*;
 
 use crate::data::DataSpec;
@@ -12,7 +13,7 @@ use crate::error::Result;
 use crate::estimators::Sandwich;
 use crate::rng::child_seed;
 use crate::study::experiment::{
-    Counter, Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, mean_sd,
+    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, mean_sd,
 };
 use crate::study::table::{Table, Values};
 use crate::study::{Objective, TrainRun, run_training};

@@ -8,10 +8,9 @@ use crate::elbo::{Dataset, Likelihood};
 use crate::error::Result;
 use crate::estimators::{ExactEnumeration, InfoNce, MiEstimator, MiGradient};
 use crate::journal::exact;
+use crate::observe::Counter;
 use crate::rng::child_seed;
-use crate::study::experiment::{
-    Counter, Experiment, PlotSpec, ReproduceOptions, Reproduction, mean_sd,
-};
+use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction, mean_sd};
 use crate::study::table::{Table, Values};
 use crate::train::{StepInfo, TrainConfig, train};
 use crate::weights::Arch;

@@ -197,7 +197,7 @@ pub fn grid_cost(
     Ok(total)
 }
 
-/// Computes this shard's rows, in item order, calling `progress(done, total)` after each.
+/// Computes this shard's rows, in item order, telling `observer` as each finishes.
 ///
 /// # Errors
 ///
@@ -215,14 +215,13 @@ pub fn run_grid(
     let items = shard_items(config);
     let total = items.len();
     grid_cost(config, posteriors, &items)?;
-    let done = std::sync::atomic::AtomicUsize::new(0);
+    let counter = crate::observe::Counter::new(total, Some(observer));
     items
         .par_iter()
         .map(|item| {
             let key = item.index.to_string();
             if let Some(row) = journal.and_then(|j| j.get::<RawRow>(&key)) {
-                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                observer.progress(d, total);
+                counter.tick();
                 return Ok(row);
             }
             let lp = &posteriors[item.posterior];
@@ -284,8 +283,7 @@ pub fn run_grid(
             if let Some(j) = journal {
                 j.record(&key, &row)?;
             }
-            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            observer.progress(d, total);
+            counter.tick();
             Ok(row)
         })
         .collect()
