@@ -42,7 +42,12 @@ fn bench_infonce(c: &mut Criterion) {
             ("generic", InfoNcePath::Generic),
             ("unit_cost", InfoNcePath::UnitCost),
         ] {
-            let est = InfoNce::new(k).samples(s).seed(1).path(path);
+            let est = InfoNce::new(k)
+                .unwrap()
+                .samples(s)
+                .unwrap()
+                .seed(1)
+                .path(path);
             group.bench_with_input(BenchmarkId::new(name, k), &k, |b, _| {
                 b.iter(|| pool.install(|| black_box(est.estimate(&q).expect("estimate"))))
             });
@@ -53,7 +58,9 @@ fn bench_infonce(c: &mut Criterion) {
     for k in [256usize, 4096] {
         group.throughput(Throughput::Elements((s * k * deep.n_params()) as u64));
         let est = InfoNce::new(k)
+            .unwrap()
             .samples(s)
+            .unwrap()
             .seed(1)
             .path(InfoNcePath::Generic);
         group.bench_with_input(BenchmarkId::new("generic_784_30_20_10", k), &k, |b, _| {
@@ -87,12 +94,12 @@ fn bench_wide(c: &mut Criterion) {
     for d in [30usize, 100] {
         let q = demo_posterior(&[784, d, 10], Activation::Relu, 0, -3.0).expect("posterior");
         group.throughput(Throughput::Elements(2));
-        let pruned = ExactPruned::new().samples(2).seed(1);
+        let pruned = ExactPruned::new().samples(2).unwrap().seed(1);
         group.bench_with_input(BenchmarkId::new("exact_pruned", d), &d, |b, _| {
             b.iter(|| pool.install(|| black_box(pruned.estimate(&q).expect("pruned"))))
         });
         for k in [16usize, 256] {
-            let sandwich = Sandwich::new(k).samples(2).seed(1);
+            let sandwich = Sandwich::new(k).unwrap().samples(2).unwrap().seed(1);
             group.bench_with_input(BenchmarkId::new(format!("sandwich_k{k}"), d), &d, |b, _| {
                 b.iter(|| pool.install(|| black_box(sandwich.estimate_both(&q).expect("sandwich"))))
             });

@@ -43,7 +43,7 @@ fn bench_epoch(c: &mut Criterion) {
     let mut group = c.benchmark_group("mnist_epoch_784_30_10");
     group.sample_size(10);
     group.throughput(Throughput::Elements(600));
-    let sgm = InfoNce::new(20);
+    let sgm = InfoNce::new(20).unwrap();
     for (name, symmetry) in [("mfvi", None), ("sgm_k20", Some(&sgm as &dyn MiGradient))] {
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| {

@@ -135,8 +135,8 @@ pub fn run_demo(config: &DemoConfig) -> Result<DemoReport> {
     }
     for &k in &config.ks {
         estimates.push(
-            InfoNce::new(k)
-                .samples(config.n_samples)
+            InfoNce::new(k)?
+                .samples(config.n_samples)?
                 .seed(config.seed)
                 .estimate(&q)?,
         );

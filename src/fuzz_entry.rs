@@ -15,7 +15,8 @@ pub fn posterior(data: &[u8]) {
         let _ = q.entropy();
         let _ = q.kl_to_prior(file.prior_scale);
         if q.n_params() <= 100_000 {
-            let _ = InfoNce::new(2).samples(1).estimate(q);
+            let est = InfoNce::new(2).and_then(|e| e.samples(1));
+            let _ = est.and_then(|e| e.estimate(q));
         }
         let _ = crate::io::to_bytes(&file);
     }

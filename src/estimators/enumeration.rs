@@ -10,9 +10,7 @@ use crate::estimators::EstimatorId;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::estimators::{
-    Estimate, EstimateParts, LnSumExp, MiEstimator, check_samples, per_draw_terms,
-};
+use crate::estimators::{Estimate, EstimateParts, LnSumExp, MiEstimator, per_draw_terms};
 use crate::posterior::MeanFieldGaussian;
 use crate::symmetry::{ActionMap, DEFAULT_MAX_ENUMERATION, Group};
 
@@ -51,10 +49,6 @@ impl ExactEnumeration {
 }
 
 impl MiEstimator for ExactEnumeration {
-    fn check(&self) -> Result<()> {
-        check_samples(self.n_samples)
-    }
-
     fn id(&self) -> EstimatorId {
         EstimatorId::ExactEnumeration
     }
@@ -74,7 +68,6 @@ impl MiEstimator for ExactEnumeration {
     /// [`Error::GroupTooLarge`](crate::Error::GroupTooLarge) above the element limit.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
-        self.check()?;
         let arch = q.arch();
         let group = Group::of(arch);
         group.check_enumerable(self.max_elements)?;

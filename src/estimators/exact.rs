@@ -39,28 +39,36 @@ impl ExactLimits {
 
 /// The exact estimator for `q` within `limits`, with `n_samples` draws and `seed`, or
 /// `None` where none applies.
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] naming `samples` for S = 0.
 pub fn exact_estimator(
     q: &MeanFieldGaussian,
     n_samples: usize,
     seed: u64,
     limits: ExactLimits,
-) -> Option<Box<dyn MiEstimator>> {
+) -> Result<Option<Box<dyn MiEstimator>>> {
     let hidden = q.arch().hidden_widths();
-    if hidden.len() == 1 && hidden[0] <= limits.max_permanent_width {
-        return Some(Box::new(
-            ExactPermanent::new().samples(n_samples).seed(seed),
-        ));
-    }
-    if hidden.len() == 1 {
-        // A wide layer: exact up to a proven bracket while the pruned blocks stay small.
-        return Some(Box::new(ExactPruned::new().samples(n_samples).seed(seed)));
-    }
-    Group::of(q.arch())
-        .check_enumerable(limits.max_group_order)
-        .is_ok()
-        .then(|| {
-            Box::new(ExactEnumeration::new().samples(n_samples).seed(seed)) as Box<dyn MiEstimator>
-        })
+    Ok(
+        if hidden.len() == 1 && hidden[0] <= limits.max_permanent_width {
+            Some(Box::new(
+                ExactPermanent::new().samples(n_samples)?.seed(seed),
+            ))
+        } else if hidden.len() == 1 {
+            // A wide layer: exact up to a proven bracket while the pruned blocks stay small.
+            Some(Box::new(ExactPruned::new().samples(n_samples)?.seed(seed)))
+        } else if Group::of(q.arch())
+            .check_enumerable(limits.max_group_order)
+            .is_ok()
+        {
+            Some(Box::new(
+                ExactEnumeration::new().samples(n_samples)?.seed(seed),
+            ))
+        } else {
+            None
+        },
+    )
 }
 
 /// The estimate of [`exact_estimator`], or `None` where no exact estimator applies or
@@ -76,7 +84,7 @@ pub fn exact_estimate(
     seed: u64,
     limits: ExactLimits,
 ) -> Result<Option<Estimate>> {
-    let Some(est) = exact_estimator(q, n_samples, seed, limits) else {
+    let Some(est) = exact_estimator(q, n_samples, seed, limits)? else {
         return Ok(None);
     };
     match est.estimate(q) {
@@ -96,7 +104,7 @@ mod tests {
 
     fn chosen(widths: &[usize], limits: ExactLimits) -> Option<EstimatorId> {
         let q = demo_posterior(widths, Activation::Relu, 0, -3.0).unwrap();
-        exact_estimator(&q, 2, 0, limits).map(|e| e.id())
+        exact_estimator(&q, 2, 0, limits).unwrap().map(|e| e.id())
     }
 
     #[test]

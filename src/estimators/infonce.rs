@@ -27,8 +27,8 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::estimators::unit_cost::{UnitCost, assignment_sum, assignment_sums};
 use crate::estimators::{
-    Estimate, EstimateParts, GradScratch, LnSumExp, MiEstimator, MiGradient, check_samples,
-    ln_sum_exp, per_draw_terms,
+    Estimate, EstimateParts, GradScratch, LnSumExp, MiEstimator, MiGradient, ln_sum_exp,
+    per_draw_terms,
 };
 use crate::posterior::MeanFieldGaussian;
 use crate::recycle::Recycled;
@@ -61,7 +61,7 @@ pub enum InfoNcePath {
 /// // The paper's 2-parameter model: two hidden units whose weights overlap under q.
 /// let arch = Arch::builder(vec![1, 2, 1]).bias(false).fixed_layer(1, vec![1.0, 1.0], None).check()?;
 /// let q = MeanFieldGaussian::from_mu_sigma(arch, vec![0.5, -0.5], vec![0.5, 0.5])?;
-/// let est = InfoNce::new(2).samples(20_000).seed(7).estimate(&q)?;
+/// let est = InfoNce::new(2)?.samples(20_000)?.seed(7).estimate(&q)?;
 /// // For |G| = 2, I^2 = I/2, and I = 0.500072 nats here (2-D quadrature).
 /// assert!((est.value - 0.500072 / 2.0).abs() < 4.0 * est.std_err.unwrap());
 /// assert!(est.terms.iter().all(|&t| t <= 2f64.ln()));
@@ -76,14 +76,22 @@ pub struct InfoNce {
 }
 
 impl InfoNce {
-    /// `K` contrast terms: the identity and `K − 1` random permutations.
-    pub fn new(k: usize) -> Self {
-        InfoNce {
+    /// `K` contrast terms: the identity and `K − 1` random permutations; S = 1000 draws
+    /// and seed 0 until set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming `k` for K = 0 (K counts the identity).
+    pub fn new(k: usize) -> Result<Self> {
+        if k == 0 {
+            return Err(Error::invalid("k", 0, "K counts the identity, so K >= 1"));
+        }
+        Ok(InfoNce {
             k,
             n_samples: 1000,
             seed: 0,
             path: InfoNcePath::Auto,
-        }
+        })
     }
 
     /// Evaluation path.
@@ -109,11 +117,6 @@ struct Workspace {
 const PERMUTATION_BATCH: usize = 256;
 
 impl MiEstimator for InfoNce {
-    fn check(&self) -> Result<()> {
-        self.check_k()?;
-        check_samples(self.n_samples)
-    }
-
     fn id(&self) -> EstimatorId {
         EstimatorId::InfoNce
     }
@@ -134,12 +137,10 @@ impl MiEstimator for InfoNce {
 
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for `K = 0` or `S = 0`;
     /// [`Error::UnsupportedArchitecture`] for [`InfoNcePath::UnitCost`] on a net without
     /// exactly one hidden layer.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
-        MiEstimator::check(self)?;
         crate::resources::check(MiEstimator::name(self), self.cost(q))?;
         let arch = q.arch();
         let group = Group::of(arch);
@@ -205,13 +206,6 @@ impl MiEstimator for InfoNce {
 }
 
 impl InfoNce {
-    fn check_k(&self) -> Result<()> {
-        if self.k == 0 {
-            return Err(Error::invalid("k", 0, "K counts the identity, so K >= 1"));
-        }
-        Ok(())
-    }
-
     fn unit_cost(&self, q: &MeanFieldGaussian) -> Result<Option<UnitCost>> {
         Ok(match self.path {
             InfoNcePath::Generic => None,
@@ -427,7 +421,6 @@ impl MiGradient for InfoNce {
         grad_sigma: &mut [f64],
         scratch: &mut GradScratch,
     ) -> Result<f64> {
-        self.check_k()?;
         let widths = q.arch().widths();
         let ws = scratch.get(
             |ws: &GradWorkspace| ws.widths == widths && ws.path == self.path,

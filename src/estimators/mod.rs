@@ -18,14 +18,20 @@
 //! sequential, so a seed gives the same bits at any thread count.
 
 /// The `samples` and `seed` builder setters every estimator shares (fields `n_samples`
-/// and `seed`).
+/// and `seed`); `samples` refuses S = 0, so a built estimator always holds valid settings.
 macro_rules! sampling_setters {
     ($t:ty) => {
         impl $t {
-            /// Number of weight draws S.
-            pub fn samples(mut self, n_samples: usize) -> Self {
+            /// Number of weight draws S (at least one).
+            ///
+            /// # Errors
+            ///
+            /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) naming
+            /// `samples` for S = 0.
+            pub fn samples(mut self, n_samples: usize) -> crate::Result<Self> {
+                crate::estimators::check_samples(n_samples)?;
                 self.n_samples = n_samples;
-                self
+                Ok(self)
             }
 
             /// Seed of the draws.
@@ -218,22 +224,13 @@ pub trait MiEstimator: Send + Sync {
         self.id().name()
     }
 
-    /// Checks every setting of the estimator (K, S, and its own), naming the first bad
-    /// one, without looking at any posterior: what a caller runs once where the settings
-    /// are made (the `run` grid checks all its estimators before any work), and what
-    /// [`estimate`](Self::estimate) runs first.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`] naming the setting.
-    fn check(&self) -> Result<()>;
-
     /// Estimates `I(g; ω)` for `q`.
     ///
     /// # Errors
     ///
-    /// Invalid settings ([`check`](Self::check)) and architectures the estimator cannot
-    /// handle, each as a named [`Error`].
+    /// Architectures the estimator cannot handle and work beyond the resource limits,
+    /// each as a named [`Error`]. Settings cannot be invalid here: the constructors and
+    /// setters refuse bad ones, naming them.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate>;
 
     /// The estimated peak memory and single-thread time of [`estimate`](Self::estimate)
@@ -565,13 +562,16 @@ mod tests {
         let q = crate::demo::demo_posterior(&[2, 3, 1], crate::weights::Activation::Relu, 0, 0.0)
             .unwrap();
         let ests: [(&dyn MiEstimator, EstimatorId); 4] = [
-            (&InfoNce::new(2).samples(2), EstimatorId::InfoNce),
             (
-                &ExactEnumeration::new().samples(2),
+                &InfoNce::new(2).unwrap().samples(2).unwrap(),
+                EstimatorId::InfoNce,
+            ),
+            (
+                &ExactEnumeration::new().samples(2).unwrap(),
                 EstimatorId::ExactEnumeration,
             ),
             (
-                &ExactPermanent::new().samples(2),
+                &ExactPermanent::new().samples(2).unwrap(),
                 EstimatorId::ExactPermanent,
             ),
             (&PairwiseBound::Kl, EstimatorId::PairwiseKlUpper),
@@ -582,30 +582,32 @@ mod tests {
     }
 
     #[test]
-    fn settings_are_checked_without_a_posterior_and_named() {
-        let bad: [(&dyn MiEstimator, &str); 7] = [
-            (&InfoNce::new(0), "`k`"),
-            (&InfoNce::new(4).samples(0), "`samples`"),
-            (&ExactEnumeration::new().samples(0), "`samples`"),
-            (&ExactPermanent::new().samples(0), "`samples`"),
-            (&ExactPruned::new().margin(f64::NAN), "`margin`"),
-            (&Sandwich::new(1).lower(), "`k`"),
-            (&Sandwich::new(8).temperature(0.0).upper(), "`temperature`"),
+    fn bad_settings_are_refused_at_construction_and_named() {
+        let bad: [(Result<()>, &str); 9] = [
+            (InfoNce::new(0).map(drop), "`k`"),
+            (
+                InfoNce::new(4).and_then(|e| e.samples(0)).map(drop),
+                "`samples`",
+            ),
+            (ExactEnumeration::new().samples(0).map(drop), "`samples`"),
+            (ExactPermanent::new().samples(0).map(drop), "`samples`"),
+            (ExactPruned::new().margin(f64::NAN).map(drop), "`margin`"),
+            (ExactPruned::new().margin(0.0).map(drop), "`margin`"),
+            (Sandwich::new(1).map(drop), "`k`"),
+            (
+                Sandwich::new(8).and_then(|s| s.temperature(0.0)).map(drop),
+                "`temperature`",
+            ),
+            (Sandwich::new(8).and_then(|s| s.mix(1.5)).map(drop), "`mix`"),
         ];
-        for (est, field) in bad {
-            let e = est.check().unwrap_err().to_string();
-            assert!(e.contains(field), "{}: {e}", est.name());
+        for (i, (result, field)) in bad.into_iter().enumerate() {
+            let e = result.unwrap_err().to_string();
+            assert!(e.contains(field), "case {i}: {e}");
         }
-        let good: [&dyn MiEstimator; 5] = [
-            &InfoNce::new(1),
-            &ExactEnumeration::new(),
-            &ExactPruned::new(),
-            &Sandwich::new(2).lower(),
-            &PairwiseBound::Kl,
-        ];
-        for est in good {
-            est.check().unwrap();
-        }
+        // The boundary values are accepted.
+        InfoNce::new(1).unwrap().samples(1).unwrap();
+        let sw = Sandwich::new(2).unwrap().temperature(1e-3).unwrap();
+        sw.mix(0.0).unwrap().mix(1.0).unwrap();
     }
 
     #[test]

@@ -47,11 +47,6 @@ fn bhattacharyya(m1: f64, s1: f64, m2: f64, s2: f64) -> f64 {
 }
 
 impl MiEstimator for PairwiseBound {
-    /// Deterministic, with no settings: always `Ok`.
-    fn check(&self) -> Result<()> {
-        Ok(())
-    }
-
     /// One divergence matrix and one (exact or pruned) permanent.
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
         let (d, _) = crate::estimators::unit_shape(q);

@@ -24,9 +24,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::estimators::MiGradient;
 use crate::estimators::unit_cost::UnitCost;
-use crate::estimators::{
-    Estimate, EstimateParts, LnSumExp, MiEstimator, check_samples, per_draw_terms,
-};
+use crate::estimators::{Estimate, EstimateParts, LnSumExp, MiEstimator, per_draw_terms};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::DrawRng;
 use crate::symmetry::{Group, ln_factorial};
@@ -351,10 +349,6 @@ pub(crate) fn permanent_cost(q: &MeanFieldGaussian, n_samples: usize) -> crate::
 }
 
 impl MiEstimator for ExactPermanent {
-    fn check(&self) -> Result<()> {
-        check_samples(self.n_samples)
-    }
-
     fn id(&self) -> EstimatorId {
         EstimatorId::ExactPermanent
     }
@@ -370,7 +364,6 @@ impl MiEstimator for ExactPermanent {
     /// above [`MAX_PERMANENT_WIDTH`].
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
-        self.check()?;
         let uc = UnitCost::new(q)?;
         let d = uc.width();
         if d > MAX_PERMANENT_WIDTH {

@@ -29,7 +29,7 @@ use crate::estimators::permanent::{
     MAX_PERMANENT_WIDTH, PermanentWorkspace, ln_permanent_in_place,
 };
 use crate::estimators::unit_cost::UnitCost;
-use crate::estimators::{Estimate, EstimateParts, MiEstimator, check_samples, per_draw_terms};
+use crate::estimators::{Estimate, EstimateParts, MiEstimator, per_draw_terms};
 use crate::estimators::{LnSumExp, ln_sum_exp};
 use crate::posterior::MeanFieldGaussian;
 use crate::symmetry::ln_factorial;
@@ -213,25 +213,20 @@ impl ExactPruned {
 
     /// Pruning margin: entries more than this many nats below their row's maximum are
     /// dropped (and bounded).
-    pub fn margin(mut self, margin: f64) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming `margin` unless it is finite and > 0.
+    pub fn margin(mut self, margin: f64) -> Result<Self> {
+        if !(margin.is_finite() && margin > 0.0) {
+            return Err(Error::invalid("margin", margin, "must be finite and > 0"));
+        }
         self.margin = margin;
-        self
+        Ok(self)
     }
 }
 
 impl MiEstimator for ExactPruned {
-    fn check(&self) -> Result<()> {
-        check_samples(self.n_samples)?;
-        if !(self.margin.is_finite() && self.margin > 0.0) {
-            return Err(Error::invalid(
-                "margin",
-                self.margin,
-                "must be finite and > 0",
-            ));
-        }
-        Ok(())
-    }
-
     fn id(&self) -> EstimatorId {
         EstimatorId::ExactPruned
     }
@@ -252,12 +247,10 @@ impl MiEstimator for ExactPruned {
 
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for S = 0 or a bad margin;
     /// [`Error::UnsupportedArchitecture`] without one hidden layer; [`Error::WidthTooLarge`]
     /// when a draw's blocks exceed the subset program's width.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
-        MiEstimator::check(self)?;
         crate::resources::check(MiEstimator::name(self), self.cost(q))?;
         let uc = UnitCost::new(q)?;
         let d = uc.width();

@@ -56,9 +56,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::estimators::proposal::{GroupProposal, GroupWorkspace, mixture_slope};
 use crate::estimators::unit_cost::UnitCost;
-use crate::estimators::{
-    Estimate, EstimateParts, LnSumExp, MiEstimator, MiGradient, check_samples,
-};
+use crate::estimators::{Estimate, EstimateParts, LnSumExp, MiEstimator, MiGradient};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::DrawRng;
 
@@ -95,16 +93,28 @@ pub struct SandwichBound {
 
 impl Sandwich {
     /// `K` terms: the identity and `K − 1` proposal draws (the upper bound uses the
-    /// `K − 1` draws alone).
-    pub fn new(k: usize) -> Self {
-        Sandwich {
+    /// `K − 1` draws alone); S = 1000, seed 0, T = 1, λ = 0 and 20 balancing rounds until
+    /// set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming `k` for K < 2.
+    pub fn new(k: usize) -> Result<Self> {
+        if k < 2 {
+            return Err(Error::invalid(
+                "k",
+                k,
+                "the sandwich needs K >= 2 (K − 1 >= 1 proposal draws)",
+            ));
+        }
+        Ok(Sandwich {
             k,
             n_samples: 1000,
             seed: 0,
             temperature: 1.0,
             mix: 0.0,
             balance: 20,
-        }
+        })
     }
 
     /// Rounds of Sinkhorn balancing of the proposal's logits (0: the plain row-by-row
@@ -116,9 +126,20 @@ impl Sandwich {
     }
 
     /// Softmax temperature T of the proposal.
-    pub fn temperature(mut self, temperature: f64) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming `temperature` unless T is finite and > 0.
+    pub fn temperature(mut self, temperature: f64) -> Result<Self> {
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(Error::invalid(
+                "temperature",
+                temperature,
+                "must be finite and > 0",
+            ));
+        }
         self.temperature = temperature;
-        self
+        Ok(self)
     }
 
     /// Uniform mixing weight λ of the proposal (λ = 1: uniform, the paper's I^K).
@@ -129,9 +150,20 @@ impl Sandwich {
     /// offset of about `ln(1 − λ)` on a saturated posterior, where every draw is the
     /// identity: the upper bound's expectation is then rescued only by rare uniform
     /// draws, which a short run does not see.
-    pub fn mix(mut self, mix: f64) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming `mix` unless λ is in [0, 1].
+    pub fn mix(mut self, mix: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&mix) {
+            return Err(Error::invalid(
+                "mix",
+                mix,
+                "must be in [0, 1] (a probability)",
+            ));
+        }
         self.mix = mix;
-        self
+        Ok(self)
     }
 
     /// The lower bound as an estimator.
@@ -150,45 +182,14 @@ impl Sandwich {
         }
     }
 
-    /// Checks K (≥ 2), the temperature, the mixing weight and S, naming the first bad one.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`] naming the setting.
-    pub fn check(&self) -> Result<()> {
-        if self.k < 2 {
-            return Err(Error::invalid(
-                "k",
-                self.k,
-                "the sandwich needs K >= 2 (K − 1 >= 1 proposal draws)",
-            ));
-        }
-        if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(Error::invalid(
-                "temperature",
-                self.temperature,
-                "must be finite and > 0",
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.mix) {
-            return Err(Error::invalid(
-                "mix",
-                self.mix,
-                "must be in [0, 1] (a probability)",
-            ));
-        }
-        check_samples(self.n_samples)
-    }
-
     /// Both bounds from the same draws: `(lower, upper)`.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for K < 2, a temperature ≤ 0, λ outside (0, 1] or
-    /// S = 0.
+    /// [`Error::ResourceLimit`] for work beyond the limits, and the proposal's errors for
+    /// architectures it cannot handle.
     pub fn estimate_both(&self, q: &MeanFieldGaussian) -> Result<(Estimate, Estimate)> {
         let started = Instant::now();
-        self.check()?;
         crate::resources::check("the sandwich bounds", self.cost(q))?;
         let prop = GroupProposal::new(q, self.temperature, self.mix, self.balance);
         let ln_order = prop.ln_order();
@@ -336,10 +337,6 @@ impl Sandwich {
 }
 
 impl MiEstimator for SandwichBound {
-    fn check(&self) -> Result<()> {
-        self.sandwich.check()
-    }
-
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
         self.sandwich.cost(q)
     }
@@ -392,7 +389,6 @@ impl MiGradient for SandwichBound {
         grad_sigma: &mut [f64],
     ) -> Result<f64> {
         let sw = &self.sandwich;
-        sw.check()?;
         if self.side != Side::Lower {
             return Err(Error::invalid(
                 "side",
@@ -499,7 +495,13 @@ mod tests {
             let mu: Vec<f64> = (0..p).map(|_| rng.random_range(-0.6..0.6)).collect();
             let sigma: Vec<f64> = (0..p).map(|_| rng.random_range(0.4..0.9)).collect();
             let eps: Vec<f64> = (0..p).map(|_| rng.random_range(-1.5..1.5)).collect();
-            let sw = Sandwich::new(k).temperature(t).mix(mix).balance(balance);
+            let sw = Sandwich::new(k)
+                .unwrap()
+                .temperature(t)
+                .unwrap()
+                .mix(mix)
+                .unwrap()
+                .balance(balance);
             let q =
                 MeanFieldGaussian::from_mu_sigma(arch.clone(), mu.clone(), sigma.clone()).unwrap();
             let (_, g_mu, g_sigma) = expected(&sw, &q, &eps);

@@ -185,10 +185,10 @@ pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Resu
             if k == 0 {
                 return Err(Error::invalid("k", 0, "K counts the identity, so K >= 1"));
             }
-            Some(Box::new(InfoNce::new(k)))
+            Some(Box::new(InfoNce::new(k)?))
         }
         Objective::SgmExact => Some(Box::new(ExactPermanent::new())),
-        Objective::SgmSandwich { k } => Some(Box::new(Sandwich::new(k).lower())),
+        Objective::SgmSandwich { k } => Some(Box::new(Sandwich::new(k)?.lower())),
     };
     let outcome = train(
         &arch,
@@ -210,8 +210,8 @@ pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Resu
         run.elbo_samples,
         eval_seed,
     )?;
-    let mi = InfoNce::new(run.eval_k)
-        .samples(run.mi_samples)
+    let mi = InfoNce::new(run.eval_k)?
+        .samples(run.mi_samples)?
         .seed(eval_seed)
         .estimate(q)?;
     let exact_mi = exact_mi_if_cheap(q, run.mi_samples, eval_seed)?;

@@ -95,11 +95,13 @@ fn two_parameter_model_matches_quadrature_for_every_estimator() {
         for est in [
             ExactEnumeration::new()
                 .samples(s)
+                .unwrap()
                 .seed(1)
                 .estimate(&q)
                 .unwrap(),
             ExactPermanent::new()
                 .samples(s)
+                .unwrap()
                 .seed(1)
                 .estimate(&q)
                 .unwrap(),
@@ -121,7 +123,9 @@ fn two_parameter_model_matches_quadrature_for_every_estimator() {
             }
             for path in [InfoNcePath::Generic, InfoNcePath::UnitCost] {
                 let est = InfoNce::new(k)
+                    .unwrap()
                     .samples(s)
+                    .unwrap()
                     .seed(2)
                     .path(path)
                     .estimate(&q)
@@ -156,13 +160,17 @@ fn unit_cost_path_agrees_with_generic_path() {
         let q = overlapping_one_layer(widths, bias, i as u64);
         let k = 64;
         let generic = InfoNce::new(k)
+            .unwrap()
             .samples(30)
+            .unwrap()
             .seed(5)
             .path(InfoNcePath::Generic)
             .estimate(&q)
             .unwrap();
         let fast = InfoNce::new(k)
+            .unwrap()
             .samples(30)
+            .unwrap()
             .seed(5)
             .path(InfoNcePath::UnitCost)
             .estimate(&q)
@@ -187,11 +195,13 @@ fn permanent_agrees_with_enumeration_draw_by_draw() {
         let q = overlapping_one_layer(widths, bias, 10 + i as u64);
         let a = ExactEnumeration::new()
             .samples(50)
+            .unwrap()
             .seed(3)
             .estimate(&q)
             .unwrap();
         let b = ExactPermanent::new()
             .samples(50)
+            .unwrap()
             .seed(3)
             .estimate(&q)
             .unwrap();
@@ -211,20 +221,26 @@ fn estimators_for(
     let mut v: Vec<Box<dyn MiEstimator>> = vec![
         Box::new(
             InfoNce::new(k)
+                .unwrap()
                 .samples(s)
+                .unwrap()
                 .seed(seed)
                 .path(InfoNcePath::Generic),
         ),
-        Box::new(ExactEnumeration::new().samples(s).seed(seed)),
+        Box::new(ExactEnumeration::new().samples(s).unwrap().seed(seed)),
     ];
     if q.arch().hidden_widths().len() == 1 {
         v.push(Box::new(
             InfoNce::new(k)
+                .unwrap()
                 .samples(s)
+                .unwrap()
                 .seed(seed)
                 .path(InfoNcePath::UnitCost),
         ));
-        v.push(Box::new(ExactPermanent::new().samples(s).seed(seed)));
+        v.push(Box::new(
+            ExactPermanent::new().samples(s).unwrap().seed(seed),
+        ));
     }
     v
 }
@@ -358,7 +374,13 @@ fn a_single_infonce_term_can_be_negative() {
     // Units overlap heavily: q(g⁻¹ω) > q(ω) happens, so single terms dip below 0 while
     // the mean stays ≥ 0. This documents why the per-draw lower bound is not 0.
     let q = two_parameter_model([0.1, -0.1], [1.0, 1.0]);
-    let e = InfoNce::new(2).samples(2000).seed(1).estimate(&q).unwrap();
+    let e = InfoNce::new(2)
+        .unwrap()
+        .samples(2000)
+        .unwrap()
+        .seed(1)
+        .estimate(&q)
+        .unwrap();
     assert!(e.terms.iter().any(|&t| t < 0.0));
     assert!(e.value >= -3.0 * se(&e));
 }
@@ -368,13 +390,22 @@ fn conformance_infonce_climbs_toward_exact_on_a_doubling_grid() {
     for q in conformance_posteriors() {
         let exact = ExactEnumeration::new()
             .samples(3000)
+            .unwrap()
             .seed(11)
             .estimate(&q)
             .unwrap();
         let ks: Vec<usize> = (0..=9).map(|i| 1 << i).collect();
         let ests: Vec<Estimate> = ks
             .iter()
-            .map(|&k| InfoNce::new(k).samples(3000).seed(12).estimate(&q).unwrap())
+            .map(|&k| {
+                InfoNce::new(k)
+                    .unwrap()
+                    .samples(3000)
+                    .unwrap()
+                    .seed(12)
+                    .estimate(&q)
+                    .unwrap()
+            })
             .collect();
         eprintln!(
             "widths {:?}: exact I = {:.4} ± {:.4}",
@@ -414,10 +445,24 @@ fn conformance_same_seed_same_bits_at_any_thread_count() {
     for q in conformance_posteriors() {
         let mut all = estimators_for(&q, 64, 9, 32);
         // The issue 7 estimators too (every estimator of the crate).
-        all.push(Box::new(Sandwich::new(8).samples(64).seed(9).lower()));
-        all.push(Box::new(Sandwich::new(8).samples(64).seed(9).upper()));
+        all.push(Box::new(
+            Sandwich::new(8)
+                .unwrap()
+                .samples(64)
+                .unwrap()
+                .seed(9)
+                .lower(),
+        ));
+        all.push(Box::new(
+            Sandwich::new(8)
+                .unwrap()
+                .samples(64)
+                .unwrap()
+                .seed(9)
+                .upper(),
+        ));
         if q.arch().hidden_widths().len() == 1 {
-            all.push(Box::new(ExactPruned::new().samples(64).seed(9)));
+            all.push(Box::new(ExactPruned::new().samples(64).unwrap().seed(9)));
             all.push(Box::new(PairwiseBound::Bhattacharyya));
             all.push(Box::new(PairwiseBound::Kl));
         }
@@ -439,16 +484,22 @@ fn conformance_same_seed_same_bits_at_any_thread_count() {
 
 #[test]
 fn bad_settings_are_named_errors() {
-    let q = overlapping_one_layer(vec![2, 4, 1], true, 1);
-    let e = InfoNce::new(0).estimate(&q).unwrap_err();
+    let e = InfoNce::new(0).unwrap_err();
     assert!(e.to_string().contains("`k` = 0"), "{e}");
-    for est in estimators_for(&q, 0, 1, 4) {
-        let e = est.estimate(&q).unwrap_err();
+    let zero_draws = [
+        InfoNce::new(4).unwrap().samples(0).map(drop),
+        ExactEnumeration::new().samples(0).map(drop),
+        ExactPermanent::new().samples(0).map(drop),
+        ExactPruned::new().samples(0).map(drop),
+    ];
+    for result in zero_draws {
+        let e = result.unwrap_err();
         assert!(e.to_string().contains("`samples` = 0"), "{e}");
     }
     let big = random_posterior(Arch::builder(vec![2, 11, 1]).check().unwrap(), 1, 1.0);
     let e = ExactEnumeration::new()
         .samples(1)
+        .unwrap()
         .estimate(&big)
         .unwrap_err();
     assert!(matches!(e, Error::GroupTooLarge { .. }), "{e}");
@@ -461,6 +512,7 @@ fn bad_settings_are_named_errors() {
     );
     let e = ExactPermanent::new()
         .samples(1)
+        .unwrap()
         .estimate(&wide)
         .unwrap_err();
     assert!(matches!(e, Error::WidthTooLarge { width: 25, .. }), "{e}");
@@ -470,7 +522,10 @@ fn bad_settings_are_named_errors() {
         Err(Error::UnsupportedArchitecture { .. })
     ));
     assert!(matches!(
-        InfoNce::new(4).path(InfoNcePath::UnitCost).estimate(&deep),
+        InfoNce::new(4)
+            .unwrap()
+            .path(InfoNcePath::UnitCost)
+            .estimate(&deep),
         Err(Error::UnsupportedArchitecture { .. })
     ));
 }
@@ -489,13 +544,16 @@ fn sandwich_contains_exact_i_and_narrows_with_k() {
         let q = overlapping_one_layer(widths, bias, 40 + i as u64);
         let exact = ExactPermanent::new()
             .samples(4000)
+            .unwrap()
             .seed(1)
             .estimate(&q)
             .unwrap();
         let mut widths_seen = Vec::new();
         for k in [4, 32, 256] {
             let (lo, up) = Sandwich::new(k)
+                .unwrap()
                 .samples(4000)
+                .unwrap()
                 .seed(2)
                 .estimate_both(&q)
                 .unwrap();
@@ -539,9 +597,17 @@ fn sandwich_contains_exact_i_and_narrows_with_k() {
             "interval does not narrow: {widths_seen:?}"
         );
         // With the proposal the lower bound beats uniform I^K at the same K.
-        let ik = InfoNce::new(32).samples(4000).seed(2).estimate(&q).unwrap();
-        let lo = Sandwich::new(32)
+        let ik = InfoNce::new(32)
+            .unwrap()
             .samples(4000)
+            .unwrap()
+            .seed(2)
+            .estimate(&q)
+            .unwrap();
+        let lo = Sandwich::new(32)
+            .unwrap()
+            .samples(4000)
+            .unwrap()
             .seed(2)
             .lower()
             .estimate(&q)
@@ -567,13 +633,22 @@ fn sandwich_with_the_uniform_proposal_is_the_papers_estimator() {
     use mi_est::estimators::Sandwich;
     let q = overlapping_one_layer(vec![3, 5, 2], true, 7);
     let lo = Sandwich::new(16)
+        .unwrap()
         .mix(1.0)
+        .unwrap()
         .samples(6000)
+        .unwrap()
         .seed(3)
         .lower()
         .estimate(&q)
         .unwrap();
-    let ik = InfoNce::new(16).samples(6000).seed(4).estimate(&q).unwrap();
+    let ik = InfoNce::new(16)
+        .unwrap()
+        .samples(6000)
+        .unwrap()
+        .seed(4)
+        .estimate(&q)
+        .unwrap();
     assert!(
         (lo.value - ik.value).abs() < N_SE * se2(&lo, &ik),
         "{} vs {}",
@@ -591,7 +666,9 @@ fn sandwich_is_tight_where_infonce_is_stuck_at_ln_k() {
             .unwrap();
     let ln_g = Group::of(q.arch()).ln_order();
     let (lo, up) = Sandwich::new(16)
+        .unwrap()
         .samples(50)
+        .unwrap()
         .seed(1)
         .estimate_both(&q)
         .unwrap();
@@ -608,23 +685,29 @@ fn sandwich_is_tight_where_infonce_is_stuck_at_ln_k() {
         lo.value,
         up.value
     );
-    let ik = InfoNce::new(4096).samples(20).seed(1).estimate(&q).unwrap();
+    let ik = InfoNce::new(4096)
+        .unwrap()
+        .samples(20)
+        .unwrap()
+        .seed(1)
+        .estimate(&q)
+        .unwrap();
     assert!((ik.value - 4096f64.ln()).abs() < 1e-3, "I^K = {}", ik.value);
 }
 
 #[test]
 fn bad_sandwich_settings_are_named_errors() {
     use mi_est::estimators::Sandwich;
-    let q = overlapping_one_layer(vec![2, 4, 1], true, 1);
-    for (s, needle) in [
-        (Sandwich::new(1), "`k` = 1"),
-        (Sandwich::new(4).temperature(0.0), "temperature"),
-        (Sandwich::new(4).temperature(f64::NAN), "temperature"),
-        (Sandwich::new(4).mix(-0.1), "mix"),
-        (Sandwich::new(4).mix(1.5), "mix"),
-        (Sandwich::new(4).samples(0), "samples"),
+    let four = || Sandwich::new(4).unwrap();
+    for (result, needle) in [
+        (Sandwich::new(1).map(drop), "`k` = 1"),
+        (four().temperature(0.0).map(drop), "temperature"),
+        (four().temperature(f64::NAN).map(drop), "temperature"),
+        (four().mix(-0.1).map(drop), "mix"),
+        (four().mix(1.5).map(drop), "mix"),
+        (four().samples(0).map(drop), "samples"),
     ] {
-        let e = s.estimate_both(&q).unwrap_err();
+        let e = result.unwrap_err();
         assert!(e.to_string().contains(needle), "{e}");
     }
 }
@@ -641,13 +724,16 @@ fn layered_sandwich_contains_exact_i_on_deeper_nets() {
         let q = overlapping_one_layer(widths.clone(), true, 60 + i as u64);
         let exact = ExactEnumeration::new()
             .samples(3000)
+            .unwrap()
             .seed(1)
             .estimate(&q)
             .unwrap();
         let mut seen = Vec::new();
         for k in [4, 64] {
             let (lo, up) = Sandwich::new(k)
+                .unwrap()
                 .samples(3000)
+                .unwrap()
                 .seed(2)
                 .estimate_both(&q)
                 .unwrap();
@@ -681,11 +767,13 @@ fn pruned_permanent_matches_the_exact_permanent_and_handles_wide_layers() {
     let q = overlapping_one_layer(vec![3, 6, 2], true, 3);
     let a = ExactPermanent::new()
         .samples(200)
+        .unwrap()
         .seed(8)
         .estimate(&q)
         .unwrap();
     let b = ExactPruned::new()
         .samples(200)
+        .unwrap()
         .seed(8)
         .estimate(&q)
         .unwrap();
@@ -702,7 +790,12 @@ fn pruned_permanent_matches_the_exact_permanent_and_handles_wide_layers() {
         let q =
             mi_est::demo::demo_posterior(&[784, d, 10], mi_est::weights::Activation::Relu, 0, -3.0)
                 .unwrap();
-        let e = ExactPruned::new().samples(20).seed(1).estimate(&q).unwrap();
+        let e = ExactPruned::new()
+            .samples(20)
+            .unwrap()
+            .seed(1)
+            .estimate(&q)
+            .unwrap();
         let ln_g = Group::of(q.arch()).ln_order();
         assert!(
             (e.value - ln_g).abs() < 1e-6,
@@ -712,7 +805,9 @@ fn pruned_permanent_matches_the_exact_permanent_and_handles_wide_layers() {
         assert!(e.bracket.unwrap() < 1e-6, "d={d}: bracket {:?}", e.bracket);
         if d == 30 {
             let (lo, up) = Sandwich::new(16)
+                .unwrap()
                 .samples(20)
+                .unwrap()
                 .seed(1)
                 .estimate_both(&q)
                 .unwrap();
@@ -732,6 +827,7 @@ fn pruned_permanent_matches_the_exact_permanent_and_handles_wide_layers() {
     let q = MeanFieldGaussian::from_mu_sigma(arch.clone(), mu, vec![0.3; p]).unwrap();
     let e = ExactPruned::new()
         .samples(300)
+        .unwrap()
         .seed(2)
         .estimate(&q)
         .unwrap();
@@ -745,10 +841,18 @@ fn pruned_permanent_matches_the_exact_permanent_and_handles_wide_layers() {
         e.value
     );
     assert!(e.bracket.unwrap() < 1e-6);
-    let ik = InfoNce::new(4096).samples(50).seed(2).estimate(&q).unwrap();
+    let ik = InfoNce::new(4096)
+        .unwrap()
+        .samples(50)
+        .unwrap()
+        .seed(2)
+        .estimate(&q)
+        .unwrap();
     assert!(ik.value <= 4096f64.ln() + 1e-12 && ik.value < e.value - 20.0);
     let (lo, up) = Sandwich::new(64)
+        .unwrap()
         .samples(300)
+        .unwrap()
         .seed(2)
         .estimate_both(&q)
         .unwrap();
@@ -794,6 +898,7 @@ fn pairwise_bounds_bracket_exact_i() {
         let q = overlapping_one_layer(widths, bias, 40 + i as u64);
         let exact = ExactPermanent::new()
             .samples(4000)
+            .unwrap()
             .seed(1)
             .estimate(&q)
             .unwrap();
@@ -849,6 +954,7 @@ fn pruned_permanent_without_a_perfect_matching_is_a_named_error() {
     let q = MeanFieldGaussian::from_mu_sigma(arch, vec![0.0; p], vec![1.0; p]).unwrap();
     let e = ExactPruned::new()
         .samples(4)
+        .unwrap()
         .seed(1)
         .estimate(&q)
         .unwrap_err();
@@ -860,7 +966,9 @@ fn pruned_permanent_without_a_perfect_matching_is_a_named_error() {
     );
     // Identical units: q is invariant, I = 0, and the sandwich brackets it.
     let (lo, up) = Sandwich::new(16)
+        .unwrap()
         .samples(20)
+        .unwrap()
         .seed(1)
         .estimate_both(&q)
         .unwrap();

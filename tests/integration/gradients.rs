@@ -130,7 +130,7 @@ fn infonce_gradient_matches_finite_differences() {
             &[InfoNcePath::Generic]
         };
         for &path in paths {
-            let est = InfoNce::new(8).path(path);
+            let est = InfoNce::new(8).unwrap().path(path);
             let (mut gm, mut gs) = (vec![0.0; arch.n_params()], vec![0.0; arch.n_params()]);
             let term = est
                 .term_with_permutations(&q, &eps, &perms, Some((&mut gm, &mut gs)))
@@ -262,16 +262,16 @@ fn exact_permanent_objective_gradient_matches_finite_differences() {
 fn reused_scratch_gives_the_bits_of_a_fresh_call() {
     use mi_est::estimators::{ExactPermanent, GradScratch, MiGradient, Sandwich};
     let infonce: Vec<Box<dyn MiGradient>> = vec![
-        Box::new(InfoNce::new(8)),
-        Box::new(InfoNce::new(8).path(InfoNcePath::Generic)),
-        Box::new(InfoNce::new(3)),
+        Box::new(InfoNce::new(8).unwrap()),
+        Box::new(InfoNce::new(8).unwrap().path(InfoNcePath::Generic)),
+        Box::new(InfoNce::new(3).unwrap()),
     ];
     let mut scratch = GradScratch::default();
     let (mut checked, mut nonzero) = (0, 0);
     for (i, (name, arch)) in nets().into_iter().enumerate() {
         let one_hidden = arch.hidden_widths().len() == 1;
         let mut estimators: Vec<&dyn MiGradient> = infonce.iter().map(|b| b.as_ref()).collect();
-        let (permanent, sandwich) = (ExactPermanent::new(), Sandwich::new(4).lower());
+        let (permanent, sandwich) = (ExactPermanent::new(), Sandwich::new(4).unwrap().lower());
         if one_hidden {
             estimators.push(&permanent);
             estimators.push(&sandwich);

@@ -390,7 +390,9 @@ fn run_includes_the_sandwich_bounds_around_the_exact_value() {
             .unwrap()
             .posterior;
         let (lo, up) = mi_est::estimators::Sandwich::new(64)
+            .unwrap()
             .samples(400)
+            .unwrap()
             .seed(r.seed)
             .estimate_both(q)
             .unwrap();

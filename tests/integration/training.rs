@@ -53,7 +53,7 @@ fn sgm_and_mfvi_classify_a_gaussian_mixture() {
     config.batch_size = 50;
     config.lr = 1e-2;
     for sgm in [false, true] {
-        let k = InfoNce::new(5);
+        let k = InfoNce::new(5).unwrap();
         let outcome = train(&arch, &data, &config, sgm.then_some(&k as _), &mut quiet()).unwrap();
         let acc = predictive(&outcome.posterior, Likelihood::Softmax, &test, 100, 1)
             .unwrap()

@@ -65,7 +65,7 @@ pub fn clustered_posterior(clusters: usize, size: usize) -> Result<MeanFieldGaus
 ///
 /// [`exact_estimator`]: crate::study::grid::exact_estimator
 fn exact_for(q: &MeanFieldGaussian, samples: usize, seed: u64) -> Result<Estimate> {
-    crate::estimators::exact_estimator(q, samples, seed, crate::estimators::ExactLimits::FULL)
+    crate::estimators::exact_estimator(q, samples, seed, crate::estimators::ExactLimits::FULL)?
         .ok_or_else(|| {
             Error::invalid(
                 "posterior",
@@ -98,10 +98,10 @@ impl Probe {
     /// pairwise bounds report two from one computation).
     fn run(self, q: &MeanFieldGaussian, samples: usize, seed: u64) -> Result<Vec<Estimate>> {
         Ok(match self {
-            Probe::InfoNce(k) => vec![InfoNce::new(k).samples(samples).seed(seed).estimate(q)?],
+            Probe::InfoNce(k) => vec![InfoNce::new(k)?.samples(samples)?.seed(seed).estimate(q)?],
             Probe::Sandwich(k) => {
-                let (lo, up) = Sandwich::new(k)
-                    .samples(samples)
+                let (lo, up) = Sandwich::new(k)?
+                    .samples(samples)?
                     .seed(seed)
                     .estimate_both(q)?;
                 vec![lo, up]

@@ -79,7 +79,7 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                 config.batch_size = 100;
                 config.lr = 1e-3;
                 config.seed = child_seed(o.seed, seed);
-                let ik = InfoNce::new(k.max(1));
+                let ik = InfoNce::new(k.max(1))?;
                 let sym = (k > 0).then_some(&ik as &dyn MiGradient);
                 let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
                 let eval = child_seed(config.seed, 9);

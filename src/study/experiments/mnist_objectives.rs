@@ -111,8 +111,8 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                 let r = run_training(&run, &mut |_: &StepInfo| {})?;
                 // The sandwich interval on the final posterior, also where exact I is
                 // not computable (overlapping wide layers); the exact I's draws: paired.
-                let (lo, up) = Sandwich::new(64)
-                    .samples(mi_s)
+                let (lo, up) = Sandwich::new(64)?
+                    .samples(mi_s)?
                     .seed(child_seed(run.config.seed, 7))
                     .estimate_both(&r.file.posterior)?;
                 Ok(ObjRun {

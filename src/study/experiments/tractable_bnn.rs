@@ -86,7 +86,7 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                 config.lr = 5e-3;
                 config.seed = child_seed(data_seed, 1);
                 config.prior_scale = TRACTABLE_PRIOR_SCALE;
-                let k2 = InfoNce::new(2);
+                let k2 = InfoNce::new(2)?;
                 let sym = if sgm {
                     Some(&k2 as &dyn MiGradient)
                 } else {
@@ -106,9 +106,9 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                     eval,
                 )?;
                 let mse = p.mse.unwrap_or(f64::NAN);
-                let est_k = InfoNce::new(500).samples(mi_s).seed(eval).estimate(q)?;
+                let est_k = InfoNce::new(500)?.samples(mi_s)?.seed(eval).estimate(q)?;
                 let est_exact = ExactEnumeration::new()
-                    .samples(mi_s)
+                    .samples(mi_s)?
                     .seed(eval)
                     .estimate(q)?;
                 let (mi_k, mi_exact) = (est_k.value, est_exact.value);

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::estimators::{InfoNce, MiEstimator, Sandwich};
+use crate::estimators::{InfoNce, Sandwich};
 use crate::rng::child_seed;
 
 /// Which estimator a grid row uses.
@@ -130,12 +130,12 @@ impl GridConfig {
         if self.estimators.iter().any(|e| e.uses_k()) && self.ks.is_empty() {
             return Err(Error::invalid("k", "[]", "the K list is empty"));
         }
-        // The estimators' own checks, before any work: K counts the identity for every
-        // estimator that takes one (InfoNce's check), and the sandwich needs K >= 2.
+        // The estimators' own constructors, before any work: K counts the identity for
+        // every estimator that takes one, and the sandwich needs K >= 2.
         for &k in &self.ks {
-            InfoNce::new(k).samples(self.samples).check()?;
+            InfoNce::new(k)?.samples(self.samples)?;
             if self.estimators.contains(&EstimatorKind::Sandwich) {
-                Sandwich::new(k).samples(self.samples).check()?;
+                Sandwich::new(k)?.samples(self.samples)?;
             }
         }
         crate::estimators::check_samples(self.samples)?;

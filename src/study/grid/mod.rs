@@ -150,15 +150,15 @@ fn item_estimator(
 ) -> Result<Box<dyn MiEstimator>> {
     Ok(match item.estimator {
         EstimatorKind::InfoNce => Box::new(
-            InfoNce::new(item.k.expect("InfoNCE items have K"))
-                .samples(config.samples)
+            InfoNce::new(item.k.expect("InfoNCE items have K"))?
+                .samples(config.samples)?
                 .seed(seed),
         ),
         EstimatorKind::PairwiseLower => Box::new(PairwiseBound::Bhattacharyya),
         EstimatorKind::PairwiseUpper => Box::new(PairwiseBound::Kl),
         // The lower side's estimate computes both bounds (its cost is the item's).
-        EstimatorKind::Sandwich => Box::new(item_sandwich(item, config, seed).lower()),
-        EstimatorKind::Exact => exact_estimator(q, config.samples, seed, ExactLimits::FULL).ok_or_else(|| {
+        EstimatorKind::Sandwich => Box::new(item_sandwich(item, config, seed)?.lower()),
+        EstimatorKind::Exact => exact_estimator(q, config.samples, seed, ExactLimits::FULL)?.ok_or_else(|| {
             Error::invalid(
                 format!("estimator exact for {id}"),
                 format!("widths {:?}", q.arch().widths()),
@@ -168,10 +168,10 @@ fn item_estimator(
     })
 }
 
-fn item_sandwich(item: &GridItem, config: &GridConfig, seed: u64) -> Sandwich {
-    Sandwich::new(item.k.expect("sandwich items have K"))
-        .samples(config.samples)
-        .seed(seed)
+fn item_sandwich(item: &GridItem, config: &GridConfig, seed: u64) -> Result<Sandwich> {
+    Ok(Sandwich::new(item.k.expect("sandwich items have K"))?
+        .samples(config.samples)?
+        .seed(seed))
 }
 
 /// The estimated memory and time of a grid's items, refused up front when over the
@@ -239,7 +239,7 @@ pub fn run_grid(
             let (est, upper): (Estimate, Option<Estimate>) = match item.estimator {
                 EstimatorKind::Sandwich => {
                     let (lower, upper) = item_sandwich(item, config, seed)
-                        .estimate_both(q)
+                        .and_then(|sw| sw.estimate_both(q))
                         .map_err(named)?;
                     (lower, Some(upper))
                 }
