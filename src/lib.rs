@@ -20,6 +20,7 @@ pub mod demo;
 pub mod elbo;
 pub mod error;
 pub mod estimators;
+pub mod execute;
 pub mod fuzz_entry;
 pub mod io;
 pub mod journal;

@@ -1,6 +1,7 @@
 //! How long work reports what it is doing. The library never prints: `run`, `merge`
 //! and `reproduce` tell an [`Observer`] (the command line's shows a progress bar on a
-//! terminal and periodic log lines elsewhere), in the manner of argmin's observers.
+//! terminal and periodic log lines elsewhere), in the manner of argmin's observers;
+//! [`crate::execute`] tells it as jobs finish.
 
 use std::path::Path;
 
@@ -23,28 +24,3 @@ pub trait Observer: Send + Sync {
 pub struct Silent;
 
 impl Observer for Silent {}
-
-/// Counts finished items (from any thread) and tells the observer, if any: what every
-/// parallel loop of `run` and `reproduce` shares.
-pub(crate) struct Counter<'a> {
-    done: std::sync::atomic::AtomicUsize,
-    total: usize,
-    observer: Option<&'a dyn Observer>,
-}
-
-impl<'a> Counter<'a> {
-    pub(crate) fn new(total: usize, observer: Option<&'a dyn Observer>) -> Self {
-        Counter {
-            done: std::sync::atomic::AtomicUsize::new(0),
-            total,
-            observer,
-        }
-    }
-
-    pub(crate) fn tick(&self) {
-        let d = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if let Some(o) = self.observer {
-            o.progress(d, self.total);
-        }
-    }
-}

@@ -67,29 +67,45 @@ fn shard_rows(bytes: &[u8], path: &Path) -> Result<Vec<RawRow>> {
         .collect()
 }
 
-fn manifest(
-    config: &GridConfig,
-    options: &RunOptions,
-    posteriors: &[crate::study::grid::LoadedPosterior],
-    git: Option<String>,
-) -> String {
-    serde_json::to_string_pretty(&serde_json::json!({
-        "tool": "mi-est",
-        "version": env!("CARGO_PKG_VERSION"),
-        "git_revision": git,
-        "command_line": options.command_line,
+/// The settings that decide a grid's numbers: what the journal's fingerprint covers
+/// (with the posteriors' SHA-256) and what the manifest records (with more).
+fn settings(config: &GridConfig) -> serde_json::Map<String, serde_json::Value> {
+    object(serde_json::json!({
         "seed": config.seed,
         "estimators": config.estimators.iter().map(|e| e.name()).collect::<Vec<_>>(),
         "k": config.ks,
         "samples": config.samples,
         "repeats": config.repeats,
         "shard": [config.shard.0, config.shard.1],
+    }))
+}
+
+/// The fields of a JSON object literal.
+fn object(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+fn manifest(
+    config: &GridConfig,
+    options: &RunOptions,
+    posteriors: &[crate::study::grid::LoadedPosterior],
+    git: Option<String>,
+) -> String {
+    let mut m = settings(config);
+    m.extend(object(serde_json::json!({
+        "tool": "mi-est",
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_revision": git,
+        "command_line": options.command_line,
         "n_items_total": grid_items(config).len(),
         "data": options.data,
         "elbo_samples": options.elbo_samples,
         "posteriors": posteriors.iter().map(|p| serde_json::json!({"id": p.id, "path": p.path.display().to_string(), "sha256": p.sha256})).collect::<Vec<_>>(),
-    }))
-    .expect("manifest serializes")
+    })));
+    serde_json::to_string_pretty(&m).expect("manifest serializes")
 }
 
 /// Runs the grid (or this process's shard of it) and writes its reports under
@@ -118,15 +134,12 @@ pub fn run(
     prepare_out(&options.out, options.overwrite, &first)?;
     // Finished items go to a journal so that a killed run resumes (same settings and
     // posterior files ⇒ same fingerprint); it is removed once the reports are written.
-    let fingerprint = crate::journal::fingerprint(&serde_json::json!({
-        "seed": config.seed,
-        "estimators": config.estimators.iter().map(|e| e.name()).collect::<Vec<_>>(),
-        "k": config.ks,
-        "samples": config.samples,
-        "repeats": config.repeats,
-        "shard": [config.shard.0, config.shard.1],
-        "posteriors": posteriors.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>(),
-    }));
+    let mut covered = settings(&config);
+    covered.insert(
+        "posteriors".into(),
+        posteriors.iter().map(|p| p.sha256.clone()).collect(),
+    );
+    let fingerprint = crate::journal::fingerprint(&serde_json::Value::Object(covered));
     let journal_path = options.out.join(if sharded {
         format!(
             ".journal-shard-{}-of-{}.jsonl",

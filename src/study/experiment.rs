@@ -1,6 +1,7 @@
 //! What every experiment shares: its name ([`Experiment`]), its settings
 //! ([`ReproduceOptions`], with the journal that lets a killed run resume), its result
-//! ([`Reproduction`]: tables, plot requests, a summary) and the progress counter.
+//! ([`Reproduction`]: tables, plot requests, a summary) and the [`Study`] trait each
+//! experiment's file implements.
 
 use std::path::PathBuf;
 
@@ -85,14 +86,40 @@ impl Experiment {
 
     /// Whether the experiment reads MNIST.
     pub fn needs_mnist(self) -> bool {
-        matches!(
-            self,
-            Experiment::Mnist
-                | Experiment::ModeProximity
-                | Experiment::EstimatorCost
-                | Experiment::MnistObjectives
-        )
+        self.study().needs_mnist()
     }
+
+    /// The experiment's [`Study`]: its file under [`crate::study::experiments`].
+    pub fn study(self) -> &'static dyn Study {
+        use crate::study::experiments::*;
+        match self {
+            Experiment::ModeInterpolation => &mode_interpolation::ModeInterpolation,
+            Experiment::TractableBnn => &tractable_bnn::TractableBnn,
+            Experiment::Mnist => &mnist::Mnist,
+            Experiment::ModeProximity => &mode_proximity::ModeProximity,
+            Experiment::EstimatorCost => &estimator_cost::EstimatorCost,
+            Experiment::MnistObjectives => &mnist_objectives::MnistObjectives,
+        }
+    }
+}
+
+/// One experiment of `reproduce`: one file under [`crate::study::experiments`] each,
+/// with a unit struct that implements this. The experiment says what its jobs are and
+/// what it reports; [`ReproduceOptions::executor`] runs the jobs (parallel loop, journal,
+/// progress).
+pub trait Study: Sync {
+    /// Which experiment this is.
+    fn experiment(&self) -> Experiment;
+
+    /// Whether it reads MNIST (from [`ReproduceOptions::mnist_dir`]).
+    fn needs_mnist(&self) -> bool;
+
+    /// Runs the experiment.
+    ///
+    /// # Errors
+    ///
+    /// Missing data, training divergence, journal I/O, each named.
+    fn run(&self, options: &ReproduceOptions) -> Result<Reproduction>;
 }
 
 /// A line of a plot: label and points.
@@ -171,21 +198,9 @@ impl std::fmt::Debug for ReproduceOptions {
 }
 
 impl ReproduceOptions {
-    /// `compute()` unless the journal already holds `key`, in which case its recorded
-    /// value; a computed value is recorded before it is returned.
-    pub(crate) fn journaled<T: serde::Serialize + serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-        compute: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
-        if let Some(v) = self.journal.as_ref().and_then(|j| j.get::<T>(key)) {
-            return Ok(v);
-        }
-        let v = compute()?;
-        if let Some(j) = &self.journal {
-            j.record(key, &v)?;
-        }
-        Ok(v)
+    /// The executor of this run's jobs: its observer and journal.
+    pub fn executor(&self) -> crate::execute::Executor<'_> {
+        crate::execute::Executor::new(self.observer.as_deref(), self.journal.as_deref())
     }
 }
 

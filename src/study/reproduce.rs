@@ -6,11 +6,10 @@
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::study::experiments::{
-    estimator_cost, mnist, mnist_objectives, mode_interpolation, mode_proximity, tractable_bnn,
-};
 
-pub use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction, Series};
+pub use crate::study::experiment::{
+    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, Study,
+};
 pub use crate::study::experiments::mode_interpolation::{GaussianFit, fit_gaussian_to_mixture};
 pub use crate::study::experiments::mode_proximity::min_swap_distance;
 pub use crate::study::experiments::tractable_bnn::{
@@ -24,14 +23,7 @@ pub use crate::study::experiments::tractable_bnn::{
 /// Missing data, training divergence, named.
 pub fn reproduce(experiment: Experiment, options: &ReproduceOptions) -> Result<Reproduction> {
     let started = Instant::now();
-    let mut r = match experiment {
-        Experiment::ModeInterpolation => mode_interpolation::run(options)?,
-        Experiment::TractableBnn => tractable_bnn::run(options)?,
-        Experiment::Mnist => mnist::run(options)?,
-        Experiment::ModeProximity => mode_proximity::run(options)?,
-        Experiment::EstimatorCost => estimator_cost::run(options)?,
-        Experiment::MnistObjectives => mnist_objectives::run(options)?,
-    };
+    let mut r = experiment.study().run(options)?;
     r.wall_s = started.elapsed().as_secs_f64();
     Ok(r)
 }

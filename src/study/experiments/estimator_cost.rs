@@ -5,7 +5,6 @@
 //! the exact value, coverage and width of the sandwich interval. Timed on one thread.
 
 use crate::journal::exact;
-use crate::observe::Counter;
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use std::time::Instant;
@@ -17,7 +16,7 @@ use crate::estimators::{Estimate, EstimatorId, InfoNce, MiEstimator, PairwiseBou
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::{child_seed, stream};
 use crate::study::experiment::{
-    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, mean_sd,
+    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
 };
 use crate::study::table::{Table, Values};
 use crate::symmetry::Group;
@@ -227,178 +226,194 @@ fn mnist_posterior(
     Ok(train(&arch, &train_set, &config, None, &mut |_: &StepInfo| {})?.posterior)
 }
 
-/// Runs the experiment.
-///
-/// # Errors
-///
-/// Missing data, training divergence, named.
-pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
-    // (budget per estimate in seconds, repeats, reference draws, MNIST epochs and limit)
-    let (budget, repeats, ref_samples, epochs, limit) = if o.quick {
-        (0.002, 12, 1000, 1, Some(1000))
-    } else {
-        (0.04, 200, 20_000, 5, None)
-    };
-    let mut posteriors: Vec<(String, MeanFieldGaussian)> = vec![
-        ("overlap-d6".into(), overlapping_posterior(&[3, 6, 2], 1)?),
-        ("overlap-d10".into(), overlapping_posterior(&[3, 10, 2], 2)?),
-    ];
-    if !o.quick {
-        posteriors.push(("overlap-d16".into(), overlapping_posterior(&[3, 16, 2], 3)?));
-        posteriors.push(("deep-4x3".into(), overlapping_posterior(&[2, 4, 3, 2], 4)?));
+/// The experiment of this file, as a [`Study`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EstimatorCost;
+
+impl Study for EstimatorCost {
+    fn experiment(&self) -> Experiment {
+        Experiment::EstimatorCost
     }
-    posteriors.push(("clusters-d30".into(), clustered_posterior(10, 3)?));
-    if !o.quick {
-        posteriors.push(("mnist-d10".into(), mnist_posterior(o, 10, epochs, limit)?));
+
+    fn needs_mnist(&self) -> bool {
+        true
     }
-    posteriors.push(("mnist-d30".into(), mnist_posterior(o, 30, epochs, limit)?));
-    let probes = [
-        Probe::InfoNce(16),
-        Probe::InfoNce(256),
-        Probe::InfoNce(4096),
-        Probe::Sandwich(4),
-        Probe::Sandwich(16),
-        Probe::Sandwich(64),
-        Probe::Exact,
-        Probe::Pairwise,
-    ];
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .map_err(|e| Error::invalid("threads", 1, e.to_string()))?;
-    let counter = Counter::new(posteriors.len() * probes.len(), o.observer.as_deref());
-    let mut cases = Vec::new();
-    let mut rows: Vec<Repeat> = Vec::new();
-    for (pi, (name, q)) in posteriors.into_iter().enumerate() {
-        let seed = child_seed(o.seed, pi as u64);
-        // The reference runs on every thread; the timed probes on one.
-        let reference = o.journaled(&format!("estimator-cost/{name}/reference"), || {
-            let e = exact_for(&q, ref_samples, child_seed(seed, 1_000_000))?;
-            Ok(Reference {
-                value: e.value,
-                std_err: e.std_err,
-                estimator: e.estimator,
-                bracket: e.bracket,
-            })
-        })?;
-        let ln_g = Group::of(q.arch()).ln_order();
-        let regime = if reference.value > ln_g - 0.01 {
-            "saturated (I = ln|G|)"
+
+    /// Runs the experiment.
+    ///
+    /// # Errors
+    ///
+    /// Missing data, training divergence, named.
+    fn run(&self, o: &ReproduceOptions) -> Result<Reproduction> {
+        // (budget per estimate in seconds, repeats, reference draws, MNIST epochs and limit)
+        let (budget, repeats, ref_samples, epochs, limit) = if o.quick {
+            (0.002, 12, 1000, 1, Some(1000))
         } else {
-            "overlapping (I < ln|G|)"
+            (0.04, 200, 20_000, 5, None)
         };
-        for probe in probes {
-            if probe == Probe::Pairwise && q.arch().hidden_widths().len() != 1 {
-                counter.tick();
-                continue;
-            }
-            let probe_key = probe.key(&name);
-            let recorded = match (&o.samples, probe.deterministic()) {
-                (Some(map), false) => Some(*map.get(&probe_key).ok_or_else(|| {
-                    Error::invalid(
-                        "samples",
-                        &probe_key,
-                        "no S recorded for this estimate".to_string(),
-                    )
-                })?),
-                _ => None,
-            };
-            let key = format!("estimator-cost/{probe_key}");
-            let found = o.journaled(&key, || {
-                pool.install(|| -> Result<Vec<Repeat>> {
-                    let mut rows = Vec::new();
-                    let samples = if probe.deterministic() {
-                        1
-                    } else if let Some(s) = recorded {
-                        s
-                    } else {
-                        // Pilot: a warm-up, then the time of one draw.
-                        probe.run(&q, 2, seed)?;
-                        let pilot = probe.run(&q, 8, seed)?;
-                        let per_draw = pilot[0].wall_s / 8.0;
-                        ((budget / per_draw).round() as usize).clamp(2, 1_000_000)
-                    };
-                    let n_rep = if probe.deterministic() { 1 } else { repeats };
-                    for r in 0..n_rep {
-                        for e in probe.run(&q, samples, child_seed(seed, 1 + r as u64))? {
-                            rows.push(Repeat {
-                                posterior: name.clone(),
-                                estimator: e.estimator,
-                                k: e.k,
-                                samples: e.n_samples,
-                                repeat: r,
-                                value: e.value,
-                                std_err: e.std_err,
-                                wall_s: e.wall_s,
-                            });
-                        }
-                    }
-                    Ok(rows)
-                })
-            })?;
-            rows.extend(found);
-            counter.tick();
+        let mut posteriors: Vec<(String, MeanFieldGaussian)> = vec![
+            ("overlap-d6".into(), overlapping_posterior(&[3, 6, 2], 1)?),
+            ("overlap-d10".into(), overlapping_posterior(&[3, 10, 2], 2)?),
+        ];
+        if !o.quick {
+            posteriors.push(("overlap-d16".into(), overlapping_posterior(&[3, 16, 2], 3)?));
+            posteriors.push(("deep-4x3".into(), overlapping_posterior(&[2, 4, 3, 2], 4)?));
         }
-        cases.push(Case {
-            name,
-            q,
-            reference,
-            regime,
-        });
-    }
-    let summary = summarize_cost(&cases, &rows);
-    let raw = Table::new("repeats")
-        .with(
-            "posterior",
-            Values::Str(rows.iter().map(|r| r.posterior.clone()).collect()),
-        )
-        .with(
-            "estimator",
-            Values::Str(rows.iter().map(|r| r.estimator.to_string()).collect()),
-        )
-        .with(
-            "k",
-            Values::OptF64(rows.iter().map(|r| r.k.map(|k| k as f64)).collect()),
-        )
-        .with(
-            "samples",
-            Values::U64(rows.iter().map(|r| r.samples as u64).collect()),
-        )
-        .with(
-            "repeat",
-            Values::U64(rows.iter().map(|r| r.repeat as u64).collect()),
-        )
-        .with("value", Values::F64(rows.iter().map(|r| r.value).collect()))
-        .with(
-            "std_err",
-            Values::OptF64(rows.iter().map(|r| r.std_err).collect()),
-        )
-        .with(
-            "wall_s",
-            Values::F64(rows.iter().map(|r| r.wall_s).collect()),
+        posteriors.push(("clusters-d30".into(), clustered_posterior(10, 3)?));
+        if !o.quick {
+            posteriors.push(("mnist-d10".into(), mnist_posterior(o, 10, epochs, limit)?));
+        }
+        posteriors.push(("mnist-d30".into(), mnist_posterior(o, 30, epochs, limit)?));
+        let probes = [
+            Probe::InfoNce(16),
+            Probe::InfoNce(256),
+            Probe::InfoNce(4096),
+            Probe::Sandwich(4),
+            Probe::Sandwich(16),
+            Probe::Sandwich(64),
+            Probe::Exact,
+            Probe::Pairwise,
+        ];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .map_err(|e| Error::invalid("threads", 1, e.to_string()))?;
+        let executor = o.executor();
+        let counter = executor.counter(posteriors.len() * probes.len());
+        let mut cases = Vec::new();
+        let mut rows: Vec<Repeat> = Vec::new();
+        for (pi, (name, q)) in posteriors.into_iter().enumerate() {
+            let seed = child_seed(o.seed, pi as u64);
+            // The reference runs on every thread; the timed probes on one.
+            let reference =
+                executor.journaled(&format!("estimator-cost/{name}/reference"), || {
+                    let e = exact_for(&q, ref_samples, child_seed(seed, 1_000_000))?;
+                    Ok(Reference {
+                        value: e.value,
+                        std_err: e.std_err,
+                        estimator: e.estimator,
+                        bracket: e.bracket,
+                    })
+                })?;
+            let ln_g = Group::of(q.arch()).ln_order();
+            let regime = if reference.value > ln_g - 0.01 {
+                "saturated (I = ln|G|)"
+            } else {
+                "overlapping (I < ln|G|)"
+            };
+            for probe in probes {
+                if probe == Probe::Pairwise && q.arch().hidden_widths().len() != 1 {
+                    counter.tick();
+                    continue;
+                }
+                let probe_key = probe.key(&name);
+                let recorded = match (&o.samples, probe.deterministic()) {
+                    (Some(map), false) => Some(*map.get(&probe_key).ok_or_else(|| {
+                        Error::invalid(
+                            "samples",
+                            &probe_key,
+                            "no S recorded for this estimate".to_string(),
+                        )
+                    })?),
+                    _ => None,
+                };
+                let key = format!("estimator-cost/{probe_key}");
+                let found = executor.journaled(&key, || {
+                    pool.install(|| -> Result<Vec<Repeat>> {
+                        let mut rows = Vec::new();
+                        let samples = if probe.deterministic() {
+                            1
+                        } else if let Some(s) = recorded {
+                            s
+                        } else {
+                            // Pilot: a warm-up, then the time of one draw.
+                            probe.run(&q, 2, seed)?;
+                            let pilot = probe.run(&q, 8, seed)?;
+                            let per_draw = pilot[0].wall_s / 8.0;
+                            ((budget / per_draw).round() as usize).clamp(2, 1_000_000)
+                        };
+                        let n_rep = if probe.deterministic() { 1 } else { repeats };
+                        for r in 0..n_rep {
+                            for e in probe.run(&q, samples, child_seed(seed, 1 + r as u64))? {
+                                rows.push(Repeat {
+                                    posterior: name.clone(),
+                                    estimator: e.estimator,
+                                    k: e.k,
+                                    samples: e.n_samples,
+                                    repeat: r,
+                                    value: e.value,
+                                    std_err: e.std_err,
+                                    wall_s: e.wall_s,
+                                });
+                            }
+                        }
+                        Ok(rows)
+                    })
+                })?;
+                rows.extend(found);
+                counter.tick();
+            }
+            cases.push(Case {
+                name,
+                q,
+                reference,
+                regime,
+            });
+        }
+        let summary = summarize_cost(&cases, &rows);
+        let raw = Table::new("repeats")
+            .with(
+                "posterior",
+                Values::Str(rows.iter().map(|r| r.posterior.clone()).collect()),
+            )
+            .with(
+                "estimator",
+                Values::Str(rows.iter().map(|r| r.estimator.to_string()).collect()),
+            )
+            .with(
+                "k",
+                Values::OptF64(rows.iter().map(|r| r.k.map(|k| k as f64)).collect()),
+            )
+            .with(
+                "samples",
+                Values::U64(rows.iter().map(|r| r.samples as u64).collect()),
+            )
+            .with(
+                "repeat",
+                Values::U64(rows.iter().map(|r| r.repeat as u64).collect()),
+            )
+            .with("value", Values::F64(rows.iter().map(|r| r.value).collect()))
+            .with(
+                "std_err",
+                Values::OptF64(rows.iter().map(|r| r.std_err).collect()),
+            )
+            .with(
+                "wall_s",
+                Values::F64(rows.iter().map(|r| r.wall_s).collect()),
+            );
+        let (table, md, plots) = summary;
+        let chosen = if o.samples.is_some() {
+            "S as recorded by an earlier run"
+        } else {
+            "S chosen from a timed pilot"
+        };
+        let header = format!(
+            "Budget {:.0} ms of one thread per estimate ({chosen}; `manifest.json` records it, and `mi-est reproduce estimator-cost --samples-from <this folder>` reruns with the same S and so the same values), {repeats} repeats per estimator, exact reference from {ref_samples} draws. Coverage: the share of repeats whose interval [lower − t SE, upper + t SE] contains the exact value (to 1e-9 relative, for rounding), t the 97.5 % quantile of Student's t with S − 1 degrees of freedom (each side misses with probability ≤ 2.5 %, so ≥ 95 % is expected); raw: [lower, upper] without the margin.\n\n",
+            1000.0 * budget
         );
-    let (table, md, plots) = summary;
-    let chosen = if o.samples.is_some() {
-        "S as recorded by an earlier run"
-    } else {
-        "S chosen from a timed pilot"
-    };
-    let header = format!(
-        "Budget {:.0} ms of one thread per estimate ({chosen}; `manifest.json` records it, and `mi-est reproduce estimator-cost --samples-from <this folder>` reruns with the same S and so the same values), {repeats} repeats per estimator, exact reference from {ref_samples} draws. Coverage: the share of repeats whose interval [lower − t SE, upper + t SE] contains the exact value (to 1e-9 relative, for rounding), t the 97.5 % quantile of Student's t with S − 1 degrees of freedom (each side misses with probability ≤ 2.5 %, so ≥ 95 % is expected); raw: [lower, upper] without the margin.\n\n",
-        1000.0 * budget
-    );
-    let samples = samples_of_rows(
-        rows.iter()
-            .map(|r| (r.posterior.clone(), r.estimator, r.k, r.samples)),
-    )?;
-    Ok(Reproduction {
-        experiment: Experiment::EstimatorCost,
-        tables: vec![table, raw],
-        plots,
-        summary: header + &md,
-        samples: Some(samples),
-        wall_s: 0.0,
-    })
+        let samples = samples_of_rows(
+            rows.iter()
+                .map(|r| (r.posterior.clone(), r.estimator, r.k, r.samples)),
+        )?;
+        Ok(Reproduction {
+            experiment: Experiment::EstimatorCost,
+            tables: vec![table, raw],
+            plots,
+            summary: header + &md,
+            samples: Some(samples),
+            wall_s: 0.0,
+        })
+    }
 }
 
 /// The per-(posterior, estimator, K) summary table, its markdown and the MSE plots.

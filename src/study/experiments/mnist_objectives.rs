@@ -3,9 +3,8 @@
 //! width 10, the exact ln-perm objective): accuracy, ELBO, L^G = L + I with I exact
 //! (permanent or pruned permanent), and whether the symmetrization term had a gradient.
 
+use crate::execute::Schedule;
 use crate::journal::exact;
-use crate::observe::Counter;
-use rayon::prelude::*;
 
 use crate::data::DataSpec;
 use crate::elbo::Likelihood;
@@ -13,7 +12,7 @@ use crate::error::Result;
 use crate::estimators::Sandwich;
 use crate::rng::child_seed;
 use crate::study::experiment::{
-    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, mean_sd,
+    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
 };
 use crate::study::table::{Table, Values};
 use crate::study::{Objective, TrainRun, run_training};
@@ -49,65 +48,79 @@ struct ObjRun {
     upper: f64,
 }
 
-/// Runs the experiment.
-///
-/// # Errors
-///
-/// Missing data, training divergence, named.
-pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
-    let (widths, n_seeds, epochs, limit, pred_s, mi_s) = if o.quick {
-        (vec![10], 1u64, 2, Some(1000), 100, 20)
-    } else {
-        (vec![10, 30], 3u64, 10, None, 1000, 200)
-    };
-    let objectives = |w: usize| {
-        let mut v = vec![
-            Objective::Mfvi,
-            Objective::Sgm { k: 20 },
-            Objective::SgmSandwich { k: 16 },
-        ];
-        if w <= 12 {
-            v.push(Objective::SgmExact);
-        }
-        v
-    };
-    // ρ0 = −3 (σ ≈ 0.05: units hundreds of nats apart, I = ln|G| from the start) and
-    // ρ0 = 1 (σ ≈ 1.3: units overlap, I < ln|G|, the symmetry term has a gradient).
-    let inits = [-3.0, 1.0];
-    let jobs: Vec<(usize, f64, Objective, u64)> = widths
-        .iter()
-        .flat_map(|&w| {
-            inits.iter().flat_map(move |&rho| {
-                objectives(w)
-                    .into_iter()
-                    .flat_map(move |obj| (0..n_seeds).map(move |s| (w, rho, obj, s)))
+/// The experiment of this file, as a [`Study`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MnistObjectives;
+
+impl Study for MnistObjectives {
+    fn experiment(&self) -> Experiment {
+        Experiment::MnistObjectives
+    }
+
+    fn needs_mnist(&self) -> bool {
+        true
+    }
+
+    /// Runs the experiment.
+    ///
+    /// # Errors
+    ///
+    /// Missing data, training divergence, named.
+    fn run(&self, o: &ReproduceOptions) -> Result<Reproduction> {
+        let (widths, n_seeds, epochs, limit, pred_s, mi_s) = if o.quick {
+            (vec![10], 1u64, 2, Some(1000), 100, 20)
+        } else {
+            (vec![10, 30], 3u64, 10, None, 1000, 200)
+        };
+        let objectives = |w: usize| {
+            let mut v = vec![
+                Objective::Mfvi,
+                Objective::Sgm { k: 20 },
+                Objective::SgmSandwich { k: 16 },
+            ];
+            if w <= 12 {
+                v.push(Objective::SgmExact);
+            }
+            v
+        };
+        // ρ0 = −3 (σ ≈ 0.05: units hundreds of nats apart, I = ln|G| from the start) and
+        // ρ0 = 1 (σ ≈ 1.3: units overlap, I < ln|G|, the symmetry term has a gradient).
+        let inits = [-3.0, 1.0];
+        let jobs: Vec<(usize, f64, Objective, u64)> = widths
+            .iter()
+            .flat_map(|&w| {
+                inits.iter().flat_map(move |&rho| {
+                    objectives(w)
+                        .into_iter()
+                        .flat_map(move |obj| (0..n_seeds).map(move |s| (w, rho, obj, s)))
+                })
             })
-        })
-        .collect();
-    let counter = Counter::new(jobs.len(), o.observer.as_deref());
-    let reports = jobs
-        .par_iter()
-        .map(|&(width, init_rho, objective, seed)| {
-            let mut config = TrainConfig::new(Likelihood::Softmax);
-            config.epochs = epochs;
-            config.init_rho = init_rho;
-            config.seed = child_seed(o.seed, seed);
-            let run = TrainRun {
-                data: DataSpec::Mnist {
-                    dir: o.mnist_dir.clone(),
-                    limit,
-                },
-                hidden: vec![width],
-                activation: crate::weights::Activation::Relu,
-                objective,
-                config,
-                predictive_samples: pred_s,
-                elbo_samples: 10,
-                eval_k: 20,
-                mi_samples: mi_s,
-            };
-            let key = format!("mnist-objectives/{width}/{init_rho}/{objective}/{seed}");
-            let r = o.journaled(&key, || {
+            .collect();
+        let reports: Vec<ObjRun> = o.executor().map(
+            &jobs,
+            Schedule::InOrder,
+            |_, &(width, init_rho, objective, seed)| {
+                format!("mnist-objectives/{width}/{init_rho}/{objective}/{seed}")
+            },
+            |_, &(width, init_rho, objective, seed)| {
+                let mut config = TrainConfig::new(Likelihood::Softmax);
+                config.epochs = epochs;
+                config.init_rho = init_rho;
+                config.seed = child_seed(o.seed, seed);
+                let run = TrainRun {
+                    data: DataSpec::Mnist {
+                        dir: o.mnist_dir.clone(),
+                        limit,
+                    },
+                    hidden: vec![width],
+                    activation: crate::weights::Activation::Relu,
+                    objective,
+                    config,
+                    predictive_samples: pred_s,
+                    elbo_samples: 10,
+                    eval_k: 20,
+                    mi_samples: mi_s,
+                };
                 let r = run_training(&run, &mut |_: &StepInfo| {})?;
                 // The sandwich interval on the final posterior, also where exact I is
                 // not computable (overlapping wide layers); the exact I's draws: paired.
@@ -130,142 +143,139 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                     lower: lo.value,
                     upper: up.value,
                 })
-            })?;
-            counter.tick();
-            Ok(r)
-        })
-        .collect::<Result<Vec<ObjRun>>>()?;
-    let sandwich: Vec<(f64, f64)> = reports.iter().map(|r| (r.lower, r.upper)).collect();
-    let exact = |r: &ObjRun| r.exact;
-    // L^G = L + I with exact I, else with the sandwich lower bound (a lower bound on L^G).
-    let lg_of = |r: &ObjRun, lower: f64| r.elbo + exact(r).unwrap_or(lower) / r.n_data;
-    let lg_all: Vec<f64> = reports
-        .iter()
-        .zip(&sandwich)
-        .map(|(r, s)| lg_of(r, s.0))
-        .collect();
-    let table = Table::new("runs")
-        .with(
-            "width",
-            Values::U64(jobs.iter().map(|j| j.0 as u64).collect()),
-        )
-        .with("init_rho", Values::F64(jobs.iter().map(|j| j.1).collect()))
-        .with(
-            "objective",
-            Values::Str(jobs.iter().map(|j| j.2.to_string()).collect()),
-        )
-        .with("seed", Values::U64(jobs.iter().map(|j| j.3).collect()))
-        .with("epochs", Values::U64(vec![epochs as u64; jobs.len()]))
-        .with(
-            "test_accuracy",
-            Values::F64(
-                reports
-                    .iter()
-                    .map(|r| r.accuracy.unwrap_or(f64::NAN))
-                    .collect(),
-            ),
-        )
-        .with(
-            "test_nll",
-            Values::F64(reports.iter().map(|r| r.nll).collect()),
-        )
-        .with(
-            "elbo_per_point",
-            Values::F64(reports.iter().map(|r| r.elbo).collect()),
-        )
-        .with(
-            "exact_i",
-            Values::OptF64(reports.iter().map(exact).collect()),
-        )
-        .with(
-            "exact_i_estimator",
-            Values::Str(
-                reports
-                    .iter()
-                    .map(|r| r.exact_estimator.clone().unwrap_or_else(|| "—".into()))
-                    .collect(),
-            ),
-        )
-        .with(
-            "sandwich_lower_k64",
-            Values::F64(sandwich.iter().map(|s| s.0).collect()),
-        )
-        .with(
-            "sandwich_upper_k64",
-            Values::F64(sandwich.iter().map(|s| s.1).collect()),
-        )
-        .with(
-            "ln_group_order",
-            Values::F64(reports.iter().map(|r| r.ln_g).collect()),
-        )
-        .with("elbo_g_per_point", Values::F64(lg_all.clone()))
-        .with(
-            "elbo_g_uses",
-            Values::Str(
-                reports
-                    .iter()
-                    .map(|r| {
-                        if r.exact.is_some() {
-                            "exact I"
-                        } else {
-                            "sandwich lower bound"
-                        }
-                        .to_string()
-                    })
-                    .collect(),
-            ),
-        )
-        .with(
-            "mean_train_sym_term",
-            Values::OptF64(reports.iter().map(|r| r.mean_mi).collect()),
-        )
-        .with(
-            "saturated_fraction",
-            Values::OptF64(reports.iter().map(|r| r.saturated).collect()),
-        )
-        .with(
-            "sym_grad_over_elbo_grad",
-            Values::OptF64(reports.iter().map(|r| r.grad_ratio).collect()),
-        )
-        .with(
-            "train_wall_s",
-            Values::F64(reports.iter().map(|r| r.train_wall).collect()),
+            },
+        )?;
+        let sandwich: Vec<(f64, f64)> = reports.iter().map(|r| (r.lower, r.upper)).collect();
+        let exact = |r: &ObjRun| r.exact;
+        // L^G = L + I with exact I, else with the sandwich lower bound (a lower bound on L^G).
+        let lg_of = |r: &ObjRun, lower: f64| r.elbo + exact(r).unwrap_or(lower) / r.n_data;
+        let lg_all: Vec<f64> = reports
+            .iter()
+            .zip(&sandwich)
+            .map(|(r, s)| lg_of(r, s.0))
+            .collect();
+        let table = Table::new("runs")
+            .with(
+                "width",
+                Values::U64(jobs.iter().map(|j| j.0 as u64).collect()),
+            )
+            .with("init_rho", Values::F64(jobs.iter().map(|j| j.1).collect()))
+            .with(
+                "objective",
+                Values::Str(jobs.iter().map(|j| j.2.to_string()).collect()),
+            )
+            .with("seed", Values::U64(jobs.iter().map(|j| j.3).collect()))
+            .with("epochs", Values::U64(vec![epochs as u64; jobs.len()]))
+            .with(
+                "test_accuracy",
+                Values::F64(
+                    reports
+                        .iter()
+                        .map(|r| r.accuracy.unwrap_or(f64::NAN))
+                        .collect(),
+                ),
+            )
+            .with(
+                "test_nll",
+                Values::F64(reports.iter().map(|r| r.nll).collect()),
+            )
+            .with(
+                "elbo_per_point",
+                Values::F64(reports.iter().map(|r| r.elbo).collect()),
+            )
+            .with(
+                "exact_i",
+                Values::OptF64(reports.iter().map(exact).collect()),
+            )
+            .with(
+                "exact_i_estimator",
+                Values::Str(
+                    reports
+                        .iter()
+                        .map(|r| r.exact_estimator.clone().unwrap_or_else(|| "—".into()))
+                        .collect(),
+                ),
+            )
+            .with(
+                "sandwich_lower_k64",
+                Values::F64(sandwich.iter().map(|s| s.0).collect()),
+            )
+            .with(
+                "sandwich_upper_k64",
+                Values::F64(sandwich.iter().map(|s| s.1).collect()),
+            )
+            .with(
+                "ln_group_order",
+                Values::F64(reports.iter().map(|r| r.ln_g).collect()),
+            )
+            .with("elbo_g_per_point", Values::F64(lg_all.clone()))
+            .with(
+                "elbo_g_uses",
+                Values::Str(
+                    reports
+                        .iter()
+                        .map(|r| {
+                            if r.exact.is_some() {
+                                "exact I"
+                            } else {
+                                "sandwich lower bound"
+                            }
+                            .to_string()
+                        })
+                        .collect(),
+                ),
+            )
+            .with(
+                "mean_train_sym_term",
+                Values::OptF64(reports.iter().map(|r| r.mean_mi).collect()),
+            )
+            .with(
+                "saturated_fraction",
+                Values::OptF64(reports.iter().map(|r| r.saturated).collect()),
+            )
+            .with(
+                "sym_grad_over_elbo_grad",
+                Values::OptF64(reports.iter().map(|r| r.grad_ratio).collect()),
+            )
+            .with(
+                "train_wall_s",
+                Values::F64(reports.iter().map(|r| r.train_wall).collect()),
+            );
+        let mut md = format!(
+            "{n_seeds} seed(s), {epochs} epoch(s){}, batch 100, lr 1e-3, prior N(0, 1), μ0 ~ N(0, 0.1²), ρ0 = −3 (σ0 ≈ 0.05, the usual) or 1 (σ0 ≈ 1.31, overlapping units); {pred_s}-sample predictive; I exact by the permanent (width 10) or the pruned permanent (width 30) over {mi_s} draws where the pruned blocks allow, and the sandwich interval (K = 64, same draws count) on every final posterior; L^G = L + I (with the sandwich lower bound where exact I is not computable, marked ≥).\n\n| width | ρ0 | objective | accuracy % (mean ± sd) | ELBO / N | L^G / N | exact I | sandwich interval on I | ln\\|G\\| | mean symmetry term in training | saturated steps | ‖∇ sym‖/‖∇L‖ |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+            limit.map_or(String::new(), |l| format!(" on the first {l} images"))
         );
-    let mut md = format!(
-        "{n_seeds} seed(s), {epochs} epoch(s){}, batch 100, lr 1e-3, prior N(0, 1), μ0 ~ N(0, 0.1²), ρ0 = −3 (σ0 ≈ 0.05, the usual) or 1 (σ0 ≈ 1.31, overlapping units); {pred_s}-sample predictive; I exact by the permanent (width 10) or the pruned permanent (width 30) over {mi_s} draws where the pruned blocks allow, and the sandwich interval (K = 64, same draws count) on every final posterior; L^G = L + I (with the sandwich lower bound where exact I is not computable, marked ≥).\n\n| width | ρ0 | objective | accuracy % (mean ± sd) | ELBO / N | L^G / N | exact I | sandwich interval on I | ln\\|G\\| | mean symmetry term in training | saturated steps | ‖∇ sym‖/‖∇L‖ |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
-        limit.map_or(String::new(), |l| format!(" on the first {l} images"))
-    );
-    let mut series: Vec<Series> = Vec::new();
-    for &w in &widths {
-        for rho in inits {
-            for obj in objectives(w) {
-                let idx: Vec<usize> = (0..jobs.len())
-                    .filter(|&i| jobs[i].0 == w && jobs[i].1 == rho && jobs[i].2 == obj)
-                    .collect();
-                let sel: Vec<&ObjRun> = idx.iter().map(|&i| &reports[i]).collect();
-                let avg = |f: &dyn Fn(usize) -> f64| {
-                    mean_sd(&idx.iter().map(|&i| f(i)).collect::<Vec<_>>())
-                };
-                let (lo_m, up_m) = (avg(&|i| sandwich[i].0).0, avg(&|i| sandwich[i].1).0);
-                let (lg_m, lg_sd) = avg(&|i| lg_all[i]);
-                let stat = |f: &dyn Fn(&ObjRun) -> Option<f64>, digits: usize| {
-                    let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
-                    if v.is_empty() {
-                        "—".to_string()
-                    } else {
-                        let (m, sd) = mean_sd(&v);
-                        format!("{m:.digits$} ± {sd:.digits$}")
-                    }
-                };
-                let sci = |f: &dyn Fn(&ObjRun) -> Option<f64>| {
-                    let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
-                    if v.is_empty() {
-                        "—".to_string()
-                    } else {
-                        format!("{:.3e}", v.iter().sum::<f64>() / v.len() as f64)
-                    }
-                };
-                md.push_str(&format!(
+        let mut series: Vec<Series> = Vec::new();
+        for &w in &widths {
+            for rho in inits {
+                for obj in objectives(w) {
+                    let idx: Vec<usize> = (0..jobs.len())
+                        .filter(|&i| jobs[i].0 == w && jobs[i].1 == rho && jobs[i].2 == obj)
+                        .collect();
+                    let sel: Vec<&ObjRun> = idx.iter().map(|&i| &reports[i]).collect();
+                    let avg = |f: &dyn Fn(usize) -> f64| {
+                        mean_sd(&idx.iter().map(|&i| f(i)).collect::<Vec<_>>())
+                    };
+                    let (lo_m, up_m) = (avg(&|i| sandwich[i].0).0, avg(&|i| sandwich[i].1).0);
+                    let (lg_m, lg_sd) = avg(&|i| lg_all[i]);
+                    let stat = |f: &dyn Fn(&ObjRun) -> Option<f64>, digits: usize| {
+                        let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
+                        if v.is_empty() {
+                            "—".to_string()
+                        } else {
+                            let (m, sd) = mean_sd(&v);
+                            format!("{m:.digits$} ± {sd:.digits$}")
+                        }
+                    };
+                    let sci = |f: &dyn Fn(&ObjRun) -> Option<f64>| {
+                        let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
+                        if v.is_empty() {
+                            "—".to_string()
+                        } else {
+                            format!("{:.3e}", v.iter().sum::<f64>() / v.len() as f64)
+                        }
+                    };
+                    md.push_str(&format!(
                     "| {w} | {rho} | {obj} | {} | {} | {lg_m:.5} ± {lg_sd:.5}{} | {} | [{lo_m:.3}, {up_m:.3}] | {:.3} | {} | {} | {} |\n",
                     stat(&|r| r.accuracy.map(|a| 100.0 * a), 3),
                     stat(&|r| Some(r.elbo), 5),
@@ -280,35 +290,36 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                     sci(&|r| r.saturated),
                     sci(&|r| r.grad_ratio),
                 ));
-                let label = format!("{obj}, rho0 = {rho}");
-                let acc = sel
-                    .iter()
-                    .filter_map(|r| r.accuracy)
-                    .map(|a| 100.0 * a)
-                    .collect::<Vec<_>>();
-                let m = mean_sd(&acc).0;
-                match series.iter_mut().find(|(l, _)| *l == label) {
-                    Some((_, pts)) => pts.push((w as f64, m)),
-                    None => series.push((label, vec![(w as f64, m)])),
+                    let label = format!("{obj}, rho0 = {rho}");
+                    let acc = sel
+                        .iter()
+                        .filter_map(|r| r.accuracy)
+                        .map(|a| 100.0 * a)
+                        .collect::<Vec<_>>();
+                    let m = mean_sd(&acc).0;
+                    match series.iter_mut().find(|(l, _)| *l == label) {
+                        Some((_, pts)) => pts.push((w as f64, m)),
+                        None => series.push((label, vec![(w as f64, m)])),
+                    }
                 }
             }
         }
+        let plots = vec![PlotSpec {
+            name: "accuracy".into(),
+            title: "MNIST test accuracy by objective".into(),
+            x_label: "hidden width".into(),
+            y_label: "accuracy %".into(),
+            log_x: false,
+            lines: true,
+            series,
+        }];
+        Ok(Reproduction {
+            experiment: Experiment::MnistObjectives,
+            tables: vec![table],
+            plots,
+            summary: md,
+            samples: None,
+            wall_s: 0.0,
+        })
     }
-    let plots = vec![PlotSpec {
-        name: "accuracy".into(),
-        title: "MNIST test accuracy by objective".into(),
-        x_label: "hidden width".into(),
-        y_label: "accuracy %".into(),
-        log_x: false,
-        lines: true,
-        series,
-    }];
-    Ok(Reproduction {
-        experiment: Experiment::MnistObjectives,
-        tables: vec![table],
-        plots,
-        summary: md,
-        samples: None,
-        wall_s: 0.0,
-    })
 }

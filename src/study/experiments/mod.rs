@@ -1,4 +1,5 @@
-//! One file per experiment of `mi-est reproduce`, each a function from
+//! One file per experiment of `mi-est reproduce`, each a unit struct implementing
+//! [`Study`](crate::study::experiment::Study): from
 //! [`ReproduceOptions`](crate::study::experiment::ReproduceOptions) to a
 //! [`Reproduction`](crate::study::experiment::Reproduction); the shared types are in
 //! [`crate::study::experiment`], the dispatch in [`crate::study::reproduce`].

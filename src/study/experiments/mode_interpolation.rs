@@ -2,14 +2,14 @@
 //! reverse KL to two equal Gaussian modes interpolates between them below a separation
 //! threshold and collapses onto one mode above it.
 
+use crate::execute::Schedule;
 use rand::RngExt;
 use rand_distr::StandardNormal;
-use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::journal::exact;
 use crate::rng::{child_seed, stream};
-use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction};
+use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction, Study};
 use crate::study::table::{Table, Values};
 use crate::train::Adam;
 
@@ -107,32 +107,45 @@ pub fn fit_gaussian_to_mixture(
     }
 }
 
-/// Runs the experiment.
-///
-/// # Errors
-///
-/// Missing data, training divergence, named.
-pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
-    let (scales, n_samples, steps): (Vec<f64>, usize, usize) = if o.quick {
-        (vec![1.0], 1000, 1500)
-    } else {
-        (vec![0.25, 0.5, 1.0, 2.0], 5000, 3000)
-    };
-    // α/s on a fine grid around the expected threshold 5.
-    let ratios: Vec<f64> = if o.quick {
-        (12..=28).map(|i| i as f64 * 0.25).collect()
-    } else {
-        (4..=40).map(|i| i as f64 * 0.2).collect()
-    };
-    let jobs: Vec<(f64, f64)> = scales
-        .iter()
-        .flat_map(|&s| ratios.iter().map(move |&r| (s, r * s)))
-        .collect();
-    let fits: Vec<GaussianFit> = jobs
-        .par_iter()
-        .enumerate()
-        .map(|(i, &(s, a))| {
-            o.journaled(&format!("mode-interpolation/{i}"), || {
+/// The experiment of this file, as a [`Study`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ModeInterpolation;
+
+impl Study for ModeInterpolation {
+    fn experiment(&self) -> Experiment {
+        Experiment::ModeInterpolation
+    }
+
+    fn needs_mnist(&self) -> bool {
+        false
+    }
+
+    /// Runs the experiment.
+    ///
+    /// # Errors
+    ///
+    /// Missing data, training divergence, named.
+    fn run(&self, o: &ReproduceOptions) -> Result<Reproduction> {
+        let (scales, n_samples, steps): (Vec<f64>, usize, usize) = if o.quick {
+            (vec![1.0], 1000, 1500)
+        } else {
+            (vec![0.25, 0.5, 1.0, 2.0], 5000, 3000)
+        };
+        // α/s on a fine grid around the expected threshold 5.
+        let ratios: Vec<f64> = if o.quick {
+            (12..=28).map(|i| i as f64 * 0.25).collect()
+        } else {
+            (4..=40).map(|i| i as f64 * 0.2).collect()
+        };
+        let jobs: Vec<(f64, f64)> = scales
+            .iter()
+            .flat_map(|&s| ratios.iter().map(move |&r| (s, r * s)))
+            .collect();
+        let fits: Vec<GaussianFit> = o.executor().map(
+            &jobs,
+            Schedule::InOrder,
+            |i, _| format!("mode-interpolation/{i}"),
+            |i, &(s, a)| {
                 Ok(fit_gaussian_to_mixture(
                     s,
                     a,
@@ -141,101 +154,102 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                     1e-2,
                     child_seed(o.seed, i as u64),
                 ))
-            })
-        })
-        .collect::<Result<_>>()?;
-    let ratio = |f: &GaussianFit, a: f64| (f.mean[0].powi(2) + f.mean[1].powi(2)).sqrt() / a;
-    let table = Table::new("fits")
-        .with("s", Values::F64(jobs.iter().map(|j| j.0).collect()))
-        .with("alpha", Values::F64(jobs.iter().map(|j| j.1).collect()))
-        .with(
-            "mean_norm_over_alpha",
-            Values::F64(jobs.iter().zip(&fits).map(|(j, f)| ratio(f, j.1)).collect()),
-        )
-        .with(
-            "det_sigma",
-            Values::F64(
-                fits.iter()
-                    .map(|f| (f.chol[0] * f.chol[2]).powi(2))
-                    .collect(),
-            ),
-        )
-        .with("kl", Values::F64(fits.iter().map(|f| f.kl).collect()))
-        .with("n_samples", Values::U64(vec![n_samples as u64; jobs.len()]))
-        .with("steps", Values::U64(vec![steps as u64; jobs.len()]));
-    // Threshold: the first α whose fit no longer interpolates (‖μ*‖/α < ¼), refined to
-    // the midpoint with the previous grid point.
-    let mut thresholds = Vec::new();
-    let mut plots = Vec::new();
-    let mut series = Vec::new();
-    for &s in &scales {
-        let pts: Vec<(f64, f64)> = jobs
-            .iter()
-            .zip(&fits)
-            .filter(|(j, _)| j.0 == s)
-            .map(|(j, f)| (j.1, ratio(f, j.1)))
-            .collect();
-        let star = pts
-            .windows(2)
-            .find(|w| w[0].1 >= 0.25 && w[1].1 < 0.25)
-            .map(|w| 0.5 * (w[0].0 + w[1].0));
-        thresholds.push((s, star));
-        series.push((format!("s = {s}"), pts));
-    }
-    plots.push(PlotSpec {
-        name: "interpolation".into(),
-        title: "Reverse-KL Gaussian fit to a two-component mixture".into(),
-        x_label: "alpha (distance between modes)".into(),
-        y_label: "|mu*| / alpha".into(),
-        log_x: false,
-        lines: true,
-        series,
-    });
-    let found: Vec<(f64, f64)> = thresholds
-        .iter()
-        .filter_map(|&(s, a)| a.map(|a| (s, a)))
-        .collect();
-    let slope = found.iter().map(|(s, a)| s * a).sum::<f64>()
-        / found
-            .iter()
-            .map(|(s, _)| s * s)
-            .sum::<f64>()
-            .max(f64::MIN_POSITIVE);
-    let paper = |s: f64| 5.0 * s;
-    let mut md =
-        String::from("| s | α* (ours) | α* (paper) | difference |\n| --- | --- | --- | --- |\n");
-    for (s, a) in &thresholds {
-        match a {
-            Some(a) => md.push_str(&format!(
-                "| {s} | {a:.2} | {:.2} | {:+.2} |\n",
-                paper(*s),
-                a - paper(*s)
-            )),
-            None => md.push_str(&format!(
-                "| {s} | not found on the grid | {:.2} | — |\n",
-                paper(*s)
-            )),
+            },
+        )?;
+        let ratio = |f: &GaussianFit, a: f64| (f.mean[0].powi(2) + f.mean[1].powi(2)).sqrt() / a;
+        let table = Table::new("fits")
+            .with("s", Values::F64(jobs.iter().map(|j| j.0).collect()))
+            .with("alpha", Values::F64(jobs.iter().map(|j| j.1).collect()))
+            .with(
+                "mean_norm_over_alpha",
+                Values::F64(jobs.iter().zip(&fits).map(|(j, f)| ratio(f, j.1)).collect()),
+            )
+            .with(
+                "det_sigma",
+                Values::F64(
+                    fits.iter()
+                        .map(|f| (f.chol[0] * f.chol[2]).powi(2))
+                        .collect(),
+                ),
+            )
+            .with("kl", Values::F64(fits.iter().map(|f| f.kl).collect()))
+            .with("n_samples", Values::U64(vec![n_samples as u64; jobs.len()]))
+            .with("steps", Values::U64(vec![steps as u64; jobs.len()]));
+        // Threshold: the first α whose fit no longer interpolates (‖μ*‖/α < ¼), refined to
+        // the midpoint with the previous grid point.
+        let mut thresholds = Vec::new();
+        let mut plots = Vec::new();
+        let mut series = Vec::new();
+        for &s in &scales {
+            let pts: Vec<(f64, f64)> = jobs
+                .iter()
+                .zip(&fits)
+                .filter(|(j, _)| j.0 == s)
+                .map(|(j, f)| (j.1, ratio(f, j.1)))
+                .collect();
+            let star = pts
+                .windows(2)
+                .find(|w| w[0].1 >= 0.25 && w[1].1 < 0.25)
+                .map(|w| 0.5 * (w[0].0 + w[1].0));
+            thresholds.push((s, star));
+            series.push((format!("s = {s}"), pts));
         }
-    }
-    md.push_str(&format!(
+        plots.push(PlotSpec {
+            name: "interpolation".into(),
+            title: "Reverse-KL Gaussian fit to a two-component mixture".into(),
+            x_label: "alpha (distance between modes)".into(),
+            y_label: "|mu*| / alpha".into(),
+            log_x: false,
+            lines: true,
+            series,
+        });
+        let found: Vec<(f64, f64)> = thresholds
+            .iter()
+            .filter_map(|&(s, a)| a.map(|a| (s, a)))
+            .collect();
+        let slope = found.iter().map(|(s, a)| s * a).sum::<f64>()
+            / found
+                .iter()
+                .map(|(s, _)| s * s)
+                .sum::<f64>()
+                .max(f64::MIN_POSITIVE);
+        let paper = |s: f64| 5.0 * s;
+        let mut md = String::from(
+            "| s | α* (ours) | α* (paper) | difference |\n| --- | --- | --- | --- |\n",
+        );
+        for (s, a) in &thresholds {
+            match a {
+                Some(a) => md.push_str(&format!(
+                    "| {s} | {a:.2} | {:.2} | {:+.2} |\n",
+                    paper(*s),
+                    a - paper(*s)
+                )),
+                None => md.push_str(&format!(
+                    "| {s} | not found on the grid | {:.2} | — |\n",
+                    paper(*s)
+                )),
+            }
+        }
+        md.push_str(&format!(
         "\nSlope of α* in s (least squares through the origin): **{slope:.3}** (paper: linear, α* ≈ 5 s). {n_samples} Monte Carlo samples, {steps} Adam steps, lr 1e-2, initialized at (0, s²I).\n"
     ));
-    let thr = Table::new("thresholds")
-        .with("s", Values::F64(thresholds.iter().map(|t| t.0).collect()))
-        .with(
-            "alpha_star",
-            Values::OptF64(thresholds.iter().map(|t| t.1).collect()),
-        )
-        .with(
-            "alpha_star_paper",
-            Values::F64(thresholds.iter().map(|t| paper(t.0)).collect()),
-        );
-    Ok(Reproduction {
-        experiment: Experiment::ModeInterpolation,
-        tables: vec![table, thr],
-        plots,
-        summary: md,
-        samples: None,
-        wall_s: 0.0,
-    })
+        let thr = Table::new("thresholds")
+            .with("s", Values::F64(thresholds.iter().map(|t| t.0).collect()))
+            .with(
+                "alpha_star",
+                Values::OptF64(thresholds.iter().map(|t| t.1).collect()),
+            )
+            .with(
+                "alpha_star_paper",
+                Values::F64(thresholds.iter().map(|t| paper(t.0)).collect()),
+            );
+        Ok(Reproduction {
+            experiment: Experiment::ModeInterpolation,
+            tables: vec![table, thr],
+            plots,
+            summary: md,
+            samples: None,
+            wall_s: 0.0,
+        })
+    }
 }

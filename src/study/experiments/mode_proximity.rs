@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::estimators::UnitCost;
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::child_seed;
-use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction};
+use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction, Study};
 use crate::study::table::{Table, Values};
 use crate::symmetry::Group;
 use crate::train::{StepInfo, TrainConfig, initial_posterior, train};
@@ -40,105 +40,119 @@ pub fn min_swap_distance(q: &MeanFieldGaussian, omega: &[f64]) -> Result<f64> {
     Ok(best)
 }
 
-/// Runs the experiment.
-///
-/// # Errors
-///
-/// Missing data, training divergence, named.
-pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
-    let (widths, epochs, limit): (Vec<usize>, usize, Option<usize>) = if o.quick {
-        (vec![5, 10, 20], 1, Some(1000))
-    } else {
-        (vec![5, 10, 20, 30, 50, 100], 1, None)
-    };
-    let train_set = load_mnist(&o.mnist_dir, MnistSplit::Train, limit)?;
-    let rows: Vec<(usize, &'static str, f64, f64, f64)> = widths
-        .par_iter()
-        .map(|&w| {
-            let arch = Arch::builder(vec![784, w, 10]).check()?;
-            let mut config = TrainConfig::new(Likelihood::Softmax);
-            config.epochs = epochs;
-            config.seed = child_seed(o.seed, w as u64);
-            let init = initial_posterior(&arch, &config)?;
-            let trained =
-                train(&arch, &train_set, &config, None, &mut |_: &StepInfo| {})?.posterior;
-            let ln_g = Group::of(&arch).ln_order();
-            let p = arch.n_params() as f64;
-            let mut out = Vec::new();
-            for (label, q) in [("initialization", &init), ("trained", &trained)] {
-                let norm = q.mu().iter().map(|m| m * m).sum::<f64>().sqrt();
-                let dist = min_swap_distance(q, q.mu())?;
-                // The paper's bound 2R with R = D‖ω‖ / ln|G|, relative to ‖ω‖.
-                out.push((w, label, dist / norm, 2.0 * p / ln_g, dist));
-            }
-            Ok(out)
-        })
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    let table = Table::new("proximity")
-        .with(
-            "width",
-            Values::U64(rows.iter().map(|r| r.0 as u64).collect()),
-        )
-        .with(
-            "weights",
-            Values::Str(rows.iter().map(|r| r.1.to_string()).collect()),
-        )
-        .with(
-            "min_distance_over_norm",
-            Values::F64(rows.iter().map(|r| r.2).collect()),
-        )
-        .with(
-            "paper_bound_over_norm",
-            Values::F64(rows.iter().map(|r| r.3).collect()),
-        )
-        .with(
-            "min_distance",
-            Values::F64(rows.iter().map(|r| r.4).collect()),
-        );
-    let mut md = format!(
-        "784-d-10 ReLU MLPs; posterior means at initialization (μ ~ N(0, 0.1²), biases 0) and after {epochs} epoch(s) of MFVI on MNIST{}. min over g ≠ e of ‖ω − g·ω‖ is the closest swap of two hidden units.\n\n| width | weights | min ‖ω − g·ω‖ / ‖ω‖ (ours) | paper's bound 2R/‖ω‖ = 2D / ln(d!) |\n| --- | --- | --- | --- |\n",
-        if limit.is_some() {
-            " (first 1000 images)"
-        } else {
-            ""
-        }
-    );
-    for r in &rows {
-        md.push_str(&format!(
-            "| {} | {} | {:.4} | {:.1} |\n",
-            r.0, r.1, r.2, r.3
-        ));
+/// The experiment of this file, as a [`Study`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ModeProximity;
+
+impl Study for ModeProximity {
+    fn experiment(&self) -> Experiment {
+        Experiment::ModeProximity
     }
-    let series = ["initialization", "trained"]
-        .iter()
-        .map(|l| {
-            (
-                format!("measured, {l}"),
-                rows.iter()
-                    .filter(|r| r.1 == *l)
-                    .map(|r| (r.0 as f64, r.2))
-                    .collect(),
+
+    fn needs_mnist(&self) -> bool {
+        true
+    }
+
+    /// Runs the experiment.
+    ///
+    /// # Errors
+    ///
+    /// Missing data, training divergence, named.
+    fn run(&self, o: &ReproduceOptions) -> Result<Reproduction> {
+        let (widths, epochs, limit): (Vec<usize>, usize, Option<usize>) = if o.quick {
+            (vec![5, 10, 20], 1, Some(1000))
+        } else {
+            (vec![5, 10, 20, 30, 50, 100], 1, None)
+        };
+        let train_set = load_mnist(&o.mnist_dir, MnistSplit::Train, limit)?;
+        let rows: Vec<(usize, &'static str, f64, f64, f64)> = widths
+            .par_iter()
+            .map(|&w| {
+                let arch = Arch::builder(vec![784, w, 10]).check()?;
+                let mut config = TrainConfig::new(Likelihood::Softmax);
+                config.epochs = epochs;
+                config.seed = child_seed(o.seed, w as u64);
+                let init = initial_posterior(&arch, &config)?;
+                let trained =
+                    train(&arch, &train_set, &config, None, &mut |_: &StepInfo| {})?.posterior;
+                let ln_g = Group::of(&arch).ln_order();
+                let p = arch.n_params() as f64;
+                let mut out = Vec::new();
+                for (label, q) in [("initialization", &init), ("trained", &trained)] {
+                    let norm = q.mu().iter().map(|m| m * m).sum::<f64>().sqrt();
+                    let dist = min_swap_distance(q, q.mu())?;
+                    // The paper's bound 2R with R = D‖ω‖ / ln|G|, relative to ‖ω‖.
+                    out.push((w, label, dist / norm, 2.0 * p / ln_g, dist));
+                }
+                Ok(out)
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        let table = Table::new("proximity")
+            .with(
+                "width",
+                Values::U64(rows.iter().map(|r| r.0 as u64).collect()),
             )
+            .with(
+                "weights",
+                Values::Str(rows.iter().map(|r| r.1.to_string()).collect()),
+            )
+            .with(
+                "min_distance_over_norm",
+                Values::F64(rows.iter().map(|r| r.2).collect()),
+            )
+            .with(
+                "paper_bound_over_norm",
+                Values::F64(rows.iter().map(|r| r.3).collect()),
+            )
+            .with(
+                "min_distance",
+                Values::F64(rows.iter().map(|r| r.4).collect()),
+            );
+        let mut md = format!(
+            "784-d-10 ReLU MLPs; posterior means at initialization (μ ~ N(0, 0.1²), biases 0) and after {epochs} epoch(s) of MFVI on MNIST{}. min over g ≠ e of ‖ω − g·ω‖ is the closest swap of two hidden units.\n\n| width | weights | min ‖ω − g·ω‖ / ‖ω‖ (ours) | paper's bound 2R/‖ω‖ = 2D / ln(d!) |\n| --- | --- | --- | --- |\n",
+            if limit.is_some() {
+                " (first 1000 images)"
+            } else {
+                ""
+            }
+        );
+        for r in &rows {
+            md.push_str(&format!(
+                "| {} | {} | {:.4} | {:.1} |\n",
+                r.0, r.1, r.2, r.3
+            ));
+        }
+        let series = ["initialization", "trained"]
+            .iter()
+            .map(|l| {
+                (
+                    format!("measured, {l}"),
+                    rows.iter()
+                        .filter(|r| r.1 == *l)
+                        .map(|r| (r.0 as f64, r.2))
+                        .collect(),
+                )
+            })
+            .collect();
+        let plots = vec![PlotSpec {
+            name: "proximity".into(),
+            title: "Closest equivalent mode relative to |w|".into(),
+            x_label: "hidden width".into(),
+            y_label: "min |w - g.w| / |w|".into(),
+            log_x: false,
+            lines: true,
+            series,
+        }];
+        Ok(Reproduction {
+            experiment: Experiment::ModeProximity,
+            tables: vec![table],
+            plots,
+            summary: md,
+            samples: None,
+            wall_s: 0.0,
         })
-        .collect();
-    let plots = vec![PlotSpec {
-        name: "proximity".into(),
-        title: "Closest equivalent mode relative to |w|".into(),
-        x_label: "hidden width".into(),
-        y_label: "min |w - g.w| / |w|".into(),
-        log_x: false,
-        lines: true,
-        series,
-    }];
-    Ok(Reproduction {
-        experiment: Experiment::ModeProximity,
-        tables: vec![table],
-        plots,
-        summary: md,
-        samples: None,
-        wall_s: 0.0,
-    })
+    }
 }

@@ -7,10 +7,12 @@ use crate::data::abs_regression;
 use crate::elbo::{Dataset, Likelihood};
 use crate::error::Result;
 use crate::estimators::{ExactEnumeration, InfoNce, MiEstimator, MiGradient};
+use crate::execute::Schedule;
 use crate::journal::exact;
-use crate::observe::Counter;
 use crate::rng::child_seed;
-use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction, mean_sd};
+use crate::study::experiment::{
+    Experiment, PlotSpec, ReproduceOptions, Reproduction, Study, mean_sd,
+};
 use crate::study::table::{Table, Values};
 use crate::train::{StepInfo, TrainConfig, train};
 use crate::weights::Arch;
@@ -27,56 +29,68 @@ fn two_unit_arch() -> Result<Arch> {
         .check()
 }
 
-/// Runs the experiment.
-///
-/// # Errors
-///
-/// Missing data, training divergence, named.
-pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
-    let alphas: Vec<f64> = if o.quick {
-        vec![0.1]
-    } else {
-        vec![0.05, 0.1, 0.15, 0.2]
-    };
-    let n_seeds = if o.quick { 3 } else { 10 };
-    let (pred_s, mi_s) = if o.quick { (300, 300) } else { (1000, 1000) };
-    let arch = two_unit_arch()?;
-    let lik = Likelihood::Gaussian {
-        precision: TRACTABLE_NOISE_PRECISION,
-    };
-    let jobs: Vec<(f64, u64, bool)> = alphas
-        .iter()
-        .flat_map(|&a| (0..n_seeds as u64).flat_map(move |s| [(a, s, false), (a, s, true)]))
-        .collect();
-    #[derive(serde::Serialize, serde::Deserialize)]
-    struct Run {
-        #[serde(with = "exact")]
-        mse: f64,
-        #[serde(with = "exact")]
-        l: f64,
-        #[serde(with = "exact")]
-        lg_k: f64,
-        #[serde(with = "exact")]
-        lg_exact: f64,
-        #[serde(with = "exact")]
-        mi_k: f64,
-        #[serde(with = "exact")]
-        mi_exact: f64,
-        #[serde(with = "exact")]
-        mi_k_se: f64,
-        #[serde(with = "exact")]
-        mi_exact_se: f64,
-        #[serde(with = "exact::seq")]
-        mu: Vec<f64>,
-        #[serde(with = "exact::seq")]
-        sigma: Vec<f64>,
+/// The experiment of this file, as a [`Study`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TractableBnn;
+
+impl Study for TractableBnn {
+    fn experiment(&self) -> Experiment {
+        Experiment::TractableBnn
     }
-    let counter = Counter::new(jobs.len(), o.observer.as_deref());
-    let runs: Vec<Run> = jobs
-        .par_iter()
-        .map(|&(alpha, seed, sgm)| {
-            let key = format!("tractable-bnn/{alpha}/{seed}/{sgm}");
-            o.journaled(&key, || {
+
+    fn needs_mnist(&self) -> bool {
+        false
+    }
+
+    /// Runs the experiment.
+    ///
+    /// # Errors
+    ///
+    /// Missing data, training divergence, named.
+    fn run(&self, o: &ReproduceOptions) -> Result<Reproduction> {
+        let alphas: Vec<f64> = if o.quick {
+            vec![0.1]
+        } else {
+            vec![0.05, 0.1, 0.15, 0.2]
+        };
+        let n_seeds = if o.quick { 3 } else { 10 };
+        let (pred_s, mi_s) = if o.quick { (300, 300) } else { (1000, 1000) };
+        let arch = two_unit_arch()?;
+        let lik = Likelihood::Gaussian {
+            precision: TRACTABLE_NOISE_PRECISION,
+        };
+        let jobs: Vec<(f64, u64, bool)> = alphas
+            .iter()
+            .flat_map(|&a| (0..n_seeds as u64).flat_map(move |s| [(a, s, false), (a, s, true)]))
+            .collect();
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Run {
+            #[serde(with = "exact")]
+            mse: f64,
+            #[serde(with = "exact")]
+            l: f64,
+            #[serde(with = "exact")]
+            lg_k: f64,
+            #[serde(with = "exact")]
+            lg_exact: f64,
+            #[serde(with = "exact")]
+            mi_k: f64,
+            #[serde(with = "exact")]
+            mi_exact: f64,
+            #[serde(with = "exact")]
+            mi_k_se: f64,
+            #[serde(with = "exact")]
+            mi_exact_se: f64,
+            #[serde(with = "exact::seq")]
+            mu: Vec<f64>,
+            #[serde(with = "exact::seq")]
+            sigma: Vec<f64>,
+        }
+        let runs: Vec<Run> = o.executor().map(
+            &jobs,
+            Schedule::InOrder,
+            |_, &(alpha, seed, sgm)| format!("tractable-bnn/{alpha}/{seed}/{sgm}"),
+            |_, &(alpha, seed, sgm)| {
                 let data_seed = child_seed(o.seed, seed);
                 let train_set = abs_regression(100, alpha, 0.0, data_seed)?;
                 let test_set = abs_regression(100, alpha, 0.0, data_seed.wrapping_add(1_000_003))?;
@@ -125,184 +139,186 @@ pub fn run(o: &ReproduceOptions) -> Result<Reproduction> {
                     mu: q.mu().to_vec(),
                     sigma: q.sigma().to_vec(),
                 })
-            })
-            .inspect(|_| counter.tick())
-        })
-        .collect::<Result<_>>()?;
-    let table = Table::new("runs")
-        .with("alpha", Values::F64(jobs.iter().map(|j| j.0).collect()))
-        .with("seed", Values::U64(jobs.iter().map(|j| j.1).collect()))
-        .with(
-            "method",
-            Values::Str(
-                jobs.iter()
-                    .map(|j| if j.2 { "sgm-k2".into() } else { "mfvi".into() })
-                    .collect(),
-            ),
-        )
-        .with(
-            "test_mse",
-            Values::F64(runs.iter().map(|r| r.mse).collect()),
-        )
-        .with(
-            "elbo_per_point",
-            Values::F64(runs.iter().map(|r| r.l).collect()),
-        )
-        .with(
-            "elbo_sym_k500_per_point",
-            Values::F64(runs.iter().map(|r| r.lg_k).collect()),
-        )
-        .with(
-            "elbo_sym_exact_per_point",
-            Values::F64(runs.iter().map(|r| r.lg_exact).collect()),
-        )
-        .with(
-            "mi_k500_nats",
-            Values::F64(runs.iter().map(|r| r.mi_k).collect()),
-        )
-        .with(
-            "mi_exact_nats",
-            Values::F64(runs.iter().map(|r| r.mi_exact).collect()),
-        )
-        .with(
-            "mi_k500_std_err_nats",
-            Values::F64(runs.iter().map(|r| r.mi_k_se).collect()),
-        )
-        .with(
-            "mi_exact_std_err_nats",
-            Values::F64(runs.iter().map(|r| r.mi_exact_se).collect()),
-        )
-        .with("mu_w1", Values::F64(runs.iter().map(|r| r.mu[0]).collect()))
-        .with("mu_w2", Values::F64(runs.iter().map(|r| r.mu[1]).collect()))
-        .with(
-            "sigma_w1",
-            Values::F64(runs.iter().map(|r| r.sigma[0]).collect()),
-        )
-        .with(
-            "sigma_w2",
-            Values::F64(runs.iter().map(|r| r.sigma[1]).collect()),
-        );
-    let paper_mse = |a: f64, sgm: bool| -> (f64, f64) {
-        let i = alphas_index(a);
-        if sgm {
-            [(0.09, 0.19), (0.09, 0.17), (0.10, 0.15), (0.12, 0.16)][i]
-        } else {
-            [(0.11, 0.22), (0.12, 0.16), (0.13, 0.15), (0.18, 0.19)][i]
-        }
-    };
-    let paper_elbo = |a: f64, sgm: bool| -> (f64, f64) {
-        let i = alphas_index(a);
-        if sgm {
-            [
-                (-0.023, -0.004),
-                (-0.029, -0.007),
-                (-0.035, -0.012),
-                (-0.043, -0.019),
-            ][i]
-        } else {
-            [
-                (-0.022, -0.009),
-                (-0.025, -0.013),
-                (-0.032, -0.021),
-                (-0.042, -0.031),
-            ][i]
-        }
-    };
-    let mut md = format!(
-        "Noise precision τ = {TRACTABLE_NOISE_PRECISION}, prior N(0, {TRACTABLE_PRIOR_SCALE}²I) (not stated in the paper; our choice). {n_seeds} seeds, N = 100 train and 100 test, batch 10, lr 5e-3, 10 epochs, SGM with K = 2, predictions from {pred_s} samples, L^G with K = 500 and {mi_s} samples and exactly (|G| = 2).\n\n"
-    );
-    md.push_str("| α | method | test MSE (ours) | test MSE (paper) | L/N (ours) | L/N (paper) | L^G/N K=500 (ours) | L^G/N exact (ours) | L^G/N (paper) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
-    let mut shape_lg = true;
-    let mut shape_sgm = true;
-    for &a in &alphas {
-        let mut lg_by_method = [0.0; 2];
-        for sgm in [false, true] {
-            let sel: Vec<&Run> = jobs
-                .iter()
-                .zip(&runs)
-                .filter(|(j, _)| j.0 == a && j.2 == sgm)
-                .map(|(_, r)| r)
-                .collect();
-            let col = |f: fn(&Run) -> f64| mean_sd(&sel.iter().map(|r| f(r)).collect::<Vec<_>>());
-            let (mse, l, lgk, lge) = (
-                col(|r| r.mse),
-                col(|r| r.l),
-                col(|r| r.lg_k),
-                col(|r| r.lg_exact),
+            },
+        )?;
+        let table = Table::new("runs")
+            .with("alpha", Values::F64(jobs.iter().map(|j| j.0).collect()))
+            .with("seed", Values::U64(jobs.iter().map(|j| j.1).collect()))
+            .with(
+                "method",
+                Values::Str(
+                    jobs.iter()
+                        .map(|j| if j.2 { "sgm-k2".into() } else { "mfvi".into() })
+                        .collect(),
+                ),
+            )
+            .with(
+                "test_mse",
+                Values::F64(runs.iter().map(|r| r.mse).collect()),
+            )
+            .with(
+                "elbo_per_point",
+                Values::F64(runs.iter().map(|r| r.l).collect()),
+            )
+            .with(
+                "elbo_sym_k500_per_point",
+                Values::F64(runs.iter().map(|r| r.lg_k).collect()),
+            )
+            .with(
+                "elbo_sym_exact_per_point",
+                Values::F64(runs.iter().map(|r| r.lg_exact).collect()),
+            )
+            .with(
+                "mi_k500_nats",
+                Values::F64(runs.iter().map(|r| r.mi_k).collect()),
+            )
+            .with(
+                "mi_exact_nats",
+                Values::F64(runs.iter().map(|r| r.mi_exact).collect()),
+            )
+            .with(
+                "mi_k500_std_err_nats",
+                Values::F64(runs.iter().map(|r| r.mi_k_se).collect()),
+            )
+            .with(
+                "mi_exact_std_err_nats",
+                Values::F64(runs.iter().map(|r| r.mi_exact_se).collect()),
+            )
+            .with("mu_w1", Values::F64(runs.iter().map(|r| r.mu[0]).collect()))
+            .with("mu_w2", Values::F64(runs.iter().map(|r| r.mu[1]).collect()))
+            .with(
+                "sigma_w1",
+                Values::F64(runs.iter().map(|r| r.sigma[0]).collect()),
+            )
+            .with(
+                "sigma_w2",
+                Values::F64(runs.iter().map(|r| r.sigma[1]).collect()),
             );
-            shape_lg &= sel.iter().all(|r| r.lg_exact >= r.l - 1e-12);
-            lg_by_method[usize::from(sgm)] = lge.0;
-            let (pm, ps) = paper_mse(a, sgm);
-            let (pl, plg) = paper_elbo(a, sgm);
-            md.push_str(&format!(
+        let paper_mse = |a: f64, sgm: bool| -> (f64, f64) {
+            let i = alphas_index(a);
+            if sgm {
+                [(0.09, 0.19), (0.09, 0.17), (0.10, 0.15), (0.12, 0.16)][i]
+            } else {
+                [(0.11, 0.22), (0.12, 0.16), (0.13, 0.15), (0.18, 0.19)][i]
+            }
+        };
+        let paper_elbo = |a: f64, sgm: bool| -> (f64, f64) {
+            let i = alphas_index(a);
+            if sgm {
+                [
+                    (-0.023, -0.004),
+                    (-0.029, -0.007),
+                    (-0.035, -0.012),
+                    (-0.043, -0.019),
+                ][i]
+            } else {
+                [
+                    (-0.022, -0.009),
+                    (-0.025, -0.013),
+                    (-0.032, -0.021),
+                    (-0.042, -0.031),
+                ][i]
+            }
+        };
+        let mut md = format!(
+            "Noise precision τ = {TRACTABLE_NOISE_PRECISION}, prior N(0, {TRACTABLE_PRIOR_SCALE}²I) (not stated in the paper; our choice). {n_seeds} seeds, N = 100 train and 100 test, batch 10, lr 5e-3, 10 epochs, SGM with K = 2, predictions from {pred_s} samples, L^G with K = 500 and {mi_s} samples and exactly (|G| = 2).\n\n"
+        );
+        md.push_str("| α | method | test MSE (ours) | test MSE (paper) | L/N (ours) | L/N (paper) | L^G/N K=500 (ours) | L^G/N exact (ours) | L^G/N (paper) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        let mut shape_lg = true;
+        let mut shape_sgm = true;
+        for &a in &alphas {
+            let mut lg_by_method = [0.0; 2];
+            for sgm in [false, true] {
+                let sel: Vec<&Run> = jobs
+                    .iter()
+                    .zip(&runs)
+                    .filter(|(j, _)| j.0 == a && j.2 == sgm)
+                    .map(|(_, r)| r)
+                    .collect();
+                let col =
+                    |f: fn(&Run) -> f64| mean_sd(&sel.iter().map(|r| f(r)).collect::<Vec<_>>());
+                let (mse, l, lgk, lge) = (
+                    col(|r| r.mse),
+                    col(|r| r.l),
+                    col(|r| r.lg_k),
+                    col(|r| r.lg_exact),
+                );
+                shape_lg &= sel.iter().all(|r| r.lg_exact >= r.l - 1e-12);
+                lg_by_method[usize::from(sgm)] = lge.0;
+                let (pm, ps) = paper_mse(a, sgm);
+                let (pl, plg) = paper_elbo(a, sgm);
+                md.push_str(&format!(
                 "| {a} | {} | {:.3} ± {:.3} | {pm:.2} ± {ps:.2} | {:.4} ± {:.4} | {pl:.3} | {:.4} ± {:.4} | {:.4} ± {:.4} | {plg:.3} |\n",
                 if sgm { "SGM K=2" } else { "MFVI" },
                 mse.0, mse.1, l.0, l.1, lgk.0, lgk.1, lge.0, lge.1
             ));
+            }
+            shape_sgm &= lg_by_method[1] >= lg_by_method[0];
         }
-        shape_sgm &= lg_by_method[1] >= lg_by_method[0];
-    }
-    md.push_str(&format!(
+        md.push_str(&format!(
         "\nShape of the comparison: L ≤ L^G for every run: **{}**; SGM's mean exact L^G ≥ MFVI's at every α: **{}**.\n",
         if shape_lg { "holds" } else { "fails" },
         if shape_sgm { "holds" } else { "fails" }
     ));
-    // The exact posterior on a grid for the first α, seed 0.
-    let a0 = alphas[0];
-    let data = abs_regression(100, a0, 0.0, child_seed(o.seed, 0))?;
-    let n_grid = if o.quick { 41 } else { 121 };
-    let lim = 3.0 * a0.max(0.05);
-    let grid: Vec<(f64, f64, f64)> = (0..n_grid * n_grid)
-        .into_par_iter()
-        .map(|k| {
-            let (i, j) = (k / n_grid, k % n_grid);
-            let w1 = -lim + 2.0 * lim * i as f64 / (n_grid - 1) as f64;
-            let w2 = -lim + 2.0 * lim * j as f64 / (n_grid - 1) as f64;
-            (w1, w2, log_posterior(&data, [w1, w2]))
+        // The exact posterior on a grid for the first α, seed 0.
+        let a0 = alphas[0];
+        let data = abs_regression(100, a0, 0.0, child_seed(o.seed, 0))?;
+        let n_grid = if o.quick { 41 } else { 121 };
+        let lim = 3.0 * a0.max(0.05);
+        let grid: Vec<(f64, f64, f64)> = (0..n_grid * n_grid)
+            .into_par_iter()
+            .map(|k| {
+                let (i, j) = (k / n_grid, k % n_grid);
+                let w1 = -lim + 2.0 * lim * i as f64 / (n_grid - 1) as f64;
+                let w2 = -lim + 2.0 * lim * j as f64 / (n_grid - 1) as f64;
+                (w1, w2, log_posterior(&data, [w1, w2]))
+            })
+            .collect();
+        let max = grid.iter().map(|g| g.2).fold(f64::NEG_INFINITY, f64::max);
+        let grid_table = Table::new(&format!("exact_posterior_alpha_{a0}"))
+            .with("w1", Values::F64(grid.iter().map(|g| g.0).collect()))
+            .with("w2", Values::F64(grid.iter().map(|g| g.1).collect()))
+            .with(
+                "log_posterior_unnormalized",
+                Values::F64(grid.iter().map(|g| g.2 - max).collect()),
+            );
+        let means = |sgm: bool| -> Vec<(f64, f64)> {
+            jobs.iter()
+                .zip(&runs)
+                .filter(|(j, _)| j.0 == a0 && j.2 == sgm)
+                .map(|(_, r)| (r.mu[0], r.mu[1]))
+                .collect()
+        };
+        // Contour-like rendering: the grid points within 3 nats of the maximum.
+        let hpd: Vec<(f64, f64)> = grid
+            .iter()
+            .filter(|g| g.2 > max - 3.0)
+            .map(|g| (g.0, g.1))
+            .collect();
+        let plots = vec![PlotSpec {
+            name: format!("posterior_alpha_{a0}"),
+            title: format!(
+                "Exact posterior (within 3 nats of the mode) and VI means, alpha = {a0}"
+            ),
+            x_label: "w1".into(),
+            y_label: "w2".into(),
+            log_x: false,
+            lines: false,
+            series: vec![
+                ("exact posterior, top 3 nats".into(), hpd),
+                ("MFVI means (10 seeds)".into(), means(false)),
+                ("SGM K=2 means".into(), means(true)),
+            ],
+        }];
+        Ok(Reproduction {
+            experiment: Experiment::TractableBnn,
+            tables: vec![table, grid_table],
+            plots,
+            summary: md,
+            samples: None,
+            wall_s: 0.0,
         })
-        .collect();
-    let max = grid.iter().map(|g| g.2).fold(f64::NEG_INFINITY, f64::max);
-    let grid_table = Table::new(&format!("exact_posterior_alpha_{a0}"))
-        .with("w1", Values::F64(grid.iter().map(|g| g.0).collect()))
-        .with("w2", Values::F64(grid.iter().map(|g| g.1).collect()))
-        .with(
-            "log_posterior_unnormalized",
-            Values::F64(grid.iter().map(|g| g.2 - max).collect()),
-        );
-    let means = |sgm: bool| -> Vec<(f64, f64)> {
-        jobs.iter()
-            .zip(&runs)
-            .filter(|(j, _)| j.0 == a0 && j.2 == sgm)
-            .map(|(_, r)| (r.mu[0], r.mu[1]))
-            .collect()
-    };
-    // Contour-like rendering: the grid points within 3 nats of the maximum.
-    let hpd: Vec<(f64, f64)> = grid
-        .iter()
-        .filter(|g| g.2 > max - 3.0)
-        .map(|g| (g.0, g.1))
-        .collect();
-    let plots = vec![PlotSpec {
-        name: format!("posterior_alpha_{a0}"),
-        title: format!("Exact posterior (within 3 nats of the mode) and VI means, alpha = {a0}"),
-        x_label: "w1".into(),
-        y_label: "w2".into(),
-        log_x: false,
-        lines: false,
-        series: vec![
-            ("exact posterior, top 3 nats".into(), hpd),
-            ("MFVI means (10 seeds)".into(), means(false)),
-            ("SGM K=2 means".into(), means(true)),
-        ],
-    }];
-    Ok(Reproduction {
-        experiment: Experiment::TractableBnn,
-        tables: vec![table, grid_table],
-        plots,
-        summary: md,
-        samples: None,
-        wall_s: 0.0,
-    })
+    }
 }
 
 fn alphas_index(a: f64) -> usize {

@@ -11,7 +11,7 @@
 mod config;
 mod tables;
 
-use rayon::prelude::*;
+use crate::execute::Schedule;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -213,17 +213,12 @@ pub fn run_grid(
     journal: Option<&crate::journal::Journal>,
 ) -> Result<Vec<RawRow>> {
     let items = shard_items(config);
-    let total = items.len();
     grid_cost(config, posteriors, &items)?;
-    let counter = crate::observe::Counter::new(total, Some(observer));
-    items
-        .par_iter()
-        .map(|item| {
-            let key = item.index.to_string();
-            if let Some(row) = journal.and_then(|j| j.get::<RawRow>(&key)) {
-                counter.tick();
-                return Ok(row);
-            }
+    crate::execute::Executor::new(Some(observer), journal).map(
+        &items,
+        Schedule::InOrder,
+        |_, item| item.index.to_string(),
+        |_, item| {
             let lp = &posteriors[item.posterior];
             let q = &lp.file.posterior;
             let seed = item.seed(config.seed);
@@ -280,13 +275,9 @@ pub fn run_grid(
                 bracket_nats: est.bracket,
                 wall_s: est.wall_s,
             };
-            if let Some(j) = journal {
-                j.record(&key, &row)?;
-            }
-            counter.tick();
             Ok(row)
-        })
-        .collect()
+        },
+    )
 }
 
 /// The default posterior bundled with the project (relative to the working directory).
