@@ -330,5 +330,6 @@ mod tests {
         assert_eq!(j.n_done(), 0);
         j.finish().unwrap();
         assert!(!p.exists());
+        std::fs::remove_dir(&dir).unwrap();
     }
 }

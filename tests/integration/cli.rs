@@ -35,10 +35,8 @@ fn bad_demo_arguments_exit_non_zero_with_a_named_error() {
     }
 }
 
-fn tmp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("mi-est-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmp_dir(name: &str) -> crate::common::Scratch {
+    crate::common::Scratch::new("cli", name)
 }
 
 #[test]

@@ -169,3 +169,36 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// A fresh folder under the system's temporary folder, unique to this process and
+/// `name`, removed with everything in it when dropped (also when the test fails).
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(kind: &str, name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("mi-est-{kind}-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -10,13 +10,10 @@ use polars::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::random_posterior;
+use crate::common::{Scratch, random_posterior};
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mi-est-study-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(name: &str) -> Scratch {
+    Scratch::new("study", name)
 }
 
 fn repo(p: &str) -> PathBuf {
