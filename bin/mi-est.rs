@@ -17,7 +17,7 @@ use mi_est::train::{StepInfo, TrainConfig};
 use mi_est::weights::Activation;
 
 mod observer;
-use observer::CliObserver;
+use observer::{CliObserver, DownloadObserver};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,8 +46,24 @@ enum Command {
     Run(RunArgs),
     /// Combine the shard files of a sharded `run` into the full reports.
     Merge(MergeArgs),
+    /// Download a data set into the data cache ($MI_EST_DATA, else the platform's cache folder) and verify it.
+    Data(DataArgs),
     /// Reproduce an experiment of the paper (mode-interpolation, tractable-bnn, mnist, mode-proximity) or run a study beyond it (estimator-cost, mnist-objectives).
     Reproduce(ReproduceArgs),
+}
+
+/// The data sets `mi-est data` fetches.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DataSet {
+    /// The four standard MNIST files (about 11 MB), from $MI_EST_MNIST_URL or the default mirror.
+    Mnist,
+}
+
+#[derive(Parser, Debug)]
+struct DataArgs {
+    /// Which data set.
+    #[arg(value_enum)]
+    set: DataSet,
 }
 
 #[derive(Parser, Debug)]
@@ -57,8 +73,9 @@ struct ReproduceArgs {
     /// The fast variant (seconds to minutes) that checks the qualitative claims.
     #[arg(long)]
     quick: bool,
-    /// Folder of the four MNIST IDX files (mnist, mode-proximity, mnist-objectives);
-    /// default: $MI_EST_MNIST. data/README.md says where to get them.
+    /// Folder of the four MNIST IDX files (mnist, mode-proximity, estimator-cost,
+    /// mnist-objectives); default: $MI_EST_MNIST, else the data cache, downloaded on
+    /// first use (`mi-est data mnist`).
     #[arg(long)]
     data: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
@@ -162,7 +179,7 @@ enum ObjectiveArg {
 
 #[derive(Parser, Debug)]
 struct TrainArgs {
-    /// Data: mnist:<dir>[@limit] (or a folder of IDX files), csv:<file>, abs:<alpha> (y = alpha|x|), mixture:<classes>:<dim>.
+    /// Data: mnist[@limit] (the data cache, downloaded on first use), mnist:<dir>[@limit] (or a folder of IDX files), csv:<file>, abs:<alpha> (y = alpha|x|), mixture:<classes>:<dim>.
     #[arg(long)]
     data: DataSpec,
     /// Hidden widths, comma separated.
@@ -247,6 +264,7 @@ fn real_main() -> Result<()> {
         Some(Command::Train(a)) => train(a),
         Some(Command::Run(a)) => run(a),
         Some(Command::Merge(a)) => merge(a),
+        Some(Command::Data(a)) => data(a),
         Some(Command::Reproduce(a)) => reproduce(a),
     }
 }
@@ -261,23 +279,21 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
         Some(dir) => Some(mi_est::report::recorded_samples(dir)?),
         None => None,
     };
-    let mnist_dir = a
+    let mnist_dir = match a
         .data
         .clone()
-        .or_else(|| std::env::var_os("MI_EST_MNIST").map(PathBuf::from));
-    if experiment.needs_mnist() {
-        match &mnist_dir {
-            None => bail!(
-                "{} needs the MNIST set: pass --data <folder with the four IDX files> or set MI_EST_MNIST (data/README.md says where to get them)",
-                experiment.name()
-            ),
-            Some(dir) if !dir.is_dir() => bail!(
-                "{}: MNIST folder not found (pass --data <folder with the IDX files>)",
-                dir.display()
-            ),
-            Some(_) => {}
+        .or_else(|| std::env::var_os("MI_EST_MNIST").map(PathBuf::from))
+    {
+        Some(dir) if experiment.needs_mnist() && !dir.is_dir() => bail!(
+            "{}: MNIST folder not found (pass --data <folder with the IDX files>, or leave --data and MI_EST_MNIST unset to use the data cache)",
+            dir.display()
+        ),
+        Some(dir) => Some(dir),
+        None if experiment.needs_mnist() => {
+            Some(mnist_cache(&format!("reproduce {}", experiment.name()))?)
         }
-    }
+        None => None,
+    };
     let dir = a.out.join(format!(
         "{}{}",
         experiment.name(),
@@ -307,6 +323,56 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
+/// `mi-est data mnist`: fetches what is missing, verifies everything.
+fn data(a: DataArgs) -> Result<()> {
+    match a.set {
+        DataSet::Mnist => {
+            let dir = mnist_cache("data mnist")?;
+            println!(
+                "mnist: {} files verified in {}",
+                mi_est::data::fetch::MNIST_FILES.len(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The MNIST folder of the data cache, fetched first if it is not complete (saying so).
+fn mnist_cache(command: &str) -> Result<PathBuf> {
+    use mi_est::data::fetch;
+    let dir = fetch::mnist_dir()?;
+    if fetch::is_complete(&dir, &fetch::MNIST_FILES) {
+        return Ok(dir);
+    }
+    let url = fetch::mnist_base_url();
+    eprintln!(
+        "[data] `{command}` needs MNIST: fetching it from {url} into {} (once)",
+        dir.display()
+    );
+    let shown = DownloadObserver::new();
+    let fetched = fetch::fetch(&url, &dir, &fetch::MNIST_FILES, &|f, d, t| {
+        shown.progress(f, d, t)
+    });
+    shown.finish();
+    fetched.map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "`mi-est {command}` could not fetch MNIST from {url} (run `mi-est data mnist` to retry; set MI_EST_MNIST_URL to use a mirror, or pass --data <folder with the four IDX files>)"
+        ))
+    })?;
+    Ok(dir)
+}
+
+/// Fetches the data cache's MNIST when `spec` names it and it is not complete.
+fn ensure_data(spec: &DataSpec, command: &str) -> Result<()> {
+    if let DataSpec::Mnist { dir, .. } = spec
+        && *dir == mi_est::data::fetch::mnist_dir()?
+    {
+        mnist_cache(command)?;
+    }
+    Ok(())
+}
+
 fn parse_ks(raw: &[String]) -> Result<Vec<usize>> {
     raw.iter()
         .filter(|s| !s.trim().is_empty())
@@ -319,6 +385,9 @@ fn parse_ks(raw: &[String]) -> Result<Vec<usize>> {
 }
 
 fn run(a: RunArgs) -> Result<()> {
+    if let Some(spec) = a.data.as_deref().and_then(|d| d.parse::<DataSpec>().ok()) {
+        ensure_data(&spec, "run")?;
+    }
     let posteriors = if a.posterior.is_empty() {
         vec![mi_est::study::grid::bundled_posterior()]
     } else {
@@ -441,6 +510,7 @@ impl Progress {
 
 fn train(a: TrainArgs) -> Result<()> {
     let data = a.data.clone();
+    ensure_data(&data, "train")?;
     let likelihood = a.likelihood.unwrap_or_else(|| data.default_likelihood());
     let objective = match a.objective {
         ObjectiveArg::Mfvi => Objective::Mfvi,

@@ -70,3 +70,62 @@ impl mi_est::observe::Observer for CliObserver {
         );
     }
 }
+
+/// What the command shows of a download: a byte bar per file on a terminal, a log line
+/// every 5 s (and at the end of each file) elsewhere.
+pub struct DownloadObserver {
+    bar: Option<ProgressBar>,
+    state: std::sync::Mutex<(String, Instant)>,
+}
+
+impl DownloadObserver {
+    pub fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{msg:28} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("template"),
+            );
+            b
+        });
+        DownloadObserver {
+            bar,
+            state: std::sync::Mutex::new((String::new(), Instant::now())),
+        }
+    }
+
+    /// `done` of `total` bytes of `file` have arrived.
+    pub fn progress(&self, file: &str, done: u64, total: Option<u64>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let new_file = state.0 != file;
+        if new_file {
+            state.0 = file.to_string();
+        }
+        match &self.bar {
+            Some(b) => {
+                if new_file {
+                    b.set_message(file.to_string());
+                }
+                b.set_length(total.unwrap_or(0));
+                b.set_position(done);
+            }
+            None => {
+                let finished = total == Some(done);
+                if new_file || finished || state.1.elapsed() >= Duration::from_secs(5) {
+                    let of = total.map_or(String::new(), |t| format!(" of {t}"));
+                    eprintln!("[data] {file}: {done}{of} bytes");
+                    state.1 = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

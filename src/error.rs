@@ -141,6 +141,14 @@ pub enum Error {
         /// The plotting library's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A download failed.
+    #[error("{url}: {reason}")]
+    Download {
+        /// What was being fetched.
+        url: String,
+        /// Why it failed (the server's status, a dropped connection, …).
+        reason: String,
+    },
     /// A step of a larger computation failed; `source` says why.
     #[error("{what}")]
     Context {
@@ -162,6 +170,14 @@ impl Error {
             field: field.into(),
             value: value.to_string(),
             reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
         }
     }
 

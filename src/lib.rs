@@ -27,6 +27,7 @@ pub mod journal;
 pub mod linalg;
 pub mod observe;
 pub mod posterior;
+#[cfg(feature = "reports")]
 pub mod report;
 pub mod resources;
 pub mod rng;

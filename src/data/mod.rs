@@ -4,16 +4,13 @@
 //! malformed file.
 
 mod csv;
+pub mod fetch;
 mod idx;
 mod synthetic;
 
 pub use csv::{csv_from_bytes, load_csv};
 pub use idx::{IdxArray, MAX_IDX_BYTES, MnistSplit, idx_from_bytes, load_mnist, read_idx};
 pub use synthetic::{abs_regression, gaussian_mixture};
-
-/// Where the standard MNIST files can be fetched on a machine with network access.
-/// Put the four `.gz` files in one folder and pass it as the data path.
-pub const MNIST_DOWNLOAD: &str = "for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do curl -fLO https://storage.googleapis.com/cvdf-datasets/mnist/$f.gz; done";
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -25,6 +22,8 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, PartialEq)]
 pub enum DataSpec {
     /// `mnist:<dir>` (or a directory): the standard IDX files; train and test splits.
+    /// `mnist` alone is the copy in the data cache ([`fetch::mnist_dir`]), which the
+    /// command line downloads on first use.
     Mnist {
         /// Folder with the four IDX files.
         dir: PathBuf,
@@ -54,6 +53,20 @@ impl FromStr for DataSpec {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let bad = |reason: &str| Error::invalid("data", s, reason);
+        // `mnist` (or `mnist@N`) alone: the downloaded copy in the data cache.
+        if s == "mnist" || s.starts_with("mnist@") {
+            let limit = match s.strip_prefix("mnist@") {
+                Some(l) => Some(
+                    l.parse()
+                        .map_err(|_| bad("the limit after @ is not a count"))?,
+                ),
+                None => None,
+            };
+            return Ok(DataSpec::Mnist {
+                dir: fetch::mnist_dir()?,
+                limit,
+            });
+        }
         if let Some(rest) = s.strip_prefix("mnist:") {
             let (dir, limit) = match rest.rsplit_once('@') {
                 Some((d, l)) => (

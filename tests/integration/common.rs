@@ -176,8 +176,7 @@ pub struct Scratch(std::path::PathBuf);
 
 impl Scratch {
     pub fn new(kind: &str, name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("mi-est-{kind}-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("mi-est-{kind}-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)

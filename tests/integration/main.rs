@@ -4,6 +4,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod estimators;
+mod fetch;
 mod files;
 mod foundation;
 mod gradients;
