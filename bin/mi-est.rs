@@ -46,10 +46,19 @@ enum Command {
     Run(RunArgs),
     /// Combine the shard files of a sharded `run` into the full reports.
     Merge(MergeArgs),
+    /// Say what a posterior file holds: architecture, naming scheme, how sigma is given, parameter count, ln|G|; or which tensor does not fit.
+    Inspect(InspectArgs),
     /// Download a data set into the data cache ($MI_EST_DATA, else the platform's cache folder) and verify it.
     Data(DataArgs),
     /// Reproduce an experiment of the paper (mode-interpolation, tractable-bnn, mnist, mode-proximity) or run a study beyond it (estimator-cost, mnist-objectives).
     Reproduce(ReproduceArgs),
+}
+
+#[derive(Parser, Debug)]
+struct InspectArgs {
+    /// Posterior files (safetensors or .npz).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
 }
 
 /// The data sets `mi-est data` fetches.
@@ -265,6 +274,7 @@ fn real_main() -> Result<()> {
         Some(Command::Run(a)) => run(a),
         Some(Command::Merge(a)) => merge(a),
         Some(Command::Data(a)) => data(a),
+        Some(Command::Inspect(a)) => inspect(a),
         Some(Command::Reproduce(a)) => reproduce(a),
     }
 }
@@ -319,6 +329,50 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
     println!("wall time {:.2} s", r.wall_s);
     for f in files {
         println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+/// `mi-est inspect`: what each file holds, as read.
+fn inspect(a: InspectArgs) -> Result<()> {
+    for path in &a.files {
+        let (file, how) = mi_est::io::inspect(path)?;
+        let q = &file.posterior;
+        let arch = q.arch();
+        let group = mi_est::symmetry::Group::of(arch);
+        let schemes: Vec<&str> = how.schemes.iter().map(|s| s.describe()).collect();
+        let fixed: Vec<String> = (0..arch.n_layers())
+            .filter(|&i| arch.fixed(i).is_some())
+            .map(|i| i.to_string())
+            .collect();
+        println!("{}", path.display());
+        println!("  naming        {}", schemes.join("; "));
+        println!("  sigma         {}", how.sigma);
+        println!(
+            "  architecture  widths {:?}, {} activation, fixed layers: {}",
+            arch.widths(),
+            arch.activation().name(),
+            if fixed.is_empty() {
+                "none".to_string()
+            } else {
+                fixed.join(", ")
+            }
+        );
+        println!("  parameters    {} (variational)", q.n_params());
+        println!(
+            "  ln|G|         {:.4} nats (hidden widths {:?})",
+            group.ln_order(),
+            arch.hidden_widths()
+        );
+        let sigma = q.sigma();
+        let (lo, hi) = sigma
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(a, b), &s| (a.min(s), b.max(s)));
+        println!("  sigma range   [{lo:.3e}, {hi:.3e}]");
+        if let Some(l) = file.likelihood {
+            println!("  likelihood    {l}");
+        }
+        println!("  prior scale   {}", file.prior_scale);
     }
     Ok(())
 }

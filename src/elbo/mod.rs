@@ -1,4 +1,4 @@
-//! Likelihoods, data sets and the ELBO (DESIGN §4).
+//! Likelihoods, data sets and the ELBO (docs/mathematics.md §8, eqs. 20–23).
 //!
 //! `L(θ) = E_q ln p(Y | X, ω) − KL(q ‖ p)` with the prior `p = N(0, s²I)`, and the
 //! symmetrized `L^G(θ) = L(θ) + I(g; ω)`; with the paper's estimator

@@ -1,4 +1,4 @@
-//! Exact `I(g; ω)` by enumerating the group (DESIGN §3 item 2).
+//! Exact `I(g; ω)` by enumerating the group (docs/mathematics.md §5, eq. 10).
 //!
 //! `ln q^G(ω) = ln Σ_g q(g⁻¹·ω) − ln|G|` (log-sum-exp over every element), so the
 //! per-draw term `ln q(ω) − ln q^G(ω)` is exact and only the average over `ω ~ q` is

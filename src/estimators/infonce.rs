@@ -1,4 +1,4 @@
-//! The paper's `I^K` estimator (Theorem 4.3, DESIGN §3 item 1).
+//! The paper's `I^K` estimator (Theorem 4.3; docs/mathematics.md §4, eq. 9).
 //!
 //! For each of `S` draws `ω_s ~ q` and `K − 1` fresh uniform permutations `g_{s,j}`,
 //!

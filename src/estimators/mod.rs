@@ -1,5 +1,5 @@
 //! Estimators of the mutual information `I(g; ω)` between a uniformly random
-//! hidden-unit permutation `g` and the weights `ω ~ q` (DESIGN §3).
+//! hidden-unit permutation `g` and the weights `ω ~ q` (docs/mathematics.md §3–§7).
 //!
 //! `I(g; ω) = H(q^G) − H(q) = E_{ω~q}[ln q(ω) − ln q^G(ω)]`, with the symmetrized
 //! posterior `q^G(ω) = (1/|G|) Σ_g q(g⁻¹·ω)`. Every estimator here averages a per-draw

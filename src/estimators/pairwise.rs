@@ -1,4 +1,5 @@
 //! Deterministic pairwise-distance bounds on `I(g; ω)` (Kolchinsky & Tracey 2017;
+//! docs/mathematics.md §7, eqs. 17–19;
 //! issue 7, item 4), for one hidden layer.
 //!
 //! `q^G` is the equal-weight mixture of the components `g·q`, and `I(g; ω)` is the

@@ -1,4 +1,4 @@
-//! Exact `I(g; ω)` for one hidden layer through the permanent (DESIGN §3 item 3).
+//! Exact `I(g; ω)` for one hidden layer through the permanent (docs/mathematics.md §5, eqs. 11–12).
 //!
 //! With the unit cost matrix `C[i, j] = ln q_i(θ_j)` ([`UnitCost`]),
 //! `Σ_{g ∈ S_d} q(g·ω) = q_rest(ω) · perm(exp C)`, so the per-draw term is

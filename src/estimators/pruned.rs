@@ -1,4 +1,4 @@
-//! `ln perm(exp C)` for wide layers by pruning and blocks (DESIGN §3 item 4; issue 7,
+//! `ln perm(exp C)` for wide layers by pruning and blocks (docs/mathematics.md §5, eq. 13; issue 7,
 //! item 3), with a rigorous bound on what pruning dropped.
 //!
 //! Row scaling is exact: with `m_i = max_j C[i, j]` and `A = exp(C − m)` (every row's

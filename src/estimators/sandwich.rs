@@ -1,4 +1,4 @@
-//! Sandwich bounds on `I(g; ω)` with a proposal over permutations (DESIGN §3 item 4;
+//! Sandwich bounds on `I(g; ω)` with a proposal over permutations (docs/mathematics.md §6, eqs. 14–16;
 //! issue 7, items 1, 2 and 5), for any number of hidden layers.
 //!
 //! With `S(τ) = ln q(τ⁻¹·ω) − ln q_rest(ω)` (for one hidden layer `Σ_i C[i, τ(i)]` with the

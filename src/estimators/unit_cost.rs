@@ -1,4 +1,4 @@
-//! The unit cost matrix of a one-hidden-layer posterior (DESIGN §3 item 3).
+//! The unit cost matrix of a one-hidden-layer posterior (docs/mathematics.md §5, eq. 11).
 //!
 //! With one hidden layer of width `d`, hidden unit `i` owns the parameters
 //! `θ_i = (W_0[i, :], b_0[i], W_1[:, i])` (those of them that are variational); the

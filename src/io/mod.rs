@@ -1,4 +1,4 @@
-//! Posterior files (DESIGN §7): safetensors with F32 or F64 tensors.
+//! Posterior files (docs/posteriors.md): safetensors with F32 or F64 tensors.
 //!
 //! Layer `i` (0-based) stores `layers.{i}.weight_mu`, `layers.{i}.weight_rho`
 //! (`d_{i+1} × d_i`), `layers.{i}.bias_mu`, `layers.{i}.bias_rho` (`d_{i+1}`); a fixed
@@ -9,10 +9,13 @@
 //! widths from the shapes, ReLU, softplus and prior scale 1; metadata that contradicts
 //! the shapes is an error.
 //!
-//! **Other libraries' names.** Layer prefixes other than `layers.{i}` are accepted and
-//! ordered by natural sort (`fc1 < fc2 < fc10`), and the per-layer names of
-//! bayesian-torch (`mu_weight`, `rho_weight`, `mu_bias`, `rho_bias`) and blitz
-//! (`weight_mu`, `weight_rho`, `bias_mu`, `bias_rho`) are both read.
+//! **Other libraries' names** ([`Scheme`]). Layer prefixes other than `layers.{i}` are
+//! accepted and ordered by natural sort (`fc1 < fc2 < fc10`); bayesian-torch's
+//! `mu_weight`/`rho_weight`, blitz's `weight_mu`/`weight_rho`, Pyro's AutoNormal
+//! (`AutoNormal.locs.fc1.weight`, `.scales.`), NumPyro's (`fc1.weight_auto_loc`,
+//! `_auto_scale`), TyXe-style `fc1.weight.loc`/`.scale` (σ given directly) and Fortuna's
+//! `mean`/`log_std` trees (flax `kernel`s transposed) are all read. A file is
+//! safetensors or a NumPy `.npz` archive (no metadata: ReLU, softplus for ρ).
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +26,12 @@ use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
 use crate::posterior::{MeanFieldGaussian, SigmaTransform};
 use crate::weights::{Activation, Arch};
+
+mod names;
+mod npz;
+pub use names::Scheme;
+use names::{Part, Role};
+pub use npz::{MAX_NPZ_BYTES, read_npy, read_npz};
 
 /// The value of the `format` metadata key.
 pub const FORMAT: &str = "mi-est-posterior";
@@ -211,6 +220,84 @@ fn natural_key(s: &str) -> Vec<(String, u64)> {
 ///
 /// As [`load`].
 pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
+    parse(bytes).map(|(file, _)| file)
+}
+
+/// How a file gave σ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigmaSource {
+    /// ρ tensors, σ = transform(ρ).
+    Rho(SigmaTransform),
+    /// σ itself (`scale` tensors).
+    Scale,
+    /// ln σ (`log_std` tensors).
+    LogStd,
+}
+
+impl std::fmt::Display for SigmaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SigmaSource::Rho(SigmaTransform::Softplus) => f.write_str("ρ, σ = softplus(ρ)"),
+            SigmaSource::Rho(SigmaTransform::Exp) => f.write_str("ρ, σ = exp(ρ)"),
+            SigmaSource::Scale => f.write_str("σ given directly (scale)"),
+            SigmaSource::LogStd => f.write_str("ln σ (log_std)"),
+        }
+    }
+}
+
+/// What [`inspect`] recognised in a file besides the posterior itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recognised {
+    /// The naming schemes its tensors follow.
+    pub schemes: Vec<Scheme>,
+    /// How σ was given.
+    pub sigma: SigmaSource,
+}
+
+/// Loads a posterior file and says how it was read: the naming schemes and how σ was
+/// given (`mi-est inspect`).
+///
+/// # Errors
+///
+/// As [`load`].
+pub fn inspect(path: &Path) -> Result<(PosteriorFile, Recognised)> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&bytes).map_err(|e| match e {
+        Error::BadFile { reason, .. } => bad(path, reason),
+        other => bad(path, other.to_string()),
+    })
+}
+
+fn parse(bytes: &[u8]) -> Result<(PosteriorFile, Recognised)> {
+    if npz::is_zip(bytes) {
+        return parse_safetensors(&npz_as_safetensors(bytes)?);
+    }
+    parse_safetensors(bytes)
+}
+
+/// The arrays of an `.npz` archive as safetensors bytes (F64, no metadata).
+fn npz_as_safetensors(bytes: &[u8]) -> Result<Vec<u8>> {
+    let here = Path::new("");
+    let arrays = npz::read_npz(bytes).map_err(|e| bad(here, format!("npz archive: {e}")))?;
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = arrays
+        .into_iter()
+        .map(|(name, shape, values)| (name, shape, f64_bytes(&values)))
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = data
+        .iter()
+        .map(|(n, shape, d)| {
+            TensorView::new(Dtype::F64, shape.clone(), d)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| bad(here, format!("npz member `{n}`: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, None).map_err(|e| bad(here, format!("npz archive: {e}")))
+}
+
+fn parse_safetensors(bytes: &[u8]) -> Result<(PosteriorFile, Recognised)> {
     let here = Path::new("");
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| bad(here, format!("not a valid safetensors file: {e}")))?;
@@ -231,14 +318,19 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
         ));
     }
     let mut layers: BTreeMap<Vec<(String, u64)>, (String, LayerTensors)> = BTreeMap::new();
+    let mut schemes = std::collections::BTreeSet::new();
+    // How σ is given: ρ (with the file's transform), σ itself, or ln σ; and by which tensor.
+    let mut sigma_given: Option<(Role, String)> = None;
     for (name, view) in st.tensors() {
-        let (prefix, leaf) = name.rsplit_once('.').ok_or_else(|| {
-            bad(
+        let Some(meaning) = names::classify(&name) else {
+            return Err(bad(
                 here,
-                format!("tensor `{name}` has no layer prefix (expected e.g. `layers.0.weight_mu`)"),
-            )
-        })?;
-        let values: Vec<f64> = match view.dtype() {
+                format!(
+                    "tensor `{name}` fits no naming scheme (expected e.g. `layers.0.weight_mu`, `fc1.mu_weight`, `AutoNormal.locs.fc1.weight`, `fc1.weight.loc`, `fc1.weight_auto_loc` or `mean.Dense_0.kernel`; docs/posteriors.md)"
+                ),
+            ));
+        };
+        let mut values: Vec<f64> = match view.dtype() {
             Dtype::F64 => view
                 .data()
                 .chunks_exact(8)
@@ -265,18 +357,62 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
                 ),
             ));
         }
+        let mut shape = view.shape().to_vec();
+        if meaning.transposed {
+            if shape.len() != 2 {
+                return Err(bad(
+                    here,
+                    format!("tensor `{name}` has shape {shape:?}, expected 2 dimensions"),
+                ));
+            }
+            let (rows, cols) = (shape[0], shape[1]);
+            values = (0..cols)
+                .flat_map(|j| (0..rows).map(move |i| i * cols + j))
+                .map(|k| values[k])
+                .collect();
+            shape = vec![cols, rows];
+        }
+        match meaning.role {
+            Role::Rho | Role::Scale | Role::LogStd => match &sigma_given {
+                Some((role, first)) if *role != meaning.role => {
+                    return Err(bad(
+                        here,
+                        format!(
+                            "tensor `{name}` gives σ as {} but `{first}` gives it as {}; a file uses one",
+                            sigma_words(meaning.role),
+                            sigma_words(*role)
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => sigma_given = Some((meaning.role, name.to_string())),
+            },
+            Role::Mean | Role::Fixed => {}
+        }
+        if meaning.role == Role::Scale {
+            if let Some(k) = values.iter().position(|&v| v <= 0.0) {
+                return Err(bad(
+                    here,
+                    format!(
+                        "tensor `{name}` holds σ, which must be > 0, but has {} at index {k}",
+                        values[k]
+                    ),
+                ));
+            }
+            values.iter_mut().for_each(|v| *v = v.ln());
+        }
+        schemes.insert(meaning.scheme);
         let entry = &mut layers
-            .entry(natural_key(prefix))
-            .or_insert_with(|| (prefix.to_string(), LayerTensors::default()))
+            .entry(natural_key(&meaning.layer))
+            .or_insert_with(|| (meaning.layer.clone(), LayerTensors::default()))
             .1;
-        let slot = match leaf {
-            "weight_mu" | "mu_weight" => &mut entry.weight_mu,
-            "weight_rho" | "rho_weight" => &mut entry.weight_rho,
-            "bias_mu" | "mu_bias" => &mut entry.bias_mu,
-            "bias_rho" | "rho_bias" => &mut entry.bias_rho,
-            "weight" => &mut entry.weight,
-            "bias" => &mut entry.bias,
-            _ => return Err(bad(here, format!("tensor `{name}`: unknown name `{leaf}`"))),
+        let slot = match (meaning.part, meaning.role) {
+            (Part::Weight, Role::Mean) => &mut entry.weight_mu,
+            (Part::Weight, Role::Rho | Role::Scale | Role::LogStd) => &mut entry.weight_rho,
+            (Part::Bias, Role::Mean) => &mut entry.bias_mu,
+            (Part::Bias, Role::Rho | Role::Scale | Role::LogStd) => &mut entry.bias_rho,
+            (Part::Weight, Role::Fixed) => &mut entry.weight,
+            (Part::Bias, Role::Fixed) => &mut entry.bias,
         };
         if slot.is_some() {
             return Err(bad(
@@ -284,7 +420,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
                 format!("tensor `{name}` given twice (under two naming conventions)"),
             ));
         }
-        *slot = Some((view.shape().to_vec(), values));
+        *slot = Some((shape, values));
     }
     if layers.is_empty() {
         return Err(bad(here, "the file holds no tensors"));
@@ -394,11 +530,30 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
             .map_err(|e: Error| bad(here, format!("metadata `activation`: {e}")))?,
         None => Activation::Relu,
     };
-    let transform: SigmaTransform = match metadata.get("sigma_transform") {
-        Some(a) => a
-            .parse()
-            .map_err(|e: Error| bad(here, format!("metadata `sigma_transform`: {e}")))?,
-        None => SigmaTransform::Softplus,
+    let declared_transform: Option<SigmaTransform> = match metadata.get("sigma_transform") {
+        Some(a) => Some(
+            a.parse()
+                .map_err(|e: Error| bad(here, format!("metadata `sigma_transform`: {e}")))?,
+        ),
+        None => None,
+    };
+    // σ given directly (or as ln σ) is held as ρ = ln σ with σ = exp(ρ).
+    let sigma = match (&sigma_given, declared_transform) {
+        (Some((Role::Scale, first)) | Some((Role::LogStd, first)), Some(t)) => {
+            return Err(bad(
+                here,
+                format!(
+                    "metadata `sigma_transform` = `{t}` does not apply: `{first}` gives σ directly"
+                ),
+            ));
+        }
+        (Some((Role::Scale, _)), None) => SigmaSource::Scale,
+        (Some((Role::LogStd, _)), None) => SigmaSource::LogStd,
+        (_, t) => SigmaSource::Rho(t.unwrap_or_default()),
+    };
+    let transform = match sigma {
+        SigmaSource::Rho(t) => t,
+        SigmaSource::Scale | SigmaSource::LogStd => SigmaTransform::Exp,
     };
     let prior_scale = match metadata.get("prior_scale") {
         Some(s) => s
@@ -430,11 +585,27 @@ pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
     let arch = b.check().map_err(|e| bad(here, e.to_string()))?;
     let posterior = MeanFieldGaussian::with_transform(arch, mu, rho, transform)
         .map_err(|e| bad(here, e.to_string()))?;
-    Ok(PosteriorFile {
-        posterior,
-        likelihood,
-        prior_scale,
-        train_config: metadata.get("train_config").cloned(),
-        metadata,
-    })
+    let recognised = Recognised {
+        schemes: schemes.into_iter().collect(),
+        sigma,
+    };
+    Ok((
+        PosteriorFile {
+            posterior,
+            likelihood,
+            prior_scale,
+            train_config: metadata.get("train_config").cloned(),
+            metadata,
+        },
+        recognised,
+    ))
+}
+
+fn sigma_words(role: Role) -> &'static str {
+    match role {
+        Role::Rho => "ρ",
+        Role::Scale => "σ itself",
+        Role::LogStd => "ln σ",
+        Role::Mean | Role::Fixed => "no σ",
+    }
 }

@@ -1,4 +1,4 @@
-//! The mean-field Gaussian variational posterior (DESIGN §2).
+//! The mean-field Gaussian variational posterior (docs/mathematics.md §3, eqs. 4–7).
 //!
 //! `q(ω) = N(μ, diag σ²)` with `σ = softplus(ρ) = ln(1 + e^ρ)` (or `σ = e^ρ`). Closed
 //! forms, all in log space and f64:

@@ -1,4 +1,4 @@
-//! The hidden-unit permutation group and its action on weight space (DESIGN §2,
+//! The hidden-unit permutation group and its action on weight space (docs/mathematics.md §2,
 //! paper Def. 2.1).
 //!
 //! A group element is `g = (τ_1, …, τ_{L−1})`, one permutation per hidden layer. With

@@ -1,4 +1,4 @@
-//! Bayes-by-backprop training of mean-field variational MLPs (DESIGN §5).
+//! Bayes-by-backprop training of mean-field variational MLPs (docs/mathematics.md §9).
 //!
 //! Each step draws a minibatch of M of the N data points and `S_train` reparameterized
 //! weight draws `ω = μ + σ ⊙ ε`, and ascends

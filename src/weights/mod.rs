@@ -1,4 +1,4 @@
-//! MLP architectures, the flat weight layout and the forward pass (DESIGN §2).
+//! MLP architectures, the flat weight layout and the forward pass (docs/mathematics.md §1).
 //!
 //! An MLP with widths `d0, d1, …, dL` has `L` layers; layer `i` (0-based, as in the
 //! posterior file) maps `d_i` inputs to `d_{i+1}` outputs,

@@ -6,6 +6,7 @@ mod common;
 mod estimators;
 mod fetch;
 mod files;
+mod formats;
 mod foundation;
 mod gradients;
 mod hostile;

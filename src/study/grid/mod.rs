@@ -1,6 +1,6 @@
 //! The `mi-est run` study: a grid of (posterior, estimator, K, repeat) estimates of
-//! I(g; ω), summarized into a bias–variance table and a bound table (DESIGN §3
-//! "Bias–variance study", §4). Everything here produces plain row structs; the
+//! I(g; ω), summarized into a bias–variance table and a bound table (docs/reports.md;
+//! the bounds of docs/mathematics.md §8). Everything here produces plain row structs; the
 //! `report` module turns them into Parquet and plots.
 //!
 //! **Seeds and sharding.** Grid item `(posterior p, estimator e, K, repeat r)` draws with

@@ -1,0 +1,260 @@
+//! The tensor naming schemes a posterior file may use (docs/posteriors.md): which
+//! layer, which part (weight or bias) and which role (mean, ρ, σ, ln σ, fixed value) a
+//! tensor name stands for.
+
+/// A naming scheme of posterior tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scheme {
+    /// `{layer}.weight_mu`, `.weight_rho`, `.bias_mu`, `.bias_rho` (ours, and blitz's).
+    MuRho,
+    /// bayesian-torch's `{layer}.mu_weight`, `.rho_weight`, `.mu_bias`, `.rho_bias`.
+    BayesianTorch,
+    /// Pyro's AutoNormal parameter store: `{guide}.locs.{layer}.weight`,
+    /// `{guide}.scales.{layer}.weight` (σ given directly).
+    PyroAutoNormal,
+    /// NumPyro's AutoNormal parameters: `{layer}.weight_auto_loc`,
+    /// `{layer}.weight_auto_scale` (σ given directly).
+    NumPyroAutoNormal,
+    /// TyXe (and any `loc`/`scale` guide): `{layer}.weight.loc`, `{layer}.weight.scale`.
+    LocScale,
+    /// Fortuna: the trees `mean` and `log_std` (σ = exp), e.g. `mean.params.Dense_0.kernel`;
+    /// a flax `kernel` is stored inputs × outputs and is transposed on reading.
+    MeanLogStd,
+    /// A fixed (deterministic) layer: `{layer}.weight`, `{layer}.bias`.
+    Fixed,
+}
+
+impl Scheme {
+    /// A short description for `mi-est inspect`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scheme::MuRho => "weight_mu/weight_rho (mi-est, blitz)",
+            Scheme::BayesianTorch => "mu_weight/rho_weight (bayesian-torch)",
+            Scheme::PyroAutoNormal => "AutoNormal.locs/scales (Pyro)",
+            Scheme::NumPyroAutoNormal => "_auto_loc/_auto_scale (NumPyro)",
+            Scheme::LocScale => ".loc/.scale (TyXe, Pyro guides)",
+            Scheme::MeanLogStd => "mean/log_std (Fortuna)",
+            Scheme::Fixed => "weight/bias (fixed layer)",
+        }
+    }
+}
+
+/// Which parameter of a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The weight matrix.
+    Weight,
+    /// The bias vector.
+    Bias,
+}
+
+/// What the tensor holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The means μ.
+    Mean,
+    /// ρ, with σ from the file's transform (softplus unless the metadata says `exp`).
+    Rho,
+    /// σ itself.
+    Scale,
+    /// ln σ.
+    LogStd,
+    /// The values of a fixed layer.
+    Fixed,
+}
+
+/// A recognised tensor name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name {
+    /// The layer, as written (ordered naturally: `fc1 < fc2 < fc10`).
+    pub layer: String,
+    /// Weight or bias.
+    pub part: Part,
+    /// Mean, ρ, σ, ln σ or fixed.
+    pub role: Role,
+    /// Stored inputs × outputs (a flax `kernel`): transposed on reading.
+    pub transposed: bool,
+    /// The scheme it follows.
+    pub scheme: Scheme,
+}
+
+fn part_of(leaf: &str) -> Option<(Part, bool)> {
+    match leaf {
+        "weight" => Some((Part::Weight, false)),
+        "kernel" => Some((Part::Weight, true)),
+        "bias" => Some((Part::Bias, false)),
+        _ => None,
+    }
+}
+
+/// The meaning of a tensor name, or `None` when it fits no scheme. `/` separates like `.`.
+pub fn classify(name: &str) -> Option<Name> {
+    let norm = name.replace('/', ".");
+    let segs: Vec<&str> = norm.split('.').collect();
+    let n = segs.len();
+    let join = |s: &[&str]| s.join(".");
+    let make = |layer: String, part: Part, role: Role, transposed: bool, scheme: Scheme| {
+        (!layer.is_empty()).then_some(Name {
+            layer,
+            part,
+            role,
+            transposed,
+            scheme,
+        })
+    };
+    if n < 2 {
+        return None;
+    }
+    // Pyro's parameter store: `{guide}.locs.{layer}.{weight|bias}`.
+    if let Some(k) = segs[..n - 1]
+        .iter()
+        .position(|s| *s == "locs" || *s == "scales")
+    {
+        let (part, transposed) = part_of(segs[n - 1])?;
+        let role = if segs[k] == "locs" {
+            Role::Mean
+        } else {
+            Role::Scale
+        };
+        return make(
+            join(&segs[k + 1..n - 1]),
+            part,
+            role,
+            transposed,
+            Scheme::PyroAutoNormal,
+        );
+    }
+    // Fortuna: a `mean` or `log_std` tree holding the model's parameters.
+    if let Some(k) = segs[..n - 1]
+        .iter()
+        .position(|s| *s == "mean" || *s == "log_std")
+    {
+        let (part, transposed) = part_of(segs[n - 1])?;
+        let role = if segs[k] == "mean" {
+            Role::Mean
+        } else {
+            Role::LogStd
+        };
+        let mut layer: Vec<&str> = segs[..n - 1].to_vec();
+        layer.remove(k);
+        return make(join(&layer), part, role, transposed, Scheme::MeanLogStd);
+    }
+    let leaf = segs[n - 1];
+    // TyXe / loc-scale guides: `{layer}.{weight|bias}.{loc|scale}`.
+    if (leaf == "loc" || leaf == "scale") && n >= 3 {
+        let (part, transposed) = part_of(segs[n - 2])?;
+        let role = if leaf == "loc" {
+            Role::Mean
+        } else {
+            Role::Scale
+        };
+        return make(
+            join(&segs[..n - 2]),
+            part,
+            role,
+            transposed,
+            Scheme::LocScale,
+        );
+    }
+    let layer = join(&segs[..n - 1]);
+    // NumPyro: `{layer}.{weight|bias}_auto_{loc|scale}`.
+    for (suffix, role) in [("_auto_loc", Role::Mean), ("_auto_scale", Role::Scale)] {
+        if let Some(p) = leaf.strip_suffix(suffix) {
+            let (part, transposed) = part_of(p)?;
+            return make(layer, part, role, transposed, Scheme::NumPyroAutoNormal);
+        }
+    }
+    let (part, role, scheme) = match leaf {
+        "weight_mu" => (Part::Weight, Role::Mean, Scheme::MuRho),
+        "weight_rho" => (Part::Weight, Role::Rho, Scheme::MuRho),
+        "bias_mu" => (Part::Bias, Role::Mean, Scheme::MuRho),
+        "bias_rho" => (Part::Bias, Role::Rho, Scheme::MuRho),
+        "mu_weight" => (Part::Weight, Role::Mean, Scheme::BayesianTorch),
+        "rho_weight" => (Part::Weight, Role::Rho, Scheme::BayesianTorch),
+        "mu_bias" => (Part::Bias, Role::Mean, Scheme::BayesianTorch),
+        "rho_bias" => (Part::Bias, Role::Rho, Scheme::BayesianTorch),
+        "weight" => (Part::Weight, Role::Fixed, Scheme::Fixed),
+        "bias" => (Part::Bias, Role::Fixed, Scheme::Fixed),
+        _ => return None,
+    };
+    make(layer, part, role, false, scheme)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(name: &str) -> (String, Part, Role, bool, Scheme) {
+        let n = classify(name).unwrap_or_else(|| panic!("{name} not recognised"));
+        (n.layer, n.part, n.role, n.transposed, n.scheme)
+    }
+
+    #[test]
+    fn every_scheme_is_recognised() {
+        use Part::*;
+        use Role::{LogStd, Mean, Rho, Scale};
+        use Scheme::{
+            BayesianTorch, LocScale, MeanLogStd, MuRho, NumPyroAutoNormal, PyroAutoNormal,
+        };
+        let s = |x: &str| x.to_string();
+        for (name, want) in [
+            (
+                "layers.0.weight_mu",
+                (s("layers.0"), Weight, Mean, false, MuRho),
+            ),
+            ("fc2.bias_rho", (s("fc2"), Bias, Rho, false, MuRho)),
+            (
+                "net.fc1.rho_weight",
+                (s("net.fc1"), Weight, Rho, false, BayesianTorch),
+            ),
+            (
+                "AutoNormal.locs.fc1.weight",
+                (s("fc1"), Weight, Mean, false, PyroAutoNormal),
+            ),
+            (
+                "AutoNormal.scales.net.0.bias",
+                (s("net.0"), Bias, Scale, false, PyroAutoNormal),
+            ),
+            (
+                "fc1.weight_auto_loc",
+                (s("fc1"), Weight, Mean, false, NumPyroAutoNormal),
+            ),
+            (
+                "fc1.bias_auto_scale",
+                (s("fc1"), Bias, Scale, false, NumPyroAutoNormal),
+            ),
+            (
+                "net.0.weight.loc",
+                (s("net.0"), Weight, Mean, false, LocScale),
+            ),
+            (
+                "net.0.bias.scale",
+                (s("net.0"), Bias, Scale, false, LocScale),
+            ),
+            (
+                "mean.params.Dense_0.kernel",
+                (s("params.Dense_0"), Weight, Mean, true, MeanLogStd),
+            ),
+            (
+                "log_std/params/Dense_1/bias",
+                (s("params.Dense_1"), Bias, LogStd, false, MeanLogStd),
+            ),
+            (
+                "layers.2.weight",
+                (s("layers.2"), Weight, Role::Fixed, false, Scheme::Fixed),
+            ),
+        ] {
+            assert_eq!(c(name), want, "{name}");
+        }
+        for name in [
+            "weight_mu",
+            "fc1.gamma",
+            "AutoNormal.locs.fc1.gamma",
+            "fc1.weight_auto_x",
+            ".weight_mu",
+            "x.loc",
+        ] {
+            assert!(classify(name).is_none(), "{name}");
+        }
+    }
+}
