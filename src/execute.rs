@@ -5,7 +5,7 @@
 //! finish). The studies say only what a job is and what its key is; the split follows
 //! argmin's executor and observers. Resource limits are checked before a study hands
 //! its jobs over ([`crate::resources::check`]), and the `run` grid's sharding selects
-//! the jobs it hands over ([`crate::study::grid::shard_items`]).
+//! the jobs it hands over (`study::grid::shard_items`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

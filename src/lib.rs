@@ -13,14 +13,24 @@
 //!
 //! Modules, in dependency order (a module uses only those above it):
 //! [`error`], [`rng`], [`linalg`], [`weights`], [`symmetry`], [`posterior`], [`estimators`].
+//!
+//! **Features.** With `default-features = false` the crate is the numeric core: the
+//! architecture, the group, the posterior, every estimator, posterior files (`io`) and the
+//! executor, on rand, rayon, statrs and safetensors, without faer. `train` adds the
+//! forward pass, data sets, the ELBO, training and the studies (faer's matrix product);
+//! `reports` adds Parquet tables and SVG plots; `fetch` the MNIST download; `cli` (the
+//! default) all of them and the command.
 
 pub mod atomic;
+#[cfg(feature = "train")]
 pub mod data;
+#[cfg(feature = "train")]
 pub mod demo;
 pub mod elbo;
 pub mod error;
 pub mod estimators;
 pub mod execute;
+#[cfg(feature = "train")]
 pub mod fuzz_entry;
 pub mod io;
 pub mod journal;
@@ -31,8 +41,10 @@ pub mod posterior;
 pub mod report;
 pub mod resources;
 pub mod rng;
+#[cfg(feature = "train")]
 pub mod study;
 pub mod symmetry;
+#[cfg(feature = "train")]
 pub mod train;
 pub mod vmath;
 pub mod weights;

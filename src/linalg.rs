@@ -13,7 +13,9 @@
 //! processor's own record of the dirty state (`XGETBV` with `ECX = 1`), so tests check
 //! the mechanism itself rather than a timing.
 
+#[cfg(feature = "train")]
 use faer::mat::{AsMatMut, AsMatRef};
+#[cfg(feature = "train")]
 use faer::{Accum, Par};
 
 /// `dst = alpha · lhs · rhs` (`Accum::Replace`) or `dst += alpha · lhs · rhs`
@@ -22,6 +24,7 @@ use faer::{Accum, Par};
 /// # Panics
 ///
 /// If the shapes do not agree (as faer's `matmul`).
+#[cfg(feature = "train")]
 #[inline]
 pub fn matmul(
     dst: impl AsMatMut<T = f64, Rows = usize, Cols = usize>,
@@ -192,7 +195,7 @@ pub fn scaled_square_distance_gathered(x: &[f64], idx: &[usize], m: &[f64], s: &
     acc.iter().sum::<f64>() + tail
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "train"))]
 mod tests {
     use super::*;
     use faer::Mat;

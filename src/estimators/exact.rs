@@ -95,7 +95,7 @@ pub fn exact_estimate(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "train"))]
 mod tests {
     use super::*;
     use crate::demo::demo_posterior;

@@ -173,10 +173,7 @@ pub fn load(path: &Path) -> Result<PosteriorFile> {
 ///
 /// As [`load`].
 pub fn load_with_bytes(path: &Path) -> Result<(PosteriorFile, Vec<u8>)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let file = from_bytes(&bytes).map_err(|e| match e {
         Error::BadFile { reason, .. } => bad(path, reason),
         other => bad(path, other.to_string()),
@@ -261,10 +258,7 @@ pub struct Recognised {
 ///
 /// As [`load`].
 pub fn inspect(path: &Path) -> Result<(PosteriorFile, Recognised)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse(&bytes).map_err(|e| match e {
         Error::BadFile { reason, .. } => bad(path, reason),
         other => bad(path, other.to_string()),

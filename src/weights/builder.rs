@@ -4,8 +4,6 @@
 
 use crate::error::{Error, Result};
 
-use faer::MatRef;
-
 use super::{Activation, Arch, FixedLayer, LayerOffsets};
 
 /// Unchecked description of an MLP; [`ArchBuilder::check`] validates it into an
@@ -160,14 +158,15 @@ fn check_fixed_invariance(
     d_out: usize,
     n_layers: usize,
 ) -> Result<()> {
-    let w = MatRef::from_row_major_slice(&f.weight, d_out, d_in);
+    // Row-major d_out × d_in.
+    let w = |a: usize, b: usize| f.weight[a * d_in + b];
     let output_hidden = layer + 1 < n_layers;
     let input_hidden = layer > 0;
     if output_hidden {
         // Permuting the outputs must leave W and b unchanged: all rows equal.
         for a in 1..d_out {
             for b in 0..d_in {
-                if w[(a, b)] != w[(0, b)] {
+                if w(a, b) != w(0, b) {
                     return Err(Error::FixedLayerBreaksSymmetry {
                         layer,
                         hidden_width_index: layer + 1,
@@ -190,7 +189,7 @@ fn check_fixed_invariance(
         // Permuting the inputs must leave W unchanged: all columns equal.
         for a in 0..d_out {
             for b in 1..d_in {
-                if w[(a, b)] != w[(a, 0)] {
+                if w(a, b) != w(a, 0) {
                     return Err(Error::FixedLayerBreaksSymmetry {
                         layer,
                         hidden_width_index: layer,

@@ -1,6 +1,7 @@
 //! Unit tests of `weights`.
 
 use super::*;
+use faer::Mat;
 
 #[test]
 fn flat_layout_follows_design_order() {

@@ -289,7 +289,10 @@ fn hostile_posterior_files_are_named_errors() {
     .unwrap_err();
     assert!(e.to_string().contains("I32"), "{e}");
     let e = from_bytes(&single("nolayer", vec![1], Dtype::F64, vec![0; 8])).unwrap_err();
-    assert!(e.to_string().contains("`nolayer` fits no naming scheme"), "{e}");
+    assert!(
+        e.to_string().contains("`nolayer` fits no naming scheme"),
+        "{e}"
+    );
     let e = load(Path::new("/no/such/posterior.safetensors")).unwrap_err();
     assert!(
         e.to_string().contains("/no/such/posterior.safetensors"),

@@ -59,7 +59,11 @@ fn check(file: &str, stem: &str, tol: f64) {
 fn fixtures_made_by_the_real_libraries_read_as_the_libraries_hold_them() {
     check("bayesian-torch.safetensors", "bayesian-torch", 1e-15);
     check("pyro-autonormal.safetensors", "pyro-autonormal", 1e-15);
-    check("numpyro-autonormal.safetensors", "numpyro-autonormal", 1e-15);
+    check(
+        "numpyro-autonormal.safetensors",
+        "numpyro-autonormal",
+        1e-15,
+    );
     check("tyxe-autonormal.safetensors", "tyxe-autonormal", 1e-15);
     // Fortuna's names (written by the script, Fortuna does not install here): flax
     // kernels are inputs × outputs and are transposed on reading.
@@ -232,7 +236,11 @@ fn write_st(
 fn tensors_that_do_not_fit_are_named() {
     let dir = Scratch::new("formats", "bad");
     let w = |n: &str| (n.to_string(), vec![2usize, 2], vec![0.5; 4]);
-    type Case<'a> = (Vec<(String, Vec<usize>, Vec<f64>)>, Vec<(&'a str, &'a str)>, &'a str);
+    type Case<'a> = (
+        Vec<(String, Vec<usize>, Vec<f64>)>,
+        Vec<(&'a str, &'a str)>,
+        &'a str,
+    );
     let cases: Vec<Case> = vec![
         (
             vec![w("fc1.gamma")],

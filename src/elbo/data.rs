@@ -1,0 +1,334 @@
+//! Data sets, the likelihood's value and gradient, and the ELBO (`train` feature).
+
+use faer::Mat;
+use rayon::prelude::*;
+
+use crate::elbo::Likelihood;
+use crate::error::{Error, Result};
+use crate::posterior::{HALF_LN_2PI, MeanFieldGaussian};
+use crate::rng::stream;
+use crate::weights::Arch;
+
+impl Likelihood {
+    /// `ln p(y_r | f_r)` summed over the rows of `out` (`n × dL`), and, if `grad` is
+    /// given, `∂/∂out` written into it.
+    ///
+    /// # Panics
+    ///
+    /// If the targets do not match `out`'s shape (checked by [`Dataset::new`]).
+    pub fn ln_lik(
+        self,
+        out: &Mat<f64>,
+        targets: &Targets,
+        rows: &[usize],
+        grad: Option<&mut Mat<f64>>,
+    ) -> f64 {
+        self.ln_lik_after(0.0, out, targets, rows, grad)
+    }
+
+    /// [`ln_lik`](Self::ln_lik) added row by row onto `total`: a sum over consecutive
+    /// blocks of rows has the bits of one call over all of them.
+    fn ln_lik_after(
+        self,
+        mut total: f64,
+        out: &Mat<f64>,
+        targets: &Targets,
+        rows: &[usize],
+        mut grad: Option<&mut Mat<f64>>,
+    ) -> f64 {
+        for (r, &row) in rows.iter().enumerate() {
+            match (self, targets) {
+                (Likelihood::Gaussian { precision }, Targets::Values(y)) => {
+                    for c in 0..out.ncols() {
+                        let diff = y[(row, c)] - out[(r, c)];
+                        total += 0.5 * precision.ln() - HALF_LN_2PI - 0.5 * precision * diff * diff;
+                        if let Some(g) = grad.as_deref_mut() {
+                            g[(r, c)] = precision * diff;
+                        }
+                    }
+                }
+                (Likelihood::Softmax, Targets::Classes(y)) => {
+                    let max = (0..out.ncols())
+                        .map(|c| out[(r, c)])
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = (0..out.ncols()).map(|c| (out[(r, c)] - max).exp()).sum();
+                    let lse = max + z.ln();
+                    let label = y[row] as usize;
+                    total += out[(r, label)] - lse;
+                    if let Some(g) = grad.as_deref_mut() {
+                        for c in 0..out.ncols() {
+                            g[(r, c)] = f64::from(c == label) - (out[(r, c)] - lse).exp();
+                        }
+                    }
+                }
+                _ => panic!("targets do not match the likelihood"),
+            }
+        }
+        total
+    }
+}
+
+/// Regression values or class labels.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Targets {
+    /// `n × dL` real targets.
+    Values(Mat<f64>),
+    /// `n` labels in `0..n_classes`.
+    Classes(Vec<u32>),
+}
+
+/// Inputs and targets, validated against each other.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    x: Mat<f64>,
+    targets: Targets,
+    n_classes: Option<usize>,
+    /// The inputs row by row, built on the first minibatch gather and kept: a column-major
+    /// gather of M random rows touches M · d0 scattered cache lines (DRAM-bound for
+    /// MNIST), a row-major one M contiguous rows.
+    x_by_rows: std::sync::OnceLock<Vec<f64>>,
+}
+
+impl PartialEq for Dataset {
+    fn eq(&self, other: &Self) -> bool {
+        self.x == other.x && self.targets == other.targets && self.n_classes == other.n_classes
+    }
+}
+
+impl Dataset {
+    /// A data set of `x` (`n × d0`) and targets.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] for an empty set, NaN or infinite inputs or targets;
+    /// [`Error::LengthMismatch`] if the number of targets is not the number of rows.
+    pub fn new(x: Mat<f64>, targets: Targets) -> Result<Self> {
+        let n = x.nrows();
+        if n == 0 {
+            return Err(Error::invalid("data", "0 rows", "the data set is empty"));
+        }
+        for c in 0..x.ncols() {
+            for r in 0..n {
+                if !x[(r, c)].is_finite() {
+                    return Err(Error::invalid(
+                        format!("x[{r}, {c}]"),
+                        x[(r, c)],
+                        "inputs must be finite",
+                    ));
+                }
+            }
+        }
+        let n_classes = match &targets {
+            Targets::Values(y) => {
+                if y.nrows() != n {
+                    return Err(Error::length("targets", n, y.nrows()));
+                }
+                for c in 0..y.ncols() {
+                    for r in 0..n {
+                        if !y[(r, c)].is_finite() {
+                            return Err(Error::invalid(
+                                format!("y[{r}, {c}]"),
+                                y[(r, c)],
+                                "targets must be finite",
+                            ));
+                        }
+                    }
+                }
+                None
+            }
+            Targets::Classes(y) => {
+                if y.len() != n {
+                    return Err(Error::length("labels", n, y.len()));
+                }
+                Some(y.iter().copied().max().unwrap_or(0) as usize + 1)
+            }
+        };
+        Ok(Dataset {
+            x,
+            targets,
+            n_classes,
+            x_by_rows: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Number of data points.
+    pub fn len(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// Whether there are no data points (never true for a checked set).
+    pub fn is_empty(&self) -> bool {
+        self.x.nrows() == 0
+    }
+
+    /// Inputs, `n × d0`.
+    pub fn x(&self) -> &Mat<f64> {
+        &self.x
+    }
+
+    /// Targets.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// One more than the largest label, for classification.
+    pub fn n_classes(&self) -> Option<usize> {
+        self.n_classes
+    }
+
+    /// The rows `rows` of the inputs as a new matrix.
+    pub fn x_rows(&self, rows: &[usize]) -> Mat<f64> {
+        Mat::from_fn(rows.len(), self.x.ncols(), |r, c| self.x[(rows[r], c)])
+    }
+
+    /// The inputs row by row (`n · d0` values, point `r` at `r · d0 ..`), built on the
+    /// first call and kept: the trainer's minibatch gather copies whole rows from it.
+    pub fn x_by_rows(&self) -> &[f64] {
+        let d = self.x.ncols();
+        self.x_by_rows.get_or_init(|| {
+            let n = self.x.nrows();
+            let mut v = vec![0.0; n * d];
+            // Blocks of rows keep the strided writes within cache.
+            for r0 in (0..n).step_by(64) {
+                let r1 = (r0 + 64).min(n);
+                for c in 0..d {
+                    for r in r0..r1 {
+                        v[r * d + c] = self.x[(r, c)];
+                    }
+                }
+            }
+            v
+        })
+    }
+
+    /// Checks that the data fit `arch` and `likelihood`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] for an input width other than d0, a target width other
+    /// than dL (regression) or more classes than dL; [`Error::InvalidParameter`] for
+    /// class labels with a Gaussian likelihood or real targets with softmax.
+    pub fn check_fits(&self, arch: &Arch, likelihood: Likelihood) -> Result<()> {
+        let w = arch.widths();
+        if self.x.ncols() != w[0] {
+            return Err(Error::length("input width", w[0], self.x.ncols()));
+        }
+        let d_out = *w.last().expect("at least two widths");
+        match (&self.targets, likelihood) {
+            (Targets::Values(y), Likelihood::Gaussian { .. }) if y.ncols() != d_out => {
+                Err(Error::length("target width", d_out, y.ncols()))
+            }
+            (Targets::Classes(_), Likelihood::Softmax) if self.n_classes.unwrap_or(0) > d_out => {
+                Err(Error::invalid(
+                    "labels",
+                    self.n_classes.unwrap_or(0) - 1,
+                    format!("label out of range for an output width of {d_out}"),
+                ))
+            }
+            (Targets::Values(_), Likelihood::Softmax) => Err(Error::invalid(
+                "likelihood",
+                "softmax",
+                "needs class labels, the data have real targets",
+            )),
+            (Targets::Classes(_), Likelihood::Gaussian { .. }) => Err(Error::invalid(
+                "likelihood",
+                "gaussian",
+                "needs real targets, the data have class labels",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A Monte Carlo estimate of the ELBO over a whole data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ElboEstimate {
+    /// `E_q ln p(Y | X, ω)` (total over the data).
+    pub expected_ln_lik: f64,
+    /// Its Monte Carlo standard error.
+    pub expected_ln_lik_std_err: f64,
+    /// `KL(q ‖ N(0, s²I))` in closed form.
+    pub kl: f64,
+    /// `L = E ln p − KL`.
+    pub elbo: f64,
+    /// `L / n`.
+    pub elbo_per_point: f64,
+    /// Standard error of `L / n`.
+    pub elbo_per_point_std_err: f64,
+    /// Number of data points n.
+    pub n_data: usize,
+    /// Weight draws used.
+    pub n_samples: usize,
+}
+
+/// The ELBO of `q` on `data` with `n_samples` weight draws (draw `s` from
+/// `stream(seed, s)`), in parallel over draws with a sequential reduction.
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] for `n_samples = 0` or a bad prior scale; the errors of
+/// [`Dataset::check_fits`].
+pub fn elbo(
+    q: &MeanFieldGaussian,
+    likelihood: Likelihood,
+    data: &Dataset,
+    prior_scale: f64,
+    n_samples: usize,
+    seed: u64,
+) -> Result<ElboEstimate> {
+    crate::estimators::check_samples(n_samples)?;
+    data.check_fits(q.arch(), likelihood)?;
+    let kl = q.kl_to_prior(prior_scale)?;
+    // Draws in groups; every draw of a group reads one block of rows at a time while it
+    // is in cache (one pass over the data per group instead of one per draw). Each
+    // draw's sum continues row by row across the blocks: the bits of one pass.
+    struct Draw {
+        w: Vec<f64>,
+        layers: Vec<Mat<f64>>,
+        total: f64,
+    }
+    let (arch, n) = (q.arch(), data.len());
+    let mut lls = Vec::with_capacity(n_samples);
+    for first in (0..n_samples).step_by(ELBO_GROUP) {
+        let mut draws: Vec<Draw> = (first..(first + ELBO_GROUP).min(n_samples))
+            .into_par_iter()
+            .map(|s| Draw {
+                w: q.sample(&mut stream(seed, s as u64)),
+                layers: Vec::new(),
+                total: 0.0,
+            })
+            .collect();
+        for r0 in (0..n).step_by(ELBO_BLOCK) {
+            let rows: Vec<usize> = (r0..(r0 + ELBO_BLOCK).min(n)).collect();
+            let x = data.x().subrows(r0, rows.len());
+            draws.par_iter_mut().for_each(|d| {
+                let out = arch.forward_into(&d.w, x, 0, &mut d.layers);
+                d.total = likelihood.ln_lik_after(d.total, out, data.targets(), &rows, None);
+            });
+        }
+        lls.extend(draws.iter().map(|d| d.total));
+    }
+    let ns = n_samples as f64;
+    let mean = lls.iter().sum::<f64>() / ns;
+    let se = if n_samples > 1 {
+        (lls.iter().map(|l| (l - mean) * (l - mean)).sum::<f64>() / (ns - 1.0) / ns).sqrt()
+    } else {
+        f64::NAN
+    };
+    let n = data.len() as f64;
+    Ok(ElboEstimate {
+        expected_ln_lik: mean,
+        expected_ln_lik_std_err: se,
+        kl,
+        elbo: mean - kl,
+        elbo_per_point: (mean - kl) / n,
+        elbo_per_point_std_err: se / n,
+        n_data: data.len(),
+        n_samples,
+    })
+}
+
+/// Draws per group of [`elbo`] (sharing each pass over the data).
+const ELBO_GROUP: usize = 16;
+/// Rows per block of [`elbo`].
+const ELBO_BLOCK: usize = 512;
