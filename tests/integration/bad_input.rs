@@ -182,6 +182,22 @@ fn fixtures(dir: &Path) {
         }),
     )
     .unwrap();
+    std::fs::write(
+        dir.join("unknown-name.safetensors"),
+        edit(&|t, _| {
+            let i = tensor(t, "layers.0.weight_mu");
+            t[i].0 = "layers.0.gamma".into();
+        }),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("mixed-sigma.safetensors"),
+        edit(&|t, _| {
+            let i = tensor(t, "layers.1.weight_rho");
+            t[i].0 = "layers.1.weight.scale".into();
+        }),
+    )
+    .unwrap();
     std::fs::write(dir.join("empty.csv"), "x,y\n").unwrap();
     std::fs::write(dir.join("text.csv"), "x,y\n0.5,1\n0.25,abc\n").unwrap();
     mnist_dir(&dir.join("bad-labels"), |_| {}, |l| l[8 + 3] = 12);
