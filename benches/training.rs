@@ -1,9 +1,9 @@
 //! Criterion benchmark of one MNIST training epoch (issue 4): 600 steps of batch 100,
 //! one weight draw per step, 784-30-10, MFVI and the symmetrized objective with K = 20.
 //!
-//! Uses the full training set from the folder `$MI_EST_MNIST` (the four standard IDX
-//! gzip files) when set, else the bundled 2,000-image subset tiled to 60,000 rows
-//! (same cost). `benches/pytorch_epoch.py` times the same epoch in PyTorch.
+//! Uses the full training set when this machine has it (`$MI_EST_MNIST`, else the data
+//! cache that `mi-est data mnist` fills), else the bundled 2,000-image subset tiled to
+//! 60,000 rows (same cost). `benches/pytorch_epoch.py` times the same epoch in PyTorch.
 //! Run with `cargo bench --bench training`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -19,8 +19,8 @@ use mi_est::weights::Arch;
 
 fn mnist_60k() -> Dataset {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if let Some(full) = std::env::var_os("MI_EST_MNIST") {
-        return load_mnist(&PathBuf::from(full), MnistSplit::Train, None).expect("$MI_EST_MNIST");
+    if let Some(full) = mi_est::data::fetch::local_mnist() {
+        return load_mnist(&full, MnistSplit::Train, None).expect("the full MNIST");
     }
     let small =
         load_mnist(&root.join("data/mnist-small"), MnistSplit::Train, None).expect("bundled MNIST");

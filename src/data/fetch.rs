@@ -113,6 +113,17 @@ pub fn mnist_dir() -> Result<PathBuf> {
     Ok(data_dir()?.join("mnist"))
 }
 
+/// A full MNIST already on this machine, without fetching: the folder `$MI_EST_MNIST`
+/// when set, else the data cache's when it is complete.
+pub fn local_mnist() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("MI_EST_MNIST").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    mnist_dir()
+        .ok()
+        .filter(|d| is_complete(d, &MNIST_FILES))
+}
+
 /// The base URL of the MNIST files: `$MI_EST_MNIST_URL`, else [`MNIST_BASE_URL`]; always
 /// ending in `/`.
 pub fn mnist_base_url() -> String {
