@@ -119,9 +119,7 @@ pub fn local_mnist() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("MI_EST_MNIST").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(dir));
     }
-    mnist_dir()
-        .ok()
-        .filter(|d| is_complete(d, &MNIST_FILES))
+    mnist_dir().ok().filter(|d| is_complete(d, &MNIST_FILES))
 }
 
 /// The base URL of the MNIST files: `$MI_EST_MNIST_URL`, else [`MNIST_BASE_URL`]; always

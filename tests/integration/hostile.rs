@@ -96,7 +96,14 @@ fn fuzz_corpus_and_random_mutations_never_panic() {
 #[test]
 fn fuzz_seed_files_are_valid_inputs() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    for f in ["abs-2.safetensors", "abs-3x2.safetensors"] {
+    for f in [
+        "abs-2.safetensors",
+        "abs-3x2.safetensors",
+        "bayesian-torch.npz",
+        "pyro-f32.npz",
+        "fortuna-names.safetensors",
+        "tyxe.safetensors",
+    ] {
         mi_est::io::from_bytes(&std::fs::read(dir.join("posterior").join(f)).unwrap()).unwrap();
     }
     for f in ["images-3.idx", "images-3.idx.gz", "labels-3.idx"] {
