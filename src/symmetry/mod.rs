@@ -423,6 +423,21 @@ impl ActionMap {
         }
     }
 
+    /// The map whose `target` is given (`target[p]`: where `v[p]` lands), its `source`
+    /// computed as the inverse.
+    ///
+    /// # Panics
+    ///
+    /// If `target` is not a permutation of `0..target.len()`.
+    pub fn from_target(target: Vec<u32>) -> Self {
+        let mut source = vec![u32::MAX; target.len()];
+        for (p, &t) in target.iter().enumerate() {
+            assert_eq!(source[t as usize], u32::MAX, "not a permutation");
+            source[t as usize] = p as u32;
+        }
+        ActionMap { source, target }
+    }
+
     /// `source[p]`: the coordinate of `v` that lands at `p` in `g·v`.
     pub fn source(&self) -> &[u32] {
         &self.source
@@ -470,6 +485,8 @@ impl ActionMap {
         out
     }
 }
+
+pub mod spec;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,504 @@
+//! Permutation specs (issue 16, first part): a description of a weight-space permutation
+//! group for any architecture, in the manner of weight-matching tools. A spec names the
+//! permutations and their sizes, and says for every tensor which permutation acts on
+//! each of its axes, or none. An axis may be permuted **in blocks**: a flatten of C
+//! channels × S positions, channel-major, is the axis `{"perm": "c1", "block": S}`, whose
+//! index `c·S + s` moves to `τ(c)·S + s`. The same permutation may act on many tensors
+//! (a residual stream ties them).
+//!
+//! ```json
+//! {"permutations": {"c1": 3, "h1": 4},
+//!  "axes": {"conv1.kernel": ["c1", null, null, null], "conv1.bias": ["c1"],
+//!           "fc1.weight": ["h1", {"perm": "c1", "block": 4}], "fc1.bias": ["h1"],
+//!           "fc2.weight": [null, "h1"], "fc2.bias": [null]}}
+//! ```
+//!
+//! Tensors are named without their mean/scale marker (`fc1.weight` for `fc1.weight_mu`).
+//! An MLP's spec is derived from its widths ([`PermutationSpec::mlp`]) and acts on the
+//! flat vector exactly as [`ActionMap`] does. What is here: parsing, checks against the
+//! tensor shapes (each bad spec a named error), the group order, and the action on a flat
+//! vector laid out tensor by tensor. The estimators still take the widths path.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::symmetry::{ActionMap, GroupElement, ln_factorial};
+use crate::weights::Arch;
+
+/// One permuted axis: which permutation, and the block size of its index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AxisPerm {
+    /// The permutation's index in [`PermutationSpec::permutations`].
+    pub perm: usize,
+    /// Consecutive indices that move together (1: none).
+    pub block: usize,
+}
+
+/// A permutation group over named tensors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PermutationSpec {
+    /// Names and sizes, in natural order of the names (`h1 < h2 < h10`): the order of a
+    /// [`GroupElement`]'s permutations.
+    permutations: Vec<(String, usize)>,
+    /// Per tensor, in name order: one entry per axis.
+    axes: BTreeMap<String, Vec<Option<AxisPerm>>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum AxisJson {
+    Perm(String),
+    Block { perm: String, block: usize },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecJson {
+    permutations: BTreeMap<String, usize>,
+    axes: BTreeMap<String, Vec<Option<AxisJson>>>,
+}
+
+fn natural_key(s: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let (mut text, mut num) = (String::new(), None::<u64>);
+    for ch in s.chars() {
+        match ch.to_digit(10) {
+            Some(d) => num = Some(num.unwrap_or(0).saturating_mul(10).saturating_add(d as u64)),
+            None => {
+                if let Some(n) = num.take() {
+                    out.push((std::mem::take(&mut text), n));
+                }
+                text.push(ch);
+            }
+        }
+    }
+    out.push((text, num.unwrap_or(0)));
+    out
+}
+
+fn bad(reason: impl Into<String>) -> Error {
+    Error::invalid("permutation spec", "…", reason)
+}
+
+impl PermutationSpec {
+    /// Parses a spec from its JSON text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming what is wrong: malformed JSON, a size of 0, an
+    /// axis naming an undeclared permutation, a block of 0, a permutation that acts on
+    /// no axis.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let raw: SpecJson =
+            serde_json::from_str(text).map_err(|e| bad(format!("not a spec: {e}")))?;
+        let mut permutations: Vec<(String, usize)> = raw.permutations.into_iter().collect();
+        permutations.sort_by_key(|(n, _)| natural_key(n));
+        for (name, size) in &permutations {
+            if *size == 0 {
+                return Err(bad(format!("permutation `{name}` has size 0")));
+            }
+        }
+        let index = |name: &str, tensor: &str| {
+            permutations
+                .iter()
+                .position(|(n, _)| n == name)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "tensor `{tensor}` names the undeclared permutation `{name}`"
+                    ))
+                })
+        };
+        let mut axes = BTreeMap::new();
+        let mut used = vec![false; permutations.len()];
+        for (tensor, list) in raw.axes {
+            let mut parsed = Vec::with_capacity(list.len());
+            for axis in list {
+                parsed.push(match axis {
+                    None => None,
+                    Some(AxisJson::Perm(p)) => Some(AxisPerm {
+                        perm: index(&p, &tensor)?,
+                        block: 1,
+                    }),
+                    Some(AxisJson::Block { perm, block }) => {
+                        if block == 0 {
+                            return Err(bad(format!("tensor `{tensor}`: block 0 for `{perm}`")));
+                        }
+                        Some(AxisPerm {
+                            perm: index(&perm, &tensor)?,
+                            block,
+                        })
+                    }
+                });
+            }
+            for a in parsed.iter().flatten() {
+                used[a.perm] = true;
+            }
+            axes.insert(tensor, parsed);
+        }
+        if let Some(k) = used.iter().position(|u| !u) {
+            return Err(bad(format!(
+                "permutation `{}` acts on no axis",
+                permutations[k].0
+            )));
+        }
+        Ok(PermutationSpec { permutations, axes })
+    }
+
+    /// The spec as JSON (the format [`from_json`](Self::from_json) reads).
+    pub fn to_json(&self) -> String {
+        let raw = SpecJson {
+            permutations: self.permutations.iter().cloned().collect(),
+            axes: self
+                .axes
+                .iter()
+                .map(|(t, list)| {
+                    let list = list
+                        .iter()
+                        .map(|a| {
+                            a.map(|a| {
+                                let perm = self.permutations[a.perm].0.clone();
+                                if a.block == 1 {
+                                    AxisJson::Perm(perm)
+                                } else {
+                                    AxisJson::Block {
+                                        perm,
+                                        block: a.block,
+                                    }
+                                }
+                            })
+                        })
+                        .collect();
+                    (t.clone(), list)
+                })
+                .collect(),
+        };
+        serde_json::to_string(&raw).expect("a spec serializes")
+    }
+
+    /// The spec of an MLP: permutation `h{l}` of size `d_l` for hidden layer l; tensor
+    /// `layers.{i}.weight` has axes `[h_{i+1}, h_i]` and `layers.{i}.bias` `[h_{i+1}]`,
+    /// with no permutation on the input and output axes. Fixed layers, which are not
+    /// part of ω, are left out.
+    pub fn mlp(arch: &Arch) -> Self {
+        let widths = arch.widths();
+        let n_hidden = widths.len() - 2;
+        let permutations = (1..=n_hidden)
+            .map(|l| (format!("h{l}"), widths[l]))
+            .collect();
+        let perm = |k: usize| {
+            (k >= 1 && k <= n_hidden).then_some(AxisPerm {
+                perm: k - 1,
+                block: 1,
+            })
+        };
+        let mut axes = BTreeMap::new();
+        for i in 0..arch.n_layers() {
+            if arch.fixed(i).is_some() {
+                continue;
+            }
+            axes.insert(format!("layers.{i}.weight"), vec![perm(i + 1), perm(i)]);
+            if arch.has_bias(i) {
+                axes.insert(format!("layers.{i}.bias"), vec![perm(i + 1)]);
+            }
+        }
+        PermutationSpec { permutations, axes }
+    }
+
+    /// The permutations' names and sizes, in the order of a [`GroupElement`]'s.
+    pub fn permutations(&self) -> &[(String, usize)] {
+        &self.permutations
+    }
+
+    /// The axes of `tensor`, if the spec names it.
+    pub fn axes(&self, tensor: &str) -> Option<&[Option<AxisPerm>]> {
+        self.axes.get(tensor).map(Vec::as_slice)
+    }
+
+    /// `ln|G| = Σ ln(size!)`.
+    pub fn ln_order(&self) -> f64 {
+        self.permutations
+            .iter()
+            .map(|(_, n)| ln_factorial(*n))
+            .sum()
+    }
+
+    /// Checks the spec against the tensors of a flat vector, given in layout order as
+    /// (name, shape).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the tensor: one the spec does not know or one
+    /// it names that is absent, a number of axes other than the tensor's rank, an axis
+    /// whose length is not the permutation's size × its block.
+    pub fn check_layout(&self, layout: &[(String, Vec<usize>)]) -> Result<()> {
+        for (name, shape) in layout {
+            let axes = self
+                .axes
+                .get(name)
+                .ok_or_else(|| bad(format!("tensor `{name}` is not in the spec")))?;
+            if axes.len() != shape.len() {
+                return Err(bad(format!(
+                    "tensor `{name}` has {} axes (shape {shape:?}) but the spec gives {}",
+                    shape.len(),
+                    axes.len()
+                )));
+            }
+            for (k, (a, &len)) in axes.iter().zip(shape).enumerate() {
+                if let Some(a) = a {
+                    let (perm, size) = &self.permutations[a.perm];
+                    if size * a.block != len {
+                        return Err(bad(format!(
+                            "tensor `{name}` axis {k} has length {len}, but `{perm}` of size {size} in blocks of {} covers {}",
+                            a.block,
+                            size * a.block
+                        )));
+                    }
+                }
+            }
+        }
+        if let Some(missing) = self
+            .axes
+            .keys()
+            .find(|t| !layout.iter().any(|(n, _)| n == *t))
+        {
+            return Err(bad(format!(
+                "the spec names tensor `{missing}`, which the posterior lacks"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The action of `g` (one permutation per [`permutations`](Self::permutations)
+    /// entry) on a flat vector laid out tensor by tensor (row-major within a tensor).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`check_layout`](Self::check_layout); [`Error::InvalidParameter`] when
+    /// `g` does not have one permutation of the right size per entry.
+    pub fn action(&self, layout: &[(String, Vec<usize>)], g: &GroupElement) -> Result<ActionMap> {
+        self.check_layout(layout)?;
+        let perms = g.perms();
+        if perms.len() != self.permutations.len()
+            || perms
+                .iter()
+                .zip(&self.permutations)
+                .any(|(p, (_, n))| p.len() != *n)
+        {
+            return Err(bad(
+                "the group element does not match the spec's permutations",
+            ));
+        }
+        let total: usize = layout
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        let mut target = vec![0u32; total];
+        let mut base = 0usize;
+        for (name, shape) in layout {
+            let axes = &self.axes[name];
+            let n: usize = shape.iter().product();
+            let mut idx = vec![0usize; shape.len()];
+            for t in target[base..base + n].iter_mut() {
+                // Row-major: the destination of the multi-index `idx`.
+                let mut flat = 0usize;
+                for ((&i, &len), a) in idx.iter().zip(shape).zip(axes) {
+                    let j = match a {
+                        Some(a) => perms[a.perm].forward()[i / a.block] * a.block + i % a.block,
+                        None => i,
+                    };
+                    flat = flat * len + j;
+                }
+                *t = (base + flat) as u32;
+                for (i, &len) in idx.iter_mut().zip(shape).rev() {
+                    *i += 1;
+                    if *i < len {
+                        break;
+                    }
+                    *i = 0;
+                }
+            }
+            base += n;
+        }
+        Ok(ActionMap::from_target(target))
+    }
+}
+
+/// The layout of an MLP's flat vector as (tensor, shape), in [`PermutationSpec::mlp`]'s
+/// names.
+pub fn mlp_layout(arch: &Arch) -> Vec<(String, Vec<usize>)> {
+    let widths = arch.widths();
+    let mut out = Vec::new();
+    for i in 0..arch.n_layers() {
+        if arch.fixed(i).is_some() {
+            continue;
+        }
+        out.push((format!("layers.{i}.weight"), vec![widths[i + 1], widths[i]]));
+        if arch.has_bias(i) {
+            out.push((format!("layers.{i}.bias"), vec![widths[i + 1]]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+    use crate::symmetry::{Group, Permutation};
+
+    const EXAMPLE: &str = r#"{"permutations": {"c1": 3, "h1": 4},
+        "axes": {"conv1.kernel": ["c1", null, null, null], "conv1.bias": ["c1"],
+                 "fc1.weight": ["h1", {"perm": "c1", "block": 4}], "fc1.bias": ["h1"],
+                 "fc2.weight": [null, "h1"], "fc2.bias": [null]}}"#;
+
+    fn example_layout() -> Vec<(String, Vec<usize>)> {
+        [
+            ("conv1.kernel", vec![3, 1, 2, 2]),
+            ("conv1.bias", vec![3]),
+            ("fc1.weight", vec![4, 12]),
+            ("fc1.bias", vec![4]),
+            ("fc2.weight", vec![2, 4]),
+            ("fc2.bias", vec![2]),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s))
+        .collect()
+    }
+
+    /// An MLP's derived spec acts exactly as the widths path, for random elements of
+    /// nets with and without biases and with a fixed layer.
+    #[test]
+    fn an_mlp_spec_acts_as_the_widths_path_bit_for_bit() {
+        let arches = [
+            Arch::builder(vec![3, 4, 2]).check().unwrap(),
+            Arch::builder(vec![2, 3, 5, 4, 1]).check().unwrap(),
+            Arch::builder(vec![2, 3, 4, 2]).bias(false).check().unwrap(),
+            Arch::builder(vec![1, 2, 1])
+                .bias(false)
+                .fixed_layer(1, vec![1.0, 1.0], None)
+                .check()
+                .unwrap(),
+        ];
+        let mut rng = stream(16, 0);
+        for arch in &arches {
+            let spec = PermutationSpec::mlp(arch);
+            let layout = mlp_layout(arch);
+            assert_eq!(
+                layout
+                    .iter()
+                    .map(|(_, s)| s.iter().product::<usize>())
+                    .sum::<usize>(),
+                arch.n_params()
+            );
+            let group = Group::of(arch);
+            assert_eq!(spec.ln_order().to_bits(), group.ln_order().to_bits());
+            for _ in 0..20 {
+                let g = group.random(&mut rng);
+                assert_eq!(spec.action(&layout, &g).unwrap(), ActionMap::new(arch, &g));
+            }
+            // The JSON round trip keeps the spec.
+            assert_eq!(PermutationSpec::from_json(&spec.to_json()).unwrap(), spec);
+        }
+    }
+
+    /// The issue's conv → flatten → linear → linear example, against a hand-written
+    /// action: channel c's kernel slice and bias move with c, and so does the block of 4
+    /// columns of fc1 that channel c feeds; hidden unit h moves its row of fc1, its bias
+    /// and its column of fc2.
+    #[test]
+    fn the_conv_example_moves_channels_with_their_blocks() {
+        let spec = PermutationSpec::from_json(EXAMPLE).unwrap();
+        assert_eq!(
+            spec.permutations(),
+            &[("c1".to_string(), 3), ("h1".to_string(), 4)]
+        );
+        let layout = example_layout();
+        let c = Permutation::from_forward(vec![2, 0, 1]).unwrap();
+        let h = Permutation::from_forward(vec![1, 3, 0, 2]).unwrap();
+        let g = GroupElement::new(vec![c.clone(), h.clone()]);
+        let map = spec.action(&layout, &g).unwrap();
+        let v: Vec<f64> = (0..map.target().len()).map(|i| i as f64).collect();
+        let gv = map.apply(&v);
+        // Offsets: kernel 0..12, conv bias 12..15, fc1.weight 15..63, fc1.bias 63..67,
+        // fc2.weight 67..75, fc2.bias 75..77.
+        for ch in 0..3 {
+            for k in 0..4 {
+                assert_eq!(gv[c.forward()[ch] * 4 + k], v[ch * 4 + k]);
+            }
+            assert_eq!(gv[12 + c.forward()[ch]], v[12 + ch]);
+        }
+        for u in 0..4 {
+            for ch in 0..3 {
+                for s in 0..4 {
+                    let (src, dst) = (
+                        u * 12 + ch * 4 + s,
+                        h.forward()[u] * 12 + c.forward()[ch] * 4 + s,
+                    );
+                    assert_eq!(gv[15 + dst], v[15 + src]);
+                }
+            }
+            assert_eq!(gv[63 + h.forward()[u]], v[63 + u]);
+            for o in 0..2 {
+                assert_eq!(gv[67 + o * 4 + h.forward()[u]], v[67 + o * 4 + u]);
+            }
+        }
+        assert_eq!(gv[75..], v[75..]);
+        assert!((spec.ln_order() - (6f64.ln() + 24f64.ln())).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_specs_are_named() {
+        let layout = example_layout();
+        let spec = PermutationSpec::from_json(EXAMPLE).unwrap();
+        let mut wrong = layout.clone();
+        wrong[2].1 = vec![4, 13];
+        let mut extra = layout.clone();
+        extra.push(("fc3.weight".into(), vec![1, 2]));
+        let mut fewer = layout.clone();
+        fewer.pop();
+        let mut rank = layout.clone();
+        rank[1].1 = vec![3, 1];
+        for (result, needle) in [
+            (
+                spec.check_layout(&wrong),
+                "`fc1.weight` axis 1 has length 13, but `c1` of size 3 in blocks of 4 covers 12",
+            ),
+            (
+                spec.check_layout(&extra),
+                "tensor `fc3.weight` is not in the spec",
+            ),
+            (
+                spec.check_layout(&fewer),
+                "the spec names tensor `fc2.bias`, which the posterior lacks",
+            ),
+            (spec.check_layout(&rank), "tensor `conv1.bias` has 2 axes"),
+        ] {
+            let e = result.unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+        for (text, needle) in [
+            (
+                r#"{"permutations": {"a": 0}, "axes": {"w": ["a"]}}"#,
+                "`a` has size 0",
+            ),
+            (
+                r#"{"permutations": {"a": 2}, "axes": {"w": ["b"]}}"#,
+                "undeclared permutation `b`",
+            ),
+            (
+                r#"{"permutations": {"a": 2, "b": 3}, "axes": {"w": ["a"]}}"#,
+                "`b` acts on no axis",
+            ),
+            (
+                r#"{"permutations": {"a": 2}, "axes": {"w": [{"perm": "a", "block": 0}]}}"#,
+                "block 0",
+            ),
+            (r#"{"permutations": {"a": 2}}"#, "not a spec"),
+        ] {
+            let e = PermutationSpec::from_json(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+}
