@@ -8,7 +8,7 @@
 //! 30× slower on an AVX-512 Xeon and 13× slower on an AMD EPYC (Zen 3) virtual machine
 //! (`cargo bench --bench scalar_after_matmul`).
 //!
-//! Every product in this crate therefore goes through [`matmul`], which calls faer and
+//! Every product in this crate therefore goes through `matmul` (with the `train` feature), which calls faer and
 //! then [`clear_upper_vector_state`]. [`upper_vector_state_in_use`] reads the
 //! processor's own record of the dirty state (`XGETBV` with `ECX = 1`), so tests check
 //! the mechanism itself rather than a timing.
@@ -108,7 +108,7 @@ unsafe fn zeroupper() {
 ///
 /// A processor may report a component in use that is in fact in its initial state, so
 /// `Some(false)` is the informative answer; on the machines we measured, a product
-/// through faer alone reports `Some(true)` and one through [`matmul`] `Some(false)`.
+/// through faer alone reports `Some(true)` and one through `matmul` `Some(false)`.
 pub fn upper_vector_state_in_use() -> Option<bool> {
     #[cfg(target_arch = "x86_64")]
     {
