@@ -34,8 +34,51 @@ pub fn csv(data: &[u8]) {
     let _ = crate::data::csv_from_bytes(data, path, 1, true);
 }
 
+/// A permutation spec (JSON), then its checks against the tensors of the spec's own
+/// example and of an MLP, and, where they pass, the action of a random element.
+pub fn spec(data: &[u8]) {
+    use crate::symmetry::spec::{PermutationSpec, mlp_layout};
+    use crate::symmetry::{GroupElement, Permutation};
+    let Ok(spec) = PermutationSpec::from_json(&String::from_utf8_lossy(data)) else {
+        return;
+    };
+    let _ = spec.to_json();
+    let _ = spec.ln_order();
+    let arch = crate::weights::Arch::builder(vec![3, 4, 2])
+        .check()
+        .expect("a valid MLP");
+    let example: Vec<(String, Vec<usize>)> = [
+        ("conv1.kernel", vec![3, 1, 2, 2]),
+        ("conv1.bias", vec![3]),
+        ("fc1.weight", vec![4, 12]),
+        ("fc1.bias", vec![4]),
+        ("fc2.weight", vec![2, 4]),
+        ("fc2.bias", vec![2]),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n.to_string(), s))
+    .collect();
+    for layout in [example, mlp_layout(&arch)] {
+        if spec.check_layout(&layout).is_ok() && spec.permutations().iter().all(|(_, n)| *n <= 64) {
+            let mut rng = crate::rng::stream(0, 0);
+            let g = GroupElement::new(
+                spec.permutations()
+                    .iter()
+                    .map(|(_, n)| Permutation::random(*n, &mut rng))
+                    .collect(),
+            );
+            let _ = spec.action(&layout, &g);
+        }
+    }
+}
+
 /// A fuzz target: its name and entry point.
 pub type Target = (&'static str, fn(&[u8]));
 
 /// The targets by name, as the replay test and the fuzz crate see them.
-pub const TARGETS: [Target; 3] = [("posterior", posterior), ("idx", idx), ("csv", csv)];
+pub const TARGETS: [Target; 4] = [
+    ("posterior", posterior),
+    ("idx", idx),
+    ("csv", csv),
+    ("spec", spec),
+];

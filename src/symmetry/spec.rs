@@ -248,11 +248,12 @@ impl PermutationSpec {
             for (k, (a, &len)) in axes.iter().zip(shape).enumerate() {
                 if let Some(a) = a {
                     let (perm, size) = &self.permutations[a.perm];
-                    if size * a.block != len {
+                    let covers = size.checked_mul(a.block);
+                    if covers != Some(len) {
                         return Err(bad(format!(
                             "tensor `{name}` axis {k} has length {len}, but `{perm}` of size {size} in blocks of {} covers {}",
                             a.block,
-                            size * a.block
+                            covers.map_or("more than any length".to_string(), |c| c.to_string())
                         )));
                     }
                 }

@@ -110,6 +110,10 @@ fn fuzz_seed_files_are_valid_inputs() {
         let p = dir.join("idx").join(f);
         mi_est::data::idx_from_bytes(&std::fs::read(&p).unwrap(), &p).unwrap();
     }
+    for f in ["conv-example.json", "mlp-3-4-2.json"] {
+        let text = std::fs::read_to_string(dir.join("spec").join(f)).unwrap();
+        mi_est::symmetry::spec::PermutationSpec::from_json(&text).unwrap();
+    }
     let p = dir.join("csv/regression.csv");
     mi_est::data::csv_from_bytes(&std::fs::read(&p).unwrap(), &p, 1, false).unwrap();
     let p = dir.join("csv/classes.csv");

@@ -1,0 +1,6 @@
+#![no_main]
+//! Fuzzes `mi_est::fuzz_entry::spec` (see its docs).
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| mi_est::fuzz_entry::spec(data));
