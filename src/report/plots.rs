@@ -250,22 +250,69 @@ const PALETTE: [RGBColor; 6] = [
 ///
 /// [`Error::Io`] naming a file that cannot be written.
 pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
-    let pts: Vec<(f64, f64)> = spec
+    // A log axis shows only positive values.
+    let keep = |p: &(f64, f64)| {
+        p.0.is_finite()
+            && p.1.is_finite()
+            && (!spec.log_x || p.0 > 0.0)
+            && (!spec.log_y || p.1 > 0.0)
+    };
+    let series: Vec<(String, Vec<(f64, f64)>)> = spec
         .series
         .iter()
-        .flat_map(|s| s.1.iter().copied())
-        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .map(|(l, pts)| (l.clone(), pts.iter().copied().filter(keep).collect()))
         .collect();
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
     if pts.is_empty() {
         return Ok(());
     }
-    let (x0, x1) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (y0, y1) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let (px, py) = (((x1 - x0) * 0.05).max(1e-9), ((y1 - y0) * 0.08).max(1e-9));
+    let range = |v: &mut dyn Iterator<Item = f64>, log: bool| {
+        let (lo, hi) = v.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+        if log {
+            (lo / 1.3, hi * 1.3)
+        } else {
+            let pad = ((hi - lo) * 0.06).max(1e-9);
+            (lo - pad, hi + pad)
+        }
+    };
+    let (x0, x1) = range(&mut pts.iter().map(|p| p.0), spec.log_x);
+    let (y0, y1) = range(&mut pts.iter().map(|p| p.1), spec.log_y);
+    let svg = match (spec.log_x, spec.log_y) {
+        (false, false) => xy_svg(path, spec, &series, x0..x1, y0..y1),
+        (true, false) => xy_svg(path, spec, &series, (x0..x1).log_scale(), y0..y1),
+        (false, true) => xy_svg(path, spec, &series, x0..x1, (y0..y1).log_scale()),
+        (true, true) => xy_svg(
+            path,
+            spec,
+            &series,
+            (x0..x1).log_scale(),
+            (y0..y1).log_scale(),
+        ),
+    }?;
+    write_atomic(path, svg.as_bytes(), true)
+}
+
+/// The SVG of an [`xy_plot`] on the given axes (linear or log).
+fn xy_svg<X, Y>(
+    path: &Path,
+    spec: &PlotSpec,
+    series: &[(String, Vec<(f64, f64)>)],
+    x: X,
+    y: Y,
+) -> Result<String>
+where
+    X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    Y: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+    Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let axis = |label: &str, log: bool| {
+        if log {
+            format!("{label} (log scale)")
+        } else {
+            label.to_string()
+        }
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
@@ -275,17 +322,17 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(90)
-            .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
+            .build_cartesian_2d(x, y)
             .map_err(|e| plot_err(path, e))?;
         chart
             .configure_mesh()
             .light_line_style(RGBColor(244, 244, 244))
             .bold_line_style(RGBColor(215, 215, 215))
-            .x_desc(spec.x_label.as_str())
-            .y_desc(spec.y_label.as_str())
+            .x_desc(axis(&spec.x_label, spec.log_x))
+            .y_desc(axis(&spec.y_label, spec.log_y))
             .draw()
             .map_err(|e| plot_err(path, e))?;
-        for (i, (label, points)) in spec.series.iter().enumerate() {
+        for (i, (label, points)) in series.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()];
             let sorted = points.windows(2).all(|w| w[0].0 <= w[1].0);
             if spec.lines && sorted && points.len() > 1 {
@@ -308,5 +355,58 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
             .map_err(|e| plot_err(path, e))?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    write_atomic(path, svg.as_bytes(), true)
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log axes: labelled so, points they cannot show (≤ 0) left out, every
+    /// combination drawn; a plot with nothing to show writes no file.
+    #[test]
+    fn log_axes_are_labelled_and_drop_what_they_cannot_show() {
+        let dir = std::env::temp_dir().join(format!("mi-est-plots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (log_x, log_y) in [(false, false), (true, false), (false, true), (true, true)] {
+            let spec = PlotSpec {
+                name: "p".into(),
+                title: "t".into(),
+                x_label: "K".into(),
+                y_label: "RMSE".into(),
+                log_x,
+                log_y,
+                lines: true,
+                series: vec![
+                    ("a".into(), vec![(1.0, 50.0), (16.0, 5.0), (4096.0, 0.5)]),
+                    ("b".into(), vec![(0.0, 0.1), (2.0, 0.0), (4.0, 0.05)]),
+                ],
+            };
+            let path = dir.join(format!("p-{log_x}-{log_y}.svg"));
+            xy_plot(&path, &spec).unwrap();
+            let svg = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(svg.contains("K (log scale)"), log_x);
+            assert_eq!(svg.contains("RMSE (log scale)"), log_y);
+            // Circles drawn: 6 points, less those at x = 0 (log x) or y = 0 (log y).
+            let dropped = usize::from(log_x) + usize::from(log_y);
+            assert_eq!(
+                svg.matches("<circle").count(),
+                6 - dropped + 2,
+                "{log_x} {log_y}"
+            );
+        }
+        let empty = PlotSpec {
+            name: "e".into(),
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            log_x: false,
+            log_y: true,
+            lines: false,
+            series: vec![("a".into(), vec![(1.0, 0.0), (2.0, -1.0)])],
+        };
+        xy_plot(&dir.join("e.svg"), &empty).unwrap();
+        assert!(!dir.join("e.svg").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

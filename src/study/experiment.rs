@@ -136,8 +136,10 @@ pub struct PlotSpec {
     pub x_label: String,
     /// y-axis label.
     pub y_label: String,
-    /// Log-scale x axis.
+    /// Log-scale x axis (points with x ≤ 0 are left out).
     pub log_x: bool,
+    /// Log-scale y axis (points with y ≤ 0 are left out).
+    pub log_y: bool,
     /// Join each series' points with lines (for curves; off for scatter plots).
     pub lines: bool,
     /// Lines.

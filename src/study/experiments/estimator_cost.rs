@@ -583,6 +583,8 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
             x_label: "K".into(),
             y_label: "RMSE (nats)".into(),
             log_x: true,
+            // Values span decades: the sandwich near 0.1 nats, I^K near 50.
+            log_y: true,
             lines: true,
             series: by_est
                 .into_iter()

@@ -236,6 +236,7 @@ impl Study for Mnist {
             x_label: "hidden width".into(),
             y_label: "accuracy %".into(),
             log_x: false,
+            log_y: false,
             lines: true,
             series,
         }];

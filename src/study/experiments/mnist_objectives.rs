@@ -310,6 +310,7 @@ impl Study for MnistObjectives {
             x_label: "hidden width".into(),
             y_label: "accuracy %".into(),
             log_x: false,
+            log_y: false,
             lines: true,
             series,
         }];

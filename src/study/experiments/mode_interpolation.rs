@@ -200,6 +200,7 @@ impl Study for ModeInterpolation {
             x_label: "alpha (distance between modes)".into(),
             y_label: "|mu*| / alpha".into(),
             log_x: false,
+            log_y: false,
             lines: true,
             series,
         });

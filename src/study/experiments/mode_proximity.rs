@@ -143,6 +143,7 @@ impl Study for ModeProximity {
             x_label: "hidden width".into(),
             y_label: "min |w - g.w| / |w|".into(),
             log_x: false,
+            log_y: false,
             lines: true,
             series,
         }];

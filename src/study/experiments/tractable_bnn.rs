@@ -303,6 +303,7 @@ impl Study for TractableBnn {
             x_label: "w1".into(),
             y_label: "w2".into(),
             log_x: false,
+            log_y: false,
             lines: false,
             series: vec![
                 ("exact posterior, top 3 nats".into(), hpd),
