@@ -277,14 +277,16 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
     };
     let (x0, x1) = range(&mut pts.iter().map(|p| p.0), spec.log_x);
     let (y0, y1) = range(&mut pts.iter().map(|p| p.1), spec.log_y);
+    let b = (x0, x1, y0, y1);
     let svg = match (spec.log_x, spec.log_y) {
-        (false, false) => xy_svg(path, spec, &series, x0..x1, y0..y1),
-        (true, false) => xy_svg(path, spec, &series, (x0..x1).log_scale(), y0..y1),
-        (false, true) => xy_svg(path, spec, &series, x0..x1, (y0..y1).log_scale()),
+        (false, false) => xy_svg(path, spec, &series, b, x0..x1, y0..y1),
+        (true, false) => xy_svg(path, spec, &series, b, (x0..x1).log_scale(), y0..y1),
+        (false, true) => xy_svg(path, spec, &series, b, x0..x1, (y0..y1).log_scale()),
         (true, true) => xy_svg(
             path,
             spec,
             &series,
+            b,
             (x0..x1).log_scale(),
             (y0..y1).log_scale(),
         ),
@@ -297,6 +299,7 @@ fn xy_svg<X, Y>(
     path: &Path,
     spec: &PlotSpec,
     series: &[(String, Vec<(f64, f64)>)],
+    bounds: (f64, f64, f64, f64),
     x: X,
     y: Y,
 ) -> Result<String>
@@ -330,6 +333,8 @@ where
             .bold_line_style(RGBColor(215, 215, 215))
             .x_desc(axis(&spec.x_label, spec.log_x))
             .y_desc(axis(&spec.y_label, spec.log_y))
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .draw()
             .map_err(|e| plot_err(path, e))?;
         for (i, (label, points)) in series.iter().enumerate() {
@@ -350,12 +355,64 @@ where
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(series, bounds, spec.log_x, spec.log_y))
             .draw()
             .map_err(|e| plot_err(path, e))?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
     Ok(svg)
+}
+
+/// A tick label: plain for values of ordinary size, `1e-7` style for tiny and huge ones
+/// (the default printed `1.0000000000000001e-7` across the axis title).
+fn tick(v: &f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || (1e-3..1e5).contains(&a) {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.0e}")
+    }
+}
+
+/// The corner of the plot with the fewest data points in it, for the legend, so that it
+/// does not cover data. `bounds` are the axes' (x0, x1, y0, y1).
+fn legend_corner(
+    series: &[(String, Vec<(f64, f64)>)],
+    bounds: (f64, f64, f64, f64),
+    log_x: bool,
+    log_y: bool,
+) -> SeriesLabelPosition {
+    let unit = |v: f64, lo: f64, hi: f64, log: bool| {
+        if log {
+            (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
+        } else {
+            (v - lo) / (hi - lo)
+        }
+    };
+    let (x0, x1, y0, y1) = bounds;
+    let count = |right: bool, upper: bool| {
+        series
+            .iter()
+            .flat_map(|s| s.1.iter())
+            .filter(|&&(x, y)| {
+                let (u, w) = (unit(x, x0, x1, log_x), unit(y, y0, y1, log_y));
+                let across = if right { u > 0.6 } else { u < 0.4 };
+                let up = if upper { w > 0.65 } else { w < 0.35 };
+                across && up
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ]
+    .into_iter()
+    .min_by_key(|&(_, r, u)| count(r, u))
+    .map(|(p, _, _)| p)
+    .expect("four corners")
 }
 
 #[cfg(test)]
