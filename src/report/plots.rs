@@ -466,4 +466,33 @@ mod tests {
         assert!(!dir.join("e.svg").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn ticks_read_plainly_and_the_legend_avoids_the_data() {
+        for (v, want) in [
+            (1e-7, "1e-7"),
+            (0.1, "0.1"),
+            (10.0, "10"),
+            (1000.0, "1000"),
+            (2.5, "2.5"),
+            (0.0, "0"),
+            (3e5, "3e5"),
+        ] {
+            assert_eq!(tick(&v), want);
+        }
+        // Points in the upper right and lower left: the legend goes to another corner.
+        let series = vec![("a".to_string(), vec![(9.0, 9.0), (1.0, 1.0)])];
+        let corner = legend_corner(&series, (0.0, 10.0, 0.0, 10.0), false, false);
+        assert!(
+            matches!(corner, SeriesLabelPosition::UpperLeft),
+            "{corner:?}"
+        );
+        // On log axes the same test runs in log units.
+        let series = vec![("a".to_string(), vec![(1000.0, 50.0), (4.0, 1e-12)])];
+        let corner = legend_corner(&series, (3.0, 5000.0, 1e-13, 100.0), true, true);
+        assert!(
+            matches!(corner, SeriesLabelPosition::UpperLeft),
+            "{corner:?}"
+        );
+    }
 }
