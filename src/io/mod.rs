@@ -25,6 +25,7 @@ use crate::atomic::write_atomic;
 use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
 use crate::posterior::{MeanFieldGaussian, SigmaTransform};
+use crate::symmetry::spec::natural_key;
 use crate::weights::{Activation, Arch};
 
 mod names;
@@ -189,25 +190,6 @@ struct LayerTensors {
     bias_rho: Option<(Vec<usize>, Vec<f64>)>,
     weight: Option<(Vec<usize>, Vec<f64>)>,
     bias: Option<(Vec<usize>, Vec<f64>)>,
-}
-
-/// Splits a prefix into text and number chunks for natural ordering.
-fn natural_key(s: &str) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    let mut text = String::new();
-    let mut num: Option<u64> = None;
-    for ch in s.chars() {
-        if let Some(d) = ch.to_digit(10) {
-            num = Some(num.unwrap_or(0).saturating_mul(10).saturating_add(d as u64));
-        } else {
-            if let Some(n) = num.take() {
-                out.push((std::mem::take(&mut text), n));
-            }
-            text.push(ch);
-        }
-    }
-    out.push((text, num.unwrap_or(0)));
-    out
 }
 
 /// Parses a posterior file from bytes (see [`load`]); errors are [`Error::BadFile`]

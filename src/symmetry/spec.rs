@@ -60,7 +60,9 @@ struct SpecJson {
     axes: BTreeMap<String, Vec<Option<AxisJson>>>,
 }
 
-fn natural_key(s: &str) -> Vec<(String, u64)> {
+/// Splits a name into text and number chunks for natural ordering (`h1 < h2 < h10`,
+/// `fc1 < fc2 < fc10`).
+pub(crate) fn natural_key(s: &str) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     let (mut text, mut num) = (String::new(), None::<u64>);
     for ch in s.chars() {
