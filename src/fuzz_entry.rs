@@ -47,17 +47,7 @@ pub fn spec(data: &[u8]) {
     let arch = crate::weights::Arch::builder(vec![3, 4, 2])
         .check()
         .expect("a valid MLP");
-    let example: Vec<(String, Vec<usize>)> = [
-        ("conv1.kernel", vec![3, 1, 2, 2]),
-        ("conv1.bias", vec![3]),
-        ("fc1.weight", vec![4, 12]),
-        ("fc1.bias", vec![4]),
-        ("fc2.weight", vec![2, 4]),
-        ("fc2.bias", vec![2]),
-    ]
-    .into_iter()
-    .map(|(n, s)| (n.to_string(), s))
-    .collect();
+    let example = crate::symmetry::spec::conv_example_layout();
     for layout in [example, mlp_layout(&arch)] {
         if spec.check_layout(&layout).is_ok() && spec.permutations().iter().all(|(_, n)| *n <= 64) {
             let mut rng = crate::rng::stream(0, 0);

@@ -345,6 +345,23 @@ pub fn mlp_layout(arch: &Arch) -> Vec<(String, Vec<usize>)> {
     out
 }
 
+/// The tensors of the module docs' example (conv(1→3, 2×2 on 3×3) → flatten (3 × 4) →
+/// linear(12→4) → linear(4→2)), in layout order, for the tests and the fuzz target.
+#[cfg(any(test, feature = "train"))]
+pub(crate) fn conv_example_layout() -> Vec<(String, Vec<usize>)> {
+    [
+        ("conv1.kernel", vec![3, 1, 2, 2]),
+        ("conv1.bias", vec![3]),
+        ("fc1.weight", vec![4, 12]),
+        ("fc1.bias", vec![4]),
+        ("fc2.weight", vec![2, 4]),
+        ("fc2.bias", vec![2]),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n.to_string(), s))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,20 +372,6 @@ mod tests {
         "axes": {"conv1.kernel": ["c1", null, null, null], "conv1.bias": ["c1"],
                  "fc1.weight": ["h1", {"perm": "c1", "block": 4}], "fc1.bias": ["h1"],
                  "fc2.weight": [null, "h1"], "fc2.bias": [null]}}"#;
-
-    fn example_layout() -> Vec<(String, Vec<usize>)> {
-        [
-            ("conv1.kernel", vec![3, 1, 2, 2]),
-            ("conv1.bias", vec![3]),
-            ("fc1.weight", vec![4, 12]),
-            ("fc1.bias", vec![4]),
-            ("fc2.weight", vec![2, 4]),
-            ("fc2.bias", vec![2]),
-        ]
-        .into_iter()
-        .map(|(n, s)| (n.to_string(), s))
-        .collect()
-    }
 
     /// An MLP's derived spec acts exactly as the widths path, for random elements of
     /// nets with and without biases and with a fixed layer.
@@ -417,7 +420,7 @@ mod tests {
             spec.permutations(),
             &[("c1".to_string(), 3), ("h1".to_string(), 4)]
         );
-        let layout = example_layout();
+        let layout = conv_example_layout();
         let c = Permutation::from_forward(vec![2, 0, 1]).unwrap();
         let h = Permutation::from_forward(vec![1, 3, 0, 2]).unwrap();
         let g = GroupElement::new(vec![c.clone(), h.clone()]);
@@ -453,7 +456,7 @@ mod tests {
 
     #[test]
     fn bad_specs_are_named() {
-        let layout = example_layout();
+        let layout = conv_example_layout();
         let spec = PermutationSpec::from_json(EXAMPLE).unwrap();
         let mut wrong = layout.clone();
         wrong[2].1 = vec![4, 13];

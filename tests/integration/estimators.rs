@@ -445,22 +445,9 @@ fn conformance_same_seed_same_bits_at_any_thread_count() {
     for q in conformance_posteriors() {
         let mut all = estimators_for(&q, 64, 9, 32);
         // The issue 7 estimators too (every estimator of the crate).
-        all.push(Box::new(
-            Sandwich::new(8)
-                .unwrap()
-                .samples(64)
-                .unwrap()
-                .seed(9)
-                .lower(),
-        ));
-        all.push(Box::new(
-            Sandwich::new(8)
-                .unwrap()
-                .samples(64)
-                .unwrap()
-                .seed(9)
-                .upper(),
-        ));
+        let sandwich = Sandwich::new(8).unwrap().samples(64).unwrap().seed(9);
+        all.push(Box::new(sandwich.lower()));
+        all.push(Box::new(sandwich.upper()));
         if q.arch().hidden_widths().len() == 1 {
             all.push(Box::new(ExactPruned::new().samples(64).unwrap().seed(9)));
             all.push(Box::new(PairwiseBound::Bhattacharyya));
