@@ -297,7 +297,11 @@ fn parse_safetensors(bytes: &[u8]) -> Result<(PosteriorFile, Recognised)> {
     let mut schemes = std::collections::BTreeSet::new();
     // How σ is given: ρ (with the file's transform), σ itself, or ln σ; and by which tensor.
     let mut sigma_given: Option<(Role, String)> = None;
-    for (name, view) in st.tensors() {
+    // In name order: safetensors hands the tensors out in no fixed order, and the first
+    // error found must not depend on it.
+    let mut tensors = st.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, view) in tensors {
         let Some(meaning) = names::classify(&name) else {
             return Err(bad(
                 here,

@@ -193,8 +193,10 @@ fn fixtures(dir: &Path) {
     std::fs::write(
         dir.join("mixed-sigma.safetensors"),
         edit(&|t, _| {
+            // σ itself beside ρ elsewhere: valid σ values, so only the mixing is wrong.
             let i = tensor(t, "layers.1.weight_rho");
             t[i].0 = "layers.1.weight.scale".into();
+            t[i].2.iter_mut().for_each(|r| *r = r.exp());
         }),
     )
     .unwrap();
