@@ -15,10 +15,7 @@ use crate::error::{Error, Result};
 /// [`Error::Io`] naming the path if the folder is missing or unwritable, or the file
 /// exists and `overwrite` is false.
 pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
-    let io = |source: std::io::Error| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source: std::io::Error| Error::io(path, source);
     if !overwrite && path.exists() {
         return Err(io(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,

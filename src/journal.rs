@@ -27,10 +27,7 @@ pub struct Journal {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |e| Error::io(path, e)
 }
 
 /// SHA-256 (hex) of the settings that define a computation.

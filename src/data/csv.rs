@@ -16,10 +16,7 @@ use crate::error::{Error, Result};
 /// non-numeric or non-finite value, a row with the wrong number of columns, a
 /// non-integer or negative label, or no data rows.
 pub fn load_csv(path: &Path, n_targets: usize, classification: bool) -> Result<Dataset> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     csv_from_bytes(&bytes, path, n_targets, classification)
 }
 

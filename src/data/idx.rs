@@ -36,10 +36,7 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
 /// stream, a wrong magic number or type, or a data length that disagrees with the
 /// header.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let raw = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     idx_from_bytes(&raw, path)
 }
 

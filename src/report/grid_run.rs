@@ -238,10 +238,7 @@ fn write_reports(
 /// [`Error::BadFile`] for missing, duplicate or foreign shards (checked against the
 /// shard manifests), plus the errors of [`run`].
 pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut shard_files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -299,10 +296,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         }
         // Read only the bytes the shard's run wrote: a corrupt or foreign file is
         // refused by its hash before it is parsed.
-        let bytes = std::fs::read(p).map_err(|source| Error::Io {
-            path: p.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
         let want = m["raw_sha256"].as_str().unwrap_or("(none)");
         if crate::study::grid::sha256_hex(&bytes) != want {
             return Err(bad(

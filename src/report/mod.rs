@@ -26,18 +26,12 @@ pub(crate) fn bad(path: &Path, reason: String) -> Error {
 
 /// A JSON file this crate wrote (a manifest), errors naming it.
 pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| bad(path, format!("not JSON: {e}")))
 }
 
 pub(crate) fn prepare_out(out: &Path, overwrite: bool, first: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|source| Error::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     if !overwrite && first.exists() {
         return Err(Error::Io {
             path: first.to_path_buf(),
@@ -123,10 +117,7 @@ pub fn reproduce_into(
             for name in [format!("{stem}.gz"), stem.to_string()] {
                 let p = options.mnist_dir.join(&name);
                 if p.is_file() {
-                    let bytes = std::fs::read(&p).map_err(|source| Error::Io {
-                        path: p.clone(),
-                        source,
-                    })?;
+                    let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
                     inputs.push(serde_json::json!({
                         "path": p.display().to_string(),
                         "sha256": crate::study::grid::sha256_hex(&bytes),
