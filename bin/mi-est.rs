@@ -48,6 +48,8 @@ enum Command {
     Merge(MergeArgs),
     /// Say what a posterior file holds: architecture, naming scheme, how sigma is given, parameter count, ln|G|; or which tensor does not fit.
     Inspect(InspectArgs),
+    /// Write the permutation spec of a posterior's layers read as a plain chain of linear and convolution layers (--sequential), for checking or editing; see docs/specs.md.
+    Spec(SpecArgs),
     /// Download a data set into the data cache ($MI_EST_DATA, else the platform's cache folder) and verify it.
     Data(DataArgs),
     /// Reproduce an experiment of the paper (mode-interpolation, tractable-bnn, mnist, mode-proximity) or run a study beyond it (estimator-cost, mnist-objectives).
@@ -59,6 +61,24 @@ struct InspectArgs {
     /// Posterior files (safetensors or .npz).
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// Read the files under this permutation spec (JSON; docs/specs.md).
+    #[arg(long)]
+    spec: Option<PathBuf>,
+}
+
+#[derive(Parser, Debug)]
+struct SpecArgs {
+    /// The posterior file (safetensors or .npz) whose layers form the chain.
+    posterior: PathBuf,
+    /// Read the layers as a plain chain in natural order of their names (the only generator so far).
+    #[arg(long, required = true)]
+    sequential: bool,
+    /// Write the spec here (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// The data sets `mi-est data` fetches.
@@ -128,6 +148,9 @@ struct RunArgs {
     /// Posterior draws of the ELBO.
     #[arg(long, default_value_t = 100)]
     elbo_samples: usize,
+    /// Read every posterior under this permutation spec (JSON; docs/specs.md); default: the file's `permutation_spec` metadata, else an MLP from the tensor shapes.
+    #[arg(long)]
+    spec: Option<PathBuf>,
     /// Output folder.
     #[arg(long, default_value = "reports/run")]
     out: PathBuf,
@@ -275,6 +298,7 @@ fn real_main() -> Result<()> {
         Some(Command::Merge(a)) => merge(a),
         Some(Command::Data(a)) => data(a),
         Some(Command::Inspect(a)) => inspect(a),
+        Some(Command::Spec(a)) => spec(a),
         Some(Command::Reproduce(a)) => reproduce(a),
     }
 }
@@ -335,34 +359,60 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
 
 /// `mi-est inspect`: what each file holds, as read.
 fn inspect(a: InspectArgs) -> Result<()> {
+    let spec = a
+        .spec
+        .as_deref()
+        .map(mi_est::study::grid::load_spec)
+        .transpose()?;
     for path in &a.files {
-        let (file, how) = mi_est::io::inspect(path)?;
+        let (file, how) = mi_est::io::inspect(path, spec.as_ref().map(|s| &s.spec))?;
         let q = &file.posterior;
-        let arch = q.arch();
-        let group = mi_est::symmetry::Group::of(arch);
+        let group = q.space().group();
         let schemes: Vec<&str> = how.schemes.iter().map(|s| s.describe()).collect();
-        let fixed: Vec<String> = (0..arch.n_layers())
-            .filter(|&i| arch.fixed(i).is_some())
-            .map(|i| i.to_string())
-            .collect();
         println!("{}", path.display());
         println!("  naming        {}", schemes.join("; "));
         println!("  sigma         {}", how.sigma);
-        println!(
-            "  architecture  widths {:?}, {} activation, fixed layers: {}",
-            arch.widths(),
-            arch.activation().name(),
-            if fixed.is_empty() {
-                "none".to_string()
-            } else {
-                fixed.join(", ")
+        match (q.arch(), q.space().spec_space()) {
+            (Some(arch), _) => {
+                let fixed: Vec<String> = (0..arch.n_layers())
+                    .filter(|&i| arch.fixed(i).is_some())
+                    .map(|i| i.to_string())
+                    .collect();
+                println!(
+                    "  architecture  widths {:?}, {} activation, fixed layers: {}",
+                    arch.widths(),
+                    arch.activation().name(),
+                    if fixed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        fixed.join(", ")
+                    }
+                );
             }
-        );
+            (None, Some(space)) => {
+                println!(
+                    "  architecture  {} (permutation spec)",
+                    q.space().describe()
+                );
+                for (name, shape) in space.layout() {
+                    println!("    {name:<24} {shape:?}");
+                }
+                for (name, shape, _) in space.fixed() {
+                    println!("    {name:<24} {shape:?} (fixed)");
+                }
+            }
+            (None, None) => {}
+        }
         println!("  parameters    {} (variational)", q.n_params());
         println!(
-            "  ln|G|         {:.4} nats (hidden widths {:?})",
+            "  ln|G|         {:.4} nats ({} {:?})",
             group.ln_order(),
-            arch.hidden_widths()
+            if q.arch().is_some() {
+                "hidden widths"
+            } else {
+                "permutation sizes"
+            },
+            group.hidden_widths()
         );
         let sigma = q.sigma();
         let (lo, hi) = sigma
@@ -373,6 +423,23 @@ fn inspect(a: InspectArgs) -> Result<()> {
             println!("  likelihood    {l}");
         }
         println!("  prior scale   {}", file.prior_scale);
+    }
+    Ok(())
+}
+
+/// `mi-est spec --sequential`: the spec of a posterior's layers as a plain chain,
+/// checked against the file before it is written.
+fn spec(a: SpecArgs) -> Result<()> {
+    let spec = mi_est::io::sequential_spec(&a.posterior)?;
+    // The spec must read the file it came from (a fixed layer it would permute fails here).
+    mi_est::io::load_with_bytes(&a.posterior, Some(&spec))?;
+    let text = spec.to_json() + "\n";
+    match &a.out {
+        Some(out) => {
+            mi_est::atomic::write_atomic(out, text.as_bytes(), a.overwrite)?;
+            eprintln!("wrote {}", out.display());
+        }
+        None => print!("{text}"),
     }
     Ok(())
 }
@@ -452,6 +519,7 @@ fn run(a: RunArgs) -> Result<()> {
     let shard = mi_est::study::grid::shard_from_env(a.shard_index, a.num_shards)?;
     let config = mi_est::study::grid::GridConfig {
         posteriors,
+        spec: a.spec.clone(),
         estimators,
         ks,
         samples: a.samples,

@@ -104,7 +104,7 @@ pub fn demo_posterior(
 /// Invalid widths, ρ, sample count or K.
 pub fn run_demo(config: &DemoConfig) -> Result<DemoReport> {
     let q = demo_posterior(&config.widths, config.activation, config.seed, config.rho)?;
-    let arch = q.arch();
+    let arch = q.mlp()?;
     let group = Group::of(arch);
     let n_checks = 16;
     let n_inputs = 64;

@@ -71,14 +71,14 @@ pub enum Error {
         max: usize,
     },
     /// An estimator that needs a particular architecture was given another.
-    #[error("{estimator} needs {needs}, but the architecture has widths {widths:?}")]
+    #[error("{estimator} needs {needs}, but the posterior has {architecture}")]
     UnsupportedArchitecture {
         /// The estimator's name.
         estimator: &'static str,
         /// What it needs.
         needs: &'static str,
-        /// The widths it got.
-        widths: Vec<usize>,
+        /// The architecture it got (`widths [..]` or the spec's permutations).
+        architecture: String,
     },
     /// Training produced a NaN or infinite loss, gradient or scale.
     #[error("training diverged at step {step} (epoch {epoch}): {what} = {value}")]

@@ -277,7 +277,7 @@ pub fn elbo(
     seed: u64,
 ) -> Result<ElboEstimate> {
     crate::estimators::check_samples(n_samples)?;
-    data.check_fits(q.arch(), likelihood)?;
+    data.check_fits(q.mlp()?, likelihood)?;
     let kl = q.kl_to_prior(prior_scale)?;
     // Draws in groups; every draw of a group reads one block of rows at a time while it
     // is in cache (one pass over the data per group instead of one per draw). Each
@@ -287,7 +287,7 @@ pub fn elbo(
         layers: Vec<Mat<f64>>,
         total: f64,
     }
-    let (arch, n) = (q.arch(), data.len());
+    let (arch, n) = (q.mlp()?, data.len());
     let mut lls = Vec::with_capacity(n_samples);
     for first in (0..n_samples).step_by(ELBO_GROUP) {
         let mut draws: Vec<Draw> = (first..(first + ELBO_GROUP).min(n_samples))

@@ -45,8 +45,8 @@ pub fn predictive(
     seed: u64,
 ) -> Result<Predictive> {
     crate::estimators::check_samples(n_samples)?;
-    data.check_fits(q.arch(), likelihood)?;
-    let arch = q.arch();
+    let arch = q.mlp()?;
+    data.check_fits(arch, likelihood)?;
     let n = data.len();
     let d_out = *arch.widths().last().expect("widths");
     let local = LocalFirstLayer::new(q, data);
@@ -257,7 +257,7 @@ struct LocalFirstLayer {
 
 impl LocalFirstLayer {
     fn new(q: &MeanFieldGaussian, data: &Dataset) -> Option<Self> {
-        let arch = q.arch();
+        let arch = q.arch()?;
         let o = arch.offsets(0)?;
         let (d_in, d_out) = (arch.widths()[0], arch.widths()[1]);
         let x = data.x();
@@ -309,7 +309,7 @@ impl LocalFirstLayer {
         rng: &mut crate::rng::DrawRng,
         ws: &mut DrawScratch,
     ) {
-        let arch = q.arch();
+        let arch = q.arch().expect("predictive checked the MLP");
         let act = arch.activation();
         let single = arch.n_layers() == 1;
         let (n, d1) = (self.mean.nrows(), self.mean.ncols());

@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::error::Result;
 use crate::estimators::{Estimate, EstimateParts, LnSumExp, MiEstimator, per_draw_terms};
 use crate::posterior::MeanFieldGaussian;
-use crate::symmetry::{ActionMap, DEFAULT_MAX_ENUMERATION, Group};
+use crate::symmetry::DEFAULT_MAX_ENUMERATION;
 
 /// Exact `ln q^G` by summing over every group element; Monte Carlo over ω only.
 ///
@@ -54,7 +54,7 @@ impl MiEstimator for ExactEnumeration {
     }
 
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
-        let order = Group::of(q.arch()).ln_order().exp();
+        let order = q.space().group().ln_order().exp();
         crate::resources::Cost::ops(
             self.n_samples as f64 * order * q.n_params() as f64,
             crate::resources::NS_PARAM_PERM,
@@ -68,19 +68,13 @@ impl MiEstimator for ExactEnumeration {
     /// [`Error::GroupTooLarge`](crate::Error::GroupTooLarge) above the element limit.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
-        let arch = q.arch();
-        let group = Group::of(arch);
+        let space = q.space();
+        let group = space.group();
         group.check_enumerable(self.max_elements)?;
         crate::resources::check(MiEstimator::name(self), self.cost(q))?;
         let ln_order = group.ln_order();
         let p = q.n_params();
-        let init = || {
-            (
-                vec![0.0; p],
-                vec![0.0; p],
-                ActionMap::new(arch, &group.identity()),
-            )
-        };
+        let init = || (vec![0.0; p], vec![0.0; p], space.action(&group.identity()));
         let terms = per_draw_terms(self.n_samples, self.seed, init, |rng, (eps, omega, map)| {
             q.sample_in_place(rng, eps, omega);
             let ln_q0 = q.ln_q_unchecked(omega);
@@ -89,7 +83,7 @@ impl MiEstimator for ExactEnumeration {
                 .elements(self.max_elements)
                 .expect("checked above")
                 .for_each_ref(|g| {
-                    map.assign(arch, g);
+                    space.assign(map, g);
                     lse.push(q.ln_q_inverse_permuted_unchecked(omega, map) - ln_q0);
                 });
             ln_order - lse.value()

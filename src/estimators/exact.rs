@@ -8,7 +8,7 @@ use crate::estimators::{
     Estimate, ExactEnumeration, ExactPermanent, ExactPruned, MAX_PERMANENT_WIDTH, MiEstimator,
 };
 use crate::posterior::MeanFieldGaussian;
-use crate::symmetry::{DEFAULT_MAX_ENUMERATION, Group};
+use crate::symmetry::DEFAULT_MAX_ENUMERATION;
 
 /// How large a problem [`exact_estimator`] takes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,26 +49,27 @@ pub fn exact_estimator(
     seed: u64,
     limits: ExactLimits,
 ) -> Result<Option<Box<dyn MiEstimator>>> {
-    let hidden = q.arch().hidden_widths();
-    Ok(
-        if hidden.len() == 1 && hidden[0] <= limits.max_permanent_width {
-            Some(Box::new(
-                ExactPermanent::new().samples(n_samples)?.seed(seed),
-            ))
-        } else if hidden.len() == 1 {
-            // A wide layer: exact up to a proven bracket while the pruned blocks stay small.
-            Some(Box::new(ExactPruned::new().samples(n_samples)?.seed(seed)))
-        } else if Group::of(q.arch())
-            .check_enumerable(limits.max_group_order)
-            .is_ok()
-        {
-            Some(Box::new(
-                ExactEnumeration::new().samples(n_samples)?.seed(seed),
-            ))
-        } else {
-            None
-        },
-    )
+    let single = q.space().single_unit_group();
+    let sizes = q.space().group().hidden_widths().to_vec();
+    Ok(if single && sizes[0] <= limits.max_permanent_width {
+        Some(Box::new(
+            ExactPermanent::new().samples(n_samples)?.seed(seed),
+        ))
+    } else if single {
+        // A wide layer: exact up to a proven bracket while the pruned blocks stay small.
+        Some(Box::new(ExactPruned::new().samples(n_samples)?.seed(seed)))
+    } else if q
+        .space()
+        .group()
+        .check_enumerable(limits.max_group_order)
+        .is_ok()
+    {
+        Some(Box::new(
+            ExactEnumeration::new().samples(n_samples)?.seed(seed),
+        ))
+    } else {
+        None
+    })
 }
 
 /// The estimate of [`exact_estimator`], or `None` where no exact estimator applies or

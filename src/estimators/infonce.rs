@@ -33,7 +33,7 @@ use crate::estimators::{
 use crate::posterior::MeanFieldGaussian;
 use crate::recycle::Recycled;
 use crate::rng::DrawRng;
-use crate::symmetry::{ActionMap, Group, GroupElement};
+use crate::symmetry::{ActionMap, GroupElement};
 
 /// How [`InfoNce`] evaluates permuted densities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -111,6 +111,8 @@ struct Workspace {
     taus: Recycled<usize>,
     /// Their terms `ln q(g⁻¹·ω) − ln q(ω)`.
     terms: Recycled<f64>,
+    /// The action of `g` on a space given by a spec (an MLP's path needs none).
+    map: Option<ActionMap>,
 }
 
 /// Permutations drawn at once on the unit-cost path.
@@ -124,7 +126,7 @@ impl MiEstimator for InfoNce {
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
         use crate::resources::{Cost, NS_PARAM_PERM, NS_UNIT_COST};
         let (s, k) = (self.n_samples as f64, self.k as f64);
-        let one_layer = q.arch().widths().len() == 3 && self.path != InfoNcePath::Generic;
+        let one_layer = q.space().single_unit_group() && self.path != InfoNcePath::Generic;
         let (d, n) = crate::estimators::unit_shape(q);
         let time = if one_layer {
             Cost::ops(s * (d * d * n + k * d), NS_UNIT_COST)
@@ -142,8 +144,8 @@ impl MiEstimator for InfoNce {
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         let started = Instant::now();
         crate::resources::check(MiEstimator::name(self), self.cost(q))?;
-        let arch = q.arch();
-        let group = Group::of(arch);
+        let space = q.space();
+        let group = space.group();
         let unit_cost = self.unit_cost(q)?;
         let (k, p) = (self.k, q.n_params());
         let ln_k = (k as f64).ln();
@@ -160,6 +162,10 @@ impl MiEstimator for InfoNce {
             c: Recycled::filled(d * d, 0.0),
             taus: Recycled::filled(d * batch, 0),
             terms: Recycled::filled(batch, 0.0),
+            map: space
+                .kernel_arch()
+                .is_none()
+                .then(|| space.action(&identity)),
         };
         let terms = per_draw_terms(self.n_samples, self.seed, init, |rng, ws| {
             q.sample_in_place(rng, &mut ws.eps, &mut ws.omega);
@@ -185,12 +191,25 @@ impl MiEstimator for InfoNce {
                     return ln_k - lse.value();
                 }
                 // The identity through the same kernel as the permuted terms.
-                None => q.ln_q_inverse_permuted_by(&ws.omega, &identity),
+                None => match &mut ws.map {
+                    Some(map) => {
+                        space.assign(map, &identity);
+                        q.ln_q_inverse_permuted_unchecked(&ws.omega, map)
+                    }
+                    None => q.ln_q_inverse_permuted_by(&ws.omega, &identity),
+                },
             };
             lse.push(0.0);
             for _ in 1..k {
                 group.randomize(&mut ws.g, rng);
-                lse.push(q.ln_q_inverse_permuted_by(&ws.omega, &ws.g) - ln_q0);
+                let a = match &mut ws.map {
+                    Some(map) => {
+                        space.assign(map, &ws.g);
+                        q.ln_q_inverse_permuted_unchecked(&ws.omega, map)
+                    }
+                    None => q.ln_q_inverse_permuted_by(&ws.omega, &ws.g),
+                };
+                lse.push(a - ln_q0);
             }
             ln_k - lse.value()
         });
@@ -246,7 +265,7 @@ impl InfoNce {
 
     fn grad_workspace(&self, q: &MeanFieldGaussian) -> Result<GradWorkspace> {
         Ok(GradWorkspace {
-            widths: q.arch().widths().to_vec(),
+            space: q.space().clone(),
             path: self.path,
             unit_cost: self.unit_cost(q)?,
             perms: Vec::new(),
@@ -270,10 +289,10 @@ impl InfoNce {
         grads: Option<(&mut [f64], &mut [f64])>,
         ws: &mut GradWorkspace,
     ) -> Result<f64> {
-        let arch = q.arch();
+        let space = q.space();
         if let Some((gm, gs)) = &grads {
-            arch.check_len("grad_mu", gm)?;
-            arch.check_len("grad_sigma", gs)?;
+            space.check_len("grad_mu", gm)?;
+            space.check_len("grad_sigma", gs)?;
         }
         let k = perms.len() + 1;
         q.reparameterize_into(eps, &mut ws.omega)?;
@@ -327,7 +346,7 @@ impl InfoNce {
                 Ok(term)
             }
             None => {
-                let a0 = q.ln_q_inverse_permuted_by(omega, &Group::of(arch).identity());
+                let a0 = q.ln_q_inverse_permuted_by(omega, &space.group().identity());
                 a.push(a0);
                 a.extend(perms.iter().map(|g| q.ln_q_inverse_permuted_by(omega, g)));
                 let lse = ln_sum_exp(a);
@@ -341,7 +360,7 @@ impl InfoNce {
                     let g_omega = &mut ws.buf;
                     g_omega.clear();
                     g_omega.resize(omega.len(), 0.0);
-                    let maps = perms.iter().map(|g| ActionMap::new(arch, g));
+                    let maps = perms.iter().map(|g| space.action(g));
                     for (j, map) in maps.enumerate() {
                         let cj = -(a[j + 1] - lse).exp();
                         for (p, &t) in map.target().iter().enumerate() {
@@ -368,7 +387,7 @@ impl InfoNce {
 /// The buffers of [`InfoNce`]'s training term, kept between steps in a
 /// [`GradScratch`](crate::estimators::GradScratch).
 struct GradWorkspace {
-    widths: Vec<usize>,
+    space: crate::symmetry::WeightSpace,
     path: InfoNcePath,
     /// The unit layout (refreshed from q at every call), `None` on the generic path.
     unit_cost: Option<UnitCost>,
@@ -421,12 +440,11 @@ impl MiGradient for InfoNce {
         grad_sigma: &mut [f64],
         scratch: &mut GradScratch,
     ) -> Result<f64> {
-        let widths = q.arch().widths();
         let ws = scratch.get(
-            |ws: &GradWorkspace| ws.widths == widths && ws.path == self.path,
+            |ws: &GradWorkspace| ws.space == *q.space() && ws.path == self.path,
             || self.grad_workspace(q),
         )?;
-        let group = Group::of(q.arch());
+        let group = q.space().group();
         ws.perms.resize_with(self.k - 1, || group.identity());
         for g in &mut ws.perms {
             group.randomize(g, rng);

@@ -249,8 +249,13 @@ pub(crate) fn base_cost(q: &MeanFieldGaussian, n_samples: usize, extra: f64) -> 
 
 /// `(d, n)`: hidden width and parameters per unit for one hidden layer.
 pub(crate) fn unit_shape(q: &MeanFieldGaussian) -> (f64, f64) {
-    let widths = q.arch().widths();
-    let d = widths.get(1).copied().unwrap_or(0) as f64;
+    let d = q
+        .space()
+        .group()
+        .hidden_widths()
+        .first()
+        .copied()
+        .unwrap_or(0) as f64;
     let n = (q.n_params() as f64 / d.max(1.0)).max(1.0);
     (d, n)
 }

@@ -27,7 +27,7 @@ use crate::estimators::unit_cost::UnitCost;
 use crate::estimators::{Estimate, EstimateParts, LnSumExp, MiEstimator, per_draw_terms};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::DrawRng;
-use crate::symmetry::{Group, ln_factorial};
+use crate::symmetry::ln_factorial;
 
 /// Largest hidden width the subset dynamic program accepts (its table has 2^d entries:
 /// 128 MiB at d = 24).
@@ -402,7 +402,7 @@ impl MiEstimator for ExactPermanent {
             k: None,
             seed: self.seed,
             ln_cap: ln_order,
-            ln_group_order: Group::of(q.arch()).ln_order(),
+            ln_group_order: q.space().group().ln_order(),
         }
         .finish(q, terms, started))
     }
@@ -440,8 +440,8 @@ impl MiGradient for ExactPermanent {
                 max: MAX_PERMANENT_WIDTH,
             });
         }
-        q.arch().check_len("grad_mu", grad_mu)?;
-        q.arch().check_len("grad_sigma", grad_sigma)?;
+        q.space().check_len("grad_mu", grad_mu)?;
+        q.space().check_len("grad_sigma", grad_sigma)?;
         let omega = q.reparameterize(eps)?;
         let mut theta = vec![0.0; d * uc.n_per_unit()];
         let mut c = vec![0.0; d * d];

@@ -360,17 +360,20 @@ pub(crate) struct GroupWorkspace {
     pub(crate) thetas: Vec<Vec<f64>>,
     index: Vec<usize>,
     rows: ProposalWorkspace,
-    /// `filled_after[h]`: the `τ_{h−1}` for which `costs[h]` and `logits[h]` hold (for
-    /// this ω), or `None`. A concentrated proposal draws the same lower permutations again
-    /// and again; building `C_h` and balancing it was nearly all of a draw's time.
+    /// `filled_after[h]`: the earlier permutations (`τ_{h−1}` for an MLP; those of the
+    /// layer's [`UnitCost::deps`], one after another) for which `costs[h]` and
+    /// `logits[h]` hold (for this ω), or `None`. A concentrated proposal draws the same
+    /// lower permutations again and again; building `C_h` and balancing it was nearly all
+    /// of a draw's time.
     filled_after: Vec<Option<Vec<usize>>>,
 }
 
 impl GroupProposal {
     /// `balance`: Sinkhorn rounds of [`balanced_logits`] (0 for the plain softmax).
     pub(crate) fn new(q: &MeanFieldGaussian, temperature: f64, mix: f64, balance: usize) -> Self {
-        let hidden = q.arch().widths().len() - 2;
-        let layers: Vec<UnitCost> = (0..hidden).map(|h| UnitCost::for_layer(q, h)).collect();
+        let layers: Vec<UnitCost> = (0..q.space().n_perms())
+            .map(|h| UnitCost::for_layer(q, h))
+            .collect();
         let ln_order = layers.iter().map(|l| ln_factorial(l.width())).sum();
         GroupProposal {
             layers,
@@ -451,15 +454,18 @@ impl GroupProposal {
             filled_after,
             ..
         } = ws;
-        let prev = &taus[h - 1];
-        if filled_after[h].as_deref() == Some(prev.as_slice()) {
+        let deps = self.layers[h].deps();
+        let key = deps.iter().flat_map(|&e| taus[e].iter().copied());
+        if filled_after[h]
+            .as_deref()
+            .is_some_and(|f| f.iter().copied().eq(key.clone()))
+        {
             return;
         }
-        self.layers[h].fill_after(omega, prev, index, &mut thetas[h], &mut costs[h]);
-        match &mut filled_after[h] {
-            Some(f) => f.copy_from_slice(prev),
-            none => *none = Some(prev.clone()),
-        }
+        let f = filled_after[h].get_or_insert_with(Vec::new);
+        f.clear();
+        f.extend(key);
+        self.layers[h].fill_after(omega, taus, index, &mut thetas[h], &mut costs[h]);
         self.fill_logits(h, ws);
     }
 
@@ -610,7 +616,7 @@ mod tests {
             prop.begin(&omega, &mut ws);
             let (s_id, _, _) = prop.identity(&omega, &mut ws);
             let ln_q = q.ln_q(&omega).unwrap();
-            let group = Group::of(q.arch());
+            let group = Group::of(q.arch().unwrap());
             let mut total = 0.0;
             let mut probs = std::collections::HashMap::new();
             group.elements(10_000).unwrap().for_each_ref(|g| {
@@ -619,7 +625,7 @@ mod tests {
                 }
                 let (s, _, ln_r) = prop.evaluate(&omega, &mut ws);
                 let direct = q
-                    .ln_q_inverse_permuted(&omega, &ActionMap::new(q.arch(), g))
+                    .ln_q_inverse_permuted(&omega, &ActionMap::new(q.arch().unwrap(), g))
                     .unwrap();
                 assert!(
                     ((s - s_id) - (direct - ln_q)).abs() < 1e-10 * direct.abs().max(1.0),
@@ -689,10 +695,10 @@ mod tests {
         let (mut ws, mut ws_g) = (prop.workspace(), prop.workspace());
         let mut rng = stream(4, 0);
         let omega = q.sample(&mut rng);
-        let group = Group::of(q.arch());
+        let group = Group::of(q.arch().unwrap());
         for _ in 0..10 {
             let g = group.random(&mut rng);
-            let g_omega = ActionMap::new(q.arch(), &g).apply(&omega);
+            let g_omega = ActionMap::new(q.arch().unwrap(), &g).apply(&omega);
             prop.begin(&omega, &mut ws);
             prop.begin(&g_omega, &mut ws_g);
             group.elements(100).unwrap().for_each_ref(|tau| {

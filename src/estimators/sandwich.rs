@@ -60,6 +60,27 @@ use crate::estimators::{Estimate, EstimateParts, LnSumExp, MiEstimator, MiGradie
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::DrawRng;
 
+/// Per permutation (hidden layer), its width and parameters per unit, for the cost
+/// estimate: an MLP's from its widths (assuming biases), a spec's counted.
+fn unit_shapes(q: &MeanFieldGaussian) -> Vec<(f64, f64)> {
+    match (q.space().kernel_arch(), q.space().spec_space()) {
+        (Some(arch), _) => {
+            let (widths, hidden) = (arch.widths(), arch.hidden_widths().len());
+            (0..hidden)
+                .map(|h| {
+                    let n = widths[h] + 1 + if h + 1 == hidden { widths[h + 2] } else { 0 };
+                    (widths[h + 1] as f64, n as f64)
+                })
+                .collect()
+        }
+        (None, Some(spec)) => (0..q.space().n_perms())
+            .filter_map(|k| spec.units(k))
+            .map(|u| (u.width as f64, u.n_per_unit as f64))
+            .collect(),
+        (None, None) => Vec::new(),
+    }
+}
+
 /// The proposal-based sandwich: `K − 1` proposal draws per weight draw.
 ///
 /// Defaults (set by [`Sandwich::new`]): 1000 draws, seed 0, temperature 1, uniform
@@ -190,6 +211,13 @@ impl Sandwich {
     /// architectures it cannot handle.
     pub fn estimate_both(&self, q: &MeanFieldGaussian) -> Result<(Estimate, Estimate)> {
         let started = Instant::now();
+        if !q.space().factorizes() {
+            return Err(Error::UnsupportedArchitecture {
+                estimator: "the sandwich bounds",
+                needs: "a group whose permutations' units own disjoint parameters (no permutation on two axes of one tensor it is the last to act on)",
+                architecture: q.space().describe(),
+            });
+        }
         crate::resources::check("the sandwich bounds", self.cost(q))?;
         let prop = GroupProposal::new(q, self.temperature, self.mix, self.balance);
         let ln_order = prop.ln_order();
@@ -242,13 +270,9 @@ impl Sandwich {
     /// (recomputing the costs of deeper layers per draw).
     pub fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
         use crate::resources::{Cost, NS_SOFTMAX, NS_UNIT_COST};
-        let widths = q.arch().widths();
-        let hidden = widths.len().saturating_sub(2);
         let (s, k) = (self.n_samples as f64, self.k as f64);
         let mut per_draw = Cost::default();
-        for h in 0..hidden {
-            let d = widths[h + 1] as f64;
-            let n = (widths[h] + 1 + if h + 1 == hidden { widths[h + 2] } else { 0 }) as f64;
+        for (h, (d, n)) in unit_shapes(q).into_iter().enumerate() {
             let refills = if h == 0 { 1.0 } else { k };
             per_draw = per_draw
                 .then(Cost::ops(refills * d * d * n, NS_UNIT_COST))
@@ -397,8 +421,8 @@ impl MiGradient for SandwichBound {
             ));
         }
         UnitCost::check_one_layer(q)?;
-        q.arch().check_len("grad_mu", grad_mu)?;
-        q.arch().check_len("grad_sigma", grad_sigma)?;
+        q.space().check_len("grad_mu", grad_mu)?;
+        q.space().check_len("grad_sigma", grad_sigma)?;
         let omega = q.reparameterize(eps)?;
         let prop = GroupProposal::new(q, sw.temperature, sw.mix, sw.balance);
         let mut ws = prop.workspace();

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::linalg::{scaled_square_distance, with_avx};
 use crate::posterior::{HALF_LN_2PI, MeanFieldGaussian};
 use crate::recycle::Recycled;
+use crate::symmetry::SpecSpace;
 
 /// Per-unit layout and moments of a one-hidden-layer posterior.
 #[derive(Clone, Debug)]
@@ -34,7 +35,18 @@ pub struct UnitCost {
     normalizer: Vec<f64>,
     /// Parameters outside every unit (the output bias), with their moments.
     rest: Vec<usize>,
-    layout: LayerUnits,
+    layout: Units,
+    /// The earlier permutations (hidden layers) whose relabelling moves these units.
+    deps: Vec<usize>,
+}
+
+/// How a layer's units are relabelled by the earlier permutations.
+#[derive(Clone, Debug)]
+enum Units {
+    /// An MLP's hidden layer: its incoming columns follow the previous layer.
+    Layer(LayerUnits),
+    /// A permutation of a spec (docs/mathematics.md §5; [`crate::symmetry::space`]).
+    Spec(std::sync::Arc<SpecSpace>),
 }
 
 /// Where the parameters of hidden layer `h`'s units sit in the flat vector.
@@ -118,12 +130,11 @@ impl UnitCost {
     ///
     /// [`Error::UnsupportedArchitecture`] unless `q` has exactly one hidden layer.
     pub(crate) fn check_one_layer(q: &MeanFieldGaussian) -> Result<()> {
-        let widths = q.arch().widths();
-        if widths.len() != 3 {
+        if !q.space().single_unit_group() {
             return Err(Error::UnsupportedArchitecture {
                 estimator: "the unit cost matrix",
-                needs: "exactly one hidden layer",
-                widths: widths.to_vec(),
+                needs: "exactly one hidden layer (one permutation whose units own disjoint parameters)",
+                architecture: q.space().describe(),
             });
         }
         Ok(())
@@ -138,32 +149,67 @@ impl UnitCost {
     ///
     /// If `h` is not a hidden layer of `q`'s architecture.
     pub(crate) fn for_layer(q: &MeanFieldGaussian, h: usize) -> Self {
-        let layout = LayerUnits::new(q.arch(), h);
-        let (d, n) = (layout.width, layout.n_per_unit);
-        let index = Recycled::built(d * n, |index| {
-            for j in 0..d {
-                layout.push_unit(j, None, index);
-            }
-        });
-        let mut rest = Vec::new();
-        let last = q.arch().widths().len() - 2;
-        if h + 1 == last
-            && let Some(ob) = q.arch().offsets(last).and_then(|o| o.bias)
+        let space = q.space();
+        let last = space.n_perms() - 1;
+        let (width, n, index, mut rest, layout, deps) =
+            match (space.kernel_arch(), space.spec_arc()) {
+                (Some(arch), _) => {
+                    let layout = LayerUnits::new(arch, h);
+                    let (d, n) = (layout.width, layout.n_per_unit);
+                    let index = Recycled::built(d * n, |index| {
+                        for j in 0..d {
+                            layout.push_unit(j, None, index);
+                        }
+                    });
+                    let mut rest = Vec::new();
+                    if h == last
+                        && let Some(ob) = arch.offsets(last + 1).and_then(|o| o.bias)
+                    {
+                        rest.extend(ob..ob + arch.widths()[last + 2]);
+                    }
+                    let deps = if h == 0 { vec![] } else { vec![h - 1] };
+                    (d, n, index, rest, Units::Layer(layout), deps)
+                }
+                (None, Some(spec)) => {
+                    let units = spec
+                        .units(h)
+                        .expect("the caller checked that the spec factorizes");
+                    let (d, n) = (units.width, units.n_per_unit);
+                    let index = Recycled::built(d * n, |index| index.extend(&units.index));
+                    (
+                        d,
+                        n,
+                        index,
+                        Vec::new(),
+                        Units::Spec(spec.clone()),
+                        units.deps,
+                    )
+                }
+                (None, None) => unreachable!("a space is an MLP or a spec"),
+            };
+        if h == last
+            && let Units::Spec(spec) = &layout
         {
-            rest.extend(ob..ob + q.arch().widths()[last + 1]);
+            rest = spec.rest();
         }
         let mut costs = UnitCost {
-            width: d,
+            width,
             n_per_unit: n,
             index,
-            mu: Recycled::filled(d * n, 0.0),
-            inv_sigma: Recycled::filled(d * n, 0.0),
-            normalizer: vec![0.0; d],
+            mu: Recycled::filled(width * n, 0.0),
+            inv_sigma: Recycled::filled(width * n, 0.0),
+            normalizer: vec![0.0; width],
             rest,
             layout,
+            deps,
         };
         costs.refresh(q);
         costs
+    }
+
+    /// The earlier permutations whose relabelling moves these units.
+    pub(crate) fn deps(&self) -> &[usize] {
+        &self.deps
     }
 
     /// Re-reads the moments of `q` (same architecture) into the existing layout, without
@@ -173,10 +219,9 @@ impl UnitCost {
     ///
     /// If `q` has fewer parameters than the posterior this layout was built for.
     pub(crate) fn refresh(&mut self, q: &MeanFieldGaussian) {
-        let (n, l) = (self.n_per_unit, &self.layout);
+        let n = self.n_per_unit;
         let (mu, inv_sigma, ln_sigma) = (q.mu(), q.inv_sigma(), q.ln_sigma());
-        // Unit j's parameters in the order of `index`: its incoming row (contiguous),
-        // its bias, its outgoing column (strided); Σ ln σ in that order.
+        // Unit j's parameters in the order of `index`; Σ ln σ in that order.
         for (j, ((dst_mu, dst_is), z)) in self
             .mu
             .chunks_mut(n)
@@ -184,28 +229,11 @@ impl UnitCost {
             .zip(&mut self.normalizer)
             .enumerate()
         {
-            let mut k = 0;
             let mut sum = -0.0;
-            if let Some(w) = l.in_weight {
-                let row = w + j * l.fan_in..w + (j + 1) * l.fan_in;
-                dst_mu[..l.fan_in].copy_from_slice(&mu[row.clone()]);
-                dst_is[..l.fan_in].copy_from_slice(&inv_sigma[row.clone()]);
-                for &v in &ln_sigma[row] {
-                    sum += v;
-                }
-                k = l.fan_in;
-            }
-            let bias = l.bias.map(|b| b + j);
-            let column = l
-                .out_weight
-                .into_iter()
-                .flat_map(|(w, rows)| (0..rows).map(move |r| w + r * l.width + j));
-            for p in bias.into_iter().chain(column) {
+            for (k, &p) in self.index[j * n..(j + 1) * n].iter().enumerate() {
                 (dst_mu[k], dst_is[k]) = (mu[p], inv_sigma[p]);
                 sum += ln_sigma[p];
-                k += 1;
             }
-            debug_assert_eq!(k, n);
             *z = -sum - n as f64 * HALF_LN_2PI;
         }
     }
@@ -309,9 +337,10 @@ impl UnitCost {
         );
     }
 
-    /// As [`fill_in_place`](Self::fill_in_place) with the previous hidden layer
-    /// relabelled by `prev` (`τ_{h−1}`): `C[i, j] = ln q_i(θ_j)` for the units of
-    /// `τ⁻¹·ω` restricted to this layer. `index` is scratch space.
+    /// As [`fill_in_place`](Self::fill_in_place) with the earlier permutations applied
+    /// (`taus[e]`: `τ_e`; an MLP reads only the previous hidden layer's): `C[i, j] =
+    /// ln q_i(θ_j)` for the units of `τ⁻¹·ω` restricted to this layer. `index` is
+    /// scratch space.
     ///
     /// # Panics
     ///
@@ -319,14 +348,23 @@ impl UnitCost {
     pub(crate) fn fill_after(
         &self,
         omega: &[f64],
-        prev: &[usize],
+        taus: &[Vec<usize>],
         index: &mut Vec<usize>,
         theta: &mut [f64],
         c: &mut [f64],
     ) {
         index.clear();
-        for j in 0..self.width {
-            self.layout.push_unit(j, Some(prev), index);
+        match &self.layout {
+            Units::Layer(layout) => {
+                let prev = self.deps.first().map(|&e| taus[e].as_slice());
+                for j in 0..self.width {
+                    layout.push_unit(j, prev, index);
+                }
+            }
+            Units::Spec(spec) => {
+                let upto = self.deps.last().map_or(0, |&e| e + 1);
+                index.extend(self.index.iter().map(|&p| spec.relabel(p, &taus[..upto])));
+            }
         }
         self.costs_from(omega, index, theta, c, None);
     }

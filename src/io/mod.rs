@@ -25,7 +25,8 @@ use crate::atomic::write_atomic;
 use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
 use crate::posterior::{MeanFieldGaussian, SigmaTransform};
-use crate::symmetry::spec::natural_key;
+use crate::symmetry::spec::{PermutationSpec, natural_key};
+use crate::symmetry::{SpecSpace, WeightSpace};
 use crate::weights::{Activation, Arch};
 
 mod names;
@@ -65,14 +66,8 @@ fn f64_bytes(v: &[f64]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Serializes a posterior file to bytes.
-///
-/// # Errors
-///
-/// [`Error::InvalidParameter`] if safetensors refuses the data (not expected).
-pub fn to_bytes(file: &PosteriorFile) -> Result<Vec<u8>> {
-    let q = &file.posterior;
-    let arch = q.arch();
+/// The tensors of an MLP posterior in our naming, as (name, shape, F64 bytes).
+fn mlp_tensors(q: &MeanFieldGaussian, arch: &Arch) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for i in 0..arch.n_layers() {
         let (d_in, d_out) = (arch.widths()[i], arch.widths()[i + 1]);
@@ -113,14 +108,50 @@ pub fn to_bytes(file: &PosteriorFile) -> Result<Vec<u8>> {
             ));
         }
     }
+    tensors
+}
+
+/// Serializes a posterior file to bytes.
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] if safetensors refuses the data (not expected).
+pub fn to_bytes(file: &PosteriorFile) -> Result<Vec<u8>> {
+    let q = &file.posterior;
     let mut meta: HashMap<String, String> = file.metadata.clone().into_iter().collect();
+    let tensors = match (q.arch(), q.space().spec_space()) {
+        (Some(arch), _) => {
+            meta.insert(
+                "widths".into(),
+                serde_json::to_string(arch.widths()).expect("widths serialize"),
+            );
+            meta.insert("activation".into(), arch.activation().name().into());
+            meta.remove("permutation_spec");
+            mlp_tensors(q, arch)
+        }
+        (None, Some(space)) => {
+            meta.insert("permutation_spec".into(), space.spec().to_json());
+            meta.remove("widths");
+            meta.remove("activation");
+            let mut tensors = Vec::new();
+            let mut at = 0;
+            for (name, shape) in space.layout() {
+                let n: usize = shape.iter().product();
+                let r = at..at + n;
+                at += n;
+                for (suffix, v) in [("mu", &q.mu()[r.clone()]), ("rho", &q.rho()[r])] {
+                    tensors.push((format!("{name}_{suffix}"), shape.clone(), f64_bytes(v)));
+                }
+            }
+            for (name, shape, values) in space.fixed() {
+                tensors.push((name.clone(), shape.clone(), f64_bytes(values)));
+            }
+            tensors
+        }
+        (None, None) => unreachable!("a space is an MLP or a spec"),
+    };
     meta.insert("format".into(), FORMAT.into());
     meta.insert("format_version".into(), FORMAT_VERSION.into());
-    meta.insert(
-        "widths".into(),
-        serde_json::to_string(arch.widths()).expect("widths serialize"),
-    );
-    meta.insert("activation".into(), arch.activation().name().into());
     meta.insert("sigma_transform".into(), q.transform().name().into());
     meta.insert("prior_scale".into(), format!("{}", file.prior_scale));
     if let Some(l) = file.likelihood {
@@ -165,31 +196,47 @@ pub fn save(path: &Path, file: &PosteriorFile, overwrite: bool) -> Result<()> {
 /// dtypes, shapes that do not chain or disagree with the metadata, non-finite values,
 /// σ that underflows, or unknown activation / σ transform / likelihood.
 pub fn load(path: &Path) -> Result<PosteriorFile> {
-    load_with_bytes(path).map(|(file, _)| file)
+    load_with_bytes(path, None).map(|(file, _)| file)
 }
 
-/// [`load`], also returning the file's bytes (for hashing) from the same read.
+/// [`load`], also returning the file's bytes (for hashing) from the same read; with
+/// `spec`, the weights are read under that permutation spec (docs/specs.md) instead of
+/// the file's `permutation_spec` metadata or, without either, as an MLP.
 ///
 /// # Errors
 ///
 /// As [`load`].
-pub fn load_with_bytes(path: &Path) -> Result<(PosteriorFile, Vec<u8>)> {
+pub fn load_with_bytes(
+    path: &Path,
+    spec: Option<&PermutationSpec>,
+) -> Result<(PosteriorFile, Vec<u8>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file = from_bytes(&bytes).map_err(|e| match e {
-        Error::BadFile { reason, .. } => bad(path, reason),
-        other => bad(path, other.to_string()),
-    })?;
+    let file = parse(&bytes, spec)
+        .map(|(file, _)| file)
+        .map_err(|e| match e {
+            Error::BadFile { reason, .. } => bad(path, reason),
+            other => bad(path, other.to_string()),
+        })?;
     Ok((file, bytes))
 }
 
+/// A tensor as read: shape and values (row-major).
+type Read = (Vec<usize>, Vec<f64>);
+
+/// The mean, σ (as ρ) and fixed value of one part of a layer, as given.
+#[derive(Default)]
+struct PartTensors {
+    mu: Option<Read>,
+    rho: Option<Read>,
+    fixed: Option<Read>,
+}
+
+/// A layer's tensors, by part.
 #[derive(Default)]
 struct LayerTensors {
-    weight_mu: Option<(Vec<usize>, Vec<f64>)>,
-    weight_rho: Option<(Vec<usize>, Vec<f64>)>,
-    bias_mu: Option<(Vec<usize>, Vec<f64>)>,
-    bias_rho: Option<(Vec<usize>, Vec<f64>)>,
-    weight: Option<(Vec<usize>, Vec<f64>)>,
-    bias: Option<(Vec<usize>, Vec<f64>)>,
+    weight: PartTensors,
+    kernel: PartTensors,
+    bias: PartTensors,
 }
 
 /// Parses a posterior file from bytes (see [`load`]); errors are [`Error::BadFile`]
@@ -199,7 +246,7 @@ struct LayerTensors {
 ///
 /// As [`load`].
 pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
-    parse(bytes).map(|(file, _)| file)
+    parse(bytes, None).map(|(file, _)| file)
 }
 
 /// How a file gave σ.
@@ -233,25 +280,25 @@ pub struct Recognised {
     pub sigma: SigmaSource,
 }
 
-/// Loads a posterior file and says how it was read: the naming schemes and how σ was
-/// given (`mi-est inspect`).
+/// Loads a posterior file (under `spec`, as [`load_with_bytes`]) and says how it was
+/// read: the naming schemes and how σ was given (`mi-est inspect`).
 ///
 /// # Errors
 ///
 /// As [`load`].
-pub fn inspect(path: &Path) -> Result<(PosteriorFile, Recognised)> {
+pub fn inspect(path: &Path, spec: Option<&PermutationSpec>) -> Result<(PosteriorFile, Recognised)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(&bytes).map_err(|e| match e {
+    parse(&bytes, spec).map_err(|e| match e {
         Error::BadFile { reason, .. } => bad(path, reason),
         other => bad(path, other.to_string()),
     })
 }
 
-fn parse(bytes: &[u8]) -> Result<(PosteriorFile, Recognised)> {
+fn parse(bytes: &[u8], spec: Option<&PermutationSpec>) -> Result<(PosteriorFile, Recognised)> {
     if npz::is_zip(bytes) {
-        return parse_safetensors(&npz_as_safetensors(bytes)?);
+        return parse_safetensors(&npz_as_safetensors(bytes)?, spec);
     }
-    parse_safetensors(bytes)
+    parse_safetensors(bytes, spec)
 }
 
 /// The arrays of an `.npz` archive as safetensors bytes (F64, no metadata).
@@ -273,7 +320,21 @@ fn npz_as_safetensors(bytes: &[u8]) -> Result<Vec<u8>> {
     safetensors::serialize(views, None).map_err(|e| bad(here, format!("npz archive: {e}")))
 }
 
-fn parse_safetensors(bytes: &[u8]) -> Result<(PosteriorFile, Recognised)> {
+/// A file's layers in natural order, keyed by [`natural_key`].
+type Layers = BTreeMap<Vec<(String, u64)>, (String, LayerTensors)>;
+
+/// What [`read_tensors`] found in a file.
+struct FileTensors {
+    metadata: BTreeMap<String, String>,
+    layers: Layers,
+    schemes: std::collections::BTreeSet<Scheme>,
+    /// How σ is given and by which tensor.
+    sigma_given: Option<(Role, String)>,
+}
+
+/// Reads and classifies every tensor of a safetensors file (in name order: the first
+/// error must not depend on safetensors' unordered list), with the metadata.
+fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
     let here = Path::new("");
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| bad(here, format!("not a valid safetensors file: {e}")))?;
@@ -386,13 +447,15 @@ fn parse_safetensors(bytes: &[u8]) -> Result<(PosteriorFile, Recognised)> {
             .entry(natural_key(&meaning.layer))
             .or_insert_with(|| (meaning.layer.clone(), LayerTensors::default()))
             .1;
-        let slot = match (meaning.part, meaning.role) {
-            (Part::Weight, Role::Mean) => &mut entry.weight_mu,
-            (Part::Weight, Role::Rho | Role::Scale | Role::LogStd) => &mut entry.weight_rho,
-            (Part::Bias, Role::Mean) => &mut entry.bias_mu,
-            (Part::Bias, Role::Rho | Role::Scale | Role::LogStd) => &mut entry.bias_rho,
-            (Part::Weight, Role::Fixed) => &mut entry.weight,
-            (Part::Bias, Role::Fixed) => &mut entry.bias,
+        let part = match meaning.part {
+            Part::Weight => &mut entry.weight,
+            Part::Kernel => &mut entry.kernel,
+            Part::Bias => &mut entry.bias,
+        };
+        let slot = match meaning.role {
+            Role::Mean => &mut part.mu,
+            Role::Rho | Role::Scale | Role::LogStd => &mut part.rho,
+            Role::Fixed => &mut part.fixed,
         };
         if slot.is_some() {
             return Err(bad(
@@ -405,110 +468,86 @@ fn parse_safetensors(bytes: &[u8]) -> Result<(PosteriorFile, Recognised)> {
     if layers.is_empty() {
         return Err(bad(here, "the file holds no tensors"));
     }
-    // Shapes → widths, fixed layers, flat μ and ρ.
-    let mut widths: Vec<usize> = Vec::new();
-    // Per layer: its bias flag, and the weight and bias of a fixed layer.
-    type LayerParts = (bool, Option<(Vec<f64>, Option<Vec<f64>>)>);
-    let mut builder_parts: Vec<LayerParts> = Vec::new();
-    let mut mu = Vec::new();
-    let mut rho = Vec::new();
-    for (prefix, t) in layers.into_values() {
-        let matrix = |x: &Option<(Vec<usize>, Vec<f64>)>, what: &str| -> Result<(usize, usize)> {
-            match x {
-                Some((s, _)) if s.len() == 2 => Ok((s[0], s[1])),
-                Some((s, _)) => Err(bad(
-                    here,
-                    format!("tensor `{prefix}.{what}` has shape {s:?}, expected 2 dimensions"),
-                )),
-                None => Err(bad(here, format!("layer `{prefix}` lacks `{what}`"))),
-            }
-        };
-        let fixed = t.weight.is_some();
-        if fixed && (t.weight_mu.is_some() || t.weight_rho.is_some()) {
-            return Err(bad(
-                here,
-                format!("layer `{prefix}` has both `weight` and `weight_mu`"),
-            ));
-        }
-        let (d_out, d_in) = if fixed {
-            matrix(&t.weight, "weight")?
-        } else {
-            matrix(&t.weight_mu, "weight_mu")?
-        };
-        if !fixed && matrix(&t.weight_rho, "weight_rho")? != (d_out, d_in) {
-            return Err(bad(
-                here,
-                format!("`{prefix}.weight_rho` shape differs from `{prefix}.weight_mu`"),
-            ));
-        }
-        if d_out == 0 || d_in == 0 {
-            return Err(bad(here, format!("layer `{prefix}` has an empty weight")));
-        }
-        match widths.last() {
-            None => widths.extend([d_in, d_out]),
-            Some(&prev) if prev == d_in => widths.push(d_out),
-            Some(&prev) => {
+    Ok(FileTensors {
+        metadata,
+        layers,
+        schemes,
+        sigma_given,
+    })
+}
+
+/// The spec of a file's layers read as a plain chain in natural order
+/// ([`PermutationSpec::sequential`]), for `mi-est spec --sequential`.
+///
+/// # Errors
+///
+/// [`Error::Io`] if unreadable; [`Error::BadFile`] naming the file and the layer that
+/// has no weight or kernel, has both, or does not chain.
+pub fn sequential_spec(path: &Path) -> Result<PermutationSpec> {
+    let named = |e: Error| match e {
+        Error::BadFile { reason, .. } => bad(path, reason),
+        other => bad(path, other.to_string()),
+    };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = if npz::is_zip(&bytes) {
+        npz_as_safetensors(&bytes).map_err(named)?
+    } else {
+        bytes
+    };
+    let tensors = read_tensors(&bytes).map_err(named)?;
+    let shape = |p: &PartTensors| p.mu.as_ref().or(p.fixed.as_ref()).map(|t| t.0.clone());
+    let mut chain = Vec::new();
+    for (prefix, t) in tensors.layers.values() {
+        let main = match (shape(&t.weight), shape(&t.kernel)) {
+            (Some(w), None) => (format!("{prefix}.weight"), w),
+            (None, Some(k)) => (format!("{prefix}.kernel"), k),
+            (Some(_), Some(_)) => {
                 return Err(bad(
-                    here,
-                    format!(
-                        "layer `{prefix}` takes {d_in} inputs but the previous layer has {prev} outputs"
-                    ),
+                    path,
+                    format!("layer `{prefix}` has both a weight and a kernel"),
                 ));
             }
-        }
-        let vector = |x: &Option<(Vec<usize>, Vec<f64>)>, what: &str| -> Result<Option<Vec<f64>>> {
-            match x {
-                Some((s, v)) if s.as_slice() == [d_out] => Ok(Some(v.clone())),
-                Some((s, _)) => Err(bad(
-                    here,
-                    format!("tensor `{prefix}.{what}` has shape {s:?}, expected [{d_out}]"),
-                )),
-                None => Ok(None),
-            }
-        };
-        if fixed {
-            let w = t.weight.expect("fixed").1;
-            builder_parts.push((true, Some((w, vector(&t.bias, "bias")?))));
-        } else {
-            let bm = vector(&t.bias_mu, "bias_mu")?;
-            let br = vector(&t.bias_rho, "bias_rho")?;
-            if bm.is_some() != br.is_some() {
+            (None, None) => {
                 return Err(bad(
-                    here,
-                    format!("layer `{prefix}` has only one of `bias_mu` and `bias_rho`"),
+                    path,
+                    format!("layer `{prefix}` has no weight or kernel mean"),
                 ));
             }
-            mu.extend(t.weight_mu.expect("checked").1);
-            rho.extend(t.weight_rho.expect("checked").1);
-            let has_bias = bm.is_some();
-            if let (Some(bm), Some(br)) = (bm, br) {
-                mu.extend(bm);
-                rho.extend(br);
-            }
-            builder_parts.push((has_bias, None));
-        }
+        };
+        let bias = shape(&t.bias).map(|_| format!("{prefix}.bias"));
+        chain.push((main.0, main.1, bias));
     }
-    if let Some(w) = metadata.get("widths") {
-        let declared: Vec<usize> = serde_json::from_str(w).map_err(|e| {
-            bad(
-                here,
-                format!("metadata `widths` = `{w}` is not a JSON list of integers: {e}"),
-            )
-        })?;
-        if declared != widths {
-            return Err(bad(
-                here,
-                format!(
-                    "metadata `widths` = {declared:?} disagrees with the tensor shapes {widths:?}"
-                ),
-            ));
+    PermutationSpec::sequential(&chain).map_err(named)
+}
+
+fn parse_safetensors(
+    bytes: &[u8],
+    spec: Option<&PermutationSpec>,
+) -> Result<(PosteriorFile, Recognised)> {
+    let here = Path::new("");
+    let FileTensors {
+        metadata,
+        layers,
+        schemes,
+        sigma_given,
+    } = read_tensors(bytes)?;
+    let spec = match (spec, metadata.get("permutation_spec")) {
+        (Some(spec), _) => Some(spec.clone()),
+        (None, Some(text)) => Some(
+            PermutationSpec::from_json(text)
+                .map_err(|e| bad(here, format!("metadata `permutation_spec`: {e}")))?,
+        ),
+        (None, None) => None,
+    };
+    let (space, mu, rho): (WeightSpace, _, _) = match spec {
+        Some(spec) => {
+            let (space, mu, rho) = spec_space(layers, spec)?;
+            (space.into(), mu, rho)
         }
-    }
-    let activation: Activation = match metadata.get("activation") {
-        Some(a) => a
-            .parse()
-            .map_err(|e: Error| bad(here, format!("metadata `activation`: {e}")))?,
-        None => Activation::Relu,
+        None => {
+            let (arch, mu, rho) = mlp_space(layers, &metadata)?;
+            (arch.into(), mu, rho)
+        }
     };
     let declared_transform: Option<SigmaTransform> = match metadata.get("sigma_transform") {
         Some(a) => Some(
@@ -555,15 +594,7 @@ fn parse_safetensors(bytes: &[u8]) -> Result<(PosteriorFile, Recognised)> {
         ),
         None => None,
     };
-    let mut b = Arch::builder(widths).activation(activation);
-    for (i, (bias_or_fixed, fixed)) in builder_parts.into_iter().enumerate() {
-        b = match fixed {
-            Some((w, bias)) => b.fixed_layer(i, w, bias),
-            None => b.layer_bias(i, bias_or_fixed),
-        };
-    }
-    let arch = b.check().map_err(|e| bad(here, e.to_string()))?;
-    let posterior = MeanFieldGaussian::with_transform(arch, mu, rho, transform)
+    let posterior = MeanFieldGaussian::with_transform(space, mu, rho, transform)
         .map_err(|e| bad(here, e.to_string()))?;
     let recognised = Recognised {
         schemes: schemes.into_iter().collect(),
@@ -579,6 +610,193 @@ fn parse_safetensors(bytes: &[u8]) -> Result<(PosteriorFile, Recognised)> {
         },
         recognised,
     ))
+}
+
+/// The MLP of a file's layers (in natural order): widths from the chained shapes, fixed
+/// layers, the activation from the metadata; flat μ and ρ in our layout.
+fn mlp_space(
+    layers: BTreeMap<Vec<(String, u64)>, (String, LayerTensors)>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(Arch, Vec<f64>, Vec<f64>)> {
+    let here = Path::new("");
+    if let Some((prefix, _)) = layers
+        .values()
+        .find(|(_, t)| t.kernel.mu.is_some() || t.kernel.rho.is_some() || t.kernel.fixed.is_some())
+    {
+        return Err(bad(
+            here,
+            format!(
+                "layer `{prefix}` is a convolution (a kernel tensor); give a permutation spec (`--spec`, or the metadata key `permutation_spec`; docs/specs.md)"
+            ),
+        ));
+    }
+    // Shapes → widths, fixed layers, flat μ and ρ.
+    let mut widths: Vec<usize> = Vec::new();
+    // Per layer: its bias flag, and the weight and bias of a fixed layer.
+    type LayerParts = (bool, Option<(Vec<f64>, Option<Vec<f64>>)>);
+    let mut builder_parts: Vec<LayerParts> = Vec::new();
+    let mut mu = Vec::new();
+    let mut rho = Vec::new();
+    for (prefix, t) in layers.into_values() {
+        let matrix = |x: &Option<(Vec<usize>, Vec<f64>)>, what: &str| -> Result<(usize, usize)> {
+            match x {
+                Some((s, _)) if s.len() == 2 => Ok((s[0], s[1])),
+                Some((s, _)) => Err(bad(
+                    here,
+                    format!("tensor `{prefix}.{what}` has shape {s:?}, expected 2 dimensions"),
+                )),
+                None => Err(bad(here, format!("layer `{prefix}` lacks `{what}`"))),
+            }
+        };
+        let fixed = t.weight.fixed.is_some();
+        if fixed && (t.weight.mu.is_some() || t.weight.rho.is_some()) {
+            return Err(bad(
+                here,
+                format!("layer `{prefix}` has both `weight` and `weight_mu`"),
+            ));
+        }
+        let (d_out, d_in) = if fixed {
+            matrix(&t.weight.fixed, "weight")?
+        } else {
+            matrix(&t.weight.mu, "weight_mu")?
+        };
+        if !fixed && matrix(&t.weight.rho, "weight_rho")? != (d_out, d_in) {
+            return Err(bad(
+                here,
+                format!("`{prefix}.weight_rho` shape differs from `{prefix}.weight_mu`"),
+            ));
+        }
+        if d_out == 0 || d_in == 0 {
+            return Err(bad(here, format!("layer `{prefix}` has an empty weight")));
+        }
+        match widths.last() {
+            None => widths.extend([d_in, d_out]),
+            Some(&prev) if prev == d_in => widths.push(d_out),
+            Some(&prev) => {
+                return Err(bad(
+                    here,
+                    format!(
+                        "layer `{prefix}` takes {d_in} inputs but the previous layer has {prev} outputs"
+                    ),
+                ));
+            }
+        }
+        let vector = |x: &Option<(Vec<usize>, Vec<f64>)>, what: &str| -> Result<Option<Vec<f64>>> {
+            match x {
+                Some((s, v)) if s.as_slice() == [d_out] => Ok(Some(v.clone())),
+                Some((s, _)) => Err(bad(
+                    here,
+                    format!("tensor `{prefix}.{what}` has shape {s:?}, expected [{d_out}]"),
+                )),
+                None => Ok(None),
+            }
+        };
+        if fixed {
+            let w = t.weight.fixed.expect("fixed").1;
+            builder_parts.push((true, Some((w, vector(&t.bias.fixed, "bias")?))));
+        } else {
+            let bm = vector(&t.bias.mu, "bias_mu")?;
+            let br = vector(&t.bias.rho, "bias_rho")?;
+            if bm.is_some() != br.is_some() {
+                return Err(bad(
+                    here,
+                    format!("layer `{prefix}` has only one of `bias_mu` and `bias_rho`"),
+                ));
+            }
+            mu.extend(t.weight.mu.expect("checked").1);
+            rho.extend(t.weight.rho.expect("checked").1);
+            let has_bias = bm.is_some();
+            if let (Some(bm), Some(br)) = (bm, br) {
+                mu.extend(bm);
+                rho.extend(br);
+            }
+            builder_parts.push((has_bias, None));
+        }
+    }
+    if let Some(w) = metadata.get("widths") {
+        let declared: Vec<usize> = serde_json::from_str(w).map_err(|e| {
+            bad(
+                here,
+                format!("metadata `widths` = `{w}` is not a JSON list of integers: {e}"),
+            )
+        })?;
+        if declared != widths {
+            return Err(bad(
+                here,
+                format!(
+                    "metadata `widths` = {declared:?} disagrees with the tensor shapes {widths:?}"
+                ),
+            ));
+        }
+    }
+    let activation: Activation = match metadata.get("activation") {
+        Some(a) => a
+            .parse()
+            .map_err(|e: Error| bad(here, format!("metadata `activation`: {e}")))?,
+        None => Activation::Relu,
+    };
+    let mut b = Arch::builder(widths).activation(activation);
+    for (i, (bias_or_fixed, fixed)) in builder_parts.into_iter().enumerate() {
+        b = match fixed {
+            Some((w, bias)) => b.fixed_layer(i, w, bias),
+            None => b.layer_bias(i, bias_or_fixed),
+        };
+    }
+    let arch = b.check().map_err(|e| bad(here, e.to_string()))?;
+    Ok((arch, mu, rho))
+}
+
+/// The space of a file's tensors under `spec`: every variational tensor, named
+/// `{layer}.{weight|kernel|bias}`, in natural order of the layers (weight, kernel, bias
+/// within a layer), and the fixed tensors beside them.
+fn spec_space(
+    layers: BTreeMap<Vec<(String, u64)>, (String, LayerTensors)>,
+    spec: PermutationSpec,
+) -> Result<(SpecSpace, Vec<f64>, Vec<f64>)> {
+    let here = Path::new("");
+    let (mut layout, mut fixed, mut mu, mut rho) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (prefix, t) in layers.into_values() {
+        for (part, p) in [
+            (Part::Weight, t.weight),
+            (Part::Kernel, t.kernel),
+            (Part::Bias, t.bias),
+        ] {
+            let name = format!("{prefix}.{}", part.name());
+            match (p.mu, p.rho, p.fixed) {
+                (None, None, None) => {}
+                (Some(_), Some(_), Some(_))
+                | (None, Some(_), Some(_))
+                | (Some(_), None, Some(_)) => {
+                    return Err(bad(
+                        here,
+                        format!("`{name}` is given both as fixed and as variational"),
+                    ));
+                }
+                (None, None, Some((shape, values))) => fixed.push((name, shape, values)),
+                (Some((shape, m)), Some((rho_shape, r)), None) => {
+                    if shape != rho_shape {
+                        return Err(bad(
+                            here,
+                            format!(
+                                "`{name}`: the σ tensor has shape {rho_shape:?}, the mean {shape:?}"
+                            ),
+                        ));
+                    }
+                    mu.extend(m);
+                    rho.extend(r);
+                    layout.push((name, shape));
+                }
+                (Some(_), None, None) => {
+                    return Err(bad(here, format!("`{name}` has a mean but no σ tensor")));
+                }
+                (None, Some(_), None) => {
+                    return Err(bad(here, format!("`{name}` has a σ tensor but no mean")));
+                }
+            }
+        }
+    }
+    let space = SpecSpace::new(spec, &layout, &fixed).map_err(|e| bad(here, e.to_string()))?;
+    Ok((space, mu, rho))
 }
 
 fn sigma_words(role: Role) -> &'static str {

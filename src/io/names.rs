@@ -5,9 +5,11 @@
 /// A naming scheme of posterior tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scheme {
-    /// `{layer}.weight_mu`, `.weight_rho`, `.bias_mu`, `.bias_rho` (ours, and blitz's).
+    /// `{layer}.weight_mu`, `.weight_rho`, `.bias_mu`, `.bias_rho` (ours, and blitz's;
+    /// `.kernel_mu`, `.kernel_rho` for a convolution).
     MuRho,
-    /// bayesian-torch's `{layer}.mu_weight`, `.rho_weight`, `.mu_bias`, `.rho_bias`.
+    /// bayesian-torch's `{layer}.mu_weight`, `.rho_weight`, `.mu_bias`, `.rho_bias`
+    /// (`.mu_kernel`, `.rho_kernel` for its convolutions).
     BayesianTorch,
     /// Pyro's AutoNormal parameter store: `{guide}.locs.{layer}.weight`,
     /// `{guide}.scales.{layer}.weight` (σ given directly).
@@ -46,6 +48,19 @@ pub enum Part {
     Weight,
     /// The bias vector.
     Bias,
+    /// A convolution kernel (`out × in × k_h × k_w`), read only with a permutation spec.
+    Kernel,
+}
+
+impl Part {
+    /// The part's name in a permutation spec's tensor names (`conv1.kernel`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Weight => "weight",
+            Part::Bias => "bias",
+            Part::Kernel => "kernel",
+        }
+    }
 }
 
 /// What the tensor holds.
@@ -169,6 +184,10 @@ pub fn classify(name: &str) -> Option<Name> {
         "weight_rho" => (Part::Weight, Role::Rho, Scheme::MuRho),
         "bias_mu" => (Part::Bias, Role::Mean, Scheme::MuRho),
         "bias_rho" => (Part::Bias, Role::Rho, Scheme::MuRho),
+        "kernel_mu" => (Part::Kernel, Role::Mean, Scheme::MuRho),
+        "kernel_rho" => (Part::Kernel, Role::Rho, Scheme::MuRho),
+        "mu_kernel" => (Part::Kernel, Role::Mean, Scheme::BayesianTorch),
+        "rho_kernel" => (Part::Kernel, Role::Rho, Scheme::BayesianTorch),
         "mu_weight" => (Part::Weight, Role::Mean, Scheme::BayesianTorch),
         "rho_weight" => (Part::Weight, Role::Rho, Scheme::BayesianTorch),
         "mu_bias" => (Part::Bias, Role::Mean, Scheme::BayesianTorch),

@@ -12,7 +12,7 @@
 //! an [`ActionMap`], without building the permuted vector.
 
 use crate::error::{Error, Result};
-use crate::symmetry::{ActionMap, GroupElement};
+use crate::symmetry::{ActionMap, GroupElement, WeightSpace};
 use crate::weights::Arch;
 
 mod divergence;
@@ -38,7 +38,7 @@ pub const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct MeanFieldGaussian {
-    arch: Arch,
+    space: WeightSpace,
     mu: Vec<f64>,
     rho: Vec<f64>,
     transform: SigmaTransform,
@@ -57,8 +57,8 @@ impl MeanFieldGaussian {
     /// [`Error::LengthMismatch`] if μ or ρ is not of length P;
     /// [`Error::InvalidParameter`] naming the index for a non-finite μ or ρ, or a ρ whose
     /// σ underflows (is not a normal positive f64).
-    pub fn new(arch: Arch, mu: Vec<f64>, rho: Vec<f64>) -> Result<Self> {
-        Self::with_transform(arch, mu, rho, SigmaTransform::Softplus)
+    pub fn new(space: impl Into<WeightSpace>, mu: Vec<f64>, rho: Vec<f64>) -> Result<Self> {
+        Self::with_transform(space, mu, rho, SigmaTransform::Softplus)
     }
 
     /// `N(μ, diag transform(ρ)²)`.
@@ -67,19 +67,20 @@ impl MeanFieldGaussian {
     ///
     /// As [`new`](Self::new).
     pub fn with_transform(
-        arch: Arch,
+        space: impl Into<WeightSpace>,
         mu: Vec<f64>,
         rho: Vec<f64>,
         transform: SigmaTransform,
     ) -> Result<Self> {
-        arch.check_len("mu", &mu)?;
-        arch.check_len("rho", &rho)?;
+        let space = space.into();
+        space.check_len("mu", &mu)?;
+        space.check_len("rho", &rho)?;
         if let Some(p) = mu.iter().position(|m| !m.is_finite()) {
             return Err(Error::invalid(format!("mu[{p}]"), mu[p], "must be finite"));
         }
         let n = rho.len();
         let mut q = MeanFieldGaussian {
-            arch,
+            space,
             mu,
             rho,
             transform,
@@ -206,8 +207,13 @@ impl MeanFieldGaussian {
     /// [`Error::InvalidParameter`] naming the index for a NaN, infinite, zero or negative
     /// σ (or one whose ρ round trip underflows), or a non-finite μ;
     /// [`Error::LengthMismatch`] for a wrong length.
-    pub fn from_mu_sigma(arch: Arch, mu: Vec<f64>, sigma: Vec<f64>) -> Result<Self> {
-        arch.check_len("sigma", &sigma)?;
+    pub fn from_mu_sigma(
+        space: impl Into<WeightSpace>,
+        mu: Vec<f64>,
+        sigma: Vec<f64>,
+    ) -> Result<Self> {
+        let space = space.into();
+        space.check_len("sigma", &sigma)?;
         if let Some(p) = sigma.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(Error::invalid(
                 format!("sigma[{p}]"),
@@ -216,12 +222,33 @@ impl MeanFieldGaussian {
             ));
         }
         let rho = sigma.iter().map(|&s| softplus_inverse(s)).collect();
-        Self::new(arch, mu, rho)
+        Self::new(space, mu, rho)
     }
 
-    /// The architecture.
-    pub fn arch(&self) -> &Arch {
-        &self.arch
+    /// The MLP, if the posterior's weight space is given by widths (a space given by a
+    /// permutation spec has no forward pass here).
+    pub fn arch(&self) -> Option<&Arch> {
+        self.space.arch()
+    }
+
+    /// The MLP for the forward pass (ELBO, predictions, training).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedArchitecture`] for a space given by a permutation spec.
+    pub fn mlp(&self) -> Result<&Arch> {
+        self.space
+            .arch()
+            .ok_or_else(|| Error::UnsupportedArchitecture {
+                estimator: "the forward pass (ELBO, predictions, training)",
+                needs: "an MLP given by its widths",
+                architecture: self.space.describe(),
+            })
+    }
+
+    /// The weight space: the layout of ω and the group acting on it.
+    pub fn space(&self) -> &WeightSpace {
+        &self.space
     }
 
     /// Number of parameters P.
@@ -312,7 +339,7 @@ impl MeanFieldGaussian {
     ///
     /// As [`reparameterize`](Self::reparameterize).
     pub fn reparameterize_into(&self, eps: &[f64], omega: &mut Vec<f64>) -> Result<()> {
-        self.arch.check_len("eps", eps)?;
+        self.space.check_len("eps", eps)?;
         omega.clear();
         omega.extend(
             self.mu
@@ -338,7 +365,7 @@ impl MeanFieldGaussian {
     ///
     /// [`Error::LengthMismatch`] if `v` is not of length P.
     pub fn ln_q(&self, v: &[f64]) -> Result<f64> {
-        self.arch.check_len("v", v)?;
+        self.space.check_len("v", v)?;
         Ok(self.ln_q_unchecked(v))
     }
 
@@ -364,7 +391,7 @@ impl MeanFieldGaussian {
     ///
     /// If `map` was built for another architecture.
     pub fn ln_q_inverse_permuted(&self, v: &[f64], map: &ActionMap) -> Result<f64> {
-        self.arch.check_len("v", v)?;
+        self.space.check_len("v", v)?;
         Ok(self.ln_q_inverse_permuted_unchecked(v, map))
     }
 
@@ -393,7 +420,10 @@ impl MeanFieldGaussian {
     /// If `v` is not of length P or `g` is not an element of this architecture's group.
     pub fn ln_q_inverse_permuted_by(&self, v: &[f64], g: &GroupElement) -> f64 {
         use crate::linalg::{scaled_square_distance, scaled_square_distance_gathered};
-        let arch = &self.arch;
+        let Some(arch) = self.space.kernel_arch() else {
+            assert_eq!(v.len(), self.n_params(), "v of another space");
+            return self.ln_q_inverse_permuted_unchecked(v, &self.space.action(g));
+        };
         let widths = arch.widths();
         let n_hidden = widths.len() - 2;
         assert_eq!(v.len(), self.n_params(), "v of another architecture");
@@ -434,13 +464,13 @@ impl MeanFieldGaussian {
     ///
     /// If `g` is not an element of this architecture's group.
     pub fn permuted(&self, g: &GroupElement) -> Self {
-        let map = ActionMap::new(&self.arch, g);
+        let map = self.space.action(g);
         let mu = map.apply(&self.mu);
         let rho = map.apply(&self.rho);
         let sigma = map.apply(&self.sigma);
         let inv_sigma = map.apply(&self.inv_sigma);
         MeanFieldGaussian {
-            arch: self.arch.clone(),
+            space: self.space.clone(),
             mu,
             rho,
             transform: self.transform,

@@ -1,6 +1,7 @@
 //! `mi-est run` and `merge`: the grid (or one shard of it) into reports, shards as JSON
 //! lines that `merge` combines into exactly the reports an unsharded run writes.
 
+use crate::study::grid::{LoadedSpec, load_spec};
 use std::path::{Path, PathBuf};
 
 use crate::atomic::write_atomic;
@@ -69,15 +70,25 @@ fn shard_rows(bytes: &[u8], path: &Path) -> Result<Vec<RawRow>> {
 
 /// The settings that decide a grid's numbers: what the journal's fingerprint covers
 /// (with the posteriors' SHA-256) and what the manifest records (with more).
-fn settings(config: &GridConfig) -> serde_json::Map<String, serde_json::Value> {
-    object(serde_json::json!({
+fn settings(
+    config: &GridConfig,
+    spec: Option<&LoadedSpec>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = object(serde_json::json!({
         "seed": config.seed,
         "estimators": config.estimators.iter().map(|e| e.name()).collect::<Vec<_>>(),
         "k": config.ks,
         "samples": config.samples,
         "repeats": config.repeats,
         "shard": [config.shard.0, config.shard.1],
-    }))
+    }));
+    if let Some(s) = spec {
+        m.insert(
+            "spec".into(),
+            serde_json::json!({"path": s.path.display().to_string(), "sha256": s.sha256}),
+        );
+    }
+    m
 }
 
 /// The fields of a JSON object literal.
@@ -92,9 +103,10 @@ fn manifest(
     config: &GridConfig,
     options: &RunOptions,
     posteriors: &[crate::study::grid::LoadedPosterior],
+    spec: Option<&LoadedSpec>,
     git: Option<String>,
 ) -> String {
-    let mut m = settings(config);
+    let mut m = settings(config, spec);
     m.extend(object(serde_json::json!({
         "tool": "mi-est",
         "version": env!("CARGO_PKG_VERSION"),
@@ -124,7 +136,8 @@ pub fn run(
     observer: &dyn crate::observe::Observer,
 ) -> Result<RunOutput> {
     let config = config.clone().check()?;
-    let posteriors = load_posteriors(&config.posteriors)?;
+    let spec = config.spec.as_deref().map(load_spec).transpose()?;
+    let posteriors = load_posteriors(&config.posteriors, spec.as_ref().map(|s| &s.spec))?;
     let sharded = config.shard.1 > 1;
     let first = if sharded {
         shard_file(&options.out, config.shard)
@@ -134,7 +147,7 @@ pub fn run(
     prepare_out(&options.out, options.overwrite, &first)?;
     // Finished items go to a journal so that a killed run resumes (same settings and
     // posterior files ⇒ same fingerprint); it is removed once the reports are written.
-    let mut covered = settings(&config);
+    let mut covered = settings(&config, spec.as_ref());
     covered.insert(
         "posteriors".into(),
         posteriors.iter().map(|p| p.sha256.clone()).collect(),
@@ -158,7 +171,7 @@ pub fn run(
     // The revision that computes, taken before the (possibly hours-long) work.
     let git = git_revision();
     let rows = run_grid(&config, &posteriors, observer, Some(&journal))?;
-    let manifest = manifest(&config, options, &posteriors, git);
+    let manifest = manifest(&config, options, &posteriors, spec.as_ref(), git);
     if sharded {
         let mpath = options.out.join(format!(
             "manifest-shard-{}-of-{}.json",
@@ -333,7 +346,20 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
                 .collect()
         })
         .unwrap_or_default();
-    let posteriors = load_posteriors(&paths)?;
+    let spec = match first["spec"]["path"].as_str() {
+        Some(p) => {
+            let s = load_spec(Path::new(p))?;
+            if first["spec"]["sha256"].as_str() != Some(s.sha256.as_str()) {
+                return Err(bad(
+                    &s.path,
+                    "the permutation spec changed since the shards ran (sha256 differs)".into(),
+                ));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let posteriors = load_posteriors(&paths, spec.as_ref().map(|s| &s.spec))?;
     for (lp, m) in posteriors
         .iter()
         .zip(first["posteriors"].as_array().into_iter().flatten())

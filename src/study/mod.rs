@@ -269,12 +269,12 @@ pub fn default_posterior_path(objective: Objective, hidden: &[usize], seed: u64)
 impl fmt::Display for TrainReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = &self.outcome;
-        let arch = self.file.posterior.arch();
+        let q = &self.file.posterior;
         writeln!(
             f,
-            "architecture         {:?}, {} parameters, ln|G| = {:.4}",
-            arch.widths(),
-            arch.n_params(),
+            "architecture         {}, {} parameters, ln|G| = {:.4}",
+            q.space().describe(),
+            q.n_params(),
             self.mi.ln_group_order
         )?;
         writeln!(

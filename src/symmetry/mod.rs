@@ -225,7 +225,12 @@ impl Group {
         }
     }
 
-    /// The hidden widths whose symmetric groups make up G.
+    /// The group `S_{n_1} × … × S_{n_m}` of a permutation spec's sizes.
+    pub fn from_sizes(sizes: Vec<usize>) -> Self {
+        Group { hidden: sizes }
+    }
+
+    /// The sizes of the symmetric groups that make up G (an MLP's hidden widths).
     pub fn hidden_widths(&self) -> &[usize] {
         &self.hidden
     }
@@ -486,7 +491,10 @@ impl ActionMap {
     }
 }
 
+pub mod space;
 pub mod spec;
+
+pub use space::{SpecSpace, WeightSpace};
 
 #[cfg(test)]
 mod tests;

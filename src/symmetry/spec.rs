@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::symmetry::{ActionMap, GroupElement, ln_factorial};
+use crate::symmetry::{ActionMap, GroupElement, SpecSpace, WeightSpace, ln_factorial};
 use crate::weights::Arch;
 
 /// One permuted axis: which permutation, and the block size of its index.
@@ -95,6 +95,9 @@ impl PermutationSpec {
     pub fn from_json(text: &str) -> Result<Self> {
         let raw: SpecJson =
             serde_json::from_str(text).map_err(|e| bad(format!("not a spec: {e}")))?;
+        if raw.permutations.is_empty() {
+            return Err(bad("the spec declares no permutation"));
+        }
         let mut permutations: Vec<(String, usize)> = raw.permutations.into_iter().collect();
         permutations.sort_by_key(|(n, _)| natural_key(n));
         for (name, size) in &permutations {
@@ -176,7 +179,7 @@ impl PermutationSpec {
                 })
                 .collect(),
         };
-        serde_json::to_string(&raw).expect("a spec serializes")
+        serde_json::to_string_pretty(&raw).expect("a spec serializes")
     }
 
     /// The spec of an MLP: permutation `h{l}` of size `d_l` for hidden layer l; tensor
@@ -206,6 +209,68 @@ impl PermutationSpec {
             }
         }
         PermutationSpec { permutations, axes }
+    }
+
+    /// The spec of a plain chain of linear and convolution layers in the given order
+    /// (`mi-est spec --sequential`): the outputs of every layer but the last are permuted
+    /// by `h{l}` (`h1` for the first layer's), acting on that layer's weight (or kernel)
+    /// rows and bias, and on the next layer's input axis. Where a convolution feeds a
+    /// linear layer through a flatten, the linear layer's input axis is permuted in blocks
+    /// of `inputs / channels` (channel-major flatten). Each layer is given as its main
+    /// tensor's name and shape (`[out, in]` or `[out, in, k…]`) and its bias's name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the layer whose shape does not chain with the
+    /// previous one's, or a main tensor of rank below 2; fewer than two layers (nothing
+    /// to permute).
+    pub fn sequential(layers: &[(String, Vec<usize>, Option<String>)]) -> Result<Self> {
+        if layers.len() < 2 {
+            return Err(bad(
+                "a sequential spec needs at least two layers (the hidden units of one are permuted)",
+            ));
+        }
+        let mut permutations = Vec::new();
+        let mut axes = BTreeMap::new();
+        let last = layers.len() - 1;
+        for (l, (name, shape, bias)) in layers.iter().enumerate() {
+            if shape.len() < 2 || shape[0] == 0 || shape[1] == 0 {
+                return Err(bad(format!(
+                    "tensor `{name}` has shape {shape:?}; a linear weight is [out, in], a convolution kernel [out, in, k…]"
+                )));
+            }
+            let out = (l < last).then(|| {
+                permutations.push((format!("h{}", l + 1), shape[0]));
+                AxisPerm { perm: l, block: 1 }
+            });
+            let input = match l.checked_sub(1).map(|p| (p, &layers[p].1)) {
+                None => None,
+                Some((p, prev)) if prev[0] == shape[1] => Some(AxisPerm { perm: p, block: 1 }),
+                Some((p, prev))
+                    if prev.len() > 2 && shape.len() == 2 && shape[1] % prev[0] == 0 =>
+                {
+                    Some(AxisPerm {
+                        perm: p,
+                        block: shape[1] / prev[0],
+                    })
+                }
+                Some((_, prev)) => {
+                    return Err(bad(format!(
+                        "tensor `{name}` takes {} inputs, which neither equals the {} outputs of `{}` nor is a whole flatten of its channels",
+                        shape[1],
+                        prev[0],
+                        layers[l - 1].0
+                    )));
+                }
+            };
+            let mut list = vec![out, input];
+            list.resize(shape.len(), None);
+            axes.insert(name.clone(), list);
+            if let Some(b) = bias {
+                axes.insert(b.clone(), vec![out]);
+            }
+        }
+        Ok(PermutationSpec { permutations, axes })
     }
 
     /// The permutations' names and sizes, in the order of a [`GroupElement`]'s.
@@ -281,7 +346,7 @@ impl PermutationSpec {
     /// Those of [`check_layout`](Self::check_layout); [`Error::InvalidParameter`] when
     /// `g` does not have one permutation of the right size per entry.
     pub fn action(&self, layout: &[(String, Vec<usize>)], g: &GroupElement) -> Result<ActionMap> {
-        self.check_layout(layout)?;
+        let space = WeightSpace::from(SpecSpace::new(self.clone(), layout, &[])?);
         let perms = g.perms();
         if perms.len() != self.permutations.len()
             || perms
@@ -293,38 +358,7 @@ impl PermutationSpec {
                 "the group element does not match the spec's permutations",
             ));
         }
-        let total: usize = layout
-            .iter()
-            .map(|(_, s)| s.iter().product::<usize>())
-            .sum();
-        let mut target = vec![0u32; total];
-        let mut base = 0usize;
-        for (name, shape) in layout {
-            let axes = &self.axes[name];
-            let n: usize = shape.iter().product();
-            let mut idx = vec![0usize; shape.len()];
-            for t in target[base..base + n].iter_mut() {
-                // Row-major: the destination of the multi-index `idx`.
-                let mut flat = 0usize;
-                for ((&i, &len), a) in idx.iter().zip(shape).zip(axes) {
-                    let j = match a {
-                        Some(a) => perms[a.perm].forward()[i / a.block] * a.block + i % a.block,
-                        None => i,
-                    };
-                    flat = flat * len + j;
-                }
-                *t = (base + flat) as u32;
-                for (i, &len) in idx.iter_mut().zip(shape).rev() {
-                    *i += 1;
-                    if *i < len {
-                        break;
-                    }
-                    *i = 0;
-                }
-            }
-            base += n;
-        }
-        Ok(ActionMap::from_target(target))
+        Ok(space.action(g))
     }
 }
 

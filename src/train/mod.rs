@@ -196,7 +196,7 @@ pub fn elbo_step_grad(
     grad_mu: &mut [f64],
     grad_sigma: &mut [f64],
 ) -> Result<f64> {
-    data.check_fits(q.arch(), likelihood)?;
+    data.check_fits(q.mlp()?, likelihood)?;
     let mut ws = StepWorkspace::default();
     elbo_step_grad_in_place(
         q,
@@ -239,7 +239,7 @@ pub fn elbo_step_grad_in_place(
     grad_sigma: &mut [f64],
     ws: &mut StepWorkspace,
 ) -> Result<f64> {
-    let arch = q.arch();
+    let arch = q.mlp()?;
     arch.check_len("grad_mu", grad_mu)?;
     arch.check_len("grad_sigma", grad_sigma)?;
     let p = q.n_params();

@@ -87,7 +87,7 @@ fn train_writes_a_loadable_posterior_and_refuses_to_overwrite() {
     // Off a terminal, progress comes as log lines.
     assert!(String::from_utf8_lossy(&run.stderr).contains("[train] step 20/20"));
     let f = mi_est::io::load(&out).unwrap();
-    assert_eq!(f.posterior.arch().widths(), &[1, 2, 1]);
+    assert_eq!(f.posterior.arch().unwrap().widths(), &[1, 2, 1]);
     assert!(f.train_config.unwrap().contains("sgm(K=2)"));
     let again = mi_est(&args);
     assert!(!again.status.success());

@@ -229,7 +229,7 @@ fn estimators_for(
         ),
         Box::new(ExactEnumeration::new().samples(s).unwrap().seed(seed)),
     ];
-    if q.arch().hidden_widths().len() == 1 {
+    if q.arch().unwrap().hidden_widths().len() == 1 {
         v.push(Box::new(
             InfoNce::new(k)
                 .unwrap()
@@ -409,7 +409,7 @@ fn conformance_infonce_climbs_toward_exact_on_a_doubling_grid() {
             .collect();
         eprintln!(
             "widths {:?}: exact I = {:.4} ± {:.4}",
-            q.arch().widths(),
+            q.arch().unwrap().widths(),
             exact.value,
             se(&exact)
         );
@@ -448,7 +448,7 @@ fn conformance_same_seed_same_bits_at_any_thread_count() {
         let sandwich = Sandwich::new(8).unwrap().samples(64).unwrap().seed(9);
         all.push(Box::new(sandwich.lower()));
         all.push(Box::new(sandwich.upper()));
-        if q.arch().hidden_widths().len() == 1 {
+        if q.arch().unwrap().hidden_widths().len() == 1 {
             all.push(Box::new(ExactPruned::new().samples(64).unwrap().seed(9)));
             all.push(Box::new(PairwiseBound::Bhattacharyya));
             all.push(Box::new(PairwiseBound::Kl));
@@ -569,7 +569,7 @@ fn sandwich_contains_exact_i_and_narrows_with_k() {
             assert!(width > -1e-9, "K={k}: width {width}");
             eprintln!(
                 "sandwich d={} K={k}: [{:.4} ± {:.4}, {:.4} ± {:.4}], exact {:.4} ± {:.4}",
-                q.arch().widths()[1],
+                q.arch().unwrap().widths()[1],
                 lo.value,
                 se(&lo),
                 up.value,
@@ -651,7 +651,7 @@ fn sandwich_is_tight_where_infonce_is_stuck_at_ln_k() {
     let q =
         mi_est::demo::demo_posterior(&[784, 30, 10], mi_est::weights::Activation::Relu, 0, -3.0)
             .unwrap();
-    let ln_g = Group::of(q.arch()).ln_order();
+    let ln_g = Group::of(q.arch().unwrap()).ln_order();
     let (lo, up) = Sandwich::new(16)
         .unwrap()
         .samples(50)
@@ -783,7 +783,7 @@ fn pruned_permanent_matches_the_exact_permanent_and_handles_wide_layers() {
             .seed(1)
             .estimate(&q)
             .unwrap();
-        let ln_g = Group::of(q.arch()).ln_order();
+        let ln_g = Group::of(q.arch().unwrap()).ln_order();
         assert!(
             (e.value - ln_g).abs() < 1e-6,
             "d={d}: {} vs {ln_g}",
@@ -893,7 +893,7 @@ fn pairwise_bounds_bracket_exact_i() {
         let up = PairwiseBound::Kl.estimate(&q).unwrap();
         eprintln!(
             "pairwise d={}: [{:.4}, {:.4}] exact {:.4} ± {:.4}",
-            q.arch().widths()[1],
+            q.arch().unwrap().widths()[1],
             lo.value,
             up.value,
             exact.value,
@@ -917,7 +917,7 @@ fn pairwise_bounds_bracket_exact_i() {
     let q =
         mi_est::demo::demo_posterior(&[784, 30, 10], mi_est::weights::Activation::Relu, 0, -3.0)
             .unwrap();
-    let ln_g = Group::of(q.arch()).ln_order();
+    let ln_g = Group::of(q.arch().unwrap()).ln_order();
     for b in [PairwiseBound::Bhattacharyya, PairwiseBound::Kl] {
         let e = b.estimate(&q).unwrap();
         assert!(

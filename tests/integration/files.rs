@@ -128,8 +128,8 @@ fn pytorch_files_with_bayesian_torch_or_blitz_names_load() {
     ] {
         let f = from_bytes(&foreign(names, ["fc2", "fc10"], None)).unwrap();
         let q = &f.posterior;
-        assert_eq!(q.arch().widths(), &[2, 3, 2]);
-        assert_eq!(q.arch().activation(), Activation::Relu);
+        assert_eq!(q.arch().unwrap().widths(), &[2, 3, 2]);
+        assert_eq!(q.arch().unwrap().activation(), Activation::Relu);
         assert_eq!(q.transform(), SigmaTransform::Softplus);
         assert_eq!(f.prior_scale, 1.0);
         assert!(

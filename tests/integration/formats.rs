@@ -34,9 +34,9 @@ fn sidecar(stem: &str) -> Sidecar {
 /// is held as exp(ln σ)).
 fn check(file: &str, stem: &str, tol: f64) {
     let want = sidecar(stem);
-    let (pf, how) = inspect(&fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let (pf, how) = inspect(&fixture(file), None).unwrap_or_else(|e| panic!("{file}: {e}"));
     let q = &pf.posterior;
-    assert_eq!(q.arch().widths(), want.widths.as_slice(), "{file}");
+    assert_eq!(q.arch().unwrap().widths(), want.widths.as_slice(), "{file}");
     let schemes: Vec<&str> = how.schemes.iter().map(|s| s.describe()).collect();
     assert_eq!(schemes, vec![want.scheme.as_str()], "{file}");
     assert_eq!(q.mu().len(), want.mu.len(), "{file}");
@@ -79,12 +79,12 @@ fn fixtures_made_by_the_real_libraries_read_as_the_libraries_hold_them() {
 #[test]
 fn every_scheme_gives_the_same_estimates_as_our_names() {
     use mi_est::estimators::{ExactPermanent, InfoNce, MiEstimator};
-    let (ours, _) = inspect(&fixture("pyro-autonormal.safetensors")).unwrap();
+    let (ours, _) = inspect(&fixture("pyro-autonormal.safetensors"), None).unwrap();
     let q = &ours.posterior;
     let dir = Scratch::new("formats", "same");
     // Our names, with σ as exp(ρ): the same numbers by a different path.
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    let arch = q.arch();
+    let arch = q.arch().unwrap();
     let rho: Vec<f64> = q.sigma().iter().map(|s| s.ln()).collect();
     let mut at = 0;
     for i in 0..arch.n_layers() {
@@ -120,7 +120,7 @@ fn every_scheme_gives_the_same_estimates_as_our_names() {
         std::collections::HashMap::from([("sigma_transform".to_string(), "exp".to_string())]);
     let path = dir.join("ours.safetensors");
     std::fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
-    let (mine, how) = inspect(&path).unwrap();
+    let (mine, how) = inspect(&path, None).unwrap();
     assert_eq!(how.schemes, vec![Scheme::MuRho]);
     let p = &mine.posterior;
     assert_eq!(p.mu(), q.mu());
@@ -289,7 +289,7 @@ fn tensors_that_do_not_fit_are_named() {
             .map(|(n, s, v)| (n.as_str(), s.clone(), v.clone()))
             .collect();
         let path = write_st(&dir, &format!("bad-{i}.safetensors"), &t, &meta);
-        let e = inspect(&path).unwrap_err().to_string();
+        let e = inspect(&path, None).unwrap_err().to_string();
         assert!(
             e.contains(needle) && e.contains(&format!("bad-{i}")),
             "case {i}: {e}"
@@ -301,7 +301,7 @@ fn tensors_that_do_not_fit_are_named() {
     zip[k + 1] = b'i';
     let path = dir.join("int.npz");
     std::fs::write(&path, &zip).unwrap();
-    let e = inspect(&path).unwrap_err().to_string();
+    let e = inspect(&path, None).unwrap_err().to_string();
     assert!(
         e.contains("npz archive: member `") && e.contains("dtype `<i8`"),
         "{e}"

@@ -78,7 +78,7 @@ proptest! {
     #[test]
     fn action_preserves_norm_and_posterior_density(case in net_case()) {
         let q = case.posterior();
-        let arch = q.arch().clone();
+        let arch = q.arch().unwrap().clone();
         let group = Group::of(&arch);
         let mut rng = stream(case.seed, 4);
         let g = group.random(&mut rng);

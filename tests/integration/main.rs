@@ -11,5 +11,6 @@ mod foundation;
 mod gradients;
 mod hostile;
 mod reproduce;
+mod specs;
 mod study;
 mod training;

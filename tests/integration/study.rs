@@ -44,6 +44,7 @@ fn save_bare(path: &Path, q: mi_est::posterior::MeanFieldGaussian) {
 fn config(posteriors: Vec<PathBuf>, shard: (usize, usize)) -> GridConfig {
     GridConfig {
         posteriors,
+        spec: None,
         estimators: vec![EstimatorKind::InfoNce, EstimatorKind::Exact],
         ks: vec![1, 2, 8, 64],
         samples: 150,

@@ -19,7 +19,6 @@ use crate::study::experiment::{
     Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
 };
 use crate::study::table::{Table, Values};
-use crate::symmetry::Group;
 use crate::train::{StepInfo, TrainConfig, train};
 use crate::weights::Arch;
 
@@ -68,7 +67,7 @@ fn exact_for(q: &MeanFieldGaussian, samples: usize, seed: u64) -> Result<Estimat
         .ok_or_else(|| {
             Error::invalid(
                 "posterior",
-                format!("widths {:?}", q.arch().widths()),
+                q.space().describe(),
                 "exact I is not computable for this architecture",
             )
         })?
@@ -295,14 +294,14 @@ impl Study for EstimatorCost {
                         bracket: e.bracket,
                     })
                 })?;
-            let ln_g = Group::of(q.arch()).ln_order();
+            let ln_g = q.space().group().ln_order();
             let regime = if reference.value > ln_g - 0.01 {
                 "saturated (I = ln|G|)"
             } else {
                 "overlapping (I < ln|G|)"
             };
             for probe in probes {
-                if probe == Probe::Pairwise && q.arch().hidden_widths().len() != 1 {
+                if probe == Probe::Pairwise && !q.space().single_unit_group() {
                     counter.tick();
                     continue;
                 }
@@ -441,7 +440,7 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
     let mut plots = Vec::new();
     for case in cases {
         let reference = case.reference.value;
-        let ln_g = Group::of(case.q.arch()).ln_order();
+        let ln_g = case.q.space().group().ln_order();
         let mine: Vec<&Repeat> = rows.iter().filter(|r| r.posterior == case.name).collect();
         let mut keys: Vec<(EstimatorId, Option<usize>)> = Vec::new();
         for r in &mine {
@@ -450,9 +449,9 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
             }
         }
         md.push_str(&format!(
-            "### {} — widths {:?}, {}\n\nexact I = {:.4} ± {:.4} ({}{}), ln|G| = {:.4}\n\n| estimator | K | S | wall ms | mean | bias | sd | RMSE | coverage | raw coverage | mean width |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+            "### {} — {}, {}\n\nexact I = {:.4} ± {:.4} ({}{}), ln|G| = {:.4}\n\n| estimator | K | S | wall ms | mean | bias | sd | RMSE | coverage | raw coverage | mean width |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
             case.name,
-            case.q.arch().widths(),
+            case.q.space().describe(),
             case.regime,
             reference,
             case.reference.std_err.unwrap_or(0.0),

@@ -91,6 +91,9 @@ impl EstimatorKind {
 pub struct GridConfig {
     /// Posterior files.
     pub posteriors: Vec<PathBuf>,
+    /// A permutation spec file under which every posterior is read (docs/specs.md);
+    /// `None`: each file's own `permutation_spec` metadata, else an MLP.
+    pub spec: Option<PathBuf>,
     /// Estimators.
     pub estimators: Vec<EstimatorKind>,
     /// The K grid of the InfoNCE rows.

@@ -21,6 +21,7 @@ use crate::estimators::{
 };
 use crate::io::{PosteriorFile, load_with_bytes};
 use crate::posterior::MeanFieldGaussian;
+use crate::symmetry::spec::PermutationSpec;
 
 pub use config::{EstimatorKind, GridConfig, GridItem, grid_items, shard_from_env, shard_items};
 pub use tables::{BiasVarianceRow, BoundRow, bias_variance, bound_series, bounds};
@@ -109,16 +110,20 @@ pub struct LoadedPosterior {
     pub file: PosteriorFile,
 }
 
-/// Loads every posterior, naming the first bad file.
+/// Loads every posterior, naming the first bad file; with `spec`, each is read under
+/// that permutation spec.
 ///
 /// # Errors
 ///
 /// The errors of [`crate::io::load`].
-pub fn load_posteriors(paths: &[PathBuf]) -> Result<Vec<LoadedPosterior>> {
+pub fn load_posteriors(
+    paths: &[PathBuf],
+    spec: Option<&PermutationSpec>,
+) -> Result<Vec<LoadedPosterior>> {
     paths
         .iter()
         .map(|p| {
-            let (file, bytes) = load_with_bytes(p)?;
+            let (file, bytes) = load_with_bytes(p, spec)?;
             Ok(LoadedPosterior {
                 id: p
                     .file_stem()
@@ -129,6 +134,39 @@ pub fn load_posteriors(paths: &[PathBuf]) -> Result<Vec<LoadedPosterior>> {
             })
         })
         .collect()
+}
+
+/// A permutation spec file with the sha256 of its bytes.
+#[derive(Clone, Debug)]
+pub struct LoadedSpec {
+    /// Path as given.
+    pub path: PathBuf,
+    /// sha256 of the bytes.
+    pub sha256: String,
+    /// The spec.
+    pub spec: PermutationSpec,
+}
+
+/// Reads a permutation spec file (JSON; docs/specs.md).
+///
+/// # Errors
+///
+/// [`Error::Io`] if unreadable; [`Error::BadFile`] naming the file and what is wrong.
+pub fn load_spec(path: &Path) -> Result<LoadedSpec> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| Error::BadFile {
+        path: path.to_path_buf(),
+        reason: "not UTF-8 text".into(),
+    })?;
+    let spec = PermutationSpec::from_json(text).map_err(|e| Error::BadFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(LoadedSpec {
+        path: path.to_path_buf(),
+        sha256: sha256_hex(&bytes),
+        spec,
+    })
 }
 
 /// Lower-case hex sha256.
@@ -161,7 +199,7 @@ fn item_estimator(
         EstimatorKind::Exact => exact_estimator(q, config.samples, seed, ExactLimits::FULL)?.ok_or_else(|| {
             Error::invalid(
                 format!("estimator exact for {id}"),
-                format!("widths {:?}", q.arch().widths()),
+                q.space().describe(),
                 "exact I needs one hidden layer (pruned blocks of at most 24 units beyond width 24) or a group of at most 10^6 elements",
             )
         })?,

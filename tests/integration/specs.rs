@@ -1,0 +1,596 @@
+//! Permutation specs (docs/specs.md), checked without trusting the spec code: every
+//! network's forward pass and every group action is written out here by hand, per
+//! architecture (a small CNN, a residual MLP whose stream permutation is tied across four
+//! tensors, an attention block whose heads move in blocks), and the estimators are
+//! compared with exact I by enumeration of the whole group.
+
+use mi_est::estimators::{
+    ExactEnumeration, ExactPermanent, ExactPruned, InfoNce, InfoNcePath, MiEstimator,
+    PairwiseBound, Sandwich,
+};
+use mi_est::posterior::{HALF_LN_2PI, MeanFieldGaussian};
+use mi_est::rng::stream;
+use mi_est::symmetry::spec::{PermutationSpec, mlp_layout};
+use mi_est::symmetry::{GroupElement, SpecSpace, WeightSpace};
+use mi_est::weights::Arch;
+use rand::RngExt;
+use rand_distr::StandardNormal;
+
+/// One test architecture: its spec, tensor layout, a hand-written forward pass and a
+/// hand-written action (`perms[k]` = τ_k as `forward`, in the spec's permutation order).
+struct Case {
+    name: &'static str,
+    spec: &'static str,
+    layout: Vec<(&'static str, Vec<usize>)>,
+    n_inputs: usize,
+    forward: fn(&Params, &[f64]) -> Vec<f64>,
+    act: fn(&Params, &[Vec<usize>]) -> Vec<f64>,
+}
+
+/// A flat vector read by tensor name (row-major).
+struct Params<'a> {
+    w: &'a [f64],
+    at: Vec<(&'static str, usize, Vec<usize>)>,
+}
+
+impl<'a> Params<'a> {
+    fn new(w: &'a [f64], layout: &[(&'static str, Vec<usize>)]) -> Self {
+        let mut at = Vec::new();
+        let mut o = 0;
+        for (n, s) in layout {
+            at.push((*n, o, s.clone()));
+            o += s.iter().product::<usize>();
+        }
+        assert_eq!(o, w.len());
+        Params { w, at }
+    }
+    fn find(&self, name: &str) -> &(&'static str, usize, Vec<usize>) {
+        self.at.iter().find(|t| t.0 == name).expect("tensor")
+    }
+    /// Flat index of `name[idx]`.
+    fn index(&self, name: &str, idx: &[usize]) -> usize {
+        let (_, o, s) = self.find(name);
+        let mut flat = 0;
+        for (i, len) in idx.iter().zip(s) {
+            assert!(i < len);
+            flat = flat * len + i;
+        }
+        o + flat
+    }
+    fn get(&self, name: &str, idx: &[usize]) -> f64 {
+        self.w[self.index(name, idx)]
+    }
+    /// `out[dest(idx)] = w[idx]` over every index of tensor `name` (the others copied).
+    fn move_into(&self, out: &mut [f64], name: &str, dest: impl Fn(&[usize]) -> Vec<usize>) {
+        let s = self.find(name).2.clone();
+        let n: usize = s.iter().product();
+        for flat in 0..n {
+            let mut idx = vec![0; s.len()];
+            let mut r = flat;
+            for (i, len) in idx.iter_mut().zip(&s).rev() {
+                *i = r % len;
+                r /= len;
+            }
+            out[self.index(name, &dest(&idx))] = self.get(name, &idx);
+        }
+    }
+}
+
+fn relu(x: f64) -> f64 {
+    x.max(0.0)
+}
+
+/// `W x + b` for a `[out, in]` weight.
+fn linear(p: &Params, w: &str, b: Option<&str>, x: &[f64]) -> Vec<f64> {
+    let s = &p.find(w).2;
+    (0..s[0])
+        .map(|a| {
+            (0..s[1]).map(|c| p.get(w, &[a, c]) * x[c]).sum::<f64>()
+                + b.map_or(0.0, |b| p.get(b, &[a]))
+        })
+        .collect()
+}
+
+/// conv(1→3, 2×2 on a 3×3 input) → ReLU → flatten (3 × 4, channel-major) →
+/// linear(12→4) → ReLU → linear(4→2): the example of docs/specs.md.
+fn cnn() -> Case {
+    Case {
+        name: "cnn",
+        spec: r#"{"permutations": {"c1": 3, "h1": 4},
+            "axes": {"conv1.kernel": ["c1", null, null, null], "conv1.bias": ["c1"],
+                     "fc1.weight": ["h1", {"perm": "c1", "block": 4}], "fc1.bias": ["h1"],
+                     "fc2.weight": [null, "h1"], "fc2.bias": [null]}}"#,
+        layout: vec![
+            ("conv1.kernel", vec![3, 1, 2, 2]),
+            ("conv1.bias", vec![3]),
+            ("fc1.weight", vec![4, 12]),
+            ("fc1.bias", vec![4]),
+            ("fc2.weight", vec![2, 4]),
+            ("fc2.bias", vec![2]),
+        ],
+        n_inputs: 9,
+        forward: |p, x| {
+            let mut z = vec![0.0; 12];
+            for c in 0..3 {
+                for i in 0..2 {
+                    for j in 0..2 {
+                        let mut v = p.get("conv1.bias", &[c]);
+                        for di in 0..2 {
+                            for dj in 0..2 {
+                                v += p.get("conv1.kernel", &[c, 0, di, dj])
+                                    * x[(i + di) * 3 + (j + dj)];
+                            }
+                        }
+                        z[c * 4 + i * 2 + j] = relu(v);
+                    }
+                }
+            }
+            let h: Vec<f64> = linear(p, "fc1.weight", Some("fc1.bias"), &z)
+                .into_iter()
+                .map(relu)
+                .collect();
+            linear(p, "fc2.weight", Some("fc2.bias"), &h)
+        },
+        act: |p, t| {
+            let (c, h) = (&t[0], &t[1]);
+            let mut out = p.w.to_vec();
+            p.move_into(&mut out, "conv1.kernel", |i| {
+                vec![c[i[0]], i[1], i[2], i[3]]
+            });
+            p.move_into(&mut out, "conv1.bias", |i| vec![c[i[0]]]);
+            p.move_into(&mut out, "fc1.weight", |i| {
+                vec![h[i[0]], c[i[1] / 4] * 4 + i[1] % 4]
+            });
+            p.move_into(&mut out, "fc1.bias", |i| vec![h[i[0]]]);
+            p.move_into(&mut out, "fc2.weight", |i| vec![i[0], h[i[1]]]);
+            out
+        },
+    }
+}
+
+/// x (3) → r = ReLU(fc_in x) (4, the stream) → r + fc2(ReLU(fc1 r)) (hidden 3) →
+/// fc_out (2). The stream permutation `h0` acts on fc_in's rows and bias, fc1's columns,
+/// fc2's rows and bias and fc_out's columns.
+fn residual() -> Case {
+    Case {
+        name: "residual",
+        spec: r#"{"permutations": {"h0": 4, "h1": 3},
+            "axes": {"fc_in.weight": ["h0", null], "fc_in.bias": ["h0"],
+                     "block.fc1.weight": ["h1", "h0"], "block.fc1.bias": ["h1"],
+                     "block.fc2.weight": ["h0", "h1"], "block.fc2.bias": ["h0"],
+                     "fc_out.weight": [null, "h0"], "fc_out.bias": [null]}}"#,
+        layout: vec![
+            ("block.fc1.weight", vec![3, 4]),
+            ("block.fc1.bias", vec![3]),
+            ("block.fc2.weight", vec![4, 3]),
+            ("block.fc2.bias", vec![4]),
+            ("fc_in.weight", vec![4, 3]),
+            ("fc_in.bias", vec![4]),
+            ("fc_out.weight", vec![2, 4]),
+            ("fc_out.bias", vec![2]),
+        ],
+        n_inputs: 3,
+        forward: |p, x| {
+            let r: Vec<f64> = linear(p, "fc_in.weight", Some("fc_in.bias"), x)
+                .into_iter()
+                .map(relu)
+                .collect();
+            let h: Vec<f64> = linear(p, "block.fc1.weight", Some("block.fc1.bias"), &r)
+                .into_iter()
+                .map(relu)
+                .collect();
+            let d = linear(p, "block.fc2.weight", Some("block.fc2.bias"), &h);
+            let r2: Vec<f64> = r.iter().zip(&d).map(|(a, b)| a + b).collect();
+            linear(p, "fc_out.weight", Some("fc_out.bias"), &r2)
+        },
+        act: |p, t| {
+            let (s, h) = (&t[0], &t[1]);
+            let mut out = p.w.to_vec();
+            p.move_into(&mut out, "fc_in.weight", |i| vec![s[i[0]], i[1]]);
+            p.move_into(&mut out, "fc_in.bias", |i| vec![s[i[0]]]);
+            p.move_into(&mut out, "block.fc1.weight", |i| vec![h[i[0]], s[i[1]]]);
+            p.move_into(&mut out, "block.fc1.bias", |i| vec![h[i[0]]]);
+            p.move_into(&mut out, "block.fc2.weight", |i| vec![s[i[0]], h[i[1]]]);
+            p.move_into(&mut out, "block.fc2.bias", |i| vec![s[i[0]]]);
+            p.move_into(&mut out, "fc_out.weight", |i| vec![i[0], s[i[1]]]);
+            out
+        },
+    }
+}
+
+const HEADS: usize = 3;
+const HEAD_DIM: usize = 2;
+
+/// Self-attention over two tokens of width 2 with three heads of dimension 2, summed over
+/// the tokens into one output: the heads move in blocks of `HEAD_DIM` rows of the query,
+/// key and value projections and columns of the output projection.
+fn attention() -> Case {
+    Case {
+        name: "attention",
+        spec: r#"{"permutations": {"heads": 3},
+            "axes": {"attn.q.weight": [{"perm": "heads", "block": 2}, null],
+                     "attn.k.weight": [{"perm": "heads", "block": 2}, null],
+                     "attn.v.weight": [{"perm": "heads", "block": 2}, null],
+                     "attn.o.weight": [null, {"perm": "heads", "block": 2}]}}"#,
+        layout: vec![
+            ("attn.k.weight", vec![6, 2]),
+            ("attn.o.weight", vec![1, 6]),
+            ("attn.q.weight", vec![6, 2]),
+            ("attn.v.weight", vec![6, 2]),
+        ],
+        n_inputs: 4,
+        forward: |p, x| {
+            let tokens = [&x[0..2], &x[2..4]];
+            let proj = |w: &str| -> Vec<Vec<f64>> {
+                tokens.iter().map(|t| linear(p, w, None, t)).collect()
+            };
+            let (q, k, v) = (
+                proj("attn.q.weight"),
+                proj("attn.k.weight"),
+                proj("attn.v.weight"),
+            );
+            let mut out = 0.0;
+            for t in 0..2 {
+                let mut o = vec![0.0; HEADS * HEAD_DIM];
+                for h in 0..HEADS {
+                    let r = h * HEAD_DIM..(h + 1) * HEAD_DIM;
+                    let score = |u: usize| -> f64 {
+                        r.clone().map(|e| q[t][e] * k[u][e]).sum::<f64>() / (HEAD_DIM as f64).sqrt()
+                    };
+                    let (s0, s1) = (score(0), score(1));
+                    let m = s0.max(s1);
+                    let (a0, a1) = ((s0 - m).exp(), (s1 - m).exp());
+                    for e in r {
+                        o[e] = (a0 * v[0][e] + a1 * v[1][e]) / (a0 + a1);
+                    }
+                }
+                out += linear(p, "attn.o.weight", None, &o)[0];
+            }
+            vec![out]
+        },
+        act: |p, t| {
+            let h = &t[0];
+            let mut out = p.w.to_vec();
+            let row = |i: &[usize]| h[i[0] / HEAD_DIM] * HEAD_DIM + i[0] % HEAD_DIM;
+            for w in ["attn.q.weight", "attn.k.weight", "attn.v.weight"] {
+                p.move_into(&mut out, w, |i| vec![row(i), i[1]]);
+            }
+            p.move_into(&mut out, "attn.o.weight", |i| {
+                vec![i[0], h[i[1] / HEAD_DIM] * HEAD_DIM + i[1] % HEAD_DIM]
+            });
+            out
+        },
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![cnn(), residual(), attention()]
+}
+
+fn space_of(case: &Case) -> WeightSpace {
+    let layout: Vec<(String, Vec<usize>)> = case
+        .layout
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.clone()))
+        .collect();
+    let spec = PermutationSpec::from_json(case.spec).unwrap();
+    SpecSpace::new(spec, &layout, &[]).unwrap().into()
+}
+
+fn normal_vec(n: usize, scale: f64, seed: u64, index: u64) -> Vec<f64> {
+    let mut rng = stream(seed, index);
+    (0..n)
+        .map(|_| scale * rng.sample::<f64, _>(StandardNormal))
+        .collect()
+}
+
+fn taus(g: &GroupElement) -> Vec<Vec<usize>> {
+    g.perms().iter().map(|p| p.forward().to_vec()).collect()
+}
+
+/// f_{g·ω}(x) = f_ω(x) for the library's action, which equals the hand-written one; and
+/// the hand-written action with one tensor left out changes f (the check can fail).
+#[test]
+fn every_spec_action_leaves_the_hand_written_network_unchanged() {
+    for case in cases() {
+        let space = space_of(&case);
+        let group = space.group();
+        let p = space.n_params();
+        let mut rng = stream(7, 0);
+        for trial in 0..20 {
+            let w = normal_vec(p, 1.0, 8, trial);
+            let x = normal_vec(case.n_inputs, 1.0, 9, trial);
+            let g = group.random(&mut rng);
+            let by_hand = (case.act)(&Params::new(&w, &case.layout), &taus(&g));
+            assert_eq!(space.action(&g).apply(&w), by_hand, "{}", case.name);
+            let f = (case.forward)(&Params::new(&w, &case.layout), &x);
+            let fg = (case.forward)(&Params::new(&by_hand, &case.layout), &x);
+            for (a, b) in f.iter().zip(&fg) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + a.abs()),
+                    "{}: {a} vs {b}",
+                    case.name
+                );
+            }
+        }
+        // A broken action: move every tensor but the last one of the layout.
+        let w = normal_vec(p, 1.0, 10, 0);
+        let x = normal_vec(case.n_inputs, 1.0, 11, 0);
+        let g = loop {
+            let g = group.random(&mut rng);
+            if !g.is_identity() && g.perms().iter().all(|t| !t.is_identity()) {
+                break g;
+            }
+        };
+        let moved = (case.act)(&Params::new(&w, &case.layout), &taus(&g));
+        let last = case.layout.last().unwrap();
+        let at = p - last.1.iter().product::<usize>();
+        let mut broken = moved.clone();
+        broken[at..].copy_from_slice(&w[at..]);
+        if broken != moved {
+            let f = (case.forward)(&Params::new(&w, &case.layout), &x);
+            let fb = (case.forward)(&Params::new(&broken, &case.layout), &x);
+            let diff: f64 = f.iter().zip(&fb).map(|(a, b)| (a - b).abs()).sum();
+            assert!(diff > 1e-6, "{}: a broken action went unnoticed", case.name);
+        }
+    }
+}
+
+/// A posterior whose units overlap: μ small against σ.
+fn overlapping(space: &WeightSpace, seed: u64) -> MeanFieldGaussian {
+    let p = space.n_params();
+    let mu = normal_vec(p, 0.25, seed, 1);
+    let mut rng = stream(seed, 2);
+    let sigma = (0..p).map(|_| rng.random_range(0.6..1.0)).collect();
+    MeanFieldGaussian::from_mu_sigma(space.clone(), mu, sigma).unwrap()
+}
+
+/// ln q(g·ω) three ways: the library's density of the hand-permuted ω, the sum of
+/// Gaussian log densities written here, and the estimators' `ln q(h⁻¹·ω)` with h = g⁻¹.
+#[test]
+fn ln_q_of_a_permuted_draw_agrees_three_ways() {
+    for case in cases() {
+        let space = space_of(&case);
+        let q = overlapping(&space, 3);
+        let group = space.group();
+        let mut rng = stream(12, 0);
+        for trial in 0..10 {
+            let omega = q.sample(&mut stream(13, trial));
+            let g = group.random(&mut rng);
+            let g_omega = (case.act)(&Params::new(&omega, &case.layout), &taus(&g));
+            let a = q.ln_q(&g_omega).unwrap();
+            let b: f64 = g_omega
+                .iter()
+                .zip(q.mu().iter().zip(q.sigma()))
+                .map(|(&v, (&m, &s))| -0.5 * ((v - m) / s).powi(2) - s.ln() - HALF_LN_2PI)
+                .sum();
+            let c = q
+                .ln_q_inverse_permuted(&omega, &space.action(&g.inverse()))
+                .unwrap();
+            let d = q.ln_q_inverse_permuted_by(&omega, &g.inverse());
+            for (what, v) in [("by hand", b), ("inverse map", c), ("inverse element", d)] {
+                assert!(
+                    (a - v).abs() < 1e-9 * a.abs().max(1.0),
+                    "{} {what}: {a} vs {v}",
+                    case.name
+                );
+            }
+        }
+    }
+}
+
+fn se(e: &mi_est::estimators::Estimate) -> f64 {
+    e.std_err.unwrap_or(0.0)
+}
+
+/// Every estimator that applies to each spec against exact I by enumeration of the
+/// whole group, on overlapping posteriors: the exact estimators draw by draw, the
+/// sandwich and the pairwise bounds around it, I^K below it and close to it at large K.
+#[test]
+fn every_estimator_agrees_with_enumeration_on_every_spec() {
+    for case in cases() {
+        let space = space_of(&case);
+        let q = overlapping(&space, 5);
+        let ln_g = space.group().ln_order();
+        let s = 1500;
+        let exact = ExactEnumeration::new()
+            .samples(s)
+            .unwrap()
+            .seed(1)
+            .estimate(&q)
+            .unwrap();
+        let tol =
+            |e: &mi_est::estimators::Estimate| 4.0 * (se(e).powi(2) + se(&exact).powi(2)).sqrt();
+        eprintln!(
+            "{}: exact I = {:.4} ± {:.4}, ln|G| = {ln_g:.4}",
+            case.name,
+            exact.value,
+            se(&exact)
+        );
+        assert!(
+            exact.value > 0.05 * ln_g && exact.value < 0.95 * ln_g,
+            "{}: not overlapping",
+            case.name
+        );
+        assert_eq!(exact.ln_group_order.to_bits(), ln_g.to_bits());
+        for k in [8, 64] {
+            let (lo, up) = Sandwich::new(k)
+                .unwrap()
+                .samples(s)
+                .unwrap()
+                .seed(2)
+                .estimate_both(&q)
+                .unwrap();
+            eprintln!("  sandwich K={k}: [{:.4}, {:.4}]", lo.value, up.value);
+            assert!(lo.value <= exact.value + tol(&lo), "{} K={k}", case.name);
+            assert!(up.value >= exact.value - tol(&up), "{} K={k}", case.name);
+            assert!(
+                up.value - lo.value < 0.5 * exact.value,
+                "{} K={k}: wide",
+                case.name
+            );
+        }
+        for k in [16, 4096] {
+            let ik = InfoNce::new(k)
+                .unwrap()
+                .samples(s)
+                .unwrap()
+                .seed(3)
+                .estimate(&q)
+                .unwrap();
+            eprintln!("  I^K K={k}: {:.4} ± {:.4}", ik.value, se(&ik));
+            assert!(ik.value <= exact.value + tol(&ik), "{} K={k}", case.name);
+            if k == 4096 {
+                assert!(
+                    (ik.value - exact.value).abs() <= tol(&ik) + 0.05 * exact.value,
+                    "{}",
+                    case.name
+                );
+            }
+        }
+        if space.single_unit_group() {
+            // One permutation whose heads own disjoint parameters: the permanent, the
+            // pruned permanent and the pairwise bounds apply; the unit-cost path of I^K
+            // equals the generic one.
+            let seeded = |e: &dyn MiEstimator| e.estimate(&q).unwrap();
+            let perm = seeded(&ExactPermanent::new().samples(s).unwrap().seed(1));
+            let pruned = seeded(&ExactPruned::new().samples(s).unwrap().seed(1));
+            for (x, (y, z)) in exact.terms.iter().zip(perm.terms.iter().zip(&pruned.terms)) {
+                assert!(
+                    (x - y).abs() < 1e-9 && (x - z).abs() < 1e-9,
+                    "{}: {x} {y} {z}",
+                    case.name
+                );
+            }
+            let lower = PairwiseBound::Bhattacharyya.estimate(&q).unwrap().value;
+            let upper = PairwiseBound::Kl.estimate(&q).unwrap().value;
+            assert!(
+                lower <= exact.value + 4.0 * se(&exact) && upper >= exact.value - 4.0 * se(&exact)
+            );
+            let path = |p| {
+                InfoNce::new(32)
+                    .unwrap()
+                    .samples(200)
+                    .unwrap()
+                    .seed(4)
+                    .path(p)
+            };
+            let (a, b) = (
+                path(InfoNcePath::UnitCost).estimate(&q).unwrap(),
+                path(InfoNcePath::Generic).estimate(&q).unwrap(),
+            );
+            assert!((a.value - b.value).abs() < 1e-9, "{}", case.name);
+        } else {
+            assert!(ExactPermanent::new().estimate(&q).is_err());
+        }
+    }
+}
+
+/// An MLP given as an explicit spec (under the widths path's names or any other) gives
+/// the widths path's estimates bit for bit, for every estimator.
+#[test]
+fn an_mlp_given_as_a_spec_equals_the_widths_path_bit_for_bit() {
+    for widths in [vec![3, 4, 2], vec![2, 3, 4, 2]] {
+        let arch = Arch::builder(widths.clone()).check().unwrap();
+        let p = arch.n_params();
+        let mu = normal_vec(p, 0.3, 20, 0);
+        let rho = normal_vec(p, 0.2, 21, 0);
+        let by_widths = MeanFieldGaussian::new(arch.clone(), mu.clone(), rho.clone()).unwrap();
+        // Renamed tensors (`fc{i}`) keep the layout order of `layers.{i}`.
+        let layout: Vec<(String, Vec<usize>)> = mlp_layout(&arch)
+            .into_iter()
+            .map(|(n, s)| (n.replace("layers.", "fc"), s))
+            .collect();
+        let json = PermutationSpec::mlp(&arch)
+            .to_json()
+            .replace("layers.", "fc");
+        let spec = PermutationSpec::from_json(&json).unwrap();
+        let space: WeightSpace = SpecSpace::new(spec, &layout, &[]).unwrap().into();
+        assert!(space.arch().is_none(), "a spec has no forward pass");
+        let by_spec = MeanFieldGaussian::new(space, mu, rho).unwrap();
+        let mut ests: Vec<Box<dyn MiEstimator>> = vec![
+            Box::new(InfoNce::new(16).unwrap().samples(300).unwrap().seed(1)),
+            Box::new(ExactEnumeration::new().samples(100).unwrap().seed(2)),
+            Box::new(
+                Sandwich::new(8)
+                    .unwrap()
+                    .samples(200)
+                    .unwrap()
+                    .seed(3)
+                    .lower(),
+            ),
+            Box::new(
+                Sandwich::new(8)
+                    .unwrap()
+                    .samples(200)
+                    .unwrap()
+                    .seed(3)
+                    .upper(),
+            ),
+        ];
+        if widths.len() == 3 {
+            ests.push(Box::new(
+                ExactPermanent::new().samples(300).unwrap().seed(4),
+            ));
+            ests.push(Box::new(PairwiseBound::Bhattacharyya));
+            ests.push(Box::new(PairwiseBound::Kl));
+        }
+        for e in ests {
+            let (a, b) = (
+                e.estimate(&by_widths).unwrap(),
+                e.estimate(&by_spec).unwrap(),
+            );
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a.terms), bits(&b.terms), "{widths:?} {}", e.name());
+            assert_eq!(a.value.to_bits(), b.value.to_bits());
+            assert_eq!(a.ln_group_order.to_bits(), b.ln_group_order.to_bits());
+        }
+    }
+}
+
+/// The generic spec code, not the MLP kernels: the same MLP with its permutations
+/// declared in the other order (so no MLP is recognised) gives the same exact I draw by
+/// draw, and a sandwich around it.
+#[test]
+fn the_generic_path_agrees_with_the_mlp_path_on_an_mlp() {
+    let arch = Arch::builder(vec![2, 3, 3, 1]).check().unwrap();
+    let p = arch.n_params();
+    let mu = normal_vec(p, 0.3, 30, 0);
+    let sigma: Vec<f64> = normal_vec(p, 0.1, 31, 0)
+        .iter()
+        .map(|v| 0.7 + v.abs())
+        .collect();
+    let q = MeanFieldGaussian::from_mu_sigma(arch.clone(), mu.clone(), sigma.clone()).unwrap();
+    // `b` is the first hidden layer and `a` the second: natural order visits them reversed.
+    let spec = PermutationSpec::from_json(
+        r#"{"permutations": {"a": 3, "b": 3},
+            "axes": {"layers.0.weight": ["b", null], "layers.0.bias": ["b"],
+                     "layers.1.weight": ["a", "b"], "layers.1.bias": ["a"],
+                     "layers.2.weight": [null, "a"], "layers.2.bias": [null]}}"#,
+    )
+    .unwrap();
+    let space: WeightSpace = SpecSpace::new(spec, &mlp_layout(&arch), &[])
+        .unwrap()
+        .into();
+    let generic = MeanFieldGaussian::from_mu_sigma(space, mu, sigma).unwrap();
+    let e = ExactEnumeration::new().samples(200).unwrap().seed(5);
+    let (a, b) = (e.estimate(&q).unwrap(), e.estimate(&generic).unwrap());
+    for (x, y) in a.terms.iter().zip(&b.terms) {
+        assert!((x - y).abs() < 1e-9, "{x} vs {y}");
+    }
+    let (lo, up) = Sandwich::new(16)
+        .unwrap()
+        .samples(1000)
+        .unwrap()
+        .seed(6)
+        .estimate_both(&generic)
+        .unwrap();
+    let exact = ExactEnumeration::new()
+        .samples(1000)
+        .unwrap()
+        .seed(7)
+        .estimate(&q)
+        .unwrap();
+    let tol = 4.0 * (se(&lo).powi(2) + se(&exact).powi(2)).sqrt();
+    assert!(lo.value <= exact.value + tol && up.value >= exact.value - tol);
+}
