@@ -70,6 +70,9 @@ pub enum Error {
         /// The largest supported width.
         max: usize,
     },
+    /// A permutation spec that is malformed or does not fit the posterior's tensors.
+    #[error("permutation spec: {0}")]
+    Spec(String),
     /// An estimator that needs a particular architecture was given another.
     #[error("{estimator} needs {needs}, but the posterior has {architecture}")]
     UnsupportedArchitecture {

@@ -252,7 +252,7 @@ impl SpecSpace {
     /// # Errors
     ///
     /// Those of [`PermutationSpec::check_layout`] (with the fixed tensors counted as
-    /// present); [`Error::InvalidParameter`] naming a fixed tensor that a permutation
+    /// present); [`Error::Spec`] naming a fixed tensor that a permutation
     /// would change, or a spec that names no variational tensor.
     pub fn new(
         spec: PermutationSpec,
@@ -278,10 +278,8 @@ impl SpecSpace {
             tensors.push(t);
         }
         if base == 0 {
-            return Err(Error::invalid(
-                "permutation spec",
-                "…",
-                "the posterior has no variational parameters",
+            return Err(Error::Spec(
+                "the posterior has no variational parameters".into(),
             ));
         }
         for (name, shape, values) in fixed {
@@ -490,13 +488,9 @@ fn check_invariant(
             let perm = |j: usize| (j == k).then_some(generator.as_slice());
             for (flat, &v) in values.iter().enumerate() {
                 if values[t.moved(flat, perm)] != v {
-                    return Err(Error::invalid(
-                        "permutation spec",
-                        "…",
-                        format!(
-                            "fixed tensor `{name}` is not invariant under `{perm_name}`: a permutation of its axes changes its values"
-                        ),
-                    ));
+                    return Err(Error::Spec(format!(
+                        "fixed tensor `{name}` is not invariant under `{perm_name}`: a permutation of its axes changes its values"
+                    )));
                 }
             }
         }

@@ -60,6 +60,18 @@ struct SpecJson {
     axes: BTreeMap<String, Vec<Option<AxisJson>>>,
 }
 
+mod erased {
+    /// Compact JSON of one value.
+    pub(super) trait Line {
+        fn line(&self) -> String;
+    }
+    impl<T: serde::Serialize> Line for T {
+        fn line(&self) -> String {
+            serde_json::to_string(self).expect("a spec serializes")
+        }
+    }
+}
+
 /// Splits a name into text and number chunks for natural ordering (`h1 < h2 < h10`,
 /// `fc1 < fc2 < fc10`).
 pub(crate) fn natural_key(s: &str) -> Vec<(String, u64)> {
@@ -81,7 +93,7 @@ pub(crate) fn natural_key(s: &str) -> Vec<(String, u64)> {
 }
 
 fn bad(reason: impl Into<String>) -> Error {
-    Error::invalid("permutation spec", "…", reason)
+    Error::Spec(reason.into())
 }
 
 impl PermutationSpec {
@@ -89,7 +101,7 @@ impl PermutationSpec {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] naming what is wrong: malformed JSON, a size of 0, an
+    /// [`Error::Spec`] naming what is wrong: malformed JSON, a size of 0, an
     /// axis naming an undeclared permutation, a block of 0, a permutation that acts on
     /// no axis.
     pub fn from_json(text: &str) -> Result<Self> {
@@ -179,7 +191,19 @@ impl PermutationSpec {
                 })
                 .collect(),
         };
-        serde_json::to_string_pretty(&raw).expect("a spec serializes")
+        // One line per permutation list and per tensor: easy to read and to edit.
+        let line = |v: &dyn erased::Line| v.line();
+        let mut out = String::from("{\n  \"permutations\": ");
+        out += &line(&raw.permutations);
+        out += ",\n  \"axes\": {";
+        for (i, (tensor, axes)) in raw.axes.iter().enumerate() {
+            out += if i == 0 { "\n    " } else { ",\n    " };
+            out += &line(tensor);
+            out += ": ";
+            out += &line(axes);
+        }
+        out += "\n  }\n}";
+        out
     }
 
     /// The spec of an MLP: permutation `h{l}` of size `d_l` for hidden layer l; tensor
@@ -221,7 +245,7 @@ impl PermutationSpec {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] naming the layer whose shape does not chain with the
+    /// [`Error::Spec`] naming the layer whose shape does not chain with the
     /// previous one's, or a main tensor of rank below 2; fewer than two layers (nothing
     /// to permute).
     pub fn sequential(layers: &[(String, Vec<usize>, Option<String>)]) -> Result<Self> {
@@ -296,7 +320,7 @@ impl PermutationSpec {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] naming the tensor: one the spec does not know or one
+    /// [`Error::Spec`] naming the tensor: one the spec does not know or one
     /// it names that is absent, a number of axes other than the tensor's rank, an axis
     /// whose length is not the permutation's size × its block.
     pub fn check_layout(&self, layout: &[(String, Vec<usize>)]) -> Result<()> {
@@ -343,7 +367,7 @@ impl PermutationSpec {
     ///
     /// # Errors
     ///
-    /// Those of [`check_layout`](Self::check_layout); [`Error::InvalidParameter`] when
+    /// Those of [`check_layout`](Self::check_layout); [`Error::Spec`] when
     /// `g` does not have one permutation of the right size per entry.
     pub fn action(&self, layout: &[(String, Vec<usize>)], g: &GroupElement) -> Result<ActionMap> {
         let space = WeightSpace::from(SpecSpace::new(self.clone(), layout, &[])?);

@@ -200,6 +200,54 @@ fn fixtures(dir: &Path) {
         }),
     )
     .unwrap();
+    // Permutation specs (docs/specs.md) for the 1-2-1 posterior `good`.
+    let spec =
+        |axes: &str, perms: &str| format!(r#"{{"permutations": {perms}, "axes": {{{axes}}}}}"#);
+    let mlp_axes = r#""layers.0.weight": ["h1", null], "layers.0.bias": ["h1"], "layers.1.weight": [null, "h1"], "layers.1.bias": [null]"#;
+    for (file, text) in [
+        (
+            "extra-tensor.json",
+            spec(
+                &format!(r#"{mlp_axes}, "layers.2.weight": [null, null]"#),
+                r#"{"h1": 2}"#,
+            ),
+        ),
+        ("wrong-size.json", spec(mlp_axes, r#"{"h1": 3}"#)),
+        (
+            "missing-tensor.json",
+            spec(
+                r#""layers.0.weight": ["h1", null], "layers.0.bias": ["h1"], "layers.1.weight": [null, "h1"]"#,
+                r#"{"h1": 2}"#,
+            ),
+        ),
+        ("good.json", spec(mlp_axes, r#"{"h1": 2}"#)),
+        (
+            "not-a-spec.json",
+            r#"{"permutations": {"h1": 2}, "axis": {}}"#.to_string(),
+        ),
+    ] {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    std::fs::write(
+        dir.join("fixed-output.safetensors"),
+        edit(&|t, _| {
+            // The output weight made fixed with unequal columns: swapping the hidden
+            // units changes it.
+            let i = tensor(t, "layers.1.weight_mu");
+            t[i].0 = "layers.1.weight".into();
+            t[i].2 = vec![1.0, 2.0];
+            t.retain(|x| x.0 != "layers.1.weight_rho");
+        }),
+    )
+    .unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/specs/cnn-small.safetensors"
+        ),
+        dir.join("conv.safetensors"),
+    )
+    .unwrap();
     std::fs::write(dir.join("empty.csv"), "x,y\n").unwrap();
     std::fs::write(dir.join("text.csv"), "x,y\n0.5,1\n0.25,abc\n").unwrap();
     mnist_dir(&dir.join("bad-labels"), |_| {}, |l| l[8 + 3] = 12);

@@ -594,3 +594,150 @@ fn the_generic_path_agrees_with_the_mlp_path_on_an_mlp() {
     let tol = 4.0 * (se(&lo).powi(2) + se(&exact).powi(2)).sqrt();
     assert!(lo.value <= exact.value + tol && up.value >= exact.value - tol);
 }
+
+/// bayesian-torch's convolution and linear layers in one file (written by
+/// `data/specs/make_spec_posteriors.py`): `mi-est spec --sequential` writes the committed
+/// spec, the file reads under it with μ and σ = softplus(ρ) of each tensor in place, a
+/// saved spec posterior carries its spec and reads back unchanged, and `mi-est run
+/// --spec` gives exact I, I^K and the sandwich.
+#[test]
+fn a_bayesian_torch_cnn_goes_from_file_to_spec_to_estimate() {
+    use std::path::Path;
+    use std::process::Command;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/specs");
+    let file = root.join("cnn-small.safetensors");
+    let committed = std::fs::read_to_string(root.join("cnn-small.spec.json")).unwrap();
+    let mi_est = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mi-est"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let written = mi_est(&["spec", "--sequential", file.to_str().unwrap()]);
+    let spec = PermutationSpec::from_json(&written).unwrap();
+    assert_eq!(spec, PermutationSpec::from_json(&committed).unwrap());
+
+    // Every tensor in place: the file's own values, read here with safetensors.
+    let (pf, _) = mi_est::io::load_with_bytes(&file, Some(&spec)).unwrap();
+    let q = &pf.posterior;
+    let space = q.space().spec_space().expect("a spec space");
+    let bytes = std::fs::read(&file).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let values = |name: &str| -> Vec<f64> {
+        st.tensor(name)
+            .unwrap()
+            .data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let mut at = 0;
+    for (name, shape) in space.layout() {
+        let n: usize = shape.iter().product();
+        let (layer, part) = name.rsplit_once('.').unwrap();
+        let mu = values(&format!("{layer}.mu_{part}"));
+        let sigma: Vec<f64> = values(&format!("{layer}.rho_{part}"))
+            .iter()
+            .map(|r| r.exp().ln_1p())
+            .collect();
+        assert_eq!(&q.mu()[at..at + n], &mu[..], "{name}");
+        for (a, b) in q.sigma()[at..at + n].iter().zip(&sigma) {
+            assert!((a - b).abs() < 1e-15, "{name}");
+        }
+        at += n;
+    }
+    assert_eq!(at, q.n_params());
+    assert_eq!(
+        space.layout()[0],
+        ("conv1.kernel".to_string(), vec![3, 1, 2, 2])
+    );
+
+    // A saved spec posterior carries its spec in the metadata.
+    let dir = crate::common::Scratch::new("specs", "cnn");
+    let saved = dir.join("saved.safetensors");
+    mi_est::io::save(&saved, &pf, false).unwrap();
+    let back = mi_est::io::load(&saved).unwrap();
+    assert_eq!(back.posterior, pf.posterior);
+
+    let out = dir.join("run");
+    let table = mi_est(&[
+        "run",
+        "--posterior",
+        file.to_str().unwrap(),
+        "--spec",
+        root.join("cnn-small.spec.json").to_str().unwrap(),
+        "--estimators",
+        "exact,infonce,sandwich",
+        "--k",
+        "4",
+        "--samples",
+        "40",
+        "--repeats",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    for needle in [
+        "exact-enumeration",
+        "infonce",
+        "sandwich-lower",
+        "sandwich-upper",
+    ] {
+        assert!(table.contains(needle), "{needle} in {table}");
+    }
+    let rows = crate::common::read_raw(&out.join("raw.parquet"));
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert!((r.ln_group_order_nats - (6f64.ln() + 24f64.ln())).abs() < 1e-12);
+    }
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(manifest.contains("cnn-small.spec.json"));
+}
+
+/// The sandwich and the unit-cost estimators refuse, by name, a spec whose permutation
+/// acts on two axes of one tensor (a stream-to-stream weight); I^K and enumeration
+/// still apply.
+#[test]
+fn a_spec_that_does_not_factorize_is_refused_by_the_unit_estimators() {
+    let spec = PermutationSpec::from_json(
+        r#"{"permutations": {"s": 3},
+            "axes": {"w_in": ["s", null], "w_mix": ["s", "s"], "w_out": [null, "s"]}}"#,
+    )
+    .unwrap();
+    let layout = vec![
+        ("w_in".to_string(), vec![3, 2]),
+        ("w_mix".to_string(), vec![3, 3]),
+        ("w_out".to_string(), vec![1, 3]),
+    ];
+    let space: WeightSpace = SpecSpace::new(spec, &layout, &[]).unwrap().into();
+    assert!(!space.factorizes());
+    let q = overlapping(&space, 40);
+    let e = Sandwich::new(4)
+        .unwrap()
+        .estimate_both(&q)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the sandwich bounds needs") && e.contains("spec s (3)"),
+        "{e}"
+    );
+    assert!(ExactPermanent::new().estimate(&q).is_err());
+    let exact = ExactEnumeration::new()
+        .samples(500)
+        .unwrap()
+        .estimate(&q)
+        .unwrap();
+    let ik = InfoNce::new(64)
+        .unwrap()
+        .samples(500)
+        .unwrap()
+        .estimate(&q)
+        .unwrap();
+    assert!(ik.value <= exact.value + 4.0 * (se(&ik).powi(2) + se(&exact).powi(2)).sqrt());
+}
