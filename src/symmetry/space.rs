@@ -318,7 +318,9 @@ impl SpecSpace {
         &self.fixed
     }
 
-    /// `target[p]`: where coordinate `p` lands under `g`.
+    /// `target[p]`: where coordinate `p` lands under `g`. Per tensor, one table per axis
+    /// holds each index's destination times the axis's stride, so a coordinate's target is
+    /// a sum of table entries, walked row by row.
     fn fill_target(&self, g: &GroupElement, target: &mut [u32]) {
         let perms = g.perms();
         assert_eq!(
@@ -329,10 +331,45 @@ impl SpecSpace {
         for (p, (_, n)) in perms.iter().zip(self.spec.permutations()) {
             assert_eq!(p.len(), *n, "element of another group");
         }
+        let mut tables: Vec<usize> = Vec::new();
+        let mut starts: Vec<usize> = Vec::new();
         for t in &self.tensors {
-            let perm = |k: usize| Some(perms[k].forward());
-            for (flat, out) in target[t.base..t.base + t.len()].iter_mut().enumerate() {
-                *out = (t.base + t.moved(flat, perm)) as u32;
+            tables.clear();
+            starts.clear();
+            let mut stride: usize = t.len();
+            for (&len, a) in t.shape.iter().zip(&t.axes) {
+                stride /= len;
+                starts.push(tables.len());
+                tables.extend((0..len).map(|i| {
+                    let j = match a {
+                        Some(a) => perms[a.perm].forward()[i / a.block] * a.block + i % a.block,
+                        None => i,
+                    };
+                    t.base + j * stride
+                }));
+            }
+            // All but the last axis: an odometer over the rows; the last axis: one table.
+            let rank = t.shape.len();
+            let last = &tables[starts[rank - 1]..];
+            let row_len = t.shape[rank - 1];
+            let mut idx = vec![0usize; rank - 1];
+            for row in target[t.base..t.base + t.len()].chunks_exact_mut(row_len) {
+                // `base` is in every table entry: count it once.
+                let offset: usize = idx
+                    .iter()
+                    .enumerate()
+                    .map(|(a, &i)| tables[starts[a] + i] - t.base)
+                    .sum();
+                for (o, &l) in row.iter_mut().zip(last) {
+                    *o = (l + offset) as u32;
+                }
+                for (i, &len) in idx.iter_mut().zip(&t.shape).rev() {
+                    *i += 1;
+                    if *i < len {
+                        break;
+                    }
+                    *i = 0;
+                }
             }
         }
     }
