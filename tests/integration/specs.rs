@@ -230,12 +230,12 @@ fn attention() -> Case {
                 proj("attn.v.weight"),
             );
             let mut out = 0.0;
-            for t in 0..2 {
+            for q_t in &q {
                 let mut o = vec![0.0; HEADS * HEAD_DIM];
                 for h in 0..HEADS {
                     let r = h * HEAD_DIM..(h + 1) * HEAD_DIM;
                     let score = |u: usize| -> f64 {
-                        r.clone().map(|e| q[t][e] * k[u][e]).sum::<f64>() / (HEAD_DIM as f64).sqrt()
+                        r.clone().map(|e| q_t[e] * k[u][e]).sum::<f64>() / (HEAD_DIM as f64).sqrt()
                     };
                     let (s0, s1) = (score(0), score(1));
                     let m = s0.max(s1);
