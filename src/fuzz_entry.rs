@@ -42,7 +42,10 @@ pub fn spec(data: &[u8]) {
     let Ok(spec) = PermutationSpec::from_json(&String::from_utf8_lossy(data)) else {
         return;
     };
-    let _ = spec.to_json();
+    assert!(
+        PermutationSpec::from_json(&spec.to_json()).is_ok_and(|back| back == spec),
+        "a spec survives its JSON round trip"
+    );
     let _ = spec.ln_order();
     let arch = crate::weights::Arch::builder(vec![3, 4, 2])
         .check()
@@ -58,6 +61,24 @@ pub fn spec(data: &[u8]) {
                     .collect(),
             );
             let _ = spec.action(&layout, &g);
+            let space = crate::symmetry::SpecSpace::new(spec.clone(), &layout, &[])
+                .expect("the layout was checked");
+            let taus: Vec<Vec<usize>> = g.perms().iter().map(|p| p.forward().to_vec()).collect();
+            for k in 0..spec.permutations().len() {
+                if let Some(units) = space.units(k) {
+                    assert_eq!(units.index.len(), units.width * units.n_per_unit);
+                    for &p in &units.index {
+                        assert!(
+                            space.relabel(p, &taus)
+                                < space
+                                    .layout()
+                                    .iter()
+                                    .map(|(_, s)| s.iter().product::<usize>())
+                                    .sum()
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! # mi-est
 //!
 //! Measures what hidden-unit permutation symmetry costs a mean-field variational
-//! posterior over the weights of an MLP, following Gelberg, van der Ouderaa,
+//! posterior over the weights of an MLP (or, through a permutation spec, of a CNN, a
+//! residual net or an attention block: docs/specs.md), following Gelberg, van der Ouderaa,
 //! van der Wilk and Gal, *Variational Inference Failures Under Model Symmetries*
 //! (GRaM @ ICML 2024).
 //!

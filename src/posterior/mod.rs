@@ -23,7 +23,8 @@ pub use transform::{SigmaTransform, logistic, softplus, softplus_inverse};
 /// `½ ln 2π`.
 pub const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
-/// A mean-field Gaussian posterior over the variational weights of an [`Arch`].
+/// A mean-field Gaussian posterior over the variational weights of a [`WeightSpace`]: an
+/// MLP ([`Arch`]) or tensors under a permutation spec.
 ///
 /// # Examples
 ///

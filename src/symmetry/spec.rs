@@ -1,10 +1,10 @@
-//! Permutation specs (issue 16, first part): a description of a weight-space permutation
-//! group for any architecture, in the manner of weight-matching tools. A spec names the
-//! permutations and their sizes, and says for every tensor which permutation acts on
-//! each of its axes, or none. An axis may be permuted **in blocks**: a flatten of C
-//! channels × S positions, channel-major, is the axis `{"perm": "c1", "block": S}`, whose
-//! index `c·S + s` moves to `τ(c)·S + s`. The same permutation may act on many tensors
-//! (a residual stream ties them).
+//! Permutation specs (docs/specs.md; docs/mathematics.md §2, eq. 2'): a description of a
+//! weight-space permutation group for any architecture, in the manner of weight-matching
+//! tools. A spec names the permutations and their sizes, and says for every tensor which
+//! permutation acts on each of its axes, or none. An axis may be permuted **in blocks**:
+//! a flatten of C channels × S positions, channel-major, is the axis
+//! `{"perm": "c1", "block": S}`, whose index `c·S + s` moves to `τ(c)·S + s`. The same
+//! permutation may act on many tensors (a residual stream ties them).
 //!
 //! ```json
 //! {"permutations": {"c1": 3, "h1": 4},
@@ -15,9 +15,11 @@
 //!
 //! Tensors are named without their mean/scale marker (`fc1.weight` for `fc1.weight_mu`).
 //! An MLP's spec is derived from its widths ([`PermutationSpec::mlp`]) and acts on the
-//! flat vector exactly as [`ActionMap`] does. What is here: parsing, checks against the
-//! tensor shapes (each bad spec a named error), the group order, and the action on a flat
-//! vector laid out tensor by tensor. The estimators still take the widths path.
+//! flat vector exactly as [`ActionMap`] does; a chain of linear and convolution layers
+//! gets its spec from [`PermutationSpec::sequential`]. Here: parsing, checks against the
+//! tensor shapes (each bad spec a named [`Error::Spec`]), the group order, and the action
+//! on a flat vector laid out tensor by tensor. [`crate::symmetry::space`] turns a checked
+//! spec into the weight space the posterior and the estimators use.
 
 use std::collections::BTreeMap;
 
