@@ -10,6 +10,12 @@
 //! * `wide/{exact_pruned,sandwich_k16,sandwich_k256}/d`: S = 2 draws of a 784-d-10
 //!   posterior at the usual initialization, one thread.
 //!
+//! * `spec/{infonce_k256,sandwich_k16,sandwich_k256}/cnn_digits`: S = 2 draws of the
+//!   bayesian-torch CNN of `data/specs/cnn-digits.safetensors` (conv 1→8 → conv 8→16 →
+//!   linear 256→10, 3818 parameters) under its permutation spec, one thread; the I^K
+//!   throughput in draws × contrast terms × P (`benches/numpy_infonce.py --cnn-digits` is
+//!   the same estimate in NumPy).
+//!
 //! Run with `cargo bench --bench estimators`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -108,5 +114,32 @@ fn bench_wide(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_infonce, bench_permanent, bench_wide);
+fn bench_spec(c: &mut Criterion) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/specs");
+    let text = std::fs::read_to_string(root.join("cnn-digits.spec.json")).expect("spec");
+    let spec = mi_est::symmetry::spec::PermutationSpec::from_json(&text).expect("spec");
+    let (file, _) = mi_est::io::load_with_bytes(&root.join("cnn-digits.safetensors"), Some(&spec))
+        .expect("posterior");
+    let q = file.posterior;
+    let pool = one_thread();
+    let s = 2;
+    let mut group = c.benchmark_group("spec");
+    group.sample_size(10);
+    let k = 256;
+    group.throughput(Throughput::Elements((s * k * q.n_params()) as u64));
+    let est = InfoNce::new(k).unwrap().samples(s).unwrap().seed(1);
+    group.bench_function(BenchmarkId::new("infonce_k256", "cnn_digits"), |b| {
+        b.iter(|| pool.install(|| black_box(est.estimate(&q).expect("estimate"))))
+    });
+    group.throughput(Throughput::Elements(s as u64));
+    for k in [16usize, 256] {
+        let sandwich = Sandwich::new(k).unwrap().samples(s).unwrap().seed(1);
+        group.bench_function(BenchmarkId::new(format!("sandwich_k{k}"), "cnn_digits"), |b| {
+            b.iter(|| pool.install(|| black_box(sandwich.estimate_both(&q).expect("sandwich"))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_infonce, bench_permanent, bench_wide, bench_spec);
 criterion_main!(benches);
