@@ -33,6 +33,7 @@ pub mod estimators;
 pub mod execute;
 #[cfg(feature = "train")]
 pub mod fuzz_entry;
+pub mod grid;
 pub mod io;
 pub mod journal;
 pub mod linalg;

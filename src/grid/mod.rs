@@ -1,0 +1,324 @@
+//! The grid of `mi-est run` (and of the Python package's `grid`): (posterior, estimator,
+//! K, repeat) estimates of I(g; ω) as raw rows (docs/reports.md). It is part of the lean
+//! library; `study::grid` adds the summary tables and `report` the Parquet files and
+//! plots.
+//!
+//! **Seeds and sharding.** Grid item `(posterior p, estimator e, K, repeat r)` draws with
+//! the seed `child_seed(…child_seed(seed, p), hash(e), K, r)`, a function of the item
+//! alone, so a sharded run (`item index mod n_shards = shard`) computes exactly the
+//! rows of the unsharded run.
+
+mod config;
+
+use crate::execute::Schedule;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::estimators::{
+    Estimate, EstimatorId, ExactLimits, InfoNce, MiEstimator, PairwiseBound, Sandwich,
+    exact_estimator,
+};
+use crate::io::{PosteriorFile, load_with_bytes};
+use crate::posterior::MeanFieldGaussian;
+use crate::symmetry::spec::PermutationSpec;
+
+pub use config::{EstimatorKind, GridConfig, GridItem, grid_items, shard_from_env, shard_items};
+
+/// One estimate of the grid.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RawRow {
+    /// Position in the full grid.
+    pub item: u64,
+    /// Short id of the posterior (its file stem).
+    pub posterior_id: String,
+    /// The posterior's path as given.
+    pub posterior_path: String,
+    /// sha256 of the posterior file.
+    pub posterior_sha256: String,
+    /// `infonce`, `exact-permanent` or `exact-enumeration`.
+    pub estimator: String,
+    /// K (InfoNCE rows).
+    pub k: Option<u64>,
+    /// Weight draws S.
+    pub n_samples: u64,
+    /// Repeat number.
+    pub repeat: u64,
+    /// The item's seed.
+    pub seed: u64,
+    /// The estimate, nats.
+    #[serde(with = "crate::journal::exact")]
+    pub mi_nats: f64,
+    /// Its Monte Carlo standard error, nats.
+    #[serde(with = "crate::journal::exact::option")]
+    pub std_err_nats: Option<f64>,
+    /// The largest value one term can take (ln K or ln|G|), nats.
+    #[serde(with = "crate::journal::exact")]
+    pub ln_cap_nats: f64,
+    /// ln|G|, nats.
+    #[serde(with = "crate::journal::exact")]
+    pub ln_group_order_nats: f64,
+    /// H(q), nats.
+    #[serde(with = "crate::journal::exact")]
+    pub entropy_q_nats: f64,
+    /// The largest per-draw term's share of their sum.
+    #[serde(with = "crate::journal::exact::option")]
+    pub max_term_share: Option<f64>,
+    /// Sandwich rows: the upper bound on I from the same draws as the lower bound
+    /// (`mi_nats`), nats.
+    #[serde(with = "crate::journal::exact::option")]
+    pub upper_nats: Option<f64>,
+    /// Sandwich rows: the upper bound's Monte Carlo standard error, nats.
+    #[serde(with = "crate::journal::exact::option")]
+    pub upper_std_err_nats: Option<f64>,
+    /// Sandwich rows: the interval width, the mean over draws of upper − lower, nats.
+    #[serde(with = "crate::journal::exact::option")]
+    pub width_nats: Option<f64>,
+    /// Sandwich rows: the standard error of the width from the paired per-draw
+    /// differences, nats.
+    #[serde(with = "crate::journal::exact::option")]
+    pub width_std_err_nats: Option<f64>,
+    /// `exact-pruned` rows: the proven bracket, the largest per-draw width of the
+    /// interval around each term (the true mean lies within `[mi_nats − bracket,
+    /// mi_nats]` up to Monte Carlo error), nats.
+    #[serde(default, with = "crate::journal::exact::option")]
+    pub bracket_nats: Option<f64>,
+    /// Wall time, seconds.
+    #[serde(with = "crate::journal::exact")]
+    pub wall_s: f64,
+}
+
+impl RawRow {
+    /// The estimator of the row, or `None` for a sandwich row (both bounds, from
+    /// [`EstimatorId::SandwichLower`] and [`EstimatorId::SandwichUpper`]).
+    pub fn estimator_id(&self) -> Option<EstimatorId> {
+        self.estimator.parse().ok()
+    }
+}
+
+/// A loaded posterior with its id and file hash.
+#[derive(Clone, Debug)]
+pub struct LoadedPosterior {
+    /// File stem.
+    pub id: String,
+    /// Path as given.
+    pub path: PathBuf,
+    /// sha256 of the bytes.
+    pub sha256: String,
+    /// The file's contents.
+    pub file: PosteriorFile,
+}
+
+/// Loads every posterior, naming the first bad file; with `spec`, each is read under
+/// that permutation spec.
+///
+/// # Errors
+///
+/// The errors of [`crate::io::load`].
+pub fn load_posteriors(
+    paths: &[PathBuf],
+    spec: Option<&PermutationSpec>,
+) -> Result<Vec<LoadedPosterior>> {
+    paths
+        .iter()
+        .map(|p| {
+            let (file, bytes) = load_with_bytes(p, spec)?;
+            Ok(LoadedPosterior {
+                id: p
+                    .file_stem()
+                    .map_or_else(|| "posterior".into(), |s| s.to_string_lossy().into_owned()),
+                path: p.clone(),
+                sha256: sha256_hex(&bytes),
+                file,
+            })
+        })
+        .collect()
+}
+
+/// A permutation spec file with the sha256 of its bytes.
+#[derive(Clone, Debug)]
+pub struct LoadedSpec {
+    /// Path as given.
+    pub path: PathBuf,
+    /// sha256 of the bytes.
+    pub sha256: String,
+    /// The spec.
+    pub spec: PermutationSpec,
+}
+
+/// Reads a permutation spec file (JSON; docs/specs.md).
+///
+/// # Errors
+///
+/// [`Error::Io`] if unreadable; [`Error::BadFile`] naming the file and what is wrong.
+pub fn load_spec(path: &Path) -> Result<LoadedSpec> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| Error::BadFile {
+        path: path.to_path_buf(),
+        reason: "not UTF-8 text".into(),
+    })?;
+    let spec = PermutationSpec::from_json(text).map_err(|e| Error::BadFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(LoadedSpec {
+        path: path.to_path_buf(),
+        sha256: sha256_hex(&bytes),
+        spec,
+    })
+}
+
+/// Lower-case hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The estimator of one grid item.
+fn item_estimator(
+    item: &GridItem,
+    config: &GridConfig,
+    q: &MeanFieldGaussian,
+    seed: u64,
+    id: &str,
+) -> Result<Box<dyn MiEstimator>> {
+    Ok(match item.estimator {
+        EstimatorKind::InfoNce => Box::new(
+            InfoNce::new(item.k.expect("InfoNCE items have K"))?
+                .samples(config.samples)?
+                .seed(seed),
+        ),
+        EstimatorKind::PairwiseLower => Box::new(PairwiseBound::Bhattacharyya),
+        EstimatorKind::PairwiseUpper => Box::new(PairwiseBound::Kl),
+        // The lower side's estimate computes both bounds (its cost is the item's).
+        EstimatorKind::Sandwich => Box::new(item_sandwich(item, config, seed)?.lower()),
+        EstimatorKind::Exact => exact_estimator(q, config.samples, seed, ExactLimits::FULL)?.ok_or_else(|| {
+            Error::invalid(
+                format!("estimator exact for {id}"),
+                q.space().describe(),
+                "exact I needs one hidden layer (pruned blocks of at most 24 units beyond width 24) or a group of at most 10^6 elements",
+            )
+        })?,
+    })
+}
+
+fn item_sandwich(item: &GridItem, config: &GridConfig, seed: u64) -> Result<Sandwich> {
+    Ok(Sandwich::new(item.k.expect("sandwich items have K"))?
+        .samples(config.samples)?
+        .seed(seed))
+}
+
+/// The estimated memory and time of a grid's items, refused up front when over the
+/// limits ([`crate::resources`]): the sum of the items' times, the largest item's memory.
+///
+/// # Errors
+///
+/// [`Error::ResourceLimit`] with the estimate; the errors of building an item's
+/// estimator.
+pub fn grid_cost(
+    config: &GridConfig,
+    posteriors: &[LoadedPosterior],
+    items: &[GridItem],
+) -> Result<crate::resources::Cost> {
+    let mut total = crate::resources::Cost::default();
+    for item in items {
+        let lp = &posteriors[item.posterior];
+        let q = &lp.file.posterior;
+        let est = item_estimator(item, config, q, item.seed(config.seed), &lp.id)?;
+        total = total.then(est.cost(q));
+    }
+    crate::resources::check(&format!("the grid of {} estimates", items.len()), total)?;
+    Ok(total)
+}
+
+/// Computes this shard's rows, in item order, telling `observer` as each finishes.
+///
+/// # Errors
+///
+/// The estimators' errors (e.g. a group too large for the exact estimator is reported
+/// with the posterior's id).
+///
+/// With a `journal`, items recorded there are taken from it instead of recomputed, and
+/// every newly finished item is recorded (so a killed run resumes; [`crate::journal`]).
+pub fn run_grid(
+    config: &GridConfig,
+    posteriors: &[LoadedPosterior],
+    observer: &dyn crate::observe::Observer,
+    journal: Option<&crate::journal::Journal>,
+) -> Result<Vec<RawRow>> {
+    let items = shard_items(config);
+    grid_cost(config, posteriors, &items)?;
+    crate::execute::Executor::new(Some(observer), journal).map(
+        &items,
+        Schedule::InOrder,
+        |_, item| item.index.to_string(),
+        |_, item| {
+            let lp = &posteriors[item.posterior];
+            let q = &lp.file.posterior;
+            let seed = item.seed(config.seed);
+            let named = |e: Error| match item.estimator {
+                EstimatorKind::InfoNce | EstimatorKind::Exact => e,
+                _ => Error::invalid(
+                    format!("estimator {} for {}", item.estimator.name(), lp.id),
+                    item.k.map_or("—".to_string(), |k| k.to_string()),
+                    e.to_string(),
+                ),
+            };
+            // The sandwich: both bounds from one set of draws, so the interval is paired.
+            let (est, upper): (Estimate, Option<Estimate>) = match item.estimator {
+                EstimatorKind::Sandwich => {
+                    let (lower, upper) = item_sandwich(item, config, seed)
+                        .and_then(|sw| sw.estimate_both(q))
+                        .map_err(named)?;
+                    (lower, Some(upper))
+                }
+                _ => (
+                    item_estimator(item, config, q, seed, &lp.id)?
+                        .estimate(q)
+                        .map_err(named)?,
+                    None,
+                ),
+            };
+            let width = upper.as_ref().map(|u| {
+                let diffs: Vec<f64> = u.terms.iter().zip(&est.terms).map(|(u, l)| u - l).collect();
+                crate::estimators::summarize(&diffs)
+            });
+            let row = RawRow {
+                item: item.index as u64,
+                posterior_id: lp.id.clone(),
+                posterior_path: lp.path.display().to_string(),
+                posterior_sha256: lp.sha256.clone(),
+                estimator: match upper {
+                    Some(_) => EstimatorKind::Sandwich.name().to_string(),
+                    None => est.estimator.to_string(),
+                },
+                k: est.k.map(|k| k as u64),
+                n_samples: est.n_samples as u64,
+                repeat: item.repeat as u64,
+                seed,
+                mi_nats: est.value,
+                std_err_nats: est.std_err,
+                ln_cap_nats: est.ln_cap,
+                ln_group_order_nats: est.ln_group_order,
+                entropy_q_nats: est.entropy_q,
+                max_term_share: est.max_term_share,
+                upper_nats: upper.as_ref().map(|u| u.value),
+                upper_std_err_nats: upper.as_ref().and_then(|u| u.std_err),
+                width_nats: width.as_ref().map(|w| w.mean),
+                width_std_err_nats: width.as_ref().and_then(|w| w.std_err),
+                bracket_nats: est.bracket,
+                wall_s: est.wall_s,
+            };
+            Ok(row)
+        },
+    )
+}
+
+/// The default posterior bundled with the project (relative to the working directory).
+pub fn bundled_posterior() -> PathBuf {
+    Path::new("data")
+        .join("posteriors")
+        .join("mnist-small-784-10-10-mfvi.safetensors")
+}
