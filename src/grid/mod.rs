@@ -134,6 +134,24 @@ pub fn load_posteriors(
         .collect()
 }
 
+impl LoadedPosterior {
+    /// A posterior held in memory, under `id`; its path is empty and its hash is that of
+    /// the file [`crate::io::save`] would write.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`crate::io::to_bytes`].
+    pub fn in_memory(id: impl Into<String>, file: PosteriorFile) -> Result<Self> {
+        let bytes = crate::io::to_bytes(&file)?;
+        Ok(LoadedPosterior {
+            id: id.into(),
+            path: PathBuf::new(),
+            sha256: sha256_hex(&bytes),
+            file,
+        })
+    }
+}
+
 /// A permutation spec file with the sha256 of its bytes.
 #[derive(Clone, Debug)]
 pub struct LoadedSpec {

@@ -294,6 +294,36 @@ pub fn inspect(path: &Path, spec: Option<&PermutationSpec>) -> Result<(Posterior
     })
 }
 
+/// A posterior from named tensors `(name, shape, row-major values)` and metadata, read
+/// exactly as a file holding them would be (every naming scheme, the metadata's checks,
+/// `spec` as in [`load_with_bytes`]): what the Python package's `from_state_dict` and
+/// `from_arrays` call.
+///
+/// # Errors
+///
+/// As [`load`], naming the tensor; [`Error::InvalidParameter`] naming a tensor whose
+/// values do not fill its shape.
+pub fn from_tensors(
+    tensors: &[(String, Vec<usize>, Vec<f64>)],
+    metadata: &BTreeMap<String, String>,
+    spec: Option<&PermutationSpec>,
+) -> Result<(PosteriorFile, Recognised)> {
+    let data: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| f64_bytes(v)).collect();
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .zip(&data)
+        .map(|((n, shape, _), d)| {
+            TensorView::new(Dtype::F64, shape.clone(), d)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::invalid(n.clone(), format!("shape {shape:?}"), e.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::invalid("tensors", "…", e.to_string()))?;
+    parse(&bytes, spec)
+}
+
 fn parse(bytes: &[u8], spec: Option<&PermutationSpec>) -> Result<(PosteriorFile, Recognised)> {
     if npz::is_zip(bytes) {
         return parse_safetensors(&npz_as_safetensors(bytes)?, spec);

@@ -6,7 +6,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scheme {
     /// `{layer}.weight_mu`, `.weight_rho`, `.bias_mu`, `.bias_rho` (ours, and blitz's;
-    /// `.kernel_mu`, `.kernel_rho` for a convolution).
+    /// `.kernel_mu`, `.kernel_rho` for a convolution; `_sigma` for σ given directly).
     MuRho,
     /// bayesian-torch's `{layer}.mu_weight`, `.rho_weight`, `.mu_bias`, `.rho_bias`
     /// (`.mu_kernel`, `.rho_kernel` for its convolutions).
@@ -184,6 +184,9 @@ pub fn classify(name: &str) -> Option<Name> {
         "weight_rho" => (Part::Weight, Role::Rho, Scheme::MuRho),
         "bias_mu" => (Part::Bias, Role::Mean, Scheme::MuRho),
         "bias_rho" => (Part::Bias, Role::Rho, Scheme::MuRho),
+        "weight_sigma" => (Part::Weight, Role::Scale, Scheme::MuRho),
+        "bias_sigma" => (Part::Bias, Role::Scale, Scheme::MuRho),
+        "kernel_sigma" => (Part::Kernel, Role::Scale, Scheme::MuRho),
         "kernel_mu" => (Part::Kernel, Role::Mean, Scheme::MuRho),
         "kernel_rho" => (Part::Kernel, Role::Rho, Scheme::MuRho),
         "mu_kernel" => (Part::Kernel, Role::Mean, Scheme::BayesianTorch),

@@ -1,0 +1,384 @@
+//! The compiled part of the `mi_est` Python package: a thin layer over the lean library
+//! (no faer, Polars or plotters). The Python layer (`pysrc/mi_est/__init__.py`) gives it
+//! its idioms; everything numeric happens in `mi_est` with the GIL released.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use mi_est::estimators::{
+    Estimate, ExactEnumeration, ExactLimits, ExactPermanent, ExactPruned, InfoNce, MiEstimator,
+    PairwiseBound, Sandwich, exact_estimator,
+};
+use mi_est::grid::{EstimatorKind, GridConfig, LoadedPosterior, RawRow, grid_items, run_grid};
+use mi_est::io::{PosteriorFile, Recognised};
+use mi_est::symmetry::spec::PermutationSpec;
+use numpy::{PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// A library error as the Python exception a caller expects: `OSError` for files that
+/// cannot be read or written, `ValueError` (naming the field, file or value) otherwise.
+fn to_py(e: mi_est::Error) -> PyErr {
+    match e {
+        mi_est::Error::Io { .. } => PyOSError::new_err(e.to_string()),
+        other => PyValueError::new_err(other.to_string()),
+    }
+}
+
+fn parse_spec(spec: Option<&str>) -> PyResult<Option<PermutationSpec>> {
+    spec.map(|s| PermutationSpec::from_json(s).map_err(to_py))
+        .transpose()
+}
+
+/// A mean-field Gaussian posterior with what was read beside it.
+#[pyclass(name = "_Posterior", frozen, module = "mi_est._mi_est")]
+struct Posterior {
+    file: PosteriorFile,
+    how: Recognised,
+}
+
+/// The values of one array (float32 or float64, any layout) in row-major order, with its
+/// shape; `name` names it in errors.
+fn array_values(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(Vec<usize>, Vec<f64>)> {
+    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, f64>>() {
+        return Ok((a.shape().to_vec(), a.as_array().iter().copied().collect()));
+    }
+    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
+        return Ok((
+            a.shape().to_vec(),
+            a.as_array().iter().map(|&x| x as f64).collect(),
+        ));
+    }
+    Err(PyTypeError::new_err(format!(
+        "`{name}`: expected a float32 or float64 numpy array, got {}",
+        obj.get_type().name()?
+    )))
+}
+
+#[pymethods]
+impl Posterior {
+    /// A posterior from named arrays (`{name: ndarray}`), read as a file holding those
+    /// tensors would be; `metadata` as a file's; `spec` a permutation spec as JSON.
+    #[staticmethod]
+    #[pyo3(signature = (tensors, metadata, spec=None))]
+    fn from_tensors(
+        py: Python<'_>,
+        tensors: &Bound<'_, PyDict>,
+        metadata: HashMap<String, String>,
+        spec: Option<&str>,
+    ) -> PyResult<Self> {
+        let mut read = Vec::with_capacity(tensors.len());
+        for (k, v) in tensors.iter() {
+            let name: String = k
+                .extract()
+                .map_err(|_| PyTypeError::new_err("tensor names must be strings"))?;
+            let (shape, values) = array_values(&name, &v)?;
+            read.push((name, shape, values));
+        }
+        let spec = parse_spec(spec)?;
+        let metadata: BTreeMap<String, String> = metadata.into_iter().collect();
+        let (file, how) = py
+            .detach(|| mi_est::io::from_tensors(&read, &metadata, spec.as_ref()))
+            .map_err(to_py)?;
+        Ok(Posterior { file, how })
+    }
+
+    /// A posterior file (safetensors or .npz), under `spec` (JSON) if given.
+    #[staticmethod]
+    #[pyo3(signature = (path, spec=None))]
+    fn load(py: Python<'_>, path: PathBuf, spec: Option<&str>) -> PyResult<Self> {
+        let spec = parse_spec(spec)?;
+        let (file, how) = py
+            .detach(|| mi_est::io::inspect(&path, spec.as_ref()))
+            .map_err(to_py)?;
+        Ok(Posterior { file, how })
+    }
+
+    /// Writes the posterior as a safetensors file (temporary file, then rename).
+    #[pyo3(signature = (path, overwrite=false))]
+    fn save(&self, path: PathBuf, overwrite: bool) -> PyResult<()> {
+        mi_est::io::save(&path, &self.file, overwrite).map_err(to_py)
+    }
+
+    /// Number of variational parameters P.
+    #[getter]
+    fn n_params(&self) -> usize {
+        self.file.posterior.n_params()
+    }
+
+    /// ln|G| in nats.
+    #[getter]
+    fn ln_group_order(&self) -> f64 {
+        self.file.posterior.space().group().ln_order()
+    }
+
+    /// The sizes of the permutations making up G (an MLP's hidden widths).
+    #[getter]
+    fn permutation_sizes(&self) -> Vec<usize> {
+        self.file.posterior.space().group().hidden_widths().to_vec()
+    }
+
+    /// The widths of an MLP, or `None` for a posterior read under a spec.
+    #[getter]
+    fn widths(&self) -> Option<Vec<usize>> {
+        self.file.posterior.arch().map(|a| a.widths().to_vec())
+    }
+
+    /// The permutation spec as JSON, or `None` for an MLP given by widths.
+    #[getter]
+    fn spec(&self) -> Option<String> {
+        self.file
+            .posterior
+            .space()
+            .spec_space()
+            .map(|s| s.spec().to_json())
+    }
+
+    /// The variational tensors as (name, shape), in the order of the flat vectors.
+    #[getter]
+    fn layout(&self) -> Vec<(String, Vec<usize>)> {
+        let q = &self.file.posterior;
+        match (q.arch(), q.space().spec_space()) {
+            (_, Some(s)) => s.layout(),
+            (Some(arch), None) => mi_est::symmetry::spec::mlp_layout(arch),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// A short description: `widths [784, 10, 10]` or `spec h1 (3), h2 (4)`.
+    #[getter]
+    fn architecture(&self) -> String {
+        self.file.posterior.space().describe()
+    }
+
+    /// The naming schemes the tensors followed.
+    #[getter]
+    fn schemes(&self) -> Vec<String> {
+        self.how
+            .schemes
+            .iter()
+            .map(|s| s.describe().to_string())
+            .collect()
+    }
+
+    /// The prior scale recorded with the posterior (1 if none).
+    #[getter]
+    fn prior_scale(&self) -> f64 {
+        self.file.prior_scale
+    }
+
+    /// μ as a new float64 array (flat, in the order of `layout`).
+    fn mu<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        PyArray1::from_slice(py, self.file.posterior.mu())
+    }
+
+    /// σ as a new float64 array (flat, in the order of `layout`).
+    fn sigma<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        PyArray1::from_slice(py, self.file.posterior.sigma())
+    }
+
+    /// H(q) in nats.
+    fn entropy(&self) -> f64 {
+        self.file.posterior.entropy()
+    }
+
+    /// KL(q ‖ N(0, s²I)) in nats (s: the recorded prior scale unless given).
+    #[pyo3(signature = (prior_scale=None))]
+    fn kl_to_prior(&self, prior_scale: Option<f64>) -> PyResult<f64> {
+        self.file
+            .posterior
+            .kl_to_prior(prior_scale.unwrap_or(self.file.prior_scale))
+            .map_err(to_py)
+    }
+}
+
+/// The estimator called `name` (the names of `mi-est run --estimators`, and the exact
+/// estimators by their own names).
+fn estimator(
+    q: &mi_est::posterior::MeanFieldGaussian,
+    name: &str,
+    k: Option<usize>,
+    samples: usize,
+    seed: u64,
+) -> PyResult<Box<dyn MiEstimator>> {
+    let need_k = |what: &str| {
+        k.ok_or_else(|| PyValueError::new_err(format!("invalid `k` = None: {what} needs K")))
+    };
+    Ok(match name {
+        "infonce" | "ik" => Box::new(
+            InfoNce::new(need_k("infonce")?)
+                .and_then(|e| e.samples(samples))
+                .map_err(to_py)?
+                .seed(seed),
+        ),
+        "exact" => exact_estimator(q, samples, seed, ExactLimits::FULL)
+            .map_err(to_py)?
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "invalid `estimator` = exact: no exact estimator applies to {} (one hidden layer, or a group of at most 10^6 elements)",
+                    q.space().describe()
+                ))
+            })?,
+        "exact-enumeration" => Box::new(
+            ExactEnumeration::new()
+                .samples(samples)
+                .map_err(to_py)?
+                .seed(seed),
+        ),
+        "exact-permanent" => Box::new(
+            ExactPermanent::new()
+                .samples(samples)
+                .map_err(to_py)?
+                .seed(seed),
+        ),
+        "exact-pruned" => Box::new(ExactPruned::new().samples(samples).map_err(to_py)?.seed(seed)),
+        "pairwise-lower" => Box::new(PairwiseBound::Bhattacharyya),
+        "pairwise-upper" => Box::new(PairwiseBound::Kl),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "invalid `estimator` = {other}: expected `infonce`, `sandwich`, `exact`, `exact-enumeration`, `exact-permanent`, `exact-pruned`, `pairwise-lower` or `pairwise-upper`"
+            )));
+        }
+    })
+}
+
+/// One estimate as a dict (the Python layer wraps it in an `Estimate`).
+fn estimate_dict<'py>(
+    py: Python<'py>,
+    e: Estimate,
+    upper: Option<Estimate>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("estimator", e.estimator.name())?;
+    d.set_item("value", e.value)?;
+    d.set_item("std_err", e.std_err)?;
+    d.set_item("ln_group_order", e.ln_group_order)?;
+    d.set_item("cap", e.ln_cap)?;
+    d.set_item("k", e.k)?;
+    d.set_item("samples", e.n_samples)?;
+    d.set_item("seed", e.seed)?;
+    d.set_item("entropy_q", e.entropy_q)?;
+    d.set_item("bracket", e.bracket)?;
+    d.set_item("wall_s", e.wall_s)?;
+    match &upper {
+        Some(u) => {
+            d.set_item("lower", e.value)?;
+            d.set_item("upper", u.value)?;
+            d.set_item("upper_std_err", u.std_err)?;
+            d.set_item("upper_terms", PyArray1::from_slice(py, &u.terms))?;
+        }
+        None => {
+            d.set_item("lower", py.None())?;
+            d.set_item("upper", py.None())?;
+            d.set_item("upper_std_err", py.None())?;
+            d.set_item("upper_terms", py.None())?;
+        }
+    }
+    d.set_item("terms", PyArray1::from_vec(py, e.terms))?;
+    Ok(d)
+}
+
+/// `I(g; ω)` of `posterior` by `estimator`; the GIL is released while it runs.
+#[pyfunction]
+#[pyo3(signature = (posterior, estimator_name, k, samples, seed))]
+fn estimate<'py>(
+    py: Python<'py>,
+    posterior: &Bound<'py, Posterior>,
+    estimator_name: &str,
+    k: Option<usize>,
+    samples: usize,
+    seed: u64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let q = &posterior.get().file.posterior;
+    if estimator_name == "sandwich" {
+        let k = k.ok_or_else(|| PyValueError::new_err("invalid `k` = None: sandwich needs K"))?;
+        let s = Sandwich::new(k)
+            .and_then(|s| s.samples(samples))
+            .map_err(to_py)?
+            .seed(seed);
+        let (lower, upper) = py.detach(|| s.estimate_both(q)).map_err(to_py)?;
+        return estimate_dict(py, lower, Some(upper));
+    }
+    let e = estimator(q, estimator_name, k, samples, seed)?;
+    let est = py.detach(|| e.estimate(q)).map_err(to_py)?;
+    estimate_dict(py, est, None)
+}
+
+/// A raw row of the grid as a dict with the columns of `raw.parquet`.
+fn row_dict<'py>(py: Python<'py>, r: &RawRow) -> PyResult<Bound<'py, PyDict>> {
+    let value = serde_json::to_value(r).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let d = PyDict::new(py);
+    let serde_json::Value::Object(fields) = value else {
+        unreachable!("a row serializes to an object")
+    };
+    // Floats are serialized as their bits (the shard format); read them back as floats.
+    let float = |name: &str| name.ends_with("_nats") || name == "max_term_share" || name == "wall_s";
+    for (name, v) in fields {
+        match v {
+            serde_json::Value::String(s) if float(&name) => {
+                let bits = u64::from_str_radix(&s, 16)
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                d.set_item(&name, f64::from_bits(bits))?;
+            }
+            serde_json::Value::String(s) => d.set_item(&name, s)?,
+            serde_json::Value::Number(n) => d.set_item(&name, n.as_u64())?,
+            serde_json::Value::Null => d.set_item(&name, py.None())?,
+            other => d.set_item(&name, other.to_string())?,
+        }
+    }
+    Ok(d)
+}
+
+/// The grid of `mi-est run` over `posteriors` (file paths, or (id, posterior) pairs), as
+/// its raw rows: the same items, seeds and numbers as the command with the same settings.
+#[pyfunction]
+#[pyo3(signature = (paths, objects, estimators, ks, samples, repeats, seed, spec=None))]
+#[allow(clippy::too_many_arguments)]
+fn grid<'py>(
+    py: Python<'py>,
+    paths: Vec<PathBuf>,
+    objects: Vec<(String, Bound<'py, Posterior>)>,
+    estimators: Vec<String>,
+    ks: Vec<usize>,
+    samples: usize,
+    repeats: usize,
+    seed: u64,
+    spec: Option<&str>,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let spec = parse_spec(spec)?;
+    let kinds = EstimatorKind::parse_list(&estimators).map_err(to_py)?;
+    let mut loaded = py
+        .detach(|| mi_est::grid::load_posteriors(&paths, spec.as_ref()))
+        .map_err(to_py)?;
+    for (id, p) in &objects {
+        loaded.push(LoadedPosterior::in_memory(id.clone(), p.get().file.clone()).map_err(to_py)?);
+    }
+    let config = GridConfig {
+        posteriors: loaded.iter().map(|p| p.path.clone()).collect(),
+        spec: None,
+        estimators: kinds,
+        ks,
+        samples,
+        repeats,
+        seed,
+        shard: (0, 1),
+    }
+    .check()
+    .map_err(to_py)?;
+    let items = grid_items(&config);
+    mi_est::grid::grid_cost(&config, &loaded, &items).map_err(to_py)?;
+    let rows = py
+        .detach(|| run_grid(&config, &loaded, &mi_est::observe::Silent, None))
+        .map_err(to_py)?;
+    rows.iter().map(|r| row_dict(py, r)).collect()
+}
+
+#[pymodule]
+fn _mi_est(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Posterior>()?;
+    m.add_function(wrap_pyfunction!(estimate, m)?)?;
+    m.add_function(wrap_pyfunction!(grid, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
