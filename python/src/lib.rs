@@ -20,9 +20,16 @@ use pyo3::types::PyDict;
 /// A library error as the Python exception a caller expects: `OSError` for files that
 /// cannot be read or written, `ValueError` (naming the field, file or value) otherwise.
 fn to_py(e: mi_est::Error) -> PyErr {
+    // The message with its causes, as the command prints them.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
+    }
     match e {
-        mi_est::Error::Io { .. } => PyOSError::new_err(e.to_string()),
-        other => PyValueError::new_err(other.to_string()),
+        mi_est::Error::Io { .. } => PyOSError::new_err(message),
+        _ => PyValueError::new_err(message),
     }
 }
 
