@@ -198,6 +198,53 @@ fn residual() -> Case {
     }
 }
 
+/// conv(1→4, 2×2 on a 3×3 input) → ReLU → flatten (4 × 4) → linear(16→2): one
+/// permutation, whose unit is a channel's kernel slice, its bias and its block of four
+/// columns of the linear layer (the case of the exact permanent).
+fn cnn_one_permutation() -> Case {
+    Case {
+        name: "cnn, one permutation",
+        spec: r#"{"permutations": {"c1": 4},
+            "axes": {"conv1.kernel": ["c1", null, null, null], "conv1.bias": ["c1"],
+                     "fc1.weight": [null, {"perm": "c1", "block": 4}], "fc1.bias": [null]}}"#,
+        layout: vec![
+            ("conv1.kernel", vec![4, 1, 2, 2]),
+            ("conv1.bias", vec![4]),
+            ("fc1.weight", vec![2, 16]),
+            ("fc1.bias", vec![2]),
+        ],
+        n_inputs: 9,
+        forward: |p, x| {
+            let mut z = vec![0.0; 16];
+            for c in 0..4 {
+                for i in 0..2 {
+                    for j in 0..2 {
+                        let mut v = p.get("conv1.bias", &[c]);
+                        for di in 0..2 {
+                            for dj in 0..2 {
+                                v += p.get("conv1.kernel", &[c, 0, di, dj])
+                                    * x[(i + di) * 3 + (j + dj)];
+                            }
+                        }
+                        z[c * 4 + i * 2 + j] = relu(v);
+                    }
+                }
+            }
+            linear(p, "fc1.weight", Some("fc1.bias"), &z)
+        },
+        act: |p, t| {
+            let c = &t[0];
+            let mut out = p.w.to_vec();
+            p.move_into(&mut out, "conv1.kernel", |i| vec![c[i[0]], i[1], i[2], i[3]]);
+            p.move_into(&mut out, "conv1.bias", |i| vec![c[i[0]]]);
+            p.move_into(&mut out, "fc1.weight", |i| {
+                vec![i[0], c[i[1] / 4] * 4 + i[1] % 4]
+            });
+            out
+        },
+    }
+}
+
 const HEADS: usize = 3;
 const HEAD_DIM: usize = 2;
 
@@ -264,7 +311,7 @@ fn attention() -> Case {
 }
 
 fn cases() -> Vec<Case> {
-    vec![cnn(), residual(), attention()]
+    vec![cnn(), residual(), attention(), cnn_one_permutation()]
 }
 
 fn space_of(case: &Case) -> WeightSpace {
@@ -313,26 +360,34 @@ fn every_spec_action_leaves_the_hand_written_network_unchanged() {
                 );
             }
         }
-        // A broken action: move every tensor but the last one of the layout.
+        // A broken action: every tensor that moves, each in turn, left in place while the
+        // others move. The network notices every one of them.
         let w = normal_vec(p, 1.0, 10, 0);
         let x = normal_vec(case.n_inputs, 1.0, 11, 0);
         let g = loop {
             let g = group.random(&mut rng);
-            if !g.is_identity() && g.perms().iter().all(|t| !t.is_identity()) {
+            if g.perms().iter().all(|t| t.forward().iter().enumerate().all(|(i, &j)| i != j)) {
                 break g;
             }
         };
         let moved = (case.act)(&Params::new(&w, &case.layout), &taus(&g));
-        let last = case.layout.last().unwrap();
-        let at = p - last.1.iter().product::<usize>();
-        let mut broken = moved.clone();
-        broken[at..].copy_from_slice(&w[at..]);
-        if broken != moved {
-            let f = (case.forward)(&Params::new(&w, &case.layout), &x);
+        let f = (case.forward)(&Params::new(&w, &case.layout), &x);
+        let mut at = 0;
+        let mut checked = 0;
+        for (name, shape) in &case.layout {
+            let range = at..at + shape.iter().product::<usize>();
+            at = range.end;
+            if moved[range.clone()] == w[range.clone()] {
+                continue;
+            }
+            let mut broken = moved.clone();
+            broken[range.clone()].copy_from_slice(&w[range]);
             let fb = (case.forward)(&Params::new(&broken, &case.layout), &x);
             let diff: f64 = f.iter().zip(&fb).map(|(a, b)| (a - b).abs()).sum();
-            assert!(diff > 1e-6, "{}: a broken action went unnoticed", case.name);
+            assert!(diff > 1e-6, "{}: leaving `{name}` in place went unnoticed", case.name);
+            checked += 1;
         }
+        assert!(checked >= 2, "{}", case.name);
     }
 }
 
