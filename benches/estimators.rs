@@ -134,12 +134,21 @@ fn bench_spec(c: &mut Criterion) {
     group.throughput(Throughput::Elements(s as u64));
     for k in [16usize, 256] {
         let sandwich = Sandwich::new(k).unwrap().samples(s).unwrap().seed(1);
-        group.bench_function(BenchmarkId::new(format!("sandwich_k{k}"), "cnn_digits"), |b| {
-            b.iter(|| pool.install(|| black_box(sandwich.estimate_both(&q).expect("sandwich"))))
-        });
+        group.bench_function(
+            BenchmarkId::new(format!("sandwich_k{k}"), "cnn_digits"),
+            |b| {
+                b.iter(|| pool.install(|| black_box(sandwich.estimate_both(&q).expect("sandwich"))))
+            },
+        );
     }
     group.finish();
 }
 
-criterion_group!(benches, bench_infonce, bench_permanent, bench_wide, bench_spec);
+criterion_group!(
+    benches,
+    bench_infonce,
+    bench_permanent,
+    bench_wide,
+    bench_spec
+);
 criterion_main!(benches);

@@ -320,7 +320,8 @@ fn row_dict<'py>(py: Python<'py>, r: &RawRow) -> PyResult<Bound<'py, PyDict>> {
         unreachable!("a row serializes to an object")
     };
     // Floats are serialized as their bits (the shard format); read them back as floats.
-    let float = |name: &str| name.ends_with("_nats") || name == "max_term_share" || name == "wall_s";
+    let float =
+        |name: &str| name.ends_with("_nats") || name == "max_term_share" || name == "wall_s";
     for (name, v) in fields {
         match v {
             serde_json::Value::String(s) if float(&name) => {

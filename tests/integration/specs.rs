@@ -235,7 +235,9 @@ fn cnn_one_permutation() -> Case {
         act: |p, t| {
             let c = &t[0];
             let mut out = p.w.to_vec();
-            p.move_into(&mut out, "conv1.kernel", |i| vec![c[i[0]], i[1], i[2], i[3]]);
+            p.move_into(&mut out, "conv1.kernel", |i| {
+                vec![c[i[0]], i[1], i[2], i[3]]
+            });
             p.move_into(&mut out, "conv1.bias", |i| vec![c[i[0]]]);
             p.move_into(&mut out, "fc1.weight", |i| {
                 vec![i[0], c[i[1] / 4] * 4 + i[1] % 4]
@@ -366,7 +368,10 @@ fn every_spec_action_leaves_the_hand_written_network_unchanged() {
         let x = normal_vec(case.n_inputs, 1.0, 11, 0);
         let g = loop {
             let g = group.random(&mut rng);
-            if g.perms().iter().all(|t| t.forward().iter().enumerate().all(|(i, &j)| i != j)) {
+            if g.perms()
+                .iter()
+                .all(|t| t.forward().iter().enumerate().all(|(i, &j)| i != j))
+            {
                 break g;
             }
         };
@@ -384,7 +389,11 @@ fn every_spec_action_leaves_the_hand_written_network_unchanged() {
             broken[range.clone()].copy_from_slice(&w[range]);
             let fb = (case.forward)(&Params::new(&broken, &case.layout), &x);
             let diff: f64 = f.iter().zip(&fb).map(|(a, b)| (a - b).abs()).sum();
-            assert!(diff > 1e-6, "{}: leaving `{name}` in place went unnoticed", case.name);
+            assert!(
+                diff > 1e-6,
+                "{}: leaving `{name}` in place went unnoticed",
+                case.name
+            );
             checked += 1;
         }
         assert!(checked >= 2, "{}", case.name);
