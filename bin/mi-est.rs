@@ -48,6 +48,8 @@ enum Command {
     Merge(MergeArgs),
     /// Say what a posterior file holds: architecture, naming scheme, how sigma is given, parameter count, ln|G|; or which tensor does not fit.
     Inspect(InspectArgs),
+    /// Write (again) the index.html of report folders from what they hold: summary.md, every plot, the Parquet files and the manifest (run, merge and reproduce write it themselves).
+    Page(PageArgs),
     /// Write the permutation spec of a posterior's layers read as a plain chain of linear and convolution layers (--sequential), for checking or editing; see docs/specs.md.
     Spec(SpecArgs),
     /// Download a data set into the data cache ($MI_EST_DATA, else the platform's cache folder) and verify it.
@@ -64,6 +66,13 @@ struct InspectArgs {
     /// Read the files under this permutation spec (JSON; docs/specs.md).
     #[arg(long)]
     spec: Option<PathBuf>,
+}
+
+#[derive(Parser, Debug)]
+struct PageArgs {
+    /// Report folders.
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
 }
 
 #[derive(Parser, Debug)]
@@ -299,6 +308,7 @@ fn real_main() -> Result<()> {
         Some(Command::Data(a)) => data(a),
         Some(Command::Inspect(a)) => inspect(a),
         Some(Command::Spec(a)) => spec(a),
+        Some(Command::Page(a)) => page(a),
         Some(Command::Reproduce(a)) => reproduce(a),
     }
 }
@@ -423,6 +433,15 @@ fn inspect(a: InspectArgs) -> Result<()> {
             println!("  likelihood    {l}");
         }
         println!("  prior scale   {}", file.prior_scale);
+    }
+    Ok(())
+}
+
+/// `mi-est page`: each folder's index.html from what it holds.
+fn page(a: PageArgs) -> Result<()> {
+    for dir in &a.dirs {
+        let p = mi_est::report::folder_page(dir)?;
+        println!("wrote {}", p.display());
     }
     Ok(())
 }

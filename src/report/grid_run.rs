@@ -236,6 +236,12 @@ fn write_reports(
     write_atomic(&mpath, manifest.as_bytes(), true)?;
     files.push(mpath);
     files.extend(write_plots(dir, &bv, &bd)?);
+    files.push(super::write_index(
+        dir,
+        "mi-est run",
+        "Estimates of I(g; ω) per posterior, estimator and K (docs/reports.md explains every column).",
+        &page_tables(&bv, &bd),
+    )?);
     Ok(RunOutput {
         files,
         bias_variance: bv,
@@ -395,6 +401,77 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         &manifest,
         overwrite,
     )
+}
+
+/// The bias–variance and bound tables for the report's page.
+fn page_tables(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Vec<super::PageTable> {
+    let f = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.4}"));
+    let k = |k: Option<u64>| k.map_or("–".to_string(), |k| k.to_string());
+    vec![
+        super::PageTable {
+            name: "bias_variance".into(),
+            header: [
+                "posterior",
+                "estimator",
+                "K",
+                "R",
+                "mean",
+                "bias",
+                "sd",
+                "RMSE",
+                "cap",
+                "saturated",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: bv
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.posterior_id.clone(),
+                        r.estimator.clone(),
+                        k(r.k),
+                        r.n_repeats.to_string(),
+                        format!("{:.4}", r.mean_nats),
+                        f(r.bias_nats),
+                        f(r.variance_nats2.map(f64::sqrt)),
+                        f(r.rmse_nats),
+                        format!("{:.4}", r.ln_cap_nats),
+                        if r.saturated { "yes" } else { "" }.into(),
+                    ]
+                })
+                .collect(),
+        },
+        super::PageTable {
+            name: "bounds".into(),
+            header: [
+                "posterior",
+                "estimator",
+                "K",
+                "L/N",
+                "(L+I)/N",
+                "KL",
+                "KL_sym",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: bd
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.posterior_id.clone(),
+                        r.estimator.clone(),
+                        k(r.k),
+                        r.elbo_per_point.map_or("–".into(), |v| format!("{v:.6}")),
+                        r.elbo_sym_per_point
+                            .map_or("–".into(), |v| format!("{v:.6}")),
+                        format!("{:.3}", r.kl_nats),
+                        format!("{:.3}", r.kl_sym_nats),
+                    ]
+                })
+                .collect(),
+        },
+    ]
 }
 
 /// The bias–variance table as aligned text for the terminal.

@@ -5,6 +5,7 @@
 
 mod frames;
 mod grid_run;
+mod page;
 mod plots;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use crate::study::reproduce::Reproduction;
 
 pub use frames::{bias_variance_frame, bounds_frame, raw_frame, table_frame, write_parquet};
 pub use grid_run::{RunOptions, RunOutput, format_summary, merge, run};
+pub use page::{PageTable, write_index};
 pub use plots::{write_plots, xy_plot};
 
 pub(crate) fn bad(path: &Path, reason: String) -> Error {
@@ -172,10 +174,55 @@ pub fn reproduce_into(
     let mpath = dir.join("manifest.json");
     write_atomic(&mpath, manifest.as_bytes(), true)?;
     files.push(mpath);
+    files.push(reproduction_page(dir, &r)?);
     if let Ok(j) = std::sync::Arc::try_unwrap(journal) {
         j.finish()?;
     }
     Ok((r, files))
+}
+
+/// The page of a reproduction folder ([`write_index`]): its summary, its tables and its
+/// plots.
+///
+/// # Errors
+///
+/// Those of [`write_index`].
+pub fn reproduction_page(dir: &Path, r: &Reproduction) -> Result<PathBuf> {
+    let tables: Vec<PageTable> = r.tables.iter().map(PageTable::of).collect();
+    let summary = format!("{}\n\nWall time: {:.2} s.\n", r.summary, r.wall_s);
+    write_index(
+        dir,
+        &format!("mi-est reproduce {}", r.experiment.name()),
+        &summary,
+        &tables,
+    )
+}
+
+/// The page of an existing report folder, from what is on disk: `summary.md` (if any),
+/// every plot, the list of Parquet files and the manifest (`mi-est page`). Tables appear
+/// through the summary; Parquet is not read back.
+///
+/// # Errors
+///
+/// Those of [`write_index`]; [`Error::Io`] for an unreadable summary.
+pub fn folder_page(dir: &Path) -> Result<PathBuf> {
+    let summary_path = dir.join("summary.md");
+    let (title, summary) = if summary_path.is_file() {
+        let text =
+            std::fs::read_to_string(&summary_path).map_err(|e| Error::io(&summary_path, e))?;
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or_default();
+        match first.strip_prefix("# ") {
+            Some(t) => (
+                format!("mi-est reproduce {t}"),
+                lines.collect::<Vec<_>>().join("\n"),
+            ),
+            None => (format!("mi-est report {}", dir.display()), text.clone()),
+        }
+    } else {
+        (format!("mi-est report {}", dir.display()), String::new())
+    };
+    write_index(dir, &title, &summary, &[])
 }
 
 /// Writes an experiment's tables (`<name>.parquet`), plots (`<name>.svg`) and

@@ -10,6 +10,7 @@ mod formats;
 mod foundation;
 mod gradients;
 mod hostile;
+mod pages;
 mod reproduce;
 mod specs;
 mod study;

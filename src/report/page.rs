@@ -1,0 +1,329 @@
+//! One page per report folder (`index.html`): the summary, the tables and every plot of
+//! the folder in a single self-contained file. The CSS is inline and the SVGs are
+//! embedded. It needs no network and no JavaScript (the manifest folds with `<details>`).
+//! The page is well-formed XML (polyglot XHTML), so a strict parser reads it as well as a
+//! browser does.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::atomic::write_atomic;
+use crate::error::{Error, Result};
+use crate::study::table::{Table, Values};
+
+/// A table shown on the page: a name, its column names and its cells as text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageTable {
+    /// The table's name (the stem of its Parquet file, where it has one).
+    pub name: String,
+    /// Column names.
+    pub header: Vec<String>,
+    /// Rows of cells.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Rows shown per table; the rest are in the table's Parquet file.
+const MAX_ROWS: usize = 400;
+
+impl PageTable {
+    /// A study table, numbers to 6 significant digits.
+    pub fn of(t: &Table) -> Self {
+        let n = t.height();
+        let cell = |v: &Values, i: usize| match v {
+            Values::F64(x) => number(x[i]),
+            Values::OptF64(x) => x[i].map_or_else(|| "–".to_string(), number),
+            Values::U64(x) => x[i].to_string(),
+            Values::Str(x) => x[i].clone(),
+            Values::Bool(x) => x[i].to_string(),
+        };
+        PageTable {
+            name: t.name.clone(),
+            header: t.columns.iter().map(|(c, _)| c.clone()).collect(),
+            rows: (0..n)
+                .map(|i| t.columns.iter().map(|(_, v)| cell(v, i)).collect())
+                .collect(),
+        }
+    }
+}
+
+/// A float for a table cell: 6 significant digits, exponent form outside [1e-4, 1e6).
+fn number(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let a = x.abs();
+    if (1e-4..1e6).contains(&a) {
+        let digits = (5 - a.log10().floor() as i32).clamp(0, 10) as usize;
+        format!("{x:.digits$}")
+    } else {
+        format!("{x:.5e}")
+    }
+}
+
+/// `&`, `<`, `>` and `"` escaped.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Inline markdown: `code`, **bold**, and [text](url) links, the rest escaped.
+fn inline(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('`')
+            && let Some(end) = r.find('`')
+        {
+            write!(out, "<code>{}</code>", escape(&r[..end])).expect("to a string");
+            rest = &r[end + 1..];
+        } else if let Some(r) = rest.strip_prefix("**")
+            && let Some(end) = r.find("**")
+        {
+            write!(out, "<strong>{}</strong>", inline(&r[..end])).expect("to a string");
+            rest = &r[end + 2..];
+        } else {
+            let c = rest.chars().next().expect("not empty");
+            out.push_str(&escape(&c.to_string()));
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// The markdown the summaries use (headings, paragraphs, `*`/`-` lists, pipe tables,
+/// fenced code) as HTML.
+pub(crate) fn markdown(md: &str) -> String {
+    let mut out = String::new();
+    let lines: Vec<&str> = md.lines().collect();
+    let mut i = 0;
+    let mut para: Vec<&str> = Vec::new();
+    let flush = |para: &mut Vec<&str>, out: &mut String| {
+        if !para.is_empty() {
+            writeln!(out, "<p>{}</p>", inline(&para.join(" "))).expect("to a string");
+            para.clear();
+        }
+    };
+    while i < lines.len() {
+        let line = lines[i].trim_end();
+        let t = line.trim_start();
+        if t.starts_with("```") {
+            flush(&mut para, &mut out);
+            let mut code = Vec::new();
+            i += 1;
+            while i < lines.len() && !lines[i].trim_start().starts_with("```") {
+                code.push(lines[i]);
+                i += 1;
+            }
+            writeln!(out, "<pre>{}</pre>", escape(&code.join("\n"))).expect("to a string");
+        } else if let Some(level) = (1..=4).find(|&l| t.starts_with(&format!("{} ", "#".repeat(l))))
+        {
+            flush(&mut para, &mut out);
+            // The page's own title is h1: summary headings start at h2.
+            let h = (level + 1).min(6);
+            writeln!(out, "<h{h}>{}</h{h}>", inline(t[level..].trim())).expect("to a string");
+        } else if t.starts_with('|') {
+            flush(&mut para, &mut out);
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            while i < lines.len() && lines[i].trim_start().starts_with('|') {
+                let cells: Vec<String> = lines[i]
+                    .trim()
+                    .trim_matches('|')
+                    .split('|')
+                    .map(|c| c.trim().to_string())
+                    .collect();
+                if !cells
+                    .iter()
+                    .all(|c| c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')))
+                {
+                    rows.push(cells);
+                }
+                i += 1;
+            }
+            i -= 1;
+            out.push_str("<table>\n");
+            for (r, cells) in rows.iter().enumerate() {
+                let tag = if r == 0 { "th" } else { "td" };
+                out.push_str("<tr>");
+                for c in cells {
+                    write!(out, "<{tag}>{}</{tag}>", inline(c)).expect("to a string");
+                }
+                out.push_str("</tr>\n");
+            }
+            out.push_str("</table>\n");
+        } else if t.starts_with("* ") || t.starts_with("- ") {
+            flush(&mut para, &mut out);
+            out.push_str("<ul>\n");
+            while i < lines.len() {
+                let l = lines[i].trim();
+                if let Some(item) = l.strip_prefix("* ").or_else(|| l.strip_prefix("- ")) {
+                    let mut text = item.to_string();
+                    // Continuation lines of the item.
+                    while i + 1 < lines.len()
+                        && lines[i + 1].starts_with("  ")
+                        && !lines[i + 1].trim().is_empty()
+                        && !lines[i + 1].trim_start().starts_with("* ")
+                        && !lines[i + 1].trim_start().starts_with("- ")
+                    {
+                        i += 1;
+                        text.push(' ');
+                        text.push_str(lines[i].trim());
+                    }
+                    writeln!(out, "<li>{}</li>", inline(&text)).expect("to a string");
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            out.push_str("</ul>\n");
+            continue;
+        } else if t.is_empty() {
+            flush(&mut para, &mut out);
+        } else {
+            para.push(t);
+        }
+        i += 1;
+    }
+    flush(&mut para, &mut out);
+    out
+}
+
+/// An SVG file's markup for embedding: without its XML declaration.
+fn inline_svg(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let start = text.find("<svg").unwrap_or(0);
+    Ok(text[start..].to_string())
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;border-bottom:1px solid #ccc;padding-bottom:.2em}h2{margin-top:1.6em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.88em;display:block;overflow-x:auto}
+th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right;white-space:nowrap}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}
+code{background:#f3f3f3;padding:0 .2em}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.85em}
+figure{margin:1.2em 0;border:1px solid #e3e3e3;padding:.5em}figure svg{max-width:100%;height:auto}
+figcaption{font-size:.9em;color:#555}nav a{margin-right:1em}";
+
+/// Writes `dir/index.html`: `title`, the summary (`markdown`), `tables`, every `*.svg`
+/// of the folder (sorted by name) inline with its name as caption, the list of every
+/// `*.parquet` file, and `manifest.json` if there is one. Returns its path.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming an unreadable folder or plot, or an unwritable page.
+pub fn write_index(
+    dir: &Path,
+    title: &str,
+    summary: &str,
+    tables: &[PageTable],
+) -> Result<PathBuf> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    names.sort();
+    let with_ext = |ext: &str| -> Vec<&PathBuf> {
+        names
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect()
+    };
+    let (svgs, parquets) = (with_ext("svg"), with_ext("parquet"));
+    let stem = |p: &Path| {
+        p.file_stem()
+            .map_or(String::new(), |s| s.to_string_lossy().into_owned())
+    };
+    let file = |p: &Path| {
+        p.file_name()
+            .map_or(String::new(), |s| s.to_string_lossy().into_owned())
+    };
+    let mut h = String::new();
+    writeln!(
+        h,
+        "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>",
+        escape(title),
+        escape(title)
+    )
+    .expect("to a string");
+    h.push_str("<nav>");
+    if !summary.trim().is_empty() {
+        h.push_str("<a href=\"#summary\">Summary</a>");
+    }
+    if !tables.is_empty() || !parquets.is_empty() {
+        h.push_str("<a href=\"#tables\">Tables</a>");
+    }
+    if !svgs.is_empty() {
+        h.push_str("<a href=\"#plots\">Plots</a>");
+    }
+    h.push_str("</nav>\n");
+    if !summary.trim().is_empty() {
+        h.push_str("<section id=\"summary\">\n");
+        h.push_str(&markdown(summary));
+        h.push_str("</section>\n");
+    }
+    if !tables.is_empty() || !parquets.is_empty() {
+        h.push_str("<section id=\"tables\">\n<h2>Tables</h2>\n");
+        for t in tables {
+            writeln!(h, "<h3 id=\"table-{0}\">{0}</h3>", escape(&t.name)).expect("to a string");
+            h.push_str("<table>\n<tr>");
+            for c in &t.header {
+                write!(h, "<th>{}</th>", escape(c)).expect("to a string");
+            }
+            h.push_str("</tr>\n");
+            for row in t.rows.iter().take(MAX_ROWS) {
+                h.push_str("<tr>");
+                for c in row {
+                    write!(h, "<td>{}</td>", escape(c)).expect("to a string");
+                }
+                h.push_str("</tr>\n");
+            }
+            h.push_str("</table>\n");
+            if t.rows.len() > MAX_ROWS {
+                writeln!(
+                    h,
+                    "<p>The first {MAX_ROWS} of {} rows; all of them are in <code>{}.parquet</code>.</p>",
+                    t.rows.len(),
+                    escape(&t.name)
+                )
+                .expect("to a string");
+            }
+        }
+        if !parquets.is_empty() {
+            h.push_str("<p>Parquet files of this folder:</p>\n<ul>\n");
+            for p in &parquets {
+                writeln!(h, "<li><a href=\"{0}\">{0}</a></li>", escape(&file(p)))
+                    .expect("to a string");
+            }
+            h.push_str("</ul>\n");
+        }
+        h.push_str("</section>\n");
+    }
+    if !svgs.is_empty() {
+        h.push_str("<section id=\"plots\">\n<h2>Plots</h2>\n");
+        for p in &svgs {
+            writeln!(
+                h,
+                "<figure id=\"plot-{0}\">\n{1}\n<figcaption>{0}.svg</figcaption>\n</figure>",
+                escape(&stem(p)),
+                inline_svg(p)?
+            )
+            .expect("to a string");
+        }
+        h.push_str("</section>\n");
+    }
+    let manifest = dir.join("manifest.json");
+    if manifest.is_file() {
+        let text = std::fs::read_to_string(&manifest).map_err(|e| Error::io(&manifest, e))?;
+        writeln!(
+            h,
+            "<details>\n<summary>manifest.json</summary>\n<pre>{}</pre>\n</details>",
+            escape(&text)
+        )
+        .expect("to a string");
+    }
+    h.push_str("</body>\n</html>\n");
+    let out = dir.join("index.html");
+    write_atomic(&out, h.as_bytes(), true)?;
+    Ok(out)
+}
