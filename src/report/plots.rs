@@ -45,6 +45,16 @@ fn line_chart(path: &Path, title: &str, y_label: &str, lines: &[Line]) -> Result
         }
     }
     let pad = ((y_max - y_min) * 0.08).max(1e-6);
+    let dense: Vec<(String, Vec<(f64, f64)>)> = lines
+        .iter()
+        .map(|l| (l.label.clone(), densify(&l.points)))
+        .collect();
+    let corner = legend_corner(
+        &dense,
+        (1.0, x_max * 1.2, y_min - pad, y_max + pad),
+        true,
+        false,
+    );
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
@@ -88,12 +98,32 @@ fn line_chart(path: &Path, title: &str, y_label: &str, lines: &[Line]) -> Result
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
+            .position(corner)
             .draw()
             .map_err(|e| plot_err(path, e))?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
     write_atomic(path, svg.as_bytes(), true)
+}
+
+/// The points of a polyline with 8 steps inserted per segment (geometric in x), so that
+/// [`legend_corner`] sees the lines and not only their vertices.
+fn densify(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for w in points.windows(2) {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        for t in 0..8 {
+            let f = t as f64 / 8.0;
+            let x = if x0 > 0.0 && x1 > 0.0 {
+                (x0.ln() + f * (x1.ln() - x0.ln())).exp()
+            } else {
+                x0 + f * (x1 - x0)
+            };
+            out.push((x, y0 + f * (y1 - y0)));
+        }
+    }
+    out.extend(points.last().copied());
+    out
 }
 
 /// Writes three plots per posterior: `<id>-estimates.svg` (Î^K ± SE against K with the
@@ -107,6 +137,26 @@ pub fn write_plots(out: &Path, bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Resul
     let mut ids: Vec<&str> = bv.iter().map(|r| r.posterior_id.as_str()).collect();
     ids.dedup();
     let mut files = Vec::new();
+    // One series per estimator with a K (I^K, the sandwich's two bounds, …), each in its
+    // own colour, in the order the rows come.
+    fn by_estimator<'a, T>(rows: &[&'a T], name: impl Fn(&T) -> &str) -> Vec<(String, Vec<&'a T>)> {
+        let mut out: Vec<(String, Vec<&T>)> = Vec::new();
+        for &r in rows {
+            match out.iter_mut().find(|(e, _)| e == name(r)) {
+                Some((_, v)) => v.push(r),
+                None => out.push((name(r).to_string(), vec![r])),
+            }
+        }
+        out
+    }
+    let label = |e: &str| match e {
+        "infonce" => "I^K".to_string(),
+        "sandwich-lower" => "sandwich lower bound".to_string(),
+        "sandwich-upper" => "sandwich upper bound".to_string(),
+        other => other.to_string(),
+    };
+    let colour = |i: usize| PALETTE[[0, 4, 3, 2, 5][i % 5]];
+    let k_of = |k: Option<u64>| k.unwrap_or(1) as f64;
     for id in ids {
         let ik: Vec<&BiasVarianceRow> = bv
             .iter()
@@ -115,33 +165,35 @@ pub fn write_plots(out: &Path, bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Resul
         if ik.is_empty() {
             continue;
         }
-        let ks: Vec<f64> = ik.iter().map(|r| r.k.unwrap_or(1) as f64).collect();
+        let groups = by_estimator(&ik, |r| r.estimator.as_str());
+        let mut ks: Vec<f64> = ik.iter().map(|r| k_of(r.k)).collect();
+        ks.sort_by(f64::total_cmp);
+        ks.dedup();
         let span = |v: f64| ks.iter().map(|&k| (k, v)).collect::<Vec<_>>();
         let exact = bv.iter().find(|r| r.posterior_id == id && r.k.is_none());
-        let mut lines = vec![
-            Line {
-                label: "I^K (mean ± SE)".into(),
-                colour: BLUE,
-                points: ik
-                    .iter()
-                    .map(|r| (r.k.unwrap_or(1) as f64, r.mean_nats))
-                    .collect(),
+        let mut lines: Vec<Line> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, (e, rows))| Line {
+                label: format!("{} (mean ± SE)", label(e)),
+                colour: colour(i),
+                points: rows.iter().map(|r| (k_of(r.k), r.mean_nats)).collect(),
                 errors: Some(
-                    ik.iter()
+                    rows.iter()
                         .map(|r| r.mean_std_err_nats.unwrap_or(0.0) / (r.n_repeats as f64).sqrt())
                         .collect(),
                 ),
-            },
-            Line {
-                label: "ln K".into(),
-                colour: RGBColor(120, 120, 120),
-                points: ks.iter().map(|&k| (k, k.ln())).collect(),
-                errors: None,
-            },
-        ];
+            })
+            .collect();
+        lines.push(Line {
+            label: "ln K".into(),
+            colour: RGBColor(150, 150, 150),
+            points: ks.iter().map(|&k| (k, k.ln())).collect(),
+            errors: None,
+        });
         if let Some(e) = exact {
             lines.push(Line {
-                label: "exact I".into(),
+                label: format!("exact I ({})", e.estimator),
                 colour: RED,
                 points: span(e.mean_nats),
                 errors: None,
@@ -151,33 +203,49 @@ pub fn write_plots(out: &Path, bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Resul
         line_chart(&p, &format!("{id}: I(g; w) estimates"), "nats", &lines)?;
         files.push(p);
 
-        let mut lines = vec![Line {
-            label: "standard deviation over repeats".into(),
-            colour: GREEN,
-            points: ik
+        let mut lines = Vec::new();
+        for (i, (e, rows)) in groups.iter().enumerate() {
+            let sd: Vec<(f64, f64)> = rows
                 .iter()
-                .filter_map(|r| {
-                    r.variance_nats2
-                        .map(|v| (r.k.unwrap_or(1) as f64, v.sqrt()))
-                })
-                .collect(),
-            errors: None,
-        }];
-        let bias: Vec<(f64, f64)> = ik
-            .iter()
-            .filter_map(|r| r.bias_nats.map(|b| (r.k.unwrap_or(1) as f64, b)))
-            .collect();
-        if !bias.is_empty() {
-            let kind = ik[0].reference_kind.clone().unwrap_or_default();
-            lines.push(Line {
-                label: format!("bias vs {kind}"),
-                colour: BLUE,
-                points: bias,
-                errors: None,
-            });
+                .filter_map(|r| r.variance_nats2.map(|v| (k_of(r.k), v.sqrt())))
+                .collect();
+            if !sd.is_empty() {
+                let c = colour(i);
+                let light = |v: u8| ((v as u16 + 255) / 2) as u8;
+                lines.push(Line {
+                    label: format!("{}: sd over repeats (light)", label(e)),
+                    colour: RGBColor(light(c.0), light(c.1), light(c.2)),
+                    points: sd,
+                    errors: None,
+                });
+            }
+            let bias: Vec<(f64, f64)> = rows
+                .iter()
+                .filter_map(|r| r.bias_nats.map(|b| (k_of(r.k), b)))
+                .collect();
+            if !bias.is_empty() {
+                let kind = rows[0].reference_kind.clone().unwrap_or_default();
+                lines.push(Line {
+                    label: format!("{}: bias vs {kind}", label(e)),
+                    colour: colour(i),
+                    points: bias,
+                    errors: None,
+                });
+            }
         }
+        lines.push(Line {
+            label: "zero".into(),
+            colour: RGBColor(150, 150, 150),
+            points: span(0.0),
+            errors: None,
+        });
         let p = out.join(format!("{id}-bias-sd.svg"));
-        line_chart(&p, &format!("{id}: bias and spread of I^K"), "nats", &lines)?;
+        line_chart(
+            &p,
+            &format!("{id}: bias and spread per estimator"),
+            "nats",
+            &lines,
+        )?;
         files.push(p);
 
         let rows: Vec<&BoundRow> = bd
@@ -185,30 +253,31 @@ pub fn write_plots(out: &Path, bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Resul
             .filter(|r| r.posterior_id == id && r.k.is_some())
             .collect();
         if rows.iter().all(|r| r.elbo_per_point.is_some()) && !rows.is_empty() {
-            let mut lines = vec![
-                Line {
-                    label: "L / N".into(),
-                    colour: BLACK,
+            let elbo = rows[0].elbo_per_point.unwrap_or(0.0);
+            let mut lines = vec![Line {
+                label: "L / N".into(),
+                colour: BLACK,
+                points: span(elbo),
+                errors: None,
+            }];
+            for (i, (e, rows)) in by_estimator(&rows, |r| r.estimator.as_str())
+                .iter()
+                .enumerate()
+            {
+                lines.push(Line {
+                    label: format!("(L + {}) / N", label(e)),
+                    colour: colour(i),
                     points: rows
                         .iter()
-                        .map(|r| (r.k.unwrap_or(1) as f64, r.elbo_per_point.unwrap_or(0.0)))
-                        .collect(),
-                    errors: None,
-                },
-                Line {
-                    label: "L^K / N".into(),
-                    colour: BLUE,
-                    points: rows
-                        .iter()
-                        .map(|r| (r.k.unwrap_or(1) as f64, r.elbo_sym_per_point.unwrap_or(0.0)))
+                        .map(|r| (k_of(r.k), r.elbo_sym_per_point.unwrap_or(0.0)))
                         .collect(),
                     errors: Some(
                         rows.iter()
                             .map(|r| r.elbo_sym_per_point_std_err.unwrap_or(0.0))
                             .collect(),
                     ),
-                },
-            ];
+                });
+            }
             if let Some(e) = bd
                 .iter()
                 .find(|r| r.posterior_id == id && r.k.is_none())
