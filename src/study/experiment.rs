@@ -24,6 +24,8 @@ pub enum Experiment {
     EstimatorCost,
     /// Beyond the paper (issue 7): MNIST with MFVI, uniform SGM and the new objectives.
     MnistObjectives,
+    /// Issue 18: the tractable BNN's unstated settings swept, and a rerun at the closest.
+    TractableSweep,
 }
 
 impl std::str::FromStr for Experiment {
@@ -54,22 +56,24 @@ impl Experiment {
             "mode-proximity" => Ok(Experiment::ModeProximity),
             "estimator-cost" => Ok(Experiment::EstimatorCost),
             "mnist-objectives" => Ok(Experiment::MnistObjectives),
+            "tractable-sweep" => Ok(Experiment::TractableSweep),
             _ => Err(Error::invalid(
                 "experiment",
                 s,
-                "expected mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost or mnist-objectives",
+                "expected mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost, mnist-objectives or tractable-sweep",
             )),
         }
     }
 
     /// Every experiment, in the order `reproduce` lists them.
-    pub const ALL: [Experiment; 6] = [
+    pub const ALL: [Experiment; 7] = [
         Experiment::ModeInterpolation,
         Experiment::TractableBnn,
         Experiment::Mnist,
         Experiment::ModeProximity,
         Experiment::EstimatorCost,
         Experiment::MnistObjectives,
+        Experiment::TractableSweep,
     ];
 
     /// The experiment's name (its report folder).
@@ -81,6 +85,7 @@ impl Experiment {
             Experiment::ModeProximity => "mode-proximity",
             Experiment::EstimatorCost => "estimator-cost",
             Experiment::MnistObjectives => "mnist-objectives",
+            Experiment::TractableSweep => "tractable-sweep",
         }
     }
 
@@ -99,6 +104,7 @@ impl Experiment {
             Experiment::ModeProximity => &mode_proximity::ModeProximity,
             Experiment::EstimatorCost => &estimator_cost::EstimatorCost,
             Experiment::MnistObjectives => &mnist_objectives::MnistObjectives,
+            Experiment::TractableSweep => &tractable_sweep::TractableSweep,
         }
     }
 }

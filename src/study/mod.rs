@@ -228,6 +228,7 @@ pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Resu
         "n_train_samples": run.config.n_train_samples,
         "init_mu_std": run.config.init_mu_std,
         "init_rho": run.config.init_rho,
+        "mi_weight": run.config.mi_weight,
         "likelihood": likelihood.to_string(),
         "n_train": train_set.len(),
     })

@@ -56,6 +56,11 @@ pub struct TrainConfig {
     pub init_rho: f64,
     /// The likelihood.
     pub likelihood: Likelihood,
+    /// The weight w of the symmetrization term in the objective `L + w·Î` (1: the
+    /// symmetrized ELBO). A minibatch objective that is not rescaled to the data set (the
+    /// batch's log-likelihood and `(M/N)·KL`, plus Î) is, up to the factor M/N that Adam
+    /// ignores, the objective with `w = N/M`.
+    pub mi_weight: f64,
 }
 
 impl TrainConfig {
@@ -71,6 +76,7 @@ impl TrainConfig {
             init_mu_std: 0.1,
             init_rho: -3.0,
             likelihood,
+            mi_weight: 1.0,
         }
     }
 
@@ -112,6 +118,13 @@ impl TrainConfig {
                 "init_rho",
                 self.init_rho,
                 "sigma = softplus(rho) must be a positive normal number",
+            ));
+        }
+        if !(self.mi_weight.is_finite() && self.mi_weight >= 0.0) {
+            return Err(Error::invalid(
+                "mi_weight",
+                self.mi_weight,
+                "must be finite and >= 0",
             ));
         }
         self.likelihood.check()?;
@@ -369,6 +382,7 @@ pub fn train(
             // the loss gradient for Adam, and its finiteness, in one pass.
             let (grad_mu, grad_rho) = grad.split_at_mut(p);
             let slopes = q.dsigma_drho();
+            let w = config.mi_weight;
             let grad_finite = crate::linalg::with_avx(
                 #[inline(always)]
                 || {
@@ -382,14 +396,14 @@ pub fn train(
                     {
                         *gs *= slope;
                         *ms *= slope;
-                        *out_mu = -(gm + mm) / s_train;
-                        *out_rho = -(*gs + *ms) / s_train;
+                        *out_mu = -(gm + w * mm) / s_train;
+                        *out_rho = -(*gs + w * *ms) / s_train;
                         finite &= out_mu.is_finite() & out_rho.is_finite();
                     }
                     finite
                 },
             );
-            let loss = -(elbo_hat + mi_hat);
+            let loss = -(elbo_hat + w * mi_hat);
             let diverged = |what: &str, value: f64| Error::Diverged {
                 step,
                 epoch,

@@ -233,6 +233,7 @@ fn reproductions_are_identical_with_one_and_two_threads() {
         Experiment::Mnist,
         Experiment::ModeProximity,
         Experiment::MnistObjectives,
+        Experiment::TractableSweep,
     ] {
         let run = |threads| in_pool(threads, || reproduce(e, &quick()).unwrap());
         assert_same_but_wall(&run(1), &run(2), e.name());
@@ -316,4 +317,50 @@ fn journaled_experiments_read_every_run_back() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 18 item 1, quick: the sweep scores every setting against the paper, names the
+/// closest, reruns there, and its per-batch values are the per-point ones times M/N
+/// (plus I/N for L^G) run by run.
+#[test]
+fn tractable_sweep_quick_scores_settings_and_reruns_at_the_closest() {
+    let r = reproduce(Experiment::TractableSweep, &quick()).unwrap();
+    assert!(r.summary.contains("**Closest setting**"), "{}", r.summary);
+    let sweep = table(&r, "sweep");
+    let col = |name: &str| match &sweep.columns.iter().find(|c| c.0 == name).unwrap().1 {
+        Values::F64(v) => v.clone(),
+        _ => panic!("{name}"),
+    };
+    let norm = match &sweep
+        .columns
+        .iter()
+        .find(|c| c.0 == "normalisation")
+        .unwrap()
+        .1
+    {
+        Values::Str(v) => v.clone(),
+        _ => panic!(),
+    };
+    // 2 noises x 2 tau x 1 prior x 2 normalisations x 2 seeds x 2 methods.
+    assert_eq!(norm.len(), 32);
+    let (l, lg, rl, rlg, mi) = (
+        col("elbo_per_point"),
+        col("elbo_sym_exact_per_point"),
+        col("reported_elbo_per_point"),
+        col("reported_elbo_sym_per_point"),
+        col("mi_exact_nats"),
+    );
+    for i in 0..norm.len() {
+        assert!(
+            mi[i] >= -1e-9 && mi[i] <= 2f64.ln() + 1e-9,
+            "I within [0, ln 2]"
+        );
+        if norm[i] == "per batch" {
+            assert!((rl[i] - 0.1 * l[i]).abs() < 1e-12);
+            assert!((rlg[i] - (0.1 * l[i] + mi[i] / 100.0)).abs() < 1e-12);
+        } else {
+            assert_eq!((rl[i], rlg[i]), (l[i], lg[i]));
+        }
+    }
+    assert!(table(&r, "rerun").height() > 0);
 }

@@ -10,3 +10,4 @@ pub mod mnist_objectives;
 pub mod mode_interpolation;
 pub mod mode_proximity;
 pub mod tractable_bnn;
+pub mod tractable_sweep;

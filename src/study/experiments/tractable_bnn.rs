@@ -22,11 +22,148 @@ pub const TRACTABLE_NOISE_PRECISION: f64 = 100.0;
 /// Prior scale of the tractable-BNN reproduction (the paper does not state it).
 pub const TRACTABLE_PRIOR_SCALE: f64 = 1.0;
 
-fn two_unit_arch() -> Result<Arch> {
+pub(crate) fn two_unit_arch() -> Result<Arch> {
     Arch::builder(vec![1, 2, 1])
         .bias(false)
         .fixed_layer(1, vec![1.0, 1.0], None)
         .check()
+}
+
+/// The settings the paper leaves open: noise precision τ, prior scale, and the weight of
+/// Î against the ELBO (`per_batch`: a minibatch objective not rescaled to the data set,
+/// i.e. Î weighted N/M; [`TrainConfig::mi_weight`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Setting {
+    /// Noise precision τ of the Gaussian likelihood.
+    pub precision: f64,
+    /// Prior scale s of N(0, s²I).
+    pub prior_scale: f64,
+    /// Î weighted N/M (per-batch normalisation) instead of 1 (per point).
+    pub per_batch: bool,
+    /// Standard deviation of the Gaussian noise on the data's targets (0: y = α|x|).
+    pub noise_std: f64,
+}
+
+impl Setting {
+    /// The setting of `reproduce tractable-bnn`: τ = 100, s = 1, per point.
+    pub const REPRODUCTION: Setting = Setting {
+        precision: TRACTABLE_NOISE_PRECISION,
+        prior_scale: TRACTABLE_PRIOR_SCALE,
+        per_batch: false,
+        noise_std: 0.0,
+    };
+
+    /// The normalisation's name.
+    pub fn normalisation(&self) -> &'static str {
+        if self.per_batch {
+            "per batch"
+        } else {
+            "per point"
+        }
+    }
+}
+
+/// One trained run of the tractable BNN and its evaluation.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Run {
+    #[serde(with = "exact")]
+    pub(crate) mse: f64,
+    #[serde(with = "exact")]
+    pub(crate) l: f64,
+    #[serde(with = "exact")]
+    pub(crate) lg_k: f64,
+    #[serde(with = "exact")]
+    pub(crate) lg_exact: f64,
+    #[serde(with = "exact")]
+    pub(crate) mi_k: f64,
+    #[serde(with = "exact")]
+    pub(crate) mi_exact: f64,
+    #[serde(with = "exact")]
+    pub(crate) mi_k_se: f64,
+    #[serde(with = "exact")]
+    pub(crate) mi_exact_se: f64,
+    #[serde(with = "exact::seq")]
+    pub(crate) mu: Vec<f64>,
+    #[serde(with = "exact::seq")]
+    pub(crate) sigma: Vec<f64>,
+}
+
+/// Trains MFVI (or SGM with K = 2) on |x| data with slope `alpha` and evaluates it: test
+/// MSE, L/N, L^G/N with I^500 and exact I, and the posterior's μ and σ.
+///
+/// # Errors
+///
+/// Training divergence, bad settings.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_run(
+    setting: &Setting,
+    o: &ReproduceOptions,
+    alpha: f64,
+    seed: u64,
+    sgm: bool,
+    pred_s: usize,
+    mi_s: usize,
+) -> Result<Run> {
+    let arch = two_unit_arch()?;
+    let lik = Likelihood::Gaussian {
+        precision: setting.precision,
+    };
+    let data_seed = child_seed(o.seed, seed);
+    let train_set = abs_regression(100, alpha, setting.noise_std, data_seed)?;
+    let test_set = abs_regression(
+        100,
+        alpha,
+        setting.noise_std,
+        data_seed.wrapping_add(1_000_003),
+    )?;
+    let mut config = TrainConfig::new(lik);
+    config.epochs = 10;
+    config.batch_size = 10;
+    config.lr = 5e-3;
+    config.seed = child_seed(data_seed, 1);
+    config.prior_scale = setting.prior_scale;
+    if setting.per_batch {
+        config.mi_weight = train_set.len() as f64 / config.batch_size as f64;
+    }
+    let k2 = InfoNce::new(2)?;
+    let sym = if sgm {
+        Some(&k2 as &dyn MiGradient)
+    } else {
+        None
+    };
+    let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
+    let q = &out.posterior;
+    let eval = child_seed(data_seed, 2);
+    let (p, l) = crate::study::evaluate(
+        q,
+        lik,
+        &train_set,
+        &test_set,
+        setting.prior_scale,
+        pred_s,
+        mi_s,
+        eval,
+    )?;
+    let mse = p.mse.unwrap_or(f64::NAN);
+    let est_k = InfoNce::new(500)?.samples(mi_s)?.seed(eval).estimate(q)?;
+    let est_exact = ExactEnumeration::new()
+        .samples(mi_s)?
+        .seed(eval)
+        .estimate(q)?;
+    let (mi_k, mi_exact) = (est_k.value, est_exact.value);
+    let n = train_set.len() as f64;
+    Ok(Run {
+        mse,
+        l: l.elbo_per_point,
+        lg_k: l.elbo_per_point + mi_k / n,
+        lg_exact: l.elbo_per_point + mi_exact / n,
+        mi_k,
+        mi_exact,
+        mi_k_se: est_k.std_err.unwrap_or(f64::NAN),
+        mi_exact_se: est_exact.std_err.unwrap_or(f64::NAN),
+        mu: q.mu().to_vec(),
+        sigma: q.sigma().to_vec(),
+    })
 }
 
 /// The experiment of this file, as a [`Study`].
@@ -55,90 +192,16 @@ impl Study for TractableBnn {
         };
         let n_seeds = if o.quick { 3 } else { 10 };
         let (pred_s, mi_s) = if o.quick { (300, 300) } else { (1000, 1000) };
-        let arch = two_unit_arch()?;
-        let lik = Likelihood::Gaussian {
-            precision: TRACTABLE_NOISE_PRECISION,
-        };
         let jobs: Vec<(f64, u64, bool)> = alphas
             .iter()
             .flat_map(|&a| (0..n_seeds as u64).flat_map(move |s| [(a, s, false), (a, s, true)]))
             .collect();
-        #[derive(serde::Serialize, serde::Deserialize)]
-        struct Run {
-            #[serde(with = "exact")]
-            mse: f64,
-            #[serde(with = "exact")]
-            l: f64,
-            #[serde(with = "exact")]
-            lg_k: f64,
-            #[serde(with = "exact")]
-            lg_exact: f64,
-            #[serde(with = "exact")]
-            mi_k: f64,
-            #[serde(with = "exact")]
-            mi_exact: f64,
-            #[serde(with = "exact")]
-            mi_k_se: f64,
-            #[serde(with = "exact")]
-            mi_exact_se: f64,
-            #[serde(with = "exact::seq")]
-            mu: Vec<f64>,
-            #[serde(with = "exact::seq")]
-            sigma: Vec<f64>,
-        }
         let runs: Vec<Run> = o.executor().map(
             &jobs,
             Schedule::InOrder,
             |_, &(alpha, seed, sgm)| format!("tractable-bnn/{alpha}/{seed}/{sgm}"),
             |_, &(alpha, seed, sgm)| {
-                let data_seed = child_seed(o.seed, seed);
-                let train_set = abs_regression(100, alpha, 0.0, data_seed)?;
-                let test_set = abs_regression(100, alpha, 0.0, data_seed.wrapping_add(1_000_003))?;
-                let mut config = TrainConfig::new(lik);
-                config.epochs = 10;
-                config.batch_size = 10;
-                config.lr = 5e-3;
-                config.seed = child_seed(data_seed, 1);
-                config.prior_scale = TRACTABLE_PRIOR_SCALE;
-                let k2 = InfoNce::new(2)?;
-                let sym = if sgm {
-                    Some(&k2 as &dyn MiGradient)
-                } else {
-                    None
-                };
-                let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
-                let q = &out.posterior;
-                let eval = child_seed(data_seed, 2);
-                let (p, l) = crate::study::evaluate(
-                    q,
-                    lik,
-                    &train_set,
-                    &test_set,
-                    TRACTABLE_PRIOR_SCALE,
-                    pred_s,
-                    mi_s,
-                    eval,
-                )?;
-                let mse = p.mse.unwrap_or(f64::NAN);
-                let est_k = InfoNce::new(500)?.samples(mi_s)?.seed(eval).estimate(q)?;
-                let est_exact = ExactEnumeration::new()
-                    .samples(mi_s)?
-                    .seed(eval)
-                    .estimate(q)?;
-                let (mi_k, mi_exact) = (est_k.value, est_exact.value);
-                let n = train_set.len() as f64;
-                Ok(Run {
-                    mse,
-                    l: l.elbo_per_point,
-                    lg_k: l.elbo_per_point + mi_k / n,
-                    lg_exact: l.elbo_per_point + mi_exact / n,
-                    mi_k,
-                    mi_exact,
-                    mi_k_se: est_k.std_err.unwrap_or(f64::NAN),
-                    mi_exact_se: est_exact.std_err.unwrap_or(f64::NAN),
-                    mu: q.mu().to_vec(),
-                    sigma: q.sigma().to_vec(),
-                })
+                train_run(&Setting::REPRODUCTION, o, alpha, seed, sgm, pred_s, mi_s)
             },
         )?;
         let table = Table::new("runs")
@@ -271,7 +334,11 @@ impl Study for TractableBnn {
                 let (i, j) = (k / n_grid, k % n_grid);
                 let w1 = -lim + 2.0 * lim * i as f64 / (n_grid - 1) as f64;
                 let w2 = -lim + 2.0 * lim * j as f64 / (n_grid - 1) as f64;
-                (w1, w2, log_posterior(&data, [w1, w2]))
+                (
+                    w1,
+                    w2,
+                    log_posterior(&data, [w1, w2], &Setting::REPRODUCTION),
+                )
             })
             .collect();
         let max = grid.iter().map(|g| g.2).fold(f64::NEG_INFINITY, f64::max);
@@ -330,7 +397,7 @@ fn alphas_index(a: f64) -> usize {
 }
 
 /// Unnormalized log posterior of the 2-parameter model `f = ReLU(w1 x) + ReLU(w2 x)`.
-fn log_posterior(data: &Dataset, w: [f64; 2]) -> f64 {
+pub(crate) fn log_posterior(data: &Dataset, w: [f64; 2], setting: &Setting) -> f64 {
     let x = data.x();
     let crate::elbo::Targets::Values(y) = data.targets() else {
         return f64::NAN;
@@ -339,7 +406,7 @@ fn log_posterior(data: &Dataset, w: [f64; 2]) -> f64 {
     for r in 0..x.nrows() {
         let f = (w[0] * x[(r, 0)]).max(0.0) + (w[1] * x[(r, 0)]).max(0.0);
         let d = y[(r, 0)] - f;
-        ll -= 0.5 * TRACTABLE_NOISE_PRECISION * d * d;
+        ll -= 0.5 * setting.precision * d * d;
     }
-    ll - 0.5 * (w[0] * w[0] + w[1] * w[1]) / (TRACTABLE_PRIOR_SCALE * TRACTABLE_PRIOR_SCALE)
+    ll - 0.5 * (w[0] * w[0] + w[1] * w[1]) / (setting.prior_scale * setting.prior_scale)
 }
