@@ -303,13 +303,17 @@ pub fn write_plots(out: &Path, bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Resul
     Ok(files)
 }
 
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(255, 127, 14),
     RGBColor(90, 90, 90),
+    RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
 ];
 
 /// A scatter/line plot of a [`PlotSpec`]: every series as points, joined by lines when
@@ -326,12 +330,50 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
             && (!spec.log_x || p.0 > 0.0)
             && (!spec.log_y || p.1 > 0.0)
     };
+    // Each series' kept points with their error half-widths (0 without error bars).
+    let kept: Vec<Vec<((f64, f64), f64)>> = spec
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, (_, pts))| {
+            let errs = spec.errors.get(i).and_then(|e| e.as_ref());
+            pts.iter()
+                .enumerate()
+                .map(|(k, &p)| (p, errs.and_then(|e| e.get(k)).copied().unwrap_or(0.0)))
+                .filter(|(p, _)| keep(p))
+                .collect()
+        })
+        .collect();
     let series: Vec<(String, Vec<(f64, f64)>)> = spec
         .series
         .iter()
-        .map(|(l, pts)| (l.clone(), pts.iter().copied().filter(keep).collect()))
+        .zip(&kept)
+        .map(|((l, _), k)| (l.clone(), k.iter().map(|(p, _)| *p).collect()))
         .collect();
-    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    let errors: Vec<Vec<f64>> = kept
+        .iter()
+        .map(|k| k.iter().map(|(_, e)| *e).collect())
+        .collect();
+    let paths: Vec<(String, Vec<Vec<(f64, f64)>>)> = spec
+        .paths
+        .iter()
+        .map(|(l, lines)| {
+            (
+                l.clone(),
+                lines
+                    .iter()
+                    .map(|line| line.iter().copied().filter(keep).collect())
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut pts: Vec<(f64, f64)> = kept
+        .iter()
+        .flatten()
+        .flat_map(|&((x, y), e)| [(x, y - e), (x, y + e)])
+        .filter(keep)
+        .collect();
+    pts.extend(paths.iter().flat_map(|(_, l)| l.iter().flatten().copied()));
     if pts.is_empty() {
         return Ok(());
     }
@@ -340,7 +382,12 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
         if log {
             (lo / 1.3, hi * 1.3)
         } else {
-            let pad = ((hi - lo) * 0.06).max(1e-9);
+            // A single value (one width, say) gets a window of ±5 % around it.
+            let pad = if hi - lo > 1e-9 * hi.abs().max(lo.abs()) {
+                (hi - lo) * 0.06
+            } else {
+                (0.05 * hi.abs().max(lo.abs())).max(1e-9)
+            };
             (lo - pad, hi + pad)
         }
     };
@@ -348,13 +395,27 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
     let (y0, y1) = range(&mut pts.iter().map(|p| p.1), spec.log_y);
     let b = (x0, x1, y0, y1);
     let svg = match (spec.log_x, spec.log_y) {
-        (false, false) => xy_svg(path, spec, &series, b, x0..x1, y0..y1),
-        (true, false) => xy_svg(path, spec, &series, b, (x0..x1).log_scale(), y0..y1),
-        (false, true) => xy_svg(path, spec, &series, b, x0..x1, (y0..y1).log_scale()),
+        (false, false) => xy_svg(path, spec, (&series, &errors, &paths), b, x0..x1, y0..y1),
+        (true, false) => xy_svg(
+            path,
+            spec,
+            (&series, &errors, &paths),
+            b,
+            (x0..x1).log_scale(),
+            y0..y1,
+        ),
+        (false, true) => xy_svg(
+            path,
+            spec,
+            (&series, &errors, &paths),
+            b,
+            x0..x1,
+            (y0..y1).log_scale(),
+        ),
         (true, true) => xy_svg(
             path,
             spec,
-            &series,
+            (&series, &errors, &paths),
             b,
             (x0..x1).log_scale(),
             (y0..y1).log_scale(),
@@ -364,10 +425,15 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
 }
 
 /// The SVG of an [`xy_plot`] on the given axes (linear or log).
+#[allow(clippy::type_complexity)] // the kept series, their error bars and the paths
 fn xy_svg<X, Y>(
     path: &Path,
     spec: &PlotSpec,
-    series: &[(String, Vec<(f64, f64)>)],
+    (series, errors, paths): (
+        &[(String, Vec<(f64, f64)>)],
+        &[Vec<f64>],
+        &[(String, Vec<Vec<(f64, f64)>>)],
+    ),
     bounds: (f64, f64, f64, f64),
     x: X,
     y: Y,
@@ -406,8 +472,31 @@ where
             .y_label_formatter(&tick)
             .draw()
             .map_err(|e| plot_err(path, e))?;
+        // Paths first (contours, ellipses), under the points; one colour per group, after
+        // the series' colours.
+        for (g, (label, lines)) in paths.iter().enumerate() {
+            let colour = PALETTE[(series.len() + g) % PALETTE.len()];
+            let mut first = true;
+            for line in lines.iter().filter(|l| l.len() > 1) {
+                let drawn = chart
+                    .draw_series(LineSeries::new(line.clone(), colour.stroke_width(1)))
+                    .map_err(|e| plot_err(path, e))?;
+                if std::mem::take(&mut first) {
+                    drawn.label(label.clone()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                    });
+                }
+            }
+        }
         for (i, (label, points)) in series.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()];
+            if let Some(errs) = errors.get(i).filter(|e| e.iter().any(|&e| e > 0.0)) {
+                chart
+                    .draw_series(points.iter().zip(errs).map(|(&(x, y), &e)| {
+                        ErrorBar::new_vertical(x, y - e, y, y + e, colour.filled(), 6)
+                    }))
+                    .map_err(|e| plot_err(path, e))?;
+            }
             let sorted = points.windows(2).all(|w| w[0].0 <= w[1].0);
             if spec.lines && sorted && points.len() > 1 {
                 chart
@@ -424,7 +513,16 @@ where
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .position(legend_corner(series, bounds, spec.log_x, spec.log_y))
+            .position(legend_corner(
+                &series
+                    .iter()
+                    .cloned()
+                    .chain(paths.iter().map(|(l, lines)| (l.clone(), lines.concat())))
+                    .collect::<Vec<_>>(),
+                bounds,
+                spec.log_x,
+                spec.log_y,
+            ))
             .draw()
             .map_err(|e| plot_err(path, e))?;
         root.present().map_err(|e| plot_err(path, e))?;
@@ -436,7 +534,11 @@ where
 /// (the default printed `1.0000000000000001e-7` across the axis title).
 fn tick(v: &f64) -> String {
     let a = v.abs();
-    if a == 0.0 || (1e-3..1e5).contains(&a) {
+    // A tick at zero computed as ±1e-17 is zero.
+    if a < 1e-12 {
+        return "0".into();
+    }
+    if (1e-3..1e5).contains(&a) {
         let s = format!("{v:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
@@ -496,6 +598,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for (log_x, log_y) in [(false, false), (true, false), (false, true), (true, true)] {
             let spec = PlotSpec {
+                errors: Vec::new(),
+                paths: Vec::new(),
                 name: "p".into(),
                 title: "t".into(),
                 x_label: "K".into(),
@@ -522,6 +626,8 @@ mod tests {
             );
         }
         let empty = PlotSpec {
+            errors: Vec::new(),
+            paths: Vec::new(),
             name: "e".into(),
             title: "t".into(),
             x_label: "x".into(),

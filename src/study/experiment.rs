@@ -150,6 +150,12 @@ pub struct PlotSpec {
     pub lines: bool,
     /// Lines.
     pub series: Vec<Series>,
+    /// Per series (by position; missing or `None`: none), the ± half-widths of error bars
+    /// at its points (a seed standard deviation or a standard error).
+    pub errors: Vec<Option<Vec<f64>>>,
+    /// Labelled groups of polylines drawn as given, one colour per group (contours,
+    /// ellipses).
+    pub paths: Vec<(String, Vec<Vec<(f64, f64)>>)>,
 }
 
 /// What an experiment produced.
@@ -221,4 +227,53 @@ pub(crate) fn mean_sd(v: &[f64]) -> (f64, f64) {
         0.0
     };
     (m, sd)
+}
+
+/// The level-`level` contour of `z` on the grid `xs × ys` (`z[i * ys.len() + j]` at
+/// `(xs[i], ys[j])`) as line segments, by marching squares with linear interpolation
+/// along the cells' edges (a saddle cell is split along one fixed diagonal).
+pub(crate) fn contour_segments(
+    xs: &[f64],
+    ys: &[f64],
+    z: &[f64],
+    level: f64,
+) -> Vec<Vec<(f64, f64)>> {
+    let (nx, ny) = (xs.len(), ys.len());
+    let at = |i: usize, j: usize| z[i * ny + j];
+    let mut out = Vec::new();
+    for i in 0..nx.saturating_sub(1) {
+        for j in 0..ny.saturating_sub(1) {
+            // Corners counter-clockwise from (i, j).
+            let c = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)];
+            let mut crossings = Vec::new();
+            for e in 0..4 {
+                let (a, b) = (c[e], c[(e + 1) % 4]);
+                let (za, zb) = (at(a.0, a.1), at(b.0, b.1));
+                if (za >= level) != (zb >= level) {
+                    let t = (level - za) / (zb - za);
+                    let (xa, ya) = (xs[a.0], ys[a.1]);
+                    let (xb, yb) = (xs[b.0], ys[b.1]);
+                    crossings.push((xa + t * (xb - xa), ya + t * (yb - ya)));
+                }
+            }
+            for pair in crossings.chunks_exact(2) {
+                out.push(vec![pair[0], pair[1]]);
+            }
+        }
+    }
+    out
+}
+
+/// The ellipse `{center + k·(σ₁ cos t, σ₂ sin t)}` of an axis-aligned Gaussian, closed,
+/// in 64 steps.
+pub(crate) fn ellipse(center: (f64, f64), sigma: (f64, f64), k: f64) -> Vec<(f64, f64)> {
+    (0..=64)
+        .map(|s| {
+            let t = std::f64::consts::TAU * s as f64 / 64.0;
+            (
+                center.0 + k * sigma.0 * t.cos(),
+                center.1 + k * sigma.1 * t.sin(),
+            )
+        })
+        .collect()
 }

@@ -577,6 +577,8 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
             ik / lo
         ));
         plots.push(PlotSpec {
+            errors: Vec::new(),
+            paths: Vec::new(),
             name: format!("rmse-{}", case.name),
             title: format!("{}: RMSE against exact I at equal wall time", case.name),
             x_label: "K".into(),

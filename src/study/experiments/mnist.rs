@@ -193,8 +193,10 @@ impl Study for Mnist {
             n_seeds
         );
         let mut series: Vec<Series> = Vec::new();
+        let mut errors: Vec<Option<Vec<f64>>> = Vec::new();
         for &k in &methods {
             let mut pts = Vec::new();
+            let mut sds = Vec::new();
             for &w in &widths {
                 let sel: Vec<&Run> = jobs
                     .iter()
@@ -204,6 +206,7 @@ impl Study for Mnist {
                     .collect();
                 let (m, sd) = mean_sd(&sel.iter().map(|r| 100.0 * r.accuracy).collect::<Vec<_>>());
                 pts.push((w as f64, m));
+                sds.push(sd);
                 let avg = |f: fn(&Run) -> Option<f64>| {
                     let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
                     if v.is_empty() {
@@ -228,11 +231,25 @@ impl Study for Mnist {
                     avg(|r| r.grad_ratio)
                 ));
             }
-            series.push((method_name(k), pts));
+            series.push((format!("{} (ours, ± sd)", method_name(k)), pts));
+            errors.push(Some(sds));
+        }
+        // The paper's Table 1 as its own series, with its ± sd.
+        for &k in &methods {
+            let (pts, sds): (Vec<(f64, f64)>, Vec<f64>) = widths
+                .iter()
+                .filter_map(|&w| paper(w, k).map(|(m, s)| ((w as f64, m), s)))
+                .unzip();
+            if !pts.is_empty() {
+                series.push((format!("{} (paper)", method_name(k)), pts));
+                errors.push(Some(sds));
+            }
         }
         let plots = vec![PlotSpec {
+            errors,
+            paths: Vec::new(),
             name: "accuracy".into(),
-            title: "MNIST test accuracy against hidden width".into(),
+            title: "MNIST test accuracy against hidden width (mean ± sd over seeds)".into(),
             x_label: "hidden width".into(),
             y_label: "accuracy %".into(),
             log_x: false,

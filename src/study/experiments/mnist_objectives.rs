@@ -246,6 +246,8 @@ impl Study for MnistObjectives {
             limit.map_or(String::new(), |l| format!(" on the first {l} images"))
         );
         let mut series: Vec<Series> = Vec::new();
+        // Each series' seed standard deviations, for its error bars.
+        let mut sds: Vec<Vec<f64>> = Vec::new();
         for &w in &widths {
             for rho in inits {
                 for obj in objectives(w) {
@@ -296,17 +298,25 @@ impl Study for MnistObjectives {
                         .filter_map(|r| r.accuracy)
                         .map(|a| 100.0 * a)
                         .collect::<Vec<_>>();
-                    let m = mean_sd(&acc).0;
-                    match series.iter_mut().find(|(l, _)| *l == label) {
-                        Some((_, pts)) => pts.push((w as f64, m)),
-                        None => series.push((label, vec![(w as f64, m)])),
+                    let (m, sd) = mean_sd(&acc);
+                    match series.iter().position(|(l, _)| *l == label) {
+                        Some(i) => {
+                            series[i].1.push((w as f64, m));
+                            sds[i].push(sd);
+                        }
+                        None => {
+                            series.push((label, vec![(w as f64, m)]));
+                            sds.push(vec![sd]);
+                        }
                     }
                 }
             }
         }
         let plots = vec![PlotSpec {
+            errors: sds.into_iter().map(Some).collect(),
+            paths: Vec::new(),
             name: "accuracy".into(),
-            title: "MNIST test accuracy by objective".into(),
+            title: "MNIST test accuracy by objective (mean ± sd over seeds)".into(),
             x_label: "hidden width".into(),
             y_label: "accuracy %".into(),
             log_x: false,

@@ -195,6 +195,8 @@ impl Study for ModeInterpolation {
             series.push((format!("s = {s}"), pts));
         }
         plots.push(PlotSpec {
+            errors: Vec::new(),
+            paths: Vec::new(),
             name: "interpolation".into(),
             title: "Reverse-KL Gaussian fit to a two-component mixture".into(),
             x_label: "alpha (distance between modes)".into(),

@@ -138,6 +138,8 @@ impl Study for ModeProximity {
             })
             .collect();
         let plots = vec![PlotSpec {
+            errors: Vec::new(),
+            paths: Vec::new(),
             name: "proximity".into(),
             title: "Closest equivalent mode relative to |w|".into(),
             x_label: "hidden width".into(),

@@ -11,7 +11,7 @@ use crate::execute::Schedule;
 use crate::journal::exact;
 use crate::rng::child_seed;
 use crate::study::experiment::{
-    Experiment, PlotSpec, ReproduceOptions, Reproduction, Study, mean_sd,
+    Experiment, PlotSpec, ReproduceOptions, Reproduction, Study, contour_segments, ellipse, mean_sd,
 };
 use crate::study::table::{Table, Values};
 use crate::train::{StepInfo, TrainConfig, train};
@@ -356,28 +356,100 @@ impl Study for TractableBnn {
                 .map(|(_, r)| (r.mu[0], r.mu[1]))
                 .collect()
         };
-        // Contour-like rendering: the grid points within 3 nats of the maximum.
-        let hpd: Vec<(f64, f64)> = grid
-            .iter()
-            .filter(|g| g.2 > max - 3.0)
-            .map(|g| (g.0, g.1))
+        // The exact posterior as contours at 0.5, 2 and 4.5 nats below its maximum (a
+        // Gaussian's 1, 2 and 3 σ), and for three seeds each method's q as 1- and 2-σ
+        // ellipses; SGM's q^G also as its swapped component q(g⁻¹·ω).
+        let axis: Vec<f64> = (0..n_grid)
+            .map(|i| -lim + 2.0 * lim * i as f64 / (n_grid - 1) as f64)
             .collect();
-        let plots = vec![PlotSpec {
-            name: format!("posterior_alpha_{a0}"),
-            title: format!(
-                "Exact posterior (within 3 nats of the mode) and VI means, alpha = {a0}"
-            ),
-            x_label: "w1".into(),
-            y_label: "w2".into(),
-            log_x: false,
-            log_y: false,
-            lines: false,
-            series: vec![
-                ("exact posterior, top 3 nats".into(), hpd),
-                ("MFVI means (10 seeds)".into(), means(false)),
-                ("SGM K=2 means".into(), means(true)),
-            ],
-        }];
+        let z: Vec<f64> = grid.iter().map(|g| g.2 - max).collect();
+        let contours: Vec<Vec<(f64, f64)>> = [-0.5, -2.0, -4.5]
+            .iter()
+            .flat_map(|&level| contour_segments(&axis, &axis, &z, level))
+            .collect();
+        let ellipses = |sgm: bool, swapped: bool| -> Vec<Vec<(f64, f64)>> {
+            jobs.iter()
+                .zip(&runs)
+                .filter(|(j, _)| j.0 == a0 && j.2 == sgm && j.1 < 3)
+                .flat_map(|(_, r)| {
+                    let (m, s) = if swapped {
+                        ((r.mu[1], r.mu[0]), (r.sigma[1], r.sigma[0]))
+                    } else {
+                        ((r.mu[0], r.mu[1]), (r.sigma[0], r.sigma[1]))
+                    };
+                    [ellipse(m, s, 1.0), ellipse(m, s, 2.0)]
+                })
+                .collect()
+        };
+        let per_alpha = |sgm: bool, paper: bool| -> (Vec<(f64, f64)>, Vec<f64>) {
+            alphas
+                .iter()
+                .map(|&a| {
+                    if paper {
+                        let (m, sd) = paper_mse(a, sgm);
+                        ((a, m), sd)
+                    } else {
+                        let v: Vec<f64> = jobs
+                            .iter()
+                            .zip(&runs)
+                            .filter(|(j, _)| j.0 == a && j.2 == sgm)
+                            .map(|(_, r)| r.mse)
+                            .collect();
+                        let (m, sd) = mean_sd(&v);
+                        ((a, m), sd)
+                    }
+                })
+                .unzip()
+        };
+        let (ours_mfvi, sd_mfvi) = per_alpha(false, false);
+        let (ours_sgm, sd_sgm) = per_alpha(true, false);
+        let (paper_mfvi, psd_mfvi) = per_alpha(false, true);
+        let (paper_sgm, psd_sgm) = per_alpha(true, true);
+        let plots = vec![
+            PlotSpec {
+                errors: Vec::new(),
+                paths: vec![
+                    (
+                        "exact posterior: 1, 2, 3 σ-equivalent contours".into(),
+                        contours,
+                    ),
+                    ("SGM K=2 q^G: both components (3 seeds)".into(), {
+                        let mut e = ellipses(true, false);
+                        e.extend(ellipses(true, true));
+                        e
+                    }),
+                    ("MFVI q: 1 and 2 σ (3 seeds)".into(), ellipses(false, false)),
+                ],
+                name: format!("posterior_alpha_{a0}"),
+                title: format!("Exact posterior and variational q, alpha = {a0}"),
+                x_label: "w1".into(),
+                y_label: "w2".into(),
+                log_x: false,
+                log_y: false,
+                lines: false,
+                series: vec![
+                    ("MFVI means (all seeds)".into(), means(false)),
+                    ("SGM K=2 means".into(), means(true)),
+                ],
+            },
+            PlotSpec {
+                errors: vec![Some(sd_mfvi), Some(sd_sgm), Some(psd_mfvi), Some(psd_sgm)],
+                paths: Vec::new(),
+                name: "test_mse".into(),
+                title: "Test MSE against alpha (mean ± sd over seeds), ours and the paper's".into(),
+                x_label: "alpha".into(),
+                y_label: "test MSE".into(),
+                log_x: false,
+                log_y: false,
+                lines: true,
+                series: vec![
+                    ("MFVI (ours)".into(), ours_mfvi),
+                    ("SGM K=2 (ours)".into(), ours_sgm),
+                    ("MFVI (paper)".into(), paper_mfvi),
+                    ("SGM K=2 (paper)".into(), paper_sgm),
+                ],
+            },
+        ];
         Ok(Reproduction {
             experiment: Experiment::TractableBnn,
             tables: vec![table, grid_table],

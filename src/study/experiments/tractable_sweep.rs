@@ -372,6 +372,8 @@ impl Study for TractableSweep {
         };
         let plots = vec![
             PlotSpec {
+                errors: Vec::new(),
+                paths: Vec::new(),
                 name: "rerun_posterior_alpha_0.1".into(),
                 title: format!(
                     "Exact posterior (top 3 nats) and VI means: noise {}, tau = {}, s = {}, {}",
@@ -399,6 +401,8 @@ impl Study for TractableSweep {
                 ],
             },
             PlotSpec {
+                errors: Vec::new(),
+                paths: Vec::new(),
                 name: "sweep_mse_elbo".into(),
                 title: "Sweep at alpha = 0.1: test MSE and reported L/N per run, and the paper's"
                     .into(),
