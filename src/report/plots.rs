@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
+use crate::study::experiment::{PathGroup, Series};
 use crate::study::grid::{BiasVarianceRow, BoundRow};
 use crate::study::reproduce::PlotSpec;
 
@@ -354,7 +355,7 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
         .iter()
         .map(|k| k.iter().map(|(_, e)| *e).collect())
         .collect();
-    let paths: Vec<(String, Vec<Vec<(f64, f64)>>)> = spec
+    let paths: Vec<PathGroup> = spec
         .paths
         .iter()
         .map(|(l, lines)| {
@@ -425,15 +426,10 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
 }
 
 /// The SVG of an [`xy_plot`] on the given axes (linear or log).
-#[allow(clippy::type_complexity)] // the kept series, their error bars and the paths
 fn xy_svg<X, Y>(
     path: &Path,
     spec: &PlotSpec,
-    (series, errors, paths): (
-        &[(String, Vec<(f64, f64)>)],
-        &[Vec<f64>],
-        &[(String, Vec<Vec<(f64, f64)>>)],
-    ),
+    (series, errors, paths): (&[Series], &[Vec<f64>], &[PathGroup]),
     bounds: (f64, f64, f64, f64),
     x: X,
     y: Y,

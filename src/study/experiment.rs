@@ -131,6 +131,9 @@ pub trait Study: Sync {
 /// A line of a plot: label and points.
 pub type Series = (String, Vec<(f64, f64)>);
 
+/// A labelled group of polylines of a plot (contours, ellipses).
+pub type PathGroup = (String, Vec<Vec<(f64, f64)>>);
+
 /// A plot request: file stem, title, axis labels, series.
 #[derive(Clone, Debug)]
 pub struct PlotSpec {
@@ -155,7 +158,7 @@ pub struct PlotSpec {
     pub errors: Vec<Option<Vec<f64>>>,
     /// Labelled groups of polylines drawn as given, one colour per group (contours,
     /// ellipses).
-    pub paths: Vec<(String, Vec<Vec<(f64, f64)>>)>,
+    pub paths: Vec<PathGroup>,
 }
 
 /// What an experiment produced.
