@@ -54,7 +54,7 @@ enum Command {
     Spec(SpecArgs),
     /// Download a data set into the data cache ($MI_EST_DATA, else the platform's cache folder) and verify it.
     Data(DataArgs),
-    /// Reproduce an experiment of the paper (mode-interpolation, tractable-bnn, mnist, mode-proximity) or run a study beyond it (estimator-cost, mnist-objectives, tractable-sweep).
+    /// Reproduce an experiment of the paper (mode-interpolation, tractable-bnn, mnist, mode-proximity) or run a study beyond it (estimator-cost, mnist-objectives, tractable-sweep, symmetry-regime).
     Reproduce(ReproduceArgs),
 }
 
@@ -106,7 +106,7 @@ struct DataArgs {
 
 #[derive(Parser, Debug)]
 struct ReproduceArgs {
-    /// mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost, mnist-objectives or tractable-sweep.
+    /// mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost, mnist-objectives, tractable-sweep or symmetry-regime.
     experiment: Experiment,
     /// The fast variant (seconds to minutes) that checks the qualitative claims.
     #[arg(long)]

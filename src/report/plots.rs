@@ -324,6 +324,9 @@ const PALETTE: [RGBColor; 10] = [
 ///
 /// [`Error::Io`] naming a file that cannot be written.
 pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
+    if let Some(h) = &spec.heat {
+        return heat_map(path, spec, h);
+    }
     // A log axis shows only positive values.
     let keep = |p: &(f64, f64)| {
         p.0.is_finite()
@@ -594,6 +597,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for (log_x, log_y) in [(false, false), (true, false), (false, true), (true, true)] {
             let spec = PlotSpec {
+                heat: None,
                 errors: Vec::new(),
                 paths: Vec::new(),
                 name: "p".into(),
@@ -622,6 +626,7 @@ mod tests {
             );
         }
         let empty = PlotSpec {
+            heat: None,
             errors: Vec::new(),
             paths: Vec::new(),
             name: "e".into(),
@@ -666,4 +671,111 @@ mod tests {
             "{corner:?}"
         );
     }
+}
+
+/// A colour on a blue–yellow scale (viridis-like) for `t` in [0, 1].
+fn scale_colour(t: f64) -> RGBColor {
+    const STOPS: [(f64, (f64, f64, f64)); 5] = [
+        (0.0, (68.0, 1.0, 84.0)),
+        (0.25, (59.0, 82.0, 139.0)),
+        (0.5, (33.0, 145.0, 140.0)),
+        (0.75, (94.0, 201.0, 98.0)),
+        (1.0, (253.0, 231.0, 37.0)),
+    ];
+    let t = t.clamp(0.0, 1.0);
+    let k = STOPS.iter().position(|s| s.0 >= t).unwrap_or(4).max(1);
+    let ((t0, a), (t1, b)) = (STOPS[k - 1], STOPS[k]);
+    let f = (t - t0) / (t1 - t0);
+    let mix = |x: f64, y: f64| (x + f * (y - x)).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// A [`HeatMap`](crate::study::experiment::HeatMap): cells coloured on one scale
+/// (its range in the caption), each with its value written in it.
+fn heat_map(path: &Path, spec: &PlotSpec, h: &crate::study::experiment::HeatMap) -> Result<()> {
+    let (nx, ny) = (h.columns.len(), h.rows.len());
+    let vals: Vec<f64> = h
+        .values
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    let (lo, hi) = h.range.unwrap_or_else(|| {
+        vals.iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            })
+    });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let caption = if vals.is_empty() {
+            spec.title.clone()
+        } else {
+            format!(
+                "{} (colour: {} from {} to {})",
+                spec.title,
+                h.value_label,
+                tick(&lo),
+                tick(&hi)
+            )
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 15))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(90)
+            .build_cartesian_2d(0f64..nx.max(1) as f64, 0f64..ny.max(1) as f64)
+            .map_err(|e| plot_err(path, e))?;
+        let label = |labels: &[String], v: f64| {
+            let i = (v - 0.5).round();
+            if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                labels[i as usize].clone()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(2 * nx + 1)
+            .y_labels(2 * ny + 1)
+            .x_label_formatter(&|v| label(&h.columns, *v))
+            .y_label_formatter(&|v| label(&h.rows, *v))
+            .x_desc(spec.x_label.clone())
+            .y_desc(spec.y_label.clone())
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        for (r, row) in h.values.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                let (x, y) = (c as f64, r as f64);
+                let fill = match v {
+                    Some(v) if v.is_finite() => scale_colour((v - lo) / span),
+                    _ => RGBColor(220, 220, 220),
+                };
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x, y), (x + 1.0, y + 1.0)],
+                        fill.filled(),
+                    )))
+                    .map_err(|e| plot_err(path, e))?;
+                let text = v.map_or("–".to_string(), |v| format!("{v:.3}"));
+                let t = v.map_or(0.0, |v| (v - lo) / span);
+                let ink = if t > 0.6 { BLACK } else { WHITE };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        text,
+                        (x + 0.38, y + 0.55),
+                        ("sans-serif", 13).into_font().color(&ink),
+                    )))
+                    .map_err(|e| plot_err(path, e))?;
+            }
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    write_atomic(path, svg.as_bytes(), true)
 }

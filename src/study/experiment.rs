@@ -26,6 +26,8 @@ pub enum Experiment {
     MnistObjectives,
     /// Issue 18: the tractable BNN's unstated settings swept, and a rerun at the closest.
     TractableSweep,
+    /// Issue 18: where I(g; ω) < ln|G| after training and where symmetrizing helps.
+    SymmetryRegime,
 }
 
 impl std::str::FromStr for Experiment {
@@ -57,16 +59,17 @@ impl Experiment {
             "estimator-cost" => Ok(Experiment::EstimatorCost),
             "mnist-objectives" => Ok(Experiment::MnistObjectives),
             "tractable-sweep" => Ok(Experiment::TractableSweep),
+            "symmetry-regime" => Ok(Experiment::SymmetryRegime),
             _ => Err(Error::invalid(
                 "experiment",
                 s,
-                "expected mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost, mnist-objectives or tractable-sweep",
+                "expected mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost, mnist-objectives, tractable-sweep or symmetry-regime",
             )),
         }
     }
 
     /// Every experiment, in the order `reproduce` lists them.
-    pub const ALL: [Experiment; 7] = [
+    pub const ALL: [Experiment; 8] = [
         Experiment::ModeInterpolation,
         Experiment::TractableBnn,
         Experiment::Mnist,
@@ -74,6 +77,7 @@ impl Experiment {
         Experiment::EstimatorCost,
         Experiment::MnistObjectives,
         Experiment::TractableSweep,
+        Experiment::SymmetryRegime,
     ];
 
     /// The experiment's name (its report folder).
@@ -86,6 +90,7 @@ impl Experiment {
             Experiment::EstimatorCost => "estimator-cost",
             Experiment::MnistObjectives => "mnist-objectives",
             Experiment::TractableSweep => "tractable-sweep",
+            Experiment::SymmetryRegime => "symmetry-regime",
         }
     }
 
@@ -105,6 +110,7 @@ impl Experiment {
             Experiment::EstimatorCost => &estimator_cost::EstimatorCost,
             Experiment::MnistObjectives => &mnist_objectives::MnistObjectives,
             Experiment::TractableSweep => &tractable_sweep::TractableSweep,
+            Experiment::SymmetryRegime => &symmetry_regime::SymmetryRegime,
         }
     }
 }
@@ -159,6 +165,23 @@ pub struct PlotSpec {
     /// Labelled groups of polylines drawn as given, one colour per group (contours,
     /// ellipses).
     pub paths: Vec<PathGroup>,
+    /// Draw this heat map instead of the series (which are then ignored).
+    pub heat: Option<HeatMap>,
+}
+
+/// A heat map: one coloured cell per (column, row) with its value written in it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeatMap {
+    /// Column labels (x), left to right.
+    pub columns: Vec<String>,
+    /// Row labels (y), bottom to top.
+    pub rows: Vec<String>,
+    /// `values[row][column]`; `None`: no value (drawn grey).
+    pub values: Vec<Vec<Option<f64>>>,
+    /// What the colour shows.
+    pub value_label: String,
+    /// The values the colour scale spans (`None`: the data's range).
+    pub range: Option<(f64, f64)>,
 }
 
 /// What an experiment produced.

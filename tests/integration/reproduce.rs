@@ -234,6 +234,7 @@ fn reproductions_are_identical_with_one_and_two_threads() {
         Experiment::ModeProximity,
         Experiment::MnistObjectives,
         Experiment::TractableSweep,
+        Experiment::SymmetryRegime,
     ] {
         let run = |threads| in_pool(threads, || reproduce(e, &quick()).unwrap());
         assert_same_but_wall(&run(1), &run(2), e.name());
@@ -363,4 +364,30 @@ fn tractable_sweep_quick_scores_settings_and_reruns_at_the_closest() {
         }
     }
     assert!(table(&r, "rerun").height() > 0);
+}
+
+/// Issue 18 item 2, quick: the regime map trains MFVI and the symmetrized objective per
+/// cell, its I / ln|G| lies in [0, 1], and it draws a heat map of the ratio and of the
+/// gain per initial sigma.
+#[test]
+fn symmetry_regime_quick_maps_i_over_ln_g_and_the_gain() {
+    let r = reproduce(Experiment::SymmetryRegime, &quick()).unwrap();
+    let runs = table(&r, "runs");
+    // 2 sizes x 2 widths x 1 initial sigma x 2 objectives x 1 seed.
+    assert_eq!(runs.height(), 8);
+    let col = |name: &str| match &runs.columns.iter().find(|c| c.0 == name).unwrap().1 {
+        Values::F64(v) => v.clone(),
+        _ => panic!("{name}"),
+    };
+    for (mi, ln_g) in col("mi_nats").iter().zip(col("ln_group_order")) {
+        assert!(*mi >= -1e-6 && *mi <= ln_g + 1e-6, "{mi} vs {ln_g}");
+    }
+    let heat: Vec<&str> = r
+        .plots
+        .iter()
+        .filter(|p| p.heat.is_some())
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(heat, ["i_over_ln_g_rho1", "gain_rho1"]);
+    assert!(r.summary.contains("I/ln"));
 }

@@ -577,6 +577,7 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String, Vec<PlotSp
             ik / lo
         ));
         plots.push(PlotSpec {
+            heat: None,
             errors: Vec::new(),
             paths: Vec::new(),
             name: format!("rmse-{}", case.name),

@@ -246,6 +246,7 @@ impl Study for Mnist {
             }
         }
         let plots = vec![PlotSpec {
+            heat: None,
             errors,
             paths: Vec::new(),
             name: "accuracy".into(),

@@ -313,6 +313,7 @@ impl Study for MnistObjectives {
             }
         }
         let plots = vec![PlotSpec {
+            heat: None,
             errors: sds.into_iter().map(Some).collect(),
             paths: Vec::new(),
             name: "accuracy".into(),

@@ -9,5 +9,6 @@ pub mod mnist;
 pub mod mnist_objectives;
 pub mod mode_interpolation;
 pub mod mode_proximity;
+pub mod symmetry_regime;
 pub mod tractable_bnn;
 pub mod tractable_sweep;

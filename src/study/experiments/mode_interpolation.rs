@@ -195,6 +195,7 @@ impl Study for ModeInterpolation {
             series.push((format!("s = {s}"), pts));
         }
         plots.push(PlotSpec {
+            heat: None,
             errors: Vec::new(),
             paths: Vec::new(),
             name: "interpolation".into(),

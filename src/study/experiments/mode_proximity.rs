@@ -138,6 +138,7 @@ impl Study for ModeProximity {
             })
             .collect();
         let plots = vec![PlotSpec {
+            heat: None,
             errors: Vec::new(),
             paths: Vec::new(),
             name: "proximity".into(),

@@ -407,6 +407,7 @@ impl Study for TractableBnn {
         let (paper_sgm, psd_sgm) = per_alpha(true, true);
         let plots = vec![
             PlotSpec {
+                heat: None,
                 errors: Vec::new(),
                 paths: vec![
                     (
@@ -433,6 +434,7 @@ impl Study for TractableBnn {
                 ],
             },
             PlotSpec {
+                heat: None,
                 errors: vec![Some(sd_mfvi), Some(sd_sgm), Some(psd_mfvi), Some(psd_sgm)],
                 paths: Vec::new(),
                 name: "test_mse".into(),

@@ -372,6 +372,7 @@ impl Study for TractableSweep {
         };
         let plots = vec![
             PlotSpec {
+                heat: None,
                 errors: Vec::new(),
                 paths: Vec::new(),
                 name: "rerun_posterior_alpha_0.1".into(),
@@ -401,6 +402,7 @@ impl Study for TractableSweep {
                 ],
             },
             PlotSpec {
+                heat: None,
                 errors: Vec::new(),
                 paths: Vec::new(),
                 name: "sweep_mse_elbo".into(),
