@@ -585,94 +585,6 @@ fn legend_corner(
     .expect("four corners")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Log axes: labelled so, points they cannot show (≤ 0) left out, every
-    /// combination drawn; a plot with nothing to show writes no file.
-    #[test]
-    fn log_axes_are_labelled_and_drop_what_they_cannot_show() {
-        let dir = std::env::temp_dir().join(format!("mi-est-plots-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for (log_x, log_y) in [(false, false), (true, false), (false, true), (true, true)] {
-            let spec = PlotSpec {
-                heat: None,
-                errors: Vec::new(),
-                paths: Vec::new(),
-                name: "p".into(),
-                title: "t".into(),
-                x_label: "K".into(),
-                y_label: "RMSE".into(),
-                log_x,
-                log_y,
-                lines: true,
-                series: vec![
-                    ("a".into(), vec![(1.0, 50.0), (16.0, 5.0), (4096.0, 0.5)]),
-                    ("b".into(), vec![(0.0, 0.1), (2.0, 0.0), (4.0, 0.05)]),
-                ],
-            };
-            let path = dir.join(format!("p-{log_x}-{log_y}.svg"));
-            xy_plot(&path, &spec).unwrap();
-            let svg = std::fs::read_to_string(&path).unwrap();
-            assert_eq!(svg.contains("K (log scale)"), log_x);
-            assert_eq!(svg.contains("RMSE (log scale)"), log_y);
-            // Circles drawn: 6 points, less those at x = 0 (log x) or y = 0 (log y).
-            let dropped = usize::from(log_x) + usize::from(log_y);
-            assert_eq!(
-                svg.matches("<circle").count(),
-                6 - dropped + 2,
-                "{log_x} {log_y}"
-            );
-        }
-        let empty = PlotSpec {
-            heat: None,
-            errors: Vec::new(),
-            paths: Vec::new(),
-            name: "e".into(),
-            title: "t".into(),
-            x_label: "x".into(),
-            y_label: "y".into(),
-            log_x: false,
-            log_y: true,
-            lines: false,
-            series: vec![("a".into(), vec![(1.0, 0.0), (2.0, -1.0)])],
-        };
-        xy_plot(&dir.join("e.svg"), &empty).unwrap();
-        assert!(!dir.join("e.svg").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn ticks_read_plainly_and_the_legend_avoids_the_data() {
-        for (v, want) in [
-            (1e-7, "1e-7"),
-            (0.1, "0.1"),
-            (10.0, "10"),
-            (1000.0, "1000"),
-            (2.5, "2.5"),
-            (0.0, "0"),
-            (3e5, "3e5"),
-        ] {
-            assert_eq!(tick(&v), want);
-        }
-        // Points in the upper right and lower left: the legend goes to another corner.
-        let series = vec![("a".to_string(), vec![(9.0, 9.0), (1.0, 1.0)])];
-        let corner = legend_corner(&series, (0.0, 10.0, 0.0, 10.0), false, false);
-        assert!(
-            matches!(corner, SeriesLabelPosition::UpperLeft),
-            "{corner:?}"
-        );
-        // On log axes the same test runs in log units.
-        let series = vec![("a".to_string(), vec![(1000.0, 50.0), (4.0, 1e-12)])];
-        let corner = legend_corner(&series, (3.0, 5000.0, 1e-13, 100.0), true, true);
-        assert!(
-            matches!(corner, SeriesLabelPosition::UpperLeft),
-            "{corner:?}"
-        );
-    }
-}
-
 /// A colour on a blue–yellow scale (viridis-like) for `t` in [0, 1].
 fn scale_colour(t: f64) -> RGBColor {
     const STOPS: [(f64, (f64, f64, f64)); 5] = [
@@ -778,4 +690,92 @@ fn heat_map(path: &Path, spec: &PlotSpec, h: &crate::study::experiment::HeatMap)
         root.present().map_err(|e| plot_err(path, e))?;
     }
     write_atomic(path, svg.as_bytes(), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log axes: labelled so, points they cannot show (≤ 0) left out, every
+    /// combination drawn; a plot with nothing to show writes no file.
+    #[test]
+    fn log_axes_are_labelled_and_drop_what_they_cannot_show() {
+        let dir = std::env::temp_dir().join(format!("mi-est-plots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (log_x, log_y) in [(false, false), (true, false), (false, true), (true, true)] {
+            let spec = PlotSpec {
+                heat: None,
+                errors: Vec::new(),
+                paths: Vec::new(),
+                name: "p".into(),
+                title: "t".into(),
+                x_label: "K".into(),
+                y_label: "RMSE".into(),
+                log_x,
+                log_y,
+                lines: true,
+                series: vec![
+                    ("a".into(), vec![(1.0, 50.0), (16.0, 5.0), (4096.0, 0.5)]),
+                    ("b".into(), vec![(0.0, 0.1), (2.0, 0.0), (4.0, 0.05)]),
+                ],
+            };
+            let path = dir.join(format!("p-{log_x}-{log_y}.svg"));
+            xy_plot(&path, &spec).unwrap();
+            let svg = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(svg.contains("K (log scale)"), log_x);
+            assert_eq!(svg.contains("RMSE (log scale)"), log_y);
+            // Circles drawn: 6 points, less those at x = 0 (log x) or y = 0 (log y).
+            let dropped = usize::from(log_x) + usize::from(log_y);
+            assert_eq!(
+                svg.matches("<circle").count(),
+                6 - dropped + 2,
+                "{log_x} {log_y}"
+            );
+        }
+        let empty = PlotSpec {
+            heat: None,
+            errors: Vec::new(),
+            paths: Vec::new(),
+            name: "e".into(),
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            log_x: false,
+            log_y: true,
+            lines: false,
+            series: vec![("a".into(), vec![(1.0, 0.0), (2.0, -1.0)])],
+        };
+        xy_plot(&dir.join("e.svg"), &empty).unwrap();
+        assert!(!dir.join("e.svg").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ticks_read_plainly_and_the_legend_avoids_the_data() {
+        for (v, want) in [
+            (1e-7, "1e-7"),
+            (0.1, "0.1"),
+            (10.0, "10"),
+            (1000.0, "1000"),
+            (2.5, "2.5"),
+            (0.0, "0"),
+            (3e5, "3e5"),
+        ] {
+            assert_eq!(tick(&v), want);
+        }
+        // Points in the upper right and lower left: the legend goes to another corner.
+        let series = vec![("a".to_string(), vec![(9.0, 9.0), (1.0, 1.0)])];
+        let corner = legend_corner(&series, (0.0, 10.0, 0.0, 10.0), false, false);
+        assert!(
+            matches!(corner, SeriesLabelPosition::UpperLeft),
+            "{corner:?}"
+        );
+        // On log axes the same test runs in log units.
+        let series = vec![("a".to_string(), vec![(1000.0, 50.0), (4.0, 1e-12)])];
+        let corner = legend_corner(&series, (3.0, 5000.0, 1e-13, 100.0), true, true);
+        assert!(
+            matches!(corner, SeriesLabelPosition::UpperLeft),
+            "{corner:?}"
+        );
+    }
 }
