@@ -92,6 +92,26 @@ fn inline(s: &str) -> String {
     out
 }
 
+/// The cells of a markdown table row: split at `|` but not at an escaped `\|`, which
+/// stands for a literal bar.
+fn table_cells(line: &str) -> Vec<String> {
+    let inner = line.trim().strip_prefix('|').unwrap_or(line.trim());
+    let inner = inner.strip_suffix('|').filter(|s| !s.ends_with('\\')).unwrap_or(inner);
+    let mut cells = vec![String::new()];
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => {
+                chars.next();
+                cells.last_mut().expect("a cell").push('|');
+            }
+            '|' => cells.push(String::new()),
+            c => cells.last_mut().expect("a cell").push(c),
+        }
+    }
+    cells.into_iter().map(|c| c.trim().to_string()).collect()
+}
+
 /// The markdown the summaries use (headings, paragraphs, `*`/`-` lists, pipe tables,
 /// fenced code) as HTML.
 pub(crate) fn markdown(md: &str) -> String {
@@ -127,12 +147,7 @@ pub(crate) fn markdown(md: &str) -> String {
             flush(&mut para, &mut out);
             let mut rows: Vec<Vec<String>> = Vec::new();
             while i < lines.len() && lines[i].trim_start().starts_with('|') {
-                let cells: Vec<String> = lines[i]
-                    .trim()
-                    .trim_matches('|')
-                    .split('|')
-                    .map(|c| c.trim().to_string())
-                    .collect();
+                let cells = table_cells(lines[i]);
                 if !cells
                     .iter()
                     .all(|c| c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')))
@@ -326,4 +341,17 @@ pub fn write_index(
     let out = dir.join("index.html");
     write_atomic(&out, h.as_bytes(), true)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_bars_stay_in_their_cell() {
+        assert_eq!(table_cells("| a | I/ln\\|G\\| | b |"), ["a", "I/ln|G|", "b"]);
+        let html = markdown("| x | ln\\|G\\| |\n| --- | --- |\n| 1 | 2 |\n");
+        assert!(html.contains("<th>ln|G|</th>"), "{html}");
+        assert_eq!(html.matches("<td>").count(), 2);
+    }
 }
