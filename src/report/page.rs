@@ -96,7 +96,10 @@ fn inline(s: &str) -> String {
 /// stands for a literal bar.
 fn table_cells(line: &str) -> Vec<String> {
     let inner = line.trim().strip_prefix('|').unwrap_or(line.trim());
-    let inner = inner.strip_suffix('|').filter(|s| !s.ends_with('\\')).unwrap_or(inner);
+    let inner = inner
+        .strip_suffix('|')
+        .filter(|s| !s.ends_with('\\'))
+        .unwrap_or(inner);
     let mut cells = vec![String::new()];
     let mut chars = inner.chars().peekable();
     while let Some(c) = chars.next() {
@@ -349,7 +352,10 @@ mod tests {
 
     #[test]
     fn escaped_bars_stay_in_their_cell() {
-        assert_eq!(table_cells("| a | I/ln\\|G\\| | b |"), ["a", "I/ln|G|", "b"]);
+        assert_eq!(
+            table_cells("| a | I/ln\\|G\\| | b |"),
+            ["a", "I/ln|G|", "b"]
+        );
         let html = markdown("| x | ln\\|G\\| |\n| --- | --- |\n| 1 | 2 |\n");
         assert!(html.contains("<th>ln|G|</th>"), "{html}");
         assert_eq!(html.matches("<td>").count(), 2);

@@ -515,7 +515,10 @@ where
             .position(legend_corner(
                 &series
                     .iter()
-                    .cloned()
+                    .map(|(l, pts)| {
+                        let joined = spec.lines && pts.windows(2).all(|w| w[0].0 <= w[1].0);
+                        (l.clone(), if joined { densify(pts) } else { pts.clone() })
+                    })
                     .chain(paths.iter().map(|(l, lines)| (l.clone(), lines.concat())))
                     .collect::<Vec<_>>(),
                 bounds,
@@ -545,7 +548,8 @@ fn tick(v: &f64) -> String {
     }
 }
 
-/// The corner of the plot with the fewest data points in it, for the legend, so that it
+/// The corner (or middle of a side) of the plot with the fewest data points in it, for
+/// the legend, so that it
 /// does not cover data. `bounds` are the axes' (x0, x1, y0, y1).
 fn legend_corner(
     series: &[(String, Vec<(f64, f64)>)],
@@ -561,28 +565,35 @@ fn legend_corner(
         }
     };
     let (x0, x1, y0, y1) = bounds;
-    let count = |right: bool, upper: bool| {
+    // Vertical bands: 2 upper, 1 middle, 0 lower.
+    let count = |right: bool, band: u8| {
         series
             .iter()
             .flat_map(|s| s.1.iter())
             .filter(|&&(x, y)| {
                 let (u, w) = (unit(x, x0, x1, log_x), unit(y, y0, y1, log_y));
                 let across = if right { u > 0.6 } else { u < 0.4 };
-                let up = if upper { w > 0.65 } else { w < 0.35 };
+                let up = match band {
+                    2 => w > 0.65,
+                    1 => (0.3..0.7).contains(&w),
+                    _ => w < 0.35,
+                };
                 across && up
             })
             .count()
     };
     [
-        (SeriesLabelPosition::UpperRight, true, true),
-        (SeriesLabelPosition::UpperLeft, false, true),
-        (SeriesLabelPosition::LowerRight, true, false),
-        (SeriesLabelPosition::LowerLeft, false, false),
+        (SeriesLabelPosition::UpperRight, true, 2),
+        (SeriesLabelPosition::UpperLeft, false, 2),
+        (SeriesLabelPosition::LowerRight, true, 0),
+        (SeriesLabelPosition::LowerLeft, false, 0),
+        (SeriesLabelPosition::MiddleRight, true, 1),
+        (SeriesLabelPosition::MiddleLeft, false, 1),
     ]
     .into_iter()
-    .min_by_key(|&(_, r, u)| count(r, u))
+    .min_by_key(|&(_, r, b)| count(r, b))
     .map(|(p, _, _)| p)
-    .expect("four corners")
+    .expect("six places")
 }
 
 /// A colour on a blue–yellow scale (viridis-like) for `t` in [0, 1].
