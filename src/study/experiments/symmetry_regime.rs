@@ -72,26 +72,38 @@ impl Study for SymmetryRegime {
     ///
     /// Missing data, training divergence, named.
     fn run(&self, o: &ReproduceOptions) -> Result<Reproduction> {
-        let (ns, widths, rhos, n_seeds, epochs, pred_s, mi_s) = if o.quick {
-            (vec![500, 1000], vec![5, 10], vec![1.0], 1u64, 1, 50, 20)
+        // (prior scale, initial ρ) pairs.
+        let (ns, widths, inits, n_seeds, epochs, pred_s, mi_s) = if o.quick {
+            (
+                vec![500, 1000],
+                vec![5, 10],
+                vec![(1.0, 1.0)],
+                1u64,
+                1,
+                50,
+                20,
+            )
         } else {
             (
                 vec![500, 2000, 10_000],
                 vec![5, 10, 30],
-                vec![-3.0, -1.0, 1.0],
+                [1.0, 0.1]
+                    .iter()
+                    .flat_map(|&p| [-3.0, -1.0, 0.0, 1.0].map(|r| (p, r)))
+                    .collect::<Vec<_>>(),
                 2u64,
                 30,
                 100,
                 100,
             )
         };
-        let mut jobs: Vec<(usize, usize, f64, bool, u64)> = Vec::new();
-        for &rho in &rhos {
+        let mut jobs: Vec<(usize, usize, (f64, f64), bool, u64)> = Vec::new();
+        for &init in &inits {
             for &w in &widths {
                 for &n in &ns {
                     for sym in [false, true] {
                         for s in 0..n_seeds {
-                            jobs.push((n, w, rho, sym, s));
+                            jobs.push((n, w, init, sym, s));
                         }
                     }
                 }
@@ -100,11 +112,14 @@ impl Study for SymmetryRegime {
         let cells: Vec<Cell> = o.executor().map(
             &jobs,
             Schedule::LongestLast,
-            |_, &(n, w, rho, sym, s)| format!("symmetry-regime/{n}/{w}/{rho}/{sym}/{s}"),
-            |_, &(n, w, rho, sym, s)| {
+            |_, &(n, w, (prior, rho), sym, s)| {
+                format!("symmetry-regime/{n}/{w}/{prior}/{rho}/{sym}/{s}")
+            },
+            |_, &(n, w, (prior, rho), sym, s)| {
                 let mut config = TrainConfig::new(Likelihood::Softmax);
                 config.epochs = epochs;
                 config.init_rho = rho;
+                config.prior_scale = prior;
                 config.seed = child_seed(o.seed, s);
                 let run = TrainRun {
                     data: DataSpec::Mnist {
@@ -153,7 +168,14 @@ impl Study for SymmetryRegime {
                 "width",
                 Values::U64(jobs.iter().map(|j| j.1 as u64).collect()),
             )
-            .with("init_rho", Values::F64(jobs.iter().map(|j| j.2).collect()))
+            .with(
+                "prior_scale",
+                Values::F64(jobs.iter().map(|j| j.2.0).collect()),
+            )
+            .with(
+                "init_rho",
+                Values::F64(jobs.iter().map(|j| j.2.1).collect()),
+            )
             .with(
                 "objective",
                 Values::Str(
@@ -200,25 +222,33 @@ impl Study for SymmetryRegime {
             );
         // Per (ρ0, width, N): the MFVI posterior's I/ln|G| and the symmetrized objective's
         // gains (paired by seed).
-        let pick = |n: usize, w: usize, rho: f64, sym: bool| -> Vec<&Cell> {
+        let pick = |n: usize, w: usize, init: (f64, f64), sym: bool| -> Vec<&Cell> {
             jobs.iter()
                 .zip(&cells)
-                .filter(|(j, _)| j.0 == n && j.1 == w && j.2 == rho && j.3 == sym)
+                .filter(|(j, _)| j.0 == n && j.1 == w && j.2 == init && j.3 == sym)
                 .map(|(_, c)| c)
                 .collect()
         };
         let mut md = format!(
-            "MNIST, the first N training images, 784-d-10 ReLU nets, prior N(0, 1), {epochs} epochs, batch 100, lr 1e-3, {n_seeds} seeds per cell; MFVI against the symmetrized objective (exact I up to width 12, the sandwich lower bound with K = 16 above). I of each trained posterior: exact (the permanent) where computable, else the midpoint of the sandwich interval with K = 64. Gains are symmetrized minus MFVI, paired by seed, mean ± sd; accuracy and NLL on the data folder's test set.\n\n| ρ0 | width | N | I/ln\\|G\\| (MFVI) | I/ln\\|G\\| (sym.) | L^G/N gain | accuracy gain (points) | NLL gain |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            "MNIST, the first N training images, 784-d-10 ReLU nets, prior N(0, s²) with s in the table, {epochs} epochs, batch 100, lr 1e-3, {n_seeds} seeds per cell; MFVI against the symmetrized objective (exact I up to width 12, the sandwich lower bound with K = 16 above). I of each trained posterior: exact (the permanent) where computable, else the midpoint of the sandwich interval with K = 64. Gains are symmetrized minus MFVI, paired by seed, mean ± sd; accuracy and NLL on the data folder's test set.\n\n| prior s | ρ0 | width | N | I/ln\\|G\\| (MFVI) | I/ln\\|G\\| (sym.) | L^G/N gain | accuracy gain (points) | NLL gain |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         );
         let mut plots = Vec::new();
-        for &rho in &rhos {
+        for &(prior, rho) in &inits {
+            let tag = if prior == 1.0 {
+                format!("rho{rho}")
+            } else {
+                format!("prior{prior}_rho{rho}")
+            };
             let mut ratio = Vec::new();
             let mut gain = Vec::new();
             for &w in &widths {
                 let mut ratio_row = Vec::new();
                 let mut gain_row = Vec::new();
                 for &n in &ns {
-                    let (mf, sy) = (pick(n, w, rho, false), pick(n, w, rho, true));
+                    let (mf, sy) = (
+                        pick(n, w, (prior, rho), false),
+                        pick(n, w, (prior, rho), true),
+                    );
                     let r =
                         |v: &[&Cell]| mean_sd(&v.iter().map(|c| c.mi / c.ln_g).collect::<Vec<_>>());
                     let paired = |f: &dyn Fn(&Cell) -> f64| {
@@ -236,7 +266,7 @@ impl Study for SymmetryRegime {
                     ratio_row.push(Some(rm.0));
                     gain_row.push(Some(g.0));
                     md.push_str(&format!(
-                        "| {rho} | {w} | {n} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:+.2e} ± {:.1e} | {:+.2} ± {:.2} | {:+.4} ± {:.4} |\n",
+                        "| {prior} | {rho} | {w} | {n} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:+.2e} ± {:.1e} | {:+.2} ± {:.2} | {:+.4} ± {:.4} |\n",
                         rm.0, rm.1, rs.0, rs.1, g.0, g.1, acc.0, acc.1, nll.0, nll.1
                     ));
                 }
@@ -247,15 +277,15 @@ impl Study for SymmetryRegime {
             let rows: Vec<String> = widths.iter().map(|w| w.to_string()).collect();
             for (name, title, values, label, range) in [
                 (
-                    format!("i_over_ln_g_rho{rho}"),
-                    format!("I / ln|G| of the MFVI posterior, rho0 = {rho}"),
+                    format!("i_over_ln_g_{tag}"),
+                    format!("I / ln|G| of the MFVI posterior, prior scale {prior}, rho0 = {rho}"),
                     ratio,
                     "I / ln|G|",
                     Some((0.0, 1.0)),
                 ),
                 (
-                    format!("gain_rho{rho}"),
-                    format!("L^G/N gain of the symmetrized objective, rho0 = {rho}"),
+                    format!("gain_{tag}"),
+                    format!("L^G/N gain of symmetrizing, prior scale {prior}, rho0 = {rho}"),
                     gain,
                     "nats per point",
                     None,
