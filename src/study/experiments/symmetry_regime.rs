@@ -44,6 +44,9 @@ struct Cell {
     train_wall: f64,
 }
 
+/// One training run of the map: (N, width, (prior scale, initial ρ), symmetrized, seed).
+type Job = (usize, usize, (f64, f64), bool, u64);
+
 /// The symmetrized objective of a width: exact I up to width 12, the sandwich above.
 fn symmetrized(width: usize) -> Objective {
     if width <= 12 {
@@ -97,7 +100,7 @@ impl Study for SymmetryRegime {
                 100,
             )
         };
-        let mut jobs: Vec<(usize, usize, (f64, f64), bool, u64)> = Vec::new();
+        let mut jobs: Vec<Job> = Vec::new();
         for &init in &inits {
             for &w in &widths {
                 for &n in &ns {
