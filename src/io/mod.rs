@@ -210,14 +210,25 @@ pub fn load_with_bytes(
     path: &Path,
     spec: Option<&PermutationSpec>,
 ) -> Result<(PosteriorFile, Vec<u8>)> {
+    read(path, spec).map(|(file, _, bytes)| (file, bytes))
+}
+
+/// Reads and parses a posterior file: the file, what was recognised, and its bytes.
+fn read(
+    path: &Path,
+    spec: Option<&PermutationSpec>,
+) -> Result<(PosteriorFile, Recognised, Vec<u8>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file = parse(&bytes, spec)
-        .map(|(file, _)| file)
-        .map_err(|e| match e {
-            Error::BadFile { reason, .. } => bad(path, reason),
-            other => bad(path, other.to_string()),
-        })?;
-    Ok((file, bytes))
+    let (file, how) = parse(&bytes, spec).map_err(in_file(path))?;
+    Ok((file, how, bytes))
+}
+
+/// A parsing error as [`Error::BadFile`] naming `path`.
+fn in_file(path: &Path) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::BadFile { reason, .. } => bad(path, reason),
+        other => bad(path, other.to_string()),
+    }
 }
 
 /// A tensor as read: shape and values (row-major).
@@ -287,11 +298,7 @@ pub struct Recognised {
 ///
 /// As [`load`].
 pub fn inspect(path: &Path, spec: Option<&PermutationSpec>) -> Result<(PosteriorFile, Recognised)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(&bytes, spec).map_err(|e| match e {
-        Error::BadFile { reason, .. } => bad(path, reason),
-        other => bad(path, other.to_string()),
-    })
+    read(path, spec).map(|(file, how, _)| (file, how))
 }
 
 /// A posterior from named tensors `(name, shape, row-major values)` and metadata, read
@@ -308,6 +315,22 @@ pub fn from_tensors(
     metadata: &BTreeMap<String, String>,
     spec: Option<&PermutationSpec>,
 ) -> Result<(PosteriorFile, Recognised)> {
+    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let bytes = f64_safetensors(tensors, Some(meta), |tensor, e| match tensor {
+        Some((n, shape)) => Error::invalid(n, format!("shape {shape:?}"), e),
+        None => Error::invalid("tensors", "…", e),
+    })?;
+    parse(&bytes, spec)
+}
+
+/// F64 tensors `(name, shape, row-major values)` and metadata as safetensors bytes;
+/// `err` words a failure, of one tensor (values that do not fill its shape) or of the
+/// whole.
+fn f64_safetensors(
+    tensors: &[(String, Vec<usize>, Vec<f64>)],
+    metadata: Option<HashMap<String, String>>,
+    err: impl Fn(Option<(&str, &[usize])>, String) -> Error,
+) -> Result<Vec<u8>> {
     let data: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| f64_bytes(v)).collect();
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
@@ -315,39 +338,33 @@ pub fn from_tensors(
         .map(|((n, shape, _), d)| {
             TensorView::new(Dtype::F64, shape.clone(), d)
                 .map(|v| (n.clone(), v))
-                .map_err(|e| Error::invalid(n.clone(), format!("shape {shape:?}"), e.to_string()))
+                .map_err(|e| err(Some((n, shape)), e.to_string()))
         })
         .collect::<Result<_>>()?;
-    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let bytes = safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::invalid("tensors", "…", e.to_string()))?;
-    parse(&bytes, spec)
+    safetensors::serialize(views, metadata).map_err(|e| err(None, e.to_string()))
+}
+
+/// The bytes of a file as safetensors: an `.npz` archive converted, anything else as is.
+fn safetensors_bytes(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    Ok(if npz::is_zip(bytes) {
+        std::borrow::Cow::Owned(npz_as_safetensors(bytes)?)
+    } else {
+        std::borrow::Cow::Borrowed(bytes)
+    })
 }
 
 fn parse(bytes: &[u8], spec: Option<&PermutationSpec>) -> Result<(PosteriorFile, Recognised)> {
-    if npz::is_zip(bytes) {
-        return parse_safetensors(&npz_as_safetensors(bytes)?, spec);
-    }
-    parse_safetensors(bytes, spec)
+    parse_safetensors(&safetensors_bytes(bytes)?, spec)
 }
 
 /// The arrays of an `.npz` archive as safetensors bytes (F64, no metadata).
 fn npz_as_safetensors(bytes: &[u8]) -> Result<Vec<u8>> {
     let here = Path::new("");
     let arrays = npz::read_npz(bytes).map_err(|e| bad(here, format!("npz archive: {e}")))?;
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = arrays
-        .into_iter()
-        .map(|(name, shape, values)| (name, shape, f64_bytes(&values)))
-        .collect();
-    let views: Vec<(String, TensorView<'_>)> = data
-        .iter()
-        .map(|(n, shape, d)| {
-            TensorView::new(Dtype::F64, shape.clone(), d)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| bad(here, format!("npz member `{n}`: {e}")))
-        })
-        .collect::<Result<_>>()?;
-    safetensors::serialize(views, None).map_err(|e| bad(here, format!("npz archive: {e}")))
+    f64_safetensors(&arrays, None, |member, e| match member {
+        Some((n, _)) => bad(here, format!("npz member `{n}`: {e}")),
+        None => bad(here, format!("npz archive: {e}")),
+    })
 }
 
 /// A file's layers in natural order, keyed by [`natural_key`].
@@ -514,17 +531,9 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
 /// [`Error::Io`] if unreadable; [`Error::BadFile`] naming the file and the layer that
 /// has no weight or kernel, has both, or does not chain.
 pub fn sequential_spec(path: &Path) -> Result<PermutationSpec> {
-    let named = |e: Error| match e {
-        Error::BadFile { reason, .. } => bad(path, reason),
-        other => bad(path, other.to_string()),
-    };
+    let named = in_file(path);
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bytes = if npz::is_zip(&bytes) {
-        npz_as_safetensors(&bytes).map_err(named)?
-    } else {
-        bytes
-    };
-    let tensors = read_tensors(&bytes).map_err(named)?;
+    let tensors = read_tensors(&safetensors_bytes(&bytes).map_err(&named)?).map_err(&named)?;
     let shape = |p: &PartTensors| p.mu.as_ref().or(p.fixed.as_ref()).map(|t| t.0.clone());
     let mut chain = Vec::new();
     for (prefix, t) in tensors.layers.values() {
