@@ -29,6 +29,51 @@ pub(crate) fn two_unit_arch() -> Result<Arch> {
         .check()
 }
 
+/// Training and test points of the tractable BNN.
+pub(crate) const N_POINTS: usize = 100;
+/// Its minibatch size.
+pub(crate) const BATCH: usize = 10;
+
+/// The unnormalized log posterior of the 2-parameter model under `setting` on an `n × n`
+/// grid of `[−lim, lim]²`, for the training data of seed 0 at slope `alpha`.
+pub(crate) struct PosteriorGrid {
+    /// The grid's coordinates along either axis.
+    pub(crate) axis: Vec<f64>,
+    /// `(w1, w2, log posterior)`, `w1 = axis[k / n]`, `w2 = axis[k % n]`.
+    pub(crate) points: Vec<(f64, f64, f64)>,
+    /// The largest log posterior on the grid.
+    pub(crate) max: f64,
+}
+
+impl PosteriorGrid {
+    /// Evaluates the grid.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`abs_regression`].
+    pub(crate) fn new(
+        o: &ReproduceOptions,
+        setting: &Setting,
+        alpha: f64,
+        lim: f64,
+        n: usize,
+    ) -> Result<Self> {
+        let data = abs_regression(N_POINTS, alpha, setting.noise_std, child_seed(o.seed, 0))?;
+        let axis: Vec<f64> = (0..n)
+            .map(|i| -lim + 2.0 * lim * i as f64 / (n - 1) as f64)
+            .collect();
+        let points: Vec<(f64, f64, f64)> = (0..n * n)
+            .into_par_iter()
+            .map(|k| {
+                let (w1, w2) = (axis[k / n], axis[k % n]);
+                (w1, w2, log_posterior(&data, [w1, w2], setting))
+            })
+            .collect();
+        let max = points.iter().map(|g| g.2).fold(f64::NEG_INFINITY, f64::max);
+        Ok(PosteriorGrid { axis, points, max })
+    }
+}
+
 /// The settings the paper leaves open: noise precision τ, prior scale, and the weight of
 /// Î against the ELBO (`per_batch`: a minibatch objective not rescaled to the data set,
 /// i.e. Î weighted N/M; [`TrainConfig::mi_weight`]).
@@ -109,16 +154,16 @@ pub(crate) fn train_run(
         precision: setting.precision,
     };
     let data_seed = child_seed(o.seed, seed);
-    let train_set = abs_regression(100, alpha, setting.noise_std, data_seed)?;
+    let train_set = abs_regression(N_POINTS, alpha, setting.noise_std, data_seed)?;
     let test_set = abs_regression(
-        100,
+        N_POINTS,
         alpha,
         setting.noise_std,
         data_seed.wrapping_add(1_000_003),
     )?;
     let mut config = TrainConfig::new(lik);
     config.epochs = 10;
-    config.batch_size = 10;
+    config.batch_size = BATCH;
     config.lr = 5e-3;
     config.seed = child_seed(data_seed, 1);
     config.prior_scale = setting.prior_scale;
@@ -325,23 +370,12 @@ impl Study for TractableBnn {
     ));
         // The exact posterior on a grid for the first α, seed 0.
         let a0 = alphas[0];
-        let data = abs_regression(100, a0, 0.0, child_seed(o.seed, 0))?;
         let n_grid = if o.quick { 41 } else { 121 };
-        let lim = 3.0 * a0.max(0.05);
-        let grid: Vec<(f64, f64, f64)> = (0..n_grid * n_grid)
-            .into_par_iter()
-            .map(|k| {
-                let (i, j) = (k / n_grid, k % n_grid);
-                let w1 = -lim + 2.0 * lim * i as f64 / (n_grid - 1) as f64;
-                let w2 = -lim + 2.0 * lim * j as f64 / (n_grid - 1) as f64;
-                (
-                    w1,
-                    w2,
-                    log_posterior(&data, [w1, w2], &Setting::REPRODUCTION),
-                )
-            })
-            .collect();
-        let max = grid.iter().map(|g| g.2).fold(f64::NEG_INFINITY, f64::max);
+        let PosteriorGrid {
+            axis,
+            points: grid,
+            max,
+        } = PosteriorGrid::new(o, &Setting::REPRODUCTION, a0, 3.0 * a0.max(0.05), n_grid)?;
         let grid_table = Table::new(&format!("exact_posterior_alpha_{a0}"))
             .with("w1", Values::F64(grid.iter().map(|g| g.0).collect()))
             .with("w2", Values::F64(grid.iter().map(|g| g.1).collect()))
@@ -359,9 +393,6 @@ impl Study for TractableBnn {
         // The exact posterior as contours at 0.5, 2 and 4.5 nats below its maximum (a
         // Gaussian's 1, 2 and 3 σ), and for three seeds each method's q as 1- and 2-σ
         // ellipses; SGM's q^G also as its swapped component q(g⁻¹·ω).
-        let axis: Vec<f64> = (0..n_grid)
-            .map(|i| -lim + 2.0 * lim * i as f64 / (n_grid - 1) as f64)
-            .collect();
         let z: Vec<f64> = grid.iter().map(|g| g.2 - max).collect();
         let contours: Vec<Vec<(f64, f64)>> = [-0.5, -2.0, -4.5]
             .iter()
@@ -471,7 +502,7 @@ fn alphas_index(a: f64) -> usize {
 }
 
 /// Unnormalized log posterior of the 2-parameter model `f = ReLU(w1 x) + ReLU(w2 x)`.
-pub(crate) fn log_posterior(data: &Dataset, w: [f64; 2], setting: &Setting) -> f64 {
+fn log_posterior(data: &Dataset, w: [f64; 2], setting: &Setting) -> f64 {
     let x = data.x();
     let crate::elbo::Targets::Values(y) = data.targets() else {
         return f64::NAN;

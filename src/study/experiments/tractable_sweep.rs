@@ -7,16 +7,14 @@
 //! answers the paper's questions there: do MFVI's means sit between the two modes, does
 //! SGM with K = 2 fit a mode, is L^G higher for SGM, is I below ln 2?
 
-use rayon::prelude::*;
-
-use crate::data::abs_regression;
 use crate::error::Result;
 use crate::execute::Schedule;
-use crate::rng::child_seed;
 use crate::study::experiment::{
     Experiment, PlotSpec, ReproduceOptions, Reproduction, Study, mean_sd,
 };
-use crate::study::experiments::tractable_bnn::{Run, Setting, log_posterior, train_run};
+use crate::study::experiments::tractable_bnn::{
+    BATCH, N_POINTS, PosteriorGrid, Run, Setting, train_run,
+};
 use crate::study::table::{Table, Values};
 
 /// The paper's α = 0.1 row (Tables 2–3): (test MSE, L/N, L^G/N) for MFVI and SGM K = 2.
@@ -43,7 +41,7 @@ fn score(mfvi: (f64, f64, f64), sgm: (f64, f64, f64)) -> f64 {
 }
 
 /// Minibatch size over data-set size of the tractable BNN (M = 10, N = 100).
-const BATCH_FRACTION: f64 = 0.1;
+const BATCH_FRACTION: f64 = BATCH as f64 / N_POINTS as f64;
 
 /// A run's (L/N, L^G/N) as the setting's normalisation reports them: per point, the ELBO
 /// and the symmetrized ELBO per data point; per batch, a minibatch's objective per data
@@ -51,7 +49,7 @@ const BATCH_FRACTION: f64 = 0.1;
 fn reported(st: &Setting, r: &Run) -> (f64, f64) {
     if st.per_batch {
         let l = BATCH_FRACTION * r.l;
-        (l, l + r.mi_exact / 100.0)
+        (l, l + r.mi_exact / N_POINTS as f64)
     } else {
         (r.l, r.lg_exact)
     }
@@ -349,19 +347,10 @@ impl Study for TractableSweep {
 
         // The exact posterior at the chosen setting with each run's means, α = 0.1.
         let a0 = 0.1;
-        let data = abs_regression(100, a0, chosen.noise_std, child_seed(o.seed, 0))?;
         let n_grid = if o.quick { 41 } else { 121 };
-        let lim = 3.0 * a0;
-        let grid: Vec<(f64, f64, f64)> = (0..n_grid * n_grid)
-            .into_par_iter()
-            .map(|k| {
-                let (i, j) = (k / n_grid, k % n_grid);
-                let w1 = -lim + 2.0 * lim * i as f64 / (n_grid - 1) as f64;
-                let w2 = -lim + 2.0 * lim * j as f64 / (n_grid - 1) as f64;
-                (w1, w2, log_posterior(&data, [w1, w2], &chosen))
-            })
-            .collect();
-        let max = grid.iter().map(|g| g.2).fold(f64::NEG_INFINITY, f64::max);
+        let PosteriorGrid {
+            points: grid, max, ..
+        } = PosteriorGrid::new(o, &chosen, a0, 3.0 * a0, n_grid)?;
         let means = |sgm: bool| -> Vec<(f64, f64)> {
             rjobs
                 .iter()
