@@ -1,6 +1,7 @@
 //! SVG plots of a study (plotters, SVG backend, no system fonts).
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 
 use crate::atomic::write_atomic;
@@ -502,11 +503,38 @@ where
                     .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
                     .map_err(|e| plot_err(path, e))?;
             }
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-                .map_err(|e| plot_err(path, e))?
-                .label(label.clone())
-                .legend(move |(x, y)| Circle::new((x + 8, y), 4, colour.filled()));
+            // One marker shape per series, so that series lying on each other (a sandwich
+            // whose bounds meet) stay visible: a filled dot, a ring around it, a triangle,
+            // a cross.
+            let shape = i % 4;
+            let drawn = match shape {
+                0 => chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled()))),
+                1 => chart.draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 6, colour.stroke_width(2))),
+                ),
+                2 => chart.draw_series(
+                    points
+                        .iter()
+                        .map(|&p| TriangleMarker::new(p, 5, colour.filled())),
+                ),
+                _ => chart.draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Cross::new(p, 5, colour.stroke_width(2))),
+                ),
+            }
+            .map_err(|e| plot_err(path, e))?;
+            drawn.label(label.clone()).legend(move |(x, y)| {
+                let at = (x + 8, y);
+                match shape {
+                    0 => Circle::new(at, 4, colour.filled()).into_dyn(),
+                    1 => Circle::new(at, 5, colour.stroke_width(2)).into_dyn(),
+                    2 => TriangleMarker::new(at, 5, colour.filled()).into_dyn(),
+                    _ => Cross::new(at, 5, colour.stroke_width(2)).into_dyn(),
+                }
+            });
         }
         chart
             .configure_series_labels()
@@ -530,6 +558,16 @@ where
         root.present().map_err(|e| plot_err(path, e))?;
     }
     Ok(svg)
+}
+
+/// A heat-map cell's number: three decimals, or two significant digits in scientific
+/// notation below 0.01 (a gain of 5e-5 nats must not print as 0.000).
+fn cell_number(v: f64) -> String {
+    if v == 0.0 || v.abs() >= 0.01 || !v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.1e}")
+    }
 }
 
 /// A tick label: plain for values of ordinary size, `1e-7` style for tiny and huge ones
@@ -686,16 +724,34 @@ fn heat_map(path: &Path, spec: &PlotSpec, h: &crate::study::experiment::HeatMap)
                         fill.filled(),
                     )))
                     .map_err(|e| plot_err(path, e))?;
-                let text = v.map_or("–".to_string(), |v| format!("{v:.3}"));
-                let t = v.map_or(0.0, |v| (v - lo) / span);
+                let t = v.map_or(1.0, |v| (v - lo) / span);
                 let ink = if t > 0.6 { BLACK } else { WHITE };
-                chart
-                    .draw_series(std::iter::once(Text::new(
-                        text,
-                        (x + 0.38, y + 0.55),
-                        ("sans-serif", 13).into_font().color(&ink),
-                    )))
-                    .map_err(|e| plot_err(path, e))?;
+                let spread = h
+                    .spread
+                    .get(r)
+                    .and_then(|row| row.get(c))
+                    .copied()
+                    .flatten();
+                let lines = match (v, spread) {
+                    (Some(v), Some(s)) => vec![cell_number(*v), format!("± {}", cell_number(s))],
+                    (Some(v), None) => vec![cell_number(*v)],
+                    (None, _) => vec!["not run".to_string()],
+                };
+                let step = 0.16;
+                let top = y + 0.5 + step * (lines.len() - 1) as f64 / 2.0;
+                for (i, line) in lines.into_iter().enumerate() {
+                    let style = ("sans-serif", 13)
+                        .into_font()
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center));
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            line,
+                            (x + 0.5, top - step * i as f64),
+                            style,
+                        )))
+                        .map_err(|e| plot_err(path, e))?;
+                }
             }
         }
         root.present().map_err(|e| plot_err(path, e))?;
@@ -758,6 +814,50 @@ mod tests {
         };
         xy_plot(&dir.join("e.svg"), &empty).unwrap();
         assert!(!dir.join("e.svg").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A heat map prints each cell's value with its spread, small values in scientific
+    /// notation, and a cell without a value as "not run"; series markers differ.
+    #[test]
+    fn heat_maps_print_values_spreads_and_gaps() {
+        for (v, want) in [
+            (0.0491, "0.049"),
+            (-0.2341, "-0.234"),
+            (5.13e-5, "5.1e-5"),
+            (-2.6e-3, "-2.6e-3"),
+            (0.0, "0.000"),
+        ] {
+            assert_eq!(cell_number(v), want);
+        }
+        let dir = std::env::temp_dir().join(format!("mi-est-heat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = PlotSpec {
+            heat: Some(crate::study::experiment::HeatMap {
+                columns: vec!["500".into(), "60000".into()],
+                rows: vec!["5".into()],
+                values: vec![vec![Some(5.13e-5), None]],
+                spread: vec![vec![Some(0.0123), None]],
+                value_label: "gain".into(),
+                range: Some((-1e-4, 1e-4)),
+            }),
+            errors: Vec::new(),
+            paths: Vec::new(),
+            name: "h".into(),
+            title: "t".into(),
+            x_label: "N".into(),
+            y_label: "width".into(),
+            log_x: false,
+            log_y: false,
+            lines: false,
+            series: Vec::new(),
+        };
+        let path = dir.join("h.svg");
+        xy_plot(&path, &spec).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        for text in ["5.1e-5", "± 0.012", "not run", "60000"] {
+            assert!(svg.contains(text), "{text} missing");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

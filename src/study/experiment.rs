@@ -178,6 +178,9 @@ pub struct HeatMap {
     pub rows: Vec<String>,
     /// `values[row][column]`; `None`: no value (drawn grey).
     pub values: Vec<Vec<Option<f64>>>,
+    /// The spread of each value (e.g. its seed sd), printed under it as `± s`; shaped as
+    /// `values`, or empty for none.
+    pub spread: Vec<Vec<Option<f64>>>,
     /// What the colour shows.
     pub value_label: String,
     /// The values the colour scale spans (`None`: the data's range).

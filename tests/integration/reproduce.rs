@@ -373,7 +373,8 @@ fn tractable_sweep_quick_scores_settings_and_reruns_at_the_closest() {
 fn symmetry_regime_quick_maps_i_over_ln_g_and_the_gain() {
     let r = reproduce(Experiment::SymmetryRegime, &quick()).unwrap();
     let runs = table(&r, "runs");
-    // 2 sizes x 2 widths x 1 initial sigma x 2 objectives x 1 seed.
+    // Cells (500, 5) with 2 seeds, (1000, 5) and (500, 10) with 1, (1000, 10) not run;
+    // 2 objectives each.
     assert_eq!(runs.height(), 8);
     let col = |name: &str| match &runs.columns.iter().find(|c| c.0 == name).unwrap().1 {
         Values::F64(v) => v.clone(),
@@ -389,5 +390,17 @@ fn symmetry_regime_quick_maps_i_over_ln_g_and_the_gain() {
         .map(|p| p.name.as_str())
         .collect();
     assert_eq!(heat, ["i_over_ln_g_rho1", "gain_rho1"]);
+    // The cell that is not run is a gap in both maps, and only the 2-seed cell has a
+    // spread; the gain's colour scale is symmetric about 0.
+    for p in r.plots.iter().filter_map(|p| p.heat.as_ref()) {
+        assert_eq!(p.values[1][1], None);
+        assert!(p.spread[0][0].is_some());
+        assert_eq!(p.spread[0][1], None);
+        assert_eq!(p.spread[1][0], None);
+    }
+    let gain = r.plots[1].heat.as_ref().unwrap();
+    let (lo, hi) = gain.range.unwrap();
+    assert_eq!(lo, -hi);
     assert!(r.summary.contains("I/ln"));
+    assert_eq!(r.summary.matches("\n| 1 | 1 |").count(), 3, "{}", r.summary);
 }

@@ -47,6 +47,127 @@ struct Cell {
 /// One training run of the map: (N, width, (prior scale, initial ρ), symmetrized, seed).
 type Job = (usize, usize, (f64, f64), bool, u64);
 
+/// A cell of the map: (N, width, (prior scale, initial ρ)).
+type CellKey = (usize, usize, (f64, f64));
+
+/// The map's design: its axes, the cells that are run (with their number of seeds) and
+/// the training and evaluation sizes.
+struct Design {
+    ns: Vec<usize>,
+    widths: Vec<usize>,
+    inits: Vec<(f64, f64)>,
+    /// Every cell that is run, with its number of seeds, in (init, width, N) order.
+    cells: Vec<(CellKey, u64)>,
+    epochs: usize,
+    pred_s: usize,
+    mi_s: usize,
+}
+
+impl Design {
+    /// The full map. The axes are N ∈ {500, 2000, 10,000, 60,000} × widths {5, 10, 30,
+    /// 100} × prior scale {1, 0.1} × ρ0 {−3, −1, 0, 1}, 30 epochs each, 2 seeds per cell.
+    /// Not every cell is run: the design fits about 75 minutes on two cores.
+    /// * The 3 × 3 block N ≤ 10,000, width ≤ 30 is run for every (prior, ρ0).
+    /// * The cells with N = 60,000 or width 100 (a symmetrized width-100 run at N =
+    ///   60,000 trains for about 8 minutes) are run for ρ0 ∈ {−3, −1, 1}; ρ0 = 0 lies
+    ///   between −1 and 1 in every smaller cell.
+    /// * The corner (N = 60,000, width 100) is run for the reference where nets learn
+    ///   (prior 1, ρ0 = −3) and for the one region where overlap and learning met in the
+    ///   smaller map (prior 0.1, ρ0 = −1).
+    /// * That region (prior 0.1, ρ0 = −1) gets 8 seeds at (width 30, N = 10,000 and
+    ///   60,000) and (width 100, N = 10,000), so that its gain has a usable spread.
+    fn full() -> Self {
+        let (ns, widths) = (vec![500, 2000, 10_000, 60_000], vec![5, 10, 30, 100]);
+        let inits: Vec<(f64, f64)> = [1.0, 0.1]
+            .iter()
+            .flat_map(|&p| [-3.0, -1.0, 0.0, 1.0].map(|r| (p, r)))
+            .collect();
+        let promising = (0.1, -1.0);
+        let mut cells = Vec::new();
+        for &init in &inits {
+            for &w in &widths {
+                for &n in &ns {
+                    let small = n <= 10_000 && w <= 30;
+                    let corner = n == 60_000 && w == 100;
+                    let run = small
+                        || (!corner && init.1 != 0.0)
+                        || (corner && (init == (1.0, -3.0) || init == promising));
+                    if !run {
+                        continue;
+                    }
+                    let seeds = if init == promising
+                        && matches!((w, n), (30, 10_000) | (30, 60_000) | (100, 10_000))
+                    {
+                        8
+                    } else {
+                        2
+                    };
+                    cells.push(((n, w, init), seeds));
+                }
+            }
+        }
+        Self {
+            ns,
+            widths,
+            inits,
+            cells,
+            epochs: 30,
+            pred_s: 100,
+            mi_s: 100,
+        }
+    }
+
+    /// The quick map of the tests: N {500, 1000} × widths {5, 10}, prior 1, ρ0 = 1, one
+    /// epoch. The cell (1000, 10) is left out and (500, 5) has two seeds, so that a
+    /// missing cell and a seed spread are exercised.
+    fn quick() -> Self {
+        let init = (1.0, 1.0);
+        Self {
+            ns: vec![500, 1000],
+            widths: vec![5, 10],
+            inits: vec![init],
+            cells: vec![
+                ((500, 5, init), 2),
+                ((1000, 5, init), 1),
+                ((500, 10, init), 1),
+            ],
+            epochs: 1,
+            pred_s: 50,
+            mi_s: 20,
+        }
+    }
+
+    /// The training runs, in (init, width, N, objective, seed) order.
+    fn jobs(&self) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        for &((n, w, init), seeds) in &self.cells {
+            for sym in [false, true] {
+                for s in 0..seeds {
+                    jobs.push((n, w, init, sym, s));
+                }
+            }
+        }
+        jobs
+    }
+
+    /// The number of seeds of a cell (`None`: not run).
+    fn seeds(&self, key: CellKey) -> Option<u64> {
+        self.cells.iter().find(|c| c.0 == key).map(|c| c.1)
+    }
+}
+
+/// A rough relative cost of a training run, to start the longest runs first: steps ×
+/// width, and about 3× for the sandwich objective.
+fn cost(job: &Job) -> f64 {
+    let (n, w, _, sym, _) = *job;
+    let factor = match (sym, w <= 12) {
+        (false, _) => 1.0,
+        (true, true) => 1.3,
+        (true, false) => 3.0,
+    };
+    n as f64 * (w as f64 + 20.0) * factor
+}
+
 /// The symmetrized objective of a width: exact I up to width 12, the sandwich above.
 fn symmetrized(width: usize) -> Objective {
     if width <= 12 {
@@ -75,45 +196,20 @@ impl Study for SymmetryRegime {
     ///
     /// Missing data, training divergence, named.
     fn run(&self, o: &ReproduceOptions) -> Result<Reproduction> {
-        // (prior scale, initial ρ) pairs.
-        let (ns, widths, inits, n_seeds, epochs, pred_s, mi_s) = if o.quick {
-            (
-                vec![500, 1000],
-                vec![5, 10],
-                vec![(1.0, 1.0)],
-                1u64,
-                1,
-                50,
-                20,
-            )
+        let design = if o.quick {
+            Design::quick()
         } else {
-            (
-                vec![500, 2000, 10_000],
-                vec![5, 10, 30],
-                [1.0, 0.1]
-                    .iter()
-                    .flat_map(|&p| [-3.0, -1.0, 0.0, 1.0].map(|r| (p, r)))
-                    .collect::<Vec<_>>(),
-                2u64,
-                30,
-                100,
-                100,
-            )
+            Design::full()
         };
-        let mut jobs: Vec<Job> = Vec::new();
-        for &init in &inits {
-            for &w in &widths {
-                for &n in &ns {
-                    for sym in [false, true] {
-                        for s in 0..n_seeds {
-                            jobs.push((n, w, init, sym, s));
-                        }
-                    }
-                }
-            }
-        }
-        let cells: Vec<Cell> = o.executor().map(
-            &jobs,
+        let (epochs, pred_s, mi_s) = (design.epochs, design.pred_s, design.mi_s);
+        let jobs = design.jobs();
+        // Run the costliest jobs first (the executor starts from the end of its list),
+        // then put the results back in the design's order.
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by(|&a, &b| cost(&jobs[a]).total_cmp(&cost(&jobs[b])));
+        let by_cost: Vec<Job> = order.iter().map(|&i| jobs[i]).collect();
+        let ran: Vec<Cell> = o.executor().map(
+            &by_cost,
             Schedule::LongestLast,
             |_, &(n, w, (prior, rho), sym, s)| {
                 format!("symmetry-regime/{n}/{w}/{prior}/{rho}/{sym}/{s}")
@@ -161,7 +257,13 @@ impl Study for SymmetryRegime {
                 })
             },
         )?;
+        let mut cells: Vec<Option<Cell>> = (0..jobs.len()).map(|_| None).collect();
+        for (&i, c) in order.iter().zip(ran) {
+            cells[i] = Some(c);
+        }
+        let cells: Vec<Cell> = cells.into_iter().flatten().collect();
         let lg = |c: &Cell| c.elbo + c.mi / c.n_data;
+        let f64s = |f: &dyn Fn(&Cell) -> f64| Values::F64(cells.iter().map(f).collect());
         let table = Table::new("runs")
             .with(
                 "n_train",
@@ -194,66 +296,50 @@ impl Study for SymmetryRegime {
                 ),
             )
             .with("seed", Values::U64(jobs.iter().map(|j| j.4).collect()))
-            .with(
-                "test_accuracy",
-                Values::F64(cells.iter().map(|c| c.accuracy).collect()),
-            )
-            .with(
-                "test_nll",
-                Values::F64(cells.iter().map(|c| c.nll).collect()),
-            )
-            .with(
-                "elbo_per_point",
-                Values::F64(cells.iter().map(|c| c.elbo).collect()),
-            )
-            .with("mi_nats", Values::F64(cells.iter().map(|c| c.mi).collect()))
-            .with(
-                "mi_half_width_nats",
-                Values::F64(cells.iter().map(|c| c.mi_half_width).collect()),
-            )
-            .with(
-                "ln_group_order",
-                Values::F64(cells.iter().map(|c| c.ln_g).collect()),
-            )
-            .with(
-                "elbo_g_per_point",
-                Values::F64(cells.iter().map(lg).collect()),
-            )
-            .with(
-                "train_wall_s",
-                Values::F64(cells.iter().map(|c| c.train_wall).collect()),
-            );
-        // Per (ρ0, width, N): the MFVI posterior's I/ln|G| and the symmetrized objective's
-        // gains (paired by seed).
-        let pick = |n: usize, w: usize, init: (f64, f64), sym: bool| -> Vec<&Cell> {
+            .with("test_accuracy", f64s(&|c| c.accuracy))
+            .with("test_nll", f64s(&|c| c.nll))
+            .with("elbo_per_point", f64s(&|c| c.elbo))
+            .with("mi_nats", f64s(&|c| c.mi))
+            .with("mi_half_width_nats", f64s(&|c| c.mi_half_width))
+            .with("ln_group_order", f64s(&|c| c.ln_g))
+            .with("elbo_g_per_point", f64s(&lg))
+            .with("train_wall_s", f64s(&|c| c.train_wall));
+        // Per cell: the I/ln|G| of both objectives' posteriors and the symmetrized
+        // objective's gains (paired by seed).
+        let pick = |key: CellKey, sym: bool| -> Vec<&Cell> {
             jobs.iter()
                 .zip(&cells)
-                .filter(|(j, _)| j.0 == n && j.1 == w && j.2 == init && j.3 == sym)
+                .filter(|(j, _)| (j.0, j.1, j.2) == key && j.3 == sym)
                 .map(|(_, c)| c)
                 .collect()
         };
         let mut md = format!(
-            "MNIST, the first N training images, 784-d-10 ReLU nets, prior N(0, s²) with s in the table, {epochs} epochs, batch 100, lr 1e-3, {n_seeds} seeds per cell; MFVI against the symmetrized objective (exact I up to width 12, the sandwich lower bound with K = 16 above). I of each trained posterior: exact (the permanent) where computable, else the midpoint of the sandwich interval with K = 64. Gains are symmetrized minus MFVI, paired by seed, mean ± sd; accuracy and NLL on the data folder's test set.\n\n| prior s | ρ0 | width | N | I/ln\\|G\\| (MFVI) | I/ln\\|G\\| (sym.) | L^G/N gain | accuracy gain (points) | NLL gain |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            "MNIST, the first N training images, 784-d-10 ReLU nets, prior N(0, s²) with s in the table, {epochs} epochs, batch 100, lr 1e-3; MFVI against the symmetrized objective (exact I up to width 12, the sandwich lower bound with K = 16 above). I of each trained posterior: exact (the permanent) where computable, else the midpoint of the sandwich interval with K = 64 (its largest half-width over the seeds, relative to ln|G|, in its own column). Gains are symmetrized minus MFVI, paired by seed, mean ± sd over the seeds; accuracy and NLL on the data set's 10,000 test images. Cells not in the table were not run (the design is in the experiment's documentation and in REPRODUCTION.md).\n\n| prior s | ρ0 | width | N | seeds | MFVI accuracy (%) | I/ln\\|G\\| (MFVI) | half-width/ln\\|G\\| | I/ln\\|G\\| (sym.) | L^G/N gain | accuracy gain (points) | NLL gain |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         );
         let mut plots = Vec::new();
-        for &(prior, rho) in &inits {
+        for &(prior, rho) in &design.inits {
             let tag = if prior == 1.0 {
                 format!("rho{rho}")
             } else {
                 format!("prior{prior}_rho{rho}")
             };
-            let mut ratio = Vec::new();
-            let mut gain = Vec::new();
-            for &w in &widths {
-                let mut ratio_row = Vec::new();
-                let mut gain_row = Vec::new();
-                for &n in &ns {
-                    let (mf, sy) = (
-                        pick(n, w, (prior, rho), false),
-                        pick(n, w, (prior, rho), true),
-                    );
-                    let r =
-                        |v: &[&Cell]| mean_sd(&v.iter().map(|c| c.mi / c.ln_g).collect::<Vec<_>>());
+            let (mut ratio, mut ratio_sd, mut gain, mut gain_sd) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for &w in &design.widths {
+                let (mut r_row, mut rs_row, mut g_row, mut gs_row) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for &n in &design.ns {
+                    let key = (n, w, (prior, rho));
+                    let Some(seeds) = design.seeds(key) else {
+                        for row in [&mut r_row, &mut rs_row, &mut g_row, &mut gs_row] {
+                            row.push(None);
+                        }
+                        continue;
+                    };
+                    let (mf, sy) = (pick(key, false), pick(key, true));
+                    let over = |v: &[&Cell], f: &dyn Fn(&Cell) -> f64| {
+                        mean_sd(&v.iter().map(|c| f(c)).collect::<Vec<_>>())
+                    };
                     let paired = |f: &dyn Fn(&Cell) -> f64| {
                         mean_sd(
                             &mf.iter()
@@ -262,27 +348,48 @@ impl Study for SymmetryRegime {
                                 .collect::<Vec<_>>(),
                         )
                     };
-                    let (rm, rs) = (r(&mf), r(&sy));
+                    let ratio_of = |c: &Cell| c.mi / c.ln_g;
+                    let (rm, rs) = (over(&mf, &ratio_of), over(&sy, &ratio_of));
+                    let half = mf
+                        .iter()
+                        .map(|c| c.mi_half_width / c.ln_g)
+                        .fold(0.0, f64::max);
+                    let accuracy = over(&mf, &|c| 100.0 * c.accuracy);
                     let g = paired(&lg);
                     let acc = paired(&|c| 100.0 * c.accuracy);
                     let nll = paired(&|c| c.nll);
-                    ratio_row.push(Some(rm.0));
-                    gain_row.push(Some(g.0));
+                    // One seed has no spread to print.
+                    let sd = |v: f64| (seeds > 1).then_some(v);
+                    r_row.push(Some(rm.0));
+                    rs_row.push(sd(rm.1));
+                    g_row.push(Some(g.0));
+                    gs_row.push(sd(g.1));
                     md.push_str(&format!(
-                        "| {prior} | {rho} | {w} | {n} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:+.2e} ± {:.1e} | {:+.2} ± {:.2} | {:+.4} ± {:.4} |\n",
-                        rm.0, rm.1, rs.0, rs.1, g.0, g.1, acc.0, acc.1, nll.0, nll.1
+                        "| {prior} | {rho} | {w} | {n} | {seeds} | {:.1} ± {:.1} | {:.3} ± {:.3} | {half:.1e} | {:.3} ± {:.3} | {:+.2e} ± {:.1e} | {:+.2} ± {:.2} | {:+.4} ± {:.4} |\n",
+                        accuracy.0, accuracy.1, rm.0, rm.1, rs.0, rs.1, g.0, g.1, acc.0, acc.1, nll.0, nll.1
                     ));
                 }
-                ratio.push(ratio_row);
-                gain.push(gain_row);
+                ratio.push(r_row);
+                ratio_sd.push(rs_row);
+                gain.push(g_row);
+                gain_sd.push(gs_row);
             }
-            let columns: Vec<String> = ns.iter().map(|n| n.to_string()).collect();
-            let rows: Vec<String> = widths.iter().map(|w| w.to_string()).collect();
-            for (name, title, values, label, range) in [
+            // The gain's colour scale is symmetric about 0, so that its middle colour is
+            // "no change".
+            let largest = gain
+                .iter()
+                .flatten()
+                .flatten()
+                .fold(0.0, |m: f64, g| m.max(g.abs()));
+            let gain_range = (largest > 0.0).then_some((-largest, largest));
+            let columns: Vec<String> = design.ns.iter().map(|n| n.to_string()).collect();
+            let rows: Vec<String> = design.widths.iter().map(|w| w.to_string()).collect();
+            for (name, title, values, spread, label, range) in [
                 (
                     format!("i_over_ln_g_{tag}"),
                     format!("I / ln|G| of the MFVI posterior, prior scale {prior}, rho0 = {rho}"),
                     ratio,
+                    ratio_sd,
                     "I / ln|G|",
                     Some((0.0, 1.0)),
                 ),
@@ -290,8 +397,9 @@ impl Study for SymmetryRegime {
                     format!("gain_{tag}"),
                     format!("L^G/N gain of symmetrizing, prior scale {prior}, rho0 = {rho}"),
                     gain,
+                    gain_sd,
                     "nats per point",
-                    None,
+                    gain_range,
                 ),
             ] {
                 plots.push(PlotSpec {
@@ -299,6 +407,7 @@ impl Study for SymmetryRegime {
                         columns: columns.clone(),
                         rows: rows.clone(),
                         values,
+                        spread,
                         value_label: label.into(),
                         range,
                     }),
