@@ -9,7 +9,9 @@ use mi_est::estimators::{
     Estimate, ExactEnumeration, ExactLimits, ExactPermanent, ExactPruned, InfoNce, MiEstimator,
     PairwiseBound, Sandwich, exact_estimator,
 };
-use mi_est::grid::{EstimatorKind, GridConfig, LoadedPosterior, RawRow, grid_items, run_grid};
+use mi_est::grid::{
+    EstimatorKind, GridConfig, LoadedPosterior, RawRow, RawValue, grid_items, run_grid,
+};
 use mi_est::io::{PosteriorFile, Recognised};
 use mi_est::symmetry::spec::PermutationSpec;
 use numpy::{PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -312,27 +314,16 @@ fn estimate<'py>(
     estimate_dict(py, est, None)
 }
 
-/// A raw row of the grid as a dict with the columns of `raw.parquet`.
+/// A raw row of the grid as a dict with the columns of `raw.parquet`, in its order.
 fn row_dict<'py>(py: Python<'py>, r: &RawRow) -> PyResult<Bound<'py, PyDict>> {
-    let value = serde_json::to_value(r).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let d = PyDict::new(py);
-    let serde_json::Value::Object(fields) = value else {
-        unreachable!("a row serializes to an object")
-    };
-    // Floats are serialized as their bits (the shard format); read them back as floats.
-    let float =
-        |name: &str| name.ends_with("_nats") || name == "max_term_share" || name == "wall_s";
-    for (name, v) in fields {
-        match v {
-            serde_json::Value::String(s) if float(&name) => {
-                let bits = u64::from_str_radix(&s, 16)
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
-                d.set_item(&name, f64::from_bits(bits))?;
-            }
-            serde_json::Value::String(s) => d.set_item(&name, s)?,
-            serde_json::Value::Number(n) => d.set_item(&name, n.as_u64())?,
-            serde_json::Value::Null => d.set_item(&name, py.None())?,
-            other => d.set_item(&name, other.to_string())?,
+    for (name, value) in r.columns() {
+        match value {
+            RawValue::Str(s) => d.set_item(name, s)?,
+            RawValue::U64(v) => d.set_item(name, v)?,
+            RawValue::OptU64(v) => d.set_item(name, v)?,
+            RawValue::F64(v) => d.set_item(name, v)?,
+            RawValue::OptF64(v) => d.set_item(name, v)?,
         }
     }
     Ok(d)

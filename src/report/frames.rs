@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
+use crate::grid::RawValue;
 use crate::study::grid::{BiasVarianceRow, BoundRow, RawRow};
 use crate::study::table::{Table, Values};
 
@@ -32,71 +33,37 @@ where
 ///
 /// Polars errors (not expected for well-formed rows).
 pub fn raw_frame(rows: &[RawRow]) -> Result<DataFrame> {
-    let g = |f: fn(&RawRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
-    let opt = |f: fn(&RawRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<Option<f64>>>();
-    DataFrame::new(
-        rows.len(),
-        vec![
-            col("item", rows.iter().map(|r| r.item).collect::<Vec<u64>>()),
-            col(
-                "posterior_id",
-                rows.iter()
-                    .map(|r| r.posterior_id.clone())
-                    .collect::<Vec<String>>(),
-            ),
-            col(
-                "posterior_path",
-                rows.iter()
-                    .map(|r| r.posterior_path.clone())
-                    .collect::<Vec<String>>(),
-            ),
-            col(
-                "posterior_sha256",
-                rows.iter()
-                    .map(|r| r.posterior_sha256.clone())
-                    .collect::<Vec<String>>(),
-            ),
-            col(
-                "estimator",
-                rows.iter()
-                    .map(|r| r.estimator.clone())
-                    .collect::<Vec<String>>(),
-            ),
-            col("k", rows.iter().map(|r| r.k).collect::<Vec<Option<u64>>>()),
-            col(
-                "n_samples",
-                rows.iter().map(|r| r.n_samples).collect::<Vec<u64>>(),
-            ),
-            col(
-                "repeat",
-                rows.iter().map(|r| r.repeat).collect::<Vec<u64>>(),
-            ),
-            col("seed", rows.iter().map(|r| r.seed).collect::<Vec<u64>>()),
-            col("mi_nats", g(|r| r.mi_nats)),
-            col(
-                "std_err_nats",
-                rows.iter()
-                    .map(|r| r.std_err_nats)
-                    .collect::<Vec<Option<f64>>>(),
-            ),
-            col("ln_cap_nats", g(|r| r.ln_cap_nats)),
-            col("ln_group_order_nats", g(|r| r.ln_group_order_nats)),
-            col("entropy_q_nats", g(|r| r.entropy_q_nats)),
-            col(
-                "max_term_share",
-                rows.iter()
-                    .map(|r| r.max_term_share)
-                    .collect::<Vec<Option<f64>>>(),
-            ),
-            col("upper_nats", opt(|r| r.upper_nats)),
-            col("upper_std_err_nats", opt(|r| r.upper_std_err_nats)),
-            col("width_nats", opt(|r| r.width_nats)),
-            col("width_std_err_nats", opt(|r| r.width_std_err_nats)),
-            col("bracket_nats", opt(|r| r.bracket_nats)),
-            col("wall_s", g(|r| r.wall_s)),
-        ],
-    )
-    .map_err(|e| polars_err("raw", e))
+    let values: Vec<_> = rows.iter().map(RawRow::columns).collect();
+    // The column types come from a template row, so that no rows still give every column.
+    let columns = RawRow::default()
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(c, (name, kind))| {
+            let cells = values.iter().map(|v| &v[c].1);
+            macro_rules! gather {
+                ($variant:ident, $t:ty) => {
+                    col(
+                        name,
+                        cells
+                            .map(|v| match v {
+                                RawValue::$variant(x) => x.clone(),
+                                _ => unreachable!("column {name} has one type"),
+                            })
+                            .collect::<Vec<$t>>(),
+                    )
+                };
+            }
+            match kind {
+                RawValue::Str(_) => gather!(Str, String),
+                RawValue::U64(_) => gather!(U64, u64),
+                RawValue::OptU64(_) => gather!(OptU64, Option<u64>),
+                RawValue::F64(_) => gather!(F64, f64),
+                RawValue::OptF64(_) => gather!(OptF64, Option<f64>),
+            }
+        })
+        .collect();
+    DataFrame::new(rows.len(), columns).map_err(|e| polars_err("raw", e))
 }
 
 /// The bias–variance table as a DataFrame.
