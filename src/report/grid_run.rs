@@ -474,46 +474,37 @@ fn page_tables(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Vec<super::PageTable>
     ]
 }
 
-/// The bias–variance table as aligned text for the terminal.
+/// The bias–variance and bound tables as aligned text for the terminal: the page's
+/// tables ([`page_tables`]), the posterior and estimator columns left-aligned in 28
+/// characters and the numbers right-aligned, with `-` for a missing value.
 pub fn format_summary(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> String {
+    // Column widths after the two 28-character name columns, per table.
+    const WIDTHS: [&[usize]; 2] = [&[6, 3, 10, 10, 10, 10, 8, 4], &[6, 12, 12, 12, 12]];
     let mut s = String::new();
-    let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
-    s.push_str(&format!(
-        "{:<28} {:<28} {:>6} {:>3} {:>10} {:>10} {:>10} {:>10} {:>8} {:>4}\n",
-        "posterior", "estimator", "K", "R", "mean", "bias", "sd", "rmse", "cap", "sat"
-    ));
-    for r in bv {
-        s.push_str(&format!(
-            "{:<28} {:<28} {:>6} {:>3} {:>10.4} {:>10} {:>10} {:>10} {:>8.4} {:>4}\n",
-            r.posterior_id,
-            r.estimator,
-            r.k.map_or("-".into(), |k| k.to_string()),
-            r.n_repeats,
-            r.mean_nats,
-            f(r.bias_nats),
-            f(r.variance_nats2.map(f64::sqrt)),
-            f(r.rmse_nats),
-            r.ln_cap_nats,
-            if r.saturated { "yes" } else { "" }
-        ));
-    }
-    s.push('\n');
-    s.push_str(&format!(
-        "{:<28} {:<28} {:>6} {:>12} {:>12} {:>12} {:>12}\n",
-        "posterior", "estimator", "K", "L/N", "(L+I)/N", "KL", "KL_sym"
-    ));
-    for r in bd {
-        s.push_str(&format!(
-            "{:<28} {:<28} {:>6} {:>12} {:>12} {:>12.3} {:>12.3}\n",
-            r.posterior_id,
-            r.estimator,
-            r.k.map_or("-".into(), |k| k.to_string()),
-            r.elbo_per_point.map_or("-".into(), |v| format!("{v:.6}")),
-            r.elbo_sym_per_point
-                .map_or("-".into(), |v| format!("{v:.6}")),
-            r.kl_nats,
-            r.kl_sym_nats
-        ));
+    for (t, (table, widths)) in page_tables(bv, bd).iter().zip(WIDTHS).enumerate() {
+        if t > 0 {
+            s.push('\n');
+        }
+        // The terminal header says "rmse" and "sat" where the page says "RMSE" and
+        // "saturated".
+        let header: Vec<String> = table
+            .header
+            .iter()
+            .map(|h| match h.as_str() {
+                "RMSE" => "rmse".into(),
+                "saturated" => "sat".into(),
+                _ => h.clone(),
+            })
+            .collect();
+        for row in std::iter::once(&header).chain(&table.rows) {
+            let mut line = format!("{:<28} {:<28}", row[0], row[1]);
+            for (cell, w) in row[2..].iter().zip(widths) {
+                let cell = if cell == "–" { "-" } else { cell.as_str() };
+                line.push_str(&format!(" {cell:>w$}"));
+            }
+            s.push_str(&line);
+            s.push('\n');
+        }
     }
     s
 }
