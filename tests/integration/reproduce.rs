@@ -383,6 +383,9 @@ fn symmetry_regime_quick_maps_i_over_ln_g_and_the_gain() {
     for (mi, ln_g) in col("mi_nats").iter().zip(col("ln_group_order")) {
         assert!(*mi >= -1e-6 && *mi <= ln_g + 1e-6, "{mi} vs {ln_g}");
     }
+    // Exact I at these widths: the interval is the value itself.
+    assert_eq!(col("mi_lower_nats"), col("mi_nats"));
+    assert_eq!(col("mi_upper_nats"), col("mi_nats"));
     let heat: Vec<&str> = r
         .plots
         .iter()
