@@ -150,9 +150,17 @@ pub fn reproduce_into(
     {
         o.resuming(journal.n_done(), &journal_path);
     }
+    // Results read back from an earlier, interrupted run: the wall time covers only
+    // the rest, which the summary and the manifest say.
+    let resumed = journal.n_done();
     let journal = std::sync::Arc::new(journal);
     options.journal = Some(journal.clone());
-    let r = crate::study::reproduce::reproduce(experiment, &options)?;
+    let mut r = crate::study::reproduce::reproduce(experiment, &options)?;
+    if resumed > 0 {
+        r.summary.push_str(&format!(
+            "\n{resumed} results were read from the journal of an earlier run with the same settings (an interrupted one, say); the wall time below is this run's alone.\n"
+        ));
+    }
     options.journal = None;
     let mut files = write_reproduction(dir, &r, overwrite)?;
     let mut manifest = serde_json::json!({
@@ -166,6 +174,7 @@ pub fn reproduce_into(
         "threads": rayon::current_num_threads(),
         "inputs": inputs,
         "wall_s": r.wall_s,
+        "resumed_from_journal": resumed,
     });
     if let Some(samples) = &r.samples {
         manifest["samples"] = serde_json::json!(samples);

@@ -428,5 +428,21 @@ fn a_killed_reproduction_resumes_and_matches_an_uninterrupted_one() {
     .unwrap();
     assert_eq!(manifest["inputs"].as_array().unwrap().len(), 4);
     assert_eq!(manifest["seed"], 0);
+    // The resumed run says how many results it read back (its wall time covers the
+    // rest only); the uninterrupted one read none.
+    let resumed = manifest["resumed_from_journal"].as_u64().unwrap();
+    assert!(resumed >= 1, "{manifest}");
+    let summary = std::fs::read_to_string(killed.join("mnist-quick/summary.md")).unwrap();
+    assert!(
+        summary.contains(&format!("{resumed} results were read from the journal")),
+        "{summary}"
+    );
+    let clean_manifest = std::fs::read_to_string(clean.join("mnist-quick/manifest.json")).unwrap();
+    assert!(clean_manifest.contains("\"resumed_from_journal\": 0"));
+    assert!(
+        !std::fs::read_to_string(clean.join("mnist-quick/summary.md"))
+            .unwrap()
+            .contains("read from the journal")
+    );
     assert!(manifest["version"].is_string() && manifest["command_line"].is_array());
 }
