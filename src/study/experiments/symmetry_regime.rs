@@ -85,10 +85,10 @@ struct Design {
 impl Design {
     /// The full map. The axes are N ∈ {500, 2000, 10,000, 60,000} × widths {5, 10, 30,
     /// 100} × prior scale {1, 0.1} × ρ0 {−3, −1, 0, 1}, 30 epochs each, 2 seeds per cell.
-    /// Not every cell is run: the design fits about 75 minutes on two cores.
+    /// Not every cell is run: the design took 87 minutes on two cores (AMD EPYC Zen 3).
     /// * The 3 × 3 block N ≤ 10,000, width ≤ 30 is run for every (prior, ρ0).
     /// * The cells with N = 60,000 or width 100 (a symmetrized width-100 run at N =
-    ///   60,000 trains for about 8 minutes) are run for ρ0 ∈ {−3, −1, 1}; ρ0 = 0 lies
+    ///   60,000 trains for 9–13 minutes) are run for ρ0 ∈ {−3, −1, 1}; ρ0 = 0 lies
     ///   between −1 and 1 in every smaller cell.
     /// * The corner (N = 60,000, width 100) is run for the reference where nets learn
     ///   (prior 1, ρ0 = −3) and for the one region where overlap and learning met in the
