@@ -145,14 +145,15 @@ pub fn reproduce_into(
         &crate::journal::fingerprint(&settings),
         overwrite,
     )?;
-    if journal.n_done() > 0
+    // Results read back from an earlier run (an interrupted one, say): the observer
+    // hears of them, and the summary and the manifest say that the wall time covers
+    // only the rest.
+    let resumed = journal.n_done();
+    if resumed > 0
         && let Some(o) = &options.observer
     {
-        o.resuming(journal.n_done(), &journal_path);
+        o.resuming(resumed, &journal_path);
     }
-    // Results read back from an earlier, interrupted run: the wall time covers only
-    // the rest, which the summary and the manifest say.
-    let resumed = journal.n_done();
     let journal = std::sync::Arc::new(journal);
     options.journal = Some(journal.clone());
     let mut r = crate::study::reproduce::reproduce(experiment, &options)?;
