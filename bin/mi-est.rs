@@ -66,6 +66,30 @@ struct InspectArgs {
     /// Read the files under this permutation spec (JSON; docs/specs.md).
     #[arg(long)]
     spec: Option<PathBuf>,
+    /// The forward order of the layers, by name (e.g. encoder,decoder), where the file does not state it (default: numeric indices in the names, an .npz's member order, or the only order whose shapes chain).
+    #[arg(long, value_parser = parse_layers)]
+    layers: Option<Layers>,
+    /// The prior scale s of N(0, s^2 I) for files that record none (a file's `prior_scale` metadata wins) [default: 1].
+    #[arg(long, value_parser = positive_f64)]
+    prior_scale: Option<f64>,
+}
+
+/// A positive, finite number.
+fn positive_f64(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
+}
+
+/// A `--layers` list.
+#[derive(Clone, Debug)]
+struct Layers(Vec<String>);
+
+fn parse_layers(s: &str) -> std::result::Result<Layers, String> {
+    mi_est::io::order::parse_layer_list(s)
+        .map(Layers)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Parser, Debug)]
@@ -79,9 +103,12 @@ struct PageArgs {
 struct SpecArgs {
     /// The posterior file (safetensors or .npz) whose layers form the chain.
     posterior: PathBuf,
-    /// Read the layers as a plain chain in natural order of their names (the only generator so far).
+    /// Read the layers as a plain chain in forward order (the only generator so far).
     #[arg(long, required = true)]
     sequential: bool,
+    /// The forward order of the layers, by name, where the file does not state it (as in `inspect`).
+    #[arg(long, value_parser = parse_layers)]
+    layers: Option<Layers>,
     /// Write the spec here (default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -160,6 +187,12 @@ struct RunArgs {
     /// Read every posterior under this permutation spec (JSON; docs/specs.md); default: the file's `permutation_spec` metadata, else an MLP from the tensor shapes.
     #[arg(long)]
     spec: Option<PathBuf>,
+    /// The forward order of every posterior's layers, by name (e.g. encoder,decoder), where a file does not state it (default: numeric indices in the names, an .npz's member order, or the only order whose shapes chain; an ambiguous order is refused).
+    #[arg(long, value_parser = parse_layers)]
+    layers: Option<Layers>,
+    /// The prior scale s of N(0, s^2 I) in the KL and ELBO columns, for files that record none (a file's `prior_scale` metadata wins; every bounds table prints the prior used) [default: 1].
+    #[arg(long, value_parser = positive_f64)]
+    prior_scale: Option<f64>,
     /// Output folder.
     #[arg(long, default_value = "reports/run")]
     out: PathBuf,
@@ -374,14 +407,30 @@ fn inspect(a: InspectArgs) -> Result<()> {
         .as_deref()
         .map(mi_est::study::grid::load_spec)
         .transpose()?;
+    let options = mi_est::io::ReadOptions {
+        spec: spec.as_ref().map(|s| &s.spec),
+        layers: a.layers.as_ref().map(|l| l.0.as_slice()),
+        prior_scale: a.prior_scale,
+    };
     for path in &a.files {
-        let (file, how) = mi_est::io::inspect(path, spec.as_ref().map(|s| &s.spec))?;
+        let (file, how) = mi_est::io::inspect(path, options)?;
         let q = &file.posterior;
         let group = q.space().group();
         let schemes: Vec<&str> = how.schemes.iter().map(|s| s.describe()).collect();
         println!("{}", path.display());
         println!("  naming        {}", schemes.join("; "));
         println!("  sigma         {}", how.sigma);
+        println!(
+            "  layer order   {} ({})",
+            how.layers.join(" → "),
+            how.order
+        );
+        if !how.skipped.is_empty() {
+            println!(
+                "  skipped       {} (not parameters of the posterior: blitz's sampler noise, and its copies of the means and rhos, checked equal)",
+                how.skipped.join(", ")
+            );
+        }
         match (q.arch(), q.space().spec_space()) {
             (Some(arch), _) => {
                 let fixed: Vec<String> = (0..arch.n_layers())
@@ -432,7 +481,7 @@ fn inspect(a: InspectArgs) -> Result<()> {
         if let Some(l) = file.likelihood {
             println!("  likelihood    {l}");
         }
-        println!("  prior scale   {}", file.prior_scale);
+        println!("  prior         N(0, {}²): {}", file.prior_scale, how.prior);
     }
     Ok(())
 }
@@ -449,9 +498,10 @@ fn page(a: PageArgs) -> Result<()> {
 /// `mi-est spec --sequential`: the spec of a posterior's layers as a plain chain,
 /// checked against the file before it is written.
 fn spec(a: SpecArgs) -> Result<()> {
-    let spec = mi_est::io::sequential_spec(&a.posterior)?;
+    let layers = a.layers.as_ref().map(|l| l.0.as_slice());
+    let spec = mi_est::io::sequential_spec(&a.posterior, layers)?;
     // The spec must read the file it came from (a fixed layer it would permute fails here).
-    mi_est::io::load_with_bytes(&a.posterior, Some(&spec))?;
+    mi_est::io::load_with_bytes(&a.posterior, mi_est::io::ReadOptions::spec(Some(&spec)))?;
     let text = spec.to_json() + "\n";
     match &a.out {
         Some(out) => {
@@ -539,6 +589,8 @@ fn run(a: RunArgs) -> Result<()> {
     let config = mi_est::study::grid::GridConfig {
         posteriors,
         spec: a.spec.clone(),
+        layers: a.layers.clone().map(|l| l.0),
+        prior_scale: a.prior_scale,
         estimators,
         ks,
         samples: a.samples,

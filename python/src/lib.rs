@@ -68,14 +68,17 @@ fn array_values(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(Vec<usize>, Vec
 #[pymethods]
 impl Posterior {
     /// A posterior from named arrays (`{name: ndarray}`), read as a file holding those
-    /// tensors would be; `metadata` as a file's; `spec` a permutation spec as JSON.
+    /// tensors would be, in the dict's order (a state_dict keeps its modules' order);
+    /// `metadata` as a file's; `spec` a permutation spec as JSON; `layers` the forward
+    /// order of the layers by name.
     #[staticmethod]
-    #[pyo3(signature = (tensors, metadata, spec=None))]
+    #[pyo3(signature = (tensors, metadata, spec=None, layers=None))]
     fn from_tensors(
         py: Python<'_>,
         tensors: &Bound<'_, PyDict>,
         metadata: HashMap<String, String>,
         spec: Option<&str>,
+        layers: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let mut read = Vec::with_capacity(tensors.len());
         for (k, v) in tensors.iter() {
@@ -87,19 +90,35 @@ impl Posterior {
         }
         let spec = parse_spec(spec)?;
         let metadata: BTreeMap<String, String> = metadata.into_iter().collect();
+        let options = mi_est::io::ReadOptions {
+            spec: spec.as_ref(),
+            layers: layers.as_deref(),
+            ..Default::default()
+        };
         let (file, how) = py
-            .detach(|| mi_est::io::from_tensors(&read, &metadata, spec.as_ref()))
+            .detach(|| mi_est::io::from_tensors(&read, &metadata, options))
             .map_err(to_py)?;
         Ok(Posterior { file, how })
     }
 
-    /// A posterior file (safetensors or .npz), under `spec` (JSON) if given.
+    /// A posterior file (safetensors or .npz), under `spec` (JSON) if given, with the
+    /// layers in the forward order `layers` (names) if given.
     #[staticmethod]
-    #[pyo3(signature = (path, spec=None))]
-    fn load(py: Python<'_>, path: PathBuf, spec: Option<&str>) -> PyResult<Self> {
+    #[pyo3(signature = (path, spec=None, layers=None))]
+    fn load(
+        py: Python<'_>,
+        path: PathBuf,
+        spec: Option<&str>,
+        layers: Option<Vec<String>>,
+    ) -> PyResult<Self> {
         let spec = parse_spec(spec)?;
+        let options = mi_est::io::ReadOptions {
+            spec: spec.as_ref(),
+            layers: layers.as_deref(),
+            ..Default::default()
+        };
         let (file, how) = py
-            .detach(|| mi_est::io::inspect(&path, spec.as_ref()))
+            .detach(|| mi_est::io::inspect(&path, options))
             .map_err(to_py)?;
         Ok(Posterior { file, how })
     }
@@ -332,7 +351,7 @@ fn row_dict<'py>(py: Python<'py>, r: &RawRow) -> PyResult<Bound<'py, PyDict>> {
 /// The grid of `mi-est run` over `posteriors` (file paths, or (id, posterior) pairs), as
 /// its raw rows: the same items, seeds and numbers as the command with the same settings.
 #[pyfunction]
-#[pyo3(signature = (paths, objects, estimators, ks, samples, repeats, seed, spec=None))]
+#[pyo3(signature = (paths, objects, estimators, ks, samples, repeats, seed, spec=None, layers=None))]
 #[allow(clippy::too_many_arguments)]
 fn grid<'py>(
     py: Python<'py>,
@@ -344,11 +363,16 @@ fn grid<'py>(
     repeats: usize,
     seed: u64,
     spec: Option<&str>,
+    layers: Option<Vec<String>>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
     let spec = parse_spec(spec)?;
     let kinds = EstimatorKind::parse_list(&estimators).map_err(to_py)?;
+    let options = mi_est::io::ReadOptions {
+        spec: spec.as_ref(),
+        layers: layers.as_deref(),
+    };
     let mut loaded = py
-        .detach(|| mi_est::grid::load_posteriors(&paths, spec.as_ref()))
+        .detach(|| mi_est::grid::load_posteriors(&paths, options))
         .map_err(to_py)?;
     for (id, p) in &objects {
         loaded.push(LoadedPosterior::in_memory(id.clone(), p.get().file.clone()).map_err(to_py)?);
@@ -356,6 +380,8 @@ fn grid<'py>(
     let config = GridConfig {
         posteriors: loaded.iter().map(|p| p.path.clone()).collect(),
         spec: None,
+        layers: None,
+        prior_scale: None,
         estimators: kinds,
         ks,
         samples,

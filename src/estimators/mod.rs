@@ -178,6 +178,12 @@ impl EstimatorId {
         )
     }
 
+    /// Whether it is an upper bound on `I` (which is never above ln|G|, so reports cut
+    /// its value there and keep the raw value beside it).
+    pub const fn is_upper(self) -> bool {
+        matches!(self, EstimatorId::SandwichUpper | EstimatorId::PairwiseKlUpper)
+    }
+
     /// Whether it is one side of the sandwich.
     pub const fn is_sandwich(self) -> bool {
         matches!(

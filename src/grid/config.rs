@@ -94,6 +94,12 @@ pub struct GridConfig {
     /// A permutation spec file under which every posterior is read (docs/specs.md);
     /// `None`: each file's own `permutation_spec` metadata, else an MLP.
     pub spec: Option<PathBuf>,
+    /// The forward order of every posterior's layers, by name (`--layers`); `None`: from
+    /// the files ([`crate::io::order`]).
+    pub layers: Option<Vec<String>>,
+    /// The prior scale of posteriors whose files record none (`--prior-scale`); `None`:
+    /// N(0, 1).
+    pub prior_scale: Option<f64>,
     /// Estimators.
     pub estimators: Vec<EstimatorKind>,
     /// The K grid of the InfoNCE rows.

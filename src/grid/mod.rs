@@ -18,7 +18,7 @@ use crate::estimators::{
     Estimate, EstimatorId, ExactLimits, InfoNce, MiEstimator, PairwiseBound, Sandwich,
     exact_estimator,
 };
-use crate::io::{PosteriorFile, load_with_bytes};
+use crate::io::{PosteriorFile, ReadOptions, load_with_bytes};
 use crate::posterior::MeanFieldGaussian;
 use crate::symmetry::spec::PermutationSpec;
 
@@ -29,7 +29,8 @@ pub use config::{EstimatorKind, GridConfig, GridItem, grid_items, shard_from_env
 pub struct RawRow {
     /// Position in the full grid.
     pub item: u64,
-    /// Short id of the posterior (its file stem).
+    /// Short id of the posterior: its file stem, or the shortest suffix of its path
+    /// that no other posterior of the run shares ([`posterior_ids`]).
     pub posterior_id: String,
     /// The posterior's path as given.
     pub posterior_path: String,
@@ -145,7 +146,7 @@ impl RawRow {
 /// A loaded posterior with its id and file hash.
 #[derive(Clone, Debug)]
 pub struct LoadedPosterior {
-    /// File stem.
+    /// Its id in the reports ([`posterior_ids`]).
     pub id: String,
     /// Path as given.
     pub path: PathBuf,
@@ -155,30 +156,101 @@ pub struct LoadedPosterior {
     pub file: PosteriorFile,
 }
 
-/// Loads every posterior, naming the first bad file; with `spec`, each is read under
-/// that permutation spec.
+/// Loads every posterior, naming the first bad file; each is read with `options` (a
+/// permutation spec, the layer order) and gets a unique id ([`posterior_ids`]).
 ///
 /// # Errors
 ///
-/// The errors of [`crate::io::load`].
+/// The errors of [`crate::io::load`] and of [`posterior_ids`].
 pub fn load_posteriors(
     paths: &[PathBuf],
-    spec: Option<&PermutationSpec>,
+    options: ReadOptions<'_>,
 ) -> Result<Vec<LoadedPosterior>> {
+    let ids = posterior_ids(paths)?;
     paths
         .iter()
-        .map(|p| {
-            let (file, bytes) = load_with_bytes(p, spec)?;
+        .zip(ids)
+        .map(|(p, id)| {
+            let (file, bytes) = load_with_bytes(p, options)?;
             Ok(LoadedPosterior {
-                id: p
-                    .file_stem()
-                    .map_or_else(|| "posterior".into(), |s| s.to_string_lossy().into_owned()),
+                id,
                 path: p.clone(),
                 sha256: sha256_hex(&bytes),
                 file,
             })
         })
         .collect()
+}
+
+/// The reports' id of each posterior file: its file stem where no other file of the run
+/// has that stem, else the shortest suffix of its path (`a/post`, `runs/a/post`, then
+/// with the extension) that no other file's candidates share, so that two files never
+/// pool into one row.
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] naming a file given twice (the same path, or two paths to
+/// one file).
+pub fn posterior_ids(paths: &[PathBuf]) -> Result<Vec<String>> {
+    let full: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .collect();
+    for (i, f) in full.iter().enumerate() {
+        if let Some(j) = full[..i].iter().position(|g| g == f) {
+            return Err(Error::invalid(
+                "--posterior",
+                paths[i].display().to_string(),
+                format!(
+                    "the file is given twice (also as `{}`); each posterior is estimated once",
+                    paths[j].display()
+                ),
+            ));
+        }
+    }
+    // Candidates, shortest first: path suffixes ending in the stem, then in the name.
+    let candidates = |p: &Path| -> Vec<String> {
+        let parts: Vec<String> = p
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        let Some((name, dirs)) = parts.split_last() else {
+            return vec!["posterior".into()];
+        };
+        let stem = Path::new(name)
+            .file_stem()
+            .map_or_else(|| name.clone(), |s| s.to_string_lossy().into_owned());
+        let mut out = Vec::new();
+        for last in [stem, name.clone()] {
+            for n in 0..=dirs.len() {
+                let mut v: Vec<&str> = dirs[dirs.len() - n..].iter().map(String::as_str).collect();
+                v.push(&last);
+                out.push(v.join("/"));
+            }
+        }
+        out
+    };
+    let lists: Vec<Vec<String>> = full.iter().map(|p| candidates(p)).collect();
+    let ids: Vec<String> = lists
+        .iter()
+        .enumerate()
+        .map(|(i, own)| {
+            own.iter()
+                .find(|c| {
+                    lists
+                        .iter()
+                        .enumerate()
+                        .all(|(j, other)| j == i || !other.contains(c))
+                })
+                .cloned()
+                .unwrap_or_else(|| full[i].display().to_string())
+        })
+        .collect();
+    Ok(ids)
 }
 
 impl LoadedPosterior {
@@ -287,6 +359,19 @@ pub fn grid_cost(
     posteriors: &[LoadedPosterior],
     items: &[GridItem],
 ) -> Result<crate::resources::Cost> {
+    for (i, lp) in posteriors.iter().enumerate() {
+        if let Some(j) = posteriors[..i].iter().position(|o| o.id == lp.id) {
+            return Err(Error::invalid(
+                "posterior id",
+                &lp.id,
+                format!(
+                    "two posteriors ({} and {}) have this id; each posterior's rows must stay its own",
+                    display_source(&posteriors[j]),
+                    display_source(lp)
+                ),
+            ));
+        }
+    }
     let mut total = crate::resources::Cost::default();
     for item in items {
         let lp = &posteriors[item.posterior];
@@ -296,6 +381,15 @@ pub fn grid_cost(
     }
     crate::resources::check(&format!("the grid of {} estimates", items.len()), total)?;
     Ok(total)
+}
+
+/// Where a posterior came from, for messages.
+fn display_source(lp: &LoadedPosterior) -> String {
+    if lp.path.as_os_str().is_empty() {
+        format!("in memory, sha256 {}", &lp.sha256[..12])
+    } else {
+        format!("`{}`", lp.path.display())
+    }
 }
 
 /// Computes this shard's rows, in item order, telling `observer` as each finishes.

@@ -10,7 +10,9 @@
 //! the shapes is an error.
 //!
 //! **Other libraries' names** ([`Scheme`]). Layer prefixes other than `layers.{i}` are
-//! accepted and ordered by natural sort (`fc1 < fc2 < fc10`); bayesian-torch's
+//! accepted; their forward order comes from something that states it (the caller's
+//! `--layers`, numeric indices in the names, an `.npz` archive's member order, the only
+//! order whose shapes chain) and is never guessed from sorted names ([`order`]); bayesian-torch's
 //! `mu_weight`/`rho_weight`, blitz's `weight_mu`/`weight_rho`, Pyro's AutoNormal
 //! (`AutoNormal.locs.fc1.weight`, `.scales.`), NumPyro's (`fc1.weight_auto_loc`,
 //! `_auto_scale`), TyXe-style `fc1.weight.loc`/`.scale` (σ given directly) and Fortuna's
@@ -25,13 +27,15 @@ use crate::atomic::write_atomic;
 use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
 use crate::posterior::{MeanFieldGaussian, SigmaTransform};
-use crate::symmetry::spec::{PermutationSpec, natural_key};
+use crate::symmetry::spec::PermutationSpec;
 use crate::symmetry::{SpecSpace, WeightSpace};
 use crate::weights::{Activation, Arch};
 
 mod names;
 mod npz;
+pub mod order;
 pub use names::Scheme;
+pub use order::LayerOrder;
 use names::{Part, Role};
 pub use npz::{MAX_NPZ_BYTES, read_npy, read_npz};
 
@@ -53,6 +57,52 @@ pub struct PosteriorFile {
     pub train_config: Option<String>,
     /// All metadata entries as read.
     pub metadata: BTreeMap<String, String>,
+}
+
+/// How to read a posterior file beyond what the file says itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadOptions<'a> {
+    /// Read the weights under this permutation spec (docs/specs.md) instead of the
+    /// file's `permutation_spec` metadata or, without either, as an MLP.
+    pub spec: Option<&'a PermutationSpec>,
+    /// The forward order of the layers, by layer name (`--layers`; [`order`]).
+    pub layers: Option<&'a [String]>,
+    /// The prior scale s of N(0, s²I) where the file records none (`--prior-scale`);
+    /// `None`: 1. A file's `prior_scale` metadata wins.
+    pub prior_scale: Option<f64>,
+}
+
+impl<'a> ReadOptions<'a> {
+    /// Reading under `spec`, if any.
+    pub fn spec(spec: Option<&'a PermutationSpec>) -> Self {
+        ReadOptions {
+            spec,
+            ..ReadOptions::default()
+        }
+    }
+}
+
+/// Where a posterior's prior scale came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PriorSource {
+    /// The file's `prior_scale` metadata.
+    Metadata,
+    /// The reader's option (`--prior-scale`), the file recording none.
+    Option,
+    /// Neither: N(0, 1) assumed.
+    Assumed,
+}
+
+impl std::fmt::Display for PriorSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PriorSource::Metadata => "from the file's metadata",
+            PriorSource::Option => "from --prior-scale (the file records none)",
+            PriorSource::Assumed => {
+                "assumed, the file records none; --prior-scale sets it (blitz's default prior is a scale mixture, not N(0, 1))"
+            }
+        })
+    }
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {
@@ -196,30 +246,23 @@ pub fn save(path: &Path, file: &PosteriorFile, overwrite: bool) -> Result<()> {
 /// dtypes, shapes that do not chain or disagree with the metadata, non-finite values,
 /// σ that underflows, or unknown activation / σ transform / likelihood.
 pub fn load(path: &Path) -> Result<PosteriorFile> {
-    load_with_bytes(path, None).map(|(file, _)| file)
+    load_with_bytes(path, ReadOptions::default()).map(|(file, _)| file)
 }
 
-/// [`load`], also returning the file's bytes (for hashing) from the same read; with
-/// `spec`, the weights are read under that permutation spec (docs/specs.md) instead of
-/// the file's `permutation_spec` metadata or, without either, as an MLP.
+/// [`load`] with `options` (a permutation spec, the layer order), also returning the
+/// file's bytes (for hashing) from the same read.
 ///
 /// # Errors
 ///
-/// As [`load`].
-pub fn load_with_bytes(
-    path: &Path,
-    spec: Option<&PermutationSpec>,
-) -> Result<(PosteriorFile, Vec<u8>)> {
-    read(path, spec).map(|(file, _, bytes)| (file, bytes))
+/// As [`load`]; also a layer order that neither the options nor the file state.
+pub fn load_with_bytes(path: &Path, options: ReadOptions<'_>) -> Result<(PosteriorFile, Vec<u8>)> {
+    read(path, options).map(|(file, _, bytes)| (file, bytes))
 }
 
 /// Reads and parses a posterior file: the file, what was recognised, and its bytes.
-fn read(
-    path: &Path,
-    spec: Option<&PermutationSpec>,
-) -> Result<(PosteriorFile, Recognised, Vec<u8>)> {
+fn read(path: &Path, options: ReadOptions<'_>) -> Result<(PosteriorFile, Recognised, Vec<u8>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (file, how) = parse(&bytes, spec).map_err(in_file(path))?;
+    let (file, how) = parse(&bytes, options).map_err(in_file(path))?;
     Ok((file, how, bytes))
 }
 
@@ -257,7 +300,7 @@ struct LayerTensors {
 ///
 /// As [`load`].
 pub fn from_bytes(bytes: &[u8]) -> Result<PosteriorFile> {
-    parse(bytes, None).map(|(file, _)| file)
+    parse(bytes, ReadOptions::default()).map(|(file, _)| file)
 }
 
 /// How a file gave σ.
@@ -289,6 +332,16 @@ pub struct Recognised {
     pub schemes: Vec<Scheme>,
     /// How σ was given.
     pub sigma: SigmaSource,
+    /// The layers in forward order, as named in the file.
+    pub layers: Vec<String>,
+    /// How that order was settled.
+    pub order: LayerOrder,
+    /// Where the prior scale came from.
+    pub prior: PriorSource,
+    /// Tensors that are not parameters of the posterior, skipped by rule (blitz's
+    /// sampler buffers `*_sampler.eps_w` and its copies `*_sampler.mu`/`.rho` of
+    /// `*_mu`/`*_rho`, checked equal).
+    pub skipped: Vec<String>,
 }
 
 /// Loads a posterior file (under `spec`, as [`load_with_bytes`]) and says how it was
@@ -297,14 +350,15 @@ pub struct Recognised {
 /// # Errors
 ///
 /// As [`load`].
-pub fn inspect(path: &Path, spec: Option<&PermutationSpec>) -> Result<(PosteriorFile, Recognised)> {
-    read(path, spec).map(|(file, how, _)| (file, how))
+pub fn inspect(path: &Path, options: ReadOptions<'_>) -> Result<(PosteriorFile, Recognised)> {
+    read(path, options).map(|(file, how, _)| (file, how))
 }
 
 /// A posterior from named tensors `(name, shape, row-major values)` and metadata, read
 /// exactly as a file holding them would be (every naming scheme, the metadata's checks,
-/// `spec` as in [`load_with_bytes`]): what the Python package's `from_state_dict` and
-/// `from_arrays` call.
+/// `options` as in [`load_with_bytes`]), with the tensors' order taken as the file order
+/// (a `state_dict` keeps its modules' order): what the Python package's
+/// `from_state_dict` and `from_arrays` call.
 ///
 /// # Errors
 ///
@@ -313,14 +367,15 @@ pub fn inspect(path: &Path, spec: Option<&PermutationSpec>) -> Result<(Posterior
 pub fn from_tensors(
     tensors: &[(String, Vec<usize>, Vec<f64>)],
     metadata: &BTreeMap<String, String>,
-    spec: Option<&PermutationSpec>,
+    options: ReadOptions<'_>,
 ) -> Result<(PosteriorFile, Recognised)> {
     let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
     let bytes = f64_safetensors(tensors, Some(meta), |tensor, e| match tensor {
         Some((n, shape)) => Error::invalid(n, format!("shape {shape:?}"), e),
         None => Error::invalid("tensors", "…", e),
     })?;
-    parse(&bytes, spec)
+    let order: Vec<String> = tensors.iter().map(|(n, _, _)| n.clone()).collect();
+    parse_safetensors(&bytes, Some(&order), options)
 }
 
 /// F64 tensors `(name, shape, row-major values)` and metadata as safetensors bytes;
@@ -344,31 +399,117 @@ fn f64_safetensors(
     safetensors::serialize(views, metadata).map_err(|e| err(None, e.to_string()))
 }
 
-/// The bytes of a file as safetensors: an `.npz` archive converted, anything else as is.
-fn safetensors_bytes(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+/// The bytes of a file as safetensors, with the order its tensors are listed in where
+/// the format keeps one: an `.npz` archive converted (its member order kept), anything
+/// else as is (safetensors keeps no order).
+fn safetensors_bytes(bytes: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, Option<Vec<String>>)> {
     Ok(if npz::is_zip(bytes) {
-        std::borrow::Cow::Owned(npz_as_safetensors(bytes)?)
+        let (converted, order) = npz_as_safetensors(bytes)?;
+        (std::borrow::Cow::Owned(converted), Some(order))
     } else {
-        std::borrow::Cow::Borrowed(bytes)
+        (std::borrow::Cow::Borrowed(bytes), None)
     })
 }
 
-fn parse(bytes: &[u8], spec: Option<&PermutationSpec>) -> Result<(PosteriorFile, Recognised)> {
-    parse_safetensors(&safetensors_bytes(bytes)?, spec)
+/// The words for a file that is not safetensors or `.npz` but something a user may take
+/// for a posterior: a PyTorch pickle, or text (CSV, JSON). Every safetensors file has `{`
+/// at byte 8 (the header after its 8-byte length).
+fn foreign_format(bytes: &[u8]) -> Option<String> {
+    const SAVE: &str = "save the tensors instead: `from safetensors.torch import save_file; save_file(model.state_dict(), \"posterior.safetensors\")` (docs/posteriors.md)";
+    let header_at_8 = bytes.get(8) == Some(&b'{');
+    if npz::is_zip(bytes) {
+        return bytes.windows(8).any(|w| w == b"data.pkl").then(|| {
+            format!("a PyTorch file (torch.save: a pickle in a ZIP archive), which mi-est does not read because unpickling can run code; {SAVE}")
+        });
+    }
+    if bytes.first() == Some(&0x80) && !header_at_8 {
+        return Some(format!(
+            "a Python pickle (an older torch.save?), which mi-est does not read because unpickling can run code; {SAVE}"
+        ));
+    }
+    let head = &bytes[..bytes.len().min(256)];
+    let text = std::str::from_utf8(head).is_ok_and(|t| {
+        !t.is_empty() && t.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+    });
+    (!header_at_8 && text).then(|| {
+        "not a safetensors or .npz file: it is text (a CSV or JSON file?); a posterior is a safetensors file or a NumPy .npz archive of its tensors (docs/posteriors.md)".to_string()
+    })
 }
 
-/// The arrays of an `.npz` archive as safetensors bytes (F64, no metadata).
-fn npz_as_safetensors(bytes: &[u8]) -> Result<Vec<u8>> {
+fn parse(bytes: &[u8], options: ReadOptions<'_>) -> Result<(PosteriorFile, Recognised)> {
+    if let Some(words) = foreign_format(bytes) {
+        return Err(bad(Path::new(""), words));
+    }
+    let (st, order) = safetensors_bytes(bytes)?;
+    parse_safetensors(&st, order.as_deref(), options)
+}
+
+/// The arrays of an `.npz` archive as safetensors bytes (F64, no metadata), with the
+/// member names in archive order.
+fn npz_as_safetensors(bytes: &[u8]) -> Result<(Vec<u8>, Vec<String>)> {
     let here = Path::new("");
     let arrays = npz::read_npz(bytes).map_err(|e| bad(here, format!("npz archive: {e}")))?;
-    f64_safetensors(&arrays, None, |member, e| match member {
+    let mut seen = std::collections::HashSet::new();
+    if let Some((n, _, _)) = arrays.iter().find(|(n, _, _)| !seen.insert(n.as_str())) {
+        return Err(bad(
+            here,
+            format!("npz archive: member `{n}` is stored twice (a ZIP file with a duplicate name); which one is meant is not stated"),
+        ));
+    }
+    let order = arrays.iter().map(|(n, _, _)| n.clone()).collect();
+    let st = f64_safetensors(&arrays, None, |member, e| match member {
         Some((n, _)) => bad(here, format!("npz member `{n}`: {e}")),
         None => bad(here, format!("npz archive: {e}")),
-    })
+    })?;
+    Ok((st, order))
 }
 
-/// A file's layers in natural order, keyed by [`natural_key`].
-type Layers = BTreeMap<Vec<(String, u64)>, (String, LayerTensors)>;
+/// A file's layers, keyed by their names as written.
+type Layers = BTreeMap<String, LayerTensors>;
+
+/// The layers of a file in forward order ([`order::forward_order`]) and how it was
+/// settled; `file_order` lists the file's tensor names in its own order, where it keeps
+/// one.
+fn order_layers(
+    layers: Layers,
+    file_order: Option<&[String]>,
+    options: ReadOptions<'_>,
+    spec: bool,
+) -> Result<(Vec<(String, LayerTensors)>, LayerOrder)> {
+    let chain_shape = |t: &LayerTensors| {
+        let shape = |p: &PartTensors| p.mu.as_ref().or(p.fixed.as_ref()).map(|t| t.0.clone());
+        match (shape(&t.weight), shape(&t.kernel)) {
+            (Some(w), None) if w.len() == 2 => Some(order::ChainShape {
+                d_in: w[1],
+                d_out: w[0],
+                conv: false,
+            }),
+            (None, Some(k)) if k.len() >= 2 => Some(order::ChainShape {
+                d_in: k[1],
+                d_out: k[0],
+                conv: true,
+            }),
+            _ => None,
+        }
+    };
+    let named: Vec<(String, Option<order::ChainShape>)> =
+        layers.iter().map(|(n, t)| (n.clone(), chain_shape(t))).collect();
+    // The file's order of layers: each layer where its first tensor stands.
+    let file_layers: Option<Vec<String>> = file_order.map(|names| {
+        names
+            .iter()
+            .filter_map(|n| names::classify(n).map(|m| m.layer))
+            .collect()
+    });
+    let (order, how) = order::forward_order(&named, file_layers.as_deref(), options.layers, spec)
+        .map_err(|e| bad(Path::new(""), e))?;
+    let mut slots: Vec<Option<(String, LayerTensors)>> = layers.into_iter().map(Some).collect();
+    let ordered = order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each layer once"))
+        .collect();
+    Ok((ordered, how))
+}
 
 /// What [`read_tensors`] found in a file.
 struct FileTensors {
@@ -377,6 +518,8 @@ struct FileTensors {
     schemes: std::collections::BTreeSet<Scheme>,
     /// How σ is given and by which tensor.
     sigma_given: Option<(Role, String)>,
+    /// Tensors that are not parameters of the posterior, skipped by rule.
+    skipped: Vec<String>,
 }
 
 /// Reads and classifies every tensor of a safetensors file (in name order: the first
@@ -401,7 +544,7 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
             format!("metadata `format` = `{f}`, expected `{FORMAT}`"),
         ));
     }
-    let mut layers: BTreeMap<Vec<(String, u64)>, (String, LayerTensors)> = BTreeMap::new();
+    let mut layers: Layers = BTreeMap::new();
     let mut schemes = std::collections::BTreeSet::new();
     // How σ is given: ρ (with the file's transform), σ itself, or ln σ; and by which tensor.
     let mut sigma_given: Option<(Role, String)> = None;
@@ -409,16 +552,11 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
     // error found must not depend on it.
     let mut tensors = st.tensors();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    // blitz's samplers: the last noise draw (a buffer) and copies of the parameters.
+    let mut skipped: Vec<String> = Vec::new();
+    let mut copies: Vec<(String, String, Vec<f64>)> = Vec::new();
     for (name, view) in tensors {
-        let Some(meaning) = names::classify(&name) else {
-            return Err(bad(
-                here,
-                format!(
-                    "tensor `{name}` fits no naming scheme (expected e.g. `layers.0.weight_mu`, `fc1.mu_weight`, `AutoNormal.locs.fc1.weight`, `fc1.weight.loc`, `fc1.weight_auto_loc` or `mean.Dense_0.kernel`; docs/posteriors.md)"
-                ),
-            ));
-        };
-        let mut values: Vec<f64> = match view.dtype() {
+        let values: Vec<f64> = match view.dtype() {
             Dtype::F64 => view
                 .data()
                 .chunks_exact(8)
@@ -445,6 +583,30 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
                 ),
             ));
         }
+        match names::skipped(&name) {
+            Some(names::Skipped::Noise) => {
+                skipped.push(name);
+                continue;
+            }
+            Some(names::Skipped::CopyOf(of)) => {
+                copies.push((name.clone(), of, values));
+                skipped.push(name);
+                continue;
+            }
+            None => {}
+        }
+        let mut values = values;
+        let Some(meaning) = names::classify(&name) else {
+            if let Some(why) = names::unreadable(&name) {
+                return Err(bad(here, why));
+            }
+            return Err(bad(
+                here,
+                format!(
+                    "tensor `{name}` fits no naming scheme (expected e.g. `layers.0.weight_mu`, `fc1.mu_weight`, `AutoNormal.locs.fc1.weight`, `fc1.weight.loc`, `fc1.weight_auto_loc` or `mean.Dense_0.kernel`; docs/posteriors.md)"
+                ),
+            ));
+        };
         let mut shape = view.shape().to_vec();
         if meaning.transposed {
             if shape.len() != 2 {
@@ -479,10 +641,15 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
         }
         if meaning.role == Role::Scale {
             if let Some(k) = values.iter().position(|&v| v <= 0.0) {
+                let pyro = if meaning.scheme == Scheme::PyroAutoNormal {
+                    " (these look like Pyro's unconstrained scales, from `pyro.get_param_store().get_state()`: save the constrained ones, `{n: pyro.param(n) for n in pyro.get_param_store()}`, or the guide's `state_dict()`, which mi-est reads as unconstrained)"
+                } else {
+                    ""
+                };
                 return Err(bad(
                     here,
                     format!(
-                        "tensor `{name}` holds σ, which must be > 0, but has {} at index {k}",
+                        "tensor `{name}` holds σ, which must be > 0, but has {} at index {k}{pyro}",
                         values[k]
                     ),
                 ));
@@ -490,10 +657,7 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
             values.iter_mut().for_each(|v| *v = v.ln());
         }
         schemes.insert(meaning.scheme);
-        let entry = &mut layers
-            .entry(natural_key(&meaning.layer))
-            .or_insert_with(|| (meaning.layer.clone(), LayerTensors::default()))
-            .1;
+        let entry = layers.entry(meaning.layer.clone()).or_default();
         let part = match meaning.part {
             Part::Weight => &mut entry.weight,
             Part::Kernel => &mut entry.kernel,
@@ -515,28 +679,68 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
     if layers.is_empty() {
         return Err(bad(here, "the file holds no tensors"));
     }
+    // A copy is skipped only where it equals what it copies: never a silent choice.
+    for (name, of, values) in copies {
+        let held = names::classify(&of).and_then(|m| {
+            let t = layers.get(&m.layer)?;
+            let part = match m.part {
+                Part::Weight => &t.weight,
+                Part::Kernel => &t.kernel,
+                Part::Bias => &t.bias,
+            };
+            match m.role {
+                Role::Mean => part.mu.as_ref(),
+                Role::Rho => part.rho.as_ref(),
+                _ => None,
+            }
+        });
+        match held {
+            Some((_, v)) if *v == values => {}
+            Some(_) => {
+                return Err(bad(
+                    here,
+                    format!("tensor `{name}` (blitz's sampler copy) differs from `{of}`; which one holds the posterior is not stated"),
+                ));
+            }
+            None => {
+                return Err(bad(
+                    here,
+                    format!("tensor `{name}` (blitz's sampler copy) has no `{of}` beside it"),
+                ));
+            }
+        }
+    }
     Ok(FileTensors {
         metadata,
         layers,
         schemes,
         sigma_given,
+        skipped,
     })
 }
 
-/// The spec of a file's layers read as a plain chain in natural order
-/// ([`PermutationSpec::sequential`]), for `mi-est spec --sequential`.
+/// The spec of a file's layers read as a plain chain in forward order
+/// ([`PermutationSpec::sequential`]; the order as in [`load_with_bytes`], `layers` as
+/// `--layers`), for `mi-est spec --sequential`.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] if unreadable; [`Error::BadFile`] naming the file and the layer that
-/// has no weight or kernel, has both, or does not chain.
-pub fn sequential_spec(path: &Path) -> Result<PermutationSpec> {
+/// has no weight or kernel, has both, or does not chain, or an order nothing states.
+pub fn sequential_spec(path: &Path, layers: Option<&[String]>) -> Result<PermutationSpec> {
     let named = in_file(path);
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let tensors = read_tensors(&safetensors_bytes(&bytes).map_err(&named)?).map_err(&named)?;
+    let (st, file_order) = safetensors_bytes(&bytes).map_err(&named)?;
+    let tensors = read_tensors(&st).map_err(&named)?;
+    let options = ReadOptions {
+        layers,
+        ..ReadOptions::default()
+    };
+    let (ordered, _) =
+        order_layers(tensors.layers, file_order.as_deref(), options, false).map_err(&named)?;
     let shape = |p: &PartTensors| p.mu.as_ref().or(p.fixed.as_ref()).map(|t| t.0.clone());
     let mut chain = Vec::new();
-    for (prefix, t) in tensors.layers.values() {
+    for (prefix, t) in &ordered {
         let main = match (shape(&t.weight), shape(&t.kernel)) {
             (Some(w), None) => (format!("{prefix}.weight"), w),
             (None, Some(k)) => (format!("{prefix}.kernel"), k),
@@ -561,7 +765,8 @@ pub fn sequential_spec(path: &Path) -> Result<PermutationSpec> {
 
 fn parse_safetensors(
     bytes: &[u8],
-    spec: Option<&PermutationSpec>,
+    file_order: Option<&[String]>,
+    options: ReadOptions<'_>,
 ) -> Result<(PosteriorFile, Recognised)> {
     let here = Path::new("");
     let FileTensors {
@@ -569,8 +774,9 @@ fn parse_safetensors(
         layers,
         schemes,
         sigma_given,
+        skipped,
     } = read_tensors(bytes)?;
-    let spec = match (spec, metadata.get("permutation_spec")) {
+    let spec = match (options.spec, metadata.get("permutation_spec")) {
         (Some(spec), _) => Some(spec.clone()),
         (None, Some(text)) => Some(
             PermutationSpec::from_json(text)
@@ -578,6 +784,8 @@ fn parse_safetensors(
         ),
         (None, None) => None,
     };
+    let (layers, order) = order_layers(layers, file_order, options, spec.is_some())?;
+    let layer_names: Vec<String> = layers.iter().map(|(n, _)| n.clone()).collect();
     let (space, mu, rho): (WeightSpace, _, _) = match spec {
         Some(spec) => {
             let (space, mu, rho) = spec_space(layers, spec)?;
@@ -613,18 +821,24 @@ fn parse_safetensors(
         SigmaSource::Rho(t) => t,
         SigmaSource::Scale | SigmaSource::LogStd => SigmaTransform::Exp,
     };
-    let prior_scale = match metadata.get("prior_scale") {
-        Some(s) => s
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v > 0.0)
-            .ok_or_else(|| {
-                bad(
-                    here,
-                    format!("metadata `prior_scale` = `{s}` is not a positive number"),
-                )
-            })?,
-        None => 1.0,
+    let (prior_scale, prior) = match (metadata.get("prior_scale"), options.prior_scale) {
+        (Some(s), _) => (
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| {
+                    bad(
+                        here,
+                        format!("metadata `prior_scale` = `{s}` is not a positive number"),
+                    )
+                })?,
+            PriorSource::Metadata,
+        ),
+        (None, Some(s)) if s.is_finite() && s > 0.0 => (s, PriorSource::Option),
+        (None, Some(s)) => {
+            return Err(Error::invalid("--prior-scale", s, "must be a positive number"));
+        }
+        (None, None) => (1.0, PriorSource::Assumed),
     };
     let likelihood = match metadata.get("likelihood") {
         Some(l) => Some(
@@ -638,6 +852,10 @@ fn parse_safetensors(
     let recognised = Recognised {
         schemes: schemes.into_iter().collect(),
         sigma,
+        layers: layer_names,
+        order,
+        prior,
+        skipped,
     };
     Ok((
         PosteriorFile {
@@ -651,15 +869,15 @@ fn parse_safetensors(
     ))
 }
 
-/// The MLP of a file's layers (in natural order): widths from the chained shapes, fixed
+/// The MLP of a file's layers (in forward order): widths from the chained shapes, fixed
 /// layers, the activation from the metadata; flat μ and ρ in our layout.
 fn mlp_space(
-    layers: BTreeMap<Vec<(String, u64)>, (String, LayerTensors)>,
+    layers: Vec<(String, LayerTensors)>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<(Arch, Vec<f64>, Vec<f64>)> {
     let here = Path::new("");
     if let Some((prefix, _)) = layers
-        .values()
+        .iter()
         .find(|(_, t)| t.kernel.mu.is_some() || t.kernel.rho.is_some() || t.kernel.fixed.is_some())
     {
         return Err(bad(
@@ -676,7 +894,7 @@ fn mlp_space(
     let mut builder_parts: Vec<LayerParts> = Vec::new();
     let mut mu = Vec::new();
     let mut rho = Vec::new();
-    for (prefix, t) in layers.into_values() {
+    for (prefix, t) in layers {
         let matrix = |x: &Option<(Vec<usize>, Vec<f64>)>, what: &str| -> Result<(usize, usize)> {
             match x {
                 Some((s, _)) if s.len() == 2 => Ok((s[0], s[1])),
@@ -789,12 +1007,12 @@ fn mlp_space(
 /// `{layer}.{weight|kernel|bias}`, in natural order of the layers (weight, kernel, bias
 /// within a layer), and the fixed tensors beside them.
 fn spec_space(
-    layers: BTreeMap<Vec<(String, u64)>, (String, LayerTensors)>,
+    layers: Vec<(String, LayerTensors)>,
     spec: PermutationSpec,
 ) -> Result<(SpecSpace, Vec<f64>, Vec<f64>)> {
     let here = Path::new("");
     let (mut layout, mut fixed, mut mu, mut rho) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (prefix, t) in layers.into_values() {
+    for (prefix, t) in layers {
         for (part, p) in [
             (Part::Weight, t.weight),
             (Part::Kernel, t.kernel),

@@ -14,6 +14,10 @@ pub enum Scheme {
     /// Pyro's AutoNormal parameter store: `{guide}.locs.{layer}.weight`,
     /// `{guide}.scales.{layer}.weight` (σ given directly).
     PyroAutoNormal,
+    /// Pyro's `AutoNormal.state_dict()`: `locs.{layer}.weight_unconstrained`,
+    /// `scales.{layer}.weight_unconstrained` (the scales unconstrained by Pyro's
+    /// `softplus_positive`: ρ with σ = softplus(ρ)).
+    PyroStateDict,
     /// NumPyro's AutoNormal parameters: `{layer}.weight_auto_loc`,
     /// `{layer}.weight_auto_scale` (σ given directly).
     NumPyroAutoNormal,
@@ -33,6 +37,9 @@ impl Scheme {
             Scheme::MuRho => "weight_mu/weight_rho (mi-est, blitz)",
             Scheme::BayesianTorch => "mu_weight/rho_weight (bayesian-torch)",
             Scheme::PyroAutoNormal => "AutoNormal.locs/scales (Pyro)",
+            Scheme::PyroStateDict => {
+                "AutoNormal.state_dict() locs/scales *_unconstrained (Pyro; sigma = softplus)"
+            }
             Scheme::NumPyroAutoNormal => "_auto_loc/_auto_scale (NumPyro)",
             Scheme::LocScale => ".loc/.scale (TyXe, Pyro guides)",
             Scheme::MeanLogStd => "mean/log_std (Fortuna)",
@@ -120,24 +127,22 @@ pub fn classify(name: &str) -> Option<Name> {
     if n < 2 {
         return None;
     }
-    // Pyro's parameter store: `{guide}.locs.{layer}.{weight|bias}`.
+    // Pyro's parameter store: `{guide}.locs.{layer}.{weight|bias}`; the guide's own
+    // state_dict: `locs.{layer}.{weight|bias}_unconstrained`.
     if let Some(k) = segs[..n - 1]
         .iter()
         .position(|s| *s == "locs" || *s == "scales")
     {
+        let locs = segs[k] == "locs";
+        let layer = join(&segs[k + 1..n - 1]);
+        if let Some(leaf) = segs[n - 1].strip_suffix("_unconstrained") {
+            let (part, transposed) = part_of(leaf)?;
+            let role = if locs { Role::Mean } else { Role::Rho };
+            return make(layer, part, role, transposed, Scheme::PyroStateDict);
+        }
         let (part, transposed) = part_of(segs[n - 1])?;
-        let role = if segs[k] == "locs" {
-            Role::Mean
-        } else {
-            Role::Scale
-        };
-        return make(
-            join(&segs[k + 1..n - 1]),
-            part,
-            role,
-            transposed,
-            Scheme::PyroAutoNormal,
-        );
+        let role = if locs { Role::Mean } else { Role::Scale };
+        return make(layer, part, role, transposed, Scheme::PyroAutoNormal);
     }
     // Fortuna: a `mean` or `log_std` tree holding the model's parameters.
     if let Some(k) = segs[..n - 1]
@@ -202,6 +207,56 @@ pub fn classify(name: &str) -> Option<Name> {
     make(layer, part, role, false, scheme)
 }
 
+/// Why a tensor name that fits no scheme cannot be read, where that is known: a flat
+/// vector over every latent site (Pyro's AutoDiagonalNormal and its kin).
+pub fn unreadable(name: &str) -> Option<String> {
+    let norm = name.replace('/', ".");
+    let (guide, leaf) = match norm.rsplit_once('.') {
+        Some((g, l)) => (Some(g), l),
+        None => (None, norm.as_str()),
+    };
+    let flat = matches!(
+        leaf,
+        "loc" | "scale" | "scale_unconstrained" | "scale_tril" | "scale_tril_unconstrained"
+    );
+    (flat && guide.is_none_or(|g| g.starts_with("Auto"))).then(|| {
+        format!(
+            "tensor `{name}` is one flat vector over every latent site (Pyro's AutoDiagonalNormal or a kin guide): the file does not say which entries belong to which layer; from Python, `mi_est.Posterior.from_pyro_guide(guide)` unpacks it with the guide's own site shapes, or train with AutoNormal, whose parameters are named per site"
+        )
+    })
+}
+
+/// A tensor that is not a parameter of the posterior, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Skipped {
+    /// blitz's `{layer}.{weight|bias}_sampler.eps_w`: the last noise draw (a buffer).
+    Noise,
+    /// blitz's `{layer}.{weight|bias}_sampler.{mu|rho}`: a copy of the named tensor
+    /// (`{layer}.weight_mu`), skipped only where it equals it.
+    CopyOf(String),
+}
+
+/// Whether a tensor name is one that a library keeps beside the posterior's parameters
+/// and that is skipped by rule.
+pub fn skipped(name: &str) -> Option<Skipped> {
+    let norm = name.replace('/', ".");
+    let (head, leaf) = norm.rsplit_once('.')?;
+    let (layer, part) = match head.rsplit_once('.') {
+        Some((layer, part)) => (Some(layer), part),
+        None => (None, head),
+    };
+    let part = part.strip_suffix("_sampler")?;
+    if part != "weight" && part != "bias" {
+        return None;
+    }
+    let prefix = layer.map_or(String::new(), |l| format!("{l}."));
+    match leaf {
+        "eps_w" => Some(Skipped::Noise),
+        "mu" | "rho" => Some(Skipped::CopyOf(format!("{prefix}{part}_{leaf}"))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +264,17 @@ mod tests {
     fn c(name: &str) -> (String, Part, Role, bool, Scheme) {
         let n = classify(name).unwrap_or_else(|| panic!("{name} not recognised"));
         (n.layer, n.part, n.role, n.transposed, n.scheme)
+    }
+
+    #[test]
+    fn blitz_sampler_tensors_are_skipped_by_rule() {
+        assert_eq!(skipped("fc1.weight_sampler.eps_w"), Some(Skipped::Noise));
+        assert_eq!(
+            skipped("net.fc1.bias_sampler.rho"),
+            Some(Skipped::CopyOf("net.fc1.bias_rho".into()))
+        );
+        assert_eq!(skipped("fc1.weight_mu"), None);
+        assert_eq!(skipped("fc1.kernel_sampler.mu"), None);
     }
 
     #[test]

@@ -102,6 +102,11 @@ pub fn bias_variance_frame(rows: &[BiasVarianceRow]) -> Result<DataFrame> {
                 "mean_nats",
                 rows.iter().map(|r| r.mean_nats).collect::<Vec<f64>>(),
             ),
+            col(
+                "mean_raw_nats",
+                rows.iter().map(|r| r.mean_raw_nats).collect::<Vec<f64>>(),
+            ),
+            col("n_cut", rows.iter().map(|r| r.n_cut).collect::<Vec<u64>>()),
             col("reference_nats", opt(|r| r.reference_nats)),
             col(
                 "reference_kind",
@@ -172,6 +177,15 @@ pub fn bounds_frame(rows: &[BoundRow]) -> Result<DataFrame> {
             col(
                 "mi_nats",
                 rows.iter().map(|r| r.mi_nats).collect::<Vec<f64>>(),
+            ),
+            col(
+                "mi_raw_nats",
+                rows.iter().map(|r| r.mi_raw_nats).collect::<Vec<f64>>(),
+            ),
+            col("n_cut", rows.iter().map(|r| r.n_cut).collect::<Vec<u64>>()),
+            col(
+                "prior_scale",
+                rows.iter().map(|r| r.prior_scale).collect::<Vec<f64>>(),
             ),
             col("mi_std_err_nats", opt(|r| r.mi_std_err_nats)),
             col("elbo_sym_per_point", opt(|r| r.elbo_sym_per_point)),

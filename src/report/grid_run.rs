@@ -1,6 +1,7 @@
 //! `mi-est run` and `merge`: the grid (or one shard of it) into reports, shards as JSON
 //! lines that `merge` combines into exactly the reports an unsharded run writes.
 
+use crate::io::ReadOptions;
 use crate::study::grid::{LoadedSpec, load_spec};
 use std::path::{Path, PathBuf};
 
@@ -88,6 +89,12 @@ fn settings(
             serde_json::json!({"path": s.path.display().to_string(), "sha256": s.sha256}),
         );
     }
+    if let Some(layers) = &config.layers {
+        m.insert("layers".into(), serde_json::json!(layers));
+    }
+    if let Some(s) = config.prior_scale {
+        m.insert("prior_scale".into(), serde_json::json!(s));
+    }
     m
 }
 
@@ -137,7 +144,12 @@ pub fn run(
 ) -> Result<RunOutput> {
     let config = config.clone().check()?;
     let spec = config.spec.as_deref().map(load_spec).transpose()?;
-    let posteriors = load_posteriors(&config.posteriors, spec.as_ref().map(|s| &s.spec))?;
+    let read = ReadOptions {
+        spec: spec.as_ref().map(|s| &s.spec),
+        layers: config.layers.as_deref(),
+        prior_scale: config.prior_scale,
+    };
+    let posteriors = load_posteriors(&config.posteriors, read)?;
     let sharded = config.shard.1 > 1;
     let first = if sharded {
         shard_file(&options.out, config.shard)
@@ -365,7 +377,17 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         }
         None => None,
     };
-    let posteriors = load_posteriors(&paths, spec.as_ref().map(|s| &s.spec))?;
+    let layers: Option<Vec<String>> = first["layers"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    });
+    let read = ReadOptions {
+        spec: spec.as_ref().map(|s| &s.spec),
+        layers: layers.as_deref(),
+        prior_scale: first["prior_scale"].as_f64(),
+    };
+    let posteriors = load_posteriors(&paths, read)?;
     for (lp, m) in posteriors
         .iter()
         .zip(first["posteriors"].as_array().into_iter().flatten())
@@ -448,6 +470,8 @@ fn page_tables(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Vec<super::PageTable>
                 "posterior",
                 "estimator",
                 "K",
+                "prior",
+                "I",
                 "L/N",
                 "(L+I)/N",
                 "KL",
@@ -462,6 +486,12 @@ fn page_tables(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Vec<super::PageTable>
                         r.posterior_id.clone(),
                         r.estimator.clone(),
                         k(r.k),
+                        format!("N(0, {}²)", r.prior_scale),
+                        if r.n_cut > 0 {
+                            format!("{:.4} (cut)", r.mi_nats)
+                        } else {
+                            format!("{:.4}", r.mi_nats)
+                        },
                         r.elbo_per_point.map_or("–".into(), |v| format!("{v:.6}")),
                         r.elbo_sym_per_point
                             .map_or("–".into(), |v| format!("{v:.6}")),
@@ -479,7 +509,7 @@ fn page_tables(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Vec<super::PageTable>
 /// characters and the numbers right-aligned, with `-` for a missing value.
 pub fn format_summary(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> String {
     // Column widths after the two 28-character name columns, per table.
-    const WIDTHS: [&[usize]; 2] = [&[6, 3, 10, 10, 10, 10, 8, 4], &[6, 12, 12, 12, 12]];
+    const WIDTHS: [&[usize]; 2] = [&[6, 3, 10, 10, 10, 10, 8, 4], &[6, 10, 16, 12, 12, 12, 12]];
     let mut s = String::new();
     for (t, (table, widths)) in page_tables(bv, bd).iter().zip(WIDTHS).enumerate() {
         if t > 0 {

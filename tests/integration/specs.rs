@@ -688,7 +688,7 @@ fn a_bayesian_torch_cnn_goes_from_file_to_spec_to_estimate() {
     assert_eq!(spec, PermutationSpec::from_json(&committed).unwrap());
 
     // Every tensor in place: the file's own values, read here with safetensors.
-    let (pf, _) = mi_est::io::load_with_bytes(&file, Some(&spec)).unwrap();
+    let (pf, _) = mi_est::io::load_with_bytes(&file, mi_est::io::ReadOptions::spec(Some(&spec))).unwrap();
     let q = &pf.posterior;
     let space = q.space().spec_space().expect("a spec space");
     let bytes = std::fs::read(&file).unwrap();

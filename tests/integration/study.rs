@@ -45,6 +45,8 @@ fn config(posteriors: Vec<PathBuf>, shard: (usize, usize)) -> GridConfig {
     GridConfig {
         posteriors,
         spec: None,
+        layers: None,
+        prior_scale: None,
         estimators: vec![EstimatorKind::InfoNce, EstimatorKind::Exact],
         ks: vec![1, 2, 8, 64],
         samples: 150,

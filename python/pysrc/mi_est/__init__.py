@@ -75,6 +75,24 @@ def _spec_json(spec: Any) -> Optional[str]:
     raise TypeError(f"`spec`: expected a dict, JSON text or a path, got {type(spec).__name__}")
 
 
+def _layers(layers: Optional[Sequence[str]]) -> Optional[List[str]]:
+    """A forward order of layers by name, checked to be a list of strings."""
+    if layers is None:
+        return None
+    if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
+        raise ValueError("`layers`: expected a list of layer names, e.g. ['encoder', 'decoder']")
+    return list(layers)
+
+
+def _pyro_scale(scales: Any, name: str) -> Any:
+    """An AutoNormal guide's scale of site ``name`` (``fc1.weight``): its ``scales``
+    module holds the sites as nested attributes."""
+    value = scales
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value
+
+
 def _count(name: str, value: Any, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"invalid `{name}` = {value!r}: expected a whole number")
@@ -103,14 +121,17 @@ class Posterior:
         widths: Optional[Sequence[int]] = None,
         sigma_transform: str = "softplus",
         prior_scale: Optional[float] = None,
+        layers: Optional[Sequence[str]] = None,
     ) -> "Posterior":
         """A posterior from ``{name: array}`` of means and of sigma (or of rho, with
         sigma = softplus(rho), or exp(rho) with ``sigma_transform="exp"``).
 
         Names end in ``.weight``, ``.bias`` or ``.kernel`` (``fc1.weight``,
-        ``layers.0.bias``, ``conv1.kernel``); layers are ordered naturally
-        (``fc1 < fc2 < fc10``). Without ``spec`` the layers must chain as an MLP
-        (checked against ``widths`` when given); with it, any shapes the spec fits.
+        ``layers.0.bias``, ``conv1.kernel``). The forward order of the layers is
+        ``layers`` (names) when given, else the numeric indices in the names
+        (``fc1 < fc2 < fc10``), else the order of ``mu``'s keys. Without ``spec`` the
+        layers must chain as an MLP (checked against ``widths`` when given); with it,
+        any shapes the spec fits.
         """
         if (sigma is None) == (rho is None):
             raise ValueError("give exactly one of `sigma` and `rho`")
@@ -135,7 +156,9 @@ class Posterior:
             meta["sigma_transform"] = str(sigma_transform)
         if prior_scale is not None:
             meta["prior_scale"] = repr(float(prior_scale))
-        return cls(_mi_est._Posterior.from_tensors(tensors, meta, _spec_json(spec)))
+        return cls(
+            _mi_est._Posterior.from_tensors(tensors, meta, _spec_json(spec), _layers(layers))
+        )
 
     @classmethod
     def from_state_dict(
@@ -143,20 +166,66 @@ class Posterior:
         state_dict: Mapping[str, Any],
         spec: Any = None,
         prior_scale: Optional[float] = None,
+        layers: Optional[Sequence[str]] = None,
     ) -> "Posterior":
         """A posterior from a ``state_dict`` (or any ``{name: array}``) in the naming of
         bayesian-torch (``fc1.mu_weight``/``rho_weight``, ``conv1.mu_kernel``), blitz
-        (``weight_mu``/``weight_rho``), Pyro's ``AutoNormal`` (``AutoNormal.locs.fc1.weight``
-        / ``.scales.``), NumPyro (``_auto_loc``/``_auto_scale``), TyXe (``.loc``/``.scale``),
-        Fortuna (``mean``/``log_std``) or mi-est (``layers.0.weight_mu``)."""
+        (``weight_mu``/``weight_rho``; its sampler buffers are skipped), Pyro's
+        ``AutoNormal`` (``AutoNormal.locs.fc1.weight`` / ``.scales.``, or the guide's own
+        ``state_dict()``), NumPyro (``_auto_loc``/``_auto_scale``), TyXe
+        (``.loc``/``.scale``), Fortuna (``mean``/``log_std``) or mi-est
+        (``layers.0.weight_mu``). The layers' forward order is ``layers`` when given,
+        else the numeric indices in the names, else the state_dict's own (module) order."""
         tensors = {str(k): _array(v, str(k)) for k, v in state_dict.items()}
         meta = {} if prior_scale is None else {"prior_scale": repr(float(prior_scale))}
-        return cls(_mi_est._Posterior.from_tensors(tensors, meta, _spec_json(spec)))
+        return cls(
+            _mi_est._Posterior.from_tensors(tensors, meta, _spec_json(spec), _layers(layers))
+        )
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike], spec: Any = None) -> "Posterior":
-        """A posterior file (safetensors or ``.npz``), as ``mi-est run`` reads it."""
-        return cls(_mi_est._Posterior.load(os.fspath(path), _spec_json(spec)))
+    def from_pyro_guide(
+        cls,
+        guide: Any,
+        spec: Any = None,
+        prior_scale: Optional[float] = None,
+    ) -> "Posterior":
+        """A posterior from a fitted Pyro ``AutoNormal`` or ``AutoDiagonalNormal`` guide
+        over a model whose latent sites are named ``<layer>.weight`` / ``<layer>.bias``
+        (``PyroModule`` with ``PyroSample`` weights). The means are the guide's
+        ``median()``; the scales its constrained ``scale`` (AutoDiagonalNormal's flat
+        vector unpacked with the guide's own site shapes) or ``scales`` (AutoNormal); the
+        sites come in the order the model samples them, which is the forward order."""
+        import torch  # noqa: F401  (a Pyro guide implies torch)
+
+        with torch.no_grad():
+            mu = {name: v.detach().double().cpu().numpy() for name, v in guide.median().items()}
+            if hasattr(guide, "_unpack_latent") and hasattr(guide, "scale"):
+                sigma = {}
+                for site, value in guide._unpack_latent(guide.scale.unsqueeze(0)):
+                    name = site["name"] if isinstance(site, dict) else site
+                    sigma[name] = value.detach().double().cpu().numpy().reshape(mu[name].shape)
+            elif hasattr(guide, "scales"):
+                sigma = {
+                    name: _pyro_scale(guide.scales, name).detach().double().cpu().numpy()
+                    for name in mu
+                }
+            else:
+                raise ValueError(
+                    f"guide: {type(guide).__name__} is not AutoNormal or AutoDiagonalNormal "
+                    "(a mean-field Gaussian over named sites)"
+                )
+        return cls.from_arrays(mu, sigma=sigma, spec=spec, prior_scale=prior_scale)
+
+    @classmethod
+    def load(
+        cls,
+        path: Union[str, os.PathLike],
+        spec: Any = None,
+        layers: Optional[Sequence[str]] = None,
+    ) -> "Posterior":
+        """A posterior file (safetensors or ``.npz``), as ``mi-est run`` reads it;
+        ``layers`` states the forward order of its layers where the file does not."""
+        return cls(_mi_est._Posterior.load(os.fspath(path), _spec_json(spec), _layers(layers)))
 
     def save(self, path: Union[str, os.PathLike], overwrite: bool = False) -> None:
         """Writes a safetensors file that ``mi-est`` reads (temporary file, then rename)."""

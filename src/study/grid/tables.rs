@@ -51,11 +51,17 @@ pub struct BiasVarianceRow {
     pub n_repeats: u64,
     /// Weight draws per repeat.
     pub n_samples: u64,
-    /// Mean over repeats, nats.
+    /// Mean over repeats, nats; for an upper bound, of the values cut to ln|G|
+    /// (I ≤ ln|G| always, so min(upper, ln|G|) is an upper bound too).
     pub mean_nats: f64,
+    /// Mean over repeats of the values as estimated (before any cut), nats.
+    pub mean_raw_nats: f64,
+    /// How many repeats' values were cut to ln|G|.
+    pub n_cut: u64,
     /// The reference value the bias is measured against, nats.
     pub reference_nats: Option<f64>,
-    /// `exact` or `largest-K infonce (lower bound)`.
+    /// Which estimate the reference is: the exact estimator by name, the sandwich
+    /// interval's midpoint at its K, or the largest-K I^K (a lower bound).
     pub reference_kind: Option<String>,
     /// mean − reference, nats.
     pub bias_nats: Option<f64>,
@@ -107,39 +113,19 @@ fn series_bias_variance(series: &[RawRow]) -> Vec<BiasVarianceRow> {
             _ => cells.push(vec![r]),
         }
     }
-    // Reference per posterior: the exact mean if present, else the largest-K InfoNCE mean.
-    let reference = |pid: &str| -> Option<(f64, String)> {
-        let exact: Vec<f64> = cells
-            .iter()
-            .filter(|c| {
-                c[0].posterior_id == pid && c[0].estimator_id().is_some_and(EstimatorId::is_exact)
-            })
-            .flat_map(|c| c.iter().map(|r| r.mi_nats))
-            .collect();
-        if !exact.is_empty() {
-            return Some((mean(&exact), "exact".into()));
-        }
-        cells
-            .iter()
-            .filter(|c| c[0].posterior_id == pid && c[0].k.is_some())
-            .max_by_key(|c| c[0].k)
-            .map(|c| {
-                (
-                    mean(&c.iter().map(|r| r.mi_nats).collect::<Vec<_>>()),
-                    "largest-K infonce (lower bound)".into(),
-                )
-            })
-    };
+    let reference = |pid: &str| reference(&cells, pid);
     cells
         .iter()
         .map(|c| {
-            let values: Vec<f64> = c.iter().map(|r| r.mi_nats).collect();
+            let raw: Vec<f64> = c.iter().map(|r| r.mi_nats).collect();
+            let values: Vec<f64> = c.iter().map(|r| cut_value(r)).collect();
+            let n_cut = raw.iter().zip(&values).filter(|(r, v)| r != v).count();
             let m = mean(&values);
             let n = values.len();
             let variance = (n > 1)
                 .then(|| values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1) as f64);
             let reference = reference(&c[0].posterior_id);
-            let is_reference_itself = reference.as_ref().is_some_and(|(_, kind)| kind == "exact")
+            let is_reference_itself = reference.as_ref().is_some_and(|(_, kind)| kind.starts_with("exact"))
                 && c[0].estimator_id().is_some_and(EstimatorId::is_exact);
             let (reference_nats, reference_kind, bias, rmse) = match reference {
                 Some((rv, kind)) if !is_reference_itself => (
@@ -167,6 +153,8 @@ fn series_bias_variance(series: &[RawRow]) -> Vec<BiasVarianceRow> {
                 n_repeats: n as u64,
                 n_samples: c[0].n_samples,
                 mean_nats: m,
+                mean_raw_nats: mean(&raw),
+                n_cut: n_cut as u64,
                 reference_nats,
                 reference_kind,
                 bias_nats: bias,
@@ -179,6 +167,58 @@ fn series_bias_variance(series: &[RawRow]) -> Vec<BiasVarianceRow> {
             }
         })
         .collect()
+}
+
+/// A row's value, an upper bound cut to ln|G| (I ≤ ln|G| always).
+fn cut_value(r: &RawRow) -> f64 {
+    match r.estimator_id() {
+        Some(e) if e.is_upper() => r.mi_nats.min(r.ln_group_order_nats),
+        _ => r.mi_nats,
+    }
+}
+
+/// The reference of a posterior's bias: the exact estimate if there is one; else the
+/// midpoint of the sandwich interval at the largest K (its upper end cut to ln|G|);
+/// else the largest-K I^K, a lower bound. With words that name which one it is.
+fn reference(cells: &[Vec<&RawRow>], pid: &str) -> Option<(f64, String)> {
+    let of = |id: EstimatorId| {
+        cells
+            .iter()
+            .filter(move |c| c[0].posterior_id == pid && c[0].estimator == id.name())
+    };
+    let cell_mean = |c: &Vec<&RawRow>| mean(&c.iter().map(|r| cut_value(r)).collect::<Vec<_>>());
+    for id in [
+        EstimatorId::ExactPermanent,
+        EstimatorId::ExactPruned,
+        EstimatorId::ExactEnumeration,
+    ] {
+        if let Some(c) = of(id).next() {
+            return Some((cell_mean(c), format!("exact ({id})")));
+        }
+    }
+    let sandwich_k = of(EstimatorId::SandwichLower)
+        .filter_map(|c| c[0].k)
+        .filter(|&k| of(EstimatorId::SandwichUpper).any(|u| u[0].k == Some(k)))
+        .max();
+    if let Some(k) = sandwich_k {
+        let side = |id| of(id).find(|c| c[0].k == Some(k)).map(cell_mean).expect("both sides");
+        let (lo, hi) = (side(EstimatorId::SandwichLower), side(EstimatorId::SandwichUpper));
+        return Some((
+            0.5 * (lo + hi),
+            format!("sandwich interval midpoint, K = {k} (upper end cut to ln|G|)"),
+        ));
+    }
+    of(EstimatorId::InfoNce)
+        .max_by_key(|c| c[0].k)
+        .map(|c| {
+            (
+                cell_mean(c),
+                format!(
+                    "largest-K infonce, K = {} (a lower bound)",
+                    c[0].k.unwrap_or(0)
+                ),
+            )
+        })
 }
 
 /// One row of the bound table: per posterior and K (and one row for the exact I).
@@ -200,8 +240,14 @@ pub struct BoundRow {
     pub elbo_per_point_std_err: Option<f64>,
     /// KL(q ‖ p), nats.
     pub kl_nats: f64,
-    /// Mean Î over repeats, nats.
+    /// Mean Î over repeats, nats; an upper bound's values cut to ln|G| first.
     pub mi_nats: f64,
+    /// Mean Î over repeats as estimated (before any cut), nats.
+    pub mi_raw_nats: f64,
+    /// How many repeats' values were cut to ln|G|.
+    pub n_cut: u64,
+    /// The prior scale s of N(0, s²I) that KL(q ‖ p) uses.
+    pub prior_scale: f64,
     /// Its standard error (from the repeats' pooled within-repeat errors), nats.
     pub mi_std_err_nats: Option<f64>,
     /// (L + Î) / N: L^K per point for InfoNCE rows, the exact L^G per point for the exact row.
@@ -303,6 +349,9 @@ pub fn bounds(
                 elbo_per_point_std_err: l.as_ref().map(|l| l.elbo_per_point_std_err),
                 kl_nats: kl,
                 mi_nats: cell.mean_nats,
+                mi_raw_nats: cell.mean_raw_nats,
+                n_cut: cell.n_cut,
+                prior_scale: lp.file.prior_scale,
                 mi_std_err_nats: mi_se,
                 elbo_sym_per_point: elbo_sym,
                 elbo_sym_per_point_std_err: elbo_sym_se,
