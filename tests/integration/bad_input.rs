@@ -258,6 +258,27 @@ fn fixtures(dir: &Path) {
         |_| {},
     );
     std::fs::write(dir.join("existing.safetensors"), &good).unwrap();
+    // Files made by the real libraries (data/fixtures/make_posteriors.py).
+    for name in [
+        "bt-encoder-decoder.safetensors",
+        "torch-save.pt",
+        "bayesian-torch.json",
+        "pyro-diagonal.safetensors",
+        "pyro-get-state.safetensors",
+        "npz-duplicate-member.npz",
+    ] {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures").join(name);
+        std::fs::copy(&from, dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // One layer's index written two ways: `layers.1` and `layers.01`.
+    std::fs::write(
+        dir.join("aliased-index.safetensors"),
+        edit(&|t, _| {
+            let i = tensor(t, "layers.1.weight_rho");
+            t[i].0 = "layers.01.weight_rho".into();
+        }),
+    )
+    .unwrap();
     // Two shards of a run, then one byte of the first shard's Parquet file flipped.
     for i in ["0", "1"] {
         let out = Command::new(env!("CARGO_BIN_EXE_mi-est"))

@@ -34,7 +34,7 @@ fn sidecar(stem: &str) -> Sidecar {
 /// is held as exp(ln σ)).
 fn check(file: &str, stem: &str, tol: f64) {
     let want = sidecar(stem);
-    let (pf, how) = inspect(&fixture(file), None).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let (pf, how) = inspect(&fixture(file), Default::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
     let q = &pf.posterior;
     assert_eq!(q.arch().unwrap().widths(), want.widths.as_slice(), "{file}");
     let schemes: Vec<&str> = how.schemes.iter().map(|s| s.describe()).collect();
@@ -79,7 +79,7 @@ fn fixtures_made_by_the_real_libraries_read_as_the_libraries_hold_them() {
 #[test]
 fn every_scheme_gives_the_same_estimates_as_our_names() {
     use mi_est::estimators::{ExactPermanent, InfoNce, MiEstimator};
-    let (ours, _) = inspect(&fixture("pyro-autonormal.safetensors"), None).unwrap();
+    let (ours, _) = inspect(&fixture("pyro-autonormal.safetensors"), Default::default()).unwrap();
     let q = &ours.posterior;
     let dir = Scratch::new("formats", "same");
     // Our names, with σ as exp(ρ): the same numbers by a different path.
@@ -120,7 +120,7 @@ fn every_scheme_gives_the_same_estimates_as_our_names() {
         std::collections::HashMap::from([("sigma_transform".to_string(), "exp".to_string())]);
     let path = dir.join("ours.safetensors");
     std::fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
-    let (mine, how) = inspect(&path, None).unwrap();
+    let (mine, how) = inspect(&path, Default::default()).unwrap();
     assert_eq!(how.schemes, vec![Scheme::MuRho]);
     let p = &mine.posterior;
     assert_eq!(p.mu(), q.mu());
@@ -289,7 +289,7 @@ fn tensors_that_do_not_fit_are_named() {
             .map(|(n, s, v)| (n.as_str(), s.clone(), v.clone()))
             .collect();
         let path = write_st(&dir, &format!("bad-{i}.safetensors"), &t, &meta);
-        let e = inspect(&path, None).unwrap_err().to_string();
+        let e = inspect(&path, Default::default()).unwrap_err().to_string();
         assert!(
             e.contains(needle) && e.contains(&format!("bad-{i}")),
             "case {i}: {e}"
@@ -301,7 +301,7 @@ fn tensors_that_do_not_fit_are_named() {
     zip[k + 1] = b'i';
     let path = dir.join("int.npz");
     std::fs::write(&path, &zip).unwrap();
-    let e = inspect(&path, None).unwrap_err().to_string();
+    let e = inspect(&path, Default::default()).unwrap_err().to_string();
     assert!(
         e.contains("npz archive: member `") && e.contains("dtype `<i8`"),
         "{e}"
@@ -351,4 +351,145 @@ fn inspect_prints_what_it_recognised_and_names_what_it_could_not() {
         err.contains("bad.safetensors") && err.contains("`fc1.gamma` fits no naming scheme"),
         "{err}"
     );
+}
+
+/// The files of issue 26, made by the real libraries: blitz's whole `state_dict()` (its
+/// sampler buffers skipped), Pyro's `AutoNormal.state_dict()` (unconstrained scales), and
+/// bayesian-torch nets whose layer names state no order.
+#[test]
+fn state_dicts_of_blitz_pyro_and_unordered_names_read_as_the_libraries_hold_them() {
+    check("blitz-state-dict.safetensors", "blitz-state-dict", 1e-15);
+    // Pyro's σ = softplus(ρ) was computed in float32 for the sidecar: 1e-6 relative.
+    check("pyro-autonormal-state-dict.safetensors", "pyro-autonormal-state-dict", 1e-6);
+    // `.npz` keeps the state_dict's (module) order: encoder, then decoder.
+    check("bt-encoder-decoder.npz", "bt-encoder-decoder", 1e-15);
+    // torchvision-style `features.N` / `classifier.N`: `classifier` sorts first, but only
+    // features.0 → features.2 → classifier.1 chains.
+    check("bt-features-classifier.safetensors", "bt-features-classifier", 1e-15);
+    let (_, how) = inspect(&fixture("bt-features-classifier.safetensors"), Default::default()).unwrap();
+    assert_eq!(how.order, mi_est::io::LayerOrder::OnlyChain);
+    assert_eq!(how.layers, ["features.0", "features.2", "classifier.1"]);
+    let (_, how) = inspect(&fixture("blitz-state-dict.safetensors"), Default::default()).unwrap();
+    assert_eq!(how.skipped.len(), 12, "{:?}", how.skipped);
+    assert!(how.skipped.iter().all(|n| n.contains("_sampler.")));
+}
+
+/// A blitz sampler copy that differs from the parameter it copies is refused by name:
+/// which one holds the posterior is not stated.
+#[test]
+fn a_blitz_sampler_copy_that_differs_is_refused() {
+    let dir = Scratch::new("formats", "blitz-copy");
+    let bytes = std::fs::read(fixture("blitz-state-dict.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f64>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let vals = v
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (n, v.shape().to_vec(), vals)
+        })
+        .collect();
+    let i = tensors.iter().position(|t| t.0 == "fc1.weight_sampler.mu").unwrap();
+    tensors[i].2[0] += 1.0;
+    let t: Vec<(&str, Vec<usize>, Vec<f64>)> =
+        tensors.iter().map(|(n, s, v)| (n.as_str(), s.clone(), v.clone())).collect();
+    let path = write_st(&dir, "differs.safetensors", &t, &[]);
+    let e = inspect(&path, Default::default()).unwrap_err().to_string();
+    assert!(e.contains("`fc1.weight_sampler.mu` (blitz's sampler copy) differs from `fc1.weight_mu`"), "{e}");
+}
+
+/// Exact I of a file read with `options`, and its widths.
+fn exact_i(path: &Path, options: mi_est::io::ReadOptions<'_>) -> (Vec<usize>, f64) {
+    let (pf, _) = inspect(path, options).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let q = &pf.posterior;
+    let est = mi_est::estimators::exact_estimator(q, 200, 3, mi_est::estimators::ExactLimits::FULL)
+        .unwrap()
+        .unwrap()
+        .estimate(q)
+        .unwrap();
+    (q.arch().unwrap().widths().to_vec(), est.value)
+}
+
+/// Issue 26 item 1: a 3→5→3 net whose layers are `encoder` and `decoder` chains in both
+/// orders. Read from safetensors (which keeps no order) it is refused naming both
+/// candidates; the .npz states encoder first (or, rewritten, decoder first) and is read in
+/// its own order; `--layers` states it for the safetensors file. The two orders give
+/// different I (near ln 5! against near ln 3!): the order is never guessed.
+#[test]
+fn a_layer_order_nothing_states_is_refused_and_each_stated_order_is_read_as_stated() {
+    let st = fixture("bt-encoder-decoder.safetensors");
+    let e = inspect(&st, Default::default()).unwrap_err().to_string();
+    assert!(e.contains("ambiguous"), "{e}");
+    assert!(e.contains("encoder → decoder (widths [3, 5, 3])"), "{e}");
+    assert!(e.contains("decoder → encoder (widths [5, 3, 5])"), "{e}");
+    assert!(e.contains("--layers"), "{e}");
+    let forward: Vec<String> = vec!["encoder".into(), "decoder".into()];
+    let backward: Vec<String> = vec!["decoder".into(), "encoder".into()];
+    let given = |l: &'static [String]| mi_est::io::ReadOptions {
+        layers: Some(l),
+        ..Default::default()
+    };
+    let forward: &'static [String] = Box::leak(forward.into_boxed_slice());
+    let backward: &'static [String] = Box::leak(backward.into_boxed_slice());
+    let (w_npz, i_npz) = exact_i(&fixture("bt-encoder-decoder.npz"), Default::default());
+    let (w_st, i_st) = exact_i(&st, given(forward));
+    let (w_rev_npz, i_rev_npz) = exact_i(&fixture("bt-decoder-first.npz"), Default::default());
+    let (w_rev_st, i_rev_st) = exact_i(&st, given(backward));
+    assert_eq!((w_npz.as_slice(), w_st.as_slice()), (&[3, 5, 3][..], &[3, 5, 3][..]));
+    assert_eq!((w_rev_npz.as_slice(), w_rev_st.as_slice()), (&[5, 3, 5][..], &[5, 3, 5][..]));
+    // Same tensors, same order, same seed: the same bits.
+    assert_eq!(i_npz.to_bits(), i_st.to_bits());
+    assert_eq!(i_rev_npz.to_bits(), i_rev_st.to_bits());
+    // Near ln 5! = 4.79 and ln 3! = 1.79 (a few units overlap a little after training).
+    assert!(i_npz > 120f64.ln() - 0.3 && i_npz < 120f64.ln() + 0.01, "{i_npz}");
+    assert!(i_rev_npz > 6f64.ln() - 0.3 && i_rev_npz < 6f64.ln() + 0.01, "{i_rev_npz}");
+}
+
+/// Issue 26 item 2: two different nets under the same file name keep their own rows, with
+/// ids from the shortest path suffix that tells them apart, and each row's exact I equals
+/// that file's own run; one file given twice is refused.
+#[test]
+fn same_named_posteriors_are_never_pooled() {
+    let dir = Scratch::new("formats", "same-name");
+    for (sub, src) in [("a", "bayesian-torch.safetensors"), ("b", "bt-features-classifier.safetensors")] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::copy(fixture(src), dir.join(sub).join("post.safetensors")).unwrap();
+    }
+    let run = |posteriors: &[&str], out: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_mi-est"))
+            .current_dir(&*dir)
+            .args(["run", "--estimators", "exact", "--samples", "40", "--repeats", "2", "--posterior"])
+            .args(posteriors)
+            .args(["--out", out])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bd = crate::common::read_parquet(&dir.join(out).join("bounds.parquet"));
+        let col = |name: &str| bd.column(name).unwrap().as_materialized_series().clone();
+        let ids: Vec<String> = col("posterior_id")
+            .str()
+            .unwrap()
+            .iter()
+            .map(|s| s.unwrap().to_string())
+            .collect();
+        let mi: Vec<f64> = col("mi_nats").f64().unwrap().iter().map(Option::unwrap).collect();
+        ids.into_iter().zip(mi).collect::<Vec<_>>()
+    };
+    let both = run(&["a/post.safetensors", "b/post.safetensors"], "both");
+    assert_eq!(both.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["a/post", "b/post"]);
+    // The grid's seeds depend on the item's posterior index: each file alone at its index.
+    let a = run(&["a/post.safetensors"], "a-alone");
+    assert_eq!(both[0].1.to_bits(), a[0].1.to_bits());
+    assert!((both[0].1 - both[1].1).abs() > 1.0, "{both:?}");
+    let o = Command::new(env!("CARGO_BIN_EXE_mi-est"))
+        .current_dir(&*dir)
+        .args(["run", "--posterior", "a/post.safetensors", "./a/post.safetensors", "--out", "twice"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("the file is given twice"), "{e}");
 }
