@@ -138,16 +138,16 @@ struct ReproduceArgs {
     /// The fast variant (seconds to minutes) that checks the qualitative claims.
     #[arg(long)]
     quick: bool,
-    /// Folder of the four MNIST IDX files (mnist, mode-proximity, estimator-cost,
-    /// mnist-objectives); default: $MI_EST_MNIST, else the data cache, downloaded on
-    /// first use (`mi-est data mnist`).
+    /// MNIST for the experiments that read it (mnist, mode-proximity, estimator-cost, mnist-objectives, symmetry-regime): `mnist:<dir>` or a folder of the four IDX files, or `mnist` (the data cache, downloaded on first use) [default: $MI_EST_MNIST; else, with --quick, the bundled subset data/mnist-small, and without it the data cache].
     #[arg(long)]
-    data: Option<PathBuf>,
+    data: Option<String>,
+    /// Seed of every random draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Reports go to <out>/<experiment>[-quick]/.
-    #[arg(long, default_value = "reports")]
+    /// Reports go to <out>/<experiment>[-quick]/ (the committed reports in reports/ stay as references; `--out reports --overwrite` rewrites them).
+    #[arg(long, default_value = "runs")]
     out: PathBuf,
+    /// Replace an existing report in the output folder.
     #[arg(long)]
     overwrite: bool,
     /// estimator-cost only: take each timed estimate's S from an earlier report folder (its manifest.json) instead of timing pilots, which reproduces that report's values exactly.
@@ -356,20 +356,10 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
         Some(dir) => Some(mi_est::report::recorded_samples(dir)?),
         None => None,
     };
-    let mnist_dir = match a
-        .data
-        .clone()
-        .or_else(|| std::env::var_os("MI_EST_MNIST").map(PathBuf::from))
-    {
-        Some(dir) if experiment.needs_mnist() && !dir.is_dir() => bail!(
-            "{}: MNIST folder not found (pass --data <folder with the IDX files>, or leave --data and MI_EST_MNIST unset to use the data cache)",
-            dir.display()
-        ),
-        Some(dir) => Some(dir),
-        None if experiment.needs_mnist() => {
-            Some(mnist_cache(&format!("reproduce {}", experiment.name()))?)
-        }
-        None => None,
+    let mnist_dir = if experiment.needs_mnist() {
+        Some(reproduce_mnist(a.data.as_deref(), a.quick, experiment)?)
+    } else {
+        None
     };
     let dir = a.out.join(format!(
         "{}{}",
@@ -398,6 +388,66 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
         println!("wrote {}", f.display());
     }
     Ok(())
+}
+
+/// The MNIST folder of `reproduce`: `--data` (`mnist:<dir>`, a folder, or `mnist` for
+/// the data cache), else `$MI_EST_MNIST`, else with `--quick` the bundled subset, else the
+/// data cache (fetched on first use). Says which, on standard error.
+fn reproduce_mnist(data: Option<&str>, quick: bool, experiment: Experiment) -> Result<PathBuf> {
+    let command = format!("reproduce {}", experiment.name());
+    let chosen = match data {
+        Some(d) => Some(d.to_string()),
+        None => std::env::var("MI_EST_MNIST").ok().filter(|v| !v.is_empty()),
+    };
+    if let Some(d) = chosen {
+        let spec: DataSpec = d.parse().map_err(|e| {
+            anyhow::anyhow!("--data `{d}`: {e} (reproduce reads MNIST: mnist:<dir>, a folder, or mnist)")
+        })?;
+        let DataSpec::Mnist { dir, limit: None } = resolve_mnist(spec, &command)? else {
+            bail!("--data `{d}`: {} reads MNIST (mnist:<dir>, a folder of the four IDX files, or mnist), without a limit", experiment.name());
+        };
+        return Ok(dir);
+    }
+    let bundled = std::path::Path::new("data").join("mnist-small");
+    if quick && bundled.is_dir() {
+        eprintln!(
+            "[reproduce] --quick reads the bundled MNIST subset {} (2,000 training / 500 test images); --data <folder> for another",
+            bundled.display()
+        );
+        return Ok(bundled);
+    }
+    mnist_cache(&command)
+}
+
+/// A data spec with `mnist` (the data cache) replaced by `$MI_EST_MNIST` when that is
+/// set, and the data cache fetched when it is used and incomplete; a named folder must
+/// exist.
+fn resolve_mnist(spec: DataSpec, command: &str) -> Result<DataSpec> {
+    let DataSpec::Mnist { dir, limit } = spec else {
+        return Ok(spec);
+    };
+    let cache = mi_est::data::fetch::mnist_dir()?;
+    if dir == cache {
+        if let Some(env) = std::env::var_os("MI_EST_MNIST").filter(|v| !v.is_empty()) {
+            let env = PathBuf::from(env);
+            if !env.is_dir() {
+                bail!(
+                    "MI_EST_MNIST = {}: MNIST folder not found (unset it to use the data cache)",
+                    env.display()
+                );
+            }
+            return Ok(DataSpec::Mnist { dir: env, limit });
+        }
+        mnist_cache(command)?;
+        return Ok(DataSpec::Mnist { dir, limit });
+    }
+    if !dir.is_dir() {
+        bail!(
+            "{}: MNIST folder not found (--data mnist:<folder with the four IDX files>)",
+            dir.display()
+        );
+    }
+    Ok(DataSpec::Mnist { dir, limit })
 }
 
 /// `mi-est inspect`: what each file holds, as read.
@@ -553,15 +603,6 @@ fn mnist_cache(command: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Fetches the data cache's MNIST when `spec` names it and it is not complete.
-fn ensure_data(spec: &DataSpec, command: &str) -> Result<()> {
-    if let DataSpec::Mnist { dir, .. } = spec
-        && *dir == mi_est::data::fetch::mnist_dir()?
-    {
-        mnist_cache(command)?;
-    }
-    Ok(())
-}
 
 fn parse_ks(raw: &[String]) -> Result<Vec<usize>> {
     raw.iter()
@@ -575,9 +616,16 @@ fn parse_ks(raw: &[String]) -> Result<Vec<usize>> {
 }
 
 fn run(a: RunArgs) -> Result<()> {
-    if let Some(spec) = a.data.as_deref().and_then(|d| d.parse::<DataSpec>().ok()) {
-        ensure_data(&spec, "run")?;
-    }
+    // `--data mnist` is $MI_EST_MNIST when set, else the data cache (fetched now).
+    let data = match a.data.as_deref() {
+        Some(d) => {
+            let spec: DataSpec = d
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--data `{d}`: {e}"))?;
+            Some(resolve_mnist(spec, "run")?.to_string())
+        }
+        None => None,
+    };
     let posteriors = if a.posterior.is_empty() {
         vec![mi_est::study::grid::bundled_posterior()]
     } else {
@@ -601,7 +649,7 @@ fn run(a: RunArgs) -> Result<()> {
     let options = mi_est::report::RunOptions {
         out: a.out.clone(),
         overwrite: a.overwrite,
-        data: a.data.clone(),
+        data,
         elbo_samples: a.elbo_samples,
         command_line: std::env::args().collect(),
     };
@@ -702,8 +750,7 @@ impl Progress {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    let data = a.data.clone();
-    ensure_data(&data, "train")?;
+    let data = resolve_mnist(a.data.clone(), "train")?;
     let likelihood = a.likelihood.unwrap_or_else(|| data.default_likelihood());
     let objective = match a.objective {
         ObjectiveArg::Mfvi => Objective::Mfvi,

@@ -306,3 +306,62 @@ pub(crate) fn ellipse(center: (f64, f64), sigma: (f64, f64), k: f64) -> Vec<(f64
         })
         .collect()
 }
+
+/// Which MNIST images a study used, for its summary, and whether they are the standard
+/// full set (60,000 training and 10,000 test images), the only data a comparison with the
+/// paper's numbers holds for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MnistUsed {
+    /// Training images read (after any limit).
+    pub n_train: usize,
+    /// Test images read (after any limit).
+    pub n_test: usize,
+}
+
+impl MnistUsed {
+    /// Counts the images of `dir` that a study reading the first `limit` of each split
+    /// uses.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`crate::data::load_mnist`].
+    pub fn of(dir: &std::path::Path, limit: Option<usize>) -> Result<Self> {
+        use crate::data::{MnistSplit, load_mnist};
+        Ok(MnistUsed {
+            n_train: load_mnist(dir, MnistSplit::Train, limit)?.len(),
+            n_test: load_mnist(dir, MnistSplit::Test, limit)?.len(),
+        })
+    }
+
+    /// The standard full set.
+    pub fn is_full(&self) -> bool {
+        self.n_train == 60_000 && self.n_test == 10_000
+    }
+}
+
+impl std::fmt::Display for MnistUsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |v: usize| {
+            let s = v.to_string();
+            let mut out = String::new();
+            for (i, c) in s.chars().enumerate() {
+                if i > 0 && (s.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        write!(
+            f,
+            "MNIST, {} training / {} test images{}",
+            n(self.n_train),
+            n(self.n_test),
+            if self.is_full() {
+                " (the full set)"
+            } else {
+                " (not the full set: no comparison with the paper's numbers holds)"
+            }
+        )
+    }
+}

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::estimators::{Estimate, EstimatorId, InfoNce, MiEstimator, PairwiseBound, Sandwich};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::{child_seed, stream};
-use crate::study::experiment::{
+use crate::study::experiment::{MnistUsed, 
     Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
 };
 use crate::study::table::{Table, Values};
@@ -396,8 +396,9 @@ impl Study for EstimatorCost {
         } else {
             "S chosen from a timed pilot"
         };
+        let used = MnistUsed::of(&o.mnist_dir, limit)?;
         let header = format!(
-            "Budget {:.0} ms of one thread per estimate ({chosen}; `manifest.json` records it, and `mi-est reproduce estimator-cost --samples-from <this folder>` reruns with the same S and so the same values), {repeats} repeats per estimator, exact reference from {ref_samples} draws. Coverage: the share of repeats whose interval [lower − t SE, upper + t SE] contains the exact value (to 1e-9 relative, for rounding), t the 97.5 % quantile of Student's t with S − 1 degrees of freedom (each side misses with probability ≤ 2.5 %, so ≥ 95 % is expected); raw: [lower, upper] without the margin.\n\n",
+            "The MNIST-trained posteriors: {epochs} epoch(s) of MFVI on {used}. Budget {:.0} ms of one thread per estimate ({chosen}; `manifest.json` records it, and `mi-est reproduce estimator-cost --samples-from <this folder>` reruns with the same S and so the same values), {repeats} repeats per estimator, exact reference from {ref_samples} draws. Coverage: the share of repeats whose interval [lower − t SE, upper + t SE] contains the exact value (to 1e-9 relative, for rounding), t the 97.5 % quantile of Student's t with S − 1 degrees of freedom (each side misses with probability ≤ 2.5 %, so ≥ 95 % is expected); raw: [lower, upper] without the margin.\n\n",
             1000.0 * budget
         );
         let samples = samples_of_rows(

@@ -112,11 +112,14 @@ impl Study for ModeProximity {
                 Values::F64(rows.iter().map(|r| r.4).collect()),
             );
         let mut md = format!(
-            "784-d-10 ReLU MLPs; posterior means at initialization (μ ~ N(0, 0.1²), biases 0) and after {epochs} epoch(s) of MFVI on MNIST{}. min over g ≠ e of ‖ω − g·ω‖ is the closest swap of two hidden units.\n\n| width | weights | min ‖ω − g·ω‖ / ‖ω‖ (ours) | paper's bound 2R/‖ω‖ = 2D / ln(d!) |\n| --- | --- | --- | --- |\n",
-            if limit.is_some() {
-                " (first 1000 images)"
-            } else {
-                ""
+            "784-d-10 ReLU MLPs; posterior means at initialization (μ ~ N(0, 0.1²), biases 0) and after {epochs} epoch(s) of MFVI on {} MNIST training images. min over g ≠ e of ‖ω − g·ω‖ is the closest swap of two hidden units.\n\n| width | weights | min ‖ω − g·ω‖ / ‖ω‖ (ours) | paper's bound 2R/‖ω‖ = 2D / ln(d!) |\n| --- | --- | --- | --- |\n",
+            {
+                let n = train_set.len();
+                if n >= 1000 {
+                    format!("{},{:03}", n / 1000, n % 1000)
+                } else {
+                    n.to_string()
+                }
             }
         );
         for r in &rows {
