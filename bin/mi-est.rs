@@ -163,7 +163,7 @@ struct RunArgs {
     /// Estimators: infonce, exact, sandwich (lower and upper bound from the same draws: one row per K and repeat with both and their paired width), pairwise (both deterministic bounds; one hidden layer), or the single bounds pairwise-lower, pairwise-upper.
     #[arg(long, value_delimiter = ',', default_value = "infonce,exact")]
     estimators: Vec<String>,
-    /// K grid of the InfoNCE estimator.
+    /// K grid of the InfoNCE estimator and the sandwich (which takes the K >= 2 of it).
     #[arg(
         long,
         value_delimiter = ',',

@@ -140,12 +140,20 @@ impl GridConfig {
             return Err(Error::invalid("k", "[]", "the K list is empty"));
         }
         // The estimators' own constructors, before any work: K counts the identity for
-        // every estimator that takes one, and the sandwich needs K >= 2.
+        // every estimator that takes one; the sandwich (which needs K >= 2, one proposal
+        // draw beside the identity) takes the K >= 2 of the list.
         for &k in &self.ks {
             InfoNce::new(k)?.samples(self.samples)?;
-            if self.estimators.contains(&EstimatorKind::Sandwich) {
+            if self.estimators.contains(&EstimatorKind::Sandwich) && k >= 2 {
                 Sandwich::new(k)?.samples(self.samples)?;
             }
+        }
+        if self.estimators.contains(&EstimatorKind::Sandwich) && self.ks.iter().all(|&k| k < 2) {
+            return Err(Error::invalid(
+                "k",
+                format!("{:?}", self.ks),
+                "the sandwich needs K >= 2 (the identity and K − 1 >= 1 proposal draws), and the K list has none",
+            ));
         }
         crate::estimators::check_samples(self.samples)?;
         if self.repeats == 0 {
@@ -203,6 +211,12 @@ pub fn grid_items(config: &GridConfig) -> Vec<GridItem> {
     for p in 0..config.posteriors.len() {
         for &e in &config.estimators {
             let ks: Vec<Option<usize>> = match e {
+                EstimatorKind::Sandwich => config
+                    .ks
+                    .iter()
+                    .filter(|&&k| k >= 2)
+                    .map(|&k| Some(k))
+                    .collect(),
                 e if e.uses_k() => config.ks.iter().map(|&k| Some(k)).collect(),
                 _ => vec![None],
             };

@@ -3,6 +3,7 @@
 mod bad_input;
 mod cli;
 mod common;
+mod docs_commands;
 mod estimators;
 mod fetch;
 mod files;
