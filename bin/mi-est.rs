@@ -28,11 +28,11 @@ use observer::{CliObserver, DownloadObserver};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Refuse computations whose estimated peak memory exceeds this many GiB (default: half of the available memory).
-    #[arg(long, global = true)]
+    /// Refuse computations whose estimated peak memory exceeds this many GiB [default: half of the available memory].
+    #[arg(long, global = true, value_parser = positive_f64)]
     max_memory_gib: Option<f64>,
-    /// Refuse computations whose estimated wall time exceeds this many hours (default: 72).
-    #[arg(long, global = true)]
+    /// Refuse computations whose estimated wall time exceeds this many hours [default: 72].
+    #[arg(long, global = true, value_parser = positive_f64)]
     max_hours: Option<f64>,
 }
 
@@ -63,7 +63,7 @@ struct InspectArgs {
     /// Posterior files (safetensors or .npz).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Read the files under this permutation spec (JSON; docs/specs.md).
+    /// Read the files under this permutation spec (JSON; docs/specs.md) [default: each file's `permutation_spec` metadata, else an MLP from the tensor shapes].
     #[arg(long)]
     spec: Option<PathBuf>,
     /// The forward order of the layers, by name (e.g. encoder,decoder), where the file does not state it (default: numeric indices in the names, an .npz's member order, or the only order whose shapes chain).
@@ -81,6 +81,119 @@ fn positive_f64(s: &str) -> std::result::Result<f64, String> {
         _ => Err(format!("`{s}` is not a positive number")),
     }
 }
+
+/// A finite number.
+fn finite_f64(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a finite number")),
+    }
+}
+
+/// A finite number >= 0.
+fn nonnegative_f64(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number >= 0")),
+    }
+}
+
+/// A whole number >= 1.
+fn positive_usize(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(v) if v >= 1 => Ok(v),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) if s.trim().is_empty() => {
+            Err("an empty value in the list (two commas, or a comma at an end)".into())
+        }
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+/// One K: a whole number >= 1 (K counts the identity).
+fn k_value(s: &str) -> std::result::Result<usize, String> {
+    positive_usize(s).map_err(|e| format!("{e} (K counts the identity, so K >= 1)"))
+}
+
+/// One estimator name of `--estimators`.
+fn estimator_name(s: &str) -> std::result::Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("an empty value in the list (two commas, or a comma at an end)".into());
+    }
+    mi_est::study::grid::EstimatorKind::parse_list(&[s.to_string()])
+        .map(|_| s.trim().to_string())
+        .map_err(|e| match e {
+            mi_est::Error::InvalidParameter { reason, .. } => reason,
+            other => other.to_string(),
+        })
+}
+
+/// A bad value found after parsing (a combination of flags, a value the library
+/// refused): exits with clap's usage status 2, naming the flag.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// The library's refusal of a setting, as a usage error naming the flag that set it:
+/// `flags` maps the library's field names (`batch_size`) to flags (`--batch`).
+fn flagged(e: mi_est::Error, flags: &[(&str, &str)]) -> anyhow::Error {
+    match e {
+        mi_est::Error::InvalidParameter {
+            field,
+            value,
+            reason,
+        } => {
+            let flag = flags
+                .iter()
+                .find(|(f, _)| field == *f || field.starts_with(&format!("{f}[")))
+                .map_or(field.as_str(), |(_, flag)| flag);
+            anyhow::Error::new(Usage(format!("invalid value `{value}` for {flag}: {reason}")))
+        }
+        other => other.into(),
+    }
+}
+
+/// The flags of `train`'s settings, by the library's names.
+const TRAIN_FLAGS: &[(&str, &str)] = &[
+    ("epochs", "--epochs"),
+    ("batch_size", "--batch"),
+    ("lr", "--lr"),
+    ("prior_scale", "--prior-scale"),
+    ("n_train_samples", "--samples"),
+    ("init_mu_std", "--init-mu-std"),
+    ("init_rho", "--init-rho"),
+    ("widths", "--hidden"),
+    ("k", "--k"),
+    ("likelihood", "--likelihood"),
+];
+
+/// The flags of `run`'s settings, by the library's names.
+const RUN_FLAGS: &[(&str, &str)] = &[
+    ("k", "--k"),
+    ("samples", "--samples"),
+    ("repeats", "--repeats"),
+    ("estimator", "--estimators"),
+    ("estimators", "--estimators"),
+    ("posterior", "--posterior"),
+    ("shard-index", "--shard-index"),
+    ("elbo_samples", "--elbo-samples"),
+];
+
+/// The flags of `demo`'s settings, by the library's names.
+const DEMO_FLAGS: &[(&str, &str)] = &[
+    ("widths", "--widths"),
+    ("rho", "--rho"),
+    ("k", "--k"),
+    ("samples", "--samples"),
+    ("n_samples", "--samples"),
+];
 
 /// A `--layers` list.
 #[derive(Clone, Debug)]
@@ -106,10 +219,10 @@ struct SpecArgs {
     /// Read the layers as a plain chain in forward order (the only generator so far).
     #[arg(long, required = true)]
     sequential: bool,
-    /// The forward order of the layers, by name, where the file does not state it (as in `inspect`).
+    /// The forward order of the layers, by name, where the file does not state it [default: as in `inspect`].
     #[arg(long, value_parser = parse_layers)]
     layers: Option<Layers>,
-    /// Write the spec here (default: standard output).
+    /// Write the spec here [default: standard output].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Replace an existing --out file.
@@ -150,39 +263,41 @@ struct ReproduceArgs {
     /// Replace an existing report in the output folder.
     #[arg(long)]
     overwrite: bool,
-    /// estimator-cost only: take each timed estimate's S from an earlier report folder (its manifest.json) instead of timing pilots, which reproduces that report's values exactly.
+    /// estimator-cost only: take each timed estimate's S from an earlier report folder (its manifest.json), which reproduces that report's values exactly [default: S from timed pilots].
     #[arg(long)]
     samples_from: Option<PathBuf>,
 }
 
 #[derive(Parser, Debug)]
 struct RunArgs {
-    /// Posterior files (safetensors); default: the bundled MNIST 784-10-10 posterior.
+    /// Posterior files (safetensors or .npz) [default: the bundled MNIST 784-10-10 posterior, data/posteriors/mnist-small-784-10-10-mfvi.safetensors, found from the repository folder].
     #[arg(long, num_args = 1..)]
     posterior: Vec<PathBuf>,
-    /// Estimators: infonce, exact, sandwich (lower and upper bound from the same draws: one row per K and repeat with both and their paired width), pairwise (both deterministic bounds; one hidden layer), or the single bounds pairwise-lower, pairwise-upper.
-    #[arg(long, value_delimiter = ',', default_value = "infonce,exact")]
-    estimators: Vec<String>,
+    /// Estimators: infonce, exact, sandwich (lower and upper bound from the same draws: one row per K and repeat with both and their paired width), pairwise (both deterministic bounds; one hidden layer), or the single bounds pairwise-lower, pairwise-upper [default: infonce,exact where every posterior has an exact estimator, else infonce,sandwich].
+    #[arg(long, value_delimiter = ',', value_parser = estimator_name)]
+    estimators: Option<Vec<String>>,
     /// K grid of the InfoNCE estimator and the sandwich (which takes the K >= 2 of it).
     #[arg(
         long,
         value_delimiter = ',',
+        value_parser = k_value,
         default_value = "1,2,4,8,16,32,64,128,256,512,1024,2048,4096"
     )]
-    k: Vec<String>,
+    k: Vec<usize>,
     /// Weight draws per estimate.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = positive_usize)]
     samples: usize,
     /// Repeats per grid cell.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = positive_usize)]
     repeats: usize,
+    /// Master seed: each grid item draws with a seed derived from it and the item.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Data for the ELBO (default: each posterior's recorded training data).
+    /// Data for the ELBO: mnist[:<dir>], csv:<file>, abs:<alpha>, … as in `train` [default: each posterior's recorded training data].
     #[arg(long)]
     data: Option<String>,
     /// Posterior draws of the ELBO.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = positive_usize)]
     elbo_samples: usize,
     /// Read every posterior under this permutation spec (JSON; docs/specs.md); default: the file's `permutation_spec` metadata, else an MLP from the tensor shapes.
     #[arg(long)]
@@ -199,11 +314,11 @@ struct RunArgs {
     /// Replace an existing report.
     #[arg(long)]
     overwrite: bool,
-    /// This process's shard (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).
+    /// This process's shard [default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX, else 0].
     #[arg(long)]
     shard_index: Option<usize>,
-    /// Number of shards (default: SLURM_ARRAY_TASK_COUNT).
-    #[arg(long)]
+    /// Number of shards [default: SLURM_ARRAY_TASK_COUNT, else 1].
+    #[arg(long, value_parser = positive_usize)]
     num_shards: Option<usize>,
 }
 
@@ -212,6 +327,7 @@ struct MergeArgs {
     /// The folder holding raw-shard-*.jsonl and their manifests; the reports are written there.
     #[arg(long)]
     out: PathBuf,
+    /// Replace existing reports in that folder.
     #[arg(long)]
     overwrite: bool,
 }
@@ -219,7 +335,7 @@ struct MergeArgs {
 #[derive(Parser, Debug)]
 struct DemoArgs {
     /// Layer widths d0,d1,…,dL.
-    #[arg(long, value_delimiter = ',', default_value = "784,10,10")]
+    #[arg(long, value_delimiter = ',', value_parser = positive_usize, default_value = "784,10,10")]
     widths: Vec<usize>,
     /// Hidden activation (relu or tanh).
     #[arg(long, default_value = "relu")]
@@ -228,13 +344,13 @@ struct DemoArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// rho of every parameter, sigma = softplus(rho) (-3 gives sigma = 0.049; try 1 for overlapping units).
-    #[arg(long, default_value_t = -3.0, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = -3.0, allow_hyphen_values = true, value_parser = finite_f64)]
     rho: f64,
     /// Weight draws per estimate.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = positive_usize)]
     samples: usize,
     /// Contrast sizes K of the InfoNCE estimates.
-    #[arg(long, value_delimiter = ',', default_value = "2,16,256")]
+    #[arg(long, value_delimiter = ',', value_parser = k_value, default_value = "2,16,256")]
     k: Vec<usize>,
 }
 
@@ -257,7 +373,7 @@ struct TrainArgs {
     #[arg(long)]
     data: DataSpec,
     /// Hidden widths, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "10")]
+    #[arg(long, value_delimiter = ',', value_parser = positive_usize, default_value = "10")]
     hidden: Vec<usize>,
     /// Hidden activation (relu or tanh).
     #[arg(long, default_value = "relu")]
@@ -265,42 +381,46 @@ struct TrainArgs {
     /// Objective: mfvi, sgm (the paper's L + I^K), sgm-exact (L + exact I, one hidden layer of width <= 24) or sgm-sandwich (L + the sandwich lower bound on I with K - 1 proposal draws, one hidden layer).
     #[arg(long, value_enum, default_value = "mfvi")]
     objective: ObjectiveArg,
-    /// K of the symmetrized objective.
-    #[arg(long, default_value_t = 5)]
+    /// K of the symmetrized objective (sgm: K >= 1; sgm-sandwich: K >= 2).
+    #[arg(long, default_value_t = 5, value_parser = k_value)]
     k: usize,
-    /// Likelihood: softmax, gaussian or gaussian:<precision> (default from the data).
+    /// Likelihood: softmax, gaussian or gaussian:<precision> [default: softmax for class labels, gaussian for real targets].
     #[arg(long)]
     likelihood: Option<Likelihood>,
-    #[arg(long, default_value_t = 10)]
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 10, value_parser = positive_usize)]
     epochs: usize,
-    #[arg(long, default_value_t = 100)]
+    /// Minibatch size M (the likelihood is scaled by N/M).
+    #[arg(long, default_value_t = 100, value_parser = positive_usize)]
     batch: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3, value_parser = positive_f64)]
     lr: f64,
+    /// Seed of the initialization, the minibatches and every draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Prior scale s of N(0, s^2 I).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = positive_f64)]
     prior_scale: f64,
     /// Initial rho of every parameter.
-    #[arg(long, default_value_t = -3.0, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = -3.0, allow_hyphen_values = true, value_parser = finite_f64)]
     init_rho: f64,
     /// Standard deviation of the initial weight means (biases start at 0).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = nonnegative_f64)]
     init_mu_std: f64,
     /// Posterior samples of the predictive average.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = positive_usize)]
     predictive_samples: usize,
     /// Posterior samples of the full-data ELBO.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = positive_usize)]
     elbo_samples: usize,
     /// K of the evaluation I^K.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = k_value)]
     eval_k: usize,
     /// Posterior samples of the evaluation I^K.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = positive_usize)]
     mi_samples: usize,
-    /// Posterior file to write (safetensors).
+    /// Posterior file to write (safetensors; its folder is created) [default: posterior-<hidden>-<objective>-seed<seed>.safetensors in the current folder].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Replace an existing output file.
@@ -317,7 +437,9 @@ fn main() -> std::process::ExitCode {
             // The error and its causes, outermost first (no message repeats its cause).
             let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("error: {}", msg.join(": "));
-            std::process::ExitCode::from(1)
+            // A bad value is a usage error, as clap's own (status 2).
+            let usage = e.chain().any(|c| c.is::<Usage>());
+            std::process::ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
@@ -604,16 +726,6 @@ fn mnist_cache(command: &str) -> Result<PathBuf> {
 }
 
 
-fn parse_ks(raw: &[String]) -> Result<Vec<usize>> {
-    raw.iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .parse::<usize>()
-                .map_err(|_| anyhow::anyhow!("invalid `k` = {s}: not a whole number"))
-        })
-        .collect()
-}
 
 fn run(a: RunArgs) -> Result<()> {
     // `--data mnist` is $MI_EST_MNIST when set, else the data cache (fetched now).
@@ -627,12 +739,47 @@ fn run(a: RunArgs) -> Result<()> {
         None => None,
     };
     let posteriors = if a.posterior.is_empty() {
-        vec![mi_est::study::grid::bundled_posterior()]
+        let bundled = mi_est::study::grid::bundled_posterior();
+        if !bundled.is_file() {
+            return Err(Usage(format!(
+                "no --posterior given, and the bundled default posterior {} is not here (it is found from the repository folder): pass --posterior <file>",
+                bundled.display()
+            ))
+            .into());
+        }
+        vec![bundled]
     } else {
         a.posterior.clone()
     };
-    let estimators = mi_est::study::grid::EstimatorKind::parse_list(&a.estimators)?;
-    let ks = parse_ks(&a.k)?;
+    let read = mi_est::io::ReadOptions {
+        spec: None,
+        layers: a.layers.as_ref().map(|l| l.0.as_slice()),
+        prior_scale: a.prior_scale,
+    };
+    let estimators = match &a.estimators {
+        Some(names) => mi_est::study::grid::EstimatorKind::parse_list(names)
+            .map_err(|e| flagged(e, RUN_FLAGS))?,
+        None => {
+            // The default: exact where every posterior has an exact estimator, else the
+            // sandwich, which applies at any depth.
+            let spec = a
+                .spec
+                .as_deref()
+                .map(mi_est::study::grid::load_spec)
+                .transpose()?;
+            let read = mi_est::io::ReadOptions {
+                spec: spec.as_ref().map(|s| &s.spec),
+                ..read
+            };
+            let loaded = mi_est::study::grid::load_posteriors(&posteriors, read)?;
+            let (kinds, note) = mi_est::study::grid::default_estimators(&loaded);
+            if let Some(note) = note {
+                eprintln!("[run] {note}");
+            }
+            kinds
+        }
+    };
+    let ks = a.k.clone();
     let shard = mi_est::study::grid::shard_from_env(a.shard_index, a.num_shards)?;
     let config = mi_est::study::grid::GridConfig {
         posteriors,
@@ -653,6 +800,7 @@ fn run(a: RunArgs) -> Result<()> {
         elbo_samples: a.elbo_samples,
         command_line: std::env::args().collect(),
     };
+    let config = config.check().map_err(|e| flagged(e, RUN_FLAGS))?;
     let out = mi_est::report::run(&config, &options, &CliObserver::new("[run]", "estimates"))?;
     if shard.1 > 1 {
         println!(
@@ -696,7 +844,13 @@ fn demo(args: DemoArgs) -> Result<()> {
         n_samples: args.samples,
         ks: args.k,
     };
-    print!("{}", run_demo(&config)?);
+    print!(
+        "{}",
+        run_demo(&config).map_err(|e| match e {
+            e @ mi_est::Error::InvalidParameter { .. } => flagged(e, DEMO_FLAGS),
+            other => other.into(),
+        })?
+    );
     Ok(())
 }
 
@@ -762,11 +916,16 @@ fn train(a: TrainArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| default_posterior_path(objective, &a.hidden, a.seed));
+    let objective = objective.check().map_err(|e| flagged(e, TRAIN_FLAGS))?;
+    // The output is checked, and its folder made, before any training.
     if out.exists() && !a.overwrite {
         bail!(
             "{}: already exists (pass --overwrite to replace it)",
             out.display()
         );
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        mi_est::atomic::create_folder(parent)?;
     }
     let mut config = TrainConfig::new(likelihood);
     config.epochs = a.epochs;
@@ -776,7 +935,7 @@ fn train(a: TrainArgs) -> Result<()> {
     config.prior_scale = a.prior_scale;
     config.init_rho = a.init_rho;
     config.init_mu_std = a.init_mu_std;
-    let config = config.check()?;
+    let config = config.check().map_err(|e| flagged(e, TRAIN_FLAGS))?;
     let run = TrainRun {
         data,
         hidden: a.hidden,
@@ -794,10 +953,58 @@ fn train(a: TrainArgs) -> Result<()> {
     let report = run_training(&run, &mut |info: &StepInfo| {
         total = info.steps_per_epoch * epochs;
         progress.step(info, total);
+    })
+    .map_err(|e| match e {
+        e @ mi_est::Error::InvalidParameter { .. } => flagged(e, TRAIN_FLAGS),
+        other => other.into(),
     })?;
     progress.finish();
     mi_est::io::save(&out, &report.file, a.overwrite)?;
     print!("{report}");
     println!("posterior written to {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every option of every subcommand has a help line, and one that says what happens
+    /// without it: clap prints a default value itself; an optional value's help names its
+    /// default in words.
+    #[test]
+    fn every_option_has_a_help_line_with_its_default() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_positional() {
+                    continue;
+                }
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                let flag = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+                let has_default = !arg.get_default_values().is_empty();
+                let says_default = help.contains("default") || help.contains("Default");
+                if help.trim().is_empty()
+                    || !(flag || has_default || says_default || arg.is_required_set())
+                {
+                    missing.push(format!("{} --{id}: `{help}`", sub.get_name()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "options without a help line or default:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn list_values_refuse_empty_items_and_zero() {
+        assert!(k_value("").is_err());
+        assert!(k_value("0").is_err());
+        assert_eq!(k_value(" 4"), Ok(4));
+        assert!(positive_usize("x").is_err());
+        assert!(estimator_name("").is_err());
+        assert!(estimator_name("magic").is_err());
+        assert_eq!(estimator_name("sandwich"), Ok("sandwich".into()));
+    }
 }

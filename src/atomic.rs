@@ -7,6 +7,18 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// Creates a folder and its parents (as `mkdir -p`).
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the folder: "cannot create folder: <the system's reason>".
+pub fn create_folder(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        path: dir.to_path_buf(),
+        source: std::io::Error::new(e.kind(), format!("cannot create folder: {e}")),
+    })
+}
+
 /// Writes `bytes` to `path` atomically. Refuses to replace an existing file unless
 /// `overwrite`.
 ///

@@ -271,6 +271,28 @@ impl LoadedPosterior {
     }
 }
 
+/// The estimators `mi-est run` uses when none are named: the paper's I^K, and exact I
+/// where every posterior has an exact estimator ([`exact_estimator`]: one hidden layer,
+/// or a group of at most 10⁶ elements), else the sandwich interval, which applies at any
+/// depth; with a note naming the first posterior that has no exact estimator.
+pub fn default_estimators(posteriors: &[LoadedPosterior]) -> (Vec<EstimatorKind>, Option<String>) {
+    let without_exact = posteriors.iter().find(|lp| {
+        let q = &lp.file.posterior;
+        !matches!(exact_estimator(q, 1, 0, ExactLimits::FULL), Ok(Some(_)))
+    });
+    match without_exact {
+        None => (vec![EstimatorKind::InfoNce, EstimatorKind::Exact], None),
+        Some(lp) => (
+            vec![EstimatorKind::InfoNce, EstimatorKind::Sandwich],
+            Some(format!(
+                "estimators infonce,sandwich: exact I is not computable for {} ({}), so the sandwich interval stands in for it (--estimators to choose)",
+                lp.id,
+                lp.file.posterior.space().describe()
+            )),
+        ),
+    }
+}
+
 /// A permutation spec file with the sha256 of its bytes.
 #[derive(Clone, Debug)]
 pub struct LoadedSpec {

@@ -33,7 +33,7 @@ pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
 }
 
 pub(crate) fn prepare_out(out: &Path, overwrite: bool, first: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::atomic::create_folder(out)?;
     if !overwrite && first.exists() {
         return Err(Error::Io {
             path: first.to_path_buf(),

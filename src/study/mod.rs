@@ -35,6 +35,27 @@ pub enum Objective {
     },
 }
 
+impl Objective {
+    /// Checks its K: K counts the identity (K >= 1), and the sandwich needs a proposal
+    /// draw beside it (K >= 2).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming `k`.
+    pub fn check(self) -> Result<Self> {
+        match self {
+            Objective::Sgm { k } => {
+                InfoNce::new(k)?;
+            }
+            Objective::SgmSandwich { k } => {
+                Sandwich::new(k)?;
+            }
+            Objective::Mfvi | Objective::SgmExact => {}
+        }
+        Ok(self)
+    }
+}
+
 impl fmt::Display for Objective {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

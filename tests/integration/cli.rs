@@ -22,14 +22,15 @@ fn demo_runs_on_the_bundled_default() {
 #[test]
 fn bad_demo_arguments_exit_non_zero_with_a_named_error() {
     for (args, needle) in [
-        (vec!["demo", "--widths", "3,0,2"], "widths[1]"),
+        (vec!["demo", "--widths", "3,0,2"], "'0' for '--widths"),
         (vec!["demo", "--activation", "sigmoid"], "sigmoid"),
-        (vec!["demo", "--samples", "0"], "samples"),
-        (vec!["demo", "--k", "0"], "`k` = 0"),
+        (vec!["demo", "--samples", "0"], "'0' for '--samples"),
+        (vec!["demo", "--k", "0"], "'0' for '--k"),
         (vec!["demo", "--rho", "-800"], "underflows"),
     ] {
         let out = mi_est(&args);
-        assert!(!out.status.success(), "{args:?}");
+        // A bad value is a usage error, with clap's status 2.
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(err.contains(needle), "{args:?}: {err}");
     }
@@ -107,10 +108,11 @@ fn train_errors_exit_non_zero_and_write_nothing() {
             vec!["train", "--data", "mnist:/no/such/dir"],
             "/no/such/dir",
         ),
-        (vec!["train", "--data", "abs:0.1", "--lr", "0"], "`lr` = 0"),
+        (vec!["train", "--data", "abs:0.1", "--lr", "0"], "'0' for '--lr"),
+        (vec!["train", "--data", "abs:0.1", "--batch", "0"], "'0' for '--batch"),
         (
-            vec!["train", "--data", "abs:0.1", "--batch", "0"],
-            "batch_size",
+            vec!["train", "--data", "abs:0.1", "--objective", "sgm-sandwich", "--k", "1"],
+            "`1` for --k",
         ),
         (
             vec!["train", "--data", "abs:0.1", "--objective", "adam"],

@@ -297,7 +297,6 @@ fn the_command_refuses_files_that_are_not_mnist_and_names_the_way_out() {
         &[
             "reproduce",
             "mnist",
-            "--quick",
             "--out",
             &cache.join("r").display().to_string(),
         ],

@@ -85,9 +85,12 @@ fn mnist_and_mode_proximity_quick_variants_run_on_the_bundled_subset() {
     let acc = f64s(table(&r, "runs"), "test_accuracy");
     assert_eq!(acc.len(), 4);
     assert!(acc.iter().all(|&a| a > 0.5), "{acc:?}");
+    // The bundled subset is not the paper's data: the summary says which images it used
+    // and sets no paper value beside ours.
     assert!(
-        r.summary.contains("93.217 ± 0.022"),
-        "paper values beside ours: {}",
+        r.summary.starts_with("MNIST, 2,000 training / 500 test images (not the full set")
+            && !r.summary.contains("93.217"),
+        "{}",
         r.summary
     );
     let p = reproduce(Experiment::ModeProximity, &quick()).unwrap();

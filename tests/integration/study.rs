@@ -284,9 +284,10 @@ fn run_cli_bad_input_exits_non_zero_and_leaves_nothing() {
         ),
         (vec!["run", "--posterior", corrupt_s], "corrupt.safetensors"),
         (vec!["run", "--estimators", "magic"], "magic"),
-        (vec!["run", "--k", ""], "K list is empty"),
+        (vec!["run", "--k", ""], "an empty value in the list"),
+        (vec!["run", "--k", "2,,4"], "an empty value in the list"),
         (vec!["run", "--k", "1,two"], "two"),
-        (vec!["run", "--k", "0"], "`k` = 0"),
+        (vec!["run", "--k", "0"], "'0' for '--k"),
         (vec!["run", "--samples", "0"], "samples"),
         (
             vec!["run", "--shard-index", "3", "--num-shards", "3"],
@@ -469,18 +470,28 @@ fn pruned_exact_rows_carry_their_bracket() {
     assert!(raw.iter().any(|r| r.estimator == "exact-pruned"));
 }
 
-/// The grid checks every estimator's settings before any work: a sandwich with K = 1
-/// is refused up front, naming `k`, and nothing is written.
+/// The grid checks every estimator's settings before any work: a sandwich whose K list
+/// has no K >= 2 is refused up front, naming `k`, and nothing is written; with K = 1 and 8
+/// the sandwich takes K = 8 (and I^K both).
 #[test]
 fn estimator_settings_are_checked_before_the_grid_runs() {
     let dir = tmp("checked-settings");
     let ps = posteriors(&dir);
     let mut c = config(ps, (0, 1));
     c.estimators = vec![EstimatorKind::InfoNce, EstimatorKind::Sandwich];
-    c.ks = vec![1, 8];
+    c.ks = vec![1];
     let out = dir.join("r");
     let e = run(&c, &options(&out), &mi_est::observe::Silent).unwrap_err();
-    assert!(e.to_string().contains("`k` = 1"), "{e}");
+    assert!(e.to_string().contains("invalid `k` = [1]") && e.to_string().contains("K >= 2"), "{e}");
     assert!(!out.join("raw.parquet").exists());
     assert!(!out.join(".journal.jsonl").exists());
+    c.ks = vec![1, 8];
+    let items = mi_est::study::grid::grid_items(&c);
+    let sandwich_ks: Vec<Option<usize>> = items
+        .iter()
+        .filter(|i| i.estimator == EstimatorKind::Sandwich)
+        .map(|i| i.k)
+        .collect();
+    assert!(!sandwich_ks.is_empty() && sandwich_ks.iter().all(|&k| k == Some(8)), "{sandwich_ks:?}");
+    assert!(items.iter().any(|i| i.estimator == EstimatorKind::InfoNce && i.k == Some(1)));
 }

@@ -270,6 +270,29 @@ pub fn data_for(lp: &LoadedPosterior, data: Option<&str>) -> Option<String> {
     cfg.get("data_spec")?.as_str().map(str::to_string)
 }
 
+/// Checks, before any estimate, that every posterior's ELBO data (`data`, else its
+/// recorded training data) load and fit it: the input and output widths, the labels or
+/// targets its likelihood needs, and a forward pass (an MLP).
+///
+/// # Errors
+///
+/// [`Error::Context`] naming the data and the posterior, around the first misfit.
+pub fn check_data(posteriors: &[LoadedPosterior], data: Option<&str>) -> Result<()> {
+    for lp in posteriors {
+        let Some(s) = data_for(lp, data) else { continue };
+        let named = |e: Error| Error::Context {
+            what: format!("data `{s}` for posterior {}", lp.id),
+            source: Box::new(e),
+        };
+        let likelihood = lp.file.likelihood.unwrap_or(Likelihood::Softmax);
+        let parsed: DataSpec = s.parse().map_err(named)?;
+        let (train, _) = parsed.load(likelihood, 0).map_err(named)?;
+        let arch = lp.file.posterior.mlp().map_err(named)?;
+        train.check_fits(arch, likelihood).map_err(named)?;
+    }
+    Ok(())
+}
+
 /// The bound table: for each posterior, L and KL once, then one row per InfoNCE K and
 /// one for the exact I (the exact L^G), from the raw rows.
 ///
