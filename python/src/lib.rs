@@ -370,6 +370,7 @@ fn grid<'py>(
     let options = mi_est::io::ReadOptions {
         spec: spec.as_ref(),
         layers: layers.as_deref(),
+        ..Default::default()
     };
     let mut loaded = py
         .detach(|| mi_est::grid::load_posteriors(&paths, options))

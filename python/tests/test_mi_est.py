@@ -268,3 +268,67 @@ def test_grid_returns_a_table():
         pass
     with pytest.raises(ValueError, match="estimator"):
         mi_est.grid(str(BUNDLED), estimators=["magic"], k=[2])
+
+
+def test_the_layer_order_comes_from_what_states_it():
+    """Issue 26: `encoder`/`decoder` (a 3-5-3 net, made by bayesian-torch) chain in both
+    orders. A state_dict keeps its module order, `layers=` states one, and a file that
+    states none is refused naming both candidates."""
+    want = json.loads((FIXTURES / "bt-encoder-decoder.json").read_text())
+    in_module_order = dict(np.load(FIXTURES / "bt-encoder-decoder.npz"))
+    assert list(in_module_order)[0].startswith("encoder")
+    q = mi_est.Posterior.from_state_dict(in_module_order)
+    assert q.widths == [3, 5, 3]
+    np.testing.assert_allclose(q.mu(), want["mu"], rtol=1e-15)
+    backwards = dict(reversed(list(in_module_order.items())))
+    assert mi_est.Posterior.from_state_dict(backwards).widths == [5, 3, 5]
+    assert mi_est.Posterior.from_state_dict(backwards, layers=["encoder", "decoder"]).widths == [3, 5, 3]
+    with pytest.raises(ValueError, match="ambiguous"):
+        mi_est.Posterior.load(FIXTURES / "bt-encoder-decoder.safetensors")
+    q = mi_est.Posterior.load(FIXTURES / "bt-encoder-decoder.safetensors", layers=["encoder", "decoder"])
+    np.testing.assert_allclose(q.mu(), want["mu"], rtol=1e-15)
+
+
+def test_blitz_and_pyro_state_dicts_read_as_the_libraries_hold_them():
+    for stem, rtol in (("blitz-state-dict", 1e-15), ("pyro-autonormal-state-dict", 1e-6)):
+        want = json.loads((FIXTURES / f"{stem}.json").read_text())
+        q = mi_est.Posterior.from_state_dict(read_safetensors(FIXTURES / f"{stem}.safetensors"))
+        np.testing.assert_allclose(q.mu(), want["mu"], rtol=rtol, atol=1e-12)
+        np.testing.assert_allclose(q.sigma(), want["sigma"], rtol=rtol)
+
+
+def test_a_pyro_guide_reads_from_the_live_guide():
+    """AutoNormal and AutoDiagonalNormal (one flat vector, unpacked with the guide's own
+    site shapes) give the guide's own means and scales, in the model's order."""
+    torch = pytest.importorskip("torch")
+    pyro = pytest.importorskip("pyro")
+    import pyro.distributions as dist
+    from pyro.infer.autoguide import AutoDiagonalNormal, AutoNormal
+    from pyro.nn import PyroModule, PyroSample
+
+    class Net(PyroModule):
+        def __init__(self):
+            super().__init__()
+            self.encoder = PyroModule[torch.nn.Linear](3, 5)
+            self.encoder.weight = PyroSample(dist.Normal(0.0, 1.0).expand([5, 3]).to_event(2))
+            self.encoder.bias = PyroSample(dist.Normal(0.0, 1.0).expand([5]).to_event(1))
+            self.decoder = PyroModule[torch.nn.Linear](5, 3)
+            self.decoder.weight = PyroSample(dist.Normal(0.0, 1.0).expand([3, 5]).to_event(2))
+            self.decoder.bias = PyroSample(dist.Normal(0.0, 1.0).expand([3]).to_event(1))
+
+        def forward(self, x):
+            return self.decoder(torch.relu(self.encoder(x)))
+
+    x = torch.zeros(2, 3)
+    for guide_class in (AutoNormal, AutoDiagonalNormal):
+        pyro.clear_param_store()
+        pyro.set_rng_seed(0)
+        guide = guide_class(Net(), init_scale=0.05)
+        guide(x)
+        q = mi_est.Posterior.from_pyro_guide(guide)
+        assert q.widths == [3, 5, 3]
+        median = guide.median()
+        flat_mu = np.concatenate([median[n].detach().double().numpy().ravel()
+                                  for n in ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")])
+        np.testing.assert_allclose(q.mu(), flat_mu, rtol=1e-15)
+        np.testing.assert_allclose(q.sigma(), 0.05, rtol=1e-6)

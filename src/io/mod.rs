@@ -399,10 +399,14 @@ fn f64_safetensors(
     safetensors::serialize(views, metadata).map_err(|e| err(None, e.to_string()))
 }
 
+/// A file's bytes as safetensors, with its tensor names in the file's own order (where the
+/// format keeps one).
+type Converted<'a> = (std::borrow::Cow<'a, [u8]>, Option<Vec<String>>);
+
 /// The bytes of a file as safetensors, with the order its tensors are listed in where
 /// the format keeps one: an `.npz` archive converted (its member order kept), anything
 /// else as is (safetensors keeps no order).
-fn safetensors_bytes(bytes: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, Option<Vec<String>>)> {
+fn safetensors_bytes(bytes: &[u8]) -> Result<Converted<'_>> {
     Ok(if npz::is_zip(bytes) {
         let (converted, order) = npz_as_safetensors(bytes)?;
         (std::borrow::Cow::Owned(converted), Some(order))
