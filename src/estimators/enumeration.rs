@@ -54,6 +54,9 @@ impl MiEstimator for ExactEnumeration {
     }
 
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        if let Some(r) = super::stabilized(q) {
+            return self.cost(&r);
+        }
         let order = q.space().group().ln_order().exp();
         crate::resources::Cost::ops(
             self.n_samples as f64 * order * q.n_params() as f64,
@@ -67,6 +70,10 @@ impl MiEstimator for ExactEnumeration {
     /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for `S = 0`;
     /// [`Error::GroupTooLarge`](crate::Error::GroupTooLarge) above the element limit.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
+        // Fixed tensors that pin units: estimate on their stabilizer.
+        if let Some(e) = super::on_stabilizer(q, EstimatorId::ExactEnumeration, None, self.n_samples, self.seed, |r| self.estimate(r))? {
+            return Ok(e);
+        }
         let started = Instant::now();
         let space = q.space();
         let group = space.group();

@@ -49,6 +49,24 @@ pub fn exact_estimator(
     seed: u64,
     limits: ExactLimits,
 ) -> Result<Option<Box<dyn MiEstimator>>> {
+    // Fixed tensors that pin units: the estimator of their stabilizer's space (every
+    // estimator estimates there itself).
+    if let Some(space) = q.space().spec_space()
+        && let Some(stab) = crate::symmetry::pinned::Stabilizer::of(space)?
+    {
+        let Some(reduced) = stab.space else {
+            return Ok(Some(Box::new(
+                ExactEnumeration::new().samples(n_samples)?.seed(seed),
+            )));
+        };
+        let r = MeanFieldGaussian::with_transform(
+            reduced,
+            vec![0.0; q.n_params()],
+            vec![0.0; q.n_params()],
+            q.transform(),
+        )?;
+        return exact_estimator(&r, n_samples, seed, limits);
+    }
     let single = q.space().single_unit_group();
     let sizes = q.space().group().hidden_widths().to_vec();
     Ok(if single && sizes[0] <= limits.max_permanent_width {

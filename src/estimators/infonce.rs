@@ -124,6 +124,9 @@ impl MiEstimator for InfoNce {
     }
 
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        if let Some(r) = super::stabilized(q) {
+            return self.cost(&r);
+        }
         use crate::resources::{Cost, NS_PARAM_PERM, NS_UNIT_COST};
         let (s, k) = (self.n_samples as f64, self.k as f64);
         let one_layer = q.space().single_unit_group() && self.path != InfoNcePath::Generic;
@@ -142,6 +145,10 @@ impl MiEstimator for InfoNce {
     /// [`Error::UnsupportedArchitecture`] for [`InfoNcePath::UnitCost`] on a net without
     /// exactly one hidden layer.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
+        // Fixed tensors that pin units: estimate on their stabilizer.
+        if let Some(e) = super::on_stabilizer(q, EstimatorId::InfoNce, Some(self.k), self.n_samples, self.seed, |r| self.estimate(r))? {
+            return Ok(e);
+        }
         let started = Instant::now();
         crate::resources::check(MiEstimator::name(self), self.cost(q))?;
         let space = q.space();

@@ -245,6 +245,104 @@ pub trait MiEstimator: Send + Sync {
     fn cost(&self, q: &MeanFieldGaussian) -> Cost;
 }
 
+/// Estimates on the stabilizer of `q`'s fixed tensors when they pin units
+/// ([`crate::symmetry::pinned`]): `f` runs on the reduced posterior (every estimator's own
+/// `estimate`, which then meets no pins) and its estimate is lifted by ln|G| − ln|S|, with
+/// ln|G| of the full group; where no permutation is left, I = ln|G| − ln|S| exactly.
+/// `None` when nothing is pinned (the caller estimates on `q` itself).
+///
+/// # Errors
+///
+/// Those of `f`, and a reduced spec that does not check (not expected).
+pub(crate) fn on_stabilizer(
+    q: &MeanFieldGaussian,
+    id: EstimatorId,
+    k: Option<usize>,
+    n_samples: usize,
+    seed: u64,
+    f: impl FnOnce(&MeanFieldGaussian) -> Result<Estimate>,
+) -> Result<Option<Estimate>> {
+    Ok(on_stabilizer_both(q, id, k, n_samples, seed, |r| f(r).map(|e| (e.clone(), e)))?
+        .map(|(e, _)| e))
+}
+
+/// The posterior on the stabilizer of `q`'s pinning fixed tensors (for cost estimates:
+/// every estimator's work is done there), or `None` when nothing is pinned or no
+/// permutation is left.
+pub(crate) fn stabilized(q: &MeanFieldGaussian) -> Option<MeanFieldGaussian> {
+    let stab = crate::symmetry::pinned::Stabilizer::of(q.space().spec_space()?).ok()??;
+    let gather = |v: &[f64]| stab.gather.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    MeanFieldGaussian::with_transform(stab.space?, gather(q.mu()), gather(q.rho()), q.transform())
+        .ok()
+}
+
+/// [`on_stabilizer`] for an estimator that gives two estimates from one set of draws
+/// (the sandwich's lower and upper bound).
+pub(crate) fn on_stabilizer_both(
+    q: &MeanFieldGaussian,
+    id: EstimatorId,
+    k: Option<usize>,
+    n_samples: usize,
+    seed: u64,
+    f: impl FnOnce(&MeanFieldGaussian) -> Result<(Estimate, Estimate)>,
+) -> Result<Option<(Estimate, Estimate)>> {
+    let Some(space) = q.space().spec_space() else {
+        return Ok(None);
+    };
+    let Some(stab) = crate::symmetry::pinned::Stabilizer::of(space)? else {
+        return Ok(None);
+    };
+    let lift = |mut e: Estimate| {
+        e.value += stab.ln_offset;
+        e.entropy_sym += stab.ln_offset;
+        e.ln_cap += stab.ln_offset;
+        e.ln_group_order = stab.ln_group_order;
+        e.terms.iter_mut().for_each(|t| *t += stab.ln_offset);
+        let sum: f64 = e.terms.iter().sum();
+        let max = e.terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        e.max_term_share = (sum > 0.0).then(|| max / sum);
+        e
+    };
+    match &stab.space {
+        Some(reduced) => {
+            let gather = |v: &[f64]| stab.gather.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+            let r = MeanFieldGaussian::with_transform(
+                reduced.clone(),
+                gather(q.mu()),
+                gather(q.rho()),
+                q.transform(),
+            )?;
+            let (a, b) = f(&r)?;
+            Ok(Some((lift(a), lift(b))))
+        }
+        None => {
+            // No permutation left: every g with q(g⁻¹·ω) > 0 fixes ω, for every ω.
+            let entropy_q = q.entropy();
+            let e = Estimate {
+                estimator: id,
+                value: stab.ln_offset,
+                std_err: (n_samples > 1).then_some(0.0),
+                n_samples,
+                k,
+                seed,
+                wall_s: 0.0,
+                entropy_q,
+                entropy_sym: entropy_q + stab.ln_offset,
+                ln_group_order: stab.ln_group_order,
+                ln_cap: stab.ln_offset,
+                max_term_share: (stab.ln_offset > 0.0).then(|| 1.0 / n_samples.max(1) as f64),
+                bracket: None,
+                terms: vec![stab.ln_offset; n_samples],
+            };
+            let mut upper = e.clone();
+            if id == EstimatorId::SandwichLower {
+                upper.estimator = EstimatorId::SandwichUpper;
+            }
+            Ok(Some((e, upper)))
+        }
+    }
+}
+
 /// The shared parts of every estimator's cost: `S` terms kept, and per-thread buffers of
 /// two weight vectors plus `extra` floats.
 pub(crate) fn base_cost(q: &MeanFieldGaussian, n_samples: usize, extra: f64) -> Cost {

@@ -50,6 +50,9 @@ fn bhattacharyya(m1: f64, s1: f64, m2: f64, s2: f64) -> f64 {
 impl MiEstimator for PairwiseBound {
     /// One divergence matrix and one (exact or pruned) permanent.
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        if let Some(r) = super::stabilized(q) {
+            return self.cost(&r);
+        }
         let (d, _) = crate::estimators::unit_shape(q);
         if d as usize <= MAX_PERMANENT_WIDTH {
             crate::estimators::permanent::permanent_cost(q, 1)
@@ -73,6 +76,10 @@ impl MiEstimator for PairwiseBound {
     /// exactly one hidden layer; [`Error::WidthTooLarge`](crate::Error::WidthTooLarge)
     /// when a wide layer's pruned blocks are too large.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
+        // Fixed tensors that pin units: estimate on their stabilizer.
+        if let Some(e) = super::on_stabilizer(q, self.id(), None, 1, 0, |r| self.estimate(r))? {
+            return Ok(e);
+        }
         let started = Instant::now();
         let uc = UnitCost::new(q)?;
         crate::resources::check(MiEstimator::name(self), self.cost(q))?;

@@ -354,6 +354,9 @@ impl MiEstimator for ExactPermanent {
     }
 
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        if let Some(r) = super::stabilized(q) {
+            return self.cost(&r);
+        }
         permanent_cost(q, self.n_samples)
     }
 
@@ -363,6 +366,10 @@ impl MiEstimator for ExactPermanent {
     /// there is exactly one hidden layer; [`Error::WidthTooLarge`] for a hidden width
     /// above [`MAX_PERMANENT_WIDTH`].
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
+        // Fixed tensors that pin units: estimate on their stabilizer.
+        if let Some(e) = super::on_stabilizer(q, EstimatorId::ExactPermanent, None, self.n_samples, self.seed, |r| self.estimate(r))? {
+            return Ok(e);
+        }
         let started = Instant::now();
         let uc = UnitCost::new(q)?;
         let d = uc.width();

@@ -232,6 +232,9 @@ impl MiEstimator for ExactPruned {
     }
 
     fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        if let Some(r) = super::stabilized(q) {
+            return self.cost(&r);
+        }
         // Blocks are only known per draw; each is checked as it is computed.
         let (d, n) = crate::estimators::unit_shape(q);
         crate::resources::Cost::ops(
@@ -250,6 +253,10 @@ impl MiEstimator for ExactPruned {
     /// [`Error::UnsupportedArchitecture`] without one hidden layer; [`Error::WidthTooLarge`]
     /// when a draw's blocks exceed the subset program's width.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
+        // Fixed tensors that pin units: estimate on their stabilizer.
+        if let Some(e) = super::on_stabilizer(q, EstimatorId::ExactPruned, None, self.n_samples, self.seed, |r| self.estimate(r))? {
+            return Ok(e);
+        }
         let started = Instant::now();
         crate::resources::check(MiEstimator::name(self), self.cost(q))?;
         let uc = UnitCost::new(q)?;

@@ -210,6 +210,17 @@ impl Sandwich {
     /// [`Error::ResourceLimit`] for work beyond the limits, and the proposal's errors for
     /// architectures it cannot handle.
     pub fn estimate_both(&self, q: &MeanFieldGaussian) -> Result<(Estimate, Estimate)> {
+        // Fixed tensors that pin units: estimate on their stabilizer.
+        if let Some(both) = super::on_stabilizer_both(
+            q,
+            EstimatorId::SandwichLower,
+            Some(self.k),
+            self.n_samples,
+            self.seed,
+            |r| self.estimate_both(r),
+        )? {
+            return Ok(both);
+        }
         let started = Instant::now();
         if !q.space().factorizes() {
             return Err(Error::UnsupportedArchitecture {
@@ -269,6 +280,9 @@ impl Sandwich {
     /// hidden layer the unit costs, the balancing rounds and the `K` softmax draws
     /// (recomputing the costs of deeper layers per draw).
     pub fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        if let Some(r) = super::stabilized(q) {
+            return self.cost(&r);
+        }
         use crate::resources::{Cost, NS_SOFTMAX, NS_UNIT_COST};
         let (s, k) = (self.n_samples as f64, self.k as f64);
         let mut per_draw = Cost::default();

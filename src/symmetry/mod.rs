@@ -491,6 +491,7 @@ impl ActionMap {
     }
 }
 
+pub mod pinned;
 pub mod space;
 pub mod spec;
 

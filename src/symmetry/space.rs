@@ -242,18 +242,25 @@ pub struct SpecSpace {
     /// estimators then take the MLP's kernels, with the widths path's numbers bit for
     /// bit. Its activation is a placeholder: the forward pass stays unavailable.
     mlp: Option<Arch>,
+    /// Per permutation, the classes of units that its fixed tensors leave free to trade
+    /// places (a label per unit, [`crate::symmetry::pinned`]); `None` where the fixed
+    /// tensors do not tell units apart.
+    pins: Vec<Option<Vec<usize>>>,
 }
 
 impl SpecSpace {
     /// The space of `layout` (variational tensors, in flat order, as (name, shape)) under
     /// `spec`. `fixed` lists deterministic tensors (name, shape, values) that are not part
-    /// of ω; those the spec names must be invariant under their permutations.
+    /// of ω: point masses of q. One that a permutation moves to different values (a
+    /// BatchNorm gain whose channels differ) *pins* it: only the permutations that keep
+    /// its values have q(g⁻¹·ω) > 0 ([`crate::symmetry::pinned`]).
     ///
     /// # Errors
     ///
     /// Those of [`PermutationSpec::check_layout`] (with the fixed tensors counted as
-    /// present); [`Error::Spec`] naming a fixed tensor that a permutation
-    /// would change, or a spec that names no variational tensor.
+    /// present); [`Error::Spec`] naming a fixed tensor that a permutation would change
+    /// on more than one of its axes (its stabilizer is not read), or a spec that names no
+    /// variational tensor.
     pub fn new(
         spec: PermutationSpec,
         layout: &[(String, Vec<usize>)],
@@ -282,10 +289,23 @@ impl SpecSpace {
                 "the posterior has no variational parameters".into(),
             ));
         }
+        // Per permutation, each unit's values in every fixed tensor it moves.
+        let mut signatures: Vec<Option<Vec<Vec<u64>>>> = vec![None; spec.permutations().len()];
         for (name, shape, values) in fixed {
             let axes = spec.axes(name).expect("checked");
-            check_invariant(&spec, name, shape, axes, values)?;
+            if check_invariant(&spec, name, shape, axes, values).is_ok() {
+                continue;
+            }
+            let (k, rows) = crate::symmetry::pinned::unit_values(&spec, name, shape, axes, values)?;
+            let sig = signatures[k].get_or_insert_with(|| vec![Vec::new(); rows.len()]);
+            for (s, r) in sig.iter_mut().zip(rows) {
+                s.extend(r);
+            }
         }
+        let pins = signatures
+            .into_iter()
+            .map(|sig| sig.map(|s| crate::symmetry::pinned::classes(&s)))
+            .collect();
         let mlp = if fixed.is_empty() {
             mlp_equivalent(&spec, &tensors)
         } else {
@@ -297,6 +317,7 @@ impl SpecSpace {
             n_params: base,
             fixed: fixed.to_vec(),
             mlp,
+            pins,
         })
     }
 
@@ -316,6 +337,19 @@ impl SpecSpace {
     /// The fixed tensors as (name, shape, values).
     pub fn fixed(&self) -> &[(String, Vec<usize>, Vec<f64>)] {
         &self.fixed
+    }
+
+    /// Per permutation, the class of each unit among those its fixed tensors leave free
+    /// to trade places, or `None` where they pin nothing.
+    pub fn pins(&self) -> &[Option<Vec<usize>>] {
+        &self.pins
+    }
+
+    /// The variational tensors as (name, shape, offset in the flat vector, axes).
+    pub(crate) fn tensor_parts(&self) -> impl Iterator<Item = (&str, &[usize], usize, &[Option<AxisPerm>])> {
+        self.tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.as_slice(), t.base, t.axes.as_slice()))
     }
 
     /// `target[p]`: where coordinate `p` lands under `g`. Per tensor, one table per axis

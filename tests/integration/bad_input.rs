@@ -222,24 +222,16 @@ fn fixtures(dir: &Path) {
         ),
         ("good.json", spec(mlp_axes, r#"{"h1": 2}"#)),
         (
+            "square.json",
+            spec(&format!(r#"{mlp_axes}, "mix.weight": ["h1", "h1"]"#), r#"{"h1": 2}"#),
+        ),
+        (
             "not-a-spec.json",
             r#"{"permutations": {"h1": 2}, "axis": {}}"#.to_string(),
         ),
     ] {
         std::fs::write(dir.join(file), text).unwrap();
     }
-    std::fs::write(
-        dir.join("fixed-output.safetensors"),
-        edit(&|t, _| {
-            // The output weight made fixed with unequal columns: swapping the hidden
-            // units changes it.
-            let i = tensor(t, "layers.1.weight_mu");
-            t[i].0 = "layers.1.weight".into();
-            t[i].2 = vec![1.0, 2.0];
-            t.retain(|x| x.0 != "layers.1.weight_rho");
-        }),
-    )
-    .unwrap();
     std::fs::copy(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -259,6 +251,12 @@ fn fixtures(dir: &Path) {
         |_| {},
     );
     std::fs::write(dir.join("existing.safetensors"), &good).unwrap();
+    // A fixed 2 × 2 tensor that the hidden permutation moves on both axes.
+    std::fs::write(
+        dir.join("fixed-square.safetensors"),
+        edit(&|t, _| t.push(("mix.weight".into(), vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]))),
+    )
+    .unwrap();
     // Files made by the real libraries (data/fixtures/make_posteriors.py).
     for name in [
         "bt-encoder-decoder.safetensors",

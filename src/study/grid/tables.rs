@@ -261,11 +261,15 @@ pub struct BoundRow {
 }
 
 /// Where a posterior's ELBO is evaluated: `data` if given, else the data recorded in its
-/// training configuration, if that can be loaded.
+/// training configuration, if that can be loaded and the posterior is an MLP (the forward
+/// pass needs one).
 pub fn data_for(lp: &LoadedPosterior, data: Option<&str>) -> Option<String> {
     if let Some(d) = data {
         return Some(d.to_string());
     }
+    // The forward pass needs an MLP: a posterior read under a spec has no ELBO unless
+    // data are asked for (which then fails, naming why).
+    lp.file.posterior.arch()?;
     let cfg: serde_json::Value = serde_json::from_str(lp.file.train_config.as_deref()?).ok()?;
     cfg.get("data_spec")?.as_str().map(str::to_string)
 }
