@@ -631,6 +631,23 @@ fn inspect(a: InspectArgs) -> Result<()> {
                 for (name, shape, _) in space.fixed() {
                     println!("    {name:<24} {shape:?} (fixed)");
                 }
+                for ((perm, n), pins) in space.spec().permutations().iter().zip(space.pins()) {
+                    let Some(labels) = pins else { continue };
+                    let n_classes = labels.iter().max().map_or(0, |m| m + 1);
+                    let classes: Vec<String> = (0..n_classes)
+                        .map(|c| {
+                            let units: Vec<String> = (0..*n)
+                                .filter(|&u| labels[u] == c)
+                                .map(|u| u.to_string())
+                                .collect();
+                            format!("{{{}}}", units.join(", "))
+                        })
+                        .collect();
+                    println!(
+                        "  pinned        `{perm}`: its fixed tensors differ between units, so only permutations within {} keep q(g⁻¹·ω) > 0",
+                        classes.join(" ")
+                    );
+                }
             }
             (None, None) => {}
         }

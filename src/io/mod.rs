@@ -291,6 +291,9 @@ struct LayerTensors {
     weight: PartTensors,
     kernel: PartTensors,
     bias: PartTensors,
+    /// A normalization layer's running statistics (fixed).
+    running_mean: PartTensors,
+    running_var: PartTensors,
 }
 
 /// Parses a posterior file from bytes (see [`load`]); errors are [`Error::BadFile`]
@@ -560,6 +563,11 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
     let mut skipped: Vec<String> = Vec::new();
     let mut copies: Vec<(String, String, Vec<f64>)> = Vec::new();
     for (name, view) in tensors {
+        // A counter is skipped before its (integer) values are read.
+        if names::skipped(&name) == Some(names::Skipped::Counter) {
+            skipped.push(name);
+            continue;
+        }
         let values: Vec<f64> = match view.dtype() {
             Dtype::F64 => view
                 .data()
@@ -588,7 +596,7 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
             ));
         }
         match names::skipped(&name) {
-            Some(names::Skipped::Noise) => {
+            Some(names::Skipped::Noise | names::Skipped::Counter) => {
                 skipped.push(name);
                 continue;
             }
@@ -666,6 +674,8 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
             Part::Weight => &mut entry.weight,
             Part::Kernel => &mut entry.kernel,
             Part::Bias => &mut entry.bias,
+            Part::RunningMean => &mut entry.running_mean,
+            Part::RunningVar => &mut entry.running_var,
         };
         let slot = match meaning.role {
             Role::Mean => &mut part.mu,
@@ -691,6 +701,8 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
                 Part::Weight => &t.weight,
                 Part::Kernel => &t.kernel,
                 Part::Bias => &t.bias,
+                Part::RunningMean => &t.running_mean,
+                Part::RunningVar => &t.running_var,
             };
             match m.role {
                 Role::Mean => part.mu.as_ref(),
@@ -880,6 +892,18 @@ fn mlp_space(
     metadata: &BTreeMap<String, String>,
 ) -> Result<(Arch, Vec<f64>, Vec<f64>)> {
     let here = Path::new("");
+    if let Some((prefix, _)) = layers.iter().find(|(_, t)| {
+        t.running_mean.fixed.is_some()
+            || t.running_var.fixed.is_some()
+            || t.weight.fixed.as_ref().is_some_and(|w| w.0.len() == 1)
+    }) {
+        return Err(bad(
+            here,
+            format!(
+                "layer `{prefix}` is a normalization layer (running statistics, or a one-dimensional weight); give a permutation spec (`--spec`, or the metadata key `permutation_spec`; docs/specs.md)"
+            ),
+        ));
+    }
     if let Some((prefix, _)) = layers
         .iter()
         .find(|(_, t)| t.kernel.mu.is_some() || t.kernel.rho.is_some() || t.kernel.fixed.is_some())
@@ -1021,6 +1045,8 @@ fn spec_space(
             (Part::Weight, t.weight),
             (Part::Kernel, t.kernel),
             (Part::Bias, t.bias),
+            (Part::RunningMean, t.running_mean),
+            (Part::RunningVar, t.running_var),
         ] {
             let name = format!("{prefix}.{}", part.name());
             match (p.mu, p.rho, p.fixed) {

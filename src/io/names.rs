@@ -57,6 +57,10 @@ pub enum Part {
     Bias,
     /// A convolution kernel (`out × in × k_h × k_w`), read only with a permutation spec.
     Kernel,
+    /// A normalization layer's running mean (BatchNorm): fixed, read only with a spec.
+    RunningMean,
+    /// A normalization layer's running variance (BatchNorm): fixed, read only with a spec.
+    RunningVar,
 }
 
 impl Part {
@@ -66,6 +70,8 @@ impl Part {
             Part::Weight => "weight",
             Part::Bias => "bias",
             Part::Kernel => "kernel",
+            Part::RunningMean => "running_mean",
+            Part::RunningVar => "running_var",
         }
     }
 }
@@ -202,6 +208,8 @@ pub fn classify(name: &str) -> Option<Name> {
         "rho_bias" => (Part::Bias, Role::Rho, Scheme::BayesianTorch),
         "weight" => (Part::Weight, Role::Fixed, Scheme::Fixed),
         "bias" => (Part::Bias, Role::Fixed, Scheme::Fixed),
+        "running_mean" => (Part::RunningMean, Role::Fixed, Scheme::Fixed),
+        "running_var" => (Part::RunningVar, Role::Fixed, Scheme::Fixed),
         _ => return None,
     };
     make(layer, part, role, false, scheme)
@@ -234,6 +242,8 @@ pub enum Skipped {
     /// blitz's `{layer}.{weight|bias}_sampler.{mu|rho}`: a copy of the named tensor
     /// (`{layer}.weight_mu`), skipped only where it equals it.
     CopyOf(String),
+    /// A normalization layer's `num_batches_tracked`: a step counter, not a parameter.
+    Counter,
 }
 
 /// Whether a tensor name is one that a library keeps beside the posterior's parameters
@@ -241,6 +251,9 @@ pub enum Skipped {
 pub fn skipped(name: &str) -> Option<Skipped> {
     let norm = name.replace('/', ".");
     let (head, leaf) = norm.rsplit_once('.')?;
+    if leaf == "num_batches_tracked" {
+        return Some(Skipped::Counter);
+    }
     let (layer, part) = match head.rsplit_once('.') {
         Some((layer, part)) => (Some(layer), part),
         None => (None, head),

@@ -852,6 +852,17 @@ fn bn_cnn_channel(name: &str, i: usize) -> Option<usize> {
 /// there), with q(g⁻¹·ω) from the Gaussian densities of the moved coordinates.
 fn bn_cnn_brute_i(bn: [(f64, f64); 4], mu_of: &dyn Fn(&str, usize) -> f64, rho: f64, draws: usize, seed: u64) -> (f64, f64) {
     let sigma = (1.0 + rho.exp()).ln();
+    bn_cnn_brute(bn, mu_of, &|_, _| sigma, draws, seed)
+}
+
+/// [`bn_cnn_brute_i`] with σ per coordinate.
+fn bn_cnn_brute(
+    bn: [(f64, f64); 4],
+    mu_of: &dyn Fn(&str, usize) -> f64,
+    sigma_of: &dyn Fn(&str, usize) -> f64,
+    draws: usize,
+    seed: u64,
+) -> (f64, f64) {
     let layout: [(&str, usize); 4] = [("conv1.kernel", 16), ("conv1.bias", 4), ("fc1.weight", 32), ("fc1.bias", 2)];
     let perms: Vec<[usize; 4]> = {
         let mut out = Vec::new();
@@ -885,7 +896,7 @@ fn bn_cnn_brute_i(bn: [(f64, f64); 4], mu_of: &dyn Fn(&str, usize) -> f64, rho: 
     for _ in 0..draws {
         let omega: Vec<Vec<f64>> = layout
             .iter()
-            .map(|(n, len)| (0..*len).map(|i| mu_of(n, i) + sigma * rng.sample::<f64, _>(StandardNormal)).collect())
+            .map(|(n, len)| (0..*len).map(|i| mu_of(n, i) + sigma_of(n, i) * rng.sample::<f64, _>(StandardNormal)).collect())
             .collect();
         let ln_q = |w: &[Vec<f64>]| -> f64 {
             layout
@@ -894,6 +905,7 @@ fn bn_cnn_brute_i(bn: [(f64, f64); 4], mu_of: &dyn Fn(&str, usize) -> f64, rho: 
                 .map(|((n, len), v)| {
                     (0..*len)
                         .map(|i| {
+                            let sigma = sigma_of(n, i);
                             let z = (v[i] - mu_of(n, i)) / sigma;
                             -0.5 * z * z - sigma.ln() - HALF_LN_2PI
                         })
@@ -986,4 +998,41 @@ fn batchnorm_tensors_pin_the_channels_they_tell_apart() {
     let (lo, up) = Sandwich::new(16).unwrap().samples(2000).unwrap().seed(4).estimate_both(q).unwrap();
     assert!(lo.value <= e.value + 0.05 && up.value >= e.value - 0.05, "[{}, {}] vs {}", lo.value, up.value, e.value);
     assert!(up.value <= ln24 + 1e-9);
+}
+
+/// The same CNN made by bayesian-torch with torch's BatchNorm2d (data/fixtures, its whole
+/// state_dict and a hand-written spec): the BatchNorm's fixed gains tie channels 0 and 1
+/// and tell 2 and 3 apart; exact I against the brute force over all 24 permutations.
+#[test]
+fn a_bayesian_torch_cnn_with_batchnorm_reads_and_pins_its_channels() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures");
+    let spec = mi_est::study::grid::load_spec(&dir.join("bt-cnn-batchnorm.spec.json")).unwrap();
+    let (file, _) = mi_est::io::inspect(
+        &dir.join("bt-cnn-batchnorm.safetensors"),
+        mi_est::io::ReadOptions::spec(Some(&spec.spec)),
+    )
+    .unwrap();
+    let q = &file.posterior;
+    let space = q.space().spec_space().unwrap();
+    assert_eq!(space.pins(), &[Some(vec![0, 0, 1, 2])]);
+    // μ and σ by tensor name and index, from the file as read.
+    let mut offsets = std::collections::HashMap::new();
+    let mut at = 0;
+    for (name, shape) in space.layout() {
+        offsets.insert(name, at);
+        at += shape.iter().product::<usize>();
+    }
+    let (mu, sigma) = (q.mu().to_vec(), q.sigma());
+    let mu_of = |n: &str, i: usize| mu[offsets[n] + i];
+    let sigma_of = |n: &str, i: usize| sigma[offsets[n] + i];
+    let bn = [(1.0, 0.0), (1.0, 0.0), (2.0, 0.5), (3.0, -0.5)];
+    let e = mi_est::estimators::exact_estimator(q, 5000, 2, mi_est::estimators::ExactLimits::FULL)
+        .unwrap()
+        .unwrap()
+        .estimate(q)
+        .unwrap();
+    let (brute, brute_se) = bn_cnn_brute(bn, &mu_of, &sigma_of, 5000, 5);
+    let se = (e.std_err.unwrap().powi(2) + brute_se * brute_se).sqrt();
+    assert!((e.value - brute).abs() <= 4.0 * se + 1e-9, "{} vs {brute} ± {se}", e.value);
+    assert!(e.value <= 24f64.ln() + 1e-9 && e.value >= 12f64.ln() - 1e-9, "{}", e.value);
 }
