@@ -863,10 +863,7 @@ fn demo(args: DemoArgs) -> Result<()> {
     };
     print!(
         "{}",
-        run_demo(&config).map_err(|e| match e {
-            e @ mi_est::Error::InvalidParameter { .. } => flagged(e, DEMO_FLAGS),
-            other => other.into(),
-        })?
+        run_demo(&config).map_err(|e| flagged(e, DEMO_FLAGS))?
     );
     Ok(())
 }
@@ -971,10 +968,7 @@ fn train(a: TrainArgs) -> Result<()> {
         total = info.steps_per_epoch * epochs;
         progress.step(info, total);
     })
-    .map_err(|e| match e {
-        e @ mi_est::Error::InvalidParameter { .. } => flagged(e, TRAIN_FLAGS),
-        other => other.into(),
-    })?;
+    .map_err(|e| flagged(e, TRAIN_FLAGS))?;
     progress.finish();
     mi_est::io::save(&out, &report.file, a.overwrite)?;
     print!("{report}");

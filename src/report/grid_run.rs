@@ -456,7 +456,11 @@ fn page_tables(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Vec<super::PageTable>
                         r.estimator.clone(),
                         k(r.k),
                         r.n_repeats.to_string(),
-                        format!("{:.4}", r.mean_nats),
+                        if r.n_cut > 0 {
+                            format!("{:.4} (cut)", r.mean_nats)
+                        } else {
+                            format!("{:.4}", r.mean_nats)
+                        },
                         f(r.bias_nats),
                         f(r.variance_nats2.map(f64::sqrt)),
                         f(r.rmse_nats),
@@ -511,7 +515,7 @@ fn page_tables(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Vec<super::PageTable>
 /// characters and the numbers right-aligned, with `-` for a missing value.
 pub fn format_summary(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> String {
     // Column widths after the two 28-character name columns, per table.
-    const WIDTHS: [&[usize]; 2] = [&[6, 3, 10, 10, 10, 10, 8, 4], &[6, 10, 16, 12, 12, 12, 12]];
+    const WIDTHS: [&[usize]; 2] = [&[6, 3, 16, 10, 10, 10, 8, 4], &[6, 10, 16, 12, 12, 12, 12]];
     let mut s = String::new();
     for (t, (table, widths)) in page_tables(bv, bd).iter().zip(WIDTHS).enumerate() {
         if t > 0 {

@@ -72,7 +72,6 @@ type Meta = Vec<(String, String)>;
 
 /// The tensors and metadata of a valid posterior file, to be edited.
 fn parts(bytes: &[u8]) -> (Tensors, Meta) {
-    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
     let meta = header
         .metadata()
@@ -80,18 +79,7 @@ fn parts(bytes: &[u8]) -> (Tensors, Meta) {
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f64>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, v)| {
-            let vals = v
-                .data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (n, v.shape().to_vec(), vals)
-        })
-        .collect();
+    let mut tensors = crate::common::f64_tensors(bytes);
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     (tensors, meta)
 }

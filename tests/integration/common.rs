@@ -170,6 +170,22 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// The tensors of an F64 safetensors file as (name, shape, values), in the file's order.
+pub fn f64_tensors(bytes: &[u8]) -> Vec<(String, Vec<usize>, Vec<f64>)> {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let vals = v
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (n, v.shape().to_vec(), vals)
+        })
+        .collect()
+}
+
 /// A fresh folder under the system's temporary folder, unique to this process and
 /// `name`, removed with everything in it when dropped (also when the test fails).
 pub struct Scratch(std::path::PathBuf);

@@ -380,19 +380,7 @@ fn state_dicts_of_blitz_pyro_and_unordered_names_read_as_the_libraries_hold_them
 fn a_blitz_sampler_copy_that_differs_is_refused() {
     let dir = Scratch::new("formats", "blitz-copy");
     let bytes = std::fs::read(fixture("blitz-state-dict.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f64>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, v)| {
-            let vals = v
-                .data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (n, v.shape().to_vec(), vals)
-        })
-        .collect();
+    let mut tensors = crate::common::f64_tensors(&bytes);
     let i = tensors.iter().position(|t| t.0 == "fc1.weight_sampler.mu").unwrap();
     tensors[i].2[0] += 1.0;
     let t: Vec<(&str, Vec<usize>, Vec<f64>)> =
