@@ -184,6 +184,10 @@ pub fn bounds_frame(rows: &[BoundRow]) -> Result<DataFrame> {
             ),
             col("n_cut", rows.iter().map(|r| r.n_cut).collect::<Vec<u64>>()),
             col(
+                "cut_at_kl",
+                rows.iter().map(|r| r.cut_at_kl).collect::<Vec<bool>>(),
+            ),
+            col(
                 "prior_scale",
                 rows.iter().map(|r| r.prior_scale).collect::<Vec<f64>>(),
             ),

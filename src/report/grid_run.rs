@@ -493,7 +493,7 @@ fn page_tables(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Vec<super::PageTable>
                         r.estimator.clone(),
                         k(r.k),
                         format!("N(0, {}²)", r.prior_scale),
-                        if r.n_cut > 0 {
+                        if r.n_cut > 0 || r.cut_at_kl {
                             format!("{:.4} (cut)", r.mi_nats)
                         } else {
                             format!("{:.4}", r.mi_nats)

@@ -246,6 +246,9 @@ pub struct BoundRow {
     pub mi_raw_nats: f64,
     /// How many repeats' values were cut to ln|G|.
     pub n_cut: u64,
+    /// Whether the (upper-bound) mean was cut to KL(q ‖ p): I ≤ KL for a
+    /// permutation-invariant prior, since KL(q^G ‖ p) = KL − I ≥ 0.
+    pub cut_at_kl: bool,
     /// The prior scale s of N(0, s²I) that KL(q ‖ p) uses.
     pub prior_scale: f64,
     /// Its standard error (from the repeats' pooled within-repeat errors), nats.
@@ -366,6 +369,21 @@ pub fn bounds(
                 }
                 (None, _) => (None, None),
             };
+            // I ≤ KL(q‖p) too (KL(q^G‖p) = KL − I ≥ 0 for the permutation-invariant
+            // prior): an upper bound above KL is cut there as well.
+            let upper = cell
+                .estimator
+                .parse::<EstimatorId>()
+                .is_ok_and(EstimatorId::is_upper);
+            let cut_at_kl = upper && cell.mean_nats > kl;
+            let mi = if cut_at_kl { kl } else { cell.mean_nats };
+            let (elbo_sym, elbo_sym_se) = match (&l, cut_at_kl) {
+                (Some(l), true) => (
+                    Some(l.elbo_per_point + mi / l.n_data as f64),
+                    elbo_sym_se,
+                ),
+                _ => (elbo_sym, elbo_sym_se),
+            };
             out.push(BoundRow {
                 posterior_id: lp.id.clone(),
                 data: spec.clone(),
@@ -375,14 +393,15 @@ pub fn bounds(
                 elbo_per_point: l.as_ref().map(|l| l.elbo_per_point),
                 elbo_per_point_std_err: l.as_ref().map(|l| l.elbo_per_point_std_err),
                 kl_nats: kl,
-                mi_nats: cell.mean_nats,
+                mi_nats: mi,
                 mi_raw_nats: cell.mean_raw_nats,
                 n_cut: cell.n_cut,
+                cut_at_kl,
                 prior_scale: lp.file.prior_scale,
                 mi_std_err_nats: mi_se,
                 elbo_sym_per_point: elbo_sym,
                 elbo_sym_per_point_std_err: elbo_sym_se,
-                kl_sym_nats: kl - cell.mean_nats,
+                kl_sym_nats: kl - mi,
                 ln_group_order_nats: cell_rows[0].ln_group_order_nats,
             });
         }
@@ -460,7 +479,31 @@ mod tests {
         let bd = bounds(&rows, &[lp], None, 1, 0).unwrap();
         let up = bd.iter().find(|r| r.estimator == "sandwich-upper").unwrap();
         assert_eq!((up.mi_nats, up.mi_raw_nats, up.n_cut), (0.5 * (2.0 * ln_g - 0.1), 0.5 * (2.0 * ln_g + 0.4), 1));
-        assert!(up.kl_sym_nats >= up.kl_nats - ln_g);
+        assert!(up.kl_sym_nats >= up.kl_nats - ln_g && up.kl_sym_nats >= 0.0);
         assert_eq!(up.prior_scale, 0.5);
+        // An upper bound above KL(q‖p) itself is cut to KL: KL(q^G‖p) ≥ 0.
+        let big = vec![row("sandwich", Some(4), 0, 0.1, Some(ln_g))];
+        let file = crate::io::PosteriorFile {
+            // q = the prior N(0, I) itself (σ = softplus(ln(e − 1)) = 1): KL = 0.
+            posterior: {
+                let arch = crate::weights::Arch::builder(vec![2, 3, 1]).check().unwrap();
+                let n = arch.n_params();
+                crate::posterior::MeanFieldGaussian::new(
+                    arch,
+                    vec![0.0; n],
+                    vec![(std::f64::consts::E - 1.0).ln(); n],
+                )
+                .unwrap()
+            },
+            likelihood: None,
+            prior_scale: 1.0,
+            train_config: None,
+            metadata: Default::default(),
+        };
+        let lp = LoadedPosterior::in_memory("p", file).unwrap();
+        let bd = bounds(&big, &[lp], None, 1, 0).unwrap();
+        let up = bd.iter().find(|r| r.estimator == "sandwich-upper").unwrap();
+        assert!(up.kl_nats < ln_g, "{}", up.kl_nats);
+        assert!(up.cut_at_kl && up.mi_nats == up.kl_nats && up.kl_sym_nats == 0.0);
     }
 }
