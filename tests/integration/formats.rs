@@ -481,3 +481,37 @@ fn same_named_posteriors_are_never_pooled() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("the file is given twice"), "{e}");
 }
+
+/// Issue 26 item 9: `--prior-scale` sets the prior of a file that records none, the file's
+/// own `prior_scale` metadata wins, and the bounds table says which prior it used.
+#[test]
+fn the_prior_scale_flag_serves_files_that_record_none() {
+    let dir = Scratch::new("formats", "prior");
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/posteriors/mnist-small-784-10-10-mfvi.safetensors");
+    let run = |file: &Path, out: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_mi-est"))
+            .args(["run", "--estimators", "exact", "--samples", "20", "--repeats", "1", "--prior-scale", "0.5", "--posterior"])
+            .arg(file)
+            .arg("--out")
+            .arg(dir.join(out))
+            // From the repository folder: the bundled file's training data are found there.
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bd = crate::common::read_parquet(&dir.join(out).join("bounds.parquet"));
+        let col = |name: &str| -> f64 {
+            bd.column(name).unwrap().as_materialized_series().f64().unwrap().get(0).unwrap()
+        };
+        (col("prior_scale"), col("kl_nats"), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (s, kl_half, text) = run(&fixture("bayesian-torch.safetensors"), "foreign");
+    assert_eq!(s, 0.5);
+    assert!(text.contains("N(0, 0.5²)"), "{text}");
+    // KL(q ‖ N(0, s²I)) in closed form from the file as read.
+    let q = mi_est::io::load(&fixture("bayesian-torch.safetensors")).unwrap().posterior;
+    assert!((kl_half - q.kl_to_prior(0.5).unwrap()).abs() < 1e-9 * kl_half.abs());
+    let (s, _, _) = run(&bundled, "ours");
+    let recorded = mi_est::io::load(&bundled).unwrap().prior_scale;
+    assert_eq!(s, recorded, "the file's metadata wins");
+}
