@@ -287,6 +287,9 @@ def test_the_layer_order_comes_from_what_states_it():
         mi_est.Posterior.load(FIXTURES / "bt-encoder-decoder.safetensors")
     q = mi_est.Posterior.load(FIXTURES / "bt-encoder-decoder.safetensors", layers=["encoder", "decoder"])
     np.testing.assert_allclose(q.mu(), want["mu"], rtol=1e-15)
+    rows = mi_est.grid(FIXTURES / "bt-encoder-decoder.safetensors", estimators=["exact"], samples=20,
+                       repeats=1, layers=["encoder", "decoder"], output="records")
+    assert rows[0]["ln_group_order_nats"] == pytest.approx(np.log(120.0))
 
 
 def test_blitz_and_pyro_state_dicts_read_as_the_libraries_hold_them():

@@ -381,13 +381,15 @@ def grid(
     seed: int = 0,
     spec: Any = None,
     output: str = "auto",
+    layers: Optional[Sequence[str]] = None,
 ):
     """The grid of ``mi-est run`` (posterior x estimator x K x repeat) as its tidy table of
     raw rows (the columns of ``raw.parquet``): a polars DataFrame if polars is installed,
     else a pandas one, else a list of dicts (``output`` chooses). Posteriors are file paths
     (read as the command reads them; same ids, hashes, seeds and numbers as
     ``mi-est run --seed``) or :class:`Posterior` objects (ids ``posterior0``, ... or the
-    keys of a dict)."""
+    keys of a dict); ``layers`` states the forward order of the files' layers, as
+    ``--layers``."""
     if isinstance(posteriors, (str, os.PathLike, Posterior)):
         posteriors = [posteriors]
     if isinstance(posteriors, Mapping):
@@ -414,5 +416,6 @@ def grid(
         _count("repeats", repeats, 1),
         _count("seed", seed),
         _spec_json(spec),
+        _layers(layers),
     )
     return _frame(rows, output)
