@@ -1,6 +1,7 @@
 //! Numeric CSV files: one row per data point, the last `n_targets` columns are the
 //! targets (for classification: one column of integer labels). A first line that does
-//! not parse as numbers is taken as a header.
+//! not parse as numbers is taken as a header (all of them: a first line with a number
+//! beside a non-number is a data row with a typo, and is refused naming the cell).
 
 use faer::Mat;
 use std::path::Path;
@@ -63,13 +64,24 @@ pub fn csv_from_bytes(
             .collect();
         let values = match parsed {
             Ok(v) => v,
-            Err(_) if rows.is_empty() && width.is_none() => {
+            // A header: the first line, none of whose cells is a number. A first line with
+            // numbers beside a non-number is a data row with a typo, not a header.
+            Err(_)
+                if rows.is_empty()
+                    && width.is_none()
+                    && cells.iter().all(|s| s.parse::<f64>().is_err()) =>
+            {
                 width = Some(cells.len());
-                continue; // header
+                continue;
             }
             Err(c) => {
+                let header = if rows.is_empty() && width.is_none() {
+                    " (a header line has no numeric cell, so this is a data row)"
+                } else {
+                    ""
+                };
                 return Err(bad(format!(
-                    "line {}, column {}: `{}` is not a number",
+                    "line {}, column {}: `{}` is not a number{header}",
                     i + 1,
                     c + 1,
                     cells[c]

@@ -39,6 +39,18 @@ fn bad_scales_are_named_errors() {
         e.to_string().contains("rho[1]") && e.to_string().contains("underflow"),
         "{e}"
     );
+    // σ = exp(800) is infinite: said to overflow, not underflow.
+    let e = MeanFieldGaussian::with_transform(
+        arch.clone(),
+        vec![0.0; 2],
+        vec![0.0, 800.0],
+        SigmaTransform::Exp,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("rho[1]") && e.to_string().contains("= inf overflows"),
+        "{e}"
+    );
     let e = MeanFieldGaussian::new(arch.clone(), vec![f64::NAN, 0.0], vec![0.0; 2]).unwrap_err();
     assert!(e.to_string().contains("mu[0]"), "{e}");
     let e = MeanFieldGaussian::new(arch.clone(), vec![0.0; 3], vec![0.0; 2]).unwrap_err();

@@ -230,6 +230,7 @@ fn fixtures(dir: &Path) {
     .unwrap();
     std::fs::write(dir.join("empty.csv"), "x,y\n").unwrap();
     std::fs::write(dir.join("two-inputs.csv"), "a,b,y\n0.5,1,2\n0.25,2,1\n").unwrap();
+    std::fs::write(dir.join("typo-first.csv"), "0.5,1x\n1,2\n").unwrap();
     std::fs::write(dir.join("text.csv"), "x,y\n0.5,1\n0.25,abc\n").unwrap();
     mnist_dir(&dir.join("bad-labels"), |_| {}, |l| l[8 + 3] = 12);
     mnist_dir(&dir.join("bad-magic"), |i| i[0] = 1, |_| {});
