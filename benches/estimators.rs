@@ -118,8 +118,11 @@ fn bench_spec(c: &mut Criterion) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/specs");
     let text = std::fs::read_to_string(root.join("cnn-digits.spec.json")).expect("spec");
     let spec = mi_est::symmetry::spec::PermutationSpec::from_json(&text).expect("spec");
-    let (file, _) = mi_est::io::load_with_bytes(&root.join("cnn-digits.safetensors"), mi_est::io::ReadOptions::spec(Some(&spec)))
-        .expect("posterior");
+    let (file, _) = mi_est::io::load_with_bytes(
+        &root.join("cnn-digits.safetensors"),
+        mi_est::io::ReadOptions::spec(Some(&spec)),
+    )
+    .expect("posterior");
     let q = file.posterior;
     let pool = one_thread();
     let s = 2;

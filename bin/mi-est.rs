@@ -154,7 +154,9 @@ fn flagged(e: mi_est::Error, flags: &[(&str, &str)]) -> anyhow::Error {
                 .iter()
                 .find(|(f, _)| field == *f || field.starts_with(&format!("{f}[")))
                 .map_or(field.as_str(), |(_, flag)| flag);
-            anyhow::Error::new(Usage(format!("invalid value `{value}` for {flag}: {reason}")))
+            anyhow::Error::new(Usage(format!(
+                "invalid value `{value}` for {flag}: {reason}"
+            )))
         }
         other => other.into(),
     }
@@ -523,10 +525,15 @@ fn reproduce_mnist(data: Option<&str>, quick: bool, experiment: Experiment) -> R
     };
     if let Some(d) = chosen {
         let spec: DataSpec = d.parse().map_err(|e| {
-            anyhow::anyhow!("--data `{d}`: {e} (reproduce reads MNIST: mnist:<dir>, a folder, or mnist)")
+            anyhow::anyhow!(
+                "--data `{d}`: {e} (reproduce reads MNIST: mnist:<dir>, a folder, or mnist)"
+            )
         })?;
         let DataSpec::Mnist { dir, limit: None } = resolve_mnist(spec, &command)? else {
-            bail!("--data `{d}`: {} reads MNIST (mnist:<dir>, a folder of the four IDX files, or mnist), without a limit", experiment.name());
+            bail!(
+                "--data `{d}`: {} reads MNIST (mnist:<dir>, a folder of the four IDX files, or mnist), without a limit",
+                experiment.name()
+            );
         };
         return Ok(dir);
     }
@@ -592,11 +599,7 @@ fn inspect(a: InspectArgs) -> Result<()> {
         println!("{}", path.display());
         println!("  naming        {}", schemes.join("; "));
         println!("  sigma         {}", how.sigma);
-        println!(
-            "  layer order   {} ({})",
-            how.layers.join(" → "),
-            how.order
-        );
+        println!("  layer order   {} ({})", how.layers.join(" → "), how.order);
         if !how.skipped.is_empty() {
             println!(
                 "  skipped       {} (not parameters of the posterior: blitz's sampler noise, and its copies of the means and rhos, checked equal)",
@@ -742,8 +745,6 @@ fn mnist_cache(command: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-
-
 fn run(a: RunArgs) -> Result<()> {
     // `--data mnist` is $MI_EST_MNIST when set, else the data cache (fetched now).
     let data = match a.data.as_deref() {
@@ -861,10 +862,7 @@ fn demo(args: DemoArgs) -> Result<()> {
         n_samples: args.samples,
         ks: args.k,
     };
-    print!(
-        "{}",
-        run_demo(&config).map_err(|e| flagged(e, DEMO_FLAGS))?
-    );
+    print!("{}", run_demo(&config).map_err(|e| flagged(e, DEMO_FLAGS))?);
     Ok(())
 }
 
@@ -1005,7 +1003,11 @@ mod tests {
                 }
             }
         }
-        assert!(missing.is_empty(), "options without a help line or default:\n{}", missing.join("\n"));
+        assert!(
+            missing.is_empty(),
+            "options without a help line or default:\n{}",
+            missing.join("\n")
+        );
     }
 
     #[test]

@@ -71,7 +71,14 @@ impl MiEstimator for ExactEnumeration {
     /// [`Error::GroupTooLarge`](crate::Error::GroupTooLarge) above the element limit.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         // Fixed tensors that pin units: estimate on their stabilizer.
-        if let Some(e) = super::on_stabilizer(q, EstimatorId::ExactEnumeration, None, self.n_samples, self.seed, |r| self.estimate(r))? {
+        if let Some(e) = super::on_stabilizer(
+            q,
+            EstimatorId::ExactEnumeration,
+            None,
+            self.n_samples,
+            self.seed,
+            |r| self.estimate(r),
+        )? {
             return Ok(e);
         }
         let started = Instant::now();

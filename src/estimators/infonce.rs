@@ -146,7 +146,14 @@ impl MiEstimator for InfoNce {
     /// exactly one hidden layer.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         // Fixed tensors that pin units: estimate on their stabilizer.
-        if let Some(e) = super::on_stabilizer(q, EstimatorId::InfoNce, Some(self.k), self.n_samples, self.seed, |r| self.estimate(r))? {
+        if let Some(e) = super::on_stabilizer(
+            q,
+            EstimatorId::InfoNce,
+            Some(self.k),
+            self.n_samples,
+            self.seed,
+            |r| self.estimate(r),
+        )? {
             return Ok(e);
         }
         let started = Instant::now();

@@ -181,7 +181,10 @@ impl EstimatorId {
     /// Whether it is an upper bound on `I` (which is never above ln|G|, so reports cut
     /// its value there and keep the raw value beside it).
     pub const fn is_upper(self) -> bool {
-        matches!(self, EstimatorId::SandwichUpper | EstimatorId::PairwiseKlUpper)
+        matches!(
+            self,
+            EstimatorId::SandwichUpper | EstimatorId::PairwiseKlUpper
+        )
     }
 
     /// Whether it is one side of the sandwich.
@@ -262,8 +265,10 @@ pub(crate) fn on_stabilizer(
     seed: u64,
     f: impl FnOnce(&MeanFieldGaussian) -> Result<Estimate>,
 ) -> Result<Option<Estimate>> {
-    Ok(on_stabilizer_both(q, id, k, n_samples, seed, |r| f(r).map(|e| (e.clone(), e)))?
-        .map(|(e, _)| e))
+    Ok(
+        on_stabilizer_both(q, id, k, n_samples, seed, |r| f(r).map(|e| (e.clone(), e)))?
+            .map(|(e, _)| e),
+    )
 }
 
 /// The posterior on the stabilizer of `q`'s pinning fixed tensors (for cost estimates:

@@ -367,7 +367,14 @@ impl MiEstimator for ExactPermanent {
     /// above [`MAX_PERMANENT_WIDTH`].
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         // Fixed tensors that pin units: estimate on their stabilizer.
-        if let Some(e) = super::on_stabilizer(q, EstimatorId::ExactPermanent, None, self.n_samples, self.seed, |r| self.estimate(r))? {
+        if let Some(e) = super::on_stabilizer(
+            q,
+            EstimatorId::ExactPermanent,
+            None,
+            self.n_samples,
+            self.seed,
+            |r| self.estimate(r),
+        )? {
             return Ok(e);
         }
         let started = Instant::now();

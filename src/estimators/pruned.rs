@@ -254,7 +254,14 @@ impl MiEstimator for ExactPruned {
     /// when a draw's blocks exceed the subset program's width.
     fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
         // Fixed tensors that pin units: estimate on their stabilizer.
-        if let Some(e) = super::on_stabilizer(q, EstimatorId::ExactPruned, None, self.n_samples, self.seed, |r| self.estimate(r))? {
+        if let Some(e) = super::on_stabilizer(
+            q,
+            EstimatorId::ExactPruned,
+            None,
+            self.n_samples,
+            self.seed,
+            |r| self.estimate(r),
+        )? {
             return Ok(e);
         }
         let started = Instant::now();

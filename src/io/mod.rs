@@ -35,9 +35,9 @@ mod names;
 mod npz;
 pub mod order;
 pub use names::Scheme;
-pub use order::LayerOrder;
 use names::{Part, Role};
 pub use npz::{MAX_NPZ_BYTES, read_npy, read_npz};
+pub use order::LayerOrder;
 
 /// The value of the `format` metadata key.
 pub const FORMAT: &str = "mi-est-posterior";
@@ -436,7 +436,9 @@ fn foreign_format(bytes: &[u8]) -> Option<String> {
     }
     let head = &bytes[..bytes.len().min(256)];
     let text = std::str::from_utf8(head).is_ok_and(|t| {
-        !t.is_empty() && t.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+        !t.is_empty()
+            && t.chars()
+                .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
     });
     (!header_at_8 && text).then(|| {
         "not a safetensors or .npz file: it is text (a CSV or JSON file?); a posterior is a safetensors file or a NumPy .npz archive of its tensors (docs/posteriors.md)".to_string()
@@ -460,7 +462,9 @@ fn npz_as_safetensors(bytes: &[u8]) -> Result<(Vec<u8>, Vec<String>)> {
     if let Some((n, _, _)) = arrays.iter().find(|(n, _, _)| !seen.insert(n.as_str())) {
         return Err(bad(
             here,
-            format!("npz archive: member `{n}` is stored twice (a ZIP file with a duplicate name); which one is meant is not stated"),
+            format!(
+                "npz archive: member `{n}` is stored twice (a ZIP file with a duplicate name); which one is meant is not stated"
+            ),
         ));
     }
     let order = arrays.iter().map(|(n, _, _)| n.clone()).collect();
@@ -499,8 +503,10 @@ fn order_layers(
             _ => None,
         }
     };
-    let named: Vec<(String, Option<order::ChainShape>)> =
-        layers.iter().map(|(n, t)| (n.clone(), chain_shape(t))).collect();
+    let named: Vec<(String, Option<order::ChainShape>)> = layers
+        .iter()
+        .map(|(n, t)| (n.clone(), chain_shape(t)))
+        .collect();
     // The file's order of layers: each layer where its first tensor stands.
     let file_layers: Option<Vec<String>> = file_order.map(|names| {
         names
@@ -715,7 +721,9 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
             Some(_) => {
                 return Err(bad(
                     here,
-                    format!("tensor `{name}` (blitz's sampler copy) differs from `{of}`; which one holds the posterior is not stated"),
+                    format!(
+                        "tensor `{name}` (blitz's sampler copy) differs from `{of}`; which one holds the posterior is not stated"
+                    ),
                 ));
             }
             None => {
@@ -852,7 +860,11 @@ fn parse_safetensors(
         ),
         (None, Some(s)) if s.is_finite() && s > 0.0 => (s, PriorSource::Option),
         (None, Some(s)) => {
-            return Err(Error::invalid("--prior-scale", s, "must be a positive number"));
+            return Err(Error::invalid(
+                "--prior-scale",
+                s,
+                "must be a positive number",
+            ));
         }
         (None, None) => (1.0, PriorSource::Assumed),
     };

@@ -316,14 +316,17 @@ mod tests {
         let layers: Vec<(String, Option<ChainShape>)> =
             layers.iter().map(|(n, s)| (n.to_string(), *s)).collect();
         let file: Option<Vec<String>> = file.map(|f| f.iter().map(|s| s.to_string()).collect());
-        forward_order(&layers, file.as_deref(), None, false).map(|(o, how)| {
-            (o.iter().map(|&i| layers[i].0.clone()).collect(), how)
-        })
+        forward_order(&layers, file.as_deref(), None, false)
+            .map(|(o, how)| (o.iter().map(|&i| layers[i].0.clone()).collect(), how))
     }
 
     #[test]
     fn numeric_indices_state_the_order() {
-        let (o, how) = order_of(&[("fc10", lin(5, 2)), ("fc2", lin(5, 5)), ("fc1", lin(3, 5))], None).unwrap();
+        let (o, how) = order_of(
+            &[("fc10", lin(5, 2)), ("fc2", lin(5, 5)), ("fc1", lin(3, 5))],
+            None,
+        )
+        .unwrap();
         assert_eq!(o, ["fc1", "fc2", "fc10"]);
         assert_eq!(how, LayerOrder::Indices);
     }
@@ -343,14 +346,24 @@ mod tests {
             Some(&["encoder", "decoder"]),
         )
         .unwrap();
-        assert_eq!((o, how), (vec!["encoder".to_string(), "decoder".into()], LayerOrder::File));
+        assert_eq!(
+            (o, how),
+            (
+                vec!["encoder".to_string(), "decoder".into()],
+                LayerOrder::File
+            )
+        );
     }
 
     #[test]
     fn the_only_chain_is_taken_and_said() {
         // features.0 (3→6), features.2 (6→4), classifier.1 (4→2): `classifier` sorts first.
         let (o, how) = order_of(
-            &[("classifier.1", lin(4, 2)), ("features.0", lin(3, 6)), ("features.2", lin(6, 4))],
+            &[
+                ("classifier.1", lin(4, 2)),
+                ("features.0", lin(3, 6)),
+                ("features.2", lin(6, 4)),
+            ],
             None,
         )
         .unwrap();
@@ -382,8 +395,9 @@ mod tests {
     #[test]
     fn many_equal_square_layers_stop_at_two_chains() {
         // 30 layers of 4 → 4: 30! chains; the search stops at the second.
-        let layers: Vec<(String, Option<ChainShape>)> =
-            (0..30).map(|i| (format!("l{}x", "a".repeat(i + 1)), lin(4, 4))).collect();
+        let layers: Vec<(String, Option<ChainShape>)> = (0..30)
+            .map(|i| (format!("l{}x", "a".repeat(i + 1)), lin(4, 4)))
+            .collect();
         let e = forward_order(&layers, None, None, false).unwrap_err();
         assert!(e.contains("ambiguous"), "{e}");
     }

@@ -191,7 +191,11 @@ impl MeanFieldGaussian {
                 return Error::invalid(format!("rho[{p}]"), r, "must be finite");
             }
             if !s.is_normal() {
-                let what = if s.is_infinite() { "overflows" } else { "underflows" };
+                let what = if s.is_infinite() {
+                    "overflows"
+                } else {
+                    "underflows"
+                };
                 return Error::invalid(
                     format!("rho[{p}]"),
                     r,

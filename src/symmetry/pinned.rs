@@ -243,11 +243,13 @@ impl Stabilizer {
             .map(|((name, _), axes)| {
                 let list: Vec<serde_json::Value> = axes
                     .iter()
-                    .map(|a| match a.and_then(|a| renumber[a.perm].map(|p| (p, a.block))) {
-                        None => serde_json::Value::Null,
-                        Some((p, 1)) => serde_json::json!(perm_name(p)),
-                        Some((p, b)) => serde_json::json!({"perm": perm_name(p), "block": b}),
-                    })
+                    .map(
+                        |a| match a.and_then(|a| renumber[a.perm].map(|p| (p, a.block))) {
+                            None => serde_json::Value::Null,
+                            Some((p, 1)) => serde_json::json!(perm_name(p)),
+                            Some((p, b)) => serde_json::json!({"perm": perm_name(p), "block": b}),
+                        },
+                    )
                     .collect();
                 (name.clone(), serde_json::Value::Array(list))
             })
@@ -284,6 +286,9 @@ mod tests {
     #[test]
     fn classes_number_equal_signatures_by_first_appearance() {
         let s = |v: &[u64]| v.to_vec();
-        assert_eq!(classes(&[s(&[1]), s(&[2]), s(&[1]), s(&[3])]), vec![0, 1, 0, 2]);
+        assert_eq!(
+            classes(&[s(&[1]), s(&[2]), s(&[1]), s(&[3])]),
+            vec![0, 1, 0, 2]
+        );
     }
 }

@@ -346,10 +346,17 @@ impl SpecSpace {
     }
 
     /// The variational tensors as (name, shape, offset in the flat vector, axes).
-    pub(crate) fn tensor_parts(&self) -> impl Iterator<Item = (&str, &[usize], usize, &[Option<AxisPerm>])> {
-        self.tensors
-            .iter()
-            .map(|t| (t.name.as_str(), t.shape.as_slice(), t.base, t.axes.as_slice()))
+    pub(crate) fn tensor_parts(
+        &self,
+    ) -> impl Iterator<Item = (&str, &[usize], usize, &[Option<AxisPerm>])> {
+        self.tensors.iter().map(|t| {
+            (
+                t.name.as_str(),
+                t.shape.as_slice(),
+                t.base,
+                t.axes.as_slice(),
+            )
+        })
     }
 
     /// `target[p]`: where coordinate `p` lands under `g`. Per tensor, one table per axis

@@ -211,7 +211,10 @@ fn fixtures(dir: &Path) {
         ("good.json", spec(mlp_axes, r#"{"h1": 2}"#)),
         (
             "square.json",
-            spec(&format!(r#"{mlp_axes}, "mix.weight": ["h1", "h1"]"#), r#"{"h1": 2}"#),
+            spec(
+                &format!(r#"{mlp_axes}, "mix.weight": ["h1", "h1"]"#),
+                r#"{"h1": 2}"#,
+            ),
         ),
         (
             "not-a-spec.json",
@@ -255,7 +258,9 @@ fn fixtures(dir: &Path) {
         "pyro-get-state.safetensors",
         "npz-duplicate-member.npz",
     ] {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures").join(name);
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("data/fixtures")
+            .join(name);
         std::fs::copy(&from, dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     // One layer's index written two ways: `layers.1` and `layers.01`.

@@ -108,10 +108,24 @@ fn train_errors_exit_non_zero_and_write_nothing() {
             vec!["train", "--data", "mnist:/no/such/dir"],
             "/no/such/dir",
         ),
-        (vec!["train", "--data", "abs:0.1", "--lr", "0"], "'0' for '--lr"),
-        (vec!["train", "--data", "abs:0.1", "--batch", "0"], "'0' for '--batch"),
         (
-            vec!["train", "--data", "abs:0.1", "--objective", "sgm-sandwich", "--k", "1"],
+            vec!["train", "--data", "abs:0.1", "--lr", "0"],
+            "'0' for '--lr",
+        ),
+        (
+            vec!["train", "--data", "abs:0.1", "--batch", "0"],
+            "'0' for '--batch",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "abs:0.1",
+                "--objective",
+                "sgm-sandwich",
+                "--k",
+                "1",
+            ],
             "`1` for --k",
         ),
         (

@@ -75,14 +75,24 @@ fn commands(text: &str) -> Vec<Vec<String>> {
                 .strip_prefix("cargo run --release -- ")
                 .or_else(|| c.strip_prefix("mi-est "))?;
             let args: Vec<String> = rest.split_whitespace().map(str::to_string).collect();
-            SUBCOMMANDS.contains(&args.first()?.as_str()).then_some(args)
+            SUBCOMMANDS
+                .contains(&args.first()?.as_str())
+                .then_some(args)
         })
         .collect()
 }
 
 /// The command's subcommands (a line such as `mi-est = { git = … }` is not a command).
 const SUBCOMMANDS: &[&str] = &[
-    "demo", "train", "run", "merge", "inspect", "page", "spec", "data", "reproduce",
+    "demo",
+    "train",
+    "run",
+    "merge",
+    "inspect",
+    "page",
+    "spec",
+    "data",
+    "reproduce",
 ];
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -152,7 +162,12 @@ fn every_command_the_docs_show_works_as_written_on_a_fresh_copy() {
             }
         }
     }
-    assert!(ran.len() >= 25, "only {} commands found:\n{}", ran.len(), ran.join("\n"));
+    assert!(
+        ran.len() >= 25,
+        "only {} commands found:\n{}",
+        ran.len(),
+        ran.join("\n")
+    );
     println!("{}", ran.join("\n"));
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -199,7 +214,13 @@ fn commands_are_found_in_code_blocks_and_spans() {
         commands(md),
         vec![
             vec!["inspect".to_string(), "a.safetensors".into()],
-            vec!["run".to_string(), "--k".into(), "1,2".into(), "--out".into(), "x".into()],
+            vec![
+                "run".to_string(),
+                "--k".into(),
+                "1,2".into(),
+                "--out".into(),
+                "x".into()
+            ],
         ]
     );
 }

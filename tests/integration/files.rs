@@ -384,7 +384,10 @@ fn csv_files_load_and_bad_cells_are_named() {
         ("a,b,c\n", "no data rows"),
         ("1\n", "no inputs"),
         // A typo in the first data row is not a header (issue 27 item 7).
-        ("0.5,1x,2\n1,2,3\n", "line 1, column 2: `1x` is not a number (a header line has no numeric cell"),
+        (
+            "0.5,1x,2\n1,2,3\n",
+            "line 1, column 2: `1x` is not a number (a header line has no numeric cell",
+        ),
     ] {
         write(&path, text.as_bytes());
         let e = load_csv(&path, 1, false).unwrap_err();

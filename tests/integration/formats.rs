@@ -34,7 +34,8 @@ fn sidecar(stem: &str) -> Sidecar {
 /// is held as exp(ln σ)).
 fn check(file: &str, stem: &str, tol: f64) {
     let want = sidecar(stem);
-    let (pf, how) = inspect(&fixture(file), Default::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let (pf, how) =
+        inspect(&fixture(file), Default::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
     let q = &pf.posterior;
     assert_eq!(q.arch().unwrap().widths(), want.widths.as_slice(), "{file}");
     let schemes: Vec<&str> = how.schemes.iter().map(|s| s.describe()).collect();
@@ -360,13 +361,25 @@ fn inspect_prints_what_it_recognised_and_names_what_it_could_not() {
 fn state_dicts_of_blitz_pyro_and_unordered_names_read_as_the_libraries_hold_them() {
     check("blitz-state-dict.safetensors", "blitz-state-dict", 1e-15);
     // Pyro's σ = softplus(ρ) was computed in float32 for the sidecar: 1e-6 relative.
-    check("pyro-autonormal-state-dict.safetensors", "pyro-autonormal-state-dict", 1e-6);
+    check(
+        "pyro-autonormal-state-dict.safetensors",
+        "pyro-autonormal-state-dict",
+        1e-6,
+    );
     // `.npz` keeps the state_dict's (module) order: encoder, then decoder.
     check("bt-encoder-decoder.npz", "bt-encoder-decoder", 1e-15);
     // torchvision-style `features.N` / `classifier.N`: `classifier` sorts first, but only
     // features.0 → features.2 → classifier.1 chains.
-    check("bt-features-classifier.safetensors", "bt-features-classifier", 1e-15);
-    let (_, how) = inspect(&fixture("bt-features-classifier.safetensors"), Default::default()).unwrap();
+    check(
+        "bt-features-classifier.safetensors",
+        "bt-features-classifier",
+        1e-15,
+    );
+    let (_, how) = inspect(
+        &fixture("bt-features-classifier.safetensors"),
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!(how.order, mi_est::io::LayerOrder::OnlyChain);
     assert_eq!(how.layers, ["features.0", "features.2", "classifier.1"]);
     let (_, how) = inspect(&fixture("blitz-state-dict.safetensors"), Default::default()).unwrap();
@@ -381,13 +394,21 @@ fn a_blitz_sampler_copy_that_differs_is_refused() {
     let dir = Scratch::new("formats", "blitz-copy");
     let bytes = std::fs::read(fixture("blitz-state-dict.safetensors")).unwrap();
     let mut tensors = crate::common::f64_tensors(&bytes);
-    let i = tensors.iter().position(|t| t.0 == "fc1.weight_sampler.mu").unwrap();
+    let i = tensors
+        .iter()
+        .position(|t| t.0 == "fc1.weight_sampler.mu")
+        .unwrap();
     tensors[i].2[0] += 1.0;
-    let t: Vec<(&str, Vec<usize>, Vec<f64>)> =
-        tensors.iter().map(|(n, s, v)| (n.as_str(), s.clone(), v.clone())).collect();
+    let t: Vec<(&str, Vec<usize>, Vec<f64>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.clone(), v.clone()))
+        .collect();
     let path = write_st(&dir, "differs.safetensors", &t, &[]);
     let e = inspect(&path, Default::default()).unwrap_err().to_string();
-    assert!(e.contains("`fc1.weight_sampler.mu` (blitz's sampler copy) differs from `fc1.weight_mu`"), "{e}");
+    assert!(
+        e.contains("`fc1.weight_sampler.mu` (blitz's sampler copy) differs from `fc1.weight_mu`"),
+        "{e}"
+    );
 }
 
 /// Exact I of a file read with `options`, and its widths.
@@ -427,14 +448,26 @@ fn a_layer_order_nothing_states_is_refused_and_each_stated_order_is_read_as_stat
     let (w_st, i_st) = exact_i(&st, given(forward));
     let (w_rev_npz, i_rev_npz) = exact_i(&fixture("bt-decoder-first.npz"), Default::default());
     let (w_rev_st, i_rev_st) = exact_i(&st, given(backward));
-    assert_eq!((w_npz.as_slice(), w_st.as_slice()), (&[3, 5, 3][..], &[3, 5, 3][..]));
-    assert_eq!((w_rev_npz.as_slice(), w_rev_st.as_slice()), (&[5, 3, 5][..], &[5, 3, 5][..]));
+    assert_eq!(
+        (w_npz.as_slice(), w_st.as_slice()),
+        (&[3, 5, 3][..], &[3, 5, 3][..])
+    );
+    assert_eq!(
+        (w_rev_npz.as_slice(), w_rev_st.as_slice()),
+        (&[5, 3, 5][..], &[5, 3, 5][..])
+    );
     // Same tensors, same order, same seed: the same bits.
     assert_eq!(i_npz.to_bits(), i_st.to_bits());
     assert_eq!(i_rev_npz.to_bits(), i_rev_st.to_bits());
     // Near ln 5! = 4.79 and ln 3! = 1.79 (a few units overlap a little after training).
-    assert!(i_npz > 120f64.ln() - 0.3 && i_npz < 120f64.ln() + 0.01, "{i_npz}");
-    assert!(i_rev_npz > 6f64.ln() - 0.3 && i_rev_npz < 6f64.ln() + 0.01, "{i_rev_npz}");
+    assert!(
+        i_npz > 120f64.ln() - 0.3 && i_npz < 120f64.ln() + 0.01,
+        "{i_npz}"
+    );
+    assert!(
+        i_rev_npz > 6f64.ln() - 0.3 && i_rev_npz < 6f64.ln() + 0.01,
+        "{i_rev_npz}"
+    );
 }
 
 /// Issue 26 item 2: two different nets under the same file name keep their own rows, with
@@ -443,14 +476,26 @@ fn a_layer_order_nothing_states_is_refused_and_each_stated_order_is_read_as_stat
 #[test]
 fn same_named_posteriors_are_never_pooled() {
     let dir = Scratch::new("formats", "same-name");
-    for (sub, src) in [("a", "bayesian-torch.safetensors"), ("b", "bt-features-classifier.safetensors")] {
+    for (sub, src) in [
+        ("a", "bayesian-torch.safetensors"),
+        ("b", "bt-features-classifier.safetensors"),
+    ] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
         std::fs::copy(fixture(src), dir.join(sub).join("post.safetensors")).unwrap();
     }
     let run = |posteriors: &[&str], out: &str| {
         let o = Command::new(env!("CARGO_BIN_EXE_mi-est"))
             .current_dir(&*dir)
-            .args(["run", "--estimators", "exact", "--samples", "40", "--repeats", "2", "--posterior"])
+            .args([
+                "run",
+                "--estimators",
+                "exact",
+                "--samples",
+                "40",
+                "--repeats",
+                "2",
+                "--posterior",
+            ])
             .args(posteriors)
             .args(["--out", out])
             .output()
@@ -464,22 +509,40 @@ fn same_named_posteriors_are_never_pooled() {
             .iter()
             .map(|s| s.unwrap().to_string())
             .collect();
-        let mi: Vec<f64> = col("mi_nats").f64().unwrap().iter().map(Option::unwrap).collect();
+        let mi: Vec<f64> = col("mi_nats")
+            .f64()
+            .unwrap()
+            .iter()
+            .map(Option::unwrap)
+            .collect();
         ids.into_iter().zip(mi).collect::<Vec<_>>()
     };
     let both = run(&["a/post.safetensors", "b/post.safetensors"], "both");
-    assert_eq!(both.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["a/post", "b/post"]);
+    assert_eq!(
+        both.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["a/post", "b/post"]
+    );
     // The grid's seeds depend on the item's posterior index: each file alone at its index.
     let a = run(&["a/post.safetensors"], "a-alone");
     assert_eq!(both[0].1.to_bits(), a[0].1.to_bits());
     assert!((both[0].1 - both[1].1).abs() > 1.0, "{both:?}");
     let o = Command::new(env!("CARGO_BIN_EXE_mi-est"))
         .current_dir(&*dir)
-        .args(["run", "--posterior", "a/post.safetensors", "./a/post.safetensors", "--out", "twice"])
+        .args([
+            "run",
+            "--posterior",
+            "a/post.safetensors",
+            "./a/post.safetensors",
+            "--out",
+            "twice",
+        ])
         .output()
         .unwrap();
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("the file is given twice"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("the file is given twice"),
+        "{e}"
+    );
 }
 
 /// Issue 26 item 9: `--prior-scale` sets the prior of a file that records none, the file's
@@ -487,10 +550,22 @@ fn same_named_posteriors_are_never_pooled() {
 #[test]
 fn the_prior_scale_flag_serves_files_that_record_none() {
     let dir = Scratch::new("formats", "prior");
-    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/posteriors/mnist-small-784-10-10-mfvi.safetensors");
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/posteriors/mnist-small-784-10-10-mfvi.safetensors");
     let run = |file: &Path, out: &str| {
         let o = Command::new(env!("CARGO_BIN_EXE_mi-est"))
-            .args(["run", "--estimators", "exact", "--samples", "20", "--repeats", "1", "--prior-scale", "0.5", "--posterior"])
+            .args([
+                "run",
+                "--estimators",
+                "exact",
+                "--samples",
+                "20",
+                "--repeats",
+                "1",
+                "--prior-scale",
+                "0.5",
+                "--posterior",
+            ])
             .arg(file)
             .arg("--out")
             .arg(dir.join(out))
@@ -501,15 +576,27 @@ fn the_prior_scale_flag_serves_files_that_record_none() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let bd = crate::common::read_parquet(&dir.join(out).join("bounds.parquet"));
         let col = |name: &str| -> f64 {
-            bd.column(name).unwrap().as_materialized_series().f64().unwrap().get(0).unwrap()
+            bd.column(name)
+                .unwrap()
+                .as_materialized_series()
+                .f64()
+                .unwrap()
+                .get(0)
+                .unwrap()
         };
-        (col("prior_scale"), col("kl_nats"), String::from_utf8_lossy(&o.stdout).into_owned())
+        (
+            col("prior_scale"),
+            col("kl_nats"),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
     };
     let (s, kl_half, text) = run(&fixture("bayesian-torch.safetensors"), "foreign");
     assert_eq!(s, 0.5);
     assert!(text.contains("N(0, 0.5²)"), "{text}");
     // KL(q ‖ N(0, s²I)) in closed form from the file as read.
-    let q = mi_est::io::load(&fixture("bayesian-torch.safetensors")).unwrap().posterior;
+    let q = mi_est::io::load(&fixture("bayesian-torch.safetensors"))
+        .unwrap()
+        .posterior;
     assert!((kl_half - q.kl_to_prior(0.5).unwrap()).abs() < 1e-9 * kl_half.abs());
     let (s, _, _) = run(&bundled, "ours");
     let recorded = mi_est::io::load(&bundled).unwrap().prior_scale;

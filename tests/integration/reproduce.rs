@@ -88,7 +88,8 @@ fn mnist_and_mode_proximity_quick_variants_run_on_the_bundled_subset() {
     // The bundled subset is not the paper's data: the summary says which images it used
     // and sets no paper value beside ours.
     assert!(
-        r.summary.starts_with("MNIST, 2,000 training / 500 test images (not the full set")
+        r.summary
+            .starts_with("MNIST, 2,000 training / 500 test images (not the full set")
             && !r.summary.contains("93.217"),
         "{}",
         r.summary

@@ -688,7 +688,8 @@ fn a_bayesian_torch_cnn_goes_from_file_to_spec_to_estimate() {
     assert_eq!(spec, PermutationSpec::from_json(&committed).unwrap());
 
     // Every tensor in place: the file's own values, read here with safetensors.
-    let (pf, _) = mi_est::io::load_with_bytes(&file, mi_est::io::ReadOptions::spec(Some(&spec))).unwrap();
+    let (pf, _) =
+        mi_est::io::load_with_bytes(&file, mi_est::io::ReadOptions::spec(Some(&spec))).unwrap();
     let q = &pf.posterior;
     let space = q.space().spec_space().expect("a spec space");
     let bytes = std::fs::read(&file).unwrap();
@@ -809,7 +810,11 @@ fn a_spec_that_does_not_factorize_is_refused_by_the_unit_estimators() {
 /// A small CNN with BatchNorm (issue 26 item 6): conv(1→4, 2×2 on 3×3) with bias, a
 /// BatchNorm whose gain and shift are deterministic (point masses in q), flatten (4 × 4)
 /// and a linear layer to 2 outputs. `bn` is the BatchNorm's (weight, bias) per channel.
-fn bn_cnn(bn: [(f64, f64); 4], mu_of: impl Fn(&str, usize) -> f64, rho: f64) -> mi_est::io::PosteriorFile {
+fn bn_cnn(
+    bn: [(f64, f64); 4],
+    mu_of: impl Fn(&str, usize) -> f64,
+    rho: f64,
+) -> mi_est::io::PosteriorFile {
     let spec = PermutationSpec::from_json(
         r#"{"permutations": {"c1": 4}, "axes": {
             "conv1.kernel": ["c1", null, null, null], "conv1.bias": ["c1"],
@@ -828,12 +833,22 @@ fn bn_cnn(bn: [(f64, f64); 4], mu_of: impl Fn(&str, usize) -> f64, rho: f64) -> 
     let mut tensors = Vec::new();
     tensors.extend(var("conv1.kernel", vec![4, 1, 2, 2]));
     tensors.extend(var("conv1.bias", vec![4]));
-    tensors.push(("bn.weight".to_string(), vec![4], bn.iter().map(|b| b.0).collect()));
-    tensors.push(("bn.bias".to_string(), vec![4], bn.iter().map(|b| b.1).collect()));
+    tensors.push((
+        "bn.weight".to_string(),
+        vec![4],
+        bn.iter().map(|b| b.0).collect(),
+    ));
+    tensors.push((
+        "bn.bias".to_string(),
+        vec![4],
+        bn.iter().map(|b| b.1).collect(),
+    ));
     tensors.extend(var("fc1.weight", vec![2, 16]));
     tensors.extend(var("fc1.bias", vec![2]));
     let options = mi_est::io::ReadOptions::spec(Some(&spec));
-    mi_est::io::from_tensors(&tensors, &Default::default(), options).unwrap().0
+    mi_est::io::from_tensors(&tensors, &Default::default(), options)
+        .unwrap()
+        .0
 }
 
 /// The channel of coordinate `i` of tensor `name` (None: no channel axis).
@@ -850,7 +865,13 @@ fn bn_cnn_channel(name: &str, i: usize) -> Option<usize> {
 /// permutations, written here independently of the library: a permutation g contributes
 /// only if it maps the BatchNorm's (weight, bias) onto themselves (q is a point mass
 /// there), with q(g⁻¹·ω) from the Gaussian densities of the moved coordinates.
-fn bn_cnn_brute_i(bn: [(f64, f64); 4], mu_of: &dyn Fn(&str, usize) -> f64, rho: f64, draws: usize, seed: u64) -> (f64, f64) {
+fn bn_cnn_brute_i(
+    bn: [(f64, f64); 4],
+    mu_of: &dyn Fn(&str, usize) -> f64,
+    rho: f64,
+    draws: usize,
+    seed: u64,
+) -> (f64, f64) {
     let sigma = (1.0 + rho.exp()).ln();
     bn_cnn_brute(bn, mu_of, &|_, _| sigma, draws, seed)
 }
@@ -863,7 +884,12 @@ fn bn_cnn_brute(
     draws: usize,
     seed: u64,
 ) -> (f64, f64) {
-    let layout: [(&str, usize); 4] = [("conv1.kernel", 16), ("conv1.bias", 4), ("fc1.weight", 32), ("fc1.bias", 2)];
+    let layout: [(&str, usize); 4] = [
+        ("conv1.kernel", 16),
+        ("conv1.bias", 4),
+        ("fc1.weight", 32),
+        ("fc1.bias", 2),
+    ];
     let perms: Vec<[usize; 4]> = {
         let mut out = Vec::new();
         for a in 0..4 {
@@ -896,7 +922,11 @@ fn bn_cnn_brute(
     for _ in 0..draws {
         let omega: Vec<Vec<f64>> = layout
             .iter()
-            .map(|(n, len)| (0..*len).map(|i| mu_of(n, i) + sigma_of(n, i) * rng.sample::<f64, _>(StandardNormal)).collect())
+            .map(|(n, len)| {
+                (0..*len)
+                    .map(|i| mu_of(n, i) + sigma_of(n, i) * rng.sample::<f64, _>(StandardNormal))
+                    .collect()
+            })
             .collect();
         let ln_q = |w: &[Vec<f64>]| -> f64 {
             layout
@@ -943,7 +973,11 @@ fn batchnorm_tensors_pin_the_channels_they_tell_apart() {
     use mi_est::estimators::{ExactLimits, exact_estimator};
     let exact = |f: &mi_est::io::PosteriorFile, s: usize| {
         let q = &f.posterior;
-        exact_estimator(q, s, 9, ExactLimits::FULL).unwrap().unwrap().estimate(q).unwrap()
+        exact_estimator(q, s, 9, ExactLimits::FULL)
+            .unwrap()
+            .unwrap()
+            .estimate(q)
+            .unwrap()
     };
     let ln24 = 24f64.ln();
     // Channels 0 and 1 share their BatchNorm values, 2 and 3 differ: S = Sym({0, 1}).
@@ -969,7 +1003,11 @@ fn batchnorm_tensors_pin_the_channels_they_tell_apart() {
     // Every channel's BatchNorm distinct: no permutation is left, I = ln 24 exactly.
     let distinct = [(1.0, 0.0), (1.5, 0.0), (2.0, 0.5), (3.0, -0.5)];
     let e = exact(&bn_cnn(distinct, tied, -1.0), 50);
-    assert!((e.value - ln24).abs() < 1e-12 && e.std_err == Some(0.0), "{:?}", e);
+    assert!(
+        (e.value - ln24).abs() < 1e-12 && e.std_err == Some(0.0),
+        "{:?}",
+        e
+    );
     // Overlap between channels 0 and 1 (means 0.1 apart, σ ≈ 0.31): against brute-force
     // enumeration over all 24 permutations with independent draws.
     let near = |n: &str, i: usize| match (n, bn_cnn_channel(n, i)) {
@@ -990,13 +1028,40 @@ fn batchnorm_tensors_pin_the_channels_they_tell_apart() {
         "BatchNorm CNN, channels 0 and 1 overlapping: library {} ± {:?}, brute force {brute} ± {brute_se}",
         e.value, e.std_err
     );
-    assert!(e.value > 12f64.ln() + 0.05 && e.value < ln24 - 0.05, "{}", e.value);
+    assert!(
+        e.value > 12f64.ln() + 0.05 && e.value < ln24 - 0.05,
+        "{}",
+        e.value
+    );
     // Every other estimator meets the same stabilizer: I^K ≤ I, the sandwich brackets it.
     let q = &file.posterior;
-    let ik = InfoNce::new(64).unwrap().samples(2000).unwrap().seed(3).estimate(q).unwrap();
-    assert!(ik.value <= e.value + 4.0 * se, "{} vs {}", ik.value, e.value);
-    let (lo, up) = Sandwich::new(16).unwrap().samples(2000).unwrap().seed(4).estimate_both(q).unwrap();
-    assert!(lo.value <= e.value + 0.05 && up.value >= e.value - 0.05, "[{}, {}] vs {}", lo.value, up.value, e.value);
+    let ik = InfoNce::new(64)
+        .unwrap()
+        .samples(2000)
+        .unwrap()
+        .seed(3)
+        .estimate(q)
+        .unwrap();
+    assert!(
+        ik.value <= e.value + 4.0 * se,
+        "{} vs {}",
+        ik.value,
+        e.value
+    );
+    let (lo, up) = Sandwich::new(16)
+        .unwrap()
+        .samples(2000)
+        .unwrap()
+        .seed(4)
+        .estimate_both(q)
+        .unwrap();
+    assert!(
+        lo.value <= e.value + 0.05 && up.value >= e.value - 0.05,
+        "[{}, {}] vs {}",
+        lo.value,
+        up.value,
+        e.value
+    );
     assert!(up.value <= ln24 + 1e-9);
 }
 
@@ -1033,6 +1098,14 @@ fn a_bayesian_torch_cnn_with_batchnorm_reads_and_pins_its_channels() {
         .unwrap();
     let (brute, brute_se) = bn_cnn_brute(bn, &mu_of, &sigma_of, 5000, 5);
     let se = (e.std_err.unwrap().powi(2) + brute_se * brute_se).sqrt();
-    assert!((e.value - brute).abs() <= 4.0 * se + 1e-9, "{} vs {brute} ± {se}", e.value);
-    assert!(e.value <= 24f64.ln() + 1e-9 && e.value >= 12f64.ln() - 1e-9, "{}", e.value);
+    assert!(
+        (e.value - brute).abs() <= 4.0 * se + 1e-9,
+        "{} vs {brute} ± {se}",
+        e.value
+    );
+    assert!(
+        e.value <= 24f64.ln() + 1e-9 && e.value >= 12f64.ln() - 1e-9,
+        "{}",
+        e.value
+    );
 }

@@ -482,7 +482,10 @@ fn estimator_settings_are_checked_before_the_grid_runs() {
     c.ks = vec![1];
     let out = dir.join("r");
     let e = run(&c, &options(&out), &mi_est::observe::Silent).unwrap_err();
-    assert!(e.to_string().contains("invalid `k` = [1]") && e.to_string().contains("K >= 2"), "{e}");
+    assert!(
+        e.to_string().contains("invalid `k` = [1]") && e.to_string().contains("K >= 2"),
+        "{e}"
+    );
     assert!(!out.join("raw.parquet").exists());
     assert!(!out.join(".journal.jsonl").exists());
     c.ks = vec![1, 8];
@@ -492,6 +495,13 @@ fn estimator_settings_are_checked_before_the_grid_runs() {
         .filter(|i| i.estimator == EstimatorKind::Sandwich)
         .map(|i| i.k)
         .collect();
-    assert!(!sandwich_ks.is_empty() && sandwich_ks.iter().all(|&k| k == Some(8)), "{sandwich_ks:?}");
-    assert!(items.iter().any(|i| i.estimator == EstimatorKind::InfoNce && i.k == Some(1)));
+    assert!(
+        !sandwich_ks.is_empty() && sandwich_ks.iter().all(|&k| k == Some(8)),
+        "{sandwich_ks:?}"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| i.estimator == EstimatorKind::InfoNce && i.k == Some(1))
+    );
 }

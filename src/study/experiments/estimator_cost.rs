@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::estimators::{Estimate, EstimatorId, InfoNce, MiEstimator, PairwiseBound, Sandwich};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::{child_seed, stream};
-use crate::study::experiment::{MnistUsed, 
-    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
+use crate::study::experiment::{
+    Experiment, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
 };
 use crate::study::table::{Table, Values};
 use crate::train::{StepInfo, TrainConfig, train};

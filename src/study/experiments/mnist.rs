@@ -10,8 +10,8 @@ use crate::estimators::{InfoNce, MiGradient};
 use crate::execute::Schedule;
 use crate::journal::exact;
 use crate::rng::child_seed;
-use crate::study::experiment::{MnistUsed, 
-    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
+use crate::study::experiment::{
+    Experiment, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
 };
 use crate::study::table::{Table, Values};
 use crate::train::{StepInfo, TrainConfig, train};

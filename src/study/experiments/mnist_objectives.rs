@@ -11,8 +11,8 @@ use crate::elbo::Likelihood;
 use crate::error::Result;
 use crate::estimators::Sandwich;
 use crate::rng::child_seed;
-use crate::study::experiment::{MnistUsed, 
-    Experiment, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
+use crate::study::experiment::{
+    Experiment, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
 };
 use crate::study::table::{Table, Values};
 use crate::study::{Objective, TrainRun, run_training};

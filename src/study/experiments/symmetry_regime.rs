@@ -17,8 +17,8 @@ use crate::estimators::Sandwich;
 use crate::execute::Schedule;
 use crate::journal::exact;
 use crate::rng::child_seed;
-use crate::study::experiment::{MnistUsed, 
-    Experiment, HeatMap, PlotSpec, ReproduceOptions, Reproduction, Study, mean_sd,
+use crate::study::experiment::{
+    Experiment, HeatMap, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Study, mean_sd,
 };
 use crate::study::table::{Table, Values};
 use crate::study::{Objective, TrainRun, run_training};

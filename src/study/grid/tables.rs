@@ -125,7 +125,9 @@ fn series_bias_variance(series: &[RawRow]) -> Vec<BiasVarianceRow> {
             let variance = (n > 1)
                 .then(|| values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1) as f64);
             let reference = reference(&c[0].posterior_id);
-            let is_reference_itself = reference.as_ref().is_some_and(|(_, kind)| kind.starts_with("exact"))
+            let is_reference_itself = reference
+                .as_ref()
+                .is_some_and(|(_, kind)| kind.starts_with("exact"))
                 && c[0].estimator_id().is_some_and(EstimatorId::is_exact);
             let (reference_nats, reference_kind, bias, rmse) = match reference {
                 Some((rv, kind)) if !is_reference_itself => (
@@ -201,24 +203,30 @@ fn reference(cells: &[Vec<&RawRow>], pid: &str) -> Option<(f64, String)> {
         .filter(|&k| of(EstimatorId::SandwichUpper).any(|u| u[0].k == Some(k)))
         .max();
     if let Some(k) = sandwich_k {
-        let side = |id| of(id).find(|c| c[0].k == Some(k)).map(cell_mean).expect("both sides");
-        let (lo, hi) = (side(EstimatorId::SandwichLower), side(EstimatorId::SandwichUpper));
+        let side = |id| {
+            of(id)
+                .find(|c| c[0].k == Some(k))
+                .map(cell_mean)
+                .expect("both sides")
+        };
+        let (lo, hi) = (
+            side(EstimatorId::SandwichLower),
+            side(EstimatorId::SandwichUpper),
+        );
         return Some((
             0.5 * (lo + hi),
             format!("sandwich interval midpoint, K = {k} (upper end cut to ln|G|)"),
         ));
     }
-    of(EstimatorId::InfoNce)
-        .max_by_key(|c| c[0].k)
-        .map(|c| {
-            (
-                cell_mean(c),
-                format!(
-                    "largest-K infonce, K = {} (a lower bound)",
-                    c[0].k.unwrap_or(0)
-                ),
-            )
-        })
+    of(EstimatorId::InfoNce).max_by_key(|c| c[0].k).map(|c| {
+        (
+            cell_mean(c),
+            format!(
+                "largest-K infonce, K = {} (a lower bound)",
+                c[0].k.unwrap_or(0)
+            ),
+        )
+    })
 }
 
 /// One row of the bound table: per posterior and K (and one row for the exact I).
@@ -286,7 +294,9 @@ pub fn data_for(lp: &LoadedPosterior, data: Option<&str>) -> Option<String> {
 /// [`Error::Context`] naming the data and the posterior, around the first misfit.
 pub fn check_data(posteriors: &[LoadedPosterior], data: Option<&str>) -> Result<()> {
     for lp in posteriors {
-        let Some(s) = data_for(lp, data) else { continue };
+        let Some(s) = data_for(lp, data) else {
+            continue;
+        };
         let named = |e: Error| Error::Context {
             what: format!("data `{s}` for posterior {}", lp.id),
             source: Box::new(e),
@@ -378,10 +388,7 @@ pub fn bounds(
             let cut_at_kl = upper && cell.mean_nats > kl;
             let mi = if cut_at_kl { kl } else { cell.mean_nats };
             let (elbo_sym, elbo_sym_se) = match (&l, cut_at_kl) {
-                (Some(l), true) => (
-                    Some(l.elbo_per_point + mi / l.n_data as f64),
-                    elbo_sym_se,
-                ),
+                (Some(l), true) => (Some(l.elbo_per_point + mi / l.n_data as f64), elbo_sym_se),
                 _ => (elbo_sym, elbo_sym_se),
             };
             out.push(BoundRow {
@@ -429,7 +436,10 @@ mod tests {
 
     #[test]
     fn the_reference_names_the_estimate_it_is() {
-        let infonce = [row("infonce", Some(2), 0, 0.5, None), row("infonce", Some(8), 0, 1.2, None)];
+        let infonce = [
+            row("infonce", Some(2), 0, 0.5, None),
+            row("infonce", Some(8), 0, 1.2, None),
+        ];
         let sandwich = [
             row("sandwich", Some(4), 0, 1.0, Some(1.4)),
             row("sandwich", Some(16), 0, 1.5, Some(1.7)),
@@ -446,7 +456,10 @@ mod tests {
         // With the sandwich (which sorts after infonce, and whose upper side once stood in
         // for "largest-K infonce"): its interval's midpoint at the largest K.
         let with_sandwich = kinds([&infonce[..], &sandwich[..]].concat());
-        assert_eq!(with_sandwich.0, "sandwich interval midpoint, K = 16 (upper end cut to ln|G|)");
+        assert_eq!(
+            with_sandwich.0,
+            "sandwich interval midpoint, K = 16 (upper end cut to ln|G|)"
+        );
         assert_eq!(with_sandwich.1, 0.5 * (1.5 + 1.7));
         let with_exact = kinds([&infonce[..], &sandwich[..], &exact[..]].concat());
         assert_eq!(with_exact, ("exact (exact-permanent)".to_string(), 1.6));
@@ -469,7 +482,13 @@ mod tests {
         assert_eq!((lo.n_cut, lo.mean_nats), (0, 1.55));
         // The bound table: KL_sym from the cut value, never below KL − ln|G|.
         let file = crate::io::PosteriorFile {
-            posterior: crate::demo::demo_posterior(&[2, 3, 1], crate::weights::Activation::Relu, 0, -3.0).unwrap(),
+            posterior: crate::demo::demo_posterior(
+                &[2, 3, 1],
+                crate::weights::Activation::Relu,
+                0,
+                -3.0,
+            )
+            .unwrap(),
             likelihood: None,
             prior_scale: 0.5,
             train_config: None,
@@ -478,7 +497,10 @@ mod tests {
         let lp = LoadedPosterior::in_memory("p", file).unwrap();
         let bd = bounds(&rows, &[lp], None, 1, 0).unwrap();
         let up = bd.iter().find(|r| r.estimator == "sandwich-upper").unwrap();
-        assert_eq!((up.mi_nats, up.mi_raw_nats, up.n_cut), (0.5 * (2.0 * ln_g - 0.1), 0.5 * (2.0 * ln_g + 0.4), 1));
+        assert_eq!(
+            (up.mi_nats, up.mi_raw_nats, up.n_cut),
+            (0.5 * (2.0 * ln_g - 0.1), 0.5 * (2.0 * ln_g + 0.4), 1)
+        );
         assert!(up.kl_sym_nats >= up.kl_nats - ln_g && up.kl_sym_nats >= 0.0);
         assert_eq!(up.prior_scale, 0.5);
         // An upper bound above KL(q‖p) itself is cut to KL: KL(q^G‖p) ≥ 0.
@@ -486,7 +508,9 @@ mod tests {
         let file = crate::io::PosteriorFile {
             // q = the prior N(0, I) itself (σ = softplus(ln(e − 1)) = 1): KL = 0.
             posterior: {
-                let arch = crate::weights::Arch::builder(vec![2, 3, 1]).check().unwrap();
+                let arch = crate::weights::Arch::builder(vec![2, 3, 1])
+                    .check()
+                    .unwrap();
                 let n = arch.n_params();
                 crate::posterior::MeanFieldGaussian::new(
                     arch,
