@@ -519,33 +519,32 @@ fn reproduce(a: ReproduceArgs) -> Result<()> {
 /// data cache (fetched on first use). Says which, on standard error.
 fn reproduce_mnist(data: Option<&str>, quick: bool, experiment: Experiment) -> Result<PathBuf> {
     let command = format!("reproduce {}", experiment.name());
-    let chosen = match data {
-        Some(d) => Some(d.to_string()),
-        None => std::env::var("MI_EST_MNIST").ok().filter(|v| !v.is_empty()),
-    };
-    if let Some(d) = chosen {
-        let spec: DataSpec = d.parse().map_err(|e| {
+    let env_set = std::env::var_os("MI_EST_MNIST").is_some_and(|v| !v.is_empty());
+    let bundled = std::path::Path::new("data").join("mnist-small");
+    let spec: DataSpec = match data {
+        Some(d) => d.parse().map_err(|e| {
             anyhow::anyhow!(
                 "--data `{d}`: {e} (reproduce reads MNIST: mnist:<dir>, a folder, or mnist)"
             )
-        })?;
-        let DataSpec::Mnist { dir, limit: None } = resolve_mnist(spec, &command)? else {
-            bail!(
-                "--data `{d}`: {} reads MNIST (mnist:<dir>, a folder of the four IDX files, or mnist), without a limit",
-                experiment.name()
+        })?,
+        None if quick && !env_set && bundled.is_dir() => {
+            eprintln!(
+                "[reproduce] --quick reads the bundled MNIST subset {} (2,000 training / 500 test images); --data <folder> for another",
+                bundled.display()
             );
-        };
-        return Ok(dir);
-    }
-    let bundled = std::path::Path::new("data").join("mnist-small");
-    if quick && bundled.is_dir() {
-        eprintln!(
-            "[reproduce] --quick reads the bundled MNIST subset {} (2,000 training / 500 test images); --data <folder> for another",
-            bundled.display()
+            return Ok(bundled);
+        }
+        // The data cache, or $MI_EST_MNIST in its place (`resolve_mnist`).
+        None => "mnist".parse()?,
+    };
+    let DataSpec::Mnist { dir, limit: None } = resolve_mnist(spec, &command)? else {
+        bail!(
+            "--data `{}`: {} reads MNIST (mnist:<dir>, a folder of the four IDX files, or mnist), without a limit",
+            data.unwrap_or(""),
+            experiment.name()
         );
-        return Ok(bundled);
-    }
-    mnist_cache(&command)
+    };
+    Ok(dir)
 }
 
 /// A data spec with `mnist` (the data cache) replaced by `$MI_EST_MNIST` when that is
@@ -769,11 +768,6 @@ fn run(a: RunArgs) -> Result<()> {
     } else {
         a.posterior.clone()
     };
-    let read = mi_est::io::ReadOptions {
-        spec: None,
-        layers: a.layers.as_ref().map(|l| l.0.as_slice()),
-        prior_scale: a.prior_scale,
-    };
     let estimators = match &a.estimators {
         Some(names) => mi_est::study::grid::EstimatorKind::parse_list(names)
             .map_err(|e| flagged(e, RUN_FLAGS))?,
@@ -787,7 +781,8 @@ fn run(a: RunArgs) -> Result<()> {
                 .transpose()?;
             let read = mi_est::io::ReadOptions {
                 spec: spec.as_ref().map(|s| &s.spec),
-                ..read
+                layers: a.layers.as_ref().map(|l| l.0.as_slice()),
+                prior_scale: a.prior_scale,
             };
             let loaded = mi_est::study::grid::load_posteriors(&posteriors, read)?;
             let (kinds, note) = mi_est::study::grid::default_estimators(&loaded);

@@ -51,21 +51,14 @@ pub fn exact_estimator(
 ) -> Result<Option<Box<dyn MiEstimator>>> {
     // Fixed tensors that pin units: the estimator of their stabilizer's space (every
     // estimator estimates there itself).
-    if let Some(space) = q.space().spec_space()
-        && let Some(stab) = crate::symmetry::pinned::Stabilizer::of(space)?
-    {
-        let Some(reduced) = stab.space else {
-            return Ok(Some(Box::new(
+    if let Some((_, reduced)) = super::stabilizer_of(q)? {
+        return match reduced {
+            Some(r) => exact_estimator(&r, n_samples, seed, limits),
+            // No permutation left: every estimator returns ln|G| − ln|S| exactly.
+            None => Ok(Some(Box::new(
                 ExactEnumeration::new().samples(n_samples)?.seed(seed),
-            )));
+            ))),
         };
-        let r = MeanFieldGaussian::with_transform(
-            reduced,
-            vec![0.0; q.n_params()],
-            vec![0.0; q.n_params()],
-            q.transform(),
-        )?;
-        return exact_estimator(&r, n_samples, seed, limits);
     }
     let single = q.space().single_unit_group();
     let sizes = q.space().group().hidden_widths().to_vec();

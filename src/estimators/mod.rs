@@ -271,14 +271,47 @@ pub(crate) fn on_stabilizer(
     )
 }
 
+/// The stabilizer of `q`'s pinning fixed tensors ([`crate::symmetry::pinned`]) with the
+/// posterior on its space (`None` where no permutation is left); `None` when nothing is
+/// pinned.
+///
+/// # Errors
+///
+/// A reduced spec or posterior that does not check (not expected).
+pub(crate) fn stabilizer_of(
+    q: &MeanFieldGaussian,
+) -> Result<
+    Option<(
+        crate::symmetry::pinned::Stabilizer,
+        Option<MeanFieldGaussian>,
+    )>,
+> {
+    let Some(space) = q.space().spec_space() else {
+        return Ok(None);
+    };
+    let Some(stab) = crate::symmetry::pinned::Stabilizer::of(space)? else {
+        return Ok(None);
+    };
+    let reduced = match &stab.space {
+        Some(reduced) => {
+            let gather = |v: &[f64]| stab.gather.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+            Some(MeanFieldGaussian::with_transform(
+                reduced.clone(),
+                gather(q.mu()),
+                gather(q.rho()),
+                q.transform(),
+            )?)
+        }
+        None => None,
+    };
+    Ok(Some((stab, reduced)))
+}
+
 /// The posterior on the stabilizer of `q`'s pinning fixed tensors (for cost estimates:
 /// every estimator's work is done there), or `None` when nothing is pinned or no
 /// permutation is left.
 pub(crate) fn stabilized(q: &MeanFieldGaussian) -> Option<MeanFieldGaussian> {
-    let stab = crate::symmetry::pinned::Stabilizer::of(q.space().spec_space()?).ok()??;
-    let gather = |v: &[f64]| stab.gather.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-    MeanFieldGaussian::with_transform(stab.space?, gather(q.mu()), gather(q.rho()), q.transform())
-        .ok()
+    stabilizer_of(q).ok()??.1
 }
 
 /// [`on_stabilizer`] for an estimator that gives two estimates from one set of draws
@@ -291,10 +324,7 @@ pub(crate) fn on_stabilizer_both(
     seed: u64,
     f: impl FnOnce(&MeanFieldGaussian) -> Result<(Estimate, Estimate)>,
 ) -> Result<Option<(Estimate, Estimate)>> {
-    let Some(space) = q.space().spec_space() else {
-        return Ok(None);
-    };
-    let Some(stab) = crate::symmetry::pinned::Stabilizer::of(space)? else {
+    let Some((stab, reduced)) = stabilizer_of(q)? else {
         return Ok(None);
     };
     let lift = |mut e: Estimate| {
@@ -308,15 +338,8 @@ pub(crate) fn on_stabilizer_both(
         e.max_term_share = (sum > 0.0).then(|| max / sum);
         e
     };
-    match &stab.space {
-        Some(reduced) => {
-            let gather = |v: &[f64]| stab.gather.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-            let r = MeanFieldGaussian::with_transform(
-                reduced.clone(),
-                gather(q.mu()),
-                gather(q.rho()),
-                q.transform(),
-            )?;
+    match reduced {
+        Some(r) => {
             let (a, b) = f(&r)?;
             Ok(Some((lift(a), lift(b))))
         }

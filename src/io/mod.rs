@@ -296,6 +296,40 @@ struct LayerTensors {
     running_var: PartTensors,
 }
 
+impl PartTensors {
+    /// The part's shape: its mean's, or its fixed value's.
+    fn shape(&self) -> Option<Vec<usize>> {
+        self.mu
+            .as_ref()
+            .or(self.fixed.as_ref())
+            .map(|t| t.0.clone())
+    }
+}
+
+impl LayerTensors {
+    /// One part of the layer.
+    fn part(&self, part: Part) -> &PartTensors {
+        match part {
+            Part::Weight => &self.weight,
+            Part::Kernel => &self.kernel,
+            Part::Bias => &self.bias,
+            Part::RunningMean => &self.running_mean,
+            Part::RunningVar => &self.running_var,
+        }
+    }
+
+    /// One part of the layer, to fill.
+    fn part_mut(&mut self, part: Part) -> &mut PartTensors {
+        match part {
+            Part::Weight => &mut self.weight,
+            Part::Kernel => &mut self.kernel,
+            Part::Bias => &mut self.bias,
+            Part::RunningMean => &mut self.running_mean,
+            Part::RunningVar => &mut self.running_var,
+        }
+    }
+}
+
 /// Parses a posterior file from bytes (see [`load`]); errors are [`Error::BadFile`]
 /// with an empty path.
 ///
@@ -487,21 +521,18 @@ fn order_layers(
     options: ReadOptions<'_>,
     spec: bool,
 ) -> Result<(Vec<(String, LayerTensors)>, LayerOrder)> {
-    let chain_shape = |t: &LayerTensors| {
-        let shape = |p: &PartTensors| p.mu.as_ref().or(p.fixed.as_ref()).map(|t| t.0.clone());
-        match (shape(&t.weight), shape(&t.kernel)) {
-            (Some(w), None) if w.len() == 2 => Some(order::ChainShape {
-                d_in: w[1],
-                d_out: w[0],
-                conv: false,
-            }),
-            (None, Some(k)) if k.len() >= 2 => Some(order::ChainShape {
-                d_in: k[1],
-                d_out: k[0],
-                conv: true,
-            }),
-            _ => None,
-        }
+    let chain_shape = |t: &LayerTensors| match (t.weight.shape(), t.kernel.shape()) {
+        (Some(w), None) if w.len() == 2 => Some(order::ChainShape {
+            d_in: w[1],
+            d_out: w[0],
+            conv: false,
+        }),
+        (None, Some(k)) if k.len() >= 2 => Some(order::ChainShape {
+            d_in: k[1],
+            d_out: k[0],
+            conv: true,
+        }),
+        _ => None,
     };
     let named: Vec<(String, Option<order::ChainShape>)> = layers
         .iter()
@@ -569,8 +600,9 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
     let mut skipped: Vec<String> = Vec::new();
     let mut copies: Vec<(String, String, Vec<f64>)> = Vec::new();
     for (name, view) in tensors {
+        let skip = names::skipped(&name);
         // A counter is skipped before its (integer) values are read.
-        if names::skipped(&name) == Some(names::Skipped::Counter) {
+        if skip == Some(names::Skipped::Counter) {
             skipped.push(name);
             continue;
         }
@@ -601,7 +633,7 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
                 ),
             ));
         }
-        match names::skipped(&name) {
+        match skip {
             Some(names::Skipped::Noise | names::Skipped::Counter) => {
                 skipped.push(name);
                 continue;
@@ -675,14 +707,10 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
             values.iter_mut().for_each(|v| *v = v.ln());
         }
         schemes.insert(meaning.scheme);
-        let entry = layers.entry(meaning.layer.clone()).or_default();
-        let part = match meaning.part {
-            Part::Weight => &mut entry.weight,
-            Part::Kernel => &mut entry.kernel,
-            Part::Bias => &mut entry.bias,
-            Part::RunningMean => &mut entry.running_mean,
-            Part::RunningVar => &mut entry.running_var,
-        };
+        let part = layers
+            .entry(meaning.layer.clone())
+            .or_default()
+            .part_mut(meaning.part);
         let slot = match meaning.role {
             Role::Mean => &mut part.mu,
             Role::Rho | Role::Scale | Role::LogStd => &mut part.rho,
@@ -702,14 +730,7 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
     // A copy is skipped only where it equals what it copies: never a silent choice.
     for (name, of, values) in copies {
         let held = names::classify(&of).and_then(|m| {
-            let t = layers.get(&m.layer)?;
-            let part = match m.part {
-                Part::Weight => &t.weight,
-                Part::Kernel => &t.kernel,
-                Part::Bias => &t.bias,
-                Part::RunningMean => &t.running_mean,
-                Part::RunningVar => &t.running_var,
-            };
+            let part = layers.get(&m.layer)?.part(m.part);
             match m.role {
                 Role::Mean => part.mu.as_ref(),
                 Role::Rho => part.rho.as_ref(),
@@ -762,10 +783,9 @@ pub fn sequential_spec(path: &Path, layers: Option<&[String]>) -> Result<Permuta
     };
     let (ordered, _) =
         order_layers(tensors.layers, file_order.as_deref(), options, false).map_err(&named)?;
-    let shape = |p: &PartTensors| p.mu.as_ref().or(p.fixed.as_ref()).map(|t| t.0.clone());
     let mut chain = Vec::new();
     for (prefix, t) in &ordered {
-        let main = match (shape(&t.weight), shape(&t.kernel)) {
+        let main = match (t.weight.shape(), t.kernel.shape()) {
             (Some(w), None) => (format!("{prefix}.weight"), w),
             (None, Some(k)) => (format!("{prefix}.kernel"), k),
             (Some(_), Some(_)) => {
@@ -781,7 +801,7 @@ pub fn sequential_spec(path: &Path, layers: Option<&[String]>) -> Result<Permuta
                 ));
             }
         };
-        let bias = shape(&t.bias).map(|_| format!("{prefix}.bias"));
+        let bias = t.bias.shape().map(|_| format!("{prefix}.bias"));
         chain.push((main.0, main.1, bias));
     }
     PermutationSpec::sequential(&chain).map_err(named)
@@ -861,7 +881,7 @@ fn parse_safetensors(
         (None, Some(s)) if s.is_finite() && s > 0.0 => (s, PriorSource::Option),
         (None, Some(s)) => {
             return Err(Error::invalid(
-                "--prior-scale",
+                "prior_scale",
                 s,
                 "must be a positive number",
             ));

@@ -125,10 +125,8 @@ fn series_bias_variance(series: &[RawRow]) -> Vec<BiasVarianceRow> {
             let variance = (n > 1)
                 .then(|| values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1) as f64);
             let reference = reference(&c[0].posterior_id);
-            let is_reference_itself = reference
-                .as_ref()
-                .is_some_and(|(_, kind)| kind.starts_with("exact"))
-                && c[0].estimator_id().is_some_and(EstimatorId::is_exact);
+            // An exact cell is its own reference ([`reference`] prefers exact ones).
+            let is_reference_itself = c[0].estimator_id().is_some_and(EstimatorId::is_exact);
             let (reference_nats, reference_kind, bias, rmse) = match reference {
                 Some((rv, kind)) if !is_reference_itself => (
                     Some(rv),
@@ -365,20 +363,6 @@ pub fn bounds(
             // SE of the mean over R independent repeats: sqrt(Σ se²) / R.
             let mi_se = (ses.len() == cell_rows.len())
                 .then(|| ses.iter().map(|s| s * s).sum::<f64>().sqrt() / r);
-            let (elbo_sym, elbo_sym_se) = match (&l, mi_se) {
-                (Some(l), se) => {
-                    let n = l.n_data as f64;
-                    (
-                        Some(l.elbo_per_point + cell.mean_nats / n),
-                        Some(
-                            (l.elbo_per_point_std_err.powi(2)
-                                + se.unwrap_or(0.0).powi(2) / (n * n))
-                                .sqrt(),
-                        ),
-                    )
-                }
-                (None, _) => (None, None),
-            };
             // I ≤ KL(q‖p) too (KL(q^G‖p) = KL − I ≥ 0 for the permutation-invariant
             // prior): an upper bound above KL is cut there as well.
             let upper = cell
@@ -387,9 +371,19 @@ pub fn bounds(
                 .is_ok_and(EstimatorId::is_upper);
             let cut_at_kl = upper && cell.mean_nats > kl;
             let mi = if cut_at_kl { kl } else { cell.mean_nats };
-            let (elbo_sym, elbo_sym_se) = match (&l, cut_at_kl) {
-                (Some(l), true) => (Some(l.elbo_per_point + mi / l.n_data as f64), elbo_sym_se),
-                _ => (elbo_sym, elbo_sym_se),
+            let (elbo_sym, elbo_sym_se) = match (&l, mi_se) {
+                (Some(l), se) => {
+                    let n = l.n_data as f64;
+                    (
+                        Some(l.elbo_per_point + mi / n),
+                        Some(
+                            (l.elbo_per_point_std_err.powi(2)
+                                + se.unwrap_or(0.0).powi(2) / (n * n))
+                                .sqrt(),
+                        ),
+                    )
+                }
+                (None, _) => (None, None),
             };
             out.push(BoundRow {
                 posterior_id: lp.id.clone(),
