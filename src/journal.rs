@@ -10,7 +10,7 @@
 //! as their bit patterns ([`exact`]).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -87,20 +87,31 @@ impl Journal {
             f.sync_all().map_err(io(path))?;
             valid_len = header.len();
         }
+        // Append mode: every record goes to the end of the file as it is then, whole.
         let file = std::fs::OpenOptions::new()
-            .write(true)
+            .append(true)
             .open(path)
             .map_err(io(path))?;
         // Drop a torn last line so new records start on a line of their own.
         file.set_len(valid_len as u64).map_err(io(path))?;
-        let mut file = file;
-        use std::io::Seek;
-        file.seek(std::io::SeekFrom::End(0)).map_err(io(path))?;
         Ok(Journal {
             path: path.to_path_buf(),
             file: Mutex::new(file),
             done,
         })
+    }
+
+    /// Whether the journal at `path` is one of the computation `fingerprint`: a run with
+    /// these settings began there and has not finished (its reports, if any are there,
+    /// may be an incomplete set that the same run may replace).
+    pub fn is_of(path: &Path, fingerprint: &str) -> bool {
+        use std::io::BufRead;
+        let Ok(f) = std::fs::File::open(path) else {
+            return false;
+        };
+        let mut first = String::new();
+        let _ = std::io::BufReader::new(f.take(200)).read_line(&mut first);
+        first == format!("{HEADER} {fingerprint}\n")
     }
 
     /// Number of items recorded before this process opened the journal.

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::elbo::{Dataset, Targets};
 use crate::error::{Error, Result};
+use crate::posterior::LARGEST;
 
 /// Loads a CSV data set.
 ///
@@ -88,9 +89,9 @@ pub fn csv_from_bytes(
                 )));
             }
         };
-        if let Some(c) = values.iter().position(|v| !v.is_finite()) {
+        if let Some(c) = values.iter().position(|v| !(v.abs() <= LARGEST)) {
             return Err(bad(format!(
-                "line {}, column {}: value {} is not finite",
+                "line {}, column {}: value {} is not finite or beyond ±1e30",
                 i + 1,
                 c + 1,
                 values[c]

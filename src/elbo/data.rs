@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
-use crate::posterior::{HALF_LN_2PI, MeanFieldGaussian};
+use crate::posterior::{HALF_LN_2PI, LARGEST, MeanFieldGaussian};
 use crate::rng::stream;
 use crate::weights::Arch;
 
@@ -100,7 +100,8 @@ impl Dataset {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for an empty set, NaN or infinite inputs or targets;
+    /// [`Error::InvalidParameter`] for an empty set, NaN or infinite inputs or targets, or
+    /// one beyond ±1e30 ([`LARGEST`]: a squared error that can overflow f64);
     /// [`Error::LengthMismatch`] if the number of targets is not the number of rows.
     pub fn new(x: Mat<f64>, targets: Targets) -> Result<Self> {
         let n = x.nrows();
@@ -109,11 +110,11 @@ impl Dataset {
         }
         for c in 0..x.ncols() {
             for r in 0..n {
-                if !x[(r, c)].is_finite() {
+                if !(x[(r, c)].abs() <= LARGEST) {
                     return Err(Error::invalid(
                         format!("x[{r}, {c}]"),
                         x[(r, c)],
-                        "inputs must be finite",
+                        "inputs must be finite and within ±1e30",
                     ));
                 }
             }
@@ -125,11 +126,11 @@ impl Dataset {
                 }
                 for c in 0..y.ncols() {
                     for r in 0..n {
-                        if !y[(r, c)].is_finite() {
+                        if !(y[(r, c)].abs() <= LARGEST) {
                             return Err(Error::invalid(
                                 format!("y[{r}, {c}]"),
                                 y[(r, c)],
-                                "targets must be finite",
+                                "targets must be finite and within ±1e30",
                             ));
                         }
                     }
@@ -266,7 +267,8 @@ pub struct ElboEstimate {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidParameter`] for `n_samples = 0` or a bad prior scale; the errors of
+/// [`Error::InvalidParameter`] for `n_samples = 0`, a bad prior scale, or an expected
+/// log-likelihood that is not finite (outputs that overflow f64); the errors of
 /// [`Dataset::check_fits`].
 pub fn elbo(
     q: &MeanFieldGaussian,
@@ -310,6 +312,14 @@ pub fn elbo(
     }
     let ns = n_samples as f64;
     let mean = lls.iter().sum::<f64>() / ns;
+    if !mean.is_finite() {
+        // Never written as a number: outputs or squared errors beyond f64.
+        return Err(Error::invalid(
+            "expected log-likelihood",
+            mean,
+            "is not finite: the network's outputs or errors overflow f64 on these data",
+        ));
+    }
     let se = if n_samples > 1 {
         (lls.iter().map(|l| (l - mean) * (l - mean)).sum::<f64>() / (ns - 1.0) / ns).sqrt()
     } else {

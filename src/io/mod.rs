@@ -26,7 +26,7 @@ use std::path::Path;
 use crate::atomic::write_atomic;
 use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
-use crate::posterior::{MeanFieldGaussian, SigmaTransform};
+use crate::posterior::{LARGEST, MeanFieldGaussian, SigmaTransform};
 use crate::symmetry::spec::PermutationSpec;
 use crate::symmetry::{SpecSpace, WeightSpace};
 use crate::weights::{Activation, Arch};
@@ -785,21 +785,21 @@ fn parse_safetensors(
         (Some(s), _) => (
             s.parse::<f64>()
                 .ok()
-                .filter(|v| v.is_finite() && *v > 0.0)
+                .filter(|v| (1.0 / LARGEST..=LARGEST).contains(v))
                 .ok_or_else(|| {
                     bad(
                         here,
-                        format!("metadata `prior_scale` = `{s}` is not a positive number"),
+                        format!("metadata `prior_scale` = `{s}` is not a number in [1e-30, 1e30]"),
                     )
                 })?,
             PriorSource::Metadata,
         ),
-        (None, Some(s)) if s.is_finite() && s > 0.0 => (s, PriorSource::Option),
+        (None, Some(s)) if (1.0 / LARGEST..=LARGEST).contains(&s) => (s, PriorSource::Option),
         (None, Some(s)) => {
             return Err(Error::invalid(
                 "prior_scale",
                 s,
-                "must be a positive number",
+                "must be a number in [1e-30, 1e30]",
             ));
         }
         (None, None) => (1.0, PriorSource::Assumed),

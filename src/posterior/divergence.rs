@@ -61,13 +61,14 @@ impl MeanFieldGaussian {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] unless `prior_scale` is finite and > 0.
+    /// [`Error::InvalidParameter`] unless `prior_scale` is in [1e-30, 1e30] (see
+    /// [`LARGEST`](super::LARGEST)).
     pub fn kl_to_prior(&self, prior_scale: f64) -> Result<f64> {
-        if !(prior_scale.is_finite() && prior_scale > 0.0) {
+        if !(1.0 / super::LARGEST..=super::LARGEST).contains(&prior_scale) {
             return Err(Error::invalid(
                 "prior_scale",
                 prior_scale,
-                "must be finite and > 0",
+                "must be a number in [1e-30, 1e30]",
             ));
         }
         let inv_2s2 = 0.5 / (prior_scale * prior_scale);

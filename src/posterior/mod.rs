@@ -20,6 +20,13 @@ mod transform;
 
 pub use transform::{SigmaTransform, logistic, softplus, softplus_inverse};
 
+/// The largest |μ| a posterior takes, and the range of σ: [1/`LARGEST`, `LARGEST`].
+/// Within them every squared standardized distance `((v − μ_i)/σ_j)²` between two units'
+/// weights is below 1e182, so log densities summed over up to 1e100 weights stay finite;
+/// beyond them a density (or σ² in the KL) can overflow f64 into ∞ and a difference of two
+/// into NaN. No trained posterior comes near (σ = 1e-30 is ρ ≈ −69).
+pub const LARGEST: f64 = 1e30;
+
 /// `½ ln 2π`.
 pub const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
@@ -78,6 +85,13 @@ impl MeanFieldGaussian {
         space.check_len("rho", &rho)?;
         if let Some(p) = mu.iter().position(|m| !m.is_finite()) {
             return Err(Error::invalid(format!("mu[{p}]"), mu[p], "must be finite"));
+        }
+        if let Some(p) = mu.iter().position(|m| m.abs() > LARGEST) {
+            return Err(Error::invalid(
+                format!("mu[{p}]"),
+                mu[p],
+                "is beyond ±1e30, where densities overflow f64",
+            ));
         }
         let n = rho.len();
         let mut q = MeanFieldGaussian {
@@ -166,7 +180,12 @@ impl MeanFieldGaussian {
                     {
                         *slope = transform.slope_from(r, s, e);
                         *inv = 1.0 / s;
-                        valid &= m.is_finite() & r.is_finite() & s.is_normal();
+                        valid &= m.is_finite()
+                            & r.is_finite()
+                            & s.is_normal()
+                            & (m.abs() <= LARGEST)
+                            & (s <= LARGEST)
+                            & (s >= 1.0 / LARGEST);
                     }
                     valid
                 },
@@ -190,18 +209,29 @@ impl MeanFieldGaussian {
             if !r.is_finite() {
                 return Error::invalid(format!("rho[{p}]"), r, "must be finite");
             }
-            if !s.is_normal() {
-                let what = if s.is_infinite() {
-                    "overflows"
-                } else {
-                    "underflows"
-                };
+            if m.abs() > LARGEST {
                 return Error::invalid(
-                    format!("rho[{p}]"),
-                    r,
-                    format!("sigma = {}(rho) = {s:e} {what}", self.transform),
+                    format!("mu[{p}]"),
+                    m,
+                    "is beyond ±1e30, where densities overflow f64",
                 );
             }
+            let what = if s.is_infinite() {
+                "overflows"
+            } else if !s.is_normal() {
+                "underflows"
+            } else if s > LARGEST {
+                "is above 1e30, where densities overflow f64"
+            } else if s < 1.0 / LARGEST {
+                "is below 1e-30, where densities overflow f64"
+            } else {
+                continue;
+            };
+            return Error::invalid(
+                format!("rho[{p}]"),
+                r,
+                format!("sigma = {}(rho) = {s:e} {what}", self.transform),
+            );
         }
         unreachable!("called for a range with an invalid parameter")
     }
@@ -225,6 +255,16 @@ impl MeanFieldGaussian {
                 format!("sigma[{p}]"),
                 sigma[p],
                 "must be finite and > 0",
+            ));
+        }
+        if let Some(p) = sigma
+            .iter()
+            .position(|s| !(1.0 / LARGEST..=LARGEST).contains(s))
+        {
+            return Err(Error::invalid(
+                format!("sigma[{p}]"),
+                sigma[p],
+                "is outside [1e-30, 1e30], where densities overflow f64",
             ));
         }
         let rho = sigma.iter().map(|&s| softplus_inverse(s)).collect();

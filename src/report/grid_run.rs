@@ -158,7 +158,16 @@ pub fn run(
     } else {
         options.out.join("raw.parquet")
     };
-    prepare_out(&options.out, options.overwrite, &first)?;
+    // Refuse what would not fit before anything is written.
+    let shard_items = crate::study::grid::shard_items(&config);
+    crate::study::grid::grid_cost(&config, &posteriors, &shard_items)?;
+    // One writer at a time in the folder.
+    let part = sharded.then(|| format!("shard-{}-of-{}", config.shard.0, config.shard.1));
+    let _lock = crate::atomic::FolderLock::acquire(
+        &options.out,
+        part.as_deref(),
+        &options.command_line.join(" "),
+    )?;
     // Finished items go to a journal so that a killed run resumes (same settings and
     // posterior files ⇒ same fingerprint); it is removed once the reports are written.
     let mut covered = settings(&config, spec.as_ref());
@@ -175,9 +184,12 @@ pub fn run(
     } else {
         ".journal.jsonl".to_string()
     });
-    // Refuse what would not fit before anything is written.
-    let shard_items = crate::study::grid::shard_items(&config);
-    crate::study::grid::grid_cost(&config, &posteriors, &shard_items)?;
+    // While the journal of this computation is there, the reports beside it are an
+    // unfinished set of this very run (killed while writing them, say): this run may
+    // replace them.
+    let overwrite =
+        options.overwrite || crate::journal::Journal::is_of(&journal_path, &fingerprint);
+    prepare_out(&options.out, overwrite, &first)?;
     let journal = crate::journal::Journal::open(&journal_path, &fingerprint, options.overwrite)?;
     if journal.n_done() > 0 {
         observer.resuming(journal.n_done(), &journal_path);
@@ -192,7 +204,7 @@ pub fn run(
             config.shard.0, config.shard.1
         ));
         let raw = shard_bytes(&rows);
-        write_atomic(&first, &raw, options.overwrite)?;
+        write_atomic(&first, &raw, overwrite)?;
         // `merge` decodes only shard files whose SHA-256 matches their manifest.
         let mut m: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
         m["raw_sha256"] = serde_json::Value::String(crate::study::grid::sha256_hex(&raw));
@@ -213,7 +225,7 @@ pub fn run(
         options.elbo_samples,
         config.seed,
         &manifest,
-        options.overwrite,
+        overwrite,
     )?;
     journal.finish()?;
     Ok(out)
@@ -271,6 +283,13 @@ fn write_reports(
 /// [`Error::BadFile`] for missing, duplicate or foreign shards (checked against the
 /// shard manifests), plus the errors of [`run`].
 pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
+    if !dir.is_dir() {
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
+        ));
+    }
+    let _lock = crate::atomic::FolderLock::acquire(dir, None, "mi-est merge")?;
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut shard_files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -401,8 +420,19 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
             ));
         }
     }
+    // As in `run`: a journal names the merge until its reports are all written, so that
+    // a merge killed while writing them can be rerun.
+    let journal_path = dir.join(".journal-merge.jsonl");
+    let fingerprint = crate::journal::fingerprint(&serde_json::json!(
+        shard_files
+            .iter()
+            .map(|p| manifest_of(p).map(|m| m["raw_sha256"].clone()))
+            .collect::<Result<Vec<_>>>()?
+    ));
+    let overwrite_set = overwrite || crate::journal::Journal::is_of(&journal_path, &fingerprint);
     let out_raw = dir.join("raw.parquet");
-    prepare_out(dir, overwrite, &out_raw)?;
+    prepare_out(dir, overwrite_set, &out_raw)?;
+    let journal = crate::journal::Journal::open(&journal_path, &fingerprint, overwrite)?;
     let data = first["data"].as_str().map(str::to_string);
     let elbo_samples = first["elbo_samples"].as_u64().unwrap_or(1) as usize;
     let seed = first["seed"].as_u64().unwrap_or(0);
@@ -415,7 +445,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
             .collect::<Vec<_>>()
     );
     let manifest = serde_json::to_string_pretty(&m).expect("json");
-    write_reports(
+    let out = write_reports(
         dir,
         &rows,
         &posteriors,
@@ -423,8 +453,10 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         elbo_samples,
         seed,
         &manifest,
-        overwrite,
-    )
+        overwrite_set,
+    )?;
+    journal.finish()?;
+    Ok(out)
 }
 
 /// The bias–variance and bound tables for the report's page.

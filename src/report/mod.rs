@@ -107,7 +107,7 @@ pub fn reproduce_into(
     command_line: &[String],
 ) -> Result<(Reproduction, Vec<PathBuf>)> {
     let summary = dir.join("summary.md");
-    prepare_out(dir, overwrite, &summary)?;
+    let _lock = crate::atomic::FolderLock::acquire(dir, None, &command_line.join(" "))?;
     let mut inputs = Vec::new();
     if experiment.needs_mnist() {
         for stem in [
@@ -138,13 +138,15 @@ pub fn reproduce_into(
         "samples": options.samples,
     });
     let journal_path = dir.join(".journal.jsonl");
+    // While the journal of this computation is there, the reports beside it are an
+    // unfinished set of this very reproduction, which it may replace.
+    let fingerprint = crate::journal::fingerprint(&settings);
+    let resuming = crate::journal::Journal::is_of(&journal_path, &fingerprint);
+    prepare_out(dir, overwrite || resuming, &summary)?;
     // The revision that computes, taken before the (possibly hours-long) work.
     let git = git_revision();
-    let journal = crate::journal::Journal::open(
-        &journal_path,
-        &crate::journal::fingerprint(&settings),
-        overwrite,
-    )?;
+    let journal = crate::journal::Journal::open(&journal_path, &fingerprint, overwrite)?;
+    let overwrite = overwrite || resuming;
     // Results read back from an earlier run (an interrupted one, say): the observer
     // hears of them, and the summary and the manifest say that the wall time covers
     // only the rest.

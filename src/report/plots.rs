@@ -26,7 +26,66 @@ struct Line {
     errors: Option<Vec<f64>>,
 }
 
+/// The largest magnitude a plot draws. Beyond it (and for NaN and ±∞) a value is left
+/// out and counted in the title: plotters' tick search does not end on a range that is not
+/// finite, and a value of 1e15 nats is already a failed estimate, not a point to read.
+pub const LARGEST_DRAWN: f64 = 1e15;
+
+/// Whether a plot can draw `v` (see [`LARGEST_DRAWN`]).
+pub fn drawable(v: f64) -> bool {
+    v.is_finite() && v.abs() <= LARGEST_DRAWN
+}
+
+/// `title` with the number of points left out, if any.
+fn titled(title: &str, left_out: usize) -> String {
+    match left_out {
+        0 => title.to_string(),
+        1 => format!("{title} (1 value not drawn: not finite or beyond ±1e15)"),
+        n => format!("{title} ({n} values not drawn: not finite or beyond ±1e15)"),
+    }
+}
+
+/// The lines' points that can be drawn, with their error half-widths (an error bar that
+/// cannot be drawn is dropped, its point kept), and the number of points left out.
+fn drawable_lines(lines: &[Line]) -> (Vec<Line>, usize) {
+    let mut left_out = 0;
+    let kept = lines
+        .iter()
+        .map(|l| {
+            let mut points = Vec::new();
+            let mut errors = Vec::new();
+            for (i, &(x, y)) in l.points.iter().enumerate() {
+                if !(drawable(x) && x > 0.0 && drawable(y)) {
+                    left_out += 1;
+                    continue;
+                }
+                points.push((x, y));
+                let e = l
+                    .errors
+                    .as_ref()
+                    .and_then(|e| e.get(i))
+                    .copied()
+                    .unwrap_or(0.0);
+                errors.push(if drawable(y - e) && drawable(y + e) {
+                    e.abs()
+                } else {
+                    0.0
+                });
+            }
+            Line {
+                label: l.label.clone(),
+                colour: l.colour,
+                errors: l.errors.as_ref().map(|_| errors),
+                points,
+            }
+        })
+        .collect();
+    (kept, left_out)
+}
+
 fn line_chart(path: &Path, title: &str, y_label: &str, lines: &[Line]) -> Result<()> {
+    let (lines, left_out) = drawable_lines(lines);
+    let title = titled(title, left_out);
     let pts: Vec<(f64, f64)> = lines
         .iter()
         .flat_map(|l| l.points.iter().copied())
@@ -38,7 +97,7 @@ fn line_chart(path: &Path, title: &str, y_label: &str, lines: &[Line]) -> Result
     let (mut y_min, mut y_max) = pts
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    for l in lines {
+    for l in &lines {
         if let Some(e) = &l.errors {
             for (p, e) in l.points.iter().zip(e) {
                 y_min = y_min.min(p.1 - e);
@@ -46,7 +105,8 @@ fn line_chart(path: &Path, title: &str, y_label: &str, lines: &[Line]) -> Result
             }
         }
     }
-    let pad = ((y_max - y_min) * 0.08).max(1e-6);
+    // A pad the axis can resolve: relative to the values' size when they are all equal.
+    let pad = ((y_max - y_min) * 0.08).max(1e-6 * y_max.abs().max(y_min.abs()).max(1.0));
     let dense: Vec<(String, Vec<(f64, f64)>)> = lines
         .iter()
         .map(|l| (l.label.clone(), densify(&l.points)))
@@ -62,7 +122,7 @@ fn line_chart(path: &Path, title: &str, y_label: &str, lines: &[Line]) -> Result
         let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
+            .caption(&title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(90)
@@ -79,7 +139,7 @@ fn line_chart(path: &Path, title: &str, y_label: &str, lines: &[Line]) -> Result
             .y_desc(y_label)
             .draw()
             .map_err(|e| plot_err(path, e))?;
-        for l in lines {
+        for l in &lines {
             let colour = l.colour;
             chart
                 .draw_series(LineSeries::new(l.points.clone(), colour.stroke_width(2)))
@@ -328,13 +388,16 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
     if let Some(h) = &spec.heat {
         return heat_map(path, spec, h);
     }
-    // A log axis shows only positive values.
+    // A log axis shows only positive values; nothing shows a value that is not drawable.
     let keep = |p: &(f64, f64)| {
-        p.0.is_finite()
-            && p.1.is_finite()
-            && (!spec.log_x || p.0 > 0.0)
-            && (!spec.log_y || p.1 > 0.0)
+        drawable(p.0) && drawable(p.1) && (!spec.log_x || p.0 > 0.0) && (!spec.log_y || p.1 > 0.0)
     };
+    let left_out = spec
+        .series
+        .iter()
+        .flat_map(|(_, pts)| pts)
+        .filter(|p| !(drawable(p.0) && drawable(p.1)))
+        .count();
     // Each series' kept points with their error half-widths (0 without error bars).
     let kept: Vec<Vec<((f64, f64), f64)>> = spec
         .series
@@ -344,7 +407,17 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
             let errs = spec.errors.get(i).and_then(|e| e.as_ref());
             pts.iter()
                 .enumerate()
-                .map(|(k, &p)| (p, errs.and_then(|e| e.get(k)).copied().unwrap_or(0.0)))
+                .map(|(k, &p)| {
+                    let e = errs.and_then(|e| e.get(k)).copied().unwrap_or(0.0);
+                    (
+                        p,
+                        if drawable(p.1 - e) && drawable(p.1 + e) {
+                            e.abs()
+                        } else {
+                            0.0
+                        },
+                    )
+                })
                 .filter(|(p, _)| keep(p))
                 .collect()
         })
@@ -395,6 +468,16 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
             };
             (lo - pad, hi + pad)
         }
+    };
+    let titled_spec;
+    let spec = if left_out > 0 {
+        titled_spec = PlotSpec {
+            title: titled(&spec.title, left_out),
+            ..spec.clone()
+        };
+        &titled_spec
+    } else {
+        spec
     };
     let (x0, x1) = range(&mut pts.iter().map(|p| p.0), spec.log_x);
     let (y0, y1) = range(&mut pts.iter().map(|p| p.1), spec.log_y);
@@ -661,7 +744,7 @@ fn heat_map(path: &Path, spec: &PlotSpec, h: &crate::study::experiment::HeatMap)
         .flatten()
         .flatten()
         .copied()
-        .filter(|v| v.is_finite())
+        .filter(|&v| drawable(v))
         .collect();
     let (lo, hi) = h.range.unwrap_or_else(|| {
         vals.iter()
