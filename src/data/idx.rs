@@ -28,99 +28,147 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Reads an IDX file of unsigned bytes (gzipped or not, detected from its first bytes).
+/// Reads an IDX file of unsigned bytes (gzipped or not, detected from its first bytes),
+/// streamed: the header's dimensions are checked against the memory limit
+/// ([`crate::resources`]) before the data are read, and no more bytes are inflated than
+/// the header declares (plus one, to tell a file with more).
 ///
 /// # Errors
 ///
 /// [`Error::Io`] if the file cannot be read; [`Error::BadFile`] for a corrupt gzip
 /// stream, a wrong magic number or type, or a data length that disagrees with the
-/// header.
+/// header; [`Error::ResourceLimit`] for data that would not fit in the memory limit.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    idx_from_bytes(&raw, path)
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    idx_from_reader(std::io::BufReader::new(file), path)
 }
 
 /// Parses IDX bytes, gzipped or not (`path` only names the source in errors).
 ///
 /// # Errors
 ///
-/// As [`read_idx`], without the I/O error.
+/// As [`read_idx`].
 pub fn idx_from_bytes(raw: &[u8], path: &Path) -> Result<IdxArray> {
-    let decoded;
-    let bytes: &[u8] = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        // A few hostile bytes can inflate to any size: stop at MAX_IDX_BYTES.
-        GzDecoder::new(raw)
-            .take(MAX_IDX_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| bad(path, format!("corrupt gzip stream: {e}")))?;
-        if out.len() as u64 > MAX_IDX_BYTES {
-            return Err(bad(
-                path,
-                format!("decompresses to more than {MAX_IDX_BYTES} bytes"),
-            ));
-        }
-        decoded = out;
-        &decoded
-    } else {
-        raw
-    };
-    parse_idx(bytes).map_err(|reason| bad(path, reason))
+    idx_from_reader(raw, path)
 }
 
-/// The largest decompressed IDX file read (4 GiB; the full MNIST training images are
-/// 47 MB).
+/// [`read_idx`] from any reader.
+fn idx_from_reader(mut r: impl std::io::BufRead, path: &Path) -> Result<IdxArray> {
+    let gzip = r
+        .fill_buf()
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    if gzip {
+        read_stream(GzDecoder::new(r), path, "corrupt gzip stream")
+    } else {
+        read_stream(r, path, "cannot read")
+    }
+}
+
+/// The largest IDX data read (4 GiB; the full MNIST training images are 47 MB).
 pub const MAX_IDX_BYTES: u64 = 4 << 30;
 
-/// Parses IDX bytes.
-pub(crate) fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
-    if bytes.len() < 4 {
-        return Err(format!("truncated header: {} bytes", bytes.len()));
-    }
-    if bytes[0] != 0 || bytes[1] != 0 {
-        return Err(format!(
-            "wrong magic number {:#010x} (expected 0x00000801 labels or 0x00000803 images)",
-            u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+/// Bytes held per data byte once an IDX file is a data set: the bytes and an f64 each.
+const HELD_PER_BYTE: f64 = 9.0;
+
+/// Reads an IDX array from a stream: the header, a check of its size, then exactly
+/// the data it declares.
+fn read_stream(mut r: impl Read, path: &Path, broken: &str) -> Result<IdxArray> {
+    let failed = |e: std::io::Error| bad(path, format!("{broken}: {e}"));
+    // Reads up to `buf.len()` bytes, fewer only at the end of the stream.
+    let fill = |r: &mut dyn Read, buf: &mut [u8]| -> std::io::Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match r.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(got)
+    };
+    let mut head = [0u8; 4];
+    let got = fill(&mut r, &mut head).map_err(failed)?;
+    check_magic(&head[..got]).map_err(|reason| bad(path, reason))?;
+    let n_dims = head[3] as usize;
+    let mut dims_bytes = vec![0u8; 4 * n_dims];
+    let got = fill(&mut r, &mut dims_bytes).map_err(failed)?;
+    if got < dims_bytes.len() {
+        return Err(bad(
+            path,
+            format!(
+                "truncated header: {n_dims} dimensions need {} bytes, file has {}",
+                4 + 4 * n_dims,
+                4 + got
+            ),
         ));
     }
-    if bytes[2] != 0x08 {
-        return Err(format!(
-            "element type {:#04x} is not unsigned byte (0x08)",
-            bytes[2]
-        ));
-    }
-    let n_dims = bytes[3] as usize;
-    if n_dims == 0 {
-        return Err("zero dimensions".into());
-    }
-    let header = 4 + 4 * n_dims;
-    if bytes.len() < header {
-        return Err(format!(
-            "truncated header: {} dimensions need {header} bytes, file has {}",
-            n_dims,
-            bytes.len()
-        ));
-    }
-    let dims: Vec<usize> = (0..n_dims)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
+    let dims: Vec<usize> = dims_bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")) as usize)
         .collect();
     let n = dims
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| format!("dimensions {dims:?} overflow"))?;
-    let body = &bytes[header..];
-    if body.len() != n {
-        return Err(format!(
-            "header says dimensions {dims:?} ({n} bytes of data) but the file has {} bytes of data{}",
-            body.len(),
-            if body.len() < n { " (truncated)" } else { "" }
+        .filter(|&n| n as u64 <= MAX_IDX_BYTES)
+        .ok_or_else(|| {
+            bad(
+                path,
+                format!("header says dimensions {dims:?}: more than {MAX_IDX_BYTES} bytes of data"),
+            )
+        })?;
+    crate::resources::check(
+        &format!("reading {} ({dims:?} in its header)", path.display()),
+        crate::resources::Cost::default().with_bytes(n as f64 * HELD_PER_BYTE),
+    )?;
+    let mut data = vec![0u8; n];
+    let got = fill(&mut r, &mut data).map_err(failed)?;
+    let more = got == n && fill(&mut r, &mut [0u8; 1]).map_err(failed)? > 0;
+    if got < n || more {
+        return Err(bad(
+            path,
+            if more {
+                format!("header says dimensions {dims:?} ({n} bytes of data) but the file has more")
+            } else {
+                format!(
+                    "header says dimensions {dims:?} ({n} bytes of data) but the file has {got} bytes of data (truncated)"
+                )
+            },
         ));
     }
-    Ok(IdxArray {
-        dims,
-        data: body.to_vec(),
+    Ok(IdxArray { dims, data })
+}
+
+/// Checks an IDX file's first four bytes: two zeros, type 0x08, at least one dimension.
+fn check_magic(head: &[u8]) -> std::result::Result<(), String> {
+    if head.len() < 4 {
+        return Err(format!("truncated header: {} bytes", head.len()));
+    }
+    if head[0] != 0 || head[1] != 0 {
+        return Err(format!(
+            "wrong magic number {:#010x} (expected 0x00000801 labels or 0x00000803 images)",
+            u32::from_be_bytes([head[0], head[1], head[2], head[3]])
+        ));
+    }
+    if head[2] != 0x08 {
+        return Err(format!(
+            "element type {:#04x} is not unsigned byte (0x08)",
+            head[2]
+        ));
+    }
+    if head[3] == 0 {
+        return Err("zero dimensions".into());
+    }
+    Ok(())
+}
+
+/// Parses IDX bytes (not gzipped), as [`read_stream`] does.
+#[cfg(test)]
+fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
+    read_stream(bytes, Path::new("x"), "cannot read").map_err(|e| match e {
+        Error::BadFile { reason, .. } => reason,
+        other => other.to_string(),
     })
 }
 
@@ -245,7 +293,7 @@ mod tests {
         assert!(
             parse_idx(&idx([0, 0, 8, 1], &[2], &[1, 2, 3]))
                 .unwrap_err()
-                .contains("3 bytes of data")
+                .contains("2 bytes of data) but the file has more")
         );
         assert!(
             parse_idx(&[0, 0, 8])
@@ -258,5 +306,32 @@ mod tests {
                 .contains("truncated header")
         );
         assert!(parse_idx(&idx([0, 0, 8, 2], &[u32::MAX, u32::MAX], &[])).is_err());
+    }
+
+    /// A gzip stream of zeros far longer than its header declares (a bomb) is read only
+    /// as far as the header says, plus one byte; a header that declares more than the
+    /// memory limit is refused before any data are inflated.
+    #[test]
+    fn gzip_streams_are_read_by_their_declared_size() {
+        use flate2::{Compression, write::GzEncoder};
+        use std::io::Write;
+        let gz = |header: Vec<u8>, zeros: usize| {
+            let mut e = GzEncoder::new(Vec::new(), Compression::best());
+            e.write_all(&header).unwrap();
+            let block = vec![0u8; 1 << 20];
+            for _ in 0..zeros >> 20 {
+                e.write_all(&block).unwrap();
+            }
+            e.finish().unwrap()
+        };
+        // 2,000 images declared, 64 MiB of zeros behind them.
+        let bomb = gz(idx([0, 0, 8, 3], &[2000, 28, 28], &[]), 64 << 20);
+        assert!(bomb.len() < 200_000, "{}", bomb.len());
+        let e = idx_from_bytes(&bomb, Path::new("bomb.gz")).unwrap_err().to_string();
+        assert!(e.contains("but the file has more"), "{e}");
+        // 4 G images of 1 byte: over any memory limit, refused from the header alone.
+        let huge = gz(idx([0, 0, 8, 1], &[u32::MAX], &[]), 0);
+        let e = idx_from_bytes(&huge, Path::new("huge.gz")).unwrap_err().to_string();
+        assert!(e.contains("would need about"), "{e}");
     }
 }

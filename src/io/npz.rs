@@ -64,7 +64,8 @@ pub fn read_npz(bytes: &[u8]) -> Result<Vec<Array>, String> {
     }
     let mut at = usize::try_from(cd).map_err(|_| truncated())?;
     let mut total = 0u64;
-    let mut out = Vec::new();
+    // The members as the directory declares them, all checked before any is inflated.
+    let mut members = Vec::new();
     for _ in 0..entries {
         if !bytes
             .get(at..)
@@ -110,6 +111,24 @@ pub fn read_npz(bytes: &[u8]) -> Result<Vec<Array>, String> {
                 "the arrays exceed {MAX_NPZ_BYTES} bytes in total"
             )));
         }
+        if !matches!(method, 0 | 8) {
+            return Err(member(format!(
+                "compression method {method} (only stored and deflate are read)"
+            )));
+        }
+        members.push((name, method, compressed, size, local));
+    }
+    // The memory the arrays take once read, by their declared sizes, before any is
+    // inflated: float32 doubles in f64, and a posterior holds its values a few times
+    // over while it is built (`READ_COPIES`).
+    crate::resources::check(
+        &format!("reading the {} arrays of this .npz ({total} bytes inflated)", members.len()),
+        crate::resources::Cost::default().with_bytes(2.0 * total as f64 * READ_COPIES),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (name, method, compressed, size, local) in members {
+        let member = |reason: String| format!("member `{name}`: {reason}");
         let local = usize::try_from(local).map_err(|_| member("bad offset".into()))?;
         if !bytes
             .get(local..)
@@ -124,34 +143,32 @@ pub fn read_npz(bytes: &[u8]) -> Result<Vec<Array>, String> {
             .ok()
             .and_then(|c| bytes.get(start..start.checked_add(c)?))
             .ok_or_else(|| member("the data run past the end of the archive".into()))?;
-        let raw = match method {
-            0 => data.to_vec(),
-            8 => {
-                let mut raw = Vec::new();
-                flate2::read::DeflateDecoder::new(data)
-                    .take(size + 1)
-                    .read_to_end(&mut raw)
-                    .map_err(|e| member(format!("bad deflate data: {e}")))?;
-                raw
-            }
-            m => {
+        // Streamed: the inflated bytes are converted as they come, never held whole, and
+        // never more of them than the directory declares.
+        let (shape, values) = if method == 0 {
+            read_npy_from(data, data.len() as u64)
+        } else {
+            let mut inflated = flate2::read::DeflateDecoder::new(data).take(size);
+            let array = read_npy_from(&mut inflated, size)?;
+            if inflated.limit() != 0 {
                 return Err(member(format!(
-                    "compression method {m} (only stored and deflate are read)"
+                    "holds {} bytes where the directory says {size}",
+                    size - inflated.limit()
                 )));
             }
-        };
-        if raw.len() as u64 != size {
-            return Err(member(format!(
-                "holds {} bytes where the directory says {size}",
-                raw.len()
-            )));
+            Ok(array)
         }
+        .map_err(member)?;
         let stem = name.strip_suffix(".npy").unwrap_or(&name).to_string();
-        let (shape, values) = read_npy(&raw).map_err(member)?;
         out.push((stem, shape, values));
     }
     Ok(out)
 }
+
+/// How many times over reading a posterior holds its values at the peak (the parsed
+/// arrays, their safetensors bytes, the tensors read back and the posterior's vectors),
+/// for the memory check before reading.
+pub const READ_COPIES: f64 = 5.0;
 
 /// Reads one `.npy` array of `f4` or `f8`: its shape and its values in C order.
 ///
@@ -159,18 +176,40 @@ pub fn read_npz(bytes: &[u8]) -> Result<Vec<Array>, String> {
 ///
 /// What is wrong with the header or the data.
 pub fn read_npy(b: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
-    if !b.starts_with(b"\x93NUMPY") || b.len() < 10 {
+    read_npy_from(b, b.len() as u64)
+}
+
+/// [`read_npy`] from a stream of `len` bytes, converting the data as they are read.
+fn read_npy_from(mut r: impl Read, len: u64) -> Result<(Vec<usize>, Vec<f64>), String> {
+    let short = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            "truncated .npy array".to_string()
+        } else {
+            format!("bad deflate data: {e}")
+        }
+    };
+    let mut head = [0u8; 12];
+    r.read_exact(&mut head[..10])
+        .map_err(|_| "not a .npy array (bad magic)".to_string())?;
+    if !head.starts_with(b"\x93NUMPY") {
         return Err("not a .npy array (bad magic)".into());
     }
-    let (header_len, start) = match b[6] {
-        1 => (u16_at(b, 8).unwrap_or(0) as usize, 10),
-        2 | 3 => (u32_at(b, 8).ok_or("truncated .npy header")? as usize, 12),
+    let (header_len, start) = match head[6] {
+        1 => (u16_at(&head, 8).unwrap_or(0) as usize, 10),
+        2 | 3 => {
+            r.read_exact(&mut head[10..12])
+                .map_err(|_| "truncated .npy header".to_string())?;
+            (u32_at(&head, 8).unwrap_or(0) as usize, 12)
+        }
         v => return Err(format!(".npy version {v} (1 to 3 are read)")),
     };
-    let header = b
-        .get(start..start + header_len)
-        .ok_or("truncated .npy header")?;
-    let header = std::str::from_utf8(header).map_err(|_| "the .npy header is not text")?;
+    if (start + header_len) as u64 > len {
+        return Err("truncated .npy header".into());
+    }
+    let mut header = vec![0u8; header_len];
+    r.read_exact(&mut header)
+        .map_err(|_| "truncated .npy header".to_string())?;
+    let header = std::str::from_utf8(&header).map_err(|_| "the .npy header is not text")?;
     let field = |key: &str| -> Result<&str, String> {
         let k = header
             .find(&format!("'{key}'"))
@@ -202,7 +241,6 @@ pub fn read_npy(b: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or("the shape overflows")?;
-    let data = &b[start + header_len..];
     let (width, big) = match descr {
         "<f8" | "=f8" => (8, false),
         ">f8" => (8, true),
@@ -214,22 +252,29 @@ pub fn read_npy(b: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
             ));
         }
     };
-    if data.len() != n.checked_mul(width).ok_or("the shape overflows")? {
+    // The data must fill the rest of the member exactly: checked against the declared
+    // length before anything is allocated.
+    let data_len = len - (start + header_len) as u64;
+    let want = n.checked_mul(width).ok_or("the shape overflows")?;
+    if data_len != want as u64 {
         return Err(format!(
-            "{} data bytes for shape {shape:?} of {descr} ({} expected)",
-            data.len(),
-            n * width
+            "{data_len} data bytes for shape {shape:?} of {descr} ({want} expected)"
         ));
     }
-    let mut values: Vec<f64> = data
-        .chunks_exact(width)
-        .map(|c| match (width, big) {
+    let mut values: Vec<f64> = Vec::with_capacity(n);
+    let mut chunk = vec![0u8; (1 << 16) - (1 << 16) % width];
+    let mut left = want;
+    while left > 0 {
+        let take = left.min(chunk.len());
+        r.read_exact(&mut chunk[..take]).map_err(short)?;
+        values.extend(chunk[..take].chunks_exact(width).map(|c| match (width, big) {
             (8, false) => f64::from_le_bytes(c.try_into().expect("8")),
             (8, true) => f64::from_be_bytes(c.try_into().expect("8")),
             (_, false) => f32::from_le_bytes(c.try_into().expect("4")) as f64,
             (_, true) => f32::from_be_bytes(c.try_into().expect("4")) as f64,
-        })
-        .collect();
+        }));
+        left -= take;
+    }
     if fortran && shape.len() > 1 {
         // Fortran order: the first index varies fastest. Reorder to C order.
         let mut c = vec![0.0; n];

@@ -107,10 +107,12 @@ fn training_is_deterministic_at_any_thread_count() {
 #[test]
 fn a_diverging_run_stops_with_an_error_naming_the_step() {
     let x = Mat::from_fn(20, 1, |r, _| r as f64);
-    let y = Mat::from_fn(20, 1, |_, _| 1e200);
+    // Targets at the largest accepted size, and a precision that makes the squared
+    // error overflow on the first step.
+    let y = Mat::from_fn(20, 1, |_, _| 1e30);
     let data = Dataset::new(x, Targets::Values(y)).unwrap();
     let arch = Arch::builder(vec![1, 2, 1]).check().unwrap();
-    let mut config = TrainConfig::new(Likelihood::Gaussian { precision: 1.0 });
+    let mut config = TrainConfig::new(Likelihood::Gaussian { precision: 1e250 });
     config.batch_size = 5;
     let e = train(&arch, &data, &config, None, &mut quiet()).unwrap_err();
     assert!(
