@@ -28,7 +28,8 @@ pub fn load_csv(path: &Path, n_targets: usize, classification: bool) -> Result<D
         .ok()
         .filter(|m| m.is_file())
         .map(|m| m.len());
-    let cost = |bytes: u64| crate::resources::Cost::default().with_bytes(bytes as f64 * HELD_PER_BYTE);
+    let cost =
+        |bytes: u64| crate::resources::Cost::default().with_bytes(bytes as f64 * HELD_PER_BYTE);
     let what = |bytes: u64| format!("reading {} ({bytes} bytes or more)", path.display());
     if let Some(size) = size {
         crate::resources::check(&what(size), cost(size))?;

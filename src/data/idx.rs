@@ -327,11 +327,15 @@ mod tests {
         // 2,000 images declared, 64 MiB of zeros behind them.
         let bomb = gz(idx([0, 0, 8, 3], &[2000, 28, 28], &[]), 64 << 20);
         assert!(bomb.len() < 200_000, "{}", bomb.len());
-        let e = idx_from_bytes(&bomb, Path::new("bomb.gz")).unwrap_err().to_string();
+        let e = idx_from_bytes(&bomb, Path::new("bomb.gz"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("but the file has more"), "{e}");
         // 4 G images of 1 byte: over any memory limit, refused from the header alone.
         let huge = gz(idx([0, 0, 8, 1], &[u32::MAX], &[]), 0);
-        let e = idx_from_bytes(&huge, Path::new("huge.gz")).unwrap_err().to_string();
+        let e = idx_from_bytes(&huge, Path::new("huge.gz"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("would need about"), "{e}");
     }
 }

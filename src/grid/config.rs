@@ -159,6 +159,26 @@ impl GridConfig {
         if self.repeats == 0 {
             return Err(Error::invalid("repeats", 0, "need at least one repeat"));
         }
+        // The grid's size, counted before it is listed.
+        let per_posterior: u128 = self
+            .estimators
+            .iter()
+            .map(|e| match e {
+                EstimatorKind::Sandwich => self.ks.iter().filter(|&&k| k >= 2).count() as u128,
+                e if e.uses_k() => self.ks.len() as u128,
+                _ => 1,
+            })
+            .sum();
+        let items = per_posterior * self.repeats as u128 * self.posteriors.len() as u128;
+        if items > MAX_GRID_ITEMS as u128 {
+            return Err(Error::invalid(
+                "grid",
+                format!("{items} items"),
+                format!(
+                    "a grid has at most {MAX_GRID_ITEMS} items (posteriors × estimator cells × repeats); ask for fewer repeats or K"
+                ),
+            ));
+        }
         let (i, n) = self.shard;
         if n == 0 || i >= n {
             return Err(Error::invalid(
@@ -170,6 +190,10 @@ impl GridConfig {
         Ok(self)
     }
 }
+
+/// The most items a grid lists (each becomes a row of a few hundred bytes; the
+/// estimates' own cost is checked after, item by item).
+pub const MAX_GRID_ITEMS: usize = 10_000_000;
 
 /// One grid item: which posterior, estimator, K and repeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

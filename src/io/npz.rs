@@ -122,7 +122,10 @@ pub fn read_npz(bytes: &[u8]) -> Result<Vec<Array>, String> {
     // inflated: float32 doubles in f64, and a posterior holds its values a few times
     // over while it is built (`READ_COPIES`).
     crate::resources::check(
-        &format!("reading the {} arrays of this .npz ({total} bytes inflated)", members.len()),
+        &format!(
+            "reading the {} arrays of this .npz ({total} bytes inflated)",
+            members.len()
+        ),
         crate::resources::Cost::default().with_bytes(2.0 * total as f64 * READ_COPIES),
     )
     .map_err(|e| e.to_string())?;
@@ -267,12 +270,16 @@ fn read_npy_from(mut r: impl Read, len: u64) -> Result<(Vec<usize>, Vec<f64>), S
     while left > 0 {
         let take = left.min(chunk.len());
         r.read_exact(&mut chunk[..take]).map_err(short)?;
-        values.extend(chunk[..take].chunks_exact(width).map(|c| match (width, big) {
-            (8, false) => f64::from_le_bytes(c.try_into().expect("8")),
-            (8, true) => f64::from_be_bytes(c.try_into().expect("8")),
-            (_, false) => f32::from_le_bytes(c.try_into().expect("4")) as f64,
-            (_, true) => f32::from_be_bytes(c.try_into().expect("4")) as f64,
-        }));
+        values.extend(
+            chunk[..take]
+                .chunks_exact(width)
+                .map(|c| match (width, big) {
+                    (8, false) => f64::from_le_bytes(c.try_into().expect("8")),
+                    (8, true) => f64::from_be_bytes(c.try_into().expect("8")),
+                    (_, false) => f32::from_le_bytes(c.try_into().expect("4")) as f64,
+                    (_, true) => f32::from_be_bytes(c.try_into().expect("4")) as f64,
+                }),
+        );
         left -= take;
     }
     if fortran && shape.len() > 1 {

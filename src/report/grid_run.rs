@@ -304,15 +304,16 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
     if shard_files.is_empty() {
         return Err(bad(dir, "no raw-shard-*.jsonl files to merge".into()));
     }
-    let manifest_of = |p: &Path| -> Result<serde_json::Value> {
+    let manifest_path = |p: &Path| -> PathBuf {
         let name = p
             .file_name()
             .expect("file")
             .to_string_lossy()
             .replace("raw-", "manifest-")
             .replace(".jsonl", ".json");
-        read_json(&dir.join(name))
+        dir.join(name)
     };
+    let manifest_of = |p: &Path| -> Result<serde_json::Value> { read_json(&manifest_path(p)) };
     let first = manifest_of(&shard_files[0])?;
     let keys = [
         "seed",
@@ -368,7 +369,21 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
     }
     rows.sort_by_key(|r| r.item);
     let total = first["n_items_total"].as_u64().unwrap_or(0) as usize;
-    if rows.len() != total || rows.iter().enumerate().any(|(i, r)| r.item != i as u64) {
+    if let Some(w) = rows.windows(2).find(|w| w[0].item == w[1].item) {
+        return Err(bad(
+            dir,
+            format!("item {} of the grid is in the shards twice", w[0].item),
+        ));
+    }
+    if let Some(missing) =
+        (0..total as u64).find(|&i| rows.get(i as usize).is_none_or(|r| r.item != i))
+    {
+        return Err(bad(
+            dir,
+            format!("item {missing} of the grid's {total} is in no shard"),
+        ));
+    }
+    if rows.len() != total {
         return Err(bad(
             dir,
             format!(
@@ -430,6 +445,16 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
             .collect::<Result<Vec<_>>>()?
     ));
     let overwrite_set = overwrite || crate::journal::Journal::is_of(&journal_path, &fingerprint);
+    // Every row is checked against the grid the manifests describe: a shard that hashes
+    // right but holds rows of another grid (or values no estimator returns) is refused.
+    let grid = grid_of_manifest(&first, &paths, layers.clone())
+        .map_err(|e| bad(&manifest_path(&shard_files[0]), e.to_string()))?;
+    crate::study::grid::check_rows(&grid, &posteriors, &rows).map_err(|e| {
+        bad(
+            dir,
+            format!("the shards do not hold the grid of their manifests: {e}"),
+        )
+    })?;
     let out_raw = dir.join("raw.parquet");
     prepare_out(dir, overwrite_set, &out_raw)?;
     let journal = crate::journal::Journal::open(&journal_path, &fingerprint, overwrite)?;
@@ -457,6 +482,46 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
     )?;
     journal.finish()?;
     Ok(out)
+}
+
+/// The whole grid (one shard) that a shard manifest describes.
+fn grid_of_manifest(
+    m: &serde_json::Value,
+    posteriors: &[PathBuf],
+    layers: Option<Vec<String>>,
+) -> Result<GridConfig> {
+    let missing =
+        |k: &str| Error::invalid(format!("manifest `{k}`"), &m[k], "missing or malformed");
+    let number = |k: &str| m[k].as_u64().ok_or_else(|| missing(k));
+    let estimators = m["estimators"]
+        .as_array()
+        .ok_or_else(|| missing("estimators"))?
+        .iter()
+        .map(|e| {
+            e.as_str()
+                .ok_or_else(|| missing("estimators"))
+                .and_then(crate::study::grid::EstimatorKind::parse)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ks = m["k"]
+        .as_array()
+        .ok_or_else(|| missing("k"))?
+        .iter()
+        .map(|k| k.as_u64().map(|k| k as usize).ok_or_else(|| missing("k")))
+        .collect::<Result<Vec<_>>>()?;
+    GridConfig {
+        posteriors: posteriors.to_vec(),
+        spec: m["spec"]["path"].as_str().map(PathBuf::from),
+        layers,
+        prior_scale: m["prior_scale"].as_f64(),
+        estimators,
+        ks,
+        samples: number("samples")? as usize,
+        repeats: number("repeats")? as usize,
+        seed: number("seed")?,
+        shard: (0, 1),
+    }
+    .check()
 }
 
 /// The bias–variance and bound tables for the report's page.

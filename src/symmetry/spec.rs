@@ -58,8 +58,59 @@ enum AxisJson {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpecJson {
-    permutations: BTreeMap<String, usize>,
-    axes: BTreeMap<String, Vec<Option<AxisJson>>>,
+    permutations: Unique<usize>,
+    axes: Unique<Vec<Option<AxisJson>>>,
+}
+
+/// A JSON object read into a map, refusing a key given twice (serde keeps the last,
+/// which would read a spec other than the one written).
+struct Unique<V>(BTreeMap<String, V>);
+
+impl<V> std::ops::Deref for Unique<V> {
+    type Target = BTreeMap<String, V>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<V> FromIterator<(String, V)> for Unique<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        Unique(iter.into_iter().collect())
+    }
+}
+
+impl<V: Serialize> Serialize for Unique<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Unique<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = Unique<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object with distinct keys")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut m = BTreeMap::new();
+                while let Some((k, v)) = a.next_entry::<String, V>()? {
+                    if m.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!(
+                            "the key `{k}` is given twice"
+                        )));
+                    }
+                    m.insert(k, v);
+                }
+                Ok(Unique(m))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 mod erased {
@@ -112,7 +163,7 @@ impl PermutationSpec {
         if raw.permutations.is_empty() {
             return Err(bad("the spec declares no permutation"));
         }
-        let mut permutations: Vec<(String, usize)> = raw.permutations.into_iter().collect();
+        let mut permutations: Vec<(String, usize)> = raw.permutations.0.into_iter().collect();
         permutations.sort_by_key(|(n, _)| natural_key(n));
         for (name, size) in &permutations {
             if *size == 0 {
@@ -131,7 +182,7 @@ impl PermutationSpec {
         };
         let mut axes = BTreeMap::new();
         let mut used = vec![false; permutations.len()];
-        for (tensor, list) in raw.axes {
+        for (tensor, list) in raw.axes.0 {
             let mut parsed = Vec::with_capacity(list.len());
             for axis in list {
                 parsed.push(match axis {
