@@ -162,10 +162,18 @@ impl DataSpec {
                 abs_regression(100, *alpha, 0.0, seed)?,
                 Some(abs_regression(100, *alpha, 0.0, seed.wrapping_add(1))?),
             ),
-            DataSpec::Mixture { n_classes, dim } => (
-                gaussian_mixture(1000, *n_classes, *dim, 2.0, seed, 0)?,
-                Some(gaussian_mixture(1000, *n_classes, *dim, 2.0, seed, 1)?),
-            ),
+            DataSpec::Mixture { n_classes, dim } => {
+                // Two sets of 1000 points and the class means, checked before drawing.
+                let values = (2000.0 + *n_classes as f64) * *dim as f64;
+                crate::resources::check(
+                    &format!("the data set {self}"),
+                    crate::resources::Cost::default().with_bytes(values * 8.0),
+                )?;
+                (
+                    gaussian_mixture(1000, *n_classes, *dim, 2.0, seed, 0)?,
+                    Some(gaussian_mixture(1000, *n_classes, *dim, 2.0, seed, 1)?),
+                )
+            }
         })
     }
 }

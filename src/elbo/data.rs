@@ -280,6 +280,10 @@ pub fn elbo(
 ) -> Result<ElboEstimate> {
     crate::estimators::check_samples(n_samples)?;
     data.check_fits(q.mlp()?, likelihood)?;
+    crate::resources::check(
+        &format!("the ELBO of {n_samples} draws on {} rows", data.len()),
+        elbo_cost(q.mlp()?, data.len(), n_samples),
+    )?;
     let kl = q.kl_to_prior(prior_scale)?;
     // Draws in groups; every draw of a group reads one block of rows at a time while it
     // is in cache (one pass over the data per group instead of one per draw). Each
@@ -336,6 +340,20 @@ pub fn elbo(
         n_data: data.len(),
         n_samples,
     })
+}
+
+/// The estimated cost of [`elbo`] with `n_samples` draws on `n_rows` rows of `arch`: a
+/// forward pass per draw and row; in memory, a group of draws' weights and one block of
+/// activations each, and one log-likelihood per draw.
+pub fn elbo_cost(arch: &Arch, n_rows: usize, n_samples: usize) -> crate::resources::Cost {
+    use crate::resources::{Cost, NS_MAC};
+    let widths = arch.widths();
+    let macs: f64 = widths.windows(2).map(|w| (w[0] * w[1]) as f64).sum();
+    let units: f64 = widths.iter().map(|&w| w as f64).sum();
+    let group = ELBO_GROUP.min(n_samples) as f64;
+    Cost::ops(n_samples as f64 * n_rows as f64 * macs, NS_MAC).with_bytes(
+        group * 8.0 * (arch.n_params() as f64 + ELBO_BLOCK as f64 * units) + 8.0 * n_samples as f64,
+    )
 }
 
 /// Draws per group of [`elbo`] (sharing each pass over the data).

@@ -286,7 +286,10 @@ impl Sandwich {
         use crate::resources::{Cost, NS_SOFTMAX, NS_UNIT_COST};
         let (s, k) = (self.n_samples as f64, self.k as f64);
         let mut per_draw = Cost::default();
+        // Per thread, each layer's d × d costs, balanced log-probabilities and scratch.
+        let mut matrices = 0.0;
         for (h, (d, n)) in unit_shapes(q).into_iter().enumerate() {
+            matrices += 3.0 * d * d;
             let refills = if h == 0 { 1.0 } else { k };
             per_draw = per_draw
                 .then(Cost::ops(refills * d * d * n, NS_UNIT_COST))
@@ -298,7 +301,7 @@ impl Sandwich {
         Cost::ops(s * per_draw.seconds * 1e9, 1.0).then(crate::estimators::base_cost(
             q,
             2 * self.n_samples,
-            0.0,
+            matrices,
         ))
     }
 

@@ -608,8 +608,8 @@ pub fn check_rows(
 
 impl RawRow {
     /// Checks that the row's values are numbers its estimator can return: every value
-    /// finite (standard errors and widths ≥ 0), ln cap and ln|G| ≥ 0 with cap ≤ ln|G|, and
-    /// an InfoNCE or exact estimate at most its cap (each of its terms is). The sandwich's
+    /// finite (standard errors and widths ≥ 0), ln cap and ln|G| ≥ 0, and an InfoNCE or
+    /// exact estimate at most its cap (ln K or ln|G|: each of its terms is). The sandwich's
     /// raw upper bound may exceed ln|G| (the reports cut it, keeping the raw value).
     ///
     /// # Errors
@@ -654,13 +654,6 @@ impl RawRow {
             && !w.is_finite()
         {
             return Err(Error::invalid("width_nats", w, "must be finite"));
-        }
-        if self.ln_cap_nats > self.ln_group_order_nats + tol(self.ln_group_order_nats) {
-            return Err(Error::invalid(
-                "ln_cap_nats",
-                self.ln_cap_nats,
-                format!("exceeds ln|G| = {}", self.ln_group_order_nats),
-            ));
         }
         let capped =
             self.estimator == EstimatorKind::InfoNce.name() || self.estimator.starts_with("exact");

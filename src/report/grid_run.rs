@@ -151,7 +151,7 @@ pub fn run(
     };
     let posteriors = load_posteriors(&config.posteriors, read)?;
     // The ELBO's data are checked before any estimate (they are used after them).
-    crate::study::grid::check_data(&posteriors, options.data.as_deref())?;
+    crate::study::grid::check_data(&posteriors, options.data.as_deref(), options.elbo_samples)?;
     let sharded = config.shard.1 > 1;
     let first = if sharded {
         shard_file(&options.out, config.shard)

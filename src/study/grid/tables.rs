@@ -285,12 +285,17 @@ pub fn data_for(lp: &LoadedPosterior, data: Option<&str>) -> Option<String> {
 
 /// Checks, before any estimate, that every posterior's ELBO data (`data`, else its
 /// recorded training data) load and fit it: the input and output widths, the labels or
-/// targets its likelihood needs, and a forward pass (an MLP).
+/// targets its likelihood needs, and a forward pass (an MLP); and that the ELBO of
+/// `elbo_samples` draws is within the resource limits.
 ///
 /// # Errors
 ///
 /// [`Error::Context`] naming the data and the posterior, around the first misfit.
-pub fn check_data(posteriors: &[LoadedPosterior], data: Option<&str>) -> Result<()> {
+pub fn check_data(
+    posteriors: &[LoadedPosterior],
+    data: Option<&str>,
+    elbo_samples: usize,
+) -> Result<()> {
     for lp in posteriors {
         let Some(s) = data_for(lp, data) else {
             continue;
@@ -304,6 +309,15 @@ pub fn check_data(posteriors: &[LoadedPosterior], data: Option<&str>) -> Result<
         let (train, _) = parsed.load(likelihood, 0).map_err(named)?;
         let arch = lp.file.posterior.mlp().map_err(named)?;
         train.check_fits(arch, likelihood).map_err(named)?;
+        crate::estimators::check_samples(elbo_samples)?;
+        crate::resources::check(
+            &format!(
+                "the ELBO of posterior {} ({elbo_samples} draws on {} rows)",
+                lp.id,
+                train.len()
+            ),
+            crate::elbo::elbo_cost(arch, train.len(), elbo_samples),
+        )?;
     }
     Ok(())
 }
