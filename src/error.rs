@@ -176,6 +176,16 @@ impl Error {
         }
     }
 
+    /// A float for a message: as written for ordinary sizes, in scientific notation
+    /// beyond them (1e155, not 155 digits).
+    pub(crate) fn num(v: f64) -> String {
+        if v.is_finite() && v != 0.0 && !(1e-6..1e16).contains(&v.abs()) {
+            format!("{v:e}")
+        } else {
+            format!("{v}")
+        }
+    }
+
     /// Shorthand for [`Error::Io`].
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Io {

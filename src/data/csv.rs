@@ -122,7 +122,7 @@ pub fn csv_from_bytes(
                 "line {}, column {}: value {} is not finite or beyond ±1e30",
                 i + 1,
                 c + 1,
-                values[c]
+                Error::num(values[c])
             )));
         }
         let w = *width.get_or_insert(values.len());

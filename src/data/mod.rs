@@ -12,11 +12,93 @@ pub use csv::{csv_from_bytes, load_csv};
 pub use idx::{IdxArray, MAX_IDX_BYTES, MnistSplit, idx_from_bytes, load_mnist, read_idx};
 pub use synthetic::{abs_regression, gaussian_mixture};
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 use crate::elbo::{Dataset, Likelihood};
 use crate::error::{Error, Result};
+
+/// The value of a training record's `data_relative_to` when its `data_spec` path is
+/// relative to the posterior file's folder (what [`crate::io::save`] writes).
+pub const RELATIVE_TO_POSTERIOR: &str = "the posterior file's folder";
+
+/// `path` made absolute against the current folder, with `.` and `..` resolved in the
+/// text (no link followed).
+fn lexical_absolute(path: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(path).ok()?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Some(out)
+}
+
+/// The relative path from folder `base` to `target`, both given relative to the current
+/// folder or absolute; `None` where there is none (another drive).
+pub fn relative_path(target: &Path, base: &Path) -> Option<PathBuf> {
+    let (t, b) = (lexical_absolute(target)?, lexical_absolute(base)?);
+    let (tc, bc): (Vec<_>, Vec<_>) = (t.components().collect(), b.components().collect());
+    if tc.first() != bc.first() {
+        return None;
+    }
+    let common = tc.iter().zip(&bc).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..bc.len() {
+        rel.push("..");
+    }
+    for c in &tc[common..] {
+        rel.push(c);
+    }
+    if rel.as_os_str().is_empty() {
+        rel.push(".");
+    }
+    Some(rel)
+}
+
+/// A training record's data (its `data_spec` and `data_relative_to`) as a spec that
+/// reads from the current folder, for a posterior file at `posterior`. A path written
+/// relative to the posterior's folder is joined to it; a relative path in an older record
+/// (relative to wherever training ran) is taken from the current folder, or from the
+/// posterior's folder if only there; where both exist and differ, the two readings are
+/// refused.
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] for a spec that does not parse, or the two readings.
+pub fn recorded_data(spec: &str, relative_to: Option<&str>, posterior: &Path) -> Result<DataSpec> {
+    let parsed: DataSpec = spec.parse()?;
+    let Some(p) = parsed.path().filter(|p| p.is_relative()) else {
+        return Ok(parsed);
+    };
+    let folder = posterior.parent().unwrap_or(Path::new(""));
+    let beside = folder.join(p);
+    if relative_to == Some(RELATIVE_TO_POSTERIOR) {
+        return Ok(parsed.with_path(beside));
+    }
+    let same = match (beside.canonicalize(), p.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        (Ok(_), Err(_)) => return Ok(parsed.with_path(beside)),
+        _ => true,
+    };
+    if !same {
+        return Err(Error::invalid(
+            "recorded training data",
+            spec,
+            format!(
+                "the path is relative and names two different things: `{}` (from the current folder) and `{}` (from the posterior's folder); pass the data explicitly",
+                p.display(),
+                beside.display()
+            ),
+        ));
+    }
+    Ok(parsed)
+}
 
 /// A data source named on the command line.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,6 +216,27 @@ impl std::fmt::Display for DataSpec {
 }
 
 impl DataSpec {
+    /// The file or folder the data are read from, if they are read from one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            DataSpec::Mnist { dir, .. } => Some(dir),
+            DataSpec::Csv { path } => Some(path),
+            DataSpec::Abs { .. } | DataSpec::Mixture { .. } => None,
+        }
+    }
+
+    /// The same data read from `path` (for data read from a file or folder).
+    pub fn with_path(&self, path: PathBuf) -> DataSpec {
+        match self {
+            DataSpec::Mnist { limit, .. } => DataSpec::Mnist {
+                dir: path,
+                limit: *limit,
+            },
+            DataSpec::Csv { .. } => DataSpec::Csv { path },
+            other => other.clone(),
+        }
+    }
+
     /// The likelihood that fits the data when none is given.
     pub fn default_likelihood(&self) -> Likelihood {
         match self {

@@ -113,7 +113,7 @@ impl Dataset {
                 if !(x[(r, c)].abs() <= LARGEST) {
                     return Err(Error::invalid(
                         format!("x[{r}, {c}]"),
-                        x[(r, c)],
+                        Error::num(x[(r, c)]),
                         "inputs must be finite and within ±1e30",
                     ));
                 }
@@ -129,7 +129,7 @@ impl Dataset {
                         if !(y[(r, c)].abs() <= LARGEST) {
                             return Err(Error::invalid(
                                 format!("y[{r}, {c}]"),
-                                y[(r, c)],
+                                Error::num(y[(r, c)]),
                                 "targets must be finite and within ±1e30",
                             ));
                         }

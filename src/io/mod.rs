@@ -236,7 +236,39 @@ pub fn to_bytes(file: &PosteriorFile) -> Result<Vec<u8>> {
 ///
 /// [`Error::Io`] for an unwritable path or an existing file without `overwrite`.
 pub fn save(path: &Path, file: &PosteriorFile, overwrite: bool) -> Result<()> {
-    write_atomic(path, &to_bytes(file)?, overwrite)
+    match relocated_train_config(file, path) {
+        Some(config) => {
+            let file = PosteriorFile {
+                train_config: Some(config),
+                ..file.clone()
+            };
+            write_atomic(path, &to_bytes(&file)?, overwrite)
+        }
+        None => write_atomic(path, &to_bytes(file)?, overwrite),
+    }
+}
+
+/// The training record with its data path rewritten relative to the folder of the file
+/// being written to `path` (marked by `data_relative_to`), so that the posterior finds
+/// its data from any current folder, wherever the pair is moved together; `None` where
+/// there is nothing to rewrite (no record, data not read from a path, an absolute path,
+/// a path that does not exist, a record already relative to its file).
+fn relocated_train_config(file: &PosteriorFile, path: &Path) -> Option<String> {
+    use crate::data::{DataSpec, RELATIVE_TO_POSTERIOR, relative_path};
+    let mut cfg: serde_json::Value = serde_json::from_str(file.train_config.as_deref()?).ok()?;
+    if cfg.get("data_relative_to").is_some() {
+        return None;
+    }
+    let spec: DataSpec = cfg.get("data_spec")?.as_str()?.parse().ok()?;
+    let data = spec.path().filter(|p| p.is_relative() && p.exists())?;
+    let folder = match path.parent() {
+        Some(f) if !f.as_os_str().is_empty() => f,
+        _ => Path::new("."),
+    };
+    let rel = relative_path(data, folder)?;
+    cfg["data_spec"] = serde_json::Value::String(spec.with_path(rel).to_string());
+    cfg["data_relative_to"] = serde_json::Value::String(RELATIVE_TO_POSTERIOR.into());
+    Some(cfg.to_string())
 }
 
 /// Reads a posterior file.

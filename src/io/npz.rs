@@ -152,14 +152,13 @@ pub fn read_npz(bytes: &[u8]) -> Result<Vec<Array>, String> {
             read_npy_from(data, data.len() as u64)
         } else {
             let mut inflated = flate2::read::DeflateDecoder::new(data).take(size);
-            let array = read_npy_from(&mut inflated, size)?;
-            if inflated.limit() != 0 {
-                return Err(member(format!(
+            read_npy_from(&mut inflated, size).and_then(|array| match inflated.limit() {
+                0 => Ok(array),
+                left => Err(format!(
                     "holds {} bytes where the directory says {size}",
-                    size - inflated.limit()
-                )));
-            }
-            Ok(array)
+                    size - left
+                )),
+            })
         }
         .map_err(member)?;
         let stem = name.strip_suffix(".npy").unwrap_or(&name).to_string();

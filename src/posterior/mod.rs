@@ -89,7 +89,7 @@ impl MeanFieldGaussian {
         if let Some(p) = mu.iter().position(|m| m.abs() > LARGEST) {
             return Err(Error::invalid(
                 format!("mu[{p}]"),
-                mu[p],
+                Error::num(mu[p]),
                 "is beyond ±1e30, where densities overflow f64",
             ));
         }
@@ -212,7 +212,7 @@ impl MeanFieldGaussian {
             if m.abs() > LARGEST {
                 return Error::invalid(
                     format!("mu[{p}]"),
-                    m,
+                    Error::num(m),
                     "is beyond ±1e30, where densities overflow f64",
                 );
             }
@@ -229,7 +229,7 @@ impl MeanFieldGaussian {
             };
             return Error::invalid(
                 format!("rho[{p}]"),
-                r,
+                Error::num(r),
                 format!("sigma = {}(rho) = {s:e} {what}", self.transform),
             );
         }
@@ -263,7 +263,7 @@ impl MeanFieldGaussian {
         {
             return Err(Error::invalid(
                 format!("sigma[{p}]"),
-                sigma[p],
+                Error::num(sigma[p]),
                 "is outside [1e-30, 1e30], where densities overflow f64",
             ));
         }

@@ -11,6 +11,7 @@ mod formats;
 mod foundation;
 mod gradients;
 mod hostile;
+mod hostile_commands;
 mod pages;
 mod reproduce;
 mod specs;

@@ -271,16 +271,38 @@ pub struct BoundRow {
 
 /// Where a posterior's ELBO is evaluated: `data` if given, else the data recorded in its
 /// training configuration, if that can be loaded and the posterior is an MLP (the forward
-/// pass needs one).
-pub fn data_for(lp: &LoadedPosterior, data: Option<&str>) -> Option<String> {
+/// pass needs one), read from the current folder ([`crate::data::recorded_data`]).
+///
+/// # Errors
+///
+/// A recorded relative path that names two different things.
+pub fn data_for(lp: &LoadedPosterior, data: Option<&str>) -> Result<Option<String>> {
     if let Some(d) = data {
-        return Some(d.to_string());
+        return Ok(Some(d.to_string()));
     }
     // The forward pass needs an MLP: a posterior read under a spec has no ELBO unless
     // data are asked for (which then fails, naming why).
-    lp.file.posterior.arch()?;
-    let cfg: serde_json::Value = serde_json::from_str(lp.file.train_config.as_deref()?).ok()?;
-    cfg.get("data_spec")?.as_str().map(str::to_string)
+    if lp.file.posterior.arch().is_none() {
+        return Ok(None);
+    }
+    let Some(cfg) = lp
+        .file
+        .train_config
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+    else {
+        return Ok(None);
+    };
+    let Some(spec) = cfg.get("data_spec").and_then(|s| s.as_str()) else {
+        return Ok(None);
+    };
+    let relative_to = cfg.get("data_relative_to").and_then(|s| s.as_str());
+    crate::data::recorded_data(spec, relative_to, &lp.path)
+        .map(|d| Some(d.to_string()))
+        .map_err(|e| Error::Context {
+            what: format!("the training data recorded in posterior {}", lp.id),
+            source: Box::new(e),
+        })
 }
 
 /// Checks, before any estimate, that every posterior's ELBO data (`data`, else its
@@ -297,7 +319,7 @@ pub fn check_data(
     elbo_samples: usize,
 ) -> Result<()> {
     for lp in posteriors {
-        let Some(s) = data_for(lp, data) else {
+        let Some(s) = data_for(lp, data)? else {
             continue;
         };
         let named = |e: Error| Error::Context {
@@ -341,7 +363,7 @@ pub fn bounds(
     for lp in posteriors {
         let q = &lp.file.posterior;
         let kl = q.kl_to_prior(lp.file.prior_scale)?;
-        let spec = data_for(lp, data);
+        let spec = data_for(lp, data)?;
         let likelihood = lp.file.likelihood.unwrap_or(Likelihood::Softmax);
         let l = match &spec {
             Some(s) => {
