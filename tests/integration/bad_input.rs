@@ -232,6 +232,32 @@ fn fixtures(dir: &Path) {
     )
     .unwrap();
     std::fs::write(dir.join("empty.csv"), "x,y\n").unwrap();
+    std::fs::write(dir.join("target-huge.csv"), "x,y\n0.5,1\n0.25,1e300\n").unwrap();
+    std::fs::write(
+        dir.join("mu-huge.safetensors"),
+        edit(&|t, _| {
+            let i = tensor(t, "layers.0.weight_mu");
+            t[i].2[0] = 1e155;
+        }),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("twice.json"),
+        r#"{"permutations": {"h1": 2, "h1": 3}, "axes": {"layers.0.weight": ["h1", null], "layers.0.bias": ["h1"], "layers.1.weight": [null, "h1"], "layers.1.bias": [null]}}"#,
+    )
+    .unwrap();
+    // A 1 MB gzip IDX file whose header claims 1.37 M images (1 GB of pixels).
+    std::fs::create_dir_all(dir.join("idx-bomb")).unwrap();
+    for (name, header) in [
+        ("train-images-idx3-ubyte.gz", [0u8, 0, 8, 3].iter().copied().chain([1_370_000u32, 28, 28].iter().flat_map(|d| d.to_be_bytes())).collect::<Vec<u8>>()),
+        ("train-labels-idx1-ubyte.gz", [0u8, 0, 8, 1].iter().copied().chain(1_370_000u32.to_be_bytes()).collect()),
+    ] {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&header).unwrap();
+        e.write_all(&vec![0u8; 1 << 20]).unwrap();
+        std::fs::write(dir.join("idx-bomb").join(name), e.finish().unwrap()).unwrap();
+    }
     std::fs::write(dir.join("two-inputs.csv"), "a,b,y\n0.5,1,2\n0.25,2,1\n").unwrap();
     std::fs::write(dir.join("typo-first.csv"), "0.5,1x\n1,2\n").unwrap();
     std::fs::write(dir.join("text.csv"), "x,y\n0.5,1\n0.25,abc\n").unwrap();
@@ -320,6 +346,22 @@ fn fixtures(dir: &Path) {
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
     m["raw_sha256"] = mi_est::study::grid::sha256_hex(&bytes).into();
+    std::fs::write(&mpath, m.to_string()).unwrap();
+    // Shard rows of another grid: K = 3 where the grid has K = 2, hash recomputed.
+    let forged_k = dir.join("forged-k");
+    std::fs::create_dir_all(&forged_k).unwrap();
+    for f in std::fs::read_dir(dir.join("shards")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, forged_k.join(f.file_name().unwrap())).unwrap();
+    }
+    let shard_k = forged_k.join("raw-shard-0-of-2.jsonl");
+    let text = std::fs::read_to_string(&shard_k).unwrap();
+    let text = text.replacen("\"k\":2", "\"k\":3", 1);
+    std::fs::write(&shard_k, &text).unwrap();
+    let mpath = forged_k.join("manifest-shard-0-of-2.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    m["raw_sha256"] = mi_est::study::grid::sha256_hex(text.as_bytes()).into();
     std::fs::write(&mpath, m.to_string()).unwrap();
     let shard = dir.join("shards/raw-shard-0-of-2.jsonl");
     let mut bytes = std::fs::read(&shard).unwrap();
