@@ -188,3 +188,42 @@ fn remove_stale_temporaries(dir: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lock keeps out a second holder (another open file description, as another
+    /// process has), names the first, removes dead writers' temporaries but not this
+    /// process's, and leaves no lock file once released.
+    #[test]
+    fn a_folder_has_one_writer_and_no_dead_writers_temporaries() {
+        let dir = std::env::temp_dir().join(format!("mi-est-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        create_folder(&dir).unwrap();
+        let dead = dir.join(".raw.parquet.tmp-4294967295");
+        let ours = dir.join(format!(".raw.parquet.tmp-{}", std::process::id()));
+        let other = dir.join(".notes.tmp-x");
+        for p in [&dead, &ours, &other] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        let lock = FolderLock::acquire(&dir, None, "mi-est run --out x").unwrap();
+        assert!(!dead.exists() && ours.exists() && other.exists());
+        let e = FolderLock::acquire(&dir, None, "second").unwrap_err();
+        let e = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(
+            e.contains("in use by another mi-est")
+                && e.contains(&format!("pid {}", std::process::id()))
+                && e.contains("`mi-est run --out x`"),
+            "{e}"
+        );
+        // A shard's lock is its own.
+        let shard = FolderLock::acquire(&dir, Some("shard-0-of-2"), "shard").unwrap();
+        drop(shard);
+        drop(lock);
+        assert!(!dir.join(LOCK_FILE).exists());
+        let again = FolderLock::acquire(&dir, None, "third").unwrap();
+        drop(again);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

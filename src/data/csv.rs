@@ -117,7 +117,10 @@ pub fn csv_from_bytes(
                 )));
             }
         };
-        if let Some(c) = values.iter().position(|v| !(v.abs() <= LARGEST)) {
+        if let Some(c) = values
+            .iter()
+            .position(|v| !(-LARGEST..=LARGEST).contains(v))
+        {
             return Err(bad(format!(
                 "line {}, column {}: value {} is not finite or beyond ±1e30",
                 i + 1,

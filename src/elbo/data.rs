@@ -110,7 +110,7 @@ impl Dataset {
         }
         for c in 0..x.ncols() {
             for r in 0..n {
-                if !(x[(r, c)].abs() <= LARGEST) {
+                if !(-LARGEST..=LARGEST).contains(&x[(r, c)]) {
                     return Err(Error::invalid(
                         format!("x[{r}, {c}]"),
                         Error::num(x[(r, c)]),
@@ -126,7 +126,7 @@ impl Dataset {
                 }
                 for c in 0..y.ncols() {
                     for r in 0..n {
-                        if !(y[(r, c)].abs() <= LARGEST) {
+                        if !(-LARGEST..=LARGEST).contains(&y[(r, c)]) {
                             return Err(Error::invalid(
                                 format!("y[{r}, {c}]"),
                                 Error::num(y[(r, c)]),

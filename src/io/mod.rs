@@ -248,11 +248,18 @@ pub fn save(path: &Path, file: &PosteriorFile, overwrite: bool) -> Result<()> {
     }
 }
 
+/// Without the `train` feature there are no data specs to rewrite.
+#[cfg(not(feature = "train"))]
+fn relocated_train_config(_: &PosteriorFile, _: &Path) -> Option<String> {
+    None
+}
+
 /// The training record with its data path rewritten relative to the folder of the file
 /// being written to `path` (marked by `data_relative_to`), so that the posterior finds
 /// its data from any current folder, wherever the pair is moved together; `None` where
 /// there is nothing to rewrite (no record, data not read from a path, an absolute path,
 /// a path that does not exist, a record already relative to its file).
+#[cfg(feature = "train")]
 fn relocated_train_config(file: &PosteriorFile, path: &Path) -> Option<String> {
     use crate::data::{DataSpec, RELATIVE_TO_POSTERIOR, relative_path};
     let mut cfg: serde_json::Value = serde_json::from_str(file.train_config.as_deref()?).ok()?;

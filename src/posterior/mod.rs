@@ -184,8 +184,7 @@ impl MeanFieldGaussian {
                             & r.is_finite()
                             & s.is_normal()
                             & (m.abs() <= LARGEST)
-                            & (s <= LARGEST)
-                            & (s >= 1.0 / LARGEST);
+                            & (1.0 / LARGEST..=LARGEST).contains(&s);
                     }
                     valid
                 },

@@ -846,6 +846,80 @@ fn heat_map(path: &Path, spec: &PlotSpec, h: &crate::study::experiment::HeatMap)
 mod tests {
     use super::*;
 
+    /// Values a plot cannot draw (NaN, ±∞, beyond ±1e15) are left out and counted in the
+    /// title; the plot is drawn from the rest and the call returns (plotters' tick search
+    /// never ended on such a range: issue 27). Error bars that cannot be drawn are dropped.
+    #[test]
+    fn values_that_cannot_be_drawn_are_left_out_and_counted() {
+        let dir = std::env::temp_dir().join(format!("mi-est-plots-nf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let line = |points: Vec<(f64, f64)>, errors: Option<Vec<f64>>| Line {
+            label: "l".into(),
+            colour: BLACK,
+            points,
+            errors,
+        };
+        let path = dir.join("line.svg");
+        line_chart(
+            &path,
+            "estimates",
+            "nats",
+            &[
+                line(
+                    vec![
+                        (2.0, 0.5),
+                        (4.0, f64::NAN),
+                        (8.0, f64::INFINITY),
+                        (16.0, 1e300),
+                    ],
+                    Some(vec![0.1, 0.1, 0.1, 0.1]),
+                ),
+                line(
+                    vec![(2.0, 0.6), (4.0, 0.7)],
+                    Some(vec![f64::INFINITY, 1e300]),
+                ),
+            ],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            svg.contains("(3 values not drawn: not finite or beyond ±1e15)"),
+            "{svg}"
+        );
+        // Nothing drawable at all: no file, no loop.
+        let none = dir.join("none.svg");
+        line_chart(&none, "t", "y", &[line(vec![(2.0, f64::NAN)], None)]).unwrap();
+        assert!(!none.exists());
+        // Equal huge values: a window the axis can resolve.
+        line_chart(
+            &dir.join("flat.svg"),
+            "t",
+            "y",
+            &[line(vec![(2.0, 1e14), (4.0, 1e14)], None)],
+        )
+        .unwrap();
+        let spec = PlotSpec {
+            heat: None,
+            errors: vec![Some(vec![0.1, f64::NAN, 0.1])],
+            paths: Vec::new(),
+            name: "xy".into(),
+            title: "xy".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            log_x: false,
+            log_y: false,
+            lines: true,
+            series: vec![(
+                "a".into(),
+                vec![(1.0, 1.0), (2.0, f64::NEG_INFINITY), (3.0, 2.0)],
+            )],
+        };
+        xy_plot(&dir.join("xy.svg"), &spec).unwrap();
+        let svg = std::fs::read_to_string(dir.join("xy.svg")).unwrap();
+        assert!(svg.contains("(1 value not drawn"), "{svg}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// Log axes: labelled so, points they cannot show (≤ 0) left out, every
     /// combination drawn; a plot with nothing to show writes no file.
     #[test]

@@ -249,8 +249,22 @@ fn fixtures(dir: &Path) {
     // A 1 MB gzip IDX file whose header claims 1.37 M images (1 GB of pixels).
     std::fs::create_dir_all(dir.join("idx-bomb")).unwrap();
     for (name, header) in [
-        ("train-images-idx3-ubyte.gz", [0u8, 0, 8, 3].iter().copied().chain([1_370_000u32, 28, 28].iter().flat_map(|d| d.to_be_bytes())).collect::<Vec<u8>>()),
-        ("train-labels-idx1-ubyte.gz", [0u8, 0, 8, 1].iter().copied().chain(1_370_000u32.to_be_bytes()).collect()),
+        (
+            "train-images-idx3-ubyte.gz",
+            [0u8, 0, 8, 3]
+                .iter()
+                .copied()
+                .chain([1_370_000u32, 28, 28].iter().flat_map(|d| d.to_be_bytes()))
+                .collect::<Vec<u8>>(),
+        ),
+        (
+            "train-labels-idx1-ubyte.gz",
+            [0u8, 0, 8, 1]
+                .iter()
+                .copied()
+                .chain(1_370_000u32.to_be_bytes())
+                .collect(),
+        ),
     ] {
         use std::io::Write;
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

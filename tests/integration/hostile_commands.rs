@@ -254,6 +254,9 @@ fn forge(dir: &Path, edit: impl Fn(&mut Vec<serde_json::Value>)) {
     std::fs::write(&mp, m.to_string()).unwrap();
 }
 
+/// An edit of a shard's rows.
+type Edit = fn(&mut Vec<serde_json::Value>);
+
 /// Writes the corpus into `dir` and lists its cases.
 fn corpus(dir: &Path) -> Vec<Case> {
     use Expect::{Refused, Works};
@@ -389,7 +392,7 @@ fn corpus(dir: &Path) -> Vec<Case> {
     )
     .unwrap();
     // Shards of a real run, forged in six ways with their hashes recomputed.
-    let forgeries: [(&'static str, fn(&mut Vec<serde_json::Value>), &'static str); 6] = [
+    let forgeries: [(&'static str, Edit, &'static str); 6] = [
         ("k3", |r| r[0]["k"] = 3.into(), "`k` of the row of item `0`"),
         (
             "magic",
