@@ -19,6 +19,47 @@ pub fn create_folder(dir: &Path) -> Result<()> {
     })
 }
 
+/// The largest text file a report folder's page, manifest or summary is read from.
+pub const MAX_TEXT_BYTES: u64 = 64 << 20;
+
+/// Reads a file of at most `limit` bytes: a larger file, or one without end (a device, a
+/// pipe), is refused after reading no more than `limit + 1` bytes.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the path: unreadable, or over the limit.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Error::io(path, e);
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than {limit} bytes, more than such a file holds"),
+        )));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] for UTF-8 text.
+///
+/// # Errors
+///
+/// Those of [`read_bounded`], and text that is not UTF-8.
+pub fn read_text(path: &Path, limit: u64) -> Result<String> {
+    String::from_utf8(read_bounded(path, limit)?).map_err(|e| {
+        Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })
+}
+
 /// Writes `bytes` to `path` atomically. Refuses to replace an existing file unless
 /// `overwrite`.
 ///

@@ -28,7 +28,7 @@ pub(crate) fn bad(path: &Path, reason: String) -> Error {
 
 /// A JSON file this crate wrote (a manifest), errors naming it.
 pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::atomic::read_text(path, crate::atomic::MAX_TEXT_BYTES)?;
     serde_json::from_str(&text).map_err(|e| bad(path, format!("not JSON: {e}")))
 }
 
@@ -220,8 +220,7 @@ pub fn reproduction_page(dir: &Path, r: &Reproduction) -> Result<PathBuf> {
 pub fn folder_page(dir: &Path) -> Result<PathBuf> {
     let summary_path = dir.join("summary.md");
     let (title, summary) = if summary_path.is_file() {
-        let text =
-            std::fs::read_to_string(&summary_path).map_err(|e| Error::io(&summary_path, e))?;
+        let text = crate::atomic::read_text(&summary_path, crate::atomic::MAX_TEXT_BYTES)?;
         let mut lines = text.lines();
         let first = lines.next().unwrap_or_default();
         match first.strip_prefix("# ") {

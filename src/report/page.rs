@@ -209,7 +209,7 @@ pub(crate) fn markdown(md: &str) -> String {
 
 /// An SVG file's markup for embedding: without its XML declaration.
 fn inline_svg(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::atomic::read_text(path, crate::atomic::MAX_TEXT_BYTES)?;
     let start = text.find("<svg").unwrap_or(0);
     Ok(text[start..].to_string())
 }
@@ -332,7 +332,7 @@ pub fn write_index(
     }
     let manifest = dir.join("manifest.json");
     if manifest.is_file() {
-        let text = std::fs::read_to_string(&manifest).map_err(|e| Error::io(&manifest, e))?;
+        let text = crate::atomic::read_text(&manifest, crate::atomic::MAX_TEXT_BYTES)?;
         writeln!(
             h,
             "<details>\n<summary>manifest.json</summary>\n<pre>{}</pre>\n</details>",

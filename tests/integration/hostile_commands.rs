@@ -391,6 +391,15 @@ fn corpus(dir: &Path) -> Vec<Case> {
         gzip(&idx_header(1, &[2000]), 2000),
     )
     .unwrap();
+    // A report folder whose summary is endless, and a recorded S that is no report's.
+    std::fs::create_dir_all(dir.join("endless-page")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/dev/zero", dir.join("endless-page/summary.md")).unwrap();
+    std::fs::create_dir_all(dir.join("huge-samples")).unwrap();
+    w(
+        "huge-samples/manifest.json",
+        br#"{"samples": {"x": 1000000000000000000}}"#,
+    );
     // Shards of a real run, forged in six ways with their hashes recomputed.
     let forgeries: [(&'static str, Edit, &'static str); 6] = [
         ("k3", |r| r[0]["k"] = 3.into(), "`k` of the row of item `0`"),
@@ -751,6 +760,50 @@ fn corpus(dir: &Path) -> Vec<Case> {
             "demo --widths 1,100000,1",
             &["demo", "--widths", "1,100000,1"],
             Refused("would need about"),
+        ),
+        case(
+            "spec of μ = 1e155",
+            &[
+                "spec",
+                "--sequential",
+                "mu-1e155.safetensors",
+                "--out",
+                "s.json",
+            ],
+            Refused("beyond ±1e30"),
+        ),
+        case(
+            "inspect --layers naming no layer",
+            &["inspect", "good.safetensors", "--layers", "nope"],
+            Refused("`nope`"),
+        ),
+        case(
+            "page of a folder whose summary is /dev/zero",
+            &["page", "endless-page"],
+            Works,
+        ),
+        case(
+            "reproduce with a forged recorded S",
+            &[
+                "reproduce",
+                "estimator-cost",
+                "--quick",
+                "--samples-from",
+                "huge-samples",
+                "--out",
+                "rq",
+            ],
+            Refused("no S recorded"),
+        ),
+        case(
+            "data set that does not exist",
+            &["data", "bogus"],
+            Refused("bogus"),
+        ),
+        case(
+            "merge of a folder that does not exist",
+            &["merge", "--out", "nowhere"],
+            Refused("no such folder"),
         ),
     ];
     for (name, edit, excerpt) in forgeries {
