@@ -93,58 +93,71 @@ pub struct TrainRun {
 impl TrainRun {
     /// The estimated cost of training `arch` on `n_train` rows and evaluating it on
     /// `n_held_out`: every step's forward and backward passes over its batch and its
-    /// symmetry term, then the predictive, the ELBO and the evaluation Î^K; in memory, the
+    /// symmetry term (the estimator's own cost model for one draw, three times over for
+    /// the gradient), then the predictive, the ELBO and the evaluation Î^K; in memory, the
     /// posterior with its gradients and optimizer state, a batch's activations, and the
-    /// ELBO's draws. An order-of-magnitude guide, like every estimate of
-    /// [`crate::resources`].
-    pub fn cost(&self, arch: &Arch, n_train: usize, n_held_out: usize) -> crate::resources::Cost {
-        use crate::resources::{
-            Cost, NS_MAC, NS_PARAM_PERM, NS_PERMANENT_STEP, NS_SOFTMAX, NS_STEP,
-        };
+    /// largest of the estimators' and the ELBO's own. An order-of-magnitude guide, like
+    /// every estimate of [`crate::resources`]. The estimators' models need a posterior of
+    /// the architecture: its memory is checked first, then a stand-in is built.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ResourceLimit`] if the posterior alone would not fit; the estimators'
+    /// constructors' errors.
+    pub fn cost(
+        &self,
+        arch: &Arch,
+        n_train: usize,
+        n_held_out: usize,
+    ) -> Result<crate::resources::Cost> {
+        use crate::resources::{Cost, NS_MAC, NS_STEP};
         let widths = arch.widths();
         let macs: f64 = widths.windows(2).map(|w| (w[0] * w[1]) as f64).sum();
         let units: f64 = widths.iter().map(|&w| w as f64).sum();
         let p = arch.n_params() as f64;
         let batch = self.config.batch_size.clamp(1, n_train.max(1)) as f64;
+        let posterior = Cost::default().with_bytes(8.0 * (14.0 * p + 3.0 * batch * units));
+        crate::resources::check(
+            &format!("a posterior of widths {widths:?} ({p} parameters) with its optimizer state"),
+            posterior,
+        )?;
+        let stand_in = crate::posterior::MeanFieldGaussian::from_mu_sigma(
+            arch.clone(),
+            vec![0.0; arch.n_params()],
+            vec![1.0; arch.n_params()],
+        )?;
+        let one_draw = |e: &dyn MiEstimator| e.cost(&stand_in);
+        let symmetry = match self.objective {
+            Objective::Mfvi => Cost::default(),
+            Objective::Sgm { k } => one_draw(&InfoNce::new(k)?.samples(1)?),
+            Objective::SgmExact => one_draw(&ExactPermanent::new().samples(1)?),
+            Objective::SgmSandwich { k } => one_draw(&Sandwich::new(k)?.samples(1)?.lower()),
+        };
         let steps = self.config.epochs as f64 * (n_train as f64 / batch).ceil();
         let draws = self.config.n_train_samples as f64;
-        let widest = widths[1..widths.len() - 1]
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0) as f64;
-        let symmetry = match self.objective {
-            Objective::Mfvi => 0.0,
-            Objective::Sgm { k } => 2.0 * k as f64 * p * NS_PARAM_PERM,
-            Objective::SgmExact => widest * widest.exp2() * NS_PERMANENT_STEP,
-            Objective::SgmSandwich { k } => {
-                k as f64 * widest * widest * NS_SOFTMAX + widest * widest * widths[0] as f64
-            }
+        let per_step_ns =
+            NS_STEP + draws * (3.0 * batch * macs * NS_MAC + 3.0 * symmetry.seconds * 1e9);
+        // The gradient of the symmetry term holds its K − 1 permutations of the hidden units.
+        let k = match self.objective {
+            Objective::Sgm { k } | Objective::SgmSandwich { k } => k as f64,
+            _ => 0.0,
         };
-        let per_step = NS_STEP + draws * (3.0 * batch * macs * NS_MAC + symmetry);
-        let training =
-            Cost::ops(steps * per_step, 1.0).with_bytes(8.0 * (14.0 * p + 3.0 * batch * units));
+        let hidden: f64 = widths[1..widths.len() - 1]
+            .iter()
+            .map(|&w| w as f64 + 3.0)
+            .sum();
+        let training = Cost::ops(steps * per_step_ns, 1.0)
+            .with_bytes(posterior.bytes + 8.0 * k * hidden)
+            .then(Cost::default().with_bytes(symmetry.bytes));
         let evaluation = Cost::ops(
             self.predictive_samples as f64 * n_held_out as f64 * macs,
             NS_MAC,
         )
         .then(crate::elbo::elbo_cost(arch, n_train, self.elbo_samples))
-        .then(Cost::ops(
-            self.eval_k as f64 * self.mi_samples as f64 * p,
-            NS_PARAM_PERM,
+        .then(one_draw(
+            &InfoNce::new(self.eval_k)?.samples(self.mi_samples)?.seed(0),
         ));
-        // The symmetry term holds its K − 1 permutations of the hidden units.
-        let hidden: f64 = widths[1..widths.len() - 1]
-            .iter()
-            .map(|&w| w as f64 + 3.0)
-            .sum();
-        let k = match self.objective {
-            Objective::Sgm { k } | Objective::SgmSandwich { k } => k as f64,
-            _ => 0.0,
-        };
-        training
-            .then(evaluation)
-            .with_bytes(8.0 * (k.max(self.eval_k as f64) * hidden + 2.0 * p))
+        Ok(training.then(evaluation))
     }
 }
 
@@ -277,7 +290,7 @@ pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Resu
             run.config.epochs,
             train_set.len()
         ),
-        run.cost(&arch, train_set.len(), held_out_rows),
+        run.cost(&arch, train_set.len(), held_out_rows)?,
     )?;
     let outcome = train(
         &arch,
