@@ -108,7 +108,7 @@ fn f64_safetensors_owned(arrays: Vec<(String, Vec<usize>, Vec<f64>)>) -> Vec<u8>
     }
     let mut header = serde_json::Value::Object(header).to_string().into_bytes();
     // The data start at a multiple of 8, as safetensors' own writer aligns them.
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + header.len() + at);
