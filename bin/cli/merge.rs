@@ -1,0 +1,11 @@
+//! `mi-est merge`: a sharded run's shards, checked and combined into its reports.
+
+use anyhow::Result;
+
+use super::args::MergeArgs;
+use super::run::print_report;
+
+pub(crate) fn merge(a: MergeArgs) -> Result<()> {
+    print_report(&mi_est::report::merge(&a.out, a.overwrite)?);
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! `mi-est page`: a report folder's page, written again from what it holds.
+
+use anyhow::Result;
+
+use super::args::PageArgs;
+
+/// `mi-est page`: each folder's index.html from what it holds.
+pub(crate) fn page(a: PageArgs) -> Result<()> {
+    for dir in &a.dirs {
+        let p = mi_est::report::folder_page(dir)?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `mi-est run`: the estimator grid over posterior files, into its reports.
+
+use anyhow::Result;
+
+use mi_est::data::DataSpec;
+
+use super::args::RunArgs;
+use super::data::resolve_mnist;
+use super::observer::CliObserver;
+use super::values::*;
+
+pub(crate) fn run(a: RunArgs) -> Result<()> {
+    // `--data mnist` is $MI_EST_MNIST when set, else the data cache (fetched now).
+    let data = match a.data.as_deref() {
+        Some(d) => {
+            let spec: DataSpec = d
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--data `{d}`: {e}"))?;
+            Some(resolve_mnist(spec, "run")?.to_string())
+        }
+        None => None,
+    };
+    let posteriors = if a.posterior.is_empty() {
+        let bundled = mi_est::study::grid::bundled_posterior();
+        if !bundled.is_file() {
+            return Err(Usage(format!(
+                "no --posterior given, and the bundled default posterior {} is not here (it is found from the repository folder): pass --posterior <file>",
+                bundled.display()
+            ))
+            .into());
+        }
+        vec![bundled]
+    } else {
+        a.posterior.clone()
+    };
+    let estimators = match &a.estimators {
+        Some(names) => mi_est::study::grid::EstimatorKind::parse_list(names)
+            .map_err(|e| flagged(e, RUN_FLAGS))?,
+        None => {
+            // The default: exact where every posterior has an exact estimator, else the
+            // sandwich, which applies at any depth.
+            let spec = a
+                .spec
+                .as_deref()
+                .map(mi_est::study::grid::load_spec)
+                .transpose()?;
+            let read = mi_est::io::ReadOptions {
+                spec: spec.as_ref().map(|s| &s.spec),
+                layers: a.layers.as_ref().map(|l| l.0.as_slice()),
+                prior_scale: a.prior_scale,
+            };
+            let loaded = mi_est::study::grid::load_posteriors(&posteriors, read)?;
+            let (kinds, note) = mi_est::study::grid::default_estimators(&loaded);
+            if let Some(note) = note {
+                eprintln!("[run] {note}");
+            }
+            kinds
+        }
+    };
+    let ks = a.k.clone();
+    let shard = mi_est::study::grid::shard_from_env(a.shard_index, a.num_shards)?;
+    let config = mi_est::study::grid::GridConfig {
+        posteriors,
+        spec: a.spec.clone(),
+        layers: a.layers.clone().map(|l| l.0),
+        prior_scale: a.prior_scale,
+        estimators,
+        ks,
+        samples: a.samples,
+        repeats: a.repeats,
+        seed: a.seed,
+        shard,
+    };
+    let options = mi_est::report::RunOptions {
+        out: a.out.clone(),
+        overwrite: a.overwrite,
+        data,
+        elbo_samples: a.elbo_samples,
+        command_line: std::env::args().collect(),
+    };
+    let config = config.check().map_err(|e| flagged(e, RUN_FLAGS))?;
+    let out = mi_est::report::run(&config, &options, &CliObserver::new("[run]", "estimates"))?;
+    if shard.1 > 1 {
+        println!(
+            "shard {} of {} written; combine with `mi-est merge --out {}`",
+            shard.0,
+            shard.1,
+            a.out.display()
+        );
+        print_files(&out);
+        return Ok(());
+    }
+    print_report(&out);
+    Ok(())
+}
+
+pub(crate) fn print_report(out: &mi_est::report::RunOutput) {
+    print!(
+        "{}",
+        mi_est::report::format_summary(&out.bias_variance, &out.bounds)
+    );
+    print_files(out);
+}
+
+pub(crate) fn print_files(out: &mi_est::report::RunOutput) {
+    for f in &out.files {
+        println!("wrote {}", f.display());
+    }
+}

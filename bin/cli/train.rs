@@ -1,0 +1,121 @@
+//! `mi-est train`: a mean-field MLP trained and evaluated, with its progress shown.
+
+use anyhow::{Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use mi_est::study::{Objective, TrainRun, default_posterior_path, run_training};
+use mi_est::train::{StepInfo, TrainConfig};
+
+use super::args::{ObjectiveArg, TrainArgs};
+use super::data::resolve_mnist;
+use super::values::*;
+
+/// Progress for long loops: an indicatif bar on a terminal, periodic log lines otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    last_log: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            bar: None,
+            last_log: Instant::now(),
+        }
+    }
+
+    fn step(&mut self, info: &StepInfo, total_steps: u64) {
+        let msg = format!(
+            "epoch {} | ELBO/N {:.4}{}",
+            info.epoch + 1,
+            info.elbo_per_point,
+            info.mi_term
+                .map_or(String::new(), |m| format!(" | I^K {m:.3}"))
+        );
+        if std::io::stderr().is_terminal() {
+            let bar = self.bar.get_or_insert_with(|| {
+                let b = ProgressBar::new(total_steps);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{bar:30} {pos}/{len} steps {elapsed_precise} eta {eta} {msg}",
+                    )
+                    .expect("template"),
+                );
+                b
+            });
+            bar.set_position(info.step + 1);
+            bar.set_message(msg);
+        } else if self.last_log.elapsed() >= Duration::from_secs(5) || info.step + 1 == total_steps
+        {
+            eprintln!("[train] step {}/{} {msg}", info.step + 1, total_steps);
+            self.last_log = Instant::now();
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
+
+pub(crate) fn train(a: TrainArgs) -> Result<()> {
+    let data = resolve_mnist(a.data.clone(), "train")?;
+    let likelihood = a.likelihood.unwrap_or_else(|| data.default_likelihood());
+    let objective = match a.objective {
+        ObjectiveArg::Mfvi => Objective::Mfvi,
+        ObjectiveArg::Sgm => Objective::Sgm { k: a.k },
+        ObjectiveArg::SgmExact => Objective::SgmExact,
+        ObjectiveArg::SgmSandwich => Objective::SgmSandwich { k: a.k },
+    };
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| default_posterior_path(objective, &a.hidden, a.seed));
+    let objective = objective.check().map_err(|e| flagged(e, TRAIN_FLAGS))?;
+    // The output is checked, and its folder made, before any training.
+    if out.exists() && !a.overwrite {
+        bail!(
+            "{}: already exists (pass --overwrite to replace it)",
+            out.display()
+        );
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        mi_est::atomic::create_folder(parent)?;
+    }
+    let mut config = TrainConfig::new(likelihood);
+    config.epochs = a.epochs;
+    config.batch_size = a.batch;
+    config.lr = a.lr;
+    config.seed = a.seed;
+    config.prior_scale = a.prior_scale;
+    config.init_rho = a.init_rho;
+    config.init_mu_std = a.init_mu_std;
+    let config = config.check().map_err(|e| flagged(e, TRAIN_FLAGS))?;
+    let run = TrainRun {
+        data,
+        hidden: a.hidden,
+        activation: a.activation,
+        objective,
+        config,
+        predictive_samples: a.predictive_samples,
+        elbo_samples: a.elbo_samples,
+        eval_k: a.eval_k,
+        mi_samples: a.mi_samples,
+    };
+    let mut progress = Progress::new();
+    let mut total = 0u64;
+    let epochs = run.config.epochs as u64;
+    let report = run_training(&run, &mut |info: &StepInfo| {
+        total = info.steps_per_epoch * epochs;
+        progress.step(info, total);
+    })
+    .map_err(|e| flagged(e, TRAIN_FLAGS))?;
+    progress.finish();
+    mi_est::io::save(&out, &report.file, a.overwrite)?;
+    print!("{report}");
+    println!("posterior written to {}", out.display());
+    Ok(())
+}
