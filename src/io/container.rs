@@ -1,48 +1,104 @@
-//! The containers a posterior comes in: safetensors as is, an `.npz` archive converted
-//! to safetensors bytes (its member order kept), and the files that are neither but may be
-//! taken for one (a PyTorch pickle, text), named.
+//! The containers a posterior comes in, read into one in-memory [`TensorSet`]:
+//! safetensors (its tensors' bytes borrowed, decoded one at a time), an `.npz` archive
+//! (its arrays decoded once, member order kept), or tensors handed over from Python; and
+//! the files that are neither but may be taken for one (a PyTorch pickle, text), named.
 
-use safetensors::tensor::{Dtype, TensorView};
-use std::collections::HashMap;
+use safetensors::tensor::{Dtype, SafeTensors};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{bad, f64_bytes, npz};
-use crate::error::{Error, Result};
+use super::{bad, npz};
+use crate::error::Result;
 
-/// F64 tensors `(name, shape, row-major values)` and metadata as safetensors bytes;
-/// `err` words a failure, of one tensor (values that do not fill its shape) or of the
-/// whole.
-pub(super) fn f64_safetensors(
-    tensors: &[(String, Vec<usize>, Vec<f64>)],
-    metadata: Option<HashMap<String, String>>,
-    err: impl Fn(Option<(&str, &[usize])>, String) -> Error,
-) -> Result<Vec<u8>> {
-    let data: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| f64_bytes(v)).collect();
-    let views: Vec<(String, TensorView<'_>)> = tensors
-        .iter()
-        .zip(&data)
-        .map(|((n, shape, _), d)| {
-            TensorView::new(Dtype::F64, shape.clone(), d)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| err(Some((n, shape)), e.to_string()))
-        })
-        .collect::<Result<_>>()?;
-    safetensors::serialize(views, metadata).map_err(|e| err(None, e.to_string()))
+/// A tensor's values as they came: decoded already (an `.npz` array, tensors from
+/// Python) or the bytes of a safetensors tensor, decoded when read.
+pub(super) enum Values<'a> {
+    /// Row-major f64 values.
+    Decoded(Vec<f64>),
+    /// A safetensors tensor's dtype and little-endian bytes.
+    Raw(Dtype, &'a [u8]),
 }
 
-/// A file's bytes as safetensors, with its tensor names in the file's own order (where the
-/// format keeps one).
-pub(super) type Converted<'a> = (std::borrow::Cow<'a, [u8]>, Option<Vec<String>>);
+impl Values<'_> {
+    /// The values as f64 (F32 and F64 tensors; `name` words the error for others).
+    pub(super) fn decode(self, name: &str) -> Result<Vec<f64>> {
+        Ok(match self {
+            Values::Decoded(v) => v,
+            Values::Raw(Dtype::F64, data) => data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+            Values::Raw(Dtype::F32, data) => data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
+                .collect(),
+            Values::Raw(other, _) => {
+                return Err(bad(
+                    Path::new(""),
+                    format!("tensor `{name}` has dtype {other:?}; only F32 and F64 are supported"),
+                ));
+            }
+        })
+    }
+}
 
-/// The bytes of a file as safetensors, with the order its tensors are listed in where
-/// the format keeps one: an `.npz` archive converted (its member order kept), anything
-/// else as is (safetensors keeps no order).
-pub(super) fn safetensors_bytes(bytes: &[u8]) -> Result<Converted<'_>> {
-    Ok(if npz::is_zip(bytes) {
-        let (converted, order) = npz_as_safetensors(bytes)?;
-        (std::borrow::Cow::Owned(converted), Some(order))
-    } else {
-        (std::borrow::Cow::Borrowed(bytes), None)
+/// A file's tensors `(name, shape, values)` and metadata in memory, with the tensors'
+/// names in the file's own order where the format keeps one (`.npz` members, a
+/// `state_dict`; safetensors keeps none).
+pub(super) struct TensorSet<'a> {
+    /// The file's metadata (safetensors' `__metadata__`; none in an `.npz`).
+    pub(super) metadata: BTreeMap<String, String>,
+    /// The tensors, in no particular order.
+    pub(super) tensors: Vec<(String, Vec<usize>, Values<'a>)>,
+    /// The names in the file's order, where it keeps one.
+    pub(super) order: Option<Vec<String>>,
+}
+
+/// The tensors of a file's bytes: a safetensors file's views over `bytes`, or an `.npz`
+/// archive's arrays (decoded once, no copy kept of the inflated bytes).
+pub(super) fn tensor_set(bytes: &[u8]) -> Result<TensorSet<'_>> {
+    let here = Path::new("");
+    if npz::is_zip(bytes) {
+        let arrays = npz::read_npz(bytes).map_err(|e| bad(here, format!("npz archive: {e}")))?;
+        let mut seen = std::collections::HashSet::new();
+        if let Some((n, _, _)) = arrays.iter().find(|(n, _, _)| !seen.insert(n.as_str())) {
+            return Err(bad(
+                here,
+                format!(
+                    "npz archive: member `{n}` is stored twice (a ZIP file with a duplicate name); which one is meant is not stated"
+                ),
+            ));
+        }
+        let order = arrays.iter().map(|(n, _, _)| n.clone()).collect();
+        return Ok(TensorSet {
+            metadata: BTreeMap::new(),
+            tensors: arrays
+                .into_iter()
+                .map(|(n, shape, v)| (n, shape, Values::Decoded(v)))
+                .collect(),
+            order: Some(order),
+        });
+    }
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| bad(here, format!("not a valid safetensors file: {e}")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| bad(here, format!("bad header: {e}")))?;
+    Ok(TensorSet {
+        metadata: header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        tensors: st
+            .tensors()
+            .into_iter()
+            .map(|(n, view)| {
+                let shape = view.shape().to_vec();
+                (n, shape, Values::Raw(view.dtype(), view.data()))
+            })
+            .collect(),
+        order: None,
     })
 }
 
@@ -71,51 +127,4 @@ pub(super) fn foreign_format(bytes: &[u8]) -> Option<String> {
     (!header_at_8 && text).then(|| {
         "not a safetensors or .npz file: it is text (a CSV or JSON file?); a posterior is a safetensors file or a NumPy .npz archive of its tensors (docs/posteriors.md)".to_string()
     })
-}
-
-/// The arrays of an `.npz` archive as safetensors bytes (F64, no metadata), with the
-/// member names in archive order.
-fn npz_as_safetensors(bytes: &[u8]) -> Result<(Vec<u8>, Vec<String>)> {
-    let here = Path::new("");
-    let arrays = npz::read_npz(bytes).map_err(|e| bad(here, format!("npz archive: {e}")))?;
-    let mut seen = std::collections::HashSet::new();
-    if let Some((n, _, _)) = arrays.iter().find(|(n, _, _)| !seen.insert(n.as_str())) {
-        return Err(bad(
-            here,
-            format!(
-                "npz archive: member `{n}` is stored twice (a ZIP file with a duplicate name); which one is meant is not stated"
-            ),
-        ));
-    }
-    let order = arrays.iter().map(|(n, _, _)| n.clone()).collect();
-    Ok((f64_safetensors_owned(arrays), order))
-}
-
-/// F64 tensors `(name, shape, row-major values)`, whose values fill their shapes, as
-/// safetensors bytes, written straight into one buffer and each array freed once
-/// written: at the peak the values are held once and a half, not three times as a
-/// serializer over borrowed bytes needs.
-fn f64_safetensors_owned(arrays: Vec<(String, Vec<usize>, Vec<f64>)>) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    let mut at = 0usize;
-    for (name, shape, values) in &arrays {
-        let end = at + 8 * values.len();
-        header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": "F64", "shape": shape, "data_offsets": [at, end]}),
-        );
-        at = end;
-    }
-    let mut header = serde_json::Value::Object(header).to_string().into_bytes();
-    // The data start at a multiple of 8, as safetensors' own writer aligns them.
-    while !header.len().is_multiple_of(8) {
-        header.push(b' ');
-    }
-    let mut out = Vec::with_capacity(8 + header.len() + at);
-    out.extend((header.len() as u64).to_le_bytes());
-    out.extend(header);
-    for (_, _, values) in arrays {
-        out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    out
 }

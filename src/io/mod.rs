@@ -19,7 +19,7 @@
 //! `mean`/`log_std` trees (flax `kernel`s transposed) are all read. A file is
 //! safetensors or a NumPy `.npz` archive (no metadata: ReLU, softplus for ρ).
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, TensorView};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -30,7 +30,7 @@ use crate::posterior::{LARGEST, MeanFieldGaussian, SigmaTransform};
 use crate::symmetry::spec::PermutationSpec;
 use crate::symmetry::{SpecSpace, WeightSpace};
 use crate::weights::{Activation, Arch};
-use container::{f64_safetensors, foreign_format, safetensors_bytes};
+use container::{TensorSet, Values, foreign_format, tensor_set};
 
 mod container;
 mod names;
@@ -472,21 +472,35 @@ pub fn from_tensors(
     metadata: &BTreeMap<String, String>,
     options: ReadOptions<'_>,
 ) -> Result<(PosteriorFile, Recognised)> {
-    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let bytes = f64_safetensors(tensors, Some(meta), |tensor, e| match tensor {
-        Some((n, shape)) => Error::invalid(n, format!("shape {shape:?}"), e),
-        None => Error::invalid("tensors", "…", e),
-    })?;
-    let order: Vec<String> = tensors.iter().map(|(n, _, _)| n.clone()).collect();
-    parse_safetensors(&bytes, Some(&order), options)
+    for (n, shape, v) in tensors {
+        let fills = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .is_some_and(|len| len == v.len());
+        if !fills {
+            return Err(Error::invalid(
+                n,
+                format!("shape {shape:?}"),
+                format!("{} values do not fill the shape", v.len()),
+            ));
+        }
+    }
+    let set = TensorSet {
+        metadata: metadata.clone(),
+        tensors: tensors
+            .iter()
+            .map(|(n, shape, v)| (n.clone(), shape.clone(), Values::Decoded(v.clone())))
+            .collect(),
+        order: Some(tensors.iter().map(|(n, _, _)| n.clone()).collect()),
+    };
+    parse_set(set, options)
 }
 
 fn parse(bytes: &[u8], options: ReadOptions<'_>) -> Result<(PosteriorFile, Recognised)> {
     if let Some(words) = foreign_format(bytes) {
         return Err(bad(Path::new(""), words));
     }
-    let (st, order) = safetensors_bytes(bytes)?;
-    parse_safetensors(&st, order.as_deref(), options)
+    parse_set(tensor_set(bytes)?, options)
 }
 
 /// A file's layers, keyed by their names as written.
@@ -548,18 +562,13 @@ struct FileTensors {
 
 /// Reads and classifies every tensor of a safetensors file (in name order: the first
 /// error must not depend on safetensors' unordered list), with the metadata.
-fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
+fn read_tensors(set: TensorSet<'_>) -> Result<FileTensors> {
     let here = Path::new("");
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| bad(here, format!("not a valid safetensors file: {e}")))?;
-    let (_, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| bad(here, format!("bad header: {e}")))?;
-    let metadata: BTreeMap<String, String> = header
-        .metadata()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let TensorSet {
+        metadata,
+        tensors: mut set,
+        ..
+    } = set;
     if let Some(f) = metadata.get("format")
         && f != FORMAT
     {
@@ -574,36 +583,18 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
     let mut sigma_given: Option<(Role, String)> = None;
     // In name order: safetensors hands the tensors out in no fixed order, and the first
     // error found must not depend on it.
-    let mut tensors = st.tensors();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    set.sort_by(|a, b| a.0.cmp(&b.0));
     // blitz's samplers: the last noise draw (a buffer) and copies of the parameters.
     let mut skipped: Vec<String> = Vec::new();
     let mut copies: Vec<(String, String, Vec<f64>)> = Vec::new();
-    for (name, view) in tensors {
+    for (name, shape, raw) in set {
         let skip = names::skipped(&name);
         // A counter is skipped before its (integer) values are read.
         if skip == Some(names::Skipped::Counter) {
             skipped.push(name);
             continue;
         }
-        let values: Vec<f64> = match view.dtype() {
-            Dtype::F64 => view
-                .data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
-                .collect(),
-            other => {
-                return Err(bad(
-                    here,
-                    format!("tensor `{name}` has dtype {other:?}; only F32 and F64 are supported"),
-                ));
-            }
-        };
+        let values = raw.decode(&name)?;
         if let Some(k) = values.iter().position(|v| !v.is_finite()) {
             return Err(bad(
                 here,
@@ -637,7 +628,7 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
                 ),
             ));
         };
-        let mut shape = view.shape().to_vec();
+        let mut shape = shape;
         if meaning.transposed {
             if shape.len() != 2 {
                 return Err(bad(
@@ -755,8 +746,9 @@ fn read_tensors(bytes: &[u8]) -> Result<FileTensors> {
 pub fn sequential_spec(path: &Path, layers: Option<&[String]>) -> Result<PermutationSpec> {
     let named = in_file(path);
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (st, file_order) = safetensors_bytes(&bytes).map_err(&named)?;
-    let tensors = read_tensors(&st).map_err(&named)?;
+    let set = tensor_set(&bytes).map_err(&named)?;
+    let file_order = set.order.clone();
+    let tensors = read_tensors(set).map_err(&named)?;
     let options = ReadOptions {
         layers,
         ..ReadOptions::default()
@@ -787,19 +779,17 @@ pub fn sequential_spec(path: &Path, layers: Option<&[String]>) -> Result<Permuta
     PermutationSpec::sequential(&chain).map_err(named)
 }
 
-fn parse_safetensors(
-    bytes: &[u8],
-    file_order: Option<&[String]>,
-    options: ReadOptions<'_>,
-) -> Result<(PosteriorFile, Recognised)> {
+fn parse_set(set: TensorSet<'_>, options: ReadOptions<'_>) -> Result<(PosteriorFile, Recognised)> {
     let here = Path::new("");
+    let order = set.order.clone();
+    let file_order = order.as_deref();
     let FileTensors {
         metadata,
         layers,
         schemes,
         sigma_given,
         skipped,
-    } = read_tensors(bytes)?;
+    } = read_tensors(set)?;
     let spec = match (options.spec, metadata.get("permutation_spec")) {
         (Some(spec), _) => Some(spec.clone()),
         (None, Some(text)) => Some(
