@@ -8,7 +8,9 @@
 //! alone, so a sharded run (`item index mod n_shards = shard`) computes exactly the
 //! rows of the unsharded run.
 
+mod check;
 mod config;
+mod posteriors;
 
 use crate::execute::Schedule;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,13 @@ use crate::io::{PosteriorFile, ReadOptions, load_with_bytes};
 use crate::posterior::MeanFieldGaussian;
 use crate::symmetry::spec::PermutationSpec;
 
+pub use check::check_rows;
 pub use config::{EstimatorKind, GridConfig, GridItem, grid_items, shard_from_env, shard_items};
+use posteriors::display_source;
+pub use posteriors::{
+    LoadedPosterior, LoadedSpec, default_estimators, load_posteriors, load_spec, posterior_ids,
+    sha256_hex,
+};
 
 /// One estimate of the grid.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -106,235 +114,6 @@ pub enum RawValue {
 /// The number of columns of a raw row.
 pub const RAW_COLUMNS: usize = 21;
 
-impl RawRow {
-    /// The row's columns, named and in the order of `raw.parquet`: the one list that the
-    /// Parquet writer and the Python package's `grid` both read.
-    pub fn columns(&self) -> [(&'static str, RawValue); RAW_COLUMNS] {
-        use RawValue::{F64, OptF64, OptU64, Str, U64};
-        [
-            ("item", U64(self.item)),
-            ("posterior_id", Str(self.posterior_id.clone())),
-            ("posterior_path", Str(self.posterior_path.clone())),
-            ("posterior_sha256", Str(self.posterior_sha256.clone())),
-            ("estimator", Str(self.estimator.clone())),
-            ("k", OptU64(self.k)),
-            ("n_samples", U64(self.n_samples)),
-            ("repeat", U64(self.repeat)),
-            ("seed", U64(self.seed)),
-            ("mi_nats", F64(self.mi_nats)),
-            ("std_err_nats", OptF64(self.std_err_nats)),
-            ("ln_cap_nats", F64(self.ln_cap_nats)),
-            ("ln_group_order_nats", F64(self.ln_group_order_nats)),
-            ("entropy_q_nats", F64(self.entropy_q_nats)),
-            ("max_term_share", OptF64(self.max_term_share)),
-            ("upper_nats", OptF64(self.upper_nats)),
-            ("upper_std_err_nats", OptF64(self.upper_std_err_nats)),
-            ("width_nats", OptF64(self.width_nats)),
-            ("width_std_err_nats", OptF64(self.width_std_err_nats)),
-            ("bracket_nats", OptF64(self.bracket_nats)),
-            ("wall_s", F64(self.wall_s)),
-        ]
-    }
-
-    /// The estimator of the row, or `None` for a sandwich row (both bounds, from
-    /// [`EstimatorId::SandwichLower`] and [`EstimatorId::SandwichUpper`]).
-    pub fn estimator_id(&self) -> Option<EstimatorId> {
-        self.estimator.parse().ok()
-    }
-}
-
-/// A loaded posterior with its id and file hash.
-#[derive(Clone, Debug)]
-pub struct LoadedPosterior {
-    /// Its id in the reports ([`posterior_ids`]).
-    pub id: String,
-    /// Path as given.
-    pub path: PathBuf,
-    /// sha256 of the bytes.
-    pub sha256: String,
-    /// The file's contents.
-    pub file: PosteriorFile,
-}
-
-/// Loads every posterior, naming the first bad file; each is read with `options` (a
-/// permutation spec, the layer order) and gets a unique id ([`posterior_ids`]).
-///
-/// # Errors
-///
-/// The errors of [`crate::io::load`] and of [`posterior_ids`].
-pub fn load_posteriors(
-    paths: &[PathBuf],
-    options: ReadOptions<'_>,
-) -> Result<Vec<LoadedPosterior>> {
-    let ids = posterior_ids(paths)?;
-    paths
-        .iter()
-        .zip(ids)
-        .map(|(p, id)| {
-            let (file, bytes) = load_with_bytes(p, options)?;
-            Ok(LoadedPosterior {
-                id,
-                path: p.clone(),
-                sha256: sha256_hex(&bytes),
-                file,
-            })
-        })
-        .collect()
-}
-
-/// The reports' id of each posterior file: its file stem where no other file of the run
-/// has that stem, else the shortest suffix of its path (`a/post`, `runs/a/post`, then
-/// with the extension) that no other file's candidates share, so that two files never
-/// pool into one row.
-///
-/// # Errors
-///
-/// [`Error::InvalidParameter`] naming a file given twice (the same path, or two paths to
-/// one file).
-pub fn posterior_ids(paths: &[PathBuf]) -> Result<Vec<String>> {
-    let full: Vec<PathBuf> = paths
-        .iter()
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
-        .collect();
-    for (i, f) in full.iter().enumerate() {
-        if let Some(j) = full[..i].iter().position(|g| g == f) {
-            return Err(Error::invalid(
-                "--posterior",
-                paths[i].display().to_string(),
-                format!(
-                    "the file is given twice (also as `{}`); each posterior is estimated once",
-                    paths[j].display()
-                ),
-            ));
-        }
-    }
-    // Candidates, shortest first: path suffixes ending in the stem, then in the name.
-    let candidates = |p: &Path| -> Vec<String> {
-        let parts: Vec<String> = p
-            .components()
-            .filter_map(|c| match c {
-                std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-                _ => None,
-            })
-            .collect();
-        let Some((name, dirs)) = parts.split_last() else {
-            return vec!["posterior".into()];
-        };
-        let stem = Path::new(name)
-            .file_stem()
-            .map_or_else(|| name.clone(), |s| s.to_string_lossy().into_owned());
-        let mut out = Vec::new();
-        for last in [stem, name.clone()] {
-            for n in 0..=dirs.len() {
-                let mut v: Vec<&str> = dirs[dirs.len() - n..].iter().map(String::as_str).collect();
-                v.push(&last);
-                out.push(v.join("/"));
-            }
-        }
-        out
-    };
-    let lists: Vec<Vec<String>> = full.iter().map(|p| candidates(p)).collect();
-    let ids: Vec<String> = lists
-        .iter()
-        .enumerate()
-        .map(|(i, own)| {
-            own.iter()
-                .find(|c| {
-                    lists
-                        .iter()
-                        .enumerate()
-                        .all(|(j, other)| j == i || !other.contains(c))
-                })
-                .cloned()
-                .unwrap_or_else(|| full[i].display().to_string())
-        })
-        .collect();
-    Ok(ids)
-}
-
-impl LoadedPosterior {
-    /// A posterior held in memory, under `id`; its path is empty and its hash is that of
-    /// the file [`crate::io::save`] would write.
-    ///
-    /// # Errors
-    ///
-    /// Those of [`crate::io::to_bytes`].
-    pub fn in_memory(id: impl Into<String>, file: PosteriorFile) -> Result<Self> {
-        let bytes = crate::io::to_bytes(&file)?;
-        Ok(LoadedPosterior {
-            id: id.into(),
-            path: PathBuf::new(),
-            sha256: sha256_hex(&bytes),
-            file,
-        })
-    }
-}
-
-/// The estimators `mi-est run` uses when none are named: the paper's I^K, and exact I
-/// where every posterior has an exact estimator ([`exact_estimator`]: one hidden layer,
-/// or a group of at most 10⁶ elements), else the sandwich interval, which applies at any
-/// depth; with a note naming the first posterior that has no exact estimator.
-pub fn default_estimators(posteriors: &[LoadedPosterior]) -> (Vec<EstimatorKind>, Option<String>) {
-    let without_exact = posteriors.iter().find(|lp| {
-        let q = &lp.file.posterior;
-        !matches!(exact_estimator(q, 1, 0, ExactLimits::FULL), Ok(Some(_)))
-    });
-    match without_exact {
-        None => (vec![EstimatorKind::InfoNce, EstimatorKind::Exact], None),
-        Some(lp) => (
-            vec![EstimatorKind::InfoNce, EstimatorKind::Sandwich],
-            Some(format!(
-                "estimators infonce,sandwich: exact I is not computable for {} ({}), so the sandwich interval stands in for it (--estimators to choose)",
-                lp.id,
-                lp.file.posterior.space().describe()
-            )),
-        ),
-    }
-}
-
-/// A permutation spec file with the sha256 of its bytes.
-#[derive(Clone, Debug)]
-pub struct LoadedSpec {
-    /// Path as given.
-    pub path: PathBuf,
-    /// sha256 of the bytes.
-    pub sha256: String,
-    /// The spec.
-    pub spec: PermutationSpec,
-}
-
-/// Reads a permutation spec file (JSON; docs/specs.md).
-///
-/// # Errors
-///
-/// [`Error::Io`] if unreadable; [`Error::BadFile`] naming the file and what is wrong.
-pub fn load_spec(path: &Path) -> Result<LoadedSpec> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| Error::BadFile {
-        path: path.to_path_buf(),
-        reason: "not UTF-8 text".into(),
-    })?;
-    let spec = PermutationSpec::from_json(text).map_err(|e| Error::BadFile {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    Ok(LoadedSpec {
-        path: path.to_path_buf(),
-        sha256: sha256_hex(&bytes),
-        spec,
-    })
-}
-
-/// Lower-case hex sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The estimator of one grid item.
 fn item_estimator(
     item: &GridItem,
@@ -407,15 +186,6 @@ pub fn grid_cost(
     total.bytes *= parallel as f64;
     crate::resources::check(&format!("the grid of {} estimates", items.len()), total)?;
     Ok(total)
-}
-
-/// Where a posterior came from, for messages.
-fn display_source(lp: &LoadedPosterior) -> String {
-    if lp.path.as_os_str().is_empty() {
-        format!("in memory, sha256 {}", &lp.sha256[..12])
-    } else {
-        format!("`{}`", lp.path.display())
-    }
 }
 
 /// Computes this shard's rows, in item order, telling `observer` as each finishes.
@@ -507,168 +277,6 @@ pub fn run_grid(
             Ok(row)
         },
     )
-}
-
-/// Checks rows against the grid that `config` describes, item by item: the item index,
-/// the posterior (id and SHA-256), the estimator (as the item's estimator names itself),
-/// K, S, the repeat and the seed; and each value against what its estimator can return
-/// ([`RawRow::check_values`]). What `merge` asks of rows that it did not compute.
-///
-/// # Errors
-///
-/// [`Error::InvalidParameter`] naming the row (its item) and the field that does not
-/// match, with the grid's value.
-pub fn check_rows(
-    config: &GridConfig,
-    posteriors: &[LoadedPosterior],
-    rows: &[RawRow],
-) -> Result<()> {
-    let items = grid_items(config);
-    if rows.len() != items.len() {
-        return Err(Error::invalid(
-            "rows",
-            rows.len(),
-            format!("the grid has {} items", items.len()),
-        ));
-    }
-    let mut names: std::collections::HashMap<(usize, EstimatorKind), String> =
-        std::collections::HashMap::new();
-    for (item, row) in items.iter().zip(rows) {
-        let lp = &posteriors[item.posterior];
-        let name = match names.entry((item.posterior, item.estimator)) {
-            std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let name = match item.estimator {
-                    EstimatorKind::Sandwich => EstimatorKind::Sandwich.name().to_string(),
-                    _ => item_estimator(item, config, &lp.file.posterior, 0, &lp.id)?
-                        .name()
-                        .to_string(),
-                };
-                e.insert(name).clone()
-            }
-        };
-        let mismatch = |field: &str, got: String, want: String| {
-            Error::invalid(
-                format!("{field}` of the row of item `{}", item.index),
-                got,
-                format!("the grid has {want}"),
-            )
-        };
-        let k = |k: Option<u64>| k.map_or("none".to_string(), |k| k.to_string());
-        let expect = [
-            ("item", row.item.to_string(), item.index.to_string()),
-            ("posterior_id", row.posterior_id.clone(), lp.id.clone()),
-            (
-                "posterior_sha256",
-                row.posterior_sha256.clone(),
-                lp.sha256.clone(),
-            ),
-            ("estimator", row.estimator.clone(), name),
-            ("k", k(row.k), k(item.k.map(|k| k as u64))),
-            (
-                "n_samples",
-                row.n_samples.to_string(),
-                config.samples.to_string(),
-            ),
-            ("repeat", row.repeat.to_string(), item.repeat.to_string()),
-            (
-                "seed",
-                row.seed.to_string(),
-                item.seed(config.seed).to_string(),
-            ),
-        ];
-        for (field, got, want) in expect {
-            if got != want {
-                return Err(mismatch(field, got, want));
-            }
-        }
-        row.check_values().map_err(|e| match e {
-            Error::InvalidParameter {
-                field,
-                value,
-                reason,
-            } => Error::invalid(
-                format!("{field}` of the row of item `{}", item.index),
-                value,
-                reason,
-            ),
-            other => other,
-        })?;
-        let h = lp.file.posterior.entropy();
-        if (row.entropy_q_nats - h).abs() > 1e-9 * h.abs().max(1.0) {
-            return Err(mismatch(
-                "entropy_q_nats",
-                row.entropy_q_nats.to_string(),
-                format!("H(q) = {h} for posterior {}", lp.id),
-            ));
-        }
-    }
-    Ok(())
-}
-
-impl RawRow {
-    /// Checks that the row's values are numbers its estimator can return: every value
-    /// finite (standard errors and widths ≥ 0), ln cap and ln|G| ≥ 0, and an InfoNCE or
-    /// exact estimate at most its cap (ln K or ln|G|: each of its terms is). The sandwich's
-    /// raw upper bound may exceed ln|G| (the reports cut it, keeping the raw value).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`] naming the field.
-    pub fn check_values(&self) -> Result<()> {
-        let tol = |v: f64| 1e-9 * v.abs().max(1.0);
-        let finite = [
-            ("mi_nats", Some(self.mi_nats)),
-            ("ln_cap_nats", Some(self.ln_cap_nats)),
-            ("ln_group_order_nats", Some(self.ln_group_order_nats)),
-            ("entropy_q_nats", Some(self.entropy_q_nats)),
-            ("max_term_share", self.max_term_share),
-            ("upper_nats", self.upper_nats),
-            ("bracket_nats", self.bracket_nats),
-            ("wall_s", Some(self.wall_s)),
-        ];
-        for (field, v) in finite {
-            if let Some(v) = v
-                && !v.is_finite()
-            {
-                return Err(Error::invalid(field, v, "must be finite"));
-            }
-        }
-        let non_negative = [
-            ("std_err_nats", self.std_err_nats),
-            ("upper_std_err_nats", self.upper_std_err_nats),
-            ("width_std_err_nats", self.width_std_err_nats),
-            ("ln_cap_nats", Some(self.ln_cap_nats)),
-            ("ln_group_order_nats", Some(self.ln_group_order_nats)),
-            ("wall_s", Some(self.wall_s)),
-        ];
-        for (field, v) in non_negative {
-            // NaN: a standard error of one draw, which the estimators leave undefined.
-            if let Some(v) = v
-                && (v < 0.0 || v.is_infinite())
-            {
-                return Err(Error::invalid(field, v, "must be a number ≥ 0"));
-            }
-        }
-        if let Some(w) = self.width_nats
-            && !w.is_finite()
-        {
-            return Err(Error::invalid("width_nats", w, "must be finite"));
-        }
-        let capped =
-            self.estimator == EstimatorKind::InfoNce.name() || self.estimator.starts_with("exact");
-        if capped && self.mi_nats > self.ln_cap_nats + tol(self.ln_cap_nats) {
-            return Err(Error::invalid(
-                "mi_nats",
-                self.mi_nats,
-                format!(
-                    "exceeds the estimator's cap {} (no term of {} can)",
-                    self.ln_cap_nats, self.estimator
-                ),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// The default posterior bundled with the project (relative to the working directory).
