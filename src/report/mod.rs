@@ -5,8 +5,10 @@
 
 mod frames;
 mod grid_run;
+mod merge;
 mod page;
 mod plots;
+mod summary;
 
 use std::path::{Path, PathBuf};
 
@@ -15,9 +17,11 @@ use crate::error::{Error, Result};
 use crate::study::reproduce::Reproduction;
 
 pub use frames::{bias_variance_frame, bounds_frame, raw_frame, table_frame, write_parquet};
-pub use grid_run::{RunOptions, RunOutput, format_summary, merge, run};
+pub use grid_run::{RunOptions, RunOutput, run};
+pub use merge::merge;
 pub use page::{PageTable, write_index};
 pub use plots::{write_plots, xy_plot};
+pub use summary::format_summary;
 
 pub(crate) fn bad(path: &Path, reason: String) -> Error {
     Error::BadFile {
