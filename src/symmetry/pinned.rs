@@ -22,8 +22,8 @@
 //! identical under q, so it adds ln of its order to ln|S| and nothing to I_S).
 
 use crate::error::{Error, Result};
+use crate::symmetry::SpecSpace;
 use crate::symmetry::ln_factorial;
-use crate::symmetry::space::SpecSpace;
 use crate::symmetry::spec::{AxisPerm, PermutationSpec};
 
 /// Each unit's values of a fixed tensor that one permutation moves, as exact bit patterns
