@@ -43,9 +43,13 @@ pub(crate) fn reproduce(a: ReproduceArgs) -> Result<()> {
         experiment.name(),
         if a.quick { "quick" } else { "full" }
     );
-    let command_line: Vec<String> = std::env::args().collect();
-    let (r, files) =
-        mi_est::report::reproduce_into(&dir, experiment, options, a.overwrite, &command_line)?;
+    let (r, files) = mi_est::report::reproduce_into(
+        &dir,
+        experiment,
+        options,
+        a.overwrite,
+        &super::provenance(),
+    )?;
     println!("{}", r.summary);
     println!("wall time {:.2} s", r.wall_s);
     for f in files {

@@ -1,6 +1,6 @@
 //! `mi-est run`: the estimator grid over posterior files, into its reports.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use mi_est::data::DataSpec;
 
@@ -58,7 +58,7 @@ pub(crate) fn run(a: RunArgs) -> Result<()> {
         }
     };
     let ks = a.k.clone();
-    let shard = mi_est::study::grid::shard_from_env(a.shard_index, a.num_shards)?;
+    let shard = shard_from_env(a.shard_index, a.num_shards)?;
     let config = mi_est::study::grid::GridConfig {
         posteriors,
         spec: a.spec.clone(),
@@ -76,7 +76,7 @@ pub(crate) fn run(a: RunArgs) -> Result<()> {
         overwrite: a.overwrite,
         data,
         elbo_samples: a.elbo_samples,
-        command_line: std::env::args().collect(),
+        provenance: super::provenance(),
     };
     let config = config.check().map_err(|e| flagged(e, RUN_FLAGS))?;
     let out = mi_est::report::run(&config, &options, &CliObserver::new("[run]", "estimates"))?;
@@ -106,4 +106,44 @@ pub(crate) fn print_files(out: &mi_est::report::RunOutput) {
     for f in &out.files {
         println!("wrote {}", f.display());
     }
+}
+
+/// Reads the shard settings from the arguments, falling back to
+/// `SLURM_ARRAY_TASK_ID`/`SLURM_ARRAY_TASK_COUNT` or `JOB_COMPLETION_INDEX` (with the
+/// count from `--num-shards`).
+///
+/// The environment is the command's to read: the library takes the shard as a value
+/// ([`mi_est::grid::GridConfig::shard`]).
+fn shard_from_env(index: Option<usize>, count: Option<usize>) -> Result<(usize, usize)> {
+    let env = |k: &str| -> Result<Option<usize>> {
+        match std::env::var(k) {
+            Ok(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| anyhow::anyhow!("invalid `{k}` = {v}: not a number")),
+            Err(_) => Ok(None),
+        }
+    };
+    let index = match index {
+        Some(i) => Some(i),
+        None => match env("SLURM_ARRAY_TASK_ID")? {
+            Some(i) => Some(i),
+            None => env("JOB_COMPLETION_INDEX")?,
+        },
+    };
+    let count = match count {
+        Some(c) => Some(c),
+        None => env("SLURM_ARRAY_TASK_COUNT")?,
+    };
+    Ok(match (index, count) {
+        (None, None) => (0, 1),
+        (Some(i), Some(n)) => (i, n),
+        (Some(i), None) => {
+            bail!("invalid `num-shards` = missing: shard index {i} given without a shard count");
+        }
+        (None, Some(n)) => {
+            bail!("invalid `shard-index` = missing: {n} shards given without a shard index");
+        }
+    })
 }

@@ -25,7 +25,7 @@ use crate::posterior::MeanFieldGaussian;
 use crate::symmetry::spec::PermutationSpec;
 
 pub use check::check_rows;
-pub use config::{EstimatorKind, GridConfig, GridItem, grid_items, shard_from_env, shard_items};
+pub use config::{EstimatorKind, GridConfig, GridItem, grid_items, shard_items};
 use posteriors::display_source;
 pub use posteriors::{
     LoadedPosterior, LoadedSpec, default_estimators, load_posteriors, load_spec, posterior_ids,

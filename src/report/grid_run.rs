@@ -14,7 +14,7 @@ use crate::study::grid::{
 
 use super::frames::{bias_variance_frame, bounds_frame, raw_frame, write_parquet};
 use super::summary::page_tables;
-use super::{git_revision, prepare_out, write_plots};
+use super::{Provenance, prepare_out, write_plots};
 
 /// Everything `mi-est run` needs besides the grid itself.
 #[derive(Clone, Debug)]
@@ -27,8 +27,8 @@ pub struct RunOptions {
     pub data: Option<String>,
     /// Weight draws of the ELBO.
     pub elbo_samples: usize,
-    /// The command line, for the manifest.
-    pub command_line: Vec<String>,
+    /// The command line and code revision, for the manifest.
+    pub provenance: Provenance,
 }
 
 /// What a finished run wrote.
@@ -107,7 +107,7 @@ fn manifest(
         "tool": "mi-est",
         "version": env!("CARGO_PKG_VERSION"),
         "git_revision": git,
-        "command_line": options.command_line,
+        "command_line": options.provenance.command_line,
         "n_items_total": grid_items(config).len(),
         "data": options.data,
         "elbo_samples": options.elbo_samples,
@@ -155,7 +155,7 @@ pub fn run(
     let _lock = crate::atomic::FolderLock::acquire(
         &options.out,
         part.as_deref(),
-        &options.command_line.join(" "),
+        &options.provenance.command_line.join(" "),
     )?;
     // Finished items go to a journal so that a killed run resumes (same settings and
     // posterior files ⇒ same fingerprint); it is removed once the reports are written.
@@ -183,8 +183,7 @@ pub fn run(
     if journal.n_done() > 0 {
         observer.resuming(journal.n_done(), &journal_path);
     }
-    // The revision that computes, taken before the (possibly hours-long) work.
-    let git = git_revision();
+    let git = options.provenance.git_revision.clone();
     let rows = run_grid(&config, &posteriors, observer, Some(&journal))?;
     let manifest = manifest(&config, options, &posteriors, spec.as_ref(), git);
     if sharded {

@@ -50,14 +50,15 @@ pub(crate) fn prepare_out(out: &Path, overwrite: bool, first: &Path) -> Result<(
     Ok(())
 }
 
-/// The git revision of the working directory, if it is a git checkout.
-pub(crate) fn git_revision() -> Option<String> {
-    std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+/// Where a report came from, for its manifest: the command line and the revision of
+/// the code that computed it. The application gathers them (the library runs no
+/// `git` and reads no arguments).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Provenance {
+    /// The command line (or what stands in for it, e.g. a Python call).
+    pub command_line: Vec<String>,
+    /// The git revision of the code, where it is a checkout.
+    pub git_revision: Option<String>,
 }
 
 /// The S of each timed estimate of the `estimator-cost` report in `dir`, as its
@@ -108,8 +109,9 @@ pub fn reproduce_into(
     experiment: crate::study::reproduce::Experiment,
     mut options: crate::study::reproduce::ReproduceOptions,
     overwrite: bool,
-    command_line: &[String],
+    provenance: &Provenance,
 ) -> Result<(Reproduction, Vec<PathBuf>)> {
+    let command_line = &provenance.command_line;
     let summary = dir.join("summary.md");
     let _lock = crate::atomic::FolderLock::acquire(dir, None, &command_line.join(" "))?;
     let mut inputs = Vec::new();
@@ -147,8 +149,7 @@ pub fn reproduce_into(
     let fingerprint = crate::journal::fingerprint(&settings);
     let resuming = crate::journal::Journal::is_of(&journal_path, &fingerprint);
     prepare_out(dir, overwrite || resuming, &summary)?;
-    // The revision that computes, taken before the (possibly hours-long) work.
-    let git = git_revision();
+    let git = provenance.git_revision.clone();
     let journal = crate::journal::Journal::open(&journal_path, &fingerprint, overwrite)?;
     let overwrite = overwrite || resuming;
     // Results read back from an earlier run (an interrupted one, say): the observer

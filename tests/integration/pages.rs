@@ -167,7 +167,10 @@ fn a_reproduce_folder_has_a_page_with_every_plot_and_table() {
         Experiment::TractableBnn,
         options,
         true,
-        &["test".to_string()],
+        &mi_est::report::Provenance {
+            command_line: vec!["test".to_string()],
+            git_revision: None,
+        },
     )
     .unwrap();
     assert!(files.iter().any(|f| f.ends_with("index.html")));

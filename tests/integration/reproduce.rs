@@ -256,7 +256,10 @@ fn estimator_cost_rerun_with_recorded_samples_is_identical_on_one_and_two_thread
         Experiment::EstimatorCost,
         quick(),
         true,
-        &["test".to_string()],
+        &mi_est::report::Provenance {
+            command_line: vec!["test".to_string()],
+            git_revision: None,
+        },
     )
     .unwrap();
     let samples = mi_est::report::recorded_samples(&dir).unwrap();

@@ -62,7 +62,10 @@ fn options(out: &Path) -> RunOptions {
         overwrite: false,
         data: None,
         elbo_samples: 4,
-        command_line: vec!["test".into()],
+        provenance: mi_est::report::Provenance {
+            command_line: vec!["test".into()],
+            git_revision: None,
+        },
     }
 }
 
