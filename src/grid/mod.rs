@@ -114,6 +114,43 @@ pub enum RawValue {
 /// The number of columns of a raw row.
 pub const RAW_COLUMNS: usize = 21;
 
+impl RawRow {
+    /// The row's columns, named and in the order of `raw.parquet`: the one list that the
+    /// Parquet writer and the Python package's `grid` both read.
+    pub fn columns(&self) -> [(&'static str, RawValue); RAW_COLUMNS] {
+        use RawValue::{F64, OptF64, OptU64, Str, U64};
+        [
+            ("item", U64(self.item)),
+            ("posterior_id", Str(self.posterior_id.clone())),
+            ("posterior_path", Str(self.posterior_path.clone())),
+            ("posterior_sha256", Str(self.posterior_sha256.clone())),
+            ("estimator", Str(self.estimator.clone())),
+            ("k", OptU64(self.k)),
+            ("n_samples", U64(self.n_samples)),
+            ("repeat", U64(self.repeat)),
+            ("seed", U64(self.seed)),
+            ("mi_nats", F64(self.mi_nats)),
+            ("std_err_nats", OptF64(self.std_err_nats)),
+            ("ln_cap_nats", F64(self.ln_cap_nats)),
+            ("ln_group_order_nats", F64(self.ln_group_order_nats)),
+            ("entropy_q_nats", F64(self.entropy_q_nats)),
+            ("max_term_share", OptF64(self.max_term_share)),
+            ("upper_nats", OptF64(self.upper_nats)),
+            ("upper_std_err_nats", OptF64(self.upper_std_err_nats)),
+            ("width_nats", OptF64(self.width_nats)),
+            ("width_std_err_nats", OptF64(self.width_std_err_nats)),
+            ("bracket_nats", OptF64(self.bracket_nats)),
+            ("wall_s", F64(self.wall_s)),
+        ]
+    }
+
+    /// The estimator of the row, or `None` for a sandwich row (both bounds, from
+    /// [`EstimatorId::SandwichLower`] and [`EstimatorId::SandwichUpper`]).
+    pub fn estimator_id(&self) -> Option<EstimatorId> {
+        self.estimator.parse().ok()
+    }
+}
+
 /// The estimator of one grid item.
 fn item_estimator(
     item: &GridItem,

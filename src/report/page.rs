@@ -33,7 +33,9 @@ impl PageTable {
             Values::F64(x) => number(x[i]),
             Values::OptF64(x) => x[i].map_or_else(|| "–".to_string(), number),
             Values::U64(x) => x[i].to_string(),
+            Values::OptU64(x) => x[i].map_or_else(|| "–".to_string(), |v| v.to_string()),
             Values::Str(x) => x[i].clone(),
+            Values::OptStr(x) => x[i].clone().unwrap_or_else(|| "–".to_string()),
             Values::Bool(x) => x[i].to_string(),
         };
         PageTable {

@@ -202,7 +202,9 @@ fn assert_same_but_wall(a: &Reproduction, b: &Reproduction, what: &str) {
                 .map(|f| format!("{:?}", f.map(f64::to_bits)))
                 .collect(),
             Values::U64(x) => x.iter().map(|u| u.to_string()).collect(),
+            Values::OptU64(x) => x.iter().map(|u| format!("{u:?}")).collect(),
             Values::Str(x) => x.clone(),
+            Values::OptStr(x) => x.iter().map(|s| format!("{s:?}")).collect(),
             Values::Bool(x) => x.iter().map(|b| b.to_string()).collect(),
         }
     };
