@@ -6,11 +6,7 @@ use super::args::InspectArgs;
 
 /// `mi-est inspect`: what each file holds, as read.
 pub(crate) fn inspect(a: InspectArgs) -> Result<()> {
-    let spec = a
-        .spec
-        .as_deref()
-        .map(mi_est::study::grid::load_spec)
-        .transpose()?;
+    let spec = a.spec.as_deref().map(mi_est::grid::load_spec).transpose()?;
     let options = mi_est::io::ReadOptions {
         spec: spec.as_ref().map(|s| &s.spec),
         layers: a.layers.as_ref().map(|l| l.0.as_slice()),

@@ -21,7 +21,7 @@ pub(crate) fn run(a: RunArgs) -> Result<()> {
         None => None,
     };
     let posteriors = if a.posterior.is_empty() {
-        let bundled = mi_est::study::grid::bundled_posterior();
+        let bundled = mi_est::grid::bundled_posterior();
         if !bundled.is_file() {
             return Err(Usage(format!(
                 "no --posterior given, and the bundled default posterior {} is not here (it is found from the repository folder): pass --posterior <file>",
@@ -34,23 +34,20 @@ pub(crate) fn run(a: RunArgs) -> Result<()> {
         a.posterior.clone()
     };
     let estimators = match &a.estimators {
-        Some(names) => mi_est::study::grid::EstimatorKind::parse_list(names)
-            .map_err(|e| flagged(e, RUN_FLAGS))?,
+        Some(names) => {
+            mi_est::grid::EstimatorKind::parse_list(names).map_err(|e| flagged(e, RUN_FLAGS))?
+        }
         None => {
             // The default: exact where every posterior has an exact estimator, else the
             // sandwich, which applies at any depth.
-            let spec = a
-                .spec
-                .as_deref()
-                .map(mi_est::study::grid::load_spec)
-                .transpose()?;
+            let spec = a.spec.as_deref().map(mi_est::grid::load_spec).transpose()?;
             let read = mi_est::io::ReadOptions {
                 spec: spec.as_ref().map(|s| &s.spec),
                 layers: a.layers.as_ref().map(|l| l.0.as_slice()),
                 prior_scale: a.prior_scale,
             };
-            let loaded = mi_est::study::grid::load_posteriors(&posteriors, read)?;
-            let (kinds, note) = mi_est::study::grid::default_estimators(&loaded);
+            let loaded = mi_est::grid::load_posteriors(&posteriors, read)?;
+            let (kinds, note) = mi_est::grid::default_estimators(&loaded);
             if let Some(note) = note {
                 eprintln!("[run] {note}");
             }
@@ -59,7 +56,7 @@ pub(crate) fn run(a: RunArgs) -> Result<()> {
     };
     let ks = a.k.clone();
     let shard = shard_from_env(a.shard_index, a.num_shards)?;
-    let config = mi_est::study::grid::GridConfig {
+    let config = mi_est::grid::GridConfig {
         posteriors,
         spec: a.spec.clone(),
         layers: a.layers.clone().map(|l| l.0),

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
-use crate::study::grid::{BiasVarianceRow, BoundRow, RawRow};
+use crate::grid::RawRow;
+use crate::study::grid::{BiasVarianceRow, BoundRow};
 use crate::study::table::{Table, Values};
 
 fn polars_err(what: &str, e: PolarsError) -> Error {

@@ -1,16 +1,14 @@
 //! `mi-est run` and `merge`: the grid (or one shard of it) into reports, shards as JSON
 //! lines that `merge` combines into exactly the reports an unsharded run writes.
 
+use crate::grid::{LoadedSpec, load_spec};
 use crate::io::ReadOptions;
-use crate::study::grid::{LoadedSpec, load_spec};
 use std::path::{Path, PathBuf};
 
 use crate::atomic::write_atomic;
 use crate::error::Result;
-use crate::study::grid::{
-    BiasVarianceRow, BoundRow, GridConfig, RawRow, bias_variance, bounds, grid_items,
-    load_posteriors, run_grid,
-};
+use crate::grid::{GridConfig, RawRow, grid_items, load_posteriors, run_grid};
+use crate::study::grid::{BiasVarianceRow, BoundRow, bias_variance, bounds};
 
 use super::frames::{bias_variance_frame, bounds_frame, raw_frame, write_parquet};
 use super::summary::page_tables;
@@ -98,7 +96,7 @@ fn object(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
 fn manifest(
     config: &GridConfig,
     options: &RunOptions,
-    posteriors: &[crate::study::grid::LoadedPosterior],
+    posteriors: &[crate::grid::LoadedPosterior],
     spec: Option<&LoadedSpec>,
     git: Option<String>,
 ) -> String {
@@ -148,8 +146,8 @@ pub fn run(
         options.out.join("raw.parquet")
     };
     // Refuse what would not fit before anything is written.
-    let shard_items = crate::study::grid::shard_items(&config);
-    crate::study::grid::grid_cost(&config, &posteriors, &shard_items)?;
+    let shard_items = crate::grid::shard_items(&config);
+    crate::grid::grid_cost(&config, &posteriors, &shard_items)?;
     // One writer at a time in the folder.
     let part = sharded.then(|| format!("shard-{}-of-{}", config.shard.0, config.shard.1));
     let _lock = crate::atomic::FolderLock::acquire(
@@ -195,7 +193,7 @@ pub fn run(
         write_atomic(&first, &raw, overwrite)?;
         // `merge` decodes only shard files whose SHA-256 matches their manifest.
         let mut m: serde_json::Value = serde_json::from_str(&manifest).expect("manifest JSON");
-        m["raw_sha256"] = serde_json::Value::String(crate::study::grid::sha256_hex(&raw));
+        m["raw_sha256"] = serde_json::Value::String(crate::grid::sha256_hex(&raw));
         let manifest = serde_json::to_string_pretty(&m).expect("manifest serializes");
         write_atomic(&mpath, manifest.as_bytes(), true)?;
         journal.finish()?;
@@ -227,7 +225,7 @@ pub fn run(
 pub(super) fn write_reports(
     dir: &Path,
     rows: &[RawRow],
-    posteriors: &[crate::study::grid::LoadedPosterior],
+    posteriors: &[crate::grid::LoadedPosterior],
     data: Option<&str>,
     elbo_samples: usize,
     seed: u64,

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use super::grid_run::{RunOutput, write_reports};
 use super::{bad, prepare_out, read_json};
 use crate::error::{Error, Result};
+use crate::grid::{GridConfig, RawRow, load_posteriors, load_spec};
 use crate::io::ReadOptions;
-use crate::study::grid::{GridConfig, RawRow, load_posteriors, load_spec};
 
 /// Combines the shard files in `dir` (from runs with the same settings) into the full
 /// reports, exactly as an unsharded run would have written them.
@@ -87,7 +87,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         let limit = (crate::resources::Limits::current().max_bytes / 4.0) as u64;
         let bytes = crate::atomic::read_bounded(p, limit)?;
         let want = m["raw_sha256"].as_str().unwrap_or("(none)");
-        if crate::study::grid::sha256_hex(&bytes) != want {
+        if crate::grid::sha256_hex(&bytes) != want {
             return Err(bad(
                 p,
                 format!(
@@ -185,7 +185,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
     // right but holds rows of another grid (or values no estimator returns) is refused.
     let grid = grid_of_manifest(&first, &paths, layers.clone())
         .map_err(|e| bad(&manifest_path(&shard_files[0]), e.to_string()))?;
-    crate::study::grid::check_rows(&grid, &posteriors, &rows).map_err(|e| {
+    crate::grid::check_rows(&grid, &posteriors, &rows).map_err(|e| {
         bad(
             dir,
             format!("the shards do not hold the grid of their manifests: {e}"),
@@ -236,7 +236,7 @@ pub(super) fn grid_of_manifest(
         .map(|e| {
             e.as_str()
                 .ok_or_else(|| missing("estimators"))
-                .and_then(crate::study::grid::EstimatorKind::parse)
+                .and_then(crate::grid::EstimatorKind::parse)
         })
         .collect::<Result<Vec<_>>>()?;
     let ks = m["k"]

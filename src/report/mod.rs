@@ -128,7 +128,7 @@ pub fn reproduce_into(
                     let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
                     inputs.push(serde_json::json!({
                         "path": p.display().to_string(),
-                        "sha256": crate::study::grid::sha256_hex(&bytes),
+                        "sha256": crate::grid::sha256_hex(&bytes),
                     }));
                     break;
                 }

@@ -359,7 +359,7 @@ fn fixtures(dir: &Path) {
     let mpath = forged.join("manifest-shard-0-of-2.json");
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-    m["raw_sha256"] = mi_est::study::grid::sha256_hex(&bytes).into();
+    m["raw_sha256"] = mi_est::grid::sha256_hex(&bytes).into();
     std::fs::write(&mpath, m.to_string()).unwrap();
     // Shard rows of another grid: K = 3 where the grid has K = 2, hash recomputed.
     let forged_k = dir.join("forged-k");
@@ -375,7 +375,7 @@ fn fixtures(dir: &Path) {
     let mpath = forged_k.join("manifest-shard-0-of-2.json");
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-    m["raw_sha256"] = mi_est::study::grid::sha256_hex(text.as_bytes()).into();
+    m["raw_sha256"] = mi_est::grid::sha256_hex(text.as_bytes()).into();
     std::fs::write(&mpath, m.to_string()).unwrap();
     let shard = dir.join("shards/raw-shard-0-of-2.jsonl");
     let mut bytes = std::fs::read(&shard).unwrap();

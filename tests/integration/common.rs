@@ -89,7 +89,7 @@ pub fn read_parquet(path: &std::path::Path) -> polars::prelude::DataFrame {
 }
 
 /// The rows of a `raw.parquet` report.
-pub fn read_raw(path: &std::path::Path) -> Vec<mi_est::study::grid::RawRow> {
+pub fn read_raw(path: &std::path::Path) -> Vec<mi_est::grid::RawRow> {
     let df = read_parquet(path);
     let col = |name: &str| df.column(name).unwrap().as_materialized_series().clone();
     let u64s = |name: &str| -> Vec<Option<u64>> { col(name).u64().unwrap().iter().collect() };
@@ -132,7 +132,7 @@ pub fn read_raw(path: &std::path::Path) -> Vec<mi_est::study::grid::RawRow> {
         strs("estimator"),
     );
     (0..df.height())
-        .map(|i| mi_est::study::grid::RawRow {
+        .map(|i| mi_est::grid::RawRow {
             item: item[i].unwrap(),
             posterior_id: pid[i].clone(),
             posterior_path: ppath[i].clone(),

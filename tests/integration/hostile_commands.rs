@@ -250,7 +250,7 @@ fn forge(dir: &Path, edit: impl Fn(&mut Vec<serde_json::Value>)) {
     let mp = dir.join("manifest-shard-0-of-2.json");
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&mp).unwrap()).unwrap();
-    m["raw_sha256"] = serde_json::Value::String(mi_est::study::grid::sha256_hex(text.as_bytes()));
+    m["raw_sha256"] = serde_json::Value::String(mi_est::grid::sha256_hex(text.as_bytes()));
     std::fs::write(&mp, m.to_string()).unwrap();
 }
 

@@ -1071,7 +1071,7 @@ fn batchnorm_tensors_pin_the_channels_they_tell_apart() {
 #[test]
 fn a_bayesian_torch_cnn_with_batchnorm_reads_and_pins_its_channels() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures");
-    let spec = mi_est::study::grid::load_spec(&dir.join("bt-cnn-batchnorm.spec.json")).unwrap();
+    let spec = mi_est::grid::load_spec(&dir.join("bt-cnn-batchnorm.spec.json")).unwrap();
     let (file, _) = mi_est::io::inspect(
         &dir.join("bt-cnn-batchnorm.safetensors"),
         mi_est::io::ReadOptions::spec(Some(&spec.spec)),

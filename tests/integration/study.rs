@@ -2,9 +2,9 @@
 //! bad input.
 
 use crate::common::{read_parquet, read_raw};
+use mi_est::grid::{EstimatorKind, GridConfig, bundled_posterior};
 use mi_est::io::{PosteriorFile, save};
 use mi_est::report::{RunOptions, merge, run};
-use mi_est::study::grid::{EstimatorKind, GridConfig, bundled_posterior};
 use mi_est::weights::Arch;
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
@@ -492,7 +492,7 @@ fn estimator_settings_are_checked_before_the_grid_runs() {
     assert!(!out.join("raw.parquet").exists());
     assert!(!out.join(".journal.jsonl").exists());
     c.ks = vec![1, 8];
-    let items = mi_est::study::grid::grid_items(&c);
+    let items = mi_est::grid::grid_items(&c);
     let sandwich_ks: Vec<Option<usize>> = items
         .iter()
         .filter(|i| i.estimator == EstimatorKind::Sandwich)

@@ -61,7 +61,7 @@ pub fn clustered_posterior(clusters: usize, size: usize) -> Result<MeanFieldGaus
 /// Exact I by the estimator `mi-est run` uses ([`exact_estimator`]: the permanent, the
 /// pruned permanent beyond width 24, enumeration for deeper nets).
 ///
-/// [`exact_estimator`]: crate::study::grid::exact_estimator
+/// [`exact_estimator`]: crate::grid::exact_estimator
 fn exact_for(q: &MeanFieldGaussian, samples: usize, seed: u64) -> Result<Estimate> {
     crate::estimators::exact_estimator(q, samples, seed, crate::estimators::ExactLimits::FULL)?
         .ok_or_else(|| {

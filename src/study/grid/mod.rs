@@ -4,5 +4,4 @@
 
 mod tables;
 
-pub use crate::grid::*;
 pub use tables::{BiasVarianceRow, BoundRow, bias_variance, bound_series, bounds, check_data};

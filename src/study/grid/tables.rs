@@ -1,11 +1,11 @@
 //! The grid's summaries: the bias–variance table per (posterior, estimator, K) and the
 //! bound table (ELBO, KL, Î and the symmetrized bounds) per posterior.
 
-use super::{LoadedPosterior, RawRow};
 use crate::data::DataSpec;
 use crate::elbo::{Likelihood, elbo};
 use crate::error::{Error, Result};
 use crate::estimators::EstimatorId;
+use crate::grid::{LoadedPosterior, RawRow};
 use crate::rng::child_seed;
 
 /// The summary series of raw rows: each sandwich row becomes a `sandwich-lower` and a
