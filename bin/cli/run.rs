@@ -21,7 +21,10 @@ pub(crate) fn run(a: RunArgs) -> Result<()> {
         None => None,
     };
     let posteriors = if a.posterior.is_empty() {
-        let bundled = mi_est::grid::bundled_posterior();
+        // The project's bundled default, found from the repository folder.
+        let bundled = std::path::Path::new("data")
+            .join("posteriors")
+            .join("mnist-small-784-10-10-mfvi.safetensors");
         if !bundled.is_file() {
             return Err(Usage(format!(
                 "no --posterior given, and the bundled default posterior {} is not here (it is found from the repository folder): pass --posterior <file>",

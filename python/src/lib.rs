@@ -9,9 +9,7 @@ use mi_est::estimators::{
     Estimate, ExactEnumeration, ExactLimits, ExactPermanent, ExactPruned, InfoNce, MiEstimator,
     PairwiseBound, Sandwich, exact_estimator,
 };
-use mi_est::grid::{
-    EstimatorKind, GridConfig, LoadedPosterior, RawRow, RawValue, grid_items, run_grid,
-};
+use mi_est::grid::{EstimatorKind, GridConfig, LoadedPosterior, RawRow, RawValue, run_grid};
 use mi_est::io::{PosteriorFile, Recognised};
 use mi_est::symmetry::spec::PermutationSpec;
 use numpy::{PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -392,10 +390,9 @@ fn grid<'py>(
     }
     .check()
     .map_err(to_py)?;
-    let items = grid_items(&config);
-    mi_est::grid::grid_cost(&config, &loaded, &items).map_err(to_py)?;
+    let grid = mi_est::grid::check_grid(&config, &loaded).map_err(to_py)?;
     let rows = py
-        .detach(|| run_grid(&config, &loaded, &mi_est::observe::Silent, None))
+        .detach(|| run_grid(&config, &loaded, &grid, &mi_est::observe::Silent, None))
         .map_err(to_py)?;
     rows.iter().map(|r| row_dict(py, r)).collect()
 }

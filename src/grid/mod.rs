@@ -225,7 +225,39 @@ pub fn grid_cost(
     Ok(total)
 }
 
-/// Computes this shard's rows, in item order, telling `observer` as each finishes.
+/// A grid (this process's shard of it) whose cost was estimated once and found within
+/// the limits: what [`run_grid`] runs. Only [`check_grid`] makes one.
+#[derive(Clone, Debug)]
+pub struct CheckedGrid {
+    items: Vec<GridItem>,
+    cost: crate::resources::Cost,
+}
+
+impl CheckedGrid {
+    /// The items to compute, in order.
+    pub fn items(&self) -> &[GridItem] {
+        &self.items
+    }
+
+    /// Their estimated cost.
+    pub fn cost(&self) -> crate::resources::Cost {
+        self.cost
+    }
+}
+
+/// This shard's items with their cost checked against the limits ([`grid_cost`]), to be
+/// run by [`run_grid`].
+///
+/// # Errors
+///
+/// Those of [`grid_cost`].
+pub fn check_grid(config: &GridConfig, posteriors: &[LoadedPosterior]) -> Result<CheckedGrid> {
+    let items = shard_items(config);
+    let cost = grid_cost(config, posteriors, &items)?;
+    Ok(CheckedGrid { items, cost })
+}
+
+/// Computes the checked grid's rows, in item order, telling `observer` as each finishes.
 ///
 /// # Errors
 ///
@@ -237,13 +269,12 @@ pub fn grid_cost(
 pub fn run_grid(
     config: &GridConfig,
     posteriors: &[LoadedPosterior],
+    grid: &CheckedGrid,
     observer: &dyn crate::observe::Observer,
     journal: Option<&crate::journal::Journal>,
 ) -> Result<Vec<RawRow>> {
-    let items = shard_items(config);
-    grid_cost(config, posteriors, &items)?;
     crate::execute::Executor::new(Some(observer), journal).map(
-        &items,
+        &grid.items,
         Schedule::InOrder,
         |_, item| item.index.to_string(),
         |_, item| {
@@ -314,11 +345,4 @@ pub fn run_grid(
             Ok(row)
         },
     )
-}
-
-/// The default posterior bundled with the project (relative to the working directory).
-pub fn bundled_posterior() -> PathBuf {
-    Path::new("data")
-        .join("posteriors")
-        .join("mnist-small-784-10-10-mfvi.safetensors")
 }

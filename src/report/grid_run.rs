@@ -146,8 +146,7 @@ pub fn run(
         options.out.join("raw.parquet")
     };
     // Refuse what would not fit before anything is written.
-    let shard_items = crate::grid::shard_items(&config);
-    crate::grid::grid_cost(&config, &posteriors, &shard_items)?;
+    let grid = crate::grid::check_grid(&config, &posteriors)?;
     // One writer at a time in the folder.
     let part = sharded.then(|| format!("shard-{}-of-{}", config.shard.0, config.shard.1));
     let _lock = crate::atomic::FolderLock::acquire(
@@ -182,7 +181,7 @@ pub fn run(
         observer.resuming(journal.n_done(), &journal_path);
     }
     let git = options.provenance.git_revision.clone();
-    let rows = run_grid(&config, &posteriors, observer, Some(&journal))?;
+    let rows = run_grid(&config, &posteriors, &grid, observer, Some(&journal))?;
     let manifest = manifest(&config, options, &posteriors, spec.as_ref(), git);
     if sharded {
         let mpath = options.out.join(format!(

@@ -2,7 +2,7 @@
 //! bad input.
 
 use crate::common::{read_parquet, read_raw};
-use mi_est::grid::{EstimatorKind, GridConfig, bundled_posterior};
+use mi_est::grid::{EstimatorKind, GridConfig};
 use mi_est::io::{PosteriorFile, save};
 use mi_est::report::{RunOptions, merge, run};
 use mi_est::weights::Arch;
@@ -26,7 +26,10 @@ fn posteriors(dir: &Path) -> Vec<PathBuf> {
     let small = dir.join("small.safetensors");
     let q = random_posterior(Arch::builder(vec![2, 4, 1]).check().unwrap(), 3, 0.6);
     save_bare(&small, q);
-    vec![small, repo(&bundled_posterior().display().to_string())]
+    vec![
+        small,
+        repo("data/posteriors/mnist-small-784-10-10-mfvi.safetensors"),
+    ]
 }
 
 /// Saves `q` with nothing else recorded (no likelihood, prior scale 1).
