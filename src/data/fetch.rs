@@ -39,22 +39,22 @@ pub struct RemoteFile {
 /// pixels, with labels). The checksums are of the original uncompressed IDX files.
 pub const MNIST_FILES: [RemoteFile; 4] = [
     RemoteFile {
-        name: "train-images-idx3-ubyte.gz",
+        name: super::MNIST_FILE_NAMES[0],
         raw_len: 47_040_016,
         raw_sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     },
     RemoteFile {
-        name: "train-labels-idx1-ubyte.gz",
+        name: super::MNIST_FILE_NAMES[1],
         raw_len: 60_008,
         raw_sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
     },
     RemoteFile {
-        name: "t10k-images-idx3-ubyte.gz",
+        name: super::MNIST_FILE_NAMES[2],
         raw_len: 7_840_016,
         raw_sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     },
     RemoteFile {
-        name: "t10k-labels-idx1-ubyte.gz",
+        name: super::MNIST_FILE_NAMES[3],
         raw_len: 10_008,
         raw_sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     },

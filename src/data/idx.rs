@@ -181,7 +181,27 @@ pub enum MnistSplit {
     Test,
 }
 
-fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
+/// The four MNIST files as distributed: training images and labels, then test images
+/// and labels (the one list of them: the download fetches these, the readers take each
+/// with or without `.gz`).
+pub const MNIST_FILE_NAMES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];
+
+/// [`MNIST_FILE_NAMES`] without `.gz`.
+pub fn mnist_stems() -> [&'static str; 4] {
+    MNIST_FILE_NAMES.map(|n| n.strip_suffix(".gz").expect("gzip names"))
+}
+
+/// The MNIST file `stem` in `dir`, gzipped or not.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the `.gz` path if neither is there.
+pub fn find_mnist_file(dir: &Path, stem: &str) -> Result<PathBuf> {
     for name in [format!("{stem}.gz"), stem.to_string()] {
         let p = dir.join(&name);
         if p.is_file() {
@@ -205,12 +225,12 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
 /// Missing files ([`Error::Io`]), malformed files, image/label count mismatch, images
 /// that are not 28×28, or labels above 9 ([`Error::BadFile`]).
 pub fn load_mnist(dir: &Path, split: MnistSplit, limit: Option<usize>) -> Result<Dataset> {
-    let prefix = match split {
-        MnistSplit::Train => "train",
-        MnistSplit::Test => "t10k",
+    let (images, labels) = match split {
+        MnistSplit::Train => (mnist_stems()[0], mnist_stems()[1]),
+        MnistSplit::Test => (mnist_stems()[2], mnist_stems()[3]),
     };
-    let img_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
-    let lab_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
+    let img_path = find_mnist_file(dir, images)?;
+    let lab_path = find_mnist_file(dir, labels)?;
     let images = read_idx(&img_path)?;
     let labels = read_idx(&lab_path)?;
     if images.dims.len() != 3 {

@@ -9,7 +9,10 @@ mod idx;
 mod synthetic;
 
 pub use csv::{csv_from_bytes, load_csv};
-pub use idx::{IdxArray, MAX_IDX_BYTES, MnistSplit, idx_from_bytes, load_mnist, read_idx};
+pub use idx::{
+    IdxArray, MAX_IDX_BYTES, MNIST_FILE_NAMES, MnistSplit, find_mnist_file, idx_from_bytes,
+    load_mnist, mnist_stems, read_idx,
+};
 pub use synthetic::{abs_regression, gaussian_mixture};
 
 use std::path::{Component, Path, PathBuf};

@@ -116,22 +116,13 @@ pub fn reproduce_into(
     let _lock = crate::atomic::FolderLock::acquire(dir, None, &command_line.join(" "))?;
     let mut inputs = Vec::new();
     if experiment.needs_mnist() {
-        for stem in [
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        ] {
-            for name in [format!("{stem}.gz"), stem.to_string()] {
-                let p = options.mnist_dir.join(&name);
-                if p.is_file() {
-                    let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-                    inputs.push(serde_json::json!({
-                        "path": p.display().to_string(),
-                        "sha256": crate::grid::sha256_hex(&bytes),
-                    }));
-                    break;
-                }
+        for stem in crate::data::mnist_stems() {
+            if let Ok(p) = crate::data::find_mnist_file(&options.mnist_dir, stem) {
+                let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+                inputs.push(serde_json::json!({
+                    "path": p.display().to_string(),
+                    "sha256": crate::grid::sha256_hex(&bytes),
+                }));
             }
         }
     }
