@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use mi_est::data::{MnistSplit, load_mnist};
 use mi_est::elbo::{Dataset, Likelihood, Targets};
 use mi_est::estimators::{InfoNce, MiGradient};
-use mi_est::train::{StepInfo, TrainConfig, train};
+use mi_est::train::{TrainConfig, train};
 use mi_est::weights::Arch;
 
 fn mnist_60k() -> Dataset {
@@ -48,7 +48,8 @@ fn bench_epoch(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| {
                 black_box(
-                    train(&arch, &data, &config, symmetry, &mut |_: &StepInfo| {}).expect("train"),
+                    train(&arch, &data, &config, symmetry, &mi_est::observe::Silent)
+                        .expect("train"),
                 )
             })
         });

@@ -68,9 +68,7 @@ pub(crate) fn mnist_cache(command: &str) -> Result<PathBuf> {
         dir.display()
     );
     let shown = DownloadObserver::new();
-    let fetched = fetch::fetch(&url, &dir, &fetch::MNIST_FILES, &|f, d, t| {
-        shown.progress(f, d, t)
-    });
+    let fetched = fetch::fetch(&url, &dir, &fetch::MNIST_FILES, &shown);
     shown.finish();
     fetched.map_err(|e| {
         anyhow::Error::new(e).context(format!(

@@ -96,8 +96,16 @@ impl DownloadObserver {
         }
     }
 
-    /// `done` of `total` bytes of `file` have arrived.
-    pub fn progress(&self, file: &str, done: u64, total: Option<u64>) {
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl mi_est::observe::Observer for DownloadObserver {
+    fn bytes(&self, file: &str, done: u64, total: Option<u64>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let new_file = state.0 != file;
         if new_file {
@@ -119,13 +127,6 @@ impl DownloadObserver {
                     state.1 = Instant::now();
                 }
             }
-        }
-    }
-
-    /// Clears the bar.
-    pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
         }
     }
 }

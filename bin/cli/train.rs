@@ -12,21 +12,32 @@ use super::args::{ObjectiveArg, TrainArgs};
 use super::data::resolve_mnist;
 use super::values::*;
 
-/// Progress for long loops: an indicatif bar on a terminal, periodic log lines otherwise.
+/// Training's progress: an indicatif bar on a terminal, a log line every 5 s (and at the
+/// last step) otherwise.
 struct Progress {
-    bar: Option<ProgressBar>,
-    last_log: Instant,
+    epochs: u64,
+    state: std::sync::Mutex<(Option<ProgressBar>, Instant)>,
 }
 
 impl Progress {
-    fn new() -> Self {
+    fn new(epochs: u64) -> Self {
         Progress {
-            bar: None,
-            last_log: Instant::now(),
+            epochs,
+            state: std::sync::Mutex::new((None, Instant::now())),
         }
     }
 
-    fn step(&mut self, info: &StepInfo, total_steps: u64) {
+    fn finish(&self) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = &state.0 {
+            b.finish();
+        }
+    }
+}
+
+impl mi_est::observe::Observer for Progress {
+    fn step(&self, info: &StepInfo) {
+        let total_steps = info.steps_per_epoch * self.epochs;
         let msg = format!(
             "epoch {} | ELBO/N {:.4}{}",
             info.epoch + 1,
@@ -34,8 +45,9 @@ impl Progress {
             info.mi_term
                 .map_or(String::new(), |m| format!(" | I^K {m:.3}"))
         );
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if std::io::stderr().is_terminal() {
-            let bar = self.bar.get_or_insert_with(|| {
+            let bar = state.0.get_or_insert_with(|| {
                 let b = ProgressBar::new(total_steps);
                 b.set_style(
                     ProgressStyle::with_template(
@@ -47,16 +59,9 @@ impl Progress {
             });
             bar.set_position(info.step + 1);
             bar.set_message(msg);
-        } else if self.last_log.elapsed() >= Duration::from_secs(5) || info.step + 1 == total_steps
-        {
+        } else if state.1.elapsed() >= Duration::from_secs(5) || info.step + 1 == total_steps {
             eprintln!("[train] step {}/{} {msg}", info.step + 1, total_steps);
-            self.last_log = Instant::now();
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish();
+            state.1 = Instant::now();
         }
     }
 }
@@ -105,14 +110,8 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         eval_k: a.eval_k,
         mi_samples: a.mi_samples,
     };
-    let mut progress = Progress::new();
-    let mut total = 0u64;
-    let epochs = run.config.epochs as u64;
-    let report = run_training(&run, &mut |info: &StepInfo| {
-        total = info.steps_per_epoch * epochs;
-        progress.step(info, total);
-    })
-    .map_err(|e| flagged(e, TRAIN_FLAGS))?;
+    let progress = Progress::new(run.config.epochs as u64);
+    let report = run_training(&run, &progress).map_err(|e| flagged(e, TRAIN_FLAGS))?;
     progress.finish();
     mi_est::io::save(&out, &report.file, a.overwrite)?;
     print!("{report}");

@@ -212,7 +212,7 @@ pub fn fetch(
     base_url: &str,
     dir: &Path,
     files: &[RemoteFile],
-    progress: &(dyn Fn(&str, u64, Option<u64>) + Sync),
+    observer: &dyn crate::observe::Observer,
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut paths = Vec::with_capacity(files.len());
@@ -221,7 +221,7 @@ pub fn fetch(
         if !(path.exists() && verify(&path, file).is_ok()) {
             let url = format!("{base_url}{}", file.name);
             let part = dir.join(format!("{}.part", file.name));
-            download(&url, &part, &|d, t| progress(file.name, d, t))?;
+            download(&url, &part, &|d, t| observer.bytes(file.name, d, t))?;
             if let Err(e) = verify(&part, file) {
                 let _ = std::fs::remove_file(&part);
                 return Err(Error::Context {

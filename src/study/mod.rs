@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::estimators::{Estimate, ExactLimits, ExactPermanent, InfoNce, MiEstimator, Sandwich};
 use crate::io::PosteriorFile;
 use crate::rng::child_seed;
-use crate::train::{StepInfo, TrainConfig, TrainOutcome, train};
+use crate::train::{TrainConfig, TrainOutcome, train};
 use crate::weights::{Activation, Arch};
 
 /// Plain mean-field VI or the paper's symmetrized objective.
@@ -243,7 +243,10 @@ pub fn evaluate(
 /// # Errors
 ///
 /// Data, configuration and divergence errors, named.
-pub fn run_training(run: &TrainRun, observer: &mut dyn FnMut(&StepInfo)) -> Result<TrainReport> {
+pub fn run_training(
+    run: &TrainRun,
+    observer: &dyn crate::observe::Observer,
+) -> Result<TrainReport> {
     let likelihood = run.config.likelihood;
     let (train_set, test_set) = run.data.load(likelihood, run.config.seed)?;
     let d0 = train_set.x().ncols();

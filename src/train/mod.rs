@@ -13,13 +13,14 @@
 //! [`MiGradient::term_and_grad`]; σ-gradients become ρ-gradients by `dσ/dρ`.
 //!
 //! The loop owns iteration, stopping and the per-step record; the optimizer ([`Adam`])
-//! only computes a step; an observer callback does any I/O (progress bars, logs).
+//! only computes a step; the [`Observer`](crate::observe::Observer) it is given does any I/O (progress bars, logs).
 
 pub mod adam;
 pub mod backprop;
 
 pub use adam::Adam;
 
+pub use crate::observe::StepInfo;
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use std::time::Instant;
@@ -148,25 +149,6 @@ pub fn initial_posterior(arch: &Arch, config: &TrainConfig) -> Result<MeanFieldG
         }
     }
     MeanFieldGaussian::new(arch.clone(), mu, vec![config.init_rho; arch.n_params()])
-}
-
-/// What one step did (passed to the observer).
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepInfo {
-    /// 0-based epoch.
-    pub epoch: usize,
-    /// 0-based step over the whole run.
-    pub step: u64,
-    /// Steps per epoch.
-    pub steps_per_epoch: u64,
-    /// The minibatch estimate of the ELBO per data point, `L̂/N`.
-    pub elbo_per_point: f64,
-    /// The symmetry term `Î` of this step (SGM only).
-    pub mi_term: Option<f64>,
-    /// `‖∇_{μ,ρ} Î‖` (SGM only).
-    pub mi_grad_norm: Option<f64>,
-    /// `‖∇_{μ,ρ} L̂‖`.
-    pub elbo_grad_norm: f64,
 }
 
 /// A finished run.
@@ -313,7 +295,7 @@ pub fn train(
     data: &Dataset,
     config: &TrainConfig,
     symmetry: Option<&dyn MiGradient>,
-    observer: &mut dyn FnMut(&StepInfo),
+    observer: &dyn crate::observe::Observer,
 ) -> Result<TrainOutcome> {
     let started = Instant::now();
     let config = config.clone().check()?;
@@ -438,7 +420,7 @@ pub fn train(
             })
             .map_err(|e| diverged("posterior", f64::NAN).with_context(&e))?;
             epoch_elbo += elbo_hat / n as f64;
-            observer(&StepInfo {
+            observer.step(&StepInfo {
                 epoch,
                 step,
                 steps_per_epoch,

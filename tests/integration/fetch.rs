@@ -157,14 +157,12 @@ fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
-fn quiet(_: &str, _: u64, _: Option<u64>) {}
-
 #[test]
 fn a_good_server_fills_the_cache_with_verified_files_once() {
     let (base, seen) = serve(Mode::Good);
     let cache = Scratch::new("fetch", "good");
     let files = subset_files();
-    let paths = fetch(&base, &cache, &files, &quiet).unwrap();
+    let paths = fetch(&base, &cache, &files, &mi_est::observe::Silent).unwrap();
     assert_eq!(paths.len(), 4);
     for (p, f) in paths.iter().zip(&files) {
         verify(p, f).unwrap();
@@ -186,7 +184,7 @@ fn a_good_server_fills_the_cache_with_verified_files_once() {
     assert!(train.len() >= 100, "{} images", train.len());
     // A second call finds everything in place and asks the server for nothing.
     let before = seen.lock().unwrap().len();
-    fetch(&base, &cache, &files, &quiet).unwrap();
+    fetch(&base, &cache, &files, &mi_est::observe::Silent).unwrap();
     assert_eq!(seen.lock().unwrap().len(), before);
     assert!(
         seen.lock()
@@ -200,7 +198,7 @@ fn a_good_server_fills_the_cache_with_verified_files_once() {
 fn a_corrupted_file_is_refused_and_nothing_of_it_stays() {
     let (base, _) = serve(Mode::Corrupt);
     let cache = Scratch::new("fetch", "corrupt");
-    let e = fetch(&base, &cache, &subset_files(), &quiet).unwrap_err();
+    let e = fetch(&base, &cache, &subset_files(), &mi_est::observe::Silent).unwrap_err();
     let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
     assert!(
         chain.contains("train-images-idx3-ubyte.gz") && chain.contains("not the expected file"),
@@ -220,7 +218,9 @@ fn a_connection_closed_mid_file_keeps_the_part_and_the_next_attempt_resumes() {
     let (bad, _) = serve(Mode::CloseMidFile);
     let cache = Scratch::new("fetch", "resume");
     let files = subset_files();
-    let e = fetch(&bad, &cache, &files, &quiet).unwrap_err().to_string();
+    let e = fetch(&bad, &cache, &files, &mi_est::observe::Silent)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(&bad) && e.contains("resume"), "{e}");
     let part = cache.join("train-images-idx3-ubyte.gz.part");
     let have = std::fs::metadata(&part).unwrap().len();
@@ -231,7 +231,7 @@ fn a_connection_closed_mid_file_keeps_the_part_and_the_next_attempt_resumes() {
     assert!(!cache.join("train-images-idx3-ubyte.gz").exists());
     // The next attempt asks for the rest only.
     let (good, seen) = serve(Mode::Good);
-    fetch(&good, &cache, &files, &quiet).unwrap();
+    fetch(&good, &cache, &files, &mi_est::observe::Silent).unwrap();
     assert!(is_complete(&cache, &files));
     let asked = seen.lock().unwrap().clone();
     assert!(
@@ -247,7 +247,7 @@ fn a_connection_closed_mid_file_keeps_the_part_and_the_next_attempt_resumes() {
 fn a_missing_file_names_the_url_and_the_status() {
     let (base, _) = serve(Mode::NotFound);
     let cache = Scratch::new("fetch", "404");
-    let e = fetch(&base, &cache, &subset_files(), &quiet)
+    let e = fetch(&base, &cache, &subset_files(), &mi_est::observe::Silent)
         .unwrap_err()
         .to_string();
     assert!(

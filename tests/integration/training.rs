@@ -14,8 +14,14 @@ fn bundled_mnist() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist-small")
 }
 
-fn quiet() -> impl FnMut(&StepInfo) {
-    |_: &StepInfo| {}
+/// Remembers every step's ELBO per point.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<f64>>);
+
+impl mi_est::observe::Observer for Recorder {
+    fn step(&self, info: &StepInfo) {
+        self.0.lock().unwrap().push(info.elbo_per_point);
+    }
 }
 
 #[test]
@@ -27,11 +33,9 @@ fn mfvi_fits_the_papers_regression_task() {
     config.epochs = 300;
     config.batch_size = 10;
     config.lr = 1e-2;
-    let mut elbos = Vec::new();
-    let outcome = train(&arch, &data, &config, None, &mut |s: &StepInfo| {
-        elbos.push(s.elbo_per_point)
-    })
-    .unwrap();
+    let recorder = Recorder::default();
+    let outcome = train(&arch, &data, &config, None, &recorder).unwrap();
+    let elbos = recorder.0.into_inner().unwrap();
     let first: f64 = elbos[..10].iter().sum::<f64>() / 10.0;
     let last = outcome.last_epoch_elbo_per_point;
     assert!(
@@ -54,7 +58,14 @@ fn sgm_and_mfvi_classify_a_gaussian_mixture() {
     config.lr = 1e-2;
     for sgm in [false, true] {
         let k = InfoNce::new(5).unwrap();
-        let outcome = train(&arch, &data, &config, sgm.then_some(&k as _), &mut quiet()).unwrap();
+        let outcome = train(
+            &arch,
+            &data,
+            &config,
+            sgm.then_some(&k as _),
+            &mi_est::observe::Silent,
+        )
+        .unwrap();
         let acc = predictive(&outcome.posterior, Likelihood::Softmax, &test, 100, 1)
             .unwrap()
             .accuracy
@@ -93,7 +104,7 @@ fn training_is_deterministic_at_any_thread_count() {
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| run_training(&run, &mut quiet()).unwrap())
+            .install(|| run_training(&run, &mi_est::observe::Silent).unwrap())
     };
     let (a, b) = (go(1), go(2));
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -114,7 +125,7 @@ fn a_diverging_run_stops_with_an_error_naming_the_step() {
     let arch = Arch::builder(vec![1, 2, 1]).check().unwrap();
     let mut config = TrainConfig::new(Likelihood::Gaussian { precision: 1e250 });
     config.batch_size = 5;
-    let e = train(&arch, &data, &config, None, &mut quiet()).unwrap_err();
+    let e = train(&arch, &data, &config, None, &mi_est::observe::Silent).unwrap_err();
     assert!(
         matches!(
             e,
@@ -178,17 +189,17 @@ fn bad_training_settings_are_named_errors() {
             },
         ),
     ] {
-        let e = train(&arch, &data, &config, None, &mut quiet()).unwrap_err();
+        let e = train(&arch, &data, &config, None, &mi_est::observe::Silent).unwrap_err();
         assert!(e.to_string().contains(field), "{field}: {e}");
     }
     let wrong = Arch::builder(vec![2, 2, 1]).check().unwrap();
     assert!(matches!(
-        train(&wrong, &data, &base, None, &mut quiet()),
+        train(&wrong, &data, &base, None, &mi_est::observe::Silent),
         Err(Error::LengthMismatch { .. })
     ));
     let softmax = TrainConfig::new(Likelihood::Softmax);
     assert!(
-        train(&arch, &data, &softmax, None, &mut quiet())
+        train(&arch, &data, &softmax, None, &mi_est::observe::Silent)
             .unwrap_err()
             .to_string()
             .contains("class labels")
@@ -232,7 +243,7 @@ fn bundled_mnist_subset_loads_and_trains() {
     let mut config = TrainConfig::new(Likelihood::Softmax);
     config.epochs = 3;
     config.lr = 3e-3;
-    let outcome = train(&arch, &train_set, &config, None, &mut quiet()).unwrap();
+    let outcome = train(&arch, &train_set, &config, None, &mi_est::observe::Silent).unwrap();
     let acc = predictive(&outcome.posterior, Likelihood::Softmax, &test_set, 50, 1)
         .unwrap()
         .accuracy

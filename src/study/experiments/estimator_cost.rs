@@ -19,7 +19,7 @@ use crate::study::experiment::{
     Experiment, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
 };
 use crate::study::table::{Table, Values};
-use crate::train::{StepInfo, TrainConfig, train};
+use crate::train::{TrainConfig, train};
 use crate::weights::Arch;
 
 /// A one-hidden-layer (or deeper) posterior whose units overlap: μ ~ N(0, 0.6²),
@@ -222,7 +222,7 @@ fn mnist_posterior(
     let mut config = TrainConfig::new(Likelihood::Softmax);
     config.epochs = epochs;
     config.seed = child_seed(o.seed, 100 + width as u64);
-    Ok(train(&arch, &train_set, &config, None, &mut |_: &StepInfo| {})?.posterior)
+    Ok(train(&arch, &train_set, &config, None, &crate::observe::Silent)?.posterior)
 }
 
 /// The experiment of this file, as a [`Study`].

@@ -14,7 +14,7 @@ use crate::study::experiment::{
     Experiment, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
 };
 use crate::study::table::{Table, Values};
-use crate::train::{StepInfo, TrainConfig, train};
+use crate::train::{TrainConfig, train};
 use crate::weights::Arch;
 
 /// The experiment of this file, as a [`Study`].
@@ -95,7 +95,7 @@ impl Study for Mnist {
                 config.seed = child_seed(o.seed, seed);
                 let ik = InfoNce::new(k.max(1))?;
                 let sym = (k > 0).then_some(&ik as &dyn MiGradient);
-                let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
+                let out = train(&arch, &train_set, &config, sym, &crate::observe::Silent)?;
                 let eval = child_seed(config.seed, 9);
                 let (p, l) = crate::study::evaluate(
                     &out.posterior,

@@ -16,7 +16,7 @@ use crate::study::experiment::{
 };
 use crate::study::table::{Table, Values};
 use crate::study::{Objective, TrainRun, run_training};
-use crate::train::{StepInfo, TrainConfig};
+use crate::train::TrainConfig;
 
 /// What the MNIST objectives study keeps of one training run (journaled).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -121,7 +121,7 @@ impl Study for MnistObjectives {
                     eval_k: 20,
                     mi_samples: mi_s,
                 };
-                let r = run_training(&run, &mut |_: &StepInfo| {})?;
+                let r = run_training(&run, &crate::observe::Silent)?;
                 // The sandwich interval on the final posterior, also where exact I is
                 // not computable (overlapping wide layers); the exact I's draws: paired.
                 let (lo, up) = Sandwich::new(64)?

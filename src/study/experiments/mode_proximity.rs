@@ -12,7 +12,7 @@ use crate::rng::child_seed;
 use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction, Study};
 use crate::study::table::{Table, Values};
 use crate::symmetry::Group;
-use crate::train::{StepInfo, TrainConfig, initial_posterior, train};
+use crate::train::{TrainConfig, initial_posterior, train};
 use crate::weights::Arch;
 
 /// For one hidden layer: `min_{g ≠ e} ‖ω − g·ω‖`, attained by swapping the two closest
@@ -74,7 +74,7 @@ impl Study for ModeProximity {
                 config.seed = child_seed(o.seed, w as u64);
                 let init = initial_posterior(&arch, &config)?;
                 let trained =
-                    train(&arch, &train_set, &config, None, &mut |_: &StepInfo| {})?.posterior;
+                    train(&arch, &train_set, &config, None, &crate::observe::Silent)?.posterior;
                 let ln_g = Group::of(&arch).ln_order();
                 let p = arch.n_params() as f64;
                 let mut out = Vec::new();

@@ -22,7 +22,7 @@ use crate::study::experiment::{
 };
 use crate::study::table::{Table, Values};
 use crate::study::{Objective, TrainRun, run_training};
-use crate::train::{StepInfo, TrainConfig};
+use crate::train::TrainConfig;
 
 /// One training run of the map (journaled).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -253,7 +253,7 @@ impl Study for SymmetryRegime {
                     eval_k: 16,
                     mi_samples: mi_s,
                 };
-                let r = run_training(&run, &mut |_: &StepInfo| {})?;
+                let r = run_training(&run, &crate::observe::Silent)?;
                 let (mi, half) = match &r.exact_mi {
                     Some(e) => (e.value, 0.0),
                     None => {

@@ -14,7 +14,7 @@ use crate::study::experiment::{
     Experiment, PlotSpec, ReproduceOptions, Reproduction, Study, contour_segments, ellipse, mean_sd,
 };
 use crate::study::table::{Table, Values};
-use crate::train::{StepInfo, TrainConfig, train};
+use crate::train::{TrainConfig, train};
 use crate::weights::Arch;
 
 /// Noise precision of the tractable-BNN reproduction (the paper does not state it).
@@ -176,7 +176,7 @@ pub(crate) fn train_run(
     } else {
         None
     };
-    let out = train(&arch, &train_set, &config, sym, &mut |_: &StepInfo| {})?;
+    let out = train(&arch, &train_set, &config, sym, &crate::observe::Silent)?;
     let q = &out.posterior;
     let eval = child_seed(data_seed, 2);
     let (p, l) = crate::study::evaluate(
