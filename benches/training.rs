@@ -11,8 +11,9 @@ use faer::Mat;
 use std::hint::black_box;
 use std::path::PathBuf;
 
+use mi_est::data::{Dataset, Targets};
 use mi_est::data::{MnistSplit, load_mnist};
-use mi_est::elbo::{Dataset, Likelihood, Targets};
+use mi_est::elbo::Likelihood;
 use mi_est::estimators::{InfoNce, MiGradient};
 use mi_est::train::{TrainConfig, train};
 use mi_est::weights::Arch;

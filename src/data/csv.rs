@@ -6,7 +6,7 @@
 use faer::Mat;
 use std::path::Path;
 
-use crate::elbo::{Dataset, Targets};
+use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::posterior::LARGEST;
 

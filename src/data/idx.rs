@@ -9,7 +9,7 @@ use flate2::read::GzDecoder;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::elbo::{Dataset, Targets};
+use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 
 /// A decoded IDX array of bytes.

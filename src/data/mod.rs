@@ -4,11 +4,13 @@
 //! malformed file.
 
 mod csv;
+mod dataset;
 pub mod fetch;
 mod idx;
 mod synthetic;
 
 pub use csv::{csv_from_bytes, load_csv};
+pub use dataset::{Dataset, Targets};
 pub use idx::{
     IdxArray, MAX_IDX_BYTES, MNIST_FILE_NAMES, MnistSplit, find_mnist_file, idx_from_bytes,
     load_mnist, mnist_stems, read_idx,
@@ -18,7 +20,7 @@ pub use synthetic::{abs_regression, gaussian_mixture};
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-use crate::elbo::{Dataset, Likelihood};
+use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
 
 /// The value of a training record's `data_relative_to` when its `data_spec` path is

@@ -4,7 +4,7 @@ use faer::Mat;
 use rand::RngExt;
 use rand_distr::StandardNormal;
 
-use crate::elbo::{Dataset, Targets};
+use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::rng::stream;
 

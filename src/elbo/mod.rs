@@ -16,7 +16,7 @@ mod data;
 mod predictive;
 
 #[cfg(feature = "train")]
-pub use data::{Dataset, ElboEstimate, Targets, elbo, elbo_cost};
+pub use data::{ElboEstimate, elbo, elbo_cost};
 #[cfg(feature = "train")]
 pub use predictive::{Predictive, predictive};
 

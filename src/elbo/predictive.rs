@@ -9,7 +9,8 @@ use crate::error::Result;
 use crate::posterior::{HALF_LN_2PI, MeanFieldGaussian};
 use crate::rng::stream;
 
-use super::{Dataset, Likelihood, Targets};
+use super::Likelihood;
+use crate::data::{Dataset, Targets};
 
 /// Predictive performance of the posterior average over `n_samples` weight draws.
 #[derive(Clone, Debug, PartialEq)]

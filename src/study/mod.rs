@@ -6,7 +6,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::data::DataSpec;
-use crate::elbo::{Dataset, ElboEstimate, Likelihood, Predictive, elbo, predictive};
+use crate::data::Dataset;
+use crate::elbo::{ElboEstimate, Likelihood, Predictive, elbo, predictive};
 use crate::error::{Error, Result};
 use crate::estimators::{Estimate, ExactLimits, ExactPermanent, InfoNce, MiEstimator, Sandwich};
 use crate::io::PosteriorFile;
@@ -260,8 +261,8 @@ pub fn run_training(
             ));
         }
         (Likelihood::Gaussian { .. }, _) => match train_set.targets() {
-            crate::elbo::Targets::Values(y) => y.ncols(),
-            crate::elbo::Targets::Classes(_) => {
+            crate::data::Targets::Values(y) => y.ncols(),
+            crate::data::Targets::Classes(_) => {
                 return Err(Error::invalid(
                     "likelihood",
                     "gaussian",

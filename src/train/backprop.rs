@@ -8,7 +8,8 @@
 use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
-use crate::elbo::{Likelihood, Targets};
+use crate::data::Targets;
+use crate::elbo::Likelihood;
 use crate::weights::{Activation, Arch};
 
 /// Reusable buffers of [`data_term_grad_in_place`]: per-layer inputs and

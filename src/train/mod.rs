@@ -25,7 +25,8 @@ use rand::RngExt;
 use rand_distr::StandardNormal;
 use std::time::Instant;
 
-use crate::elbo::{Dataset, Likelihood};
+use crate::data::Dataset;
+use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
 use crate::estimators::{GradScratch, MiGradient};
 use crate::posterior::{MeanFieldGaussian, SigmaTransform};

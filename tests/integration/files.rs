@@ -1,8 +1,9 @@
 //! Posterior files, IDX and CSV readers on good and hostile input (issue 4).
 
 use mi_est::Error;
+use mi_est::data::Targets;
 use mi_est::data::{MnistSplit, load_csv, load_mnist, read_idx};
-use mi_est::elbo::{Likelihood, Targets};
+use mi_est::elbo::Likelihood;
 use mi_est::io::{PosteriorFile, from_bytes, load, save, to_bytes};
 use mi_est::posterior::SigmaTransform;
 use mi_est::weights::{Activation, Arch};

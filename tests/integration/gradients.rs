@@ -4,7 +4,8 @@
 //! gradient is not trivially zero).
 
 use faer::Mat;
-use mi_est::elbo::{Dataset, Likelihood, Targets};
+use mi_est::data::{Dataset, Targets};
+use mi_est::elbo::Likelihood;
 use mi_est::estimators::{InfoNce, InfoNcePath};
 use mi_est::posterior::MeanFieldGaussian;
 use mi_est::rng::stream;

@@ -3,8 +3,9 @@
 
 use rayon::prelude::*;
 
+use crate::data::Dataset;
 use crate::data::abs_regression;
-use crate::elbo::{Dataset, Likelihood};
+use crate::elbo::Likelihood;
 use crate::error::Result;
 use crate::estimators::{ExactEnumeration, InfoNce, MiEstimator, MiGradient};
 use crate::execute::Schedule;
@@ -504,7 +505,7 @@ fn alphas_index(a: f64) -> usize {
 /// Unnormalized log posterior of the 2-parameter model `f = ReLU(w1 x) + ReLU(w2 x)`.
 fn log_posterior(data: &Dataset, w: [f64; 2], setting: &Setting) -> f64 {
     let x = data.x();
-    let crate::elbo::Targets::Values(y) = data.targets() else {
+    let crate::data::Targets::Values(y) = data.targets() else {
         return f64::NAN;
     };
     let mut ll = 0.0;
