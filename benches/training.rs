@@ -13,10 +13,10 @@ use std::path::PathBuf;
 
 use mi_est::data::{Dataset, Targets};
 use mi_est::data::{MnistSplit, load_mnist};
-use mi_est::elbo::Likelihood;
 use mi_est::estimators::{InfoNce, MiGradient};
 use mi_est::train::{TrainConfig, train};
 use mi_est::weights::Arch;
+use mi_est::weights::Likelihood;
 
 fn mnist_60k() -> Dataset {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 use mi_est::data::DataSpec;
-use mi_est::elbo::Likelihood;
 use mi_est::study::reproduce::Experiment;
 use mi_est::weights::Activation;
+use mi_est::weights::Likelihood;
 
 use super::values::*;
 

@@ -20,8 +20,8 @@ pub use synthetic::{abs_regression, gaussian_mixture};
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
+use crate::weights::Likelihood;
 
 /// The value of a training record's `data_relative_to` when its `data_spec` path is
 /// relative to the posterior file's folder (what [`crate::io::save`] writes).

@@ -4,11 +4,11 @@ use faer::Mat;
 use rayon::prelude::*;
 
 use crate::data::{Dataset, Targets};
-use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
 use crate::posterior::{HALF_LN_2PI, MeanFieldGaussian};
 use crate::rng::stream;
 use crate::weights::Arch;
+use crate::weights::Likelihood;
 
 impl Likelihood {
     /// `ln p(y_r | f_r)` summed over the rows of `out` (`n × dL`), and, if `grad` is

@@ -9,8 +9,8 @@ use crate::error::Result;
 use crate::posterior::{HALF_LN_2PI, MeanFieldGaussian};
 use crate::rng::stream;
 
-use super::Likelihood;
 use crate::data::{Dataset, Targets};
+use crate::weights::Likelihood;
 
 /// Predictive performance of the posterior average over `n_samples` weight draws.
 #[derive(Clone, Debug, PartialEq)]

@@ -24,11 +24,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::atomic::write_atomic;
-use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
 use crate::posterior::{LARGEST, MeanFieldGaussian, SigmaTransform};
 use crate::symmetry::spec::PermutationSpec;
 use crate::symmetry::{SpecSpace, WeightSpace};
+use crate::weights::Likelihood;
 use crate::weights::{Activation, Arch};
 use container::{TensorSet, Values, foreign_format, tensor_set};
 

@@ -7,12 +7,13 @@ use std::path::PathBuf;
 
 use crate::data::DataSpec;
 use crate::data::Dataset;
-use crate::elbo::{ElboEstimate, Likelihood, Predictive, elbo, predictive};
+use crate::elbo::{ElboEstimate, Predictive, elbo, predictive};
 use crate::error::{Error, Result};
 use crate::estimators::{Estimate, ExactLimits, ExactPermanent, InfoNce, MiEstimator, Sandwich};
 use crate::io::PosteriorFile;
 use crate::rng::child_seed;
 use crate::train::{TrainConfig, TrainOutcome, train};
+use crate::weights::Likelihood;
 use crate::weights::{Activation, Arch};
 
 /// Plain mean-field VI or the paper's symmetrized objective.

@@ -9,7 +9,7 @@ use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 use crate::data::Targets;
-use crate::elbo::Likelihood;
+use crate::weights::Likelihood;
 use crate::weights::{Activation, Arch};
 
 /// Reusable buffers of [`data_term_grad_in_place`]: per-layer inputs and

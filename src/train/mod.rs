@@ -26,12 +26,12 @@ use rand_distr::StandardNormal;
 use std::time::Instant;
 
 use crate::data::Dataset;
-use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
 use crate::estimators::{GradScratch, MiGradient};
 use crate::posterior::{MeanFieldGaussian, SigmaTransform};
 use crate::rng::{child_seed, shuffle, stream};
 use crate::weights::Arch;
+use crate::weights::Likelihood;
 
 /// Unchecked training settings; [`TrainConfig::check`] validates them.
 ///

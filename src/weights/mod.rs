@@ -21,6 +21,8 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 mod builder;
+mod likelihood;
+pub use likelihood::Likelihood;
 #[cfg(feature = "train")]
 mod forward;
 #[cfg(feature = "train")]

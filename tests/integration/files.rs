@@ -3,9 +3,9 @@
 use mi_est::Error;
 use mi_est::data::Targets;
 use mi_est::data::{MnistSplit, load_csv, load_mnist, read_idx};
-use mi_est::elbo::Likelihood;
 use mi_est::io::{PosteriorFile, from_bytes, load, save, to_bytes};
 use mi_est::posterior::SigmaTransform;
+use mi_est::weights::Likelihood;
 use mi_est::weights::{Activation, Arch};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;

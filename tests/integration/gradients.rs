@@ -5,12 +5,12 @@
 
 use faer::Mat;
 use mi_est::data::{Dataset, Targets};
-use mi_est::elbo::Likelihood;
 use mi_est::estimators::{InfoNce, InfoNcePath};
 use mi_est::posterior::MeanFieldGaussian;
 use mi_est::rng::stream;
 use mi_est::symmetry::{Group, GroupElement};
 use mi_est::train::elbo_step_grad;
+use mi_est::weights::Likelihood;
 use mi_est::weights::{Activation, Arch};
 use rand::RngExt;
 use rand_distr::StandardNormal;

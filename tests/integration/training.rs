@@ -4,10 +4,11 @@ use faer::Mat;
 use mi_est::Error;
 use mi_est::data::{DataSpec, MnistSplit, abs_regression, gaussian_mixture, load_mnist};
 use mi_est::data::{Dataset, Targets};
-use mi_est::elbo::{Likelihood, predictive};
+use mi_est::elbo::predictive;
 use mi_est::estimators::InfoNce;
 use mi_est::study::{Objective, TrainRun, run_training};
 use mi_est::train::{StepInfo, TrainConfig, train};
+use mi_est::weights::Likelihood;
 use mi_est::weights::{Activation, Arch};
 use std::path::PathBuf;
 

@@ -10,7 +10,6 @@ use rand_distr::StandardNormal;
 use std::time::Instant;
 
 use crate::data::{MnistSplit, load_mnist};
-use crate::elbo::Likelihood;
 use crate::error::{Error, Result};
 use crate::estimators::{Estimate, EstimatorId, InfoNce, MiEstimator, PairwiseBound, Sandwich};
 use crate::posterior::MeanFieldGaussian;
@@ -21,6 +20,7 @@ use crate::study::experiment::{
 use crate::study::table::{Table, Values};
 use crate::train::{TrainConfig, train};
 use crate::weights::Arch;
+use crate::weights::Likelihood;
 
 /// A one-hidden-layer (or deeper) posterior whose units overlap: μ ~ N(0, 0.6²),
 /// σ uniform in [0.05, 1.5], from `stream(seed, 999)`.

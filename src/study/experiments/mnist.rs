@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use crate::data::{MnistSplit, load_mnist};
-use crate::elbo::Likelihood;
 use crate::error::Result;
 use crate::estimators::{InfoNce, MiGradient};
 use crate::execute::Schedule;
@@ -16,6 +15,7 @@ use crate::study::experiment::{
 use crate::study::table::{Table, Values};
 use crate::train::{TrainConfig, train};
 use crate::weights::Arch;
+use crate::weights::Likelihood;
 
 /// The experiment of this file, as a [`Study`].
 #[derive(Clone, Copy, Debug, Default)]

@@ -7,7 +7,6 @@ use crate::execute::Schedule;
 use crate::journal::exact;
 
 use crate::data::DataSpec;
-use crate::elbo::Likelihood;
 use crate::error::Result;
 use crate::estimators::Sandwich;
 use crate::rng::child_seed;
@@ -17,6 +16,7 @@ use crate::study::experiment::{
 use crate::study::table::{Table, Values};
 use crate::study::{Objective, TrainRun, run_training};
 use crate::train::TrainConfig;
+use crate::weights::Likelihood;
 
 /// What the MNIST objectives study keeps of one training run (journaled).
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -4,7 +4,6 @@
 use rayon::prelude::*;
 
 use crate::data::{MnistSplit, load_mnist};
-use crate::elbo::Likelihood;
 use crate::error::Result;
 use crate::estimators::UnitCost;
 use crate::posterior::MeanFieldGaussian;
@@ -14,6 +13,7 @@ use crate::study::table::{Table, Values};
 use crate::symmetry::Group;
 use crate::train::{TrainConfig, initial_posterior, train};
 use crate::weights::Arch;
+use crate::weights::Likelihood;
 
 /// For one hidden layer: `min_{g ≠ e} ‖ω − g·ω‖`, attained by swapping the two closest
 /// hidden units (`√2 ‖θ_i − θ_j‖`, since a cycle of length m moves m units by at least

@@ -11,7 +11,6 @@
 //! * heat maps of I / ln|G| and of the gain over N × width, one per (prior, ρ0).
 
 use crate::data::DataSpec;
-use crate::elbo::Likelihood;
 use crate::error::Result;
 use crate::estimators::Sandwich;
 use crate::execute::Schedule;
@@ -23,6 +22,7 @@ use crate::study::experiment::{
 use crate::study::table::{Table, Values};
 use crate::study::{Objective, TrainRun, run_training};
 use crate::train::TrainConfig;
+use crate::weights::Likelihood;
 
 /// One training run of the map (journaled).
 #[derive(serde::Serialize, serde::Deserialize)]

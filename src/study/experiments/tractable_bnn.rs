@@ -5,7 +5,6 @@ use rayon::prelude::*;
 
 use crate::data::Dataset;
 use crate::data::abs_regression;
-use crate::elbo::Likelihood;
 use crate::error::Result;
 use crate::estimators::{ExactEnumeration, InfoNce, MiEstimator, MiGradient};
 use crate::execute::Schedule;
@@ -17,6 +16,7 @@ use crate::study::experiment::{
 use crate::study::table::{Table, Values};
 use crate::train::{TrainConfig, train};
 use crate::weights::Arch;
+use crate::weights::Likelihood;
 
 /// Noise precision of the tractable-BNN reproduction (the paper does not state it).
 pub const TRACTABLE_NOISE_PRECISION: f64 = 100.0;

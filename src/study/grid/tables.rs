@@ -2,11 +2,12 @@
 //! bound table (ELBO, KL, Î and the symmetrized bounds) per posterior.
 
 use crate::data::DataSpec;
-use crate::elbo::{Likelihood, elbo};
+use crate::elbo::elbo;
 use crate::error::{Error, Result};
 use crate::estimators::EstimatorId;
 use crate::grid::{LoadedPosterior, RawRow};
 use crate::rng::child_seed;
+use crate::weights::Likelihood;
 
 /// The summary series of raw rows: each sandwich row becomes a `sandwich-lower` and a
 /// `sandwich-upper` row (value and standard error of that bound); other rows stay.
