@@ -5,10 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use mi_est::estimators::{
-    Estimate, ExactEnumeration, ExactLimits, ExactPermanent, ExactPruned, InfoNce, MiEstimator,
-    PairwiseBound, Sandwich, exact_estimator,
-};
+use mi_est::estimators::{ESTIMATOR_NAMES, Estimate, Sandwich, estimator_by_name};
 use mi_est::grid::{EstimatorKind, GridConfig, LoadedPosterior, RawRow, RawValue, run_grid};
 use mi_est::io::{PosteriorFile, Recognised};
 use mi_est::symmetry::spec::PermutationSpec;
@@ -219,56 +216,6 @@ impl Posterior {
     }
 }
 
-/// The estimator called `name` (the names of `mi-est run --estimators`, and the exact
-/// estimators by their own names).
-fn estimator(
-    q: &mi_est::posterior::MeanFieldGaussian,
-    name: &str,
-    k: Option<usize>,
-    samples: usize,
-    seed: u64,
-) -> PyResult<Box<dyn MiEstimator>> {
-    let need_k = |what: &str| {
-        k.ok_or_else(|| PyValueError::new_err(format!("invalid `k` = None: {what} needs K")))
-    };
-    Ok(match name {
-        "infonce" | "ik" => Box::new(
-            InfoNce::new(need_k("infonce")?)
-                .and_then(|e| e.samples(samples))
-                .map_err(to_py)?
-                .seed(seed),
-        ),
-        "exact" => exact_estimator(q, samples, seed, ExactLimits::FULL)
-            .map_err(to_py)?
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "invalid `estimator` = exact: no exact estimator applies to {} (one hidden layer, or a group of at most 10^6 elements)",
-                    q.space().describe()
-                ))
-            })?,
-        "exact-enumeration" => Box::new(
-            ExactEnumeration::new()
-                .samples(samples)
-                .map_err(to_py)?
-                .seed(seed),
-        ),
-        "exact-permanent" => Box::new(
-            ExactPermanent::new()
-                .samples(samples)
-                .map_err(to_py)?
-                .seed(seed),
-        ),
-        "exact-pruned" => Box::new(ExactPruned::new().samples(samples).map_err(to_py)?.seed(seed)),
-        "pairwise-lower" => Box::new(PairwiseBound::Bhattacharyya),
-        "pairwise-upper" => Box::new(PairwiseBound::Kl),
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "invalid `estimator` = {other}: expected `infonce`, `sandwich`, `exact`, `exact-enumeration`, `exact-permanent`, `exact-pruned`, `pairwise-lower` or `pairwise-upper`"
-            )));
-        }
-    })
-}
-
 /// One estimate as a dict (the Python layer wraps it in an `Estimate`).
 fn estimate_dict<'py>(
     py: Python<'py>,
@@ -326,7 +273,7 @@ fn estimate<'py>(
         let (lower, upper) = py.detach(|| s.estimate_both(q)).map_err(to_py)?;
         return estimate_dict(py, lower, Some(upper));
     }
-    let e = estimator(q, estimator_name, k, samples, seed)?;
+    let e = estimator_by_name(q, estimator_name, k, samples, seed).map_err(to_py)?;
     let est = py.detach(|| e.estimate(q)).map_err(to_py)?;
     estimate_dict(py, est, None)
 }
@@ -403,5 +350,6 @@ fn _mi_est(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(estimate, m)?)?;
     m.add_function(wrap_pyfunction!(grid, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("ESTIMATORS", ESTIMATOR_NAMES.to_vec())?;
     Ok(())
 }

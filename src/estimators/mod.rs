@@ -53,6 +53,9 @@ mod pruned;
 mod sandwich;
 mod unit_cost;
 
+mod by_name;
+pub use by_name::{ESTIMATOR_NAMES, estimator_by_name};
+
 pub use enumeration::ExactEnumeration;
 pub use exact::{ExactLimits, exact_estimate, exact_estimator};
 pub use infonce::{InfoNce, InfoNcePath};
@@ -166,6 +169,20 @@ impl EstimatorId {
             EstimatorId::SandwichUpper => "sandwich-upper",
             EstimatorId::PairwiseBhattacharyyaLower => "pairwise-bhattacharyya-lower",
             EstimatorId::PairwiseKlUpper => "pairwise-kl-upper",
+        }
+    }
+
+    /// The label of its estimates in plots and pages (`I^K`, `sandwich lower bound`, …).
+    pub const fn label(self) -> &'static str {
+        match self {
+            EstimatorId::InfoNce => "I^K",
+            EstimatorId::ExactEnumeration => "exact I (enumeration)",
+            EstimatorId::ExactPermanent => "exact I (permanent)",
+            EstimatorId::ExactPruned => "exact I (pruned permanent)",
+            EstimatorId::SandwichLower => "sandwich lower bound",
+            EstimatorId::SandwichUpper => "sandwich upper bound",
+            EstimatorId::PairwiseBhattacharyyaLower => "pairwise lower bound",
+            EstimatorId::PairwiseKlUpper => "pairwise upper bound",
         }
     }
 

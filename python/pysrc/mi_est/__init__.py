@@ -25,21 +25,13 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from . import _mi_est
+from ._mi_est import ESTIMATORS as _ESTIMATORS
 from ._mi_est import __version__
 
 __all__ = ["Posterior", "Estimate", "estimate", "grid", "ESTIMATORS", "__version__"]
 
-#: Estimator names accepted by :func:`estimate`.
-ESTIMATORS = (
-    "infonce",
-    "sandwich",
-    "exact",
-    "exact-enumeration",
-    "exact-permanent",
-    "exact-pruned",
-    "pairwise-lower",
-    "pairwise-upper",
-)
+#: Estimator names accepted by :func:`estimate` (the library's one list of them).
+ESTIMATORS = tuple(_ESTIMATORS)
 
 _PARTS = ("weight", "bias", "kernel")
 

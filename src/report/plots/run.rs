@@ -26,11 +26,9 @@ pub fn write_plots(out: &Path, bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Resul
         }
         out
     }
-    let label = |e: &str| match e {
-        "infonce" => "I^K".to_string(),
-        "sandwich-lower" => "sandwich lower bound".to_string(),
-        "sandwich-upper" => "sandwich upper bound".to_string(),
-        other => other.to_string(),
+    let label = |e: &str| {
+        e.parse::<crate::estimators::EstimatorId>()
+            .map_or_else(|_| e.to_string(), |id| id.label().to_string())
     };
     let colour = |i: usize| PALETTE[[0, 4, 3, 2, 5][i % 5]];
     let k_of = |k: Option<u64>| k.unwrap_or(1) as f64;
