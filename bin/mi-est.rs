@@ -16,12 +16,23 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             // The error and its causes, outermost first (no message repeats its cause).
             let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("error: {}", msg.join(": "));
+            eprintln!("error: {}", as_flags(&msg.join(": ")));
             // A bad value is a usage error, as clap's own (status 2).
             let usage = e.chain().any(|c| c.is::<Usage>());
             std::process::ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// The library names a setting the way every caller can read (``set `overwrite` ``); the
+/// command says which flag sets it.
+fn as_flags(message: &str) -> String {
+    message
+        .replace("set `overwrite`", "pass --overwrite")
+        .replace(
+            "set `max_memory_gib`, `max_hours`",
+            "--max-memory-gib, --max-hours",
+        )
 }
 
 fn real_main() -> Result<()> {

@@ -72,7 +72,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     if !overwrite && path.exists() {
         return Err(io(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
-            "already exists (pass --overwrite to replace it)",
+            "already exists (set `overwrite` to replace it)",
         )));
     }
     let dir = match path.parent() {

@@ -98,7 +98,7 @@ pub enum Error {
     /// A computation whose up-front estimate exceeds the memory or time limit
     /// ([`crate::resources`]).
     #[error(
-        "{what} would need about {bytes} of memory and {time} of computing, over the limit of {max_bytes} and {max_time}; ask for less, or raise the limits (--max-memory-gib, --max-hours)"
+        "{what} would need about {bytes} of memory and {time} of computing, over the limit of {max_bytes} and {max_time}; ask for less, or raise the limits (set `max_memory_gib`, `max_hours`)"
     )]
     ResourceLimit {
         /// What was refused.

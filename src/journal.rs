@@ -77,7 +77,7 @@ impl Journal {
                 // (A journal of another computation that recorded nothing is replaced.)
                 return Err(Error::BadFile {
                     path: path.to_path_buf(),
-                    reason: "holds the partial results of a run with other settings (pass --overwrite to start afresh, or use another output folder)".into(),
+                    reason: "holds the partial results of a run with other settings (set `overwrite` to start afresh, or use another output folder)".into(),
                 });
             }
         }

@@ -43,7 +43,7 @@ pub(crate) fn prepare_out(out: &Path, overwrite: bool, first: &Path) -> Result<(
             path: first.to_path_buf(),
             source: std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
-                "a report is already there (pass --overwrite to replace it)",
+                "a report is already there (set `overwrite` to replace it)",
             ),
         });
     }
