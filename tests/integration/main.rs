@@ -16,6 +16,8 @@ mod hostile_files;
 mod pages;
 mod reproduce;
 mod specs;
+mod specs_batchnorm;
+mod specs_estimators;
 mod study;
 mod training;
 mod writers;
