@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod docs_commands;
 mod estimators;
+mod estimators_bounds;
 mod fetch;
 mod files;
 mod formats;
