@@ -9,6 +9,7 @@ mod estimators_bounds;
 mod fetch;
 mod files;
 mod formats;
+mod formats_order;
 mod foundation;
 mod gradients;
 mod hostile;
