@@ -37,9 +37,8 @@ pub(crate) fn run(a: RunArgs) -> Result<()> {
         a.posterior.clone()
     };
     let estimators = match &a.estimators {
-        Some(names) => {
-            mi_est::grid::EstimatorKind::parse_list(names).map_err(|e| flagged(e, RUN_FLAGS))?
-        }
+        Some(names) => mi_est::estimators::EstimatorKind::parse_list(names)
+            .map_err(|e| flagged(e, RUN_FLAGS))?,
         None => {
             // The default: exact where every posterior has an exact estimator, else the
             // sandwich, which applies at any depth.

@@ -47,7 +47,7 @@ pub(crate) fn estimator_name(s: &str) -> std::result::Result<String, String> {
     if s.trim().is_empty() {
         return Err("an empty value in the list (two commas, or a comma at an end)".into());
     }
-    mi_est::grid::EstimatorKind::parse_list(&[s.to_string()])
+    mi_est::estimators::EstimatorKind::parse_list(&[s.to_string()])
         .map(|_| s.trim().to_string())
         .map_err(|e| match e {
             mi_est::Error::InvalidParameter { reason, .. } => reason,

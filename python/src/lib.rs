@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use mi_est::estimators::EstimatorKind;
 use mi_est::estimators::{ESTIMATOR_NAMES, Estimate, Sandwich, estimator_by_name};
-use mi_est::grid::{EstimatorKind, GridConfig, LoadedPosterior, RawRow, RawValue, run_grid};
+use mi_est::grid::{GridConfig, LoadedPosterior, RawRow, RawValue, run_grid};
 use mi_est::io::{PosteriorFile, Recognised};
 use mi_est::symmetry::spec::PermutationSpec;
 use numpy::{PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};

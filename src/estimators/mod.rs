@@ -54,7 +54,7 @@ mod sandwich;
 mod unit_cost;
 
 mod by_name;
-pub use by_name::{ESTIMATOR_NAMES, estimator_by_name};
+pub use by_name::{ESTIMATOR_NAMES, EstimatorKind, estimator_by_name};
 
 pub use enumeration::ExactEnumeration;
 pub use exact::{ExactLimits, exact_estimate, exact_estimator};

@@ -4,87 +4,8 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::estimators::{InfoNce, Sandwich};
+use crate::estimators::{EstimatorKind, InfoNce, Sandwich};
 use crate::rng::child_seed;
-
-/// Which estimator a grid row uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EstimatorKind {
-    /// The paper's Î^K, one row per K.
-    InfoNce,
-    /// Exact I: the permanent for one hidden layer (width ≤ 24; wider layers by the pruned
-    /// block permanent with its proven bracket), else enumeration.
-    Exact,
-    /// The proposal-based interval on I: lower and upper bound from the same draws, one
-    /// row per K and repeat with both bounds and their paired width.
-    Sandwich,
-    /// The deterministic Bhattacharyya lower bound (one hidden layer).
-    PairwiseLower,
-    /// The deterministic KL upper bound (one hidden layer).
-    PairwiseUpper,
-}
-
-impl EstimatorKind {
-    /// The name in reports and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            EstimatorKind::InfoNce => "infonce",
-            EstimatorKind::Exact => "exact",
-            EstimatorKind::Sandwich => "sandwich",
-            EstimatorKind::PairwiseLower => "pairwise-lower",
-            EstimatorKind::PairwiseUpper => "pairwise-upper",
-        }
-    }
-
-    /// Whether the estimator has one row per K.
-    pub fn uses_k(self) -> bool {
-        matches!(self, EstimatorKind::InfoNce | EstimatorKind::Sandwich)
-    }
-
-    /// Parses a comma-separated list; `pairwise` stands for both pairwise bounds, and
-    /// `sandwich`, `sandwich-lower` and `sandwich-upper` all name the one sandwich
-    /// estimator (both of its bounds come from the same draws). Repeats are dropped.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`] naming an unknown estimator.
-    pub fn parse_list(items: &[String]) -> Result<Vec<Self>> {
-        let mut out = Vec::new();
-        for s in items {
-            let kinds = if s.trim().eq_ignore_ascii_case("pairwise") {
-                vec![EstimatorKind::PairwiseLower, EstimatorKind::PairwiseUpper]
-            } else {
-                vec![Self::parse(s)?]
-            };
-            for kind in kinds {
-                if !out.contains(&kind) {
-                    out.push(kind);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Parses one estimator name (`sandwich-lower` and `sandwich-upper` are the sandwich).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`] naming the unknown estimator.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "infonce" | "ik" => Ok(EstimatorKind::InfoNce),
-            "exact" => Ok(EstimatorKind::Exact),
-            "sandwich" | "sandwich-lower" | "sandwich-upper" => Ok(EstimatorKind::Sandwich),
-            "pairwise-lower" => Ok(EstimatorKind::PairwiseLower),
-            "pairwise-upper" => Ok(EstimatorKind::PairwiseUpper),
-            _ => Err(Error::invalid(
-                "estimator",
-                s,
-                "expected `infonce`, `exact`, `sandwich` (both bounds from the same draws), `pairwise` (both bounds), `pairwise-lower` or `pairwise-upper`",
-            )),
-        }
-    }
-}
 
 /// Settings of a study.
 #[derive(Clone, Debug)]
@@ -215,7 +136,10 @@ impl GridItem {
     pub fn seed(&self, master: u64) -> u64 {
         let e = match self.estimator {
             EstimatorKind::InfoNce => 1,
-            EstimatorKind::Exact => 2,
+            EstimatorKind::Exact
+            | EstimatorKind::ExactEnumeration
+            | EstimatorKind::ExactPermanent
+            | EstimatorKind::ExactPruned => 2,
             EstimatorKind::Sandwich => 3,
             EstimatorKind::PairwiseLower | EstimatorKind::PairwiseUpper => 4,
         };

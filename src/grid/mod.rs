@@ -17,15 +17,14 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::estimators::{
-    Estimate, EstimatorId, ExactLimits, InfoNce, MiEstimator, PairwiseBound, Sandwich,
-    exact_estimator,
+    Estimate, EstimatorId, EstimatorKind, ExactLimits, MiEstimator, Sandwich, exact_estimator,
 };
 use crate::io::{PosteriorFile, ReadOptions, load_with_bytes};
 use crate::posterior::MeanFieldGaussian;
 use crate::symmetry::spec::PermutationSpec;
 
 pub use check::check_rows;
-pub use config::{EstimatorKind, GridConfig, GridItem, grid_items, shard_items};
+pub use config::{GridConfig, GridItem, grid_items, shard_items};
 use posteriors::display_source;
 pub use posteriors::{
     LoadedPosterior, LoadedSpec, default_estimators, load_posteriors, load_spec, posterior_ids,
@@ -160,15 +159,6 @@ fn item_estimator(
     id: &str,
 ) -> Result<Box<dyn MiEstimator>> {
     Ok(match item.estimator {
-        EstimatorKind::InfoNce => Box::new(
-            InfoNce::new(item.k.expect("InfoNCE items have K"))?
-                .samples(config.samples)?
-                .seed(seed),
-        ),
-        EstimatorKind::PairwiseLower => Box::new(PairwiseBound::Bhattacharyya),
-        EstimatorKind::PairwiseUpper => Box::new(PairwiseBound::Kl),
-        // The lower side's estimate computes both bounds (its cost is the item's).
-        EstimatorKind::Sandwich => Box::new(item_sandwich(item, config, seed)?.lower()),
         EstimatorKind::Exact => exact_estimator(q, config.samples, seed, ExactLimits::FULL)?.ok_or_else(|| {
             Error::invalid(
                 format!("estimator exact for {id}"),
@@ -176,6 +166,9 @@ fn item_estimator(
                 "exact I needs one hidden layer (pruned blocks of at most 24 units beyond width 24) or a group of at most 10^6 elements",
             )
         })?,
+        // The sandwich's lower side: its estimate computes both bounds (its cost is the
+        // item's).
+        kind => kind.build(q, item.k, config.samples, seed)?,
     })
 }
 

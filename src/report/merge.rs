@@ -236,7 +236,7 @@ pub(super) fn grid_of_manifest(
         .map(|e| {
             e.as_str()
                 .ok_or_else(|| missing("estimators"))
-                .and_then(crate::grid::EstimatorKind::parse)
+                .and_then(crate::estimators::EstimatorKind::parse)
         })
         .collect::<Result<Vec<_>>>()?;
     let ks = m["k"]

@@ -2,7 +2,8 @@
 //! bad input.
 
 use crate::common::{read_parquet, read_raw};
-use mi_est::grid::{EstimatorKind, GridConfig};
+use mi_est::estimators::EstimatorKind;
+use mi_est::grid::GridConfig;
 use mi_est::io::{PosteriorFile, save};
 use mi_est::report::{RunOptions, merge, run};
 use mi_est::weights::Arch;
@@ -510,4 +511,33 @@ fn estimator_settings_are_checked_before_the_grid_runs() {
             .iter()
             .any(|i| i.estimator == EstimatorKind::InfoNce && i.k == Some(1))
     );
+}
+
+/// An exact estimator named outright runs in the grid with the seeds of `exact` (which
+/// resolves to the permanent for one hidden layer): the same rows bit for bit.
+#[test]
+fn an_exact_estimator_named_outright_gives_the_rows_of_exact() {
+    let dir = std::env::temp_dir().join(format!("mi-est-exact-named-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = posteriors(&dir);
+    let rows = |kind: EstimatorKind| {
+        let mut c = config(files.clone(), (0, 1));
+        c.estimators = vec![kind];
+        let c = c.check().unwrap();
+        let loaded =
+            mi_est::grid::load_posteriors(&c.posteriors, mi_est::io::ReadOptions::default())
+                .unwrap();
+        let grid = mi_est::grid::check_grid(&c, &loaded).unwrap();
+        mi_est::grid::run_grid(&c, &loaded, &grid, &mi_est::observe::Silent, None).unwrap()
+    };
+    let (exact, permanent) = (
+        rows(EstimatorKind::Exact),
+        rows(EstimatorKind::ExactPermanent),
+    );
+    assert_eq!(exact.len(), 6);
+    for (a, b) in exact.iter().zip(&permanent) {
+        assert_eq!(a.estimator, "exact-permanent");
+        assert_eq!((a.seed, a.mi_nats.to_bits()), (b.seed, b.mi_nats.to_bits()));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
