@@ -2,6 +2,7 @@
 //! seeds, sharding, the estimates); here the summary tables, whose bound table needs the
 //! ELBO (docs/reports.md).
 
+mod rows;
 mod tables;
 
 pub use tables::{BiasVarianceRow, BoundRow, bias_variance, bound_series, bounds, check_data};
