@@ -172,6 +172,45 @@ pub fn format_seconds(s: f64) -> String {
     }
 }
 
+/// Reads the file at `path`, whose contents are held `held_per_byte` times over once
+/// parsed, refusing what would not fit in the memory limit before it is read: by the
+/// file's size where it has one, else (a pipe, a device) after reading no more than the
+/// limit allows.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the path; [`Error::ResourceLimit`] with the estimate.
+pub fn read_within_limits(path: &std::path::Path, held_per_byte: f64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |e| Error::io(path, e);
+    let file = std::fs::File::open(path).map_err(io)?;
+    let cost = |bytes: u64| Cost::default().with_bytes(bytes as f64 * held_per_byte);
+    if let Some(size) = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+    {
+        check(
+            &format!("reading {} ({size} bytes)", path.display()),
+            cost(size),
+        )?;
+    }
+    let cap = (Limits::current().max_bytes / held_per_byte) as u64;
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    let read = bytes.len() as u64;
+    if read > cap {
+        check(
+            &format!("reading {} ({read} bytes or more)", path.display()),
+            cost(read),
+        )?;
+    }
+    Ok(bytes)
+}
+
 /// Refuses `cost` if it exceeds the [`Limits::current`], spread over `threads`.
 ///
 /// # Errors

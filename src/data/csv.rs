@@ -18,30 +18,7 @@ use crate::posterior::LARGEST;
 /// non-numeric or non-finite value, a row with the wrong number of columns, a
 /// non-integer or negative label, or no data rows.
 pub fn load_csv(path: &Path, n_targets: usize, classification: bool) -> Result<Dataset> {
-    use std::io::Read;
-    let io = |e| Error::io(path, e);
-    let file = std::fs::File::open(path).map_err(io)?;
-    // Checked against the memory limit before reading: by its size where the file has
-    // one, else (a pipe, a device) by reading no more than the limit allows.
-    let size = file
-        .metadata()
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len());
-    let cost =
-        |bytes: u64| crate::resources::Cost::default().with_bytes(bytes as f64 * HELD_PER_BYTE);
-    let what = |bytes: u64| format!("reading {} ({bytes} bytes or more)", path.display());
-    if let Some(size) = size {
-        crate::resources::check(&what(size), cost(size))?;
-    }
-    let cap = (crate::resources::Limits::current().max_bytes / HELD_PER_BYTE) as u64;
-    let mut bytes = Vec::new();
-    file.take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > cap {
-        crate::resources::check(&what(bytes.len() as u64), cost(bytes.len() as u64))?;
-    }
+    let bytes = crate::resources::read_within_limits(path, HELD_PER_BYTE)?;
     csv_from_bytes(&bytes, path, n_targets, classification)
 }
 

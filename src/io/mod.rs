@@ -145,31 +145,7 @@ pub fn load_with_bytes(path: &Path, options: ReadOptions<'_>) -> Result<(Posteri
 /// Reads and parses a posterior file: the file, what was recognised, and its bytes.
 fn read(path: &Path, options: ReadOptions<'_>) -> Result<(PosteriorFile, Recognised, Vec<u8>)> {
     // A posterior is held a few times over while it is read: refused by its size first.
-    if let Ok(m) = std::fs::metadata(path)
-        && m.is_file()
-    {
-        crate::resources::check(
-            &format!("reading {}", path.display()),
-            crate::resources::Cost::default().with_bytes(m.len() as f64 * npz::READ_COPIES),
-        )?;
-    }
-    // Not a regular file (a pipe, a device): read no further than the limit allows.
-    let cap = (crate::resources::Limits::current().max_bytes / npz::READ_COPIES) as u64;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(
-            std::fs::File::open(path).map_err(|e| Error::io(path, e))?,
-            cap.saturating_add(1),
-        ),
-        &mut bytes,
-    )
-    .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > cap {
-        crate::resources::check(
-            &format!("reading {} (more than {cap} bytes)", path.display()),
-            crate::resources::Cost::default().with_bytes(bytes.len() as f64 * npz::READ_COPIES),
-        )?;
-    }
+    let bytes = crate::resources::read_within_limits(path, npz::READ_COPIES)?;
     let (file, how) = parse(&bytes, options).map_err(in_file(path))?;
     Ok((file, how, bytes))
 }

@@ -12,7 +12,7 @@ use crate::study::grid::{BiasVarianceRow, BoundRow, bias_variance, bounds};
 
 use super::frames::{bias_variance_frame, bounds_frame, raw_frame, write_parquet};
 use super::summary::page_tables;
-use super::{Provenance, prepare_out, write_plots};
+use super::{Provenance, write_plots};
 
 /// Everything `mi-est run` needs besides the grid itself.
 #[derive(Clone, Debug)]
@@ -170,13 +170,13 @@ pub fn run(
     } else {
         ".journal.jsonl".to_string()
     });
-    // While the journal of this computation is there, the reports beside it are an
-    // unfinished set of this very run (killed while writing them, say): this run may
-    // replace them.
-    let overwrite =
-        options.overwrite || crate::journal::Journal::is_of(&journal_path, &fingerprint);
-    prepare_out(&options.out, overwrite, &first)?;
-    let journal = crate::journal::Journal::open(&journal_path, &fingerprint, options.overwrite)?;
+    let (journal, overwrite) = super::begin_report_set(
+        &options.out,
+        &first,
+        &journal_path,
+        &fingerprint,
+        options.overwrite,
+    )?;
     if journal.n_done() > 0 {
         observer.resuming(journal.n_done(), &journal_path);
     }

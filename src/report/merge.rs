@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::grid_run::{RunOutput, write_reports};
-use super::{bad, prepare_out, read_json};
+use super::{bad, read_json};
 use crate::error::{Error, Result};
 use crate::grid::{GridConfig, RawRow, load_posteriors, load_spec};
 use crate::io::ReadOptions;
@@ -180,7 +180,6 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
             .map(|p| manifest_of(p).map(|m| m["raw_sha256"].clone()))
             .collect::<Result<Vec<_>>>()?
     ));
-    let overwrite_set = overwrite || crate::journal::Journal::is_of(&journal_path, &fingerprint);
     // Every row is checked against the grid the manifests describe: a shard that hashes
     // right but holds rows of another grid (or values no estimator returns) is refused.
     let grid = grid_of_manifest(&first, &paths, layers.clone())
@@ -191,9 +190,13 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
             format!("the shards do not hold the grid of their manifests: {e}"),
         )
     })?;
-    let out_raw = dir.join("raw.parquet");
-    prepare_out(dir, overwrite_set, &out_raw)?;
-    let journal = crate::journal::Journal::open(&journal_path, &fingerprint, overwrite)?;
+    let (journal, overwrite_set) = super::begin_report_set(
+        dir,
+        &dir.join("raw.parquet"),
+        &journal_path,
+        &fingerprint,
+        overwrite,
+    )?;
     let data = first["data"].as_str().map(str::to_string);
     let elbo_samples = first["elbo_samples"].as_u64().unwrap_or(1) as usize;
     let seed = first["seed"].as_u64().unwrap_or(0);

@@ -36,6 +36,28 @@ pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| bad(path, format!("not JSON: {e}")))
 }
 
+/// Begins a set of reports in `dir` (its first file `first`) for the computation
+/// `fingerprint`, recorded in the journal at `journal_path`: while a journal of this very
+/// computation is there, the reports beside it are its unfinished set (killed while
+/// writing them, say), which may be replaced. Returns the journal and whether existing
+/// reports may be replaced (`overwrite`, or that unfinished set).
+///
+/// # Errors
+///
+/// Those of [`prepare_out`] and [`crate::journal::Journal::open`].
+pub(crate) fn begin_report_set(
+    dir: &Path,
+    first: &Path,
+    journal_path: &Path,
+    fingerprint: &str,
+    overwrite: bool,
+) -> Result<(crate::journal::Journal, bool)> {
+    let replace = overwrite || crate::journal::Journal::is_of(journal_path, fingerprint);
+    prepare_out(dir, replace, first)?;
+    let journal = crate::journal::Journal::open(journal_path, fingerprint, overwrite)?;
+    Ok((journal, replace))
+}
+
 pub(crate) fn prepare_out(out: &Path, overwrite: bool, first: &Path) -> Result<()> {
     crate::atomic::create_folder(out)?;
     if !overwrite && first.exists() {
@@ -135,14 +157,10 @@ pub fn reproduce_into(
         "samples": options.samples,
     });
     let journal_path = dir.join(".journal.jsonl");
-    // While the journal of this computation is there, the reports beside it are an
-    // unfinished set of this very reproduction, which it may replace.
     let fingerprint = crate::journal::fingerprint(&settings);
-    let resuming = crate::journal::Journal::is_of(&journal_path, &fingerprint);
-    prepare_out(dir, overwrite || resuming, &summary)?;
+    let (journal, overwrite) =
+        begin_report_set(dir, &summary, &journal_path, &fingerprint, overwrite)?;
     let git = provenance.git_revision.clone();
-    let journal = crate::journal::Journal::open(&journal_path, &fingerprint, overwrite)?;
-    let overwrite = overwrite || resuming;
     // Results read back from an earlier run (an interrupted one, say): the observer
     // hears of them, and the summary and the manifest say that the wall time covers
     // only the rest.
