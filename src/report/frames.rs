@@ -96,3 +96,82 @@ pub fn table_frame(t: &Table) -> Result<DataFrame> {
         .collect();
     DataFrame::new(t.height(), cols).map_err(|e| polars_err(&t.name, e))
 }
+
+/// Memory held per byte of a Parquet file once read into a [`Table`] (decompressed,
+/// columns, then the table's own copy).
+const PARQUET_HELD_PER_BYTE: f64 = 64.0;
+
+/// A Parquet file of a report read back as a [`Table`] named by the file's stem, for
+/// drawing its figures again (`mi-est page`). Each column keeps its type; a real,
+/// count or text column with a missing entry reads as its optional kind.
+///
+/// # Errors
+///
+/// [`Error::Io`], [`Error::ResourceLimit`] or [`Error::BadFile`] naming the file (not
+/// Parquet, a column of a type no report writes).
+pub fn read_table(path: &Path) -> Result<Table> {
+    let bytes = crate::resources::read_within_limits(path, PARQUET_HELD_PER_BYTE)?;
+    let bad = |reason: String| Error::BadFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let df = ParquetReader::new(Cursor::new(bytes))
+        .finish()
+        .map_err(|e| bad(format!("not a Parquet table: {e}")))?;
+    let name = path
+        .file_stem()
+        .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+    let mut table = Table::new(&name);
+    for c in df.columns() {
+        let s = c.as_materialized_series();
+        let column = s.name().to_string();
+        let nulls = s.null_count() > 0;
+        let wrong = |e: PolarsError| bad(format!("column `{column}`: {e}"));
+        let values = match s.dtype() {
+            DataType::Float64 => {
+                let v: Vec<Option<f64>> = {
+                    let ca = s.f64().map_err(wrong)?;
+                    (0..ca.len()).map(|i| ca.get(i)).collect()
+                };
+                if nulls {
+                    Values::OptF64(v)
+                } else {
+                    Values::F64(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+                }
+            }
+            DataType::UInt64 => {
+                let v: Vec<Option<u64>> = {
+                    let ca = s.u64().map_err(wrong)?;
+                    (0..ca.len()).map(|i| ca.get(i)).collect()
+                };
+                if nulls {
+                    Values::OptU64(v)
+                } else {
+                    Values::U64(v.into_iter().map(|x| x.unwrap_or(0)).collect())
+                }
+            }
+            DataType::String => {
+                let ca = s.str().map_err(wrong)?;
+                let v: Vec<Option<String>> = (0..ca.len())
+                    .map(|i| ca.get(i).map(str::to_string))
+                    .collect();
+                if nulls {
+                    Values::OptStr(v)
+                } else {
+                    Values::Str(v.into_iter().map(Option::unwrap_or_default).collect())
+                }
+            }
+            DataType::Boolean => {
+                let ca = s.bool().map_err(wrong)?;
+                Values::Bool((0..ca.len()).map(|i| ca.get(i).unwrap_or(false)).collect())
+            }
+            other => {
+                return Err(bad(format!(
+                    "column `{column}` is of type {other}, which no report writes"
+                )));
+            }
+        };
+        table = table.with(&column, values);
+    }
+    Ok(table)
+}

@@ -12,7 +12,7 @@ use crate::study::grid::{BiasVarianceRow, BoundRow, bias_variance, bounds};
 
 use super::frames::{bias_variance_frame, bounds_frame, raw_frame, write_parquet};
 use super::summary::page_tables;
-use super::{Provenance, write_plots};
+use super::{Provenance, draw_figures};
 
 /// Everything `mi-est run` needs besides the grid itself.
 #[derive(Clone, Debug)]
@@ -246,11 +246,17 @@ pub(super) fn write_reports(
     let mpath = dir.join("manifest.json");
     write_atomic(&mpath, manifest.as_bytes(), true)?;
     files.push(mpath);
-    files.extend(write_plots(dir, &bv, &bd)?);
+    let tables = [
+        crate::study::table::Table::of_rows("bias_variance", &bv),
+        crate::study::table::Table::of_rows("bounds", &bd),
+    ];
+    let figures = crate::study::grid::run_figures(&tables)?;
+    files.extend(draw_figures(dir, &figures)?);
     files.push(super::write_index(
         dir,
         "mi-est run",
-        "Estimates of I(g; ω) per posterior, estimator and K (docs/reports.md explains every column).",
+        super::RUN_SUMMARY,
+        &super::page_figures(&figures),
         &page_tables(&bv, &bd),
     )?);
     Ok(RunOutput {

@@ -16,11 +16,13 @@ use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::study::reproduce::Reproduction;
 
-pub use frames::{bias_variance_frame, bounds_frame, raw_frame, table_frame, write_parquet};
+pub use frames::{
+    bias_variance_frame, bounds_frame, raw_frame, read_table, table_frame, write_parquet,
+};
 pub use grid_run::{RunOptions, RunOutput, run};
 pub use merge::merge;
-pub use page::{PageTable, write_index};
-pub use plots::{write_plots, xy_plot};
+pub use page::{PageFigure, PageTable, write_index};
+pub use plots::{draw_figures, xy_plot};
 pub use summary::format_summary;
 
 pub(crate) fn bad(path: &Path, reason: String) -> Error {
@@ -207,31 +209,61 @@ pub fn reproduce_into(
     Ok((r, files))
 }
 
-/// The page of a reproduction folder ([`write_index`]): its summary, its tables and its
-/// plots.
+/// The page figures of `figures`: their files' stems and captions.
+fn page_figures(figures: &[crate::study::experiment::Figure]) -> Vec<PageFigure> {
+    figures
+        .iter()
+        .map(|f| PageFigure {
+            stem: f.plot.name.clone(),
+            caption: f.caption.clone(),
+        })
+        .collect()
+}
+
+/// The page of a reproduction folder ([`write_index`]): its figures (drawn from its
+/// tables, [`crate::study::experiment::Study::figures`]), its summary and its tables.
 ///
 /// # Errors
 ///
-/// Those of [`write_index`].
+/// Those of [`write_index`] and of the experiment's figures.
 pub fn reproduction_page(dir: &Path, r: &Reproduction) -> Result<PathBuf> {
     let tables: Vec<PageTable> = r.tables.iter().map(PageTable::of).collect();
+    let figures = r.experiment.study().figures(&r.tables)?;
     let summary = format!("{}\n\nWall time: {:.2} s.\n", r.summary, r.wall_s);
     write_index(
         dir,
         &format!("mi-est reproduce {}", r.experiment.name()),
         &summary,
+        &page_figures(&figures),
         &tables,
     )
 }
 
-/// The page of an existing report folder, from what is on disk: `summary.md` (if any),
-/// every plot, the list of Parquet files and the manifest (`mi-est page`). Tables appear
-/// through the summary; Parquet is not read back.
+/// The tables of a report folder, each `*.parquet` file read back ([`read_table`]),
+/// sorted by name.
+fn folder_tables(dir: &Path) -> Result<Vec<crate::study::table::Table>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| read_table(p)).collect()
+}
+
+/// The page of an existing report folder, from what is on disk (`mi-est page`): for a
+/// report of `reproduce` (its manifest names the experiment) or of `run` (it has
+/// `bias_variance.parquet` and `bounds.parquet`), the figures are drawn again from its
+/// Parquet tables, so that a page follows the current figures without computing
+/// anything; its `summary.md`, its tables and its manifest. The Parquet files and the
+/// summary are only read. A folder of neither kind shows its plots as they are.
 ///
 /// # Errors
 ///
-/// Those of [`write_index`]; [`Error::Io`] for an unreadable summary.
+/// Those of [`write_index`] and [`read_table`]; [`Error::Io`] for an unreadable summary;
+/// a table or column the figures need that the folder lacks, named.
 pub fn folder_page(dir: &Path) -> Result<PathBuf> {
+    let _lock = crate::atomic::FolderLock::acquire(dir, None, "mi-est page")?;
     let summary_path = dir.join("summary.md");
     let (title, summary) = if summary_path.is_file() {
         let text = crate::atomic::read_text(&summary_path, crate::atomic::MAX_TEXT_BYTES)?;
@@ -247,16 +279,70 @@ pub fn folder_page(dir: &Path) -> Result<PathBuf> {
     } else {
         (format!("mi-est report {}", dir.display()), String::new())
     };
-    write_index(dir, &title, &summary, &[])
+    let manifest = dir.join("manifest.json");
+    let experiment = if manifest.is_file() {
+        read_json(&manifest)?
+            .get("experiment")
+            .and_then(|e| e.as_str())
+            .map(crate::study::reproduce::Experiment::parse)
+            .transpose()?
+    } else {
+        None
+    };
+    let is_run =
+        dir.join("bias_variance.parquet").is_file() && dir.join("bounds.parquet").is_file();
+    let (figures, tables) = if experiment.is_some() || is_run {
+        let tables = folder_tables(dir)?;
+        let figures = match experiment {
+            Some(e) => e.study().figures(&tables)?,
+            None => crate::study::grid::run_figures(&tables)?,
+        };
+        draw_figures(dir, &figures)?;
+        (
+            page_figures(&figures),
+            tables.iter().map(PageTable::of).collect(),
+        )
+    } else {
+        let mut svgs: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        svgs.sort();
+        let figures = svgs
+            .into_iter()
+            .map(|stem| PageFigure {
+                caption: format!("The plot {stem}.svg of this folder."),
+                stem,
+            })
+            .collect();
+        (figures, Vec::new())
+    };
+    let title = if is_run && experiment.is_none() && !summary_path.is_file() {
+        "mi-est run".to_string()
+    } else {
+        title
+    };
+    let summary = if is_run && summary.is_empty() {
+        RUN_SUMMARY.to_string()
+    } else {
+        summary
+    };
+    write_index(dir, &title, &summary, &figures, &tables)
 }
 
-/// Writes an experiment's tables (`<name>.parquet`), plots (`<name>.svg`) and
-/// `summary.md` under `dir`.
+/// The text at the top of a `run` report's page.
+pub(crate) const RUN_SUMMARY: &str =
+    "Estimates of I(g; ω) per posterior, estimator and K (docs/reports.md explains every column).";
+
+/// Writes an experiment's tables (`<name>.parquet`), figures (`<name>.svg`, drawn from
+/// the tables) and `summary.md` under `dir`.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] naming an unwritable folder or an existing summary without
-/// `overwrite`.
+/// `overwrite`; those of the experiment's figures.
 pub fn write_reproduction(dir: &Path, r: &Reproduction, overwrite: bool) -> Result<Vec<PathBuf>> {
     let summary = dir.join("summary.md");
     prepare_out(dir, overwrite, &summary)?;
@@ -266,11 +352,10 @@ pub fn write_reproduction(dir: &Path, r: &Reproduction, overwrite: bool) -> Resu
         write_parquet(&p, &mut table_frame(t)?, true)?;
         files.push(p);
     }
-    for spec in &r.plots {
-        let p = dir.join(format!("{}.svg", spec.name));
-        xy_plot(&p, spec)?;
-        files.push(p);
-    }
+    files.extend(draw_figures(
+        dir,
+        &r.experiment.study().figures(&r.tables)?,
+    )?);
     let text = format!(
         "# {}\n\n{}\nWall time: {:.2} s.\n",
         r.experiment.name(),

@@ -26,40 +26,40 @@ pub struct PageTable {
 const MAX_ROWS: usize = 400;
 
 impl PageTable {
-    /// A study table, numbers to 6 significant digits.
+    /// A study table, each real column with one number of decimals
+    /// ([`crate::study::format::column`]).
     pub fn of(t: &Table) -> Self {
-        let n = t.height();
-        let cell = |v: &Values, i: usize| match v {
-            Values::F64(x) => number(x[i]),
-            Values::OptF64(x) => x[i].map_or_else(|| "–".to_string(), number),
-            Values::U64(x) => x[i].to_string(),
-            Values::OptU64(x) => x[i].map_or_else(|| "–".to_string(), |v| v.to_string()),
-            Values::Str(x) => x[i].clone(),
-            Values::OptStr(x) => x[i].clone().unwrap_or_else(|| "–".to_string()),
-            Values::Bool(x) => x[i].to_string(),
+        use crate::study::format::column;
+        let text = |v: &Values| -> Vec<String> {
+            let opt = |x: Option<String>| x.unwrap_or_else(|| "–".to_string());
+            match v {
+                Values::F64(x) => column(&x.iter().map(|&v| Some(v)).collect::<Vec<_>>()),
+                Values::OptF64(x) => column(x),
+                Values::U64(x) => x.iter().map(u64::to_string).collect(),
+                Values::OptU64(x) => x.iter().map(|v| opt(v.map(|v| v.to_string()))).collect(),
+                Values::Str(x) => x.clone(),
+                Values::OptStr(x) => x.iter().map(|v| opt(v.clone())).collect(),
+                Values::Bool(x) => x.iter().map(bool::to_string).collect(),
+            }
         };
+        let columns: Vec<Vec<String>> = t.columns.iter().map(|(_, v)| text(v)).collect();
         PageTable {
             name: t.name.clone(),
             header: t.columns.iter().map(|(c, _)| c.clone()).collect(),
-            rows: (0..n)
-                .map(|i| t.columns.iter().map(|(_, v)| cell(v, i)).collect())
+            rows: (0..t.height())
+                .map(|i| columns.iter().map(|c| c[i].clone()).collect())
                 .collect(),
         }
     }
 }
 
-/// A float for a table cell: 6 significant digits, exponent form outside [1e-4, 1e6).
-fn number(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    let a = x.abs();
-    if (1e-4..1e6).contains(&a) {
-        let digits = (5 - a.log10().floor() as i32).clamp(0, 10) as usize;
-        format!("{x:.digits$}")
-    } else {
-        format!("{x:.5e}")
-    }
+/// A figure shown on the page: its SVG file's stem and what to read from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageFigure {
+    /// The stem of `<stem>.svg` in the report's folder.
+    pub stem: String,
+    /// What to read from it (never empty: the file's name where nothing else is known).
+    pub caption: String,
 }
 
 /// `&`, `<`, `>` and `"` escaped.
@@ -216,18 +216,20 @@ fn inline_svg(path: &Path) -> Result<String> {
     Ok(text[start..].to_string())
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1040px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45;font-size:16px}
 h1{font-size:1.6em;border-bottom:1px solid #ccc;padding-bottom:.2em}h2{margin-top:1.6em}
-table{border-collapse:collapse;margin:.8em 0;font-size:.88em;display:block;overflow-x:auto}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em;display:block;overflow-x:auto;max-width:100%}
 th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right;white-space:nowrap}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
 code{background:#f3f3f3;padding:0 .2em}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.85em}
-figure{margin:1.2em 0;border:1px solid #e3e3e3;padding:.5em}figure svg{max-width:100%;height:auto}
-figcaption{font-size:.9em;color:#555}nav a{margin-right:1em}";
+figure{margin:1.4em 0;padding:0}figure svg{display:block;width:100%;height:auto;border:1px solid #e3e3e3}
+figcaption{font-size:1em;color:#333;margin-top:.4em}figcaption a{color:#666;font-size:.9em}
+details{margin:.6em 0}summary{cursor:pointer;font-weight:600}nav a{margin-right:1em}";
 
-/// Writes `dir/index.html`: `title`, the summary (`markdown`), `tables`, every `*.svg`
-/// of the folder (sorted by name) inline with its name as caption, the list of every
-/// `*.parquet` file, and `manifest.json` if there is one. Returns its path.
+/// Writes `dir/index.html`: `title`; the `figures` first, each `<stem>.svg` of the
+/// folder inline with its caption (a figure whose file is not there is left out); the
+/// summary (`markdown`); then `tables`, each folded (`<details>`), the list of every
+/// `*.parquet` file and `manifest.json` if there is one. Returns its path.
 ///
 /// # Errors
 ///
@@ -236,28 +238,21 @@ pub fn write_index(
     dir: &Path,
     title: &str,
     summary: &str,
+    figures: &[PageFigure],
     tables: &[PageTable],
 ) -> Result<PathBuf> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut parquets: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .filter_map(|p| p.file_name().map(|s| s.to_string_lossy().into_owned()))
         .collect();
-    names.sort();
-    let with_ext = |ext: &str| -> Vec<&PathBuf> {
-        names
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == ext))
-            .collect()
-    };
-    let (svgs, parquets) = (with_ext("svg"), with_ext("parquet"));
-    let stem = |p: &Path| {
-        p.file_stem()
-            .map_or(String::new(), |s| s.to_string_lossy().into_owned())
-    };
-    let file = |p: &Path| {
-        p.file_name()
-            .map_or(String::new(), |s| s.to_string_lossy().into_owned())
-    };
+    parquets.sort();
+    let figures: Vec<&PageFigure> = figures
+        .iter()
+        .filter(|f| dir.join(format!("{}.svg", f.stem)).is_file())
+        .collect();
+    let summary = crate::study::format::plain_exponents(summary);
     let mut h = String::new();
     writeln!(
         h,
@@ -267,25 +262,47 @@ pub fn write_index(
     )
     .expect("to a string");
     h.push_str("<nav>");
+    if !figures.is_empty() {
+        h.push_str("<a href=\"#figures\">Figures</a>");
+    }
     if !summary.trim().is_empty() {
         h.push_str("<a href=\"#summary\">Summary</a>");
     }
     if !tables.is_empty() || !parquets.is_empty() {
         h.push_str("<a href=\"#tables\">Tables</a>");
     }
-    if !svgs.is_empty() {
-        h.push_str("<a href=\"#plots\">Plots</a>");
-    }
     h.push_str("</nav>\n");
+    if !figures.is_empty() {
+        h.push_str("<section id=\"figures\">\n");
+        for (n, f) in figures.iter().enumerate() {
+            writeln!(
+                h,
+                "<figure id=\"figure-{0}\">\n{1}\n<figcaption><strong>Figure {2}.</strong> {3} <a href=\"{0}.svg\">{0}.svg</a></figcaption>\n</figure>",
+                escape(&f.stem),
+                inline_svg(&dir.join(format!("{}.svg", f.stem)))?,
+                n + 1,
+                inline(&crate::study::format::plain_exponents(&f.caption)),
+            )
+            .expect("to a string");
+        }
+        h.push_str("</section>\n");
+    }
     if !summary.trim().is_empty() {
-        h.push_str("<section id=\"summary\">\n");
-        h.push_str(&markdown(summary));
+        h.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n");
+        h.push_str(&markdown(&summary));
         h.push_str("</section>\n");
     }
     if !tables.is_empty() || !parquets.is_empty() {
         h.push_str("<section id=\"tables\">\n<h2>Tables</h2>\n");
         for t in tables {
-            writeln!(h, "<h3 id=\"table-{0}\">{0}</h3>", escape(&t.name)).expect("to a string");
+            writeln!(
+                h,
+                "<details id=\"table-{0}\">\n<summary>{0}: {1} rows × {2} columns</summary>",
+                escape(&t.name),
+                t.rows.len(),
+                t.header.len()
+            )
+            .expect("to a string");
             h.push_str("<table>\n<tr>");
             for c in &t.header {
                 write!(h, "<th>{}</th>", escape(c)).expect("to a string");
@@ -308,27 +325,14 @@ pub fn write_index(
                 )
                 .expect("to a string");
             }
+            h.push_str("</details>\n");
         }
         if !parquets.is_empty() {
             h.push_str("<p>Parquet files of this folder:</p>\n<ul>\n");
             for p in &parquets {
-                writeln!(h, "<li><a href=\"{0}\">{0}</a></li>", escape(&file(p)))
-                    .expect("to a string");
+                writeln!(h, "<li><a href=\"{0}\">{0}</a></li>", escape(p)).expect("to a string");
             }
             h.push_str("</ul>\n");
-        }
-        h.push_str("</section>\n");
-    }
-    if !svgs.is_empty() {
-        h.push_str("<section id=\"plots\">\n<h2>Plots</h2>\n");
-        for p in &svgs {
-            writeln!(
-                h,
-                "<figure id=\"plot-{0}\">\n{1}\n<figcaption>{0}.svg</figcaption>\n</figure>",
-                escape(&stem(p)),
-                inline_svg(p)?
-            )
-            .expect("to a string");
         }
         h.push_str("</section>\n");
     }

@@ -132,6 +132,72 @@ pub trait Study: Sync {
     ///
     /// Missing data, training divergence, journal I/O, each named.
     fn run(&self, options: &ReproduceOptions) -> Result<Reproduction>;
+
+    /// The figures of the experiment's report, drawn from its tables alone (those of
+    /// [`Study::run`], or the same read back from the report's Parquet files), so that a
+    /// report's page can be drawn again without running anything.
+    ///
+    /// # Errors
+    ///
+    /// A table or column missing from `tables` (a report of another version), named.
+    fn figures(&self, tables: &[Table]) -> Result<Vec<Figure>>;
+}
+
+/// A figure of a report: what to draw, and one sentence, with the numbers filled in
+/// from the data, that says what to read from it.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// The plot (its `name` is the SVG file's stem).
+    pub plot: PlotSpec,
+    /// What to read from it.
+    pub caption: String,
+}
+
+/// How a series is drawn, beyond its place in the list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeriesStyle {
+    /// The palette colour (default: the series' position), so that a series and its
+    /// reference share a colour.
+    pub colour: Option<usize>,
+    /// A reference value (the paper's, a theorem's bound): hollow squares and a dashed
+    /// line, told apart from what was measured.
+    pub reference: bool,
+    /// Markers alone, never joined (marks at single points, a scatter).
+    pub points_only: bool,
+    /// The marker (0 dot, 1 ring, 2 triangle, 3 cross; default: the series' position),
+    /// so that a second grouping can show by shape.
+    pub shape: Option<usize>,
+}
+
+impl SeriesStyle {
+    /// A measured series in palette colour `c`.
+    pub fn own(c: usize) -> Self {
+        SeriesStyle {
+            colour: Some(c),
+            ..SeriesStyle::default()
+        }
+    }
+
+    /// A reference series (the paper's, a bound) in palette colour `c`.
+    pub fn reference(c: usize) -> Self {
+        SeriesStyle {
+            colour: Some(c),
+            reference: true,
+            ..SeriesStyle::default()
+        }
+    }
+
+    /// The same with marker `shape`.
+    pub fn shaped(mut self, shape: usize) -> Self {
+        self.shape = Some(shape);
+        self
+    }
+
+    /// The same, its markers not joined.
+    pub fn points(mut self) -> Self {
+        self.points_only = true;
+        self
+    }
 }
 
 /// A line of a plot: label and points.
@@ -141,7 +207,7 @@ pub type Series = (String, Vec<(f64, f64)>);
 pub type PathGroup = (String, Vec<Vec<(f64, f64)>>);
 
 /// A plot request: file stem, title, axis labels, series.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PlotSpec {
     /// File stem.
     pub name: String,
@@ -167,10 +233,42 @@ pub struct PlotSpec {
     pub paths: Vec<PathGroup>,
     /// Draw this heat map instead of the series (which are then ignored).
     pub heat: Option<HeatMap>,
+    /// Per series (by position; missing: the default), how it is drawn.
+    pub styles: Vec<SeriesStyle>,
+}
+
+impl PlotSpec {
+    /// A plot called `name` with its title and axis labels, no series yet.
+    pub fn new(name: &str, title: &str, x_label: &str, y_label: &str) -> Self {
+        PlotSpec {
+            name: name.into(),
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            ..PlotSpec::default()
+        }
+    }
+
+    /// Adds a series with its error half-widths (if any) and style.
+    pub fn series(
+        mut self,
+        label: &str,
+        points: Vec<(f64, f64)>,
+        errors: Option<Vec<f64>>,
+        style: SeriesStyle,
+    ) -> Self {
+        self.series.push((label.into(), points));
+        self.errors.resize(self.series.len() - 1, None);
+        self.errors.push(errors);
+        self.styles
+            .resize(self.series.len() - 1, SeriesStyle::default());
+        self.styles.push(style);
+        self
+    }
 }
 
 /// A heat map: one coloured cell per (column, row) with its value written in it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct HeatMap {
     /// Column labels (x), left to right.
     pub columns: Vec<String>,
@@ -185,6 +283,9 @@ pub struct HeatMap {
     pub value_label: String,
     /// The values the colour scale spans (`None`: the data's range).
     pub range: Option<(f64, f64)>,
+    /// A quantity with a sign (a gain): a diverging scale, white at 0, symmetric about
+    /// it (blue below, red above), instead of a sequential one.
+    pub diverging: bool,
 }
 
 /// What an experiment produced.
@@ -192,10 +293,9 @@ pub struct HeatMap {
 pub struct Reproduction {
     /// The experiment.
     pub experiment: Experiment,
-    /// Tables to write as Parquet.
+    /// Tables to write as Parquet (the figures are drawn from them:
+    /// [`Study::figures`]).
     pub tables: Vec<Table>,
-    /// Plots to draw.
-    pub plots: Vec<PlotSpec>,
     /// Markdown: our values beside the paper's.
     pub summary: String,
     /// `estimator-cost` only: the S of each timed estimate, keyed as
@@ -245,6 +345,71 @@ impl ReproduceOptions {
     pub fn executor(&self) -> crate::execute::Executor<'_> {
         crate::execute::Executor::new(self.observer.as_deref(), self.journal.as_deref())
     }
+}
+
+/// A group of rows as [`mean_se_by`] gives it: its label, its points (x, mean y) and
+/// the standard errors of those means.
+pub(crate) type Group = (String, Vec<(f64, f64)>, Vec<f64>);
+
+/// The y values of the rows at one x.
+type Cell = (f64, Vec<f64>);
+
+/// Rows grouped by `label` (in order of first appearance) and, within a group, by x
+/// (ascending): for each group its points (x, mean of y) and the standard errors of
+/// those means over the group's rows (seeds, say; 0 for a single row). Rows whose y is
+/// not finite are left out.
+pub(crate) fn mean_se_by(labels: &[String], x: &[f64], y: &[f64]) -> Vec<Group> {
+    let mut groups: Vec<(String, Vec<Cell>)> = Vec::new();
+    for i in (0..labels.len()).filter(|&i| y[i].is_finite()) {
+        let g = match groups.iter().position(|(l, _)| *l == labels[i]) {
+            Some(g) => g,
+            None => {
+                groups.push((labels[i].clone(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        match groups[g].1.iter_mut().find(|(v, _)| *v == x[i]) {
+            Some((_, ys)) => ys.push(y[i]),
+            None => groups[g].1.push((x[i], vec![y[i]])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(label, mut cells)| {
+            cells.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (points, ses) = cells
+                .iter()
+                .map(|(x, ys)| {
+                    let (m, sd) = mean_sd(ys);
+                    ((*x, m), sd / (ys.len() as f64).sqrt())
+                })
+                .unzip();
+            (label, points, ses)
+        })
+        .collect()
+}
+
+/// A plot of y against x with one series per label, each point the mean ± SE of its
+/// rows ([`mean_se_by`]), the series offset along x by `dodge` × their rank about the
+/// middle so that none hides another; with the groups it drew.
+pub(crate) fn grouped_plot(
+    mut plot: PlotSpec,
+    labels: &[String],
+    x: &[f64],
+    y: &[f64],
+    dodge: f64,
+) -> (PlotSpec, Vec<Group>) {
+    let groups = mean_se_by(labels, x, y);
+    let mid = (groups.len() as f64 - 1.0) / 2.0;
+    plot.lines = true;
+    for (i, (label, pts, se)) in groups.iter().enumerate() {
+        let pts = pts
+            .iter()
+            .map(|&(x, y)| (x + dodge * (i as f64 - mid), y))
+            .collect();
+        plot = plot.series(label, pts, Some(se.clone()), SeriesStyle::own(i));
+    }
+    (plot, groups)
 }
 
 pub(crate) fn mean_sd(v: &[f64]) -> (f64, f64) {

@@ -456,6 +456,7 @@ impl fmt::Display for TrainReport {
 
 pub mod experiment;
 pub mod experiments;
+pub mod format;
 pub mod grid;
 pub mod reproduce;
 pub mod table;

@@ -1,5 +1,7 @@
 //! A plain column table that studies return and the report module writes as Parquet.
 
+use crate::error::{Error, Result};
+
 /// One column's values.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Values {
@@ -135,4 +137,78 @@ impl Table {
             Values::Bool(x) => x.len(),
         })
     }
+
+    /// The column called `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the table and the missing column.
+    pub fn column(&self, name: &str) -> Result<&Values> {
+        self.columns
+            .iter()
+            .find(|(c, _)| c == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "table",
+                    &self.name,
+                    format!("has no column `{name}` (a report of another version?)"),
+                )
+            })
+    }
+
+    /// A numeric column as reals: counts converted, a missing entry as NaN.
+    ///
+    /// # Errors
+    ///
+    /// A missing column, or one of text or flags, named.
+    pub fn reals(&self, name: &str) -> Result<Vec<f64>> {
+        Ok(match self.column(name)? {
+            Values::F64(x) => x.clone(),
+            Values::OptF64(x) => x.iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+            Values::U64(x) => x.iter().map(|&v| v as f64).collect(),
+            Values::OptU64(x) => x.iter().map(|v| v.map_or(f64::NAN, |v| v as f64)).collect(),
+            _ => {
+                return Err(Error::invalid(
+                    "table",
+                    &self.name,
+                    format!("column `{name}` is not numeric"),
+                ));
+            }
+        })
+    }
+
+    /// A text column, a missing entry as the empty string.
+    ///
+    /// # Errors
+    ///
+    /// A missing column, or one that is not text, named.
+    pub fn texts(&self, name: &str) -> Result<Vec<String>> {
+        Ok(match self.column(name)? {
+            Values::Str(x) => x.clone(),
+            Values::OptStr(x) => x.iter().map(|v| v.clone().unwrap_or_default()).collect(),
+            _ => {
+                return Err(Error::invalid(
+                    "table",
+                    &self.name,
+                    format!("column `{name}` is not text"),
+                ));
+            }
+        })
+    }
+}
+
+/// The table called `name` among `tables`.
+///
+/// # Errors
+///
+/// [`Error::InvalidParameter`] naming the missing table.
+pub fn find<'a>(tables: &'a [Table], name: &str) -> Result<&'a Table> {
+    tables.iter().find(|t| t.name == name).ok_or_else(|| {
+        Error::invalid(
+            "tables",
+            name,
+            "no table of that name in the report (a report of another version?)",
+        )
+    })
 }

@@ -81,22 +81,32 @@ fn check_page(dir: &Path, tables: &[&str]) {
         );
         match p.extension().and_then(|e| e.to_str()) {
             Some("svg") => {
-                assert!(
-                    html.contains(&format!("<figure id=\"plot-{stem}\">")),
-                    "{file}"
-                );
-                assert!(
-                    html.contains(&format!("<figcaption>{file}</figcaption>")),
-                    "{file}"
-                );
+                let at = html
+                    .find(&format!("<figure id=\"figure-{stem}\">"))
+                    .unwrap_or_else(|| panic!("{file} is not a figure of the page"));
+                // Its caption says something beyond its number and file name.
+                let caption = &html[at..][html[at..].find("<figcaption>").unwrap()..];
+                let caption = &caption[..caption.find("</figcaption>").unwrap()];
+                let words = caption
+                    .split("</strong>")
+                    .nth(1)
+                    .unwrap()
+                    .split("<a href")
+                    .next()
+                    .unwrap();
+                assert!(words.trim().len() > 20, "{file}: caption {caption:?}");
             }
             Some("parquet") => assert!(html.contains(&format!("<a href=\"{file}\">")), "{file}"),
             _ => {}
         }
     }
+    // The figures come first: none after the first table.
+    if let (Some(last), Some(table)) = (html.rfind("<figure"), html.find("<table")) {
+        assert!(last < table, "a figure after the first table");
+    }
     for t in tables {
         assert!(
-            html.contains(&format!("<h3 id=\"table-{t}\">")),
+            html.contains(&format!("<details id=\"table-{t}\">")),
             "table {t}"
         );
     }
@@ -147,7 +157,7 @@ fn a_run_folder_has_a_page_with_every_plot_and_table() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    check_page(&dir.join("r"), &[]);
+    check_page(&dir.join("r"), &["bias_variance", "bounds", "raw"]);
 }
 
 #[test]
@@ -179,4 +189,136 @@ fn a_reproduce_folder_has_a_page_with_every_plot_and_table() {
     check_page(&dir.join("t"), &names);
     let html = std::fs::read_to_string(dir.join("t/index.html")).unwrap();
     assert!(html.contains("<h1>mi-est reproduce tractable-bnn</h1>"));
+}
+
+/// A script added to a copy of a page (never to the page itself, which has none) that
+/// reports, once the page has loaded, what a reader sees: the number of figures, any
+/// figure after the first table, any caption without words, and the smallest text of any
+/// figure in CSS pixels as drawn (its font size times the figure's scale).
+const CHECK_SCRIPT: &str = "<script>window.addEventListener('load',function(){var p=[];var figs=[].slice.call(document.querySelectorAll('figure'));var t=document.querySelector('table');figs.forEach(function(f){if(t&&(f.compareDocumentPosition(t)&Node.DOCUMENT_POSITION_PRECEDING))p.push('figure after a table: '+f.id);var c=f.querySelector('figcaption');var w=c?c.textContent.replace(/Figure [0-9]+\\./,'').replace(/\\S+\\.svg\\s*$/,'').trim():'';if(w.length<20)p.push('caption without words: '+f.id);});var min=1e9;figs.forEach(function(f){var s=f.querySelector('svg');if(!s)return;var k=s.getBoundingClientRect().width/s.viewBox.baseVal.width;[].slice.call(s.querySelectorAll('text')).forEach(function(x){if(!x.textContent.trim())return;min=Math.min(min,parseFloat(getComputedStyle(x).fontSize)*k);});});var e=document.createElement('pre');e.id='page-check';e.textContent='CHECK '+JSON.stringify({figures:figs.length,problems:p,min_px:min})+' END';document.body.appendChild(e);});</script>";
+
+/// The browser the page test opens pages in, if the machine has one.
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+/// Opens `page` in headless Chromium at a desktop's width: saves its screenshot as
+/// `target/page-screenshots/<name>.png` (the test's artefact) and returns what
+/// [`CHECK_SCRIPT`] saw.
+fn open_in_browser(browser: &str, page: &Path, name: &str, scratch: &Path) -> serde_json::Value {
+    let html = std::fs::read_to_string(page).unwrap();
+    let checked = page.with_file_name("checked-page.html");
+    std::fs::write(
+        &checked,
+        html.replace("</body>", &format!("{CHECK_SCRIPT}</body>")),
+    )
+    .unwrap();
+    let common = |cmd: &mut Command| {
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1200,1600",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            scratch.join("profile").display()
+        ));
+    };
+    let mut dump = Command::new(browser);
+    common(&mut dump);
+    let out = dump
+        .arg("--dump-dom")
+        .arg(format!("file://{}", checked.display()))
+        .output()
+        .unwrap();
+    std::fs::remove_file(&checked).unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let report = dom
+        .split("<pre id=\"page-check\">CHECK ")
+        .nth(1)
+        .and_then(|r| r.split(" END").next())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: the check did not run: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/page-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut shot = Command::new(browser);
+    common(&mut shot);
+    let png = shots.join(format!("{name}.png"));
+    let out = shot
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        png.is_file(),
+        "{name}: no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(report).unwrap()
+}
+
+/// Every committed report's page, and a page written now, as a reader sees them in a
+/// browser: the figures before the first table, every caption with words, no text in a
+/// figure under 11 px; a screenshot of each is left in `target/page-screenshots/`.
+/// Chromium is a Debian package (`.ci/run` installs it); without it this test fails
+/// unless `MI_EST_NO_BROWSER=1` says to leave it out.
+#[test]
+fn every_page_reads_in_a_browser() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var("MI_EST_NO_BROWSER").is_ok_and(|v| v == "1"),
+            "no chromium: install it (apt-get install chromium) or set MI_EST_NO_BROWSER=1"
+        );
+        eprintln!("MI_EST_NO_BROWSER=1: the pages are not opened in a browser");
+        return;
+    };
+    let scratch = crate::common::Scratch::new("pages", "browser");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
+    let mut pages: Vec<(String, std::path::PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.join("index.html").is_file() {
+            pages.push((
+                dir.file_name().unwrap().to_string_lossy().into_owned(),
+                dir.join("index.html"),
+            ));
+        }
+        for sub in std::fs::read_dir(&dir).unwrap() {
+            let sub = sub.unwrap().path();
+            if sub.join("index.html").is_file() {
+                pages.push((
+                    sub.file_name().unwrap().to_string_lossy().into_owned(),
+                    sub.join("index.html"),
+                ));
+            }
+        }
+    }
+    assert!(pages.len() >= 8, "{pages:?}");
+    pages.sort();
+    for (name, page) in &pages {
+        // A copy beside its own files, so that the check leaves the report untouched.
+        let copy = scratch.join(name);
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(page, copy.join("index.html")).unwrap();
+        let seen = open_in_browser(browser, &copy.join("index.html"), name, &scratch);
+        let problems = seen["problems"].as_array().unwrap();
+        assert!(problems.is_empty(), "{name}: {problems:?}");
+        assert!(seen["figures"].as_u64().unwrap() >= 1, "{name}: no figure");
+        let min_px = seen["min_px"].as_f64().unwrap();
+        assert!(min_px >= 11.0, "{name}: text of {min_px:.1} px in a figure");
+    }
 }

@@ -1,5 +1,6 @@
 //! SVG plots of a study (plotters, SVG backend, no system fonts).
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
@@ -7,20 +8,33 @@ use std::path::{Path, PathBuf};
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::study::experiment::{PathGroup, Series};
-use crate::study::grid::{BiasVarianceRow, BoundRow};
 use crate::study::reproduce::PlotSpec;
 
 mod heat;
-mod line;
-mod run;
 mod xy;
 
 use heat::heat_map;
-use line::densify;
-#[cfg(test)]
-use line::{Line, line_chart};
-pub use run::write_plots;
 pub use xy::xy_plot;
+
+/// Draws each figure's plot as `dir/<name>.svg`; returns the files written (a plot with
+/// nothing it can draw writes none).
+///
+/// # Errors
+///
+/// [`Error::Io`] or [`Error::Plot`] naming a file that cannot be written.
+pub fn draw_figures(
+    dir: &Path,
+    figures: &[crate::study::experiment::Figure],
+) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for f in figures {
+        let p = dir.join(format!("{}.svg", f.plot.name));
+        if xy_plot(&p, &f.plot)? {
+            files.push(p);
+        }
+    }
+    Ok(files)
+}
 
 pub(super) fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     // plotters' errors borrow the backend; their message is what they carry.
@@ -72,6 +86,23 @@ pub(super) fn cell_number(v: f64) -> String {
     }
 }
 
+/// A tick label on a log axis: only at 1, 2 and 5 times a power of ten, so that the
+/// labels of a decade do not run into each other.
+pub(super) fn log_tick(v: &f64) -> String {
+    if *v <= 0.0 {
+        return String::new();
+    }
+    let mantissa = v / 10f64.powf(v.log10().floor());
+    if [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .any(|m| (mantissa - m).abs() < 1e-6 * m)
+    {
+        tick(v)
+    } else {
+        String::new()
+    }
+}
+
 /// A tick label: plain for values of ordinary size, `1e-7` style for tiny and huge ones
 /// (the default printed `1.0000000000000001e-7` across the axis title).
 pub(super) fn tick(v: &f64) -> String {
@@ -88,52 +119,95 @@ pub(super) fn tick(v: &f64) -> String {
     }
 }
 
-/// The corner (or middle of a side) of the plot with the fewest data points in it, for
-/// the legend, so that it
-/// does not cover data. `bounds` are the axes' (x0, x1, y0, y1).
-pub(super) fn legend_corner(
-    series: &[(String, Vec<(f64, f64)>)],
-    bounds: (f64, f64, f64, f64),
-    log_x: bool,
-    log_y: bool,
-) -> SeriesLabelPosition {
-    let unit = |v: f64, lo: f64, hi: f64, log: bool| {
-        if log {
-            (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
-        } else {
-            (v - lo) / (hi - lo)
+/// The font of every plot.
+pub(super) const FONT: &str = "sans-serif";
+/// Text sizes (plotters' units; an SVG font size of about 0.8 times these): at the
+/// page's column width (about 1,000 px, the plots are [`WIDTH`] wide and scale up) the
+/// smallest, the ticks', reads at 15 px.
+pub(super) const TITLE_SIZE: u32 = 22;
+pub(super) const AXIS_SIZE: u32 = 19;
+pub(super) const TICK_SIZE: u32 = 17;
+pub(super) const LEGEND_SIZE: u32 = 17;
+/// A plot's width and the height of its chart (the legend band comes below).
+pub(super) const WIDTH: u32 = 800;
+pub(super) const CHART_HEIGHT: u32 = 500;
+const LEGEND_ROW: u32 = 26;
+const LEGEND_COLUMNS: usize = 2;
+
+/// One entry of a plot's legend: its text, colour, marker shape ([`marker`]) and line
+/// (`Some(dashed)`, or none).
+pub(super) struct LegendEntry {
+    pub(super) label: String,
+    pub(super) colour: RGBColor,
+    pub(super) mark: Option<usize>,
+    pub(super) line: Option<bool>,
+}
+
+pub(super) type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// The drawing areas of a plot: the chart, and below it a band that holds the legend of
+/// `entries`, outside the data.
+pub(super) fn canvas<'a>(svg: &'a mut String, entries: &[LegendEntry]) -> (Area<'a>, Area<'a>) {
+    let rows = entries.len().div_ceil(LEGEND_COLUMNS) as u32;
+    let band = if rows == 0 { 0 } else { rows * LEGEND_ROW + 14 };
+    let root = SVGBackend::with_string(svg, (WIDTH, CHART_HEIGHT + band)).into_drawing_area();
+    root.split_vertically(CHART_HEIGHT)
+}
+
+/// A marker: 0 a filled dot, 1 a ring, 2 a triangle, 3 a cross, 4 a hollow square (a
+/// reference value), so that series lying on each other stay told apart.
+pub(super) fn marker<DB: DrawingBackend>(
+    shape: usize,
+    colour: RGBColor,
+) -> DynElement<'static, DB, (i32, i32)> {
+    match shape {
+        0 => Circle::new((0, 0), 4, colour.filled()).into_dyn(),
+        1 => Circle::new((0, 0), 7, colour.stroke_width(2)).into_dyn(),
+        2 => TriangleMarker::new((0, 0), 6, colour.filled()).into_dyn(),
+        3 => Cross::new((0, 0), 5, colour.stroke_width(2)).into_dyn(),
+        _ => Rectangle::new([(-5, -5), (5, 5)], colour.stroke_width(2)).into_dyn(),
+    }
+}
+
+/// Draws the legend of `entries` into its band, in [`LEGEND_COLUMNS`] columns.
+pub(super) fn draw_legend(
+    area: &Area<'_>,
+    entries: &[LegendEntry],
+) -> std::result::Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    area.fill(&WHITE)?;
+    let column = (WIDTH as i32 - 40) / LEGEND_COLUMNS as i32;
+    for (i, e) in entries.iter().enumerate() {
+        let x = 30 + column * (i % LEGEND_COLUMNS) as i32;
+        let y = 14 + LEGEND_ROW as i32 * (i / LEGEND_COLUMNS) as i32;
+        match e.line {
+            Some(true) => area.draw(&DashedPathElement::new(
+                vec![(x, y), (x + 32, y)],
+                7,
+                4,
+                e.colour.stroke_width(2),
+            ))?,
+            Some(false) => area.draw(&PathElement::new(
+                vec![(x, y), (x + 32, y)],
+                e.colour.stroke_width(2),
+            ))?,
+            None => {}
         }
-    };
-    let (x0, x1, y0, y1) = bounds;
-    // Vertical bands: 2 upper, 1 middle, 0 lower.
-    let count = |right: bool, band: u8| {
-        series
-            .iter()
-            .flat_map(|s| s.1.iter())
-            .filter(|&&(x, y)| {
-                let (u, w) = (unit(x, x0, x1, log_x), unit(y, y0, y1, log_y));
-                let across = if right { u > 0.6 } else { u < 0.4 };
-                let up = match band {
-                    2 => w > 0.65,
-                    1 => (0.3..0.7).contains(&w),
-                    _ => w < 0.35,
-                };
-                across && up
-            })
-            .count()
-    };
-    [
-        (SeriesLabelPosition::UpperRight, true, 2),
-        (SeriesLabelPosition::UpperLeft, false, 2),
-        (SeriesLabelPosition::LowerRight, true, 0),
-        (SeriesLabelPosition::LowerLeft, false, 0),
-        (SeriesLabelPosition::MiddleRight, true, 1),
-        (SeriesLabelPosition::MiddleLeft, false, 1),
-    ]
-    .into_iter()
-    .min_by_key(|&(_, r, b)| count(r, b))
-    .map(|(p, _, _)| p)
-    .expect("six places")
+        if let Some(shape) = e.mark {
+            area.draw(&(EmptyElement::at((x + 16, y)) + marker(shape, e.colour)))?;
+        }
+        area.draw(&Text::new(
+            e.label.clone(),
+            (x + 42, y),
+            (FONT, LEGEND_SIZE)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -147,34 +221,35 @@ mod tests {
     fn values_that_cannot_be_drawn_are_left_out_and_counted() {
         let dir = std::env::temp_dir().join(format!("mi-est-plots-nf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let line = |points: Vec<(f64, f64)>, errors: Option<Vec<f64>>| Line {
-            label: "l".into(),
-            colour: BLACK,
-            points,
+        let spec = |name: &str, series: Vec<Series>, errors: Vec<Option<Vec<f64>>>| PlotSpec {
+            series,
             errors,
+            log_x: true,
+            lines: true,
+            ..PlotSpec::new(name, "estimates", "K", "nats")
         };
         let path = dir.join("line.svg");
-        line_chart(
+        let wrote = xy_plot(
             &path,
-            "estimates",
-            "nats",
-            &[
-                line(
-                    vec![
-                        (2.0, 0.5),
-                        (4.0, f64::NAN),
-                        (8.0, f64::INFINITY),
-                        (16.0, 1e300),
-                    ],
-                    Some(vec![0.1, 0.1, 0.1, 0.1]),
-                ),
-                line(
-                    vec![(2.0, 0.6), (4.0, 0.7)],
-                    Some(vec![f64::INFINITY, 1e300]),
-                ),
-            ],
+            &spec(
+                "line",
+                vec![
+                    (
+                        "l".into(),
+                        vec![
+                            (2.0, 0.5),
+                            (4.0, f64::NAN),
+                            (8.0, f64::INFINITY),
+                            (16.0, 1e300),
+                        ],
+                    ),
+                    ("m".into(), vec![(2.0, 0.6), (4.0, 0.7)]),
+                ],
+                vec![Some(vec![0.1; 4]), Some(vec![f64::INFINITY, 1e300])],
+            ),
         )
         .unwrap();
+        assert!(wrote);
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(
             svg.contains("(3 values not drawn: not finite or beyond ±1e15)"),
@@ -182,31 +257,24 @@ mod tests {
         );
         // Nothing drawable at all: no file, no loop.
         let none = dir.join("none.svg");
-        line_chart(&none, "t", "y", &[line(vec![(2.0, f64::NAN)], None)]).unwrap();
+        let nan = spec("none", vec![("l".into(), vec![(2.0, f64::NAN)])], vec![]);
+        assert!(!xy_plot(&none, &nan).unwrap());
         assert!(!none.exists());
         // Equal huge values: a window the axis can resolve.
-        line_chart(
-            &dir.join("flat.svg"),
-            "t",
-            "y",
-            &[line(vec![(2.0, 1e14), (4.0, 1e14)], None)],
-        )
-        .unwrap();
+        let flat = spec(
+            "flat",
+            vec![("l".into(), vec![(2.0, 1e14), (4.0, 1e14)])],
+            vec![],
+        );
+        assert!(xy_plot(&dir.join("flat.svg"), &flat).unwrap());
         let spec = PlotSpec {
-            heat: None,
             errors: vec![Some(vec![0.1, f64::NAN, 0.1])],
-            paths: Vec::new(),
-            name: "xy".into(),
-            title: "xy".into(),
-            x_label: "x".into(),
-            y_label: "y".into(),
-            log_x: false,
-            log_y: false,
             lines: true,
             series: vec![(
                 "a".into(),
                 vec![(1.0, 1.0), (2.0, f64::NEG_INFINITY), (3.0, 2.0)],
             )],
+            ..PlotSpec::new("xy", "xy", "x", "y")
         };
         xy_plot(&dir.join("xy.svg"), &spec).unwrap();
         let svg = std::fs::read_to_string(dir.join("xy.svg")).unwrap();
@@ -222,13 +290,6 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for (log_x, log_y) in [(false, false), (true, false), (false, true), (true, true)] {
             let spec = PlotSpec {
-                heat: None,
-                errors: Vec::new(),
-                paths: Vec::new(),
-                name: "p".into(),
-                title: "t".into(),
-                x_label: "K".into(),
-                y_label: "RMSE".into(),
                 log_x,
                 log_y,
                 lines: true,
@@ -236,6 +297,7 @@ mod tests {
                     ("a".into(), vec![(1.0, 50.0), (16.0, 5.0), (4096.0, 0.5)]),
                     ("b".into(), vec![(0.0, 0.1), (2.0, 0.0), (4.0, 0.05)]),
                 ],
+                ..PlotSpec::new("p", "t", "K", "RMSE")
             };
             let path = dir.join(format!("p-{log_x}-{log_y}.svg"));
             xy_plot(&path, &spec).unwrap();
@@ -249,19 +311,13 @@ mod tests {
                 6 - dropped + 2,
                 "{log_x} {log_y}"
             );
+            // What a log axis cannot show is said in the legend.
+            assert_eq!(svg.contains("not on the log axis"), dropped > 0);
         }
         let empty = PlotSpec {
-            heat: None,
-            errors: Vec::new(),
-            paths: Vec::new(),
-            name: "e".into(),
-            title: "t".into(),
-            x_label: "x".into(),
-            y_label: "y".into(),
-            log_x: false,
             log_y: true,
-            lines: false,
             series: vec![("a".into(), vec![(1.0, 0.0), (2.0, -1.0)])],
+            ..PlotSpec::new("e", "t", "x", "y")
         };
         xy_plot(&dir.join("e.svg"), &empty).unwrap();
         assert!(!dir.join("e.svg").exists());
@@ -291,17 +347,9 @@ mod tests {
                 spread: vec![vec![Some(0.0123), None]],
                 value_label: "gain".into(),
                 range: Some((-1e-4, 1e-4)),
+                diverging: true,
             }),
-            errors: Vec::new(),
-            paths: Vec::new(),
-            name: "h".into(),
-            title: "t".into(),
-            x_label: "N".into(),
-            y_label: "width".into(),
-            log_x: false,
-            log_y: false,
-            lines: false,
-            series: Vec::new(),
+            ..PlotSpec::new("h", "t", "N", "width")
         };
         let path = dir.join("h.svg");
         xy_plot(&path, &spec).unwrap();
@@ -325,19 +373,31 @@ mod tests {
         ] {
             assert_eq!(tick(&v), want);
         }
-        // Points in the upper right and lower left: the legend goes to another corner.
-        let series = vec![("a".to_string(), vec![(9.0, 9.0), (1.0, 1.0)])];
-        let corner = legend_corner(&series, (0.0, 10.0, 0.0, 10.0), false, false);
-        assert!(
-            matches!(corner, SeriesLabelPosition::UpperLeft),
-            "{corner:?}"
-        );
-        // On log axes the same test runs in log units.
-        let series = vec![("a".to_string(), vec![(1000.0, 50.0), (4.0, 1e-12)])];
-        let corner = legend_corner(&series, (3.0, 5000.0, 1e-13, 100.0), true, true);
-        assert!(
-            matches!(corner, SeriesLabelPosition::UpperLeft),
-            "{corner:?}"
-        );
+        // The legend sits in a band below the chart, outside the data.
+        let dir = std::env::temp_dir().join(format!("mi-est-legend-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = PlotSpec {
+            lines: true,
+            series: vec![("the series".into(), vec![(1.0, 1.0), (9.0, 9.0)])],
+            ..PlotSpec::new("l", "t", "x", "y")
+        };
+        xy_plot(&dir.join("l.svg"), &spec).unwrap();
+        let svg = std::fs::read_to_string(dir.join("l.svg")).unwrap();
+        let at = svg
+            .find(">\nthe series")
+            .or_else(|| svg.find(">the series"))
+            .expect("legend text");
+        let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+        let y: f64 = tag
+            .split("y=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(y > CHART_HEIGHT as f64, "legend at y = {y}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,12 +5,15 @@ use super::*;
 /// A scatter/line plot of a [`PlotSpec`]: every series as points, joined by lines when
 /// the spec asks for lines and the series' x values are sorted.
 ///
+/// Returns whether it wrote the file (a plot with no value it can draw writes none).
+///
 /// # Errors
 ///
 /// [`Error::Io`] naming a file that cannot be written.
-pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
+pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<bool> {
     if let Some(h) = &spec.heat {
-        return heat_map(path, spec, h);
+        heat_map(path, spec, h)?;
+        return Ok(true);
     }
     // A log axis shows only positive values; nothing shows a value that is not drawable.
     let keep = |p: &(f64, f64)| {
@@ -46,11 +49,24 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
                 .collect()
         })
         .collect();
+    // A value a log axis cannot show (0, say: an exact estimator's RMSE) is said in its
+    // series' legend entry, not dropped unsaid.
     let series: Vec<(String, Vec<(f64, f64)>)> = spec
         .series
         .iter()
         .zip(&kept)
-        .map(|((l, _), k)| (l.clone(), k.iter().map(|(p, _)| *p).collect()))
+        .map(|((l, pts), k)| {
+            let zeros = pts
+                .iter()
+                .filter(|p| drawable(p.0) && drawable(p.1) && !keep(p))
+                .count();
+            let label = match zeros {
+                0 => l.clone(),
+                n if n == pts.len() => format!("{l}: all {n} values ≤ 0, off the log axis"),
+                n => format!("{l} ({n} values ≤ 0 not on the log axis)"),
+            };
+            (label, k.iter().map(|(p, _)| *p).collect())
+        })
         .collect();
     let errors: Vec<Vec<f64>> = kept
         .iter()
@@ -77,7 +93,7 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
         .collect();
     pts.extend(paths.iter().flat_map(|(_, l)| l.iter().flatten().copied()));
     if pts.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let range = |v: &mut dyn Iterator<Item = f64>, log: bool| {
         let (lo, hi) = v.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
@@ -105,14 +121,12 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
     };
     let (x0, x1) = range(&mut pts.iter().map(|p| p.0), spec.log_x);
     let (y0, y1) = range(&mut pts.iter().map(|p| p.1), spec.log_y);
-    let b = (x0, x1, y0, y1);
     let svg = match (spec.log_x, spec.log_y) {
-        (false, false) => xy_svg(path, spec, (&series, &errors, &paths), b, x0..x1, y0..y1),
+        (false, false) => xy_svg(path, spec, (&series, &errors, &paths), x0..x1, y0..y1),
         (true, false) => xy_svg(
             path,
             spec,
             (&series, &errors, &paths),
-            b,
             (x0..x1).log_scale(),
             y0..y1,
         ),
@@ -120,7 +134,6 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
             path,
             spec,
             (&series, &errors, &paths),
-            b,
             x0..x1,
             (y0..y1).log_scale(),
         ),
@@ -128,20 +141,20 @@ pub fn xy_plot(path: &Path, spec: &PlotSpec) -> Result<()> {
             path,
             spec,
             (&series, &errors, &paths),
-            b,
             (x0..x1).log_scale(),
             (y0..y1).log_scale(),
         ),
     }?;
-    write_atomic(path, svg.as_bytes(), true)
+    write_atomic(path, svg.as_bytes(), true)?;
+    Ok(true)
 }
 
-/// The SVG of an [`xy_plot`] on the given axes (linear or log).
+/// The SVG of an [`xy_plot`] on the given axes (linear or log): the chart above, its
+/// legend in a band below it, outside the data.
 fn xy_svg<X, Y>(
     path: &Path,
     spec: &PlotSpec,
     (series, errors, paths): (&[Series], &[Vec<f64>], &[PathGroup]),
-    bounds: (f64, f64, f64, f64),
     x: X,
     y: Y,
 ) -> Result<String>
@@ -158,15 +171,44 @@ where
             label.to_string()
         }
     };
+    let style_of = |i: usize| spec.styles.get(i).copied().unwrap_or_default();
+    let colour_of = |i: usize| PALETTE[style_of(i).colour.unwrap_or(i) % PALETTE.len()];
+    let mut entries: Vec<LegendEntry> = paths
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, lines))| lines.iter().any(|l| l.len() > 1))
+        .map(|(g, (label, _))| LegendEntry {
+            label: label.clone(),
+            colour: PALETTE[(series.len() + g) % PALETTE.len()],
+            mark: None,
+            line: Some(false),
+        })
+        .collect();
+    for (i, (label, points)) in series.iter().enumerate() {
+        if points.is_empty() {
+            continue;
+        }
+        let style = style_of(i);
+        entries.push(LegendEntry {
+            label: label.clone(),
+            colour: colour_of(i),
+            mark: Some(if style.reference {
+                4
+            } else {
+                style.shape.unwrap_or(i) % 4
+            }),
+            line: (joined(spec, points) && !style.points_only).then_some(style.reference),
+        });
+    }
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
+        let (root, legend) = canvas(&mut svg, &entries);
         root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(&spec.title, ("sans-serif", 16))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(90)
+            .caption(&spec.title, (FONT, TITLE_SIZE))
+            .margin(14)
+            .x_label_area_size(56)
+            .y_label_area_size(96)
             .build_cartesian_2d(x, y)
             .map_err(|e| plot_err(path, e))?;
         chart
@@ -175,94 +217,69 @@ where
             .bold_line_style(RGBColor(215, 215, 215))
             .x_desc(axis(&spec.x_label, spec.log_x))
             .y_desc(axis(&spec.y_label, spec.log_y))
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
+            .label_style((FONT, TICK_SIZE))
+            .axis_desc_style((FONT, AXIS_SIZE))
+            .x_label_formatter(if spec.log_x { &log_tick } else { &tick })
+            .y_label_formatter(if spec.log_y { &log_tick } else { &tick })
             .draw()
             .map_err(|e| plot_err(path, e))?;
         // Paths first (contours, ellipses), under the points; one colour per group, after
         // the series' colours.
-        for (g, (label, lines)) in paths.iter().enumerate() {
+        for (g, (_, lines)) in paths.iter().enumerate() {
             let colour = PALETTE[(series.len() + g) % PALETTE.len()];
-            let mut first = true;
             for line in lines.iter().filter(|l| l.len() > 1) {
-                let drawn = chart
+                chart
                     .draw_series(LineSeries::new(line.clone(), colour.stroke_width(1)))
                     .map_err(|e| plot_err(path, e))?;
-                if std::mem::take(&mut first) {
-                    drawn.label(label.clone()).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                    });
-                }
             }
         }
-        for (i, (label, points)) in series.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
+        for (i, (_, points)) in series.iter().enumerate() {
+            let colour = colour_of(i);
+            let reference = style_of(i).reference;
             if let Some(errs) = errors.get(i).filter(|e| e.iter().any(|&e| e > 0.0)) {
                 chart
                     .draw_series(points.iter().zip(errs).map(|(&(x, y), &e)| {
-                        ErrorBar::new_vertical(x, y - e, y, y + e, colour.filled(), 6)
+                        ErrorBar::new_vertical(x, y - e, y, y + e, colour.stroke_width(2), 8)
                     }))
                     .map_err(|e| plot_err(path, e))?;
             }
-            let sorted = points.windows(2).all(|w| w[0].0 <= w[1].0);
-            if spec.lines && sorted && points.len() > 1 {
-                chart
-                    .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-                    .map_err(|e| plot_err(path, e))?;
-            }
-            // One marker shape per series, so that series lying on each other (a sandwich
-            // whose bounds meet) stay visible: a filled dot, a ring around it, a triangle,
-            // a cross.
-            let shape = i % 4;
-            let drawn = match shape {
-                0 => chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled()))),
-                1 => chart.draw_series(
-                    points
-                        .iter()
-                        .map(|&p| Circle::new(p, 6, colour.stroke_width(2))),
-                ),
-                2 => chart.draw_series(
-                    points
-                        .iter()
-                        .map(|&p| TriangleMarker::new(p, 5, colour.filled())),
-                ),
-                _ => chart.draw_series(
-                    points
-                        .iter()
-                        .map(|&p| Cross::new(p, 5, colour.stroke_width(2))),
-                ),
-            }
-            .map_err(|e| plot_err(path, e))?;
-            drawn.label(label.clone()).legend(move |(x, y)| {
-                let at = (x + 8, y);
-                match shape {
-                    0 => Circle::new(at, 4, colour.filled()).into_dyn(),
-                    1 => Circle::new(at, 5, colour.stroke_width(2)).into_dyn(),
-                    2 => TriangleMarker::new(at, 5, colour.filled()).into_dyn(),
-                    _ => Cross::new(at, 5, colour.stroke_width(2)).into_dyn(),
+            if joined(spec, points) && !style_of(i).points_only {
+                if reference {
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            points.clone(),
+                            8,
+                            5,
+                            colour.stroke_width(2),
+                        ))
+                        .map_err(|e| plot_err(path, e))?;
+                } else {
+                    chart
+                        .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                        .map_err(|e| plot_err(path, e))?;
                 }
-            });
+            }
+            let shape = if reference {
+                4
+            } else {
+                style_of(i).shape.unwrap_or(i) % 4
+            };
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| EmptyElement::at(p) + marker(shape, colour)),
+                )
+                .map_err(|e| plot_err(path, e))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(legend_corner(
-                &series
-                    .iter()
-                    .map(|(l, pts)| {
-                        let joined = spec.lines && pts.windows(2).all(|w| w[0].0 <= w[1].0);
-                        (l.clone(), if joined { densify(pts) } else { pts.clone() })
-                    })
-                    .chain(paths.iter().map(|(l, lines)| (l.clone(), lines.concat())))
-                    .collect::<Vec<_>>(),
-                bounds,
-                spec.log_x,
-                spec.log_y,
-            ))
-            .draw()
-            .map_err(|e| plot_err(path, e))?;
+        draw_legend(&legend, &entries).map_err(|e| plot_err(path, e))?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
     Ok(svg)
+}
+
+/// Whether a series is drawn as a line: the spec asks for lines and its x values are
+/// sorted (a scatter of unsorted points is not a curve).
+fn joined(spec: &PlotSpec, points: &[(f64, f64)]) -> bool {
+    spec.lines && points.len() > 1 && points.windows(2).all(|w| w[0].0 <= w[1].0)
 }

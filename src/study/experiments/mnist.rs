@@ -10,12 +10,56 @@ use crate::execute::Schedule;
 use crate::journal::exact;
 use crate::rng::child_seed;
 use crate::study::experiment::{
-    Experiment, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Series, Study, mean_sd,
+    Experiment, Figure, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
+    mean_sd, mean_se_by,
 };
+use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::train::{TrainConfig, train};
 use crate::weights::Arch;
 use crate::weights::Likelihood;
+
+/// The paper's Table 1: test accuracy % (mean, sd) at width `w` ∈ {5, 10, 20, 30} for
+/// MFVI (`k` = 0) and SGM with K = `k` ∈ {5, 10, 20}, on the full MNIST.
+fn paper_table1(w: usize, k: usize) -> Option<(f64, f64)> {
+    let wi = [5, 10, 20, 30].iter().position(|&x| x == w)?;
+    let mi = [0, 5, 10, 20].iter().position(|&x| x == k)?;
+    const T: [[(f64, f64); 4]; 4] = [
+        [
+            (88.379, 0.023),
+            (93.217, 0.022),
+            (94.836, 0.025),
+            (95.432, 0.023),
+        ],
+        [
+            (88.423, 0.027),
+            (93.221, 0.021),
+            (94.899, 0.035),
+            (95.534, 0.033),
+        ],
+        [
+            (88.405, 0.034),
+            (93.220, 0.023),
+            (94.896, 0.026),
+            (95.540, 0.025),
+        ],
+        [
+            (88.408, 0.026),
+            (93.221, 0.027),
+            (94.905, 0.024),
+            (95.552, 0.023),
+        ],
+    ];
+    Some(T[mi][wi])
+}
+
+/// K of a method's name in the runs table: `mfvi` 0, `sgm-k<K>` K.
+fn method_k(method: &str) -> Option<usize> {
+    match method {
+        "mfvi" => Some(0),
+        m => m.strip_prefix("sgm-k")?.parse().ok(),
+    }
+}
 
 /// The experiment of this file, as a [`Study`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -24,6 +68,140 @@ pub struct Mnist;
 impl Study for Mnist {
     fn experiment(&self) -> Experiment {
         Experiment::Mnist
+    }
+
+    /// `accuracy`: test accuracy against width per method, ours (mean ± SE over seeds)
+    /// beside the paper's Table 1 (hollow squares, full MNIST); `accuracy_gain`: each
+    /// SGM's accuracy minus MFVI's, paired by seed, beside the paper's difference. The
+    /// methods are offset a little along x so that none hides another.
+    fn figures(&self, tables: &[Table]) -> Result<Vec<Figure>> {
+        let t = crate::study::table::find(tables, "runs")?;
+        let (width, method, seed, acc) = (
+            t.reals("width")?,
+            t.texts("method")?,
+            t.reals("seed")?,
+            t.reals("test_accuracy")?,
+        );
+        let acc: Vec<f64> = acc.iter().map(|a| 100.0 * a).collect();
+        let groups = mean_se_by(&method, &width, &acc);
+        let n = groups.len() as f64;
+        let shift = |i: usize| 0.4 * (i as f64 - (n - 1.0) / 2.0);
+        let mut plot = PlotSpec::new(
+            "accuracy",
+            "MNIST test accuracy (ours: mean ± SE over seeds)",
+            "hidden width",
+            "accuracy %",
+        );
+        plot.lines = true;
+        for (i, (m, pts, se)) in groups.iter().enumerate() {
+            let pts = pts.iter().map(|&(w, a)| (w + shift(i), a)).collect();
+            plot = plot.series(
+                &format!("{m} (ours)"),
+                pts,
+                Some(se.clone()),
+                SeriesStyle::own(i),
+            );
+        }
+        for (i, (m, pts, _)) in groups.iter().enumerate() {
+            let (paper, sd): (Vec<(f64, f64)>, Vec<f64>) = pts
+                .iter()
+                .filter_map(|&(w, _)| {
+                    paper_table1(w as usize, method_k(m)?).map(|(a, s)| ((w + shift(i), a), s))
+                })
+                .unzip();
+            if !paper.is_empty() {
+                plot = plot.series(
+                    &format!("{m} (paper, full MNIST)"),
+                    paper,
+                    Some(sd),
+                    SeriesStyle::reference(i).points(),
+                );
+            }
+        }
+        // Each SGM run minus the MFVI run of the same width and seed.
+        let mfvi = |w: f64, s: f64| {
+            (0..width.len()).find(|&j| method[j] == "mfvi" && width[j] == w && seed[j] == s)
+        };
+        let (mut labels, mut xs, mut ds) = (Vec::new(), Vec::new(), Vec::new());
+        for i in (0..width.len()).filter(|&i| method[i] != "mfvi") {
+            if let Some(j) = mfvi(width[i], seed[i]) {
+                labels.push(method[i].clone());
+                xs.push(width[i]);
+                ds.push(acc[i] - acc[j]);
+            }
+        }
+        let gains = mean_se_by(&labels, &xs, &ds);
+        let mut gain = PlotSpec::new(
+            "accuracy_gain",
+            "SGM's accuracy minus MFVI's (ours: paired by seed, mean ± SE)",
+            "hidden width",
+            "accuracy difference (percentage points)",
+        );
+        gain.lines = true;
+        let largest = |v: &mut dyn Iterator<Item = f64>| v.fold(0.0f64, |a, x| a.max(x.abs()));
+        let ours_max = largest(&mut gains.iter().flat_map(|g| g.1.iter().map(|p| p.1)));
+        let mut paper_max = 0.0f64;
+        for (i, (m, pts, se)) in gains.iter().enumerate() {
+            let c = i + 1;
+            let pts_shifted = pts.iter().map(|&(w, d)| (w + shift(c), d)).collect();
+            gain = gain.series(
+                &format!("{m} − mfvi (ours)"),
+                pts_shifted,
+                Some(se.clone()),
+                SeriesStyle::own(c),
+            );
+            let paper: Vec<(f64, f64)> = pts
+                .iter()
+                .filter_map(|&(w, _)| {
+                    let (a, _) = paper_table1(w as usize, method_k(m)?)?;
+                    let (b, _) = paper_table1(w as usize, 0)?;
+                    Some((w + shift(c), a - b))
+                })
+                .collect();
+            paper_max = paper_max.max(largest(&mut paper.iter().map(|p| p.1)));
+            if !paper.is_empty() {
+                gain = gain.series(
+                    &format!("{m} − mfvi (paper)"),
+                    paper,
+                    None,
+                    SeriesStyle::reference(c).points(),
+                );
+            }
+        }
+        let widths = |g: &[(f64, f64)]| {
+            g.iter()
+                .map(|p| p.0)
+                .fold((f64::INFINITY, 0.0f64), |(a, b), w| (a.min(w), b.max(w)))
+        };
+        let mfvi_pts = groups
+            .iter()
+            .find(|g| g.0 == "mfvi")
+            .map(|g| g.1.clone())
+            .unwrap_or_default();
+        let (w0, w1) = widths(&mfvi_pts);
+        let at = |w: f64| mfvi_pts.iter().find(|p| p.0 == w).map_or(f64::NAN, |p| p.1);
+        Ok(vec![
+            Figure {
+                plot,
+                caption: format!(
+                    "Our MFVI reaches {}% at width {} and {}% at width {}; the SGM variants lie on it (the paper's Table 1: {}% and {}%).",
+                    number(at(w0), 4),
+                    w0,
+                    number(at(w1), 4),
+                    w1,
+                    paper_table1(w0 as usize, 0).map_or("–".into(), |p| number(p.0, 4)),
+                    paper_table1(w1 as usize, 0).map_or("–".into(), |p| number(p.0, 4)),
+                ),
+            },
+            Figure {
+                plot: gain,
+                caption: format!(
+                    "Symmetrizing changes accuracy by at most {} percentage points at any width (the paper: at most {}).",
+                    number(ours_max, 2),
+                    number(paper_max, 2)
+                ),
+            },
+        ])
     }
 
     fn needs_mnist(&self) -> bool {
@@ -162,49 +340,12 @@ impl Study for Mnist {
             )
             .with("wall_s", Values::F64(runs.iter().map(|r| r.wall).collect()));
         // The paper's Table 1, which only the full data set is compared with.
-        let paper = |w: usize, k: usize| -> Option<(f64, f64)> {
-            if !used.is_full() {
-                return None;
-            }
-            let wi = [5, 10, 20, 30].iter().position(|&x| x == w)?;
-            let mi = [0, 5, 10, 20].iter().position(|&x| x == k)?;
-            let t = [
-                [
-                    (88.379, 0.023),
-                    (93.217, 0.022),
-                    (94.836, 0.025),
-                    (95.432, 0.023),
-                ],
-                [
-                    (88.423, 0.027),
-                    (93.221, 0.021),
-                    (94.899, 0.035),
-                    (95.534, 0.033),
-                ],
-                [
-                    (88.405, 0.034),
-                    (93.220, 0.023),
-                    (94.896, 0.026),
-                    (95.540, 0.025),
-                ],
-                [
-                    (88.408, 0.026),
-                    (93.221, 0.027),
-                    (94.905, 0.024),
-                    (95.552, 0.023),
-                ],
-            ];
-            Some(t[mi][wi])
-        };
+        let paper = |w: usize, k: usize| used.is_full().then(|| paper_table1(w, k)).flatten();
         let mut md = format!(
             "{used}. {} seeds, {epochs} epochs, batch 100, lr 1e-3, prior N(0, 1), ρ0 = −3, μ0 ~ N(0, 0.1²), {pred_s}-sample predictive (local reparameterization of the first layer).\n\n| width | method | accuracy % (ours, mean ± sd) | accuracy % (paper) | difference | mean Î^K in training | saturated steps | ‖∇Î^K‖/‖∇L‖ |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
             n_seeds
         );
-        let mut series: Vec<Series> = Vec::new();
-        let mut errors: Vec<Option<Vec<f64>>> = Vec::new();
         for &k in &methods {
-            let mut pts = Vec::new();
-            let mut sds = Vec::new();
             for &w in &widths {
                 let sel: Vec<&Run> = jobs
                     .iter()
@@ -213,8 +354,6 @@ impl Study for Mnist {
                     .map(|(_, r)| r)
                     .collect();
                 let (m, sd) = mean_sd(&sel.iter().map(|r| 100.0 * r.accuracy).collect::<Vec<_>>());
-                pts.push((w as f64, m));
-                sds.push(sd);
                 let avg = |f: fn(&Run) -> Option<f64>| {
                     let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
                     if v.is_empty() {
@@ -239,37 +378,10 @@ impl Study for Mnist {
                     avg(|r| r.grad_ratio)
                 ));
             }
-            series.push((format!("{} (ours, ± sd)", method_name(k)), pts));
-            errors.push(Some(sds));
         }
-        // The paper's Table 1 as its own series, with its ± sd.
-        for &k in &methods {
-            let (pts, sds): (Vec<(f64, f64)>, Vec<f64>) = widths
-                .iter()
-                .filter_map(|&w| paper(w, k).map(|(m, s)| ((w as f64, m), s)))
-                .unzip();
-            if !pts.is_empty() {
-                series.push((format!("{} (paper)", method_name(k)), pts));
-                errors.push(Some(sds));
-            }
-        }
-        let plots = vec![PlotSpec {
-            heat: None,
-            errors,
-            paths: Vec::new(),
-            name: "accuracy".into(),
-            title: "MNIST test accuracy against hidden width (mean ± sd over seeds)".into(),
-            x_label: "hidden width".into(),
-            y_label: "accuracy %".into(),
-            log_x: false,
-            log_y: false,
-            lines: true,
-            series,
-        }];
         Ok(Reproduction {
             experiment: Experiment::Mnist,
             tables: vec![table],
-            plots,
             summary: md,
             samples: None,
             wall_s: 0.0,

@@ -9,7 +9,10 @@ use rand_distr::StandardNormal;
 use crate::error::Result;
 use crate::journal::exact;
 use crate::rng::{child_seed, stream};
-use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction, Study};
+use crate::study::experiment::{
+    Experiment, Figure, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
+};
+use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::train::Adam;
 
@@ -116,6 +119,85 @@ impl Study for ModeInterpolation {
         Experiment::ModeInterpolation
     }
 
+    /// `interpolation`: ‖μ*‖/α against α per s, where each fit stops interpolating
+    /// (‖μ*‖/α falls below ¼, the line) marked, beside the paper's α* = 5 s.
+    fn figures(&self, tables: &[Table]) -> Result<Vec<Figure>> {
+        let fits = crate::study::table::find(tables, "fits")?;
+        let (s, alpha, ratio) = (
+            fits.reals("s")?,
+            fits.reals("alpha")?,
+            fits.reals("mean_norm_over_alpha")?,
+        );
+        let thr = crate::study::table::find(tables, "thresholds")?;
+        let (ts, star, paper) = (
+            thr.reals("s")?,
+            thr.reals("alpha_star")?,
+            thr.reals("alpha_star_paper")?,
+        );
+        let mut plot = PlotSpec::new(
+            "interpolation",
+            "Reverse-KL Gaussian fit to two equal modes",
+            "α (distance between the modes)",
+            "‖μ*‖ / α",
+        );
+        plot.lines = true;
+        for (c, &scale) in ts.iter().enumerate() {
+            let pts = (0..s.len())
+                .filter(|&i| s[i] == scale)
+                .map(|i| (alpha[i], ratio[i]))
+                .collect();
+            plot = plot.series(
+                &format!("s = {}", number(scale, 3)),
+                pts,
+                None,
+                SeriesStyle::own(c),
+            );
+        }
+        let (a_min, a_max) = alpha
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
+        plot = plot.series(
+            "¼: the fit no longer interpolates below it",
+            vec![(a_min, 0.25), (a_max, 0.25)],
+            None,
+            SeriesStyle::reference(5),
+        );
+        let found: Vec<(f64, f64)> = (0..ts.len())
+            .filter(|&i| star[i].is_finite())
+            .map(|i| (star[i], 0.25))
+            .collect();
+        plot = plot.series("α* (ours)", found, None, SeriesStyle::own(3).points());
+        plot = plot.series(
+            "α* = 5 s (the paper)",
+            paper.iter().map(|&a| (a, 0.25)).collect(),
+            None,
+            SeriesStyle::reference(1).points(),
+        );
+        let pairs: Vec<String> = (0..ts.len())
+            .map(|i| {
+                let ours = if star[i].is_finite() {
+                    number(star[i], 3)
+                } else {
+                    "not found".into()
+                };
+                format!(
+                    "s = {}: {ours} (paper {})",
+                    number(ts[i], 3),
+                    number(paper[i], 3)
+                )
+            })
+            .collect();
+        Ok(vec![Figure {
+            plot,
+            caption: format!(
+                "The fitted mean sits between the modes for small α and jumps onto one of them at α* ({}).",
+                pairs.join("; ")
+            ),
+        }])
+    }
+
     fn needs_mnist(&self) -> bool {
         false
     }
@@ -178,8 +260,6 @@ impl Study for ModeInterpolation {
         // Threshold: the first α whose fit no longer interpolates (‖μ*‖/α < ¼), refined to
         // the midpoint with the previous grid point.
         let mut thresholds = Vec::new();
-        let mut plots = Vec::new();
-        let mut series = Vec::new();
         for &s in &scales {
             let pts: Vec<(f64, f64)> = jobs
                 .iter()
@@ -192,21 +272,7 @@ impl Study for ModeInterpolation {
                 .find(|w| w[0].1 >= 0.25 && w[1].1 < 0.25)
                 .map(|w| 0.5 * (w[0].0 + w[1].0));
             thresholds.push((s, star));
-            series.push((format!("s = {s}"), pts));
         }
-        plots.push(PlotSpec {
-            heat: None,
-            errors: Vec::new(),
-            paths: Vec::new(),
-            name: "interpolation".into(),
-            title: "Reverse-KL Gaussian fit to a two-component mixture".into(),
-            x_label: "alpha (distance between modes)".into(),
-            y_label: "|mu*| / alpha".into(),
-            log_x: false,
-            log_y: false,
-            lines: true,
-            series,
-        });
         let found: Vec<(f64, f64)> = thresholds
             .iter()
             .filter_map(|&(s, a)| a.map(|a| (s, a)))
@@ -250,7 +316,6 @@ impl Study for ModeInterpolation {
         Ok(Reproduction {
             experiment: Experiment::ModeInterpolation,
             tables: vec![table, thr],
-            plots,
             summary: md,
             samples: None,
             wall_s: 0.0,

@@ -8,7 +8,10 @@ use crate::error::Result;
 use crate::estimators::UnitCost;
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::child_seed;
-use crate::study::experiment::{Experiment, PlotSpec, ReproduceOptions, Reproduction, Study};
+use crate::study::experiment::{
+    Experiment, Figure, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
+};
+use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::symmetry::Group;
 use crate::train::{TrainConfig, initial_posterior, train};
@@ -47,6 +50,67 @@ pub struct ModeProximity;
 impl Study for ModeProximity {
     fn experiment(&self) -> Experiment {
         Experiment::ModeProximity
+    }
+
+    /// `proximity`: the closest equivalent mode relative to ‖ω‖ against the width, at
+    /// initialization and trained, beside the theorem's bound 2R/‖ω‖ (log scale: they
+    /// differ by decades).
+    fn figures(&self, tables: &[Table]) -> Result<Vec<Figure>> {
+        let t = crate::study::table::find(tables, "proximity")?;
+        let (width, weights, ratio, bound) = (
+            t.reals("width")?,
+            t.texts("weights")?,
+            t.reals("min_distance_over_norm")?,
+            t.reals("paper_bound_over_norm")?,
+        );
+        let mut plot = PlotSpec::new(
+            "proximity",
+            "Closest equivalent mode, relative to ‖ω‖",
+            "hidden width",
+            "min ‖ω − g·ω‖ / ‖ω‖",
+        );
+        plot.lines = true;
+        plot.log_y = true;
+        let mut ratios = Vec::new();
+        for (c, label) in ["initialization", "trained"].into_iter().enumerate() {
+            let rows: Vec<usize> = (0..width.len()).filter(|&i| weights[i] == label).collect();
+            ratios.extend(rows.iter().map(|&i| ratio[i]));
+            plot = plot.series(
+                &format!("measured, {label}"),
+                rows.iter().map(|&i| (width[i], ratio[i])).collect(),
+                None,
+                SeriesStyle::own(c),
+            );
+        }
+        let rows: Vec<usize> = (0..width.len())
+            .filter(|&i| weights[i] == "initialization")
+            .collect();
+        plot = plot.series(
+            "the theorem's bound 2R/‖ω‖ = 2D / ln(d!)",
+            rows.iter().map(|&i| (width[i], bound[i])).collect(),
+            None,
+            SeriesStyle::reference(5),
+        );
+        let span = |v: &[f64]| {
+            v.iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                })
+        };
+        let (r0, r1) = span(&ratios);
+        let (b0, b1) = span(&rows.iter().map(|&i| bound[i]).collect::<Vec<_>>());
+        let below = (0..width.len()).all(|i| ratio[i] <= bound[i]);
+        Ok(vec![Figure {
+            plot,
+            caption: format!(
+                "The closest equivalent mode lies at {}–{} of ‖ω‖, {} the theorem's bound ({}–{}) at every width.",
+                number(r0, 3),
+                number(r1, 3),
+                if below { "below" } else { "not always below" },
+                number(b0, 3),
+                number(b1, 3)
+            ),
+        }])
     }
 
     fn needs_mnist(&self) -> bool {
@@ -128,35 +192,9 @@ impl Study for ModeProximity {
                 r.0, r.1, r.2, r.3
             ));
         }
-        let series = ["initialization", "trained"]
-            .iter()
-            .map(|l| {
-                (
-                    format!("measured, {l}"),
-                    rows.iter()
-                        .filter(|r| r.1 == *l)
-                        .map(|r| (r.0 as f64, r.2))
-                        .collect(),
-                )
-            })
-            .collect();
-        let plots = vec![PlotSpec {
-            heat: None,
-            errors: Vec::new(),
-            paths: Vec::new(),
-            name: "proximity".into(),
-            title: "Closest equivalent mode relative to |w|".into(),
-            x_label: "hidden width".into(),
-            y_label: "min |w - g.w| / |w|".into(),
-            log_x: false,
-            log_y: false,
-            lines: true,
-            series,
-        }];
         Ok(Reproduction {
             experiment: Experiment::ModeProximity,
             tables: vec![table],
-            plots,
             summary: md,
             samples: None,
             wall_s: 0.0,

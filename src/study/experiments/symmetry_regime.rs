@@ -17,8 +17,10 @@ use crate::execute::Schedule;
 use crate::journal::exact;
 use crate::rng::child_seed;
 use crate::study::experiment::{
-    Experiment, HeatMap, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Study, mean_sd,
+    Experiment, Figure, HeatMap, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Study,
+    mean_sd,
 };
+use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::study::{Objective, TrainRun, run_training};
 use crate::train::TrainConfig;
@@ -200,7 +202,161 @@ fn symmetrized(width: usize) -> Objective {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SymmetryRegime;
 
+/// One heat map of the regime's figures: per width (rows) and N (columns) a value and
+/// its spread over seeds (`None`: the cell was not run, or one seed).
+type Grid = (Vec<Vec<Option<f64>>>, Vec<Vec<Option<f64>>>);
+
 impl Study for SymmetryRegime {
+    /// Per prior scale and ρ0 (tag `rho<ρ0>` for prior 1, else `prior<s>_rho<ρ0>`):
+    /// `i_over_ln_g_<tag>`, I/ln|G| of the MFVI posteriors (mean ± sd over seeds, scale
+    /// 0 to 1), and `gain_<tag>`, the symmetrized objective's L^G/N gain paired by seed
+    /// (mean ± sd), on a diverging scale centred at 0.
+    fn figures(&self, tables: &[Table]) -> Result<Vec<Figure>> {
+        let t = crate::study::table::find(tables, "runs")?;
+        let (n_train, width, prior, rho) = (
+            t.reals("n_train")?,
+            t.reals("width")?,
+            t.reals("prior_scale")?,
+            t.reals("init_rho")?,
+        );
+        let (objective, seed) = (t.texts("objective")?, t.reals("seed")?);
+        let (mi, ln_g, lg) = (
+            t.reals("mi_nats")?,
+            t.reals("ln_group_order")?,
+            t.reals("elbo_g_per_point")?,
+        );
+        let sorted = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v.dedup();
+            v
+        };
+        let (ns, widths) = (sorted(&n_train), sorted(&width));
+        let mut inits: Vec<(f64, f64)> = Vec::new();
+        for i in 0..prior.len() {
+            if !inits.contains(&(prior[i], rho[i])) {
+                inits.push((prior[i], rho[i]));
+            }
+        }
+        let mut figures = Vec::new();
+        for &(p, r) in &inits {
+            let tag = if p == 1.0 {
+                format!("rho{r}")
+            } else {
+                format!("prior{p}_rho{r}")
+            };
+            let (mut ratio, mut gain): (Grid, Grid) = Default::default();
+            let mut cells = Vec::new();
+            for &w in &widths {
+                let (mut r_row, mut rs_row, mut g_row, mut gs_row) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for &n in &ns {
+                    let rows = |sym: bool| -> Vec<usize> {
+                        (0..n_train.len())
+                            .filter(|&i| {
+                                n_train[i] == n
+                                    && width[i] == w
+                                    && prior[i] == p
+                                    && rho[i] == r
+                                    && (objective[i] != "mfvi") == sym
+                            })
+                            .collect()
+                    };
+                    let mf = rows(false);
+                    let ratios: Vec<f64> = mf.iter().map(|&i| mi[i] / ln_g[i]).collect();
+                    let gains: Vec<f64> = rows(true)
+                        .iter()
+                        .filter_map(|&i| {
+                            mf.iter()
+                                .find(|&&j| seed[j] == seed[i])
+                                .map(|&j| lg[i] - lg[j])
+                        })
+                        .collect();
+                    let stat = |v: &[f64]| match v.len() {
+                        0 => (None, None),
+                        1 => (Some(v[0]), None),
+                        _ => {
+                            let (m, sd) = mean_sd(v);
+                            (Some(m), Some(sd))
+                        }
+                    };
+                    let ((rm, rs), (gm, gs)) = (stat(&ratios), stat(&gains));
+                    if let (Some(rm), Some(gm)) = (rm, gm) {
+                        cells.push((w, n, rm, gm, gs));
+                    }
+                    r_row.push(rm);
+                    rs_row.push(rs);
+                    g_row.push(gm);
+                    gs_row.push(gs);
+                }
+                ratio.0.push(r_row);
+                ratio.1.push(rs_row);
+                gain.0.push(g_row);
+                gain.1.push(gs_row);
+            }
+            if cells.is_empty() {
+                continue;
+            }
+            let columns: Vec<String> = ns.iter().map(|n| number(*n, 6)).collect();
+            let rows: Vec<String> = widths.iter().map(|w| number(*w, 6)).collect();
+            let heat = |(values, spread): Grid, label: &str, range, diverging| HeatMap {
+                columns: columns.clone(),
+                rows: rows.clone(),
+                values,
+                spread,
+                value_label: label.into(),
+                range,
+                diverging,
+            };
+            let (r0, r1) = cells
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), c| {
+                    (a.min(c.2), b.max(c.2))
+                });
+            let overlap = cells.iter().filter(|c| c.2 < 0.9).count();
+            let mut i_plot = PlotSpec::new(
+                &format!("i_over_ln_g_{tag}"),
+                &format!("I / ln|G| of the MFVI posterior, prior scale {p}, ρ0 = {r}"),
+                "N (training images)",
+                "hidden width",
+            );
+            i_plot.heat = Some(heat(ratio, "I / ln|G|", Some((0.0, 1.0)), false));
+            figures.push(Figure {
+                plot: i_plot,
+                caption: format!(
+                    "I/ln|G| of the trained MFVI posteriors runs from {} to {}; it is below 0.9 (units overlap) in {overlap} of {} cells.",
+                    number(r0, 3),
+                    number(r1, 3),
+                    cells.len()
+                ),
+            });
+            let best = cells
+                .iter()
+                .max_by(|a, b| a.3.total_cmp(&b.3))
+                .expect("not empty");
+            let positive = cells.iter().filter(|c| c.3 > 0.0).count();
+            let mut g_plot = PlotSpec::new(
+                &format!("gain_{tag}"),
+                &format!("L^G/N gain of symmetrizing, prior scale {p}, ρ0 = {r}"),
+                "N (training images)",
+                "hidden width",
+            );
+            g_plot.heat = Some(heat(gain, "nats per point", None, true));
+            figures.push(Figure {
+                plot: g_plot,
+                caption: format!(
+                    "The gain is positive in {positive} of {} cells; the largest is {} ± {} nats per point (sd over seeds) at width {}, N = {}.",
+                    cells.len(),
+                    number(best.3, 2),
+                    best.4.map_or("–".into(), |s| number(s, 2)),
+                    best.0,
+                    best.1
+                ),
+            });
+        }
+        Ok(figures)
+    }
+
     fn experiment(&self) -> Experiment {
         Experiment::SymmetryRegime
     }
@@ -341,24 +497,11 @@ impl Study for SymmetryRegime {
         let mut md = format!(
             "{used}; each run reads the first N training images and the first min(N, {n_test}) test images (the limit applies to both splits). 784-d-10 ReLU nets, prior N(0, s²) with s in the table, {epochs} epochs, batch 100, lr 1e-3; MFVI against the symmetrized objective (exact I up to width 12, the sandwich lower bound with K = 16 above). I of each trained posterior: exact (the permanent) where computable, else the midpoint of the sandwich interval with K = 64 and S = {mi_s}, cut to [0, ln|G|] where I always lies (its largest half-width over the seeds, relative to ln|G|, in its own column). Training took {train_total:.0} s summed over the {n_runs} runs. Gains are symmetrized minus MFVI, paired by seed, mean ± sd over the seeds; accuracy and NLL on those test images. Cells not in the table were not run (the design is in the experiment's documentation and in REPRODUCTION.md).\n\n| prior s | ρ0 | width | N | seeds | MFVI accuracy (%) | I/ln\\|G\\| (MFVI) | half-width/ln\\|G\\| | I/ln\\|G\\| (sym.) | L^G/N gain | accuracy gain (points) | NLL gain |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         );
-        let mut plots = Vec::new();
         for &(prior, rho) in &design.inits {
-            let tag = if prior == 1.0 {
-                format!("rho{rho}")
-            } else {
-                format!("prior{prior}_rho{rho}")
-            };
-            let (mut ratio, mut ratio_sd, mut gain, mut gain_sd) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for &w in &design.widths {
-                let (mut r_row, mut rs_row, mut g_row, mut gs_row) =
-                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for &n in &design.ns {
                     let key = (n, w, (prior, rho));
                     let Some(seeds) = design.seeds(key) else {
-                        for row in [&mut r_row, &mut rs_row, &mut g_row, &mut gs_row] {
-                            row.push(None);
-                        }
                         continue;
                     };
                     let (mf, sy) = (pick(key, false), pick(key, true));
@@ -383,76 +526,16 @@ impl Study for SymmetryRegime {
                     let g = paired(&lg);
                     let acc = paired(&|c| 100.0 * c.accuracy);
                     let nll = paired(&|c| c.nll);
-                    // One seed has no spread to print.
-                    let sd = |v: f64| (seeds > 1).then_some(v);
-                    r_row.push(Some(rm.0));
-                    rs_row.push(sd(rm.1));
-                    g_row.push(Some(g.0));
-                    gs_row.push(sd(g.1));
                     md.push_str(&format!(
                         "| {prior} | {rho} | {w} | {n} | {seeds} | {:.1} ± {:.1} | {:.3} ± {:.3} | {half:.1e} | {:.3} ± {:.3} | {:+.2e} ± {:.1e} | {:+.2} ± {:.2} | {:+.4} ± {:.4} |\n",
                         accuracy.0, accuracy.1, rm.0, rm.1, rs.0, rs.1, g.0, g.1, acc.0, acc.1, nll.0, nll.1
                     ));
                 }
-                ratio.push(r_row);
-                ratio_sd.push(rs_row);
-                gain.push(g_row);
-                gain_sd.push(gs_row);
-            }
-            // The gain's colour scale is symmetric about 0, so that its middle colour is
-            // "no change".
-            let largest = gain
-                .iter()
-                .flatten()
-                .flatten()
-                .fold(0.0, |m: f64, g| m.max(g.abs()));
-            let gain_range = (largest > 0.0).then_some((-largest, largest));
-            let columns: Vec<String> = design.ns.iter().map(|n| n.to_string()).collect();
-            let rows: Vec<String> = design.widths.iter().map(|w| w.to_string()).collect();
-            for (name, title, values, spread, label, range) in [
-                (
-                    format!("i_over_ln_g_{tag}"),
-                    format!("I / ln|G| of the MFVI posterior, prior scale {prior}, rho0 = {rho}"),
-                    ratio,
-                    ratio_sd,
-                    "I / ln|G|",
-                    Some((0.0, 1.0)),
-                ),
-                (
-                    format!("gain_{tag}"),
-                    format!("L^G/N gain of symmetrizing, prior scale {prior}, rho0 = {rho}"),
-                    gain,
-                    gain_sd,
-                    "nats per point",
-                    gain_range,
-                ),
-            ] {
-                plots.push(PlotSpec {
-                    heat: Some(HeatMap {
-                        columns: columns.clone(),
-                        rows: rows.clone(),
-                        values,
-                        spread,
-                        value_label: label.into(),
-                        range,
-                    }),
-                    errors: Vec::new(),
-                    paths: Vec::new(),
-                    name,
-                    title,
-                    x_label: "N (training images)".into(),
-                    y_label: "hidden width".into(),
-                    log_x: false,
-                    log_y: false,
-                    lines: false,
-                    series: Vec::new(),
-                });
             }
         }
         Ok(Reproduction {
             experiment: Experiment::SymmetryRegime,
             tables: vec![table],
-            plots,
             summary: md,
             samples: None,
             wall_s: 0.0,

@@ -11,8 +11,10 @@ use crate::execute::Schedule;
 use crate::journal::exact;
 use crate::rng::child_seed;
 use crate::study::experiment::{
-    Experiment, PlotSpec, ReproduceOptions, Reproduction, Study, contour_segments, ellipse, mean_sd,
+    Experiment, Figure, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
+    contour_segments, ellipse, grouped_plot, mean_sd,
 };
+use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::train::{TrainConfig, train};
 use crate::weights::Arch;
@@ -38,9 +40,8 @@ pub(crate) const BATCH: usize = 10;
 /// The unnormalized log posterior of the 2-parameter model under `setting` on an `n × n`
 /// grid of `[−lim, lim]²`, for the training data of seed 0 at slope `alpha`.
 pub(crate) struct PosteriorGrid {
-    /// The grid's coordinates along either axis.
-    pub(crate) axis: Vec<f64>,
-    /// `(w1, w2, log posterior)`, `w1 = axis[k / n]`, `w2 = axis[k % n]`.
+    /// `(w1, w2, log posterior)`, `w1 = axis[k / n]`, `w2 = axis[k % n]` for one axis of
+    /// `n` evenly spaced coordinates.
     pub(crate) points: Vec<(f64, f64, f64)>,
     /// The largest log posterior on the grid.
     pub(crate) max: f64,
@@ -71,7 +72,7 @@ impl PosteriorGrid {
             })
             .collect();
         let max = points.iter().map(|g| g.2).fold(f64::NEG_INFINITY, f64::max);
-        Ok(PosteriorGrid { axis, points, max })
+        Ok(PosteriorGrid { points, max })
     }
 }
 
@@ -217,6 +218,94 @@ pub(crate) fn train_run(
 pub struct TractableBnn;
 
 impl Study for TractableBnn {
+    /// The exact posterior with the fitted q ([`posterior_figure`]), and `test_mse`:
+    /// test MSE against α per method, ours (mean ± SE over seeds) beside the paper's
+    /// means, on a log axis (the values span a decade; the paper's sds exceed its means,
+    /// so they are not drawn: the summary lists them).
+    fn figures(&self, tables: &[Table]) -> Result<Vec<Figure>> {
+        let runs = crate::study::table::find(tables, "runs")?;
+        let grid = tables
+            .iter()
+            .find(|t| t.name.starts_with("exact_posterior_alpha_"))
+            .ok_or_else(|| {
+                crate::error::Error::invalid(
+                    "tables",
+                    "exact_posterior_alpha_*",
+                    "not in the report",
+                )
+            })?;
+        let (alpha, method, mse) = (
+            runs.reals("alpha")?,
+            runs.texts("method")?,
+            runs.reals("test_mse")?,
+        );
+        let (mut plot, groups) = grouped_plot(
+            PlotSpec::new(
+                "test_mse",
+                "Test MSE against α (ours: mean ± SE over seeds)",
+                "α",
+                "test MSE",
+            ),
+            &method,
+            &alpha,
+            &mse,
+            0.004,
+        );
+        plot.log_y = true;
+        for (i, (m, pts, _)) in groups.iter().enumerate() {
+            let sgm = m != "mfvi";
+            let paper = pts
+                .iter()
+                .map(|&(a, _)| (a + 0.004 * (i as f64 - 0.5), paper_mse(a, sgm).0))
+                .collect();
+            plot = plot.series(
+                &format!("{m} (paper, mean)"),
+                paper,
+                None,
+                SeriesStyle::reference(i),
+            );
+        }
+        let mean_of = |m: &str| {
+            groups
+                .iter()
+                .find(|g| g.0 == m)
+                .map(|g| g.1.clone())
+                .unwrap_or_default()
+        };
+        let (mf, sg) = (mean_of("mfvi"), mean_of("sgm-k2"));
+        let lower = mf.iter().zip(&sg).filter(|(a, b)| b.1 < a.1).count();
+        let range = |v: &[(f64, f64)]| {
+            let (a, b) = v
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                    (a.min(p.1), b.max(p.1))
+                });
+            format!("{}–{}", number(a, 2), number(b, 2))
+        };
+        Ok(vec![
+            posterior_figure(runs, grid)?,
+            Figure {
+                plot,
+                caption: format!(
+                    "Our test MSE is {} for MFVI and {} for SGM (lower than MFVI's at {lower} of {} α); the paper's means: {} and {}.",
+                    range(&mf),
+                    range(&sg),
+                    mf.len(),
+                    range(
+                        &mf.iter()
+                            .map(|&(a, _)| (a, paper_mse(a, false).0))
+                            .collect::<Vec<_>>()
+                    ),
+                    range(
+                        &mf.iter()
+                            .map(|&(a, _)| (a, paper_mse(a, true).0))
+                            .collect::<Vec<_>>()
+                    ),
+                ),
+            },
+        ])
+    }
+
     fn experiment(&self) -> Experiment {
         Experiment::TractableBnn
     }
@@ -303,14 +392,7 @@ impl Study for TractableBnn {
                 "sigma_w2",
                 Values::F64(runs.iter().map(|r| r.sigma[1]).collect()),
             );
-        let paper_mse = |a: f64, sgm: bool| -> (f64, f64) {
-            let i = alphas_index(a);
-            if sgm {
-                [(0.09, 0.19), (0.09, 0.17), (0.10, 0.15), (0.12, 0.16)][i]
-            } else {
-                [(0.11, 0.22), (0.12, 0.16), (0.13, 0.15), (0.18, 0.19)][i]
-            }
-        };
+        let paper_mse = paper_mse;
         let paper_elbo = |a: f64, sgm: bool| -> (f64, f64) {
             let i = alphas_index(a);
             if sgm {
@@ -372,11 +454,8 @@ impl Study for TractableBnn {
         // The exact posterior on a grid for the first α, seed 0.
         let a0 = alphas[0];
         let n_grid = if o.quick { 41 } else { 121 };
-        let PosteriorGrid {
-            axis,
-            points: grid,
-            max,
-        } = PosteriorGrid::new(o, &Setting::REPRODUCTION, a0, 3.0 * a0.max(0.05), n_grid)?;
+        let PosteriorGrid { points: grid, max } =
+            PosteriorGrid::new(o, &Setting::REPRODUCTION, a0, 3.0 * a0.max(0.05), n_grid)?;
         let grid_table = Table::new(&format!("exact_posterior_alpha_{a0}"))
             .with("w1", Values::F64(grid.iter().map(|g| g.0).collect()))
             .with("w2", Values::F64(grid.iter().map(|g| g.1).collect()))
@@ -384,115 +463,134 @@ impl Study for TractableBnn {
                 "log_posterior_unnormalized",
                 Values::F64(grid.iter().map(|g| g.2 - max).collect()),
             );
-        let means = |sgm: bool| -> Vec<(f64, f64)> {
-            jobs.iter()
-                .zip(&runs)
-                .filter(|(j, _)| j.0 == a0 && j.2 == sgm)
-                .map(|(_, r)| (r.mu[0], r.mu[1]))
-                .collect()
-        };
-        // The exact posterior as contours at 0.5, 2 and 4.5 nats below its maximum (a
-        // Gaussian's 1, 2 and 3 σ), and for three seeds each method's q as 1- and 2-σ
-        // ellipses; SGM's q^G also as its swapped component q(g⁻¹·ω).
-        let z: Vec<f64> = grid.iter().map(|g| g.2 - max).collect();
-        let contours: Vec<Vec<(f64, f64)>> = [-0.5, -2.0, -4.5]
-            .iter()
-            .flat_map(|&level| contour_segments(&axis, &axis, &z, level))
-            .collect();
-        let ellipses = |sgm: bool, swapped: bool| -> Vec<Vec<(f64, f64)>> {
-            jobs.iter()
-                .zip(&runs)
-                .filter(|(j, _)| j.0 == a0 && j.2 == sgm && j.1 < 3)
-                .flat_map(|(_, r)| {
-                    let (m, s) = if swapped {
-                        ((r.mu[1], r.mu[0]), (r.sigma[1], r.sigma[0]))
-                    } else {
-                        ((r.mu[0], r.mu[1]), (r.sigma[0], r.sigma[1]))
-                    };
-                    [ellipse(m, s, 1.0), ellipse(m, s, 2.0)]
-                })
-                .collect()
-        };
-        let per_alpha = |sgm: bool, paper: bool| -> (Vec<(f64, f64)>, Vec<f64>) {
-            alphas
-                .iter()
-                .map(|&a| {
-                    if paper {
-                        let (m, sd) = paper_mse(a, sgm);
-                        ((a, m), sd)
-                    } else {
-                        let v: Vec<f64> = jobs
-                            .iter()
-                            .zip(&runs)
-                            .filter(|(j, _)| j.0 == a && j.2 == sgm)
-                            .map(|(_, r)| r.mse)
-                            .collect();
-                        let (m, sd) = mean_sd(&v);
-                        ((a, m), sd)
-                    }
-                })
-                .unzip()
-        };
-        let (ours_mfvi, sd_mfvi) = per_alpha(false, false);
-        let (ours_sgm, sd_sgm) = per_alpha(true, false);
-        let (paper_mfvi, psd_mfvi) = per_alpha(false, true);
-        let (paper_sgm, psd_sgm) = per_alpha(true, true);
-        let plots = vec![
-            PlotSpec {
-                heat: None,
-                errors: Vec::new(),
-                paths: vec![
-                    (
-                        "exact posterior: 1, 2, 3 σ-equivalent contours".into(),
-                        contours,
-                    ),
-                    ("SGM K=2 q^G: both components (3 seeds)".into(), {
-                        let mut e = ellipses(true, false);
-                        e.extend(ellipses(true, true));
-                        e
-                    }),
-                    ("MFVI q: 1 and 2 σ (3 seeds)".into(), ellipses(false, false)),
-                ],
-                name: format!("posterior_alpha_{a0}"),
-                title: format!("Exact posterior and variational q, alpha = {a0}"),
-                x_label: "w1".into(),
-                y_label: "w2".into(),
-                log_x: false,
-                log_y: false,
-                lines: false,
-                series: vec![
-                    ("MFVI means (all seeds)".into(), means(false)),
-                    ("SGM K=2 means".into(), means(true)),
-                ],
-            },
-            PlotSpec {
-                heat: None,
-                errors: vec![Some(sd_mfvi), Some(sd_sgm), Some(psd_mfvi), Some(psd_sgm)],
-                paths: Vec::new(),
-                name: "test_mse".into(),
-                title: "Test MSE against alpha (mean ± sd over seeds), ours and the paper's".into(),
-                x_label: "alpha".into(),
-                y_label: "test MSE".into(),
-                log_x: false,
-                log_y: false,
-                lines: true,
-                series: vec![
-                    ("MFVI (ours)".into(), ours_mfvi),
-                    ("SGM K=2 (ours)".into(), ours_sgm),
-                    ("MFVI (paper)".into(), paper_mfvi),
-                    ("SGM K=2 (paper)".into(), paper_sgm),
-                ],
-            },
-        ];
         Ok(Reproduction {
             experiment: Experiment::TractableBnn,
             tables: vec![table, grid_table],
-            plots,
             summary: md,
             samples: None,
             wall_s: 0.0,
         })
     }
+}
+
+/// The paper's test MSE (mean, sd over seeds) at α ∈ {0.05, 0.1, 0.15, 0.2}, MFVI or
+/// SGM with K = 2.
+fn paper_mse(a: f64, sgm: bool) -> (f64, f64) {
+    let i = alphas_index(a);
+    if sgm {
+        [(0.09, 0.19), (0.09, 0.17), (0.10, 0.15), (0.12, 0.16)][i]
+    } else {
+        [(0.11, 0.22), (0.12, 0.16), (0.13, 0.15), (0.18, 0.19)][i]
+    }
+}
+
+/// `posterior_alpha_<α>`: the exact posterior (contours 0.5, 2 and 4.5 nats below its
+/// maximum: a Gaussian's 1, 2 and 3 σ) with each method's q (1- and 2-σ ellipses, three
+/// seeds; SGM's q^G with both components) and means (every seed).
+fn posterior_figure(runs: &Table, grid: &Table) -> Result<Figure> {
+    let a0: f64 = grid
+        .name
+        .trim_start_matches("exact_posterior_alpha_")
+        .parse()
+        .map_err(|_| crate::error::Error::invalid("table", &grid.name, "names no α"))?;
+    let (w1, w2, z) = (
+        grid.reals("w1")?,
+        grid.reals("w2")?,
+        grid.reals("log_posterior_unnormalized")?,
+    );
+    // The grid is w1-major over one axis: w2 runs through the axis for each w1.
+    let n = (w1.len() as f64).sqrt().round() as usize;
+    let axis: Vec<f64> = w2.iter().take(n).copied().collect();
+    let contours: Vec<Vec<(f64, f64)>> = if n * n == w1.len() && n > 1 {
+        [-0.5, -2.0, -4.5]
+            .iter()
+            .flat_map(|&level| contour_segments(&axis, &axis, &z, level))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (alpha, seed, method) = (
+        runs.reals("alpha")?,
+        runs.reals("seed")?,
+        runs.texts("method")?,
+    );
+    let (m1, m2, s1, s2) = (
+        runs.reals("mu_w1")?,
+        runs.reals("mu_w2")?,
+        runs.reals("sigma_w1")?,
+        runs.reals("sigma_w2")?,
+    );
+    let rows = |sgm: bool| -> Vec<usize> {
+        (0..alpha.len())
+            .filter(|&i| alpha[i] == a0 && (method[i] != "mfvi") == sgm)
+            .collect()
+    };
+    let ellipses = |sgm: bool, swapped: bool| -> Vec<Vec<(f64, f64)>> {
+        rows(sgm)
+            .into_iter()
+            .filter(|&i| seed[i] < 3.0)
+            .flat_map(|i| {
+                let (m, s) = if swapped {
+                    ((m2[i], m1[i]), (s2[i], s1[i]))
+                } else {
+                    ((m1[i], m2[i]), (s1[i], s2[i]))
+                };
+                [ellipse(m, s, 1.0), ellipse(m, s, 2.0)]
+            })
+            .collect()
+    };
+    let means = |sgm: bool| {
+        rows(sgm)
+            .into_iter()
+            .map(|i| (m1[i], m2[i]))
+            .collect::<Vec<_>>()
+    };
+    let mut plot = PlotSpec::new(
+        &format!("posterior_alpha_{a0}"),
+        &format!("Exact posterior and variational q, α = {a0}"),
+        "w1",
+        "w2",
+    );
+    plot.paths = vec![
+        (
+            "exact posterior: 1, 2, 3 σ-equivalent contours".into(),
+            contours,
+        ),
+        ("SGM K=2 q^G: both components (3 seeds)".into(), {
+            let mut e = ellipses(true, false);
+            e.extend(ellipses(true, true));
+            e
+        }),
+        ("MFVI q: 1 and 2 σ (3 seeds)".into(), ellipses(false, false)),
+    ];
+    plot = plot
+        .series(
+            "MFVI means (all seeds)",
+            means(false),
+            None,
+            SeriesStyle::own(0).points(),
+        )
+        .series(
+            "SGM K=2 means",
+            means(true),
+            None,
+            SeriesStyle::own(1).points(),
+        );
+    let on_axis = |sgm: bool| {
+        let r = rows(sgm);
+        let near = r
+            .iter()
+            .filter(|&&i| m1[i].abs().min(m2[i].abs()) < 0.25 * m1[i].abs().max(m2[i].abs()))
+            .count();
+        (near, r.len())
+    };
+    let ((nm, tm), (ns, ts)) = (on_axis(false), on_axis(true));
+    Ok(Figure {
+        plot,
+        caption: format!(
+            "At α = {a0}, {nm} of {tm} MFVI means and {ns} of {ts} SGM means sit near an axis (one weight under a quarter of the other): on one of the posterior's two symmetric modes."
+        ),
+    })
 }
 
 fn alphas_index(a: f64) -> usize {

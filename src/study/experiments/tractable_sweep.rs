@@ -10,11 +10,10 @@
 use crate::error::Result;
 use crate::execute::Schedule;
 use crate::study::experiment::{
-    Experiment, PlotSpec, ReproduceOptions, Reproduction, Study, mean_sd,
+    Experiment, Figure, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study, mean_sd,
+    mean_se_by,
 };
-use crate::study::experiments::tractable_bnn::{
-    BATCH, N_POINTS, PosteriorGrid, Run, Setting, train_run,
-};
+use crate::study::experiments::tractable_bnn::{BATCH, N_POINTS, Run, Setting, train_run};
 use crate::study::table::{Table, Values};
 
 /// The paper's α = 0.1 row (Tables 2–3): (test MSE, L/N, L^G/N) for MFVI and SGM K = 2.
@@ -60,6 +59,143 @@ fn reported(st: &Setting, r: &Run) -> (f64, f64) {
 pub struct TractableSweep;
 
 impl Study for TractableSweep {
+    /// `sweep_mse_elbo_<normalisation>`: per normalisation of the reported ELBO (two
+    /// figures: the two do not share an axis), each swept setting's test MSE against its
+    /// reported L/N at α = 0.1, the mean over seeds, coloured by prior scale and shaped
+    /// by method, beside the paper's two points; `rerun_means_alpha_0.1`: the means of
+    /// every rerun's q at α = 0.1 beside the posterior's two modes.
+    fn figures(&self, tables: &[Table]) -> Result<Vec<Figure>> {
+        let sweep = crate::study::table::find(tables, "sweep")?;
+        let (noise, tau, prior) = (
+            sweep.reals("noise_std")?,
+            sweep.reals("tau")?,
+            sweep.reals("prior_scale")?,
+        );
+        let (norm, method) = (sweep.texts("normalisation")?, sweep.texts("method")?);
+        let (mse, elbo) = (
+            sweep.reals("test_mse")?,
+            sweep.reals("reported_elbo_per_point")?,
+        );
+        let mut norms = norm.clone();
+        norms.sort();
+        norms.dedup();
+        let mut priors = prior.clone();
+        priors.sort_by(f64::total_cmp);
+        priors.dedup();
+        let mut figures = Vec::new();
+        for nm in &norms {
+            let mut plot = PlotSpec::new(
+                &format!("sweep_mse_elbo_{}", nm.replace(' ', "_")),
+                &format!(
+                    "Sweep at α = 0.1, ELBO normalised {nm}: one point per setting (mean over seeds)"
+                ),
+                "test MSE",
+                "L / N as reported",
+            );
+            plot.log_x = true;
+            let mut closest = (f64::INFINITY, String::new());
+            for (c, &p) in priors.iter().enumerate() {
+                for (shape, m) in ["MFVI", "SGM K=2"].into_iter().enumerate() {
+                    let rows: Vec<usize> = (0..norm.len())
+                        .filter(|&i| norm[i] == *nm && prior[i] == p && method[i] == m)
+                        .collect();
+                    // One point per (noise, τ): the mean over its seeds.
+                    let labels: Vec<String> = rows
+                        .iter()
+                        .map(|&i| format!("{} {}", noise[i], tau[i]))
+                        .collect();
+                    let x: Vec<f64> = rows.iter().map(|_| 0.0).collect();
+                    let mses = mean_se_by(
+                        &labels,
+                        &x,
+                        &rows.iter().map(|&i| mse[i]).collect::<Vec<_>>(),
+                    );
+                    let elbos = mean_se_by(
+                        &labels,
+                        &x,
+                        &rows.iter().map(|&i| elbo[i]).collect::<Vec<_>>(),
+                    );
+                    let points: Vec<(f64, f64)> = mses
+                        .iter()
+                        .zip(&elbos)
+                        .filter_map(|(a, b)| Some((a.1.first()?.1, b.1.first()?.1)))
+                        .collect();
+                    let paper = if shape == 0 { PAPER_MFVI } else { PAPER_SGM };
+                    for ((setting, _, _), &(x, y)) in mses.iter().zip(&points) {
+                        let d = (x / paper.0).ln().abs() + ((y - paper.1) / paper.1).abs();
+                        if d < closest.0 {
+                            closest = (d, format!("{m} at prior {p}, noise and τ {setting}"));
+                        }
+                    }
+                    let style = SeriesStyle::own(c).points().shaped(2 * shape);
+                    plot = plot.series(&format!("{m}, prior scale {p}"), points, None, style);
+                }
+            }
+            plot = plot
+                .series(
+                    "the paper's MFVI",
+                    vec![(PAPER_MFVI.0, PAPER_MFVI.1)],
+                    None,
+                    SeriesStyle::reference(6).points(),
+                )
+                .series(
+                    "the paper's SGM K=2",
+                    vec![(PAPER_SGM.0, PAPER_SGM.1)],
+                    None,
+                    SeriesStyle::reference(7).points(),
+                );
+            figures.push(Figure {
+                plot,
+                caption: format!(
+                    "With the ELBO normalised {nm}, the swept settings spread over the plane; the one nearest the paper's (MSE, L/N) is {}.",
+                    closest.1
+                ),
+            });
+        }
+        let rerun = crate::study::table::find(tables, "rerun")?;
+        let (alpha, r_method) = (rerun.reals("alpha")?, rerun.texts("method")?);
+        let (m1, m2, dist) = (
+            rerun.reals("mu_w1")?,
+            rerun.reals("mu_w2")?,
+            rerun.reals("mode_distance")?,
+        );
+        let a0 = 0.1;
+        let mut plot = PlotSpec::new(
+            "rerun_means_alpha_0.1",
+            "The rerun at the closest setting: each run's means at α = 0.1",
+            "w1",
+            "w2",
+        );
+        let mut distances = Vec::new();
+        for (c, m) in ["MFVI", "SGM K=2"].into_iter().enumerate() {
+            let rows: Vec<usize> = (0..alpha.len())
+                .filter(|&i| alpha[i] == a0 && r_method[i] == m)
+                .collect();
+            distances.push(mean_sd(&rows.iter().map(|&i| dist[i]).collect::<Vec<_>>()).0);
+            plot = plot.series(
+                &format!("{m} means"),
+                rows.iter().map(|&i| (m1[i], m2[i])).collect(),
+                None,
+                SeriesStyle::own(c).points(),
+            );
+        }
+        plot = plot.series(
+            "the posterior's modes (α, −α), (−α, α)",
+            vec![(a0, -a0), (-a0, a0)],
+            None,
+            SeriesStyle::reference(5).points(),
+        );
+        figures.push(Figure {
+            plot,
+            caption: format!(
+                "MFVI's means sit at a mean distance of {} from the nearer mode and SGM's at {} (0: on a mode, 1: half way between them).",
+                crate::study::format::number(distances[0], 2),
+                crate::study::format::number(distances[1], 2)
+            ),
+        });
+        Ok(figures)
+    }
+
     fn experiment(&self) -> Experiment {
         Experiment::TractableSweep
     }
@@ -345,91 +481,9 @@ impl Study for TractableSweep {
             yes(below_ln2)
         ));
 
-        // The exact posterior at the chosen setting with each run's means, α = 0.1.
-        let a0 = 0.1;
-        let n_grid = if o.quick { 41 } else { 121 };
-        let PosteriorGrid {
-            points: grid, max, ..
-        } = PosteriorGrid::new(o, &chosen, a0, 3.0 * a0, n_grid)?;
-        let means = |sgm: bool| -> Vec<(f64, f64)> {
-            rjobs
-                .iter()
-                .zip(&rruns)
-                .filter(|(j, _)| j.0 == a0 && j.2 == sgm)
-                .map(|(_, r)| (r.mu[0], r.mu[1]))
-                .collect()
-        };
-        let plots = vec![
-            PlotSpec {
-                heat: None,
-                errors: Vec::new(),
-                paths: Vec::new(),
-                name: "rerun_posterior_alpha_0.1".into(),
-                title: format!(
-                    "Exact posterior (top 3 nats) and VI means: noise {}, tau = {}, s = {}, {}",
-                    chosen.noise_std,
-                    chosen.precision,
-                    chosen.prior_scale,
-                    chosen.normalisation()
-                ),
-                x_label: "w1".into(),
-                y_label: "w2".into(),
-                log_x: false,
-                log_y: false,
-                lines: false,
-                series: vec![
-                    (
-                        "exact posterior, top 3 nats".into(),
-                        grid.iter()
-                            .filter(|g| g.2 > max - 3.0)
-                            .map(|g| (g.0, g.1))
-                            .collect(),
-                    ),
-                    ("MFVI means".into(), means(false)),
-                    ("SGM K=2 means".into(), means(true)),
-                    ("modes".into(), vec![(a0, -a0), (-a0, a0)]),
-                ],
-            },
-            PlotSpec {
-                heat: None,
-                errors: Vec::new(),
-                paths: Vec::new(),
-                name: "sweep_mse_elbo".into(),
-                title: "Sweep at alpha = 0.1: test MSE and reported L/N per run, and the paper's"
-                    .into(),
-                x_label: "test MSE".into(),
-                y_label: "L / N as reported".into(),
-                log_x: true,
-                log_y: false,
-                lines: false,
-                series: vec![
-                    (
-                        "MFVI runs".into(),
-                        jobs.iter()
-                            .zip(&runs)
-                            .filter(|(j, _)| !j.2)
-                            .map(|(j, r)| (r.mse, reported(&j.0, r).0))
-                            .collect(),
-                    ),
-                    (
-                        "SGM K=2 runs".into(),
-                        jobs.iter()
-                            .zip(&runs)
-                            .filter(|(j, _)| j.2)
-                            .map(|(j, r)| (r.mse, reported(&j.0, r).0))
-                            .collect(),
-                    ),
-                    (
-                        "paper (MFVI, SGM)".into(),
-                        vec![(PAPER_MFVI.0, PAPER_MFVI.1), (PAPER_SGM.0, PAPER_SGM.1)],
-                    ),
-                ],
-            },
-        ];
         Ok(Reproduction {
             experiment: Experiment::TractableSweep,
             tables: vec![sweep_table, rerun_table],
-            plots,
             summary: md,
             samples: None,
             wall_s: 0.0,
