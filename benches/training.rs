@@ -21,10 +21,16 @@ use mi_est::weights::Likelihood;
 fn mnist_60k() -> Dataset {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     if let Some(full) = mi_est::data::fetch::local_mnist() {
-        return load_mnist(&full, MnistSplit::Train, None).expect("the full MNIST");
+        return load_mnist(&full, MnistSplit::Train, None, &Default::default())
+            .expect("the full MNIST");
     }
-    let small =
-        load_mnist(&root.join("data/mnist-small"), MnistSplit::Train, None).expect("bundled MNIST");
+    let small = load_mnist(
+        &root.join("data/mnist-small"),
+        MnistSplit::Train,
+        None,
+        &Default::default(),
+    )
+    .expect("bundled MNIST");
     let n = small.len();
     let x = Mat::from_fn(60_000, 784, |r, c| small.x()[(r % n, c)]);
     let labels = match small.targets() {

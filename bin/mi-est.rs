@@ -37,24 +37,19 @@ fn as_flags(message: &str) -> String {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
-    let mut limits = mi_est::resources::Limits::default_for_machine();
-    if let Some(g) = cli.max_memory_gib {
-        limits.max_bytes = g * (1u64 << 30) as f64;
-    }
-    if let Some(h) = cli.max_hours {
-        limits.max_seconds = h * 3600.0;
-    }
-    limits.set()?;
+    // The limits every command passes on to what it computes (no global).
+    let limits = mi_est::resources::Limits::new(cli.max_memory_gib, cli.max_hours)?;
+    let l = &limits;
     match cli.command {
-        None => cli::demo::demo(DemoArgs::parse_from(["demo"])),
-        Some(Command::Demo(a)) => cli::demo::demo(a),
-        Some(Command::Train(a)) => cli::train::train(a),
-        Some(Command::Run(a)) => cli::run::run(a),
-        Some(Command::Merge(a)) => cli::merge::merge(a),
+        None => cli::demo::demo(DemoArgs::parse_from(["demo"]), l),
+        Some(Command::Demo(a)) => cli::demo::demo(a, l),
+        Some(Command::Train(a)) => cli::train::train(a, l),
+        Some(Command::Run(a)) => cli::run::run(a, l),
+        Some(Command::Merge(a)) => cli::merge::merge(a, l),
         Some(Command::Data(a)) => cli::data::data(a),
-        Some(Command::Inspect(a)) => cli::inspect::inspect(a),
-        Some(Command::Spec(a)) => cli::spec::spec(a),
-        Some(Command::Page(a)) => cli::page::page(a),
-        Some(Command::Reproduce(a)) => cli::reproduce::reproduce(a),
+        Some(Command::Inspect(a)) => cli::inspect::inspect(a, l),
+        Some(Command::Spec(a)) => cli::spec::spec(a, l),
+        Some(Command::Page(a)) => cli::page::page(a, l),
+        Some(Command::Reproduce(a)) => cli::reproduce::reproduce(a, l),
     }
 }

@@ -29,6 +29,8 @@ pub struct DemoConfig {
     pub n_samples: usize,
     /// Contrast sizes K of the InfoNCE estimates.
     pub ks: Vec<usize>,
+    /// The memory and time the estimates may take.
+    pub limits: crate::resources::Limits,
 }
 
 impl Default for DemoConfig {
@@ -40,6 +42,7 @@ impl Default for DemoConfig {
             rho: -3.0,
             n_samples: 200,
             ks: vec![2, 16, 256],
+            limits: crate::resources::Limits::default(),
         }
     }
 }
@@ -130,7 +133,13 @@ pub fn run_demo(config: &DemoConfig) -> Result<DemoReport> {
         max_density_change = max_density_change.max((gq.ln_q(&gw)? - q.ln_q(&w)?).abs());
     }
     let mut estimates = Vec::new();
-    if let Some(exact) = exact_estimate(&q, config.n_samples, config.seed, ExactLimits::FULL)? {
+    if let Some(exact) = exact_estimate(
+        &q,
+        config.n_samples,
+        config.seed,
+        ExactLimits::FULL,
+        &config.limits,
+    )? {
         estimates.push(exact);
     }
     for &k in &config.ks {
@@ -138,7 +147,7 @@ pub fn run_demo(config: &DemoConfig) -> Result<DemoReport> {
             InfoNce::new(k)?
                 .samples(config.n_samples)?
                 .seed(config.seed)
-                .estimate(&q)?,
+                .estimate_within(&q, &config.limits)?,
         );
     }
     Ok(DemoReport {

@@ -24,7 +24,7 @@ pub fn posterior(data: &[u8]) {
 
 /// An IDX file, gzipped or not.
 pub fn idx(data: &[u8]) {
-    let _ = crate::data::idx_from_bytes(data, Path::new("fuzz.idx"));
+    let _ = crate::data::idx_from_bytes(data, Path::new("fuzz.idx"), &Default::default());
 }
 
 /// A CSV data set, read both as regression (one target) and as classification.

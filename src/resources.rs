@@ -16,8 +16,6 @@
 //! 8 GiB where that cannot be read) and 72 hours; [`Limits::set`] changes them for the
 //! process (the CLI's `--max-memory-gib` and `--max-hours`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use crate::error::{Error, Result};
 
 /// Estimated peak memory (bytes) and wall time (seconds on one thread).
@@ -53,7 +51,9 @@ impl Cost {
     }
 }
 
-/// Process-wide limits.
+/// The limits a computation runs within: a value in the settings of whatever runs it
+/// (the command's `--max-memory-gib`/`--max-hours`, Python's `max_memory_gib`/`max_hours`,
+/// or [`Limits::default`], the machine's), passed to every check; no global.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Limits {
     /// Largest peak memory allowed, bytes.
@@ -62,8 +62,12 @@ pub struct Limits {
     pub max_seconds: f64,
 }
 
-static MAX_BYTES: AtomicU64 = AtomicU64::new(0);
-static MAX_SECONDS: AtomicU64 = AtomicU64::new(0);
+impl Default for Limits {
+    /// The machine's: half of the available memory, 72 hours.
+    fn default() -> Self {
+        Limits::default_for_machine()
+    }
+}
 
 /// Nanoseconds per parameter per permutation on the generic path.
 pub const NS_PARAM_PERM: f64 = 0.65;
@@ -99,46 +103,28 @@ impl Limits {
         }
     }
 
-    /// The limits in force (the defaults until [`set`](Self::set)).
-    pub fn current() -> Self {
-        let (b, s) = (
-            MAX_BYTES.load(Ordering::Relaxed),
-            MAX_SECONDS.load(Ordering::Relaxed),
-        );
-        let default = || Limits::default_for_machine();
-        Limits {
-            max_bytes: if b == 0 {
-                default().max_bytes
-            } else {
-                f64::from_bits(b)
-            },
-            max_seconds: if s == 0 {
-                default().max_seconds
-            } else {
-                f64::from_bits(s)
-            },
-        }
-    }
-
-    /// Sets the limits for the process.
+    /// The machine's limits with either replaced: `max_memory_gib` GiB of memory,
+    /// `max_hours` hours.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for a limit that is not positive.
-    pub fn set(self) -> Result<()> {
-        if self.max_bytes.is_nan() || self.max_bytes <= 0.0 {
-            return Err(Error::invalid("max_memory", self.max_bytes, "must be > 0"));
+    /// [`Error::InvalidParameter`] naming `max_memory_gib` or `max_hours` when it is not
+    /// a positive number.
+    pub fn new(max_memory_gib: Option<f64>, max_hours: Option<f64>) -> Result<Self> {
+        let mut limits = Limits::default_for_machine();
+        if let Some(g) = max_memory_gib {
+            if g.is_nan() || g <= 0.0 {
+                return Err(Error::invalid("max_memory_gib", g, "must be > 0"));
+            }
+            limits.max_bytes = g * (1u64 << 30) as f64;
         }
-        if self.max_seconds.is_nan() || self.max_seconds <= 0.0 {
-            return Err(Error::invalid(
-                "max_hours",
-                self.max_seconds / 3600.0,
-                "must be > 0",
-            ));
+        if let Some(h) = max_hours {
+            if h.is_nan() || h <= 0.0 {
+                return Err(Error::invalid("max_hours", h, "must be > 0"));
+            }
+            limits.max_seconds = h * 3600.0;
         }
-        MAX_BYTES.store(self.max_bytes.to_bits(), Ordering::Relaxed);
-        MAX_SECONDS.store(self.max_seconds.to_bits(), Ordering::Relaxed);
-        Ok(())
+        Ok(limits)
     }
 }
 
@@ -180,7 +166,11 @@ pub fn format_seconds(s: f64) -> String {
 /// # Errors
 ///
 /// [`Error::Io`] naming the path; [`Error::ResourceLimit`] with the estimate.
-pub fn read_within_limits(path: &std::path::Path, held_per_byte: f64) -> Result<Vec<u8>> {
+pub fn read_within_limits(
+    path: &std::path::Path,
+    held_per_byte: f64,
+    limits: &Limits,
+) -> Result<Vec<u8>> {
     use std::io::Read;
     let io = |e| Error::io(path, e);
     let file = std::fs::File::open(path).map_err(io)?;
@@ -194,9 +184,10 @@ pub fn read_within_limits(path: &std::path::Path, held_per_byte: f64) -> Result<
         check(
             &format!("reading {} ({size} bytes)", path.display()),
             cost(size),
+            limits,
         )?;
     }
-    let cap = (Limits::current().max_bytes / held_per_byte) as u64;
+    let cap = (limits.max_bytes / held_per_byte) as u64;
     let mut bytes = Vec::new();
     file.take(cap.saturating_add(1))
         .read_to_end(&mut bytes)
@@ -206,18 +197,18 @@ pub fn read_within_limits(path: &std::path::Path, held_per_byte: f64) -> Result<
         check(
             &format!("reading {} ({read} bytes or more)", path.display()),
             cost(read),
+            limits,
         )?;
     }
     Ok(bytes)
 }
 
-/// Refuses `cost` if it exceeds the [`Limits::current`], spread over `threads`.
+/// Refuses `cost` if it exceeds `limits`, its time spread over the threads available.
 ///
 /// # Errors
 ///
 /// [`Error::ResourceLimit`] naming `what`, the estimate and the limit.
-pub fn check(what: &str, cost: Cost) -> Result<()> {
-    let limits = Limits::current();
+pub fn check(what: &str, cost: Cost, limits: &Limits) -> Result<()> {
     let threads = rayon::current_num_threads().max(1) as f64;
     let seconds = cost.seconds / threads;
     if cost.bytes > limits.max_bytes || seconds > limits.max_seconds || !seconds.is_finite() {
@@ -241,16 +232,24 @@ mod tests {
         assert_eq!(format_bytes(1536.0), "1.5 KiB");
         assert_eq!(format_seconds(90.0), "90.0 s");
         assert!(format_seconds(1e12).contains("years"));
-        assert!(check("nothing", Cost::default()).is_ok());
-        let e = check("huge", Cost::ops(1e30, 1.0)).unwrap_err();
+        let l = Limits::default();
+        assert!(check("nothing", Cost::default(), &l).is_ok());
+        let e = check("huge", Cost::ops(1e30, 1.0), &l).unwrap_err();
         assert!(
             e.to_string().contains("huge") && e.to_string().contains("years"),
             "{e}"
         );
-        let e = check("big", Cost::default().with_bytes(1e30)).unwrap_err();
+        let e = check("big", Cost::default().with_bytes(1e30), &l).unwrap_err();
         assert!(
             e.to_string().contains("PiB") || e.to_string().contains("e"),
             "{e}"
         );
+        // Limits are a value: a small one refuses what the machine's allows.
+        let small = Limits::new(Some(1e-6), Some(1e-6)).unwrap();
+        let work = Cost::ops(1e9, 10.0).with_bytes(1e6);
+        assert!(check("work", work, &l).is_ok());
+        assert!(check("work", work, &small).is_err());
+        assert!(Limits::new(Some(0.0), None).is_err());
+        assert!(Limits::new(None, Some(f64::NAN)).is_err());
     }
 }

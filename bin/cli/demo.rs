@@ -7,7 +7,7 @@ use mi_est::demo::{DemoConfig, run_demo};
 use super::args::DemoArgs;
 use super::values::*;
 
-pub(crate) fn demo(args: DemoArgs) -> Result<()> {
+pub(crate) fn demo(args: DemoArgs, limits: &mi_est::resources::Limits) -> Result<()> {
     let config = DemoConfig {
         widths: args.widths,
         activation: args.activation,
@@ -15,6 +15,7 @@ pub(crate) fn demo(args: DemoArgs) -> Result<()> {
         rho: args.rho,
         n_samples: args.samples,
         ks: args.k,
+        limits: *limits,
     };
     print!("{}", run_demo(&config).map_err(|e| flagged(e, DEMO_FLAGS))?);
     Ok(())

@@ -5,7 +5,7 @@ use anyhow::Result;
 use super::args::MergeArgs;
 use super::run::print_report;
 
-pub(crate) fn merge(a: MergeArgs) -> Result<()> {
-    print_report(&mi_est::report::merge(&a.out, a.overwrite)?);
+pub(crate) fn merge(a: MergeArgs, limits: &mi_est::resources::Limits) -> Result<()> {
+    print_report(&mi_est::report::merge(&a.out, a.overwrite, limits)?);
     Ok(())
 }

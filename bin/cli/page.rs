@@ -5,9 +5,9 @@ use anyhow::Result;
 use super::args::PageArgs;
 
 /// `mi-est page`: each folder's index.html from what it holds.
-pub(crate) fn page(a: PageArgs) -> Result<()> {
+pub(crate) fn page(a: PageArgs, limits: &mi_est::resources::Limits) -> Result<()> {
     for dir in &a.dirs {
-        let p = mi_est::report::folder_page(dir)?;
+        let p = mi_est::report::folder_page(dir, limits)?;
         println!("wrote {}", p.display());
     }
     Ok(())

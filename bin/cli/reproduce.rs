@@ -10,7 +10,7 @@ use super::args::ReproduceArgs;
 use super::data::resolve_mnist;
 use super::observer::CliObserver;
 
-pub(crate) fn reproduce(a: ReproduceArgs) -> Result<()> {
+pub(crate) fn reproduce(a: ReproduceArgs, limits: &mi_est::resources::Limits) -> Result<()> {
     use mi_est::study::reproduce::ReproduceOptions;
     let experiment = a.experiment;
     let samples = match &a.samples_from {
@@ -37,6 +37,7 @@ pub(crate) fn reproduce(a: ReproduceArgs) -> Result<()> {
         observer: Some(std::sync::Arc::new(CliObserver::new("[reproduce]", "runs"))),
         journal: None,
         samples,
+        limits: *limits,
     };
     eprintln!(
         "[reproduce] {} ({}) started",

@@ -9,7 +9,7 @@ use super::data::resolve_mnist;
 use super::observer::CliObserver;
 use super::values::*;
 
-pub(crate) fn run(a: RunArgs) -> Result<()> {
+pub(crate) fn run(a: RunArgs, limits: &mi_est::resources::Limits) -> Result<()> {
     // `--data mnist` is $MI_EST_MNIST when set, else the data cache (fetched now).
     let data = match a.data.as_deref() {
         Some(d) => {
@@ -47,6 +47,7 @@ pub(crate) fn run(a: RunArgs) -> Result<()> {
                 spec: spec.as_ref().map(|s| &s.spec),
                 layers: a.layers.as_ref().map(|l| l.0.as_slice()),
                 prior_scale: a.prior_scale,
+                limits: *limits,
             };
             let loaded = mi_est::grid::load_posteriors(&posteriors, read)?;
             let (kinds, note) = mi_est::grid::default_estimators(&loaded);
@@ -69,6 +70,7 @@ pub(crate) fn run(a: RunArgs) -> Result<()> {
         repeats: a.repeats,
         seed: a.seed,
         shard,
+        limits: *limits,
     };
     let options = mi_est::report::RunOptions {
         out: a.out.clone(),

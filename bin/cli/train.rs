@@ -66,7 +66,7 @@ impl mi_est::observe::Observer for Progress {
     }
 }
 
-pub(crate) fn train(a: TrainArgs) -> Result<()> {
+pub(crate) fn train(a: TrainArgs, limits: &mi_est::resources::Limits) -> Result<()> {
     let data = resolve_mnist(a.data.clone(), "train")?;
     let likelihood = a.likelihood.unwrap_or_else(|| data.default_likelihood());
     let objective = match a.objective {
@@ -109,6 +109,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         elbo_samples: a.elbo_samples,
         eval_k: a.eval_k,
         mi_samples: a.mi_samples,
+        limits: *limits,
     };
     let progress = Progress::new(run.config.epochs as u64);
     let report = run_training(&run, &progress).map_err(|e| flagged(e, TRAIN_FLAGS))?;

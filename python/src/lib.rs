@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use mi_est::estimators::EstimatorKind;
+use mi_est::resources::Limits;
 use mi_est::estimators::{ESTIMATOR_NAMES, Estimate, Sandwich, estimator_by_name};
 use mi_est::grid::{GridConfig, LoadedPosterior, RawRow, RawValue, run_grid};
 use mi_est::io::{PosteriorFile, Recognised};
@@ -29,6 +30,12 @@ fn to_py(e: mi_est::Error) -> PyErr {
         mi_est::Error::Io { .. } => PyOSError::new_err(message),
         _ => PyValueError::new_err(message),
     }
+}
+
+/// The limits of a call: the machine's, with `max_memory_gib` and `max_hours` where
+/// given (as the command's `--max-memory-gib` and `--max-hours`).
+fn limits(max_memory_gib: Option<f64>, max_hours: Option<f64>) -> PyResult<Limits> {
+    Limits::new(max_memory_gib, max_hours).map_err(to_py)
 }
 
 fn parse_spec(spec: Option<&str>) -> PyResult<Option<PermutationSpec>> {
@@ -100,17 +107,19 @@ impl Posterior {
     /// A posterior file (safetensors or .npz), under `spec` (JSON) if given, with the
     /// layers in the forward order `layers` (names) if given.
     #[staticmethod]
-    #[pyo3(signature = (path, spec=None, layers=None))]
+    #[pyo3(signature = (path, spec=None, layers=None, max_memory_gib=None))]
     fn load(
         py: Python<'_>,
         path: PathBuf,
         spec: Option<&str>,
         layers: Option<Vec<String>>,
+        max_memory_gib: Option<f64>,
     ) -> PyResult<Self> {
         let spec = parse_spec(spec)?;
         let options = mi_est::io::ReadOptions {
             spec: spec.as_ref(),
             layers: layers.as_deref(),
+            limits: limits(max_memory_gib, None)?,
             ..Default::default()
         };
         let (file, how) = py
@@ -255,7 +264,8 @@ fn estimate_dict<'py>(
 
 /// `I(g; ω)` of `posterior` by `estimator`; the GIL is released while it runs.
 #[pyfunction]
-#[pyo3(signature = (posterior, estimator_name, k, samples, seed))]
+#[pyo3(signature = (posterior, estimator_name, k, samples, seed, max_memory_gib=None, max_hours=None))]
+#[allow(clippy::too_many_arguments)]
 fn estimate<'py>(
     py: Python<'py>,
     posterior: &Bound<'py, Posterior>,
@@ -263,19 +273,26 @@ fn estimate<'py>(
     k: Option<usize>,
     samples: usize,
     seed: u64,
+    max_memory_gib: Option<f64>,
+    max_hours: Option<f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let q = &posterior.get().file.posterior;
+    let limits = limits(max_memory_gib, max_hours)?;
     if estimator_name == "sandwich" {
         let k = k.ok_or_else(|| PyValueError::new_err("invalid `k` = None: sandwich needs K"))?;
         let s = Sandwich::new(k)
             .and_then(|s| s.samples(samples))
             .map_err(to_py)?
             .seed(seed);
-        let (lower, upper) = py.detach(|| s.estimate_both(q)).map_err(to_py)?;
+        let (lower, upper) = py
+            .detach(|| s.estimate_both_within(q, &limits))
+            .map_err(to_py)?;
         return estimate_dict(py, lower, Some(upper));
     }
     let e = estimator_by_name(q, estimator_name, k, samples, seed).map_err(to_py)?;
-    let est = py.detach(|| e.estimate(q)).map_err(to_py)?;
+    let est = py
+        .detach(|| e.estimate_within(q, &limits))
+        .map_err(to_py)?;
     estimate_dict(py, est, None)
 }
 
@@ -297,7 +314,7 @@ fn row_dict<'py>(py: Python<'py>, r: &RawRow) -> PyResult<Bound<'py, PyDict>> {
 /// The grid of `mi-est run` over `posteriors` (file paths, or (id, posterior) pairs), as
 /// its raw rows: the same items, seeds and numbers as the command with the same settings.
 #[pyfunction]
-#[pyo3(signature = (paths, objects, estimators, ks, samples, repeats, seed, spec=None, layers=None))]
+#[pyo3(signature = (paths, objects, estimators, ks, samples, repeats, seed, spec=None, layers=None, max_memory_gib=None, max_hours=None))]
 #[allow(clippy::too_many_arguments)]
 fn grid<'py>(
     py: Python<'py>,
@@ -310,12 +327,16 @@ fn grid<'py>(
     seed: u64,
     spec: Option<&str>,
     layers: Option<Vec<String>>,
+    max_memory_gib: Option<f64>,
+    max_hours: Option<f64>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
     let spec = parse_spec(spec)?;
     let kinds = EstimatorKind::parse_list(&estimators).map_err(to_py)?;
+    let limits = limits(max_memory_gib, max_hours)?;
     let options = mi_est::io::ReadOptions {
         spec: spec.as_ref(),
         layers: layers.as_deref(),
+        limits,
         ..Default::default()
     };
     let mut loaded = py
@@ -335,6 +356,7 @@ fn grid<'py>(
         repeats,
         seed,
         shard: (0, 1),
+        limits,
     }
     .check()
     .map_err(to_py)?;

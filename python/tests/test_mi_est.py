@@ -335,3 +335,23 @@ def test_a_pyro_guide_reads_from_the_live_guide():
                                   for n in ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")])
         np.testing.assert_allclose(q.mu(), flat_mu, rtol=1e-15)
         np.testing.assert_allclose(q.sigma(), 0.05, rtol=1e-6)
+
+
+def test_limits_are_set_per_call():
+    """Limits are a value of each call (no global): the same estimate is refused within a
+    tiny memory or time limit and runs within the machine's, in one process; a file is
+    refused before it is read; a limit that is not a positive number is refused by name."""
+    p = mi_est.Posterior.load(BUNDLED)
+    with pytest.raises(ValueError, match="would need about"):
+        mi_est.estimate(p, "infonce", k=64, samples=50, max_memory_gib=1e-9)
+    with pytest.raises(ValueError, match="would need about"):
+        mi_est.estimate(p, "sandwich", k=64, samples=50, max_hours=1e-12)
+    assert mi_est.estimate(p, "infonce", k=64, samples=50).value > 0
+    with pytest.raises(ValueError, match="would need about"):
+        mi_est.grid(BUNDLED, estimators=["infonce"], k=[4], samples=20, repeats=1, max_memory_gib=1e-9)
+    assert len(mi_est.grid(BUNDLED, estimators=["infonce"], k=[4], samples=20, repeats=1, output="records")) == 1
+    with pytest.raises(ValueError, match="would need about"):
+        mi_est.Posterior.load(BUNDLED, max_memory_gib=1e-9)
+    for bad in (0, -1, float("nan"), "2", True):
+        with pytest.raises(ValueError, match="max_memory_gib"):
+            mi_est.estimate(p, "infonce", k=4, samples=10, max_memory_gib=bad)

@@ -17,8 +17,13 @@ use crate::posterior::LARGEST;
 /// [`Error::Io`] if unreadable; [`Error::BadFile`] naming the line and column of a
 /// non-numeric or non-finite value, a row with the wrong number of columns, a
 /// non-integer or negative label, or no data rows.
-pub fn load_csv(path: &Path, n_targets: usize, classification: bool) -> Result<Dataset> {
-    let bytes = crate::resources::read_within_limits(path, HELD_PER_BYTE)?;
+pub fn load_csv(
+    path: &Path,
+    n_targets: usize,
+    classification: bool,
+    limits: &crate::resources::Limits,
+) -> Result<Dataset> {
+    let bytes = crate::resources::read_within_limits(path, HELD_PER_BYTE, limits)?;
     csv_from_bytes(&bytes, path, n_targets, classification)
 }
 

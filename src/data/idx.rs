@@ -38,9 +38,9 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
 /// [`Error::Io`] if the file cannot be read; [`Error::BadFile`] for a corrupt gzip
 /// stream, a wrong magic number or type, or a data length that disagrees with the
 /// header; [`Error::ResourceLimit`] for data that would not fit in the memory limit.
-pub fn read_idx(path: &Path) -> Result<IdxArray> {
+pub fn read_idx(path: &Path, limits: &crate::resources::Limits) -> Result<IdxArray> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    idx_from_reader(std::io::BufReader::new(file), path)
+    idx_from_reader(std::io::BufReader::new(file), path, limits)
 }
 
 /// Parses IDX bytes, gzipped or not (`path` only names the source in errors).
@@ -48,20 +48,28 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 /// # Errors
 ///
 /// As [`read_idx`].
-pub fn idx_from_bytes(raw: &[u8], path: &Path) -> Result<IdxArray> {
-    idx_from_reader(raw, path)
+pub fn idx_from_bytes(
+    raw: &[u8],
+    path: &Path,
+    limits: &crate::resources::Limits,
+) -> Result<IdxArray> {
+    idx_from_reader(raw, path, limits)
 }
 
 /// [`read_idx`] from any reader.
-fn idx_from_reader(mut r: impl std::io::BufRead, path: &Path) -> Result<IdxArray> {
+fn idx_from_reader(
+    mut r: impl std::io::BufRead,
+    path: &Path,
+    limits: &crate::resources::Limits,
+) -> Result<IdxArray> {
     let gzip = r
         .fill_buf()
         .map_err(|e| Error::io(path, e))?
         .starts_with(&[0x1f, 0x8b]);
     if gzip {
-        read_stream(GzDecoder::new(r), path, "corrupt gzip stream")
+        read_stream(GzDecoder::new(r), path, "corrupt gzip stream", limits)
     } else {
-        read_stream(r, path, "cannot read")
+        read_stream(r, path, "cannot read", limits)
     }
 }
 
@@ -73,7 +81,12 @@ const HELD_PER_BYTE: f64 = 9.0;
 
 /// Reads an IDX array from a stream: the header, a check of its size, then exactly
 /// the data it declares.
-fn read_stream(mut r: impl Read, path: &Path, broken: &str) -> Result<IdxArray> {
+fn read_stream(
+    mut r: impl Read,
+    path: &Path,
+    broken: &str,
+    limits: &crate::resources::Limits,
+) -> Result<IdxArray> {
     let failed = |e: std::io::Error| bad(path, format!("{broken}: {e}"));
     // Reads up to `buf.len()` bytes, fewer only at the end of the stream.
     let fill = |r: &mut dyn Read, buf: &mut [u8]| -> std::io::Result<usize> {
@@ -121,6 +134,7 @@ fn read_stream(mut r: impl Read, path: &Path, broken: &str) -> Result<IdxArray> 
     crate::resources::check(
         &format!("reading {} ({dims:?} in its header)", path.display()),
         crate::resources::Cost::default().with_bytes(n as f64 * HELD_PER_BYTE),
+        limits,
     )?;
     let mut data = vec![0u8; n];
     let got = fill(&mut r, &mut data).map_err(failed)?;
@@ -166,7 +180,7 @@ fn check_magic(head: &[u8]) -> std::result::Result<(), String> {
 /// Parses IDX bytes (not gzipped), as [`read_stream`] does.
 #[cfg(test)]
 fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
-    read_stream(bytes, Path::new("x"), "cannot read").map_err(|e| match e {
+    read_stream(bytes, Path::new("x"), "cannot read", &Default::default()).map_err(|e| match e {
         Error::BadFile { reason, .. } => reason,
         other => other.to_string(),
     })
@@ -224,15 +238,20 @@ pub fn find_mnist_file(dir: &Path, stem: &str) -> Result<PathBuf> {
 ///
 /// Missing files ([`Error::Io`]), malformed files, image/label count mismatch, images
 /// that are not 28×28, or labels above 9 ([`Error::BadFile`]).
-pub fn load_mnist(dir: &Path, split: MnistSplit, limit: Option<usize>) -> Result<Dataset> {
+pub fn load_mnist(
+    dir: &Path,
+    split: MnistSplit,
+    limit: Option<usize>,
+    limits: &crate::resources::Limits,
+) -> Result<Dataset> {
     let (images, labels) = match split {
         MnistSplit::Train => (mnist_stems()[0], mnist_stems()[1]),
         MnistSplit::Test => (mnist_stems()[2], mnist_stems()[3]),
     };
     let img_path = find_mnist_file(dir, images)?;
     let lab_path = find_mnist_file(dir, labels)?;
-    let images = read_idx(&img_path)?;
-    let labels = read_idx(&lab_path)?;
+    let images = read_idx(&img_path, limits)?;
+    let labels = read_idx(&lab_path, limits)?;
     if images.dims.len() != 3 {
         return Err(bad(
             &img_path,
@@ -347,13 +366,13 @@ mod tests {
         // 2,000 images declared, 64 MiB of zeros behind them.
         let bomb = gz(idx([0, 0, 8, 3], &[2000, 28, 28], &[]), 64 << 20);
         assert!(bomb.len() < 200_000, "{}", bomb.len());
-        let e = idx_from_bytes(&bomb, Path::new("bomb.gz"))
+        let e = idx_from_bytes(&bomb, Path::new("bomb.gz"), &Default::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("but the file has more"), "{e}");
         // 4 G images of 1 byte: over any memory limit, refused from the header alone.
         let huge = gz(idx([0, 0, 8, 1], &[u32::MAX], &[]), 0);
-        let e = idx_from_bytes(&huge, Path::new("huge.gz"))
+        let e = idx_from_bytes(&huge, Path::new("huge.gz"), &Default::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("would need about"), "{e}");

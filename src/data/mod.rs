@@ -255,16 +255,21 @@ impl DataSpec {
     ///
     /// # Errors
     ///
-    /// The readers' errors, naming the file.
-    pub fn load(&self, likelihood: Likelihood, seed: u64) -> Result<(Dataset, Option<Dataset>)> {
+    /// The readers' errors, naming the file; a data set beyond `limits`.
+    pub fn load(
+        &self,
+        likelihood: Likelihood,
+        seed: u64,
+        limits: &crate::resources::Limits,
+    ) -> Result<(Dataset, Option<Dataset>)> {
         Ok(match self {
             DataSpec::Mnist { dir, limit } => (
-                load_mnist(dir, MnistSplit::Train, *limit)?,
-                Some(load_mnist(dir, MnistSplit::Test, *limit)?),
+                load_mnist(dir, MnistSplit::Train, *limit, limits)?,
+                Some(load_mnist(dir, MnistSplit::Test, *limit, limits)?),
             ),
             DataSpec::Csv { path } => {
                 let classification = matches!(likelihood, Likelihood::Softmax);
-                (load_csv(path, 1, classification)?, None)
+                (load_csv(path, 1, classification, limits)?, None)
             }
             DataSpec::Abs { alpha } => (
                 abs_regression(100, *alpha, 0.0, seed)?,
@@ -276,6 +281,7 @@ impl DataSpec {
                 crate::resources::check(
                     &format!("the data set {self}"),
                     crate::resources::Cost::default().with_bytes(values * 8.0),
+                    limits,
                 )?;
                 (
                     gaussian_mixture(1000, *n_classes, *dim, 2.0, seed, 0)?,

@@ -138,7 +138,7 @@ impl Dataset {
 ///
 /// [`Error::InvalidParameter`] for `n_samples = 0`, a bad prior scale, or an expected
 /// log-likelihood that is not finite (outputs that overflow f64); the errors of
-/// [`Dataset::check_fits`].
+/// [`Dataset::check_fits`]; [`Error::ResourceLimit`] for work beyond `limits`.
 pub fn elbo(
     q: &MeanFieldGaussian,
     likelihood: Likelihood,
@@ -146,12 +146,14 @@ pub fn elbo(
     prior_scale: f64,
     n_samples: usize,
     seed: u64,
+    limits: &crate::resources::Limits,
 ) -> Result<ElboEstimate> {
     crate::estimators::check_samples(n_samples)?;
     data.check_fits(q.mlp()?, likelihood)?;
     crate::resources::check(
         &format!("the ELBO of {n_samples} draws on {} rows", data.len()),
         elbo_cost(q.mlp()?, data.len(), n_samples),
+        limits,
     )?;
     let kl = q.kl_to_prior(prior_scale)?;
     // Draws in groups; every draw of a group reads one block of rows at a time while it

@@ -69,23 +69,20 @@ impl MiEstimator for ExactEnumeration {
     ///
     /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for `S = 0`;
     /// [`Error::GroupTooLarge`](crate::Error::GroupTooLarge) above the element limit.
-    fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
-        // Fixed tensors that pin units: estimate on their stabilizer.
-        if let Some(e) = super::on_stabilizer(
-            q,
-            EstimatorId::ExactEnumeration,
-            None,
-            self.n_samples,
-            self.seed,
-            |r| self.estimate(r),
-        )? {
-            return Ok(e);
-        }
+    fn sampling(&self) -> (Option<usize>, usize, u64) {
+        (None, self.n_samples, self.seed)
+    }
+
+    fn estimate_unpinned(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<Estimate> {
         let started = Instant::now();
         let space = q.space();
         let group = space.group();
         group.check_enumerable(self.max_elements)?;
-        crate::resources::check(MiEstimator::name(self), self.cost(q))?;
+        crate::resources::check(MiEstimator::name(self), self.cost(q), limits)?;
         let ln_order = group.ln_order();
         let p = q.n_params();
         let init = || (vec![0.0; p], vec![0.0; p], space.action(&group.identity()));

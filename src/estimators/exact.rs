@@ -89,17 +89,18 @@ pub fn exact_estimator(
 ///
 /// # Errors
 ///
-/// The estimator's other errors.
+/// The estimator's other errors; work beyond `resources`.
 pub fn exact_estimate(
     q: &MeanFieldGaussian,
     n_samples: usize,
     seed: u64,
     limits: ExactLimits,
+    resources: &crate::resources::Limits,
 ) -> Result<Option<Estimate>> {
     let Some(est) = exact_estimator(q, n_samples, seed, limits)? else {
         return Ok(None);
     };
-    match est.estimate(q) {
+    match est.estimate_within(q, resources) {
         Ok(e) => Ok(Some(e)),
         Err(Error::WidthTooLarge { .. }) => Ok(None),
         Err(Error::InvalidParameter { field, .. }) if field == "margin" => Ok(None),
@@ -134,7 +135,9 @@ mod tests {
         assert_eq!(chosen(&[2, 6, 6, 1], full), Some(ExactEnumeration));
         assert_eq!(chosen(&[2, 6, 6, 1], cheap), None);
         let q = demo_posterior(&[2, 3, 4, 1], Activation::Relu, 0, -3.0).unwrap();
-        let e = exact_estimate(&q, 3, 1, cheap).unwrap().unwrap();
+        let e = exact_estimate(&q, 3, 1, cheap, &Default::default())
+            .unwrap()
+            .unwrap();
         assert_eq!((e.estimator, e.n_samples), (ExactEnumeration, 3));
     }
 }

@@ -144,20 +144,17 @@ impl MiEstimator for InfoNce {
     ///
     /// [`Error::UnsupportedArchitecture`] for [`InfoNcePath::UnitCost`] on a net without
     /// exactly one hidden layer.
-    fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
-        // Fixed tensors that pin units: estimate on their stabilizer.
-        if let Some(e) = super::on_stabilizer(
-            q,
-            EstimatorId::InfoNce,
-            Some(self.k),
-            self.n_samples,
-            self.seed,
-            |r| self.estimate(r),
-        )? {
-            return Ok(e);
-        }
+    fn sampling(&self) -> (Option<usize>, usize, u64) {
+        (Some(self.k), self.n_samples, self.seed)
+    }
+
+    fn estimate_unpinned(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<Estimate> {
         let started = Instant::now();
-        crate::resources::check(MiEstimator::name(self), self.cost(q))?;
+        crate::resources::check(MiEstimator::name(self), self.cost(q), limits)?;
         let space = q.space();
         let group = space.group();
         let unit_cost = self.unit_cost(q)?;

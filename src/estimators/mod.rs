@@ -73,7 +73,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::posterior::MeanFieldGaussian;
-use crate::resources::Cost;
+use crate::resources::{Cost, Limits};
 use crate::rng::{DrawRng, stream};
 
 /// The result of one estimate of `I(g; ω)`. All values in nats.
@@ -250,18 +250,49 @@ pub trait MiEstimator: Send + Sync {
         self.id().name()
     }
 
-    /// Estimates `I(g; ω)` for `q`.
+    /// The draws it makes: K (where it has one), the number of draws S and the seed (an
+    /// estimate on a stabilizer records them).
+    fn sampling(&self) -> (Option<usize>, usize, u64);
+
+    /// Estimates `I(g; ω)` for a `q` whose fixed tensors pin no unit, refusing work
+    /// beyond `limits`: what each estimator computes.
     ///
     /// # Errors
     ///
-    /// Architectures the estimator cannot handle and work beyond the resource limits,
-    /// each as a named [`Error`]. Settings cannot be invalid here: the constructors and
-    /// setters refuse bad ones, naming them.
-    fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate>;
+    /// As [`estimate_within`](Self::estimate_within).
+    fn estimate_unpinned(&self, q: &MeanFieldGaussian, limits: &Limits) -> Result<Estimate>;
+
+    /// Estimates `I(g; ω)` for `q` within `limits`. Where `q`'s fixed tensors pin units,
+    /// on their stabilizer ([`on_stabilizer`]): every estimator alike.
+    ///
+    /// # Errors
+    ///
+    /// Architectures the estimator cannot handle and work beyond `limits`, each as a
+    /// named [`Error`]. Settings cannot be invalid here: the constructors and setters
+    /// refuse bad ones, naming them.
+    fn estimate_within(&self, q: &MeanFieldGaussian, limits: &Limits) -> Result<Estimate> {
+        let (k, n_samples, seed) = self.sampling();
+        match on_stabilizer(q, self.id(), k, n_samples, seed, |r| {
+            self.estimate_within(r, limits)
+        })? {
+            Some(e) => Ok(e),
+            None => self.estimate_unpinned(q, limits),
+        }
+    }
+
+    /// [`estimate_within`](Self::estimate_within) the machine's limits
+    /// ([`Limits::default`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`estimate_within`](Self::estimate_within).
+    fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
+        self.estimate_within(q, &Limits::default())
+    }
 
     /// The estimated peak memory and single-thread time of [`estimate`](Self::estimate)
-    /// on `q` ([`crate::resources`]); `estimate` refuses with
-    /// [`Error::ResourceLimit`] what exceeds the limits.
+    /// on `q` ([`crate::resources`]); `estimate_within` refuses with
+    /// [`Error::ResourceLimit`] what exceeds its limits.
     fn cost(&self, q: &MeanFieldGaussian) -> Cost;
 }
 

@@ -75,14 +75,18 @@ impl MiEstimator for PairwiseBound {
     /// [`Error::UnsupportedArchitecture`](crate::Error::UnsupportedArchitecture) without
     /// exactly one hidden layer; [`Error::WidthTooLarge`](crate::Error::WidthTooLarge)
     /// when a wide layer's pruned blocks are too large.
-    fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
-        // Fixed tensors that pin units: estimate on their stabilizer.
-        if let Some(e) = super::on_stabilizer(q, self.id(), None, 1, 0, |r| self.estimate(r))? {
-            return Ok(e);
-        }
+    fn sampling(&self) -> (Option<usize>, usize, u64) {
+        (None, 1, 0)
+    }
+
+    fn estimate_unpinned(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<Estimate> {
         let started = Instant::now();
         let uc = UnitCost::new(q)?;
-        crate::resources::check(MiEstimator::name(self), self.cost(q))?;
+        crate::resources::check(MiEstimator::name(self), self.cost(q), limits)?;
         let d = uc.width();
         let div = match self {
             PairwiseBound::Bhattacharyya => uc.unit_divergence(bhattacharyya),

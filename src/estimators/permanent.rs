@@ -365,18 +365,15 @@ impl MiEstimator for ExactPermanent {
     /// [`Error::InvalidParameter`] for `S = 0`; [`Error::UnsupportedArchitecture`] unless
     /// there is exactly one hidden layer; [`Error::WidthTooLarge`] for a hidden width
     /// above [`MAX_PERMANENT_WIDTH`].
-    fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
-        // Fixed tensors that pin units: estimate on their stabilizer.
-        if let Some(e) = super::on_stabilizer(
-            q,
-            EstimatorId::ExactPermanent,
-            None,
-            self.n_samples,
-            self.seed,
-            |r| self.estimate(r),
-        )? {
-            return Ok(e);
-        }
+    fn sampling(&self) -> (Option<usize>, usize, u64) {
+        (None, self.n_samples, self.seed)
+    }
+
+    fn estimate_unpinned(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<Estimate> {
         let started = Instant::now();
         let uc = UnitCost::new(q)?;
         let d = uc.width();
@@ -386,7 +383,7 @@ impl MiEstimator for ExactPermanent {
                 max: MAX_PERMANENT_WIDTH,
             });
         }
-        crate::resources::check(MiEstimator::name(self), self.cost(q))?;
+        crate::resources::check(MiEstimator::name(self), self.cost(q), limits)?;
         let ln_order = ln_factorial(d);
         let p = q.n_params();
         let init = || {

@@ -252,20 +252,17 @@ impl MiEstimator for ExactPruned {
     ///
     /// [`Error::UnsupportedArchitecture`] without one hidden layer; [`Error::WidthTooLarge`]
     /// when a draw's blocks exceed the subset program's width.
-    fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
-        // Fixed tensors that pin units: estimate on their stabilizer.
-        if let Some(e) = super::on_stabilizer(
-            q,
-            EstimatorId::ExactPruned,
-            None,
-            self.n_samples,
-            self.seed,
-            |r| self.estimate(r),
-        )? {
-            return Ok(e);
-        }
+    fn sampling(&self) -> (Option<usize>, usize, u64) {
+        (None, self.n_samples, self.seed)
+    }
+
+    fn estimate_unpinned(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<Estimate> {
         let started = Instant::now();
-        crate::resources::check(MiEstimator::name(self), self.cost(q))?;
+        crate::resources::check(MiEstimator::name(self), self.cost(q), limits)?;
         let uc = UnitCost::new(q)?;
         let d = uc.width();
         let ln_order = ln_factorial(d);

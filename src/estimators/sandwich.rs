@@ -210,6 +210,19 @@ impl Sandwich {
     /// [`Error::ResourceLimit`] for work beyond the limits, and the proposal's errors for
     /// architectures it cannot handle.
     pub fn estimate_both(&self, q: &MeanFieldGaussian) -> Result<(Estimate, Estimate)> {
+        self.estimate_both_within(q, &crate::resources::Limits::default())
+    }
+
+    /// Both bounds from the same draws, within `limits`.
+    ///
+    /// # Errors
+    ///
+    /// As [`estimate_both`](Self::estimate_both).
+    pub fn estimate_both_within(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<(Estimate, Estimate)> {
         // Fixed tensors that pin units: estimate on their stabilizer.
         if let Some(both) = super::on_stabilizer_both(
             q,
@@ -217,7 +230,7 @@ impl Sandwich {
             Some(self.k),
             self.n_samples,
             self.seed,
-            |r| self.estimate_both(r),
+            |r| self.estimate_both_within(r, limits),
         )? {
             return Ok(both);
         }
@@ -229,7 +242,7 @@ impl Sandwich {
                 architecture: q.space().describe(),
             });
         }
-        crate::resources::check("the sandwich bounds", self.cost(q))?;
+        crate::resources::check("the sandwich bounds", self.cost(q), limits)?;
         let prop = GroupProposal::new(q, self.temperature, self.mix, self.balance);
         let ln_order = prop.ln_order();
         let p = q.n_params();
@@ -389,11 +402,33 @@ impl MiEstimator for SandwichBound {
         }
     }
 
+    fn sampling(&self) -> (Option<usize>, usize, u64) {
+        (
+            Some(self.sandwich.k),
+            self.sandwich.n_samples,
+            self.sandwich.seed,
+        )
+    }
+
+    /// Both bounds come from [`Sandwich::estimate_both_within`], which handles pinned
+    /// units itself (both bounds from the same draws of the stabilizer).
+    fn estimate_within(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<Estimate> {
+        self.estimate_unpinned(q, limits)
+    }
+
     /// # Errors
     ///
     /// As [`Sandwich::estimate_both`].
-    fn estimate(&self, q: &MeanFieldGaussian) -> Result<Estimate> {
-        let (lower, upper) = self.sandwich.estimate_both(q)?;
+    fn estimate_unpinned(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<Estimate> {
+        let (lower, upper) = self.sandwich.estimate_both_within(q, limits)?;
         Ok(match self.side {
             Side::Lower => lower,
             Side::Upper => upper,

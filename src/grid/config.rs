@@ -33,6 +33,10 @@ pub struct GridConfig {
     pub seed: u64,
     /// `(shard, n_shards)`: this process computes the items with index ≡ shard mod n.
     pub shard: (usize, usize),
+    /// The memory and time the grid may take ([`crate::resources::Limits::default`]:
+    /// the machine's); checked for the whole grid before any item runs, and by each
+    /// estimate.
+    pub limits: crate::resources::Limits,
 }
 
 impl GridConfig {

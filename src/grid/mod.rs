@@ -214,7 +214,11 @@ pub fn grid_cost(
     // Items run in parallel, one per thread: as many of the largest at once.
     let parallel = rayon::current_num_threads().clamp(1, items.len().max(1));
     total.bytes *= parallel as f64;
-    crate::resources::check(&format!("the grid of {} estimates", items.len()), total)?;
+    crate::resources::check(
+        &format!("the grid of {} estimates", items.len()),
+        total,
+        &config.limits,
+    )?;
     Ok(total)
 }
 
@@ -286,13 +290,13 @@ pub fn run_grid(
             let (est, upper): (Estimate, Option<Estimate>) = match item.estimator {
                 EstimatorKind::Sandwich => {
                     let (lower, upper) = item_sandwich(item, config, seed)
-                        .and_then(|sw| sw.estimate_both(q))
+                        .and_then(|sw| sw.estimate_both_within(q, &config.limits))
                         .map_err(named)?;
                     (lower, Some(upper))
                 }
                 _ => (
                     item_estimator(item, config, q, seed, &lp.id)?
-                        .estimate(q)
+                        .estimate_within(q, &config.limits)
                         .map_err(named)?,
                     None,
                 ),

@@ -56,10 +56,14 @@ pub(super) struct TensorSet<'a> {
 
 /// The tensors of a file's bytes: a safetensors file's views over `bytes`, or an `.npz`
 /// archive's arrays (decoded once, no copy kept of the inflated bytes).
-pub(super) fn tensor_set(bytes: &[u8]) -> Result<TensorSet<'_>> {
+pub(super) fn tensor_set<'a>(
+    bytes: &'a [u8],
+    limits: &crate::resources::Limits,
+) -> Result<TensorSet<'a>> {
     let here = Path::new("");
     if npz::is_zip(bytes) {
-        let arrays = npz::read_npz(bytes).map_err(|e| bad(here, format!("npz archive: {e}")))?;
+        let arrays =
+            npz::read_npz(bytes, limits).map_err(|e| bad(here, format!("npz archive: {e}")))?;
         let mut seen = std::collections::HashSet::new();
         if let Some((n, _, _)) = arrays.iter().find(|(n, _, _)| !seen.insert(n.as_str())) {
             return Err(bad(

@@ -26,6 +26,7 @@ use std::path::Path;
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::posterior::{LARGEST, MeanFieldGaussian, SigmaTransform};
+use crate::resources::Limits;
 use crate::symmetry::spec::PermutationSpec;
 use crate::symmetry::{SpecSpace, WeightSpace};
 use crate::weights::Likelihood;
@@ -78,6 +79,8 @@ pub struct ReadOptions<'a> {
     /// The prior scale s of N(0, s²I) where the file records none (`--prior-scale`);
     /// `None`: 1. A file's `prior_scale` metadata wins.
     pub prior_scale: Option<f64>,
+    /// The memory a read may take ([`Limits::default`]: the machine's).
+    pub limits: Limits,
 }
 
 impl<'a> ReadOptions<'a> {
@@ -145,7 +148,7 @@ pub fn load_with_bytes(path: &Path, options: ReadOptions<'_>) -> Result<(Posteri
 /// Reads and parses a posterior file: the file, what was recognised, and its bytes.
 fn read(path: &Path, options: ReadOptions<'_>) -> Result<(PosteriorFile, Recognised, Vec<u8>)> {
     // A posterior is held a few times over while it is read: refused by its size first.
-    let bytes = crate::resources::read_within_limits(path, npz::READ_COPIES)?;
+    let bytes = crate::resources::read_within_limits(path, npz::READ_COPIES, &options.limits)?;
     let (file, how) = parse(&bytes, options).map_err(in_file(path))?;
     Ok((file, how, bytes))
 }
@@ -262,25 +265,31 @@ fn parse(bytes: &[u8], options: ReadOptions<'_>) -> Result<(PosteriorFile, Recog
     if let Some(words) = foreign_format(bytes) {
         return Err(bad(Path::new(""), words));
     }
-    parse_set(tensor_set(bytes)?, options)
+    parse_set(tensor_set(bytes, &options.limits)?, options)
 }
 
 /// The spec of a file's layers read as a plain chain in forward order
 /// ([`PermutationSpec::sequential`]; the order as in [`load_with_bytes`], `layers` as
-/// `--layers`), for `mi-est spec --sequential`.
+/// `--layers`), for `mi-est spec --sequential`; the file read within `limits`.
 ///
 /// # Errors
 ///
-/// [`Error::Io`] if unreadable; [`Error::BadFile`] naming the file and the layer that
-/// has no weight or kernel, has both, or does not chain, or an order nothing states.
-pub fn sequential_spec(path: &Path, layers: Option<&[String]>) -> Result<PermutationSpec> {
+/// [`Error::Io`] if unreadable; [`Error::ResourceLimit`] for a file beyond `limits`;
+/// [`Error::BadFile`] naming the file and the layer that has no weight or kernel, has
+/// both, or does not chain, or an order nothing states.
+pub fn sequential_spec(
+    path: &Path,
+    layers: Option<&[String]>,
+    limits: &Limits,
+) -> Result<PermutationSpec> {
     let named = in_file(path);
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let set = tensor_set(&bytes).map_err(&named)?;
+    let bytes = crate::resources::read_within_limits(path, npz::READ_COPIES, limits)?;
+    let set = tensor_set(&bytes, limits).map_err(&named)?;
     let file_order = set.order.clone();
     let tensors = read_tensors(set).map_err(&named)?;
     let options = ReadOptions {
         layers,
+        limits: *limits,
         ..ReadOptions::default()
     };
     let (ordered, _) =

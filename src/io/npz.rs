@@ -32,12 +32,13 @@ pub fn is_zip(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")
 }
 
-/// Reads every array of an `.npz` archive, in archive order.
+/// Reads every array of an `.npz` archive, in archive order, refusing by their declared
+/// sizes what would not fit in `limits` before any is inflated.
 ///
 /// # Errors
 ///
 /// A message naming the member (or the archive structure) that could not be read.
-pub fn read_npz(bytes: &[u8]) -> Result<Vec<Array>, String> {
+pub fn read_npz(bytes: &[u8], limits: &crate::resources::Limits) -> Result<Vec<Array>, String> {
     const EOCD: &[u8] = b"PK\x05\x06";
     let tail = bytes.len().saturating_sub(65_557);
     let eocd = (tail..bytes.len().saturating_sub(21))
@@ -127,6 +128,7 @@ pub fn read_npz(bytes: &[u8]) -> Result<Vec<Array>, String> {
             members.len()
         ),
         crate::resources::Cost::default().with_bytes(2.0 * total as f64 * READ_COPIES),
+        limits,
     )
     .map_err(|e| e.to_string())?;
     let mut out = Vec::new();

@@ -109,8 +109,8 @@ const PARQUET_HELD_PER_BYTE: f64 = 64.0;
 ///
 /// [`Error::Io`], [`Error::ResourceLimit`] or [`Error::BadFile`] naming the file (not
 /// Parquet, a column of a type no report writes).
-pub fn read_table(path: &Path) -> Result<Table> {
-    let bytes = crate::resources::read_within_limits(path, PARQUET_HELD_PER_BYTE)?;
+pub fn read_table(path: &Path, limits: &crate::resources::Limits) -> Result<Table> {
+    let bytes = crate::resources::read_within_limits(path, PARQUET_HELD_PER_BYTE, limits)?;
     let bad = |reason: String| Error::BadFile {
         path: path.to_path_buf(),
         reason,

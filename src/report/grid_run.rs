@@ -135,10 +135,16 @@ pub fn run(
         spec: spec.as_ref().map(|s| &s.spec),
         layers: config.layers.as_deref(),
         prior_scale: config.prior_scale,
+        limits: config.limits,
     };
     let posteriors = load_posteriors(&config.posteriors, read)?;
     // The ELBO's data are checked before any estimate (they are used after them).
-    crate::study::grid::check_data(&posteriors, options.data.as_deref(), options.elbo_samples)?;
+    crate::study::grid::check_data(
+        &posteriors,
+        options.data.as_deref(),
+        options.elbo_samples,
+        &config.limits,
+    )?;
     let sharded = config.shard.1 > 1;
     let first = if sharded {
         shard_file(&options.out, config.shard)
@@ -211,6 +217,7 @@ pub fn run(
         config.seed,
         &manifest,
         overwrite,
+        &config.limits,
     )?;
     journal.finish()?;
     Ok(out)
@@ -230,9 +237,10 @@ pub(super) fn write_reports(
     seed: u64,
     manifest: &str,
     overwrite: bool,
+    limits: &crate::resources::Limits,
 ) -> Result<RunOutput> {
     let bv = bias_variance(rows);
-    let bd = bounds(rows, posteriors, data, elbo_samples, seed)?;
+    let bd = bounds(rows, posteriors, data, elbo_samples, seed, limits)?;
     let mut files = Vec::new();
     for (name, mut df) in [
         ("raw.parquet", raw_frame(rows)?),

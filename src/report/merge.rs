@@ -16,7 +16,7 @@ use crate::io::ReadOptions;
 ///
 /// [`Error::BadFile`] for missing, duplicate or foreign shards (checked against the
 /// shard manifests), plus the errors of [`run`].
-pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
+pub fn merge(dir: &Path, overwrite: bool, limits: &crate::resources::Limits) -> Result<RunOutput> {
     if !dir.is_dir() {
         return Err(Error::io(
             dir,
@@ -84,7 +84,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         // Read only the bytes the shard's run wrote: a corrupt or foreign file is
         // refused by its hash before it is parsed.
         // A shard holds a few hundred bytes per row, and rows are held in memory anyway.
-        let limit = (crate::resources::Limits::current().max_bytes / 4.0) as u64;
+        let limit = (limits.max_bytes / 4.0) as u64;
         let bytes = crate::atomic::read_bounded(p, limit)?;
         let want = m["raw_sha256"].as_str().unwrap_or("(none)");
         if crate::grid::sha256_hex(&bytes) != want {
@@ -158,6 +158,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         spec: spec.as_ref().map(|s| &s.spec),
         layers: layers.as_deref(),
         prior_scale: first["prior_scale"].as_f64(),
+        limits: *limits,
     };
     let posteriors = load_posteriors(&paths, read)?;
     for (lp, m) in posteriors
@@ -182,7 +183,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
     ));
     // Every row is checked against the grid the manifests describe: a shard that hashes
     // right but holds rows of another grid (or values no estimator returns) is refused.
-    let grid = grid_of_manifest(&first, &paths, layers.clone())
+    let grid = grid_of_manifest(&first, &paths, layers.clone(), limits)
         .map_err(|e| bad(&manifest_path(&shard_files[0]), e.to_string()))?;
     crate::grid::check_rows(&grid, &posteriors, &rows).map_err(|e| {
         bad(
@@ -218,6 +219,7 @@ pub fn merge(dir: &Path, overwrite: bool) -> Result<RunOutput> {
         seed,
         &manifest,
         overwrite_set,
+        limits,
     )?;
     journal.finish()?;
     Ok(out)
@@ -228,6 +230,7 @@ pub(super) fn grid_of_manifest(
     m: &serde_json::Value,
     posteriors: &[PathBuf],
     layers: Option<Vec<String>>,
+    limits: &crate::resources::Limits,
 ) -> Result<GridConfig> {
     let missing =
         |k: &str| Error::invalid(format!("manifest `{k}`"), &m[k], "missing or malformed");
@@ -259,6 +262,7 @@ pub(super) fn grid_of_manifest(
         repeats: number("repeats")? as usize,
         seed: number("seed")?,
         shard: (0, 1),
+        limits: *limits,
     }
     .check()
 }

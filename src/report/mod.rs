@@ -241,14 +241,17 @@ pub fn reproduction_page(dir: &Path, r: &Reproduction) -> Result<PathBuf> {
 
 /// The tables of a report folder, each `*.parquet` file read back ([`read_table`]),
 /// sorted by name.
-fn folder_tables(dir: &Path) -> Result<Vec<crate::study::table::Table>> {
+fn folder_tables(
+    dir: &Path,
+    limits: &crate::resources::Limits,
+) -> Result<Vec<crate::study::table::Table>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .collect();
     paths.sort();
-    paths.iter().map(|p| read_table(p)).collect()
+    paths.iter().map(|p| read_table(p, limits)).collect()
 }
 
 /// The page of an existing report folder, from what is on disk (`mi-est page`): for a
@@ -262,7 +265,7 @@ fn folder_tables(dir: &Path) -> Result<Vec<crate::study::table::Table>> {
 ///
 /// Those of [`write_index`] and [`read_table`]; [`Error::Io`] for an unreadable summary;
 /// a table or column the figures need that the folder lacks, named.
-pub fn folder_page(dir: &Path) -> Result<PathBuf> {
+pub fn folder_page(dir: &Path, limits: &crate::resources::Limits) -> Result<PathBuf> {
     let _lock = crate::atomic::FolderLock::acquire(dir, None, "mi-est page")?;
     let summary_path = dir.join("summary.md");
     let (title, summary) = if summary_path.is_file() {
@@ -292,7 +295,7 @@ pub fn folder_page(dir: &Path) -> Result<PathBuf> {
     let is_run =
         dir.join("bias_variance.parquet").is_file() && dir.join("bounds.parquet").is_file();
     let (figures, tables) = if experiment.is_some() || is_run {
-        let tables = folder_tables(dir)?;
+        let tables = folder_tables(dir, limits)?;
         let figures = match experiment {
             Some(e) => e.study().figures(&tables)?,
             None => crate::study::grid::run_figures(&tables)?,

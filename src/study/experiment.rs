@@ -325,6 +325,8 @@ pub struct ReproduceOptions {
     /// of S chosen from timed pilots, so that the values do not depend on the
     /// machine's speed; `None` times the pilots.
     pub samples: Option<std::collections::BTreeMap<String, usize>>,
+    /// The memory and time each step (a data set, a training run, an estimate) may take.
+    pub limits: crate::resources::Limits,
 }
 
 impl std::fmt::Debug for ReproduceOptions {
@@ -336,6 +338,7 @@ impl std::fmt::Debug for ReproduceOptions {
             .field("observer", &self.observer.as_ref().map(|_| "…"))
             .field("journal", &self.journal)
             .field("samples", &self.samples)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -490,11 +493,15 @@ impl MnistUsed {
     /// # Errors
     ///
     /// Those of [`crate::data::load_mnist`].
-    pub fn of(dir: &std::path::Path, limit: Option<usize>) -> Result<Self> {
+    pub fn of(
+        dir: &std::path::Path,
+        limit: Option<usize>,
+        limits: &crate::resources::Limits,
+    ) -> Result<Self> {
         use crate::data::{MnistSplit, load_mnist};
         Ok(MnistUsed {
-            n_train: load_mnist(dir, MnistSplit::Train, limit)?.len(),
-            n_test: load_mnist(dir, MnistSplit::Test, limit)?.len(),
+            n_train: load_mnist(dir, MnistSplit::Train, limit, limits)?.len(),
+            n_test: load_mnist(dir, MnistSplit::Test, limit, limits)?.len(),
         })
     }
 

@@ -90,6 +90,8 @@ pub struct TrainRun {
     pub eval_k: usize,
     /// Weight draws of the evaluation Î^K (and of the exact I where computable).
     pub mi_samples: usize,
+    /// The memory and time the data, the training and the evaluation may take.
+    pub limits: crate::resources::Limits,
 }
 
 impl TrainRun {
@@ -122,6 +124,7 @@ impl TrainRun {
         crate::resources::check(
             &format!("a posterior of widths {widths:?} ({p} parameters) with its optimizer state"),
             posterior,
+            &self.limits,
         )?;
         let stand_in = crate::posterior::MeanFieldGaussian::from_mu_sigma(
             arch.clone(),
@@ -206,8 +209,9 @@ pub fn exact_mi_if_cheap(
     q: &crate::posterior::MeanFieldGaussian,
     n_samples: usize,
     seed: u64,
+    limits: &crate::resources::Limits,
 ) -> Result<Option<Estimate>> {
-    crate::estimators::exact_estimate(q, n_samples, seed, ExactLimits::CHEAP)
+    crate::estimators::exact_estimate(q, n_samples, seed, ExactLimits::CHEAP, limits)
 }
 
 /// How a trained posterior is evaluated everywhere (`train`, `reproduce`): the
@@ -227,6 +231,7 @@ pub fn evaluate(
     predictive_samples: usize,
     elbo_samples: usize,
     eval_seed: u64,
+    limits: &crate::resources::Limits,
 ) -> Result<(Predictive, ElboEstimate)> {
     let p = predictive(q, likelihood, held_out, predictive_samples, eval_seed)?;
     let l = elbo(
@@ -236,6 +241,7 @@ pub fn evaluate(
         prior_scale,
         elbo_samples,
         eval_seed,
+        limits,
     )?;
     Ok((p, l))
 }
@@ -250,7 +256,7 @@ pub fn run_training(
     observer: &dyn crate::observe::Observer,
 ) -> Result<TrainReport> {
     let likelihood = run.config.likelihood;
-    let (train_set, test_set) = run.data.load(likelihood, run.config.seed)?;
+    let (train_set, test_set) = run.data.load(likelihood, run.config.seed, &run.limits)?;
     let d0 = train_set.x().ncols();
     let d_out = match (&likelihood, train_set.n_classes()) {
         (Likelihood::Softmax, Some(c)) => c.max(2),
@@ -296,6 +302,7 @@ pub fn run_training(
             train_set.len()
         ),
         run.cost(&arch, train_set.len(), held_out_rows)?,
+        &run.limits,
     )?;
     let outcome = train(
         &arch,
@@ -316,12 +323,13 @@ pub fn run_training(
         run.predictive_samples,
         run.elbo_samples,
         eval_seed,
+        &run.limits,
     )?;
     let mi = InfoNce::new(run.eval_k)?
         .samples(run.mi_samples)?
         .seed(eval_seed)
-        .estimate(q)?;
-    let exact_mi = exact_mi_if_cheap(q, run.mi_samples, eval_seed)?;
+        .estimate_within(q, &run.limits)?;
+    let exact_mi = exact_mi_if_cheap(q, run.mi_samples, eval_seed, &run.limits)?;
     let config_json = serde_json::json!({
         "data_spec": run.data.to_string(),
         "hidden": run.hidden,

@@ -440,7 +440,7 @@ fn pruned_permanent_without_a_perfect_matching_is_a_named_error() {
         .unwrap_err();
     assert!(e.to_string().contains("no perfect matching"), "{e}");
     assert!(
-        mi_est::study::exact_mi_if_cheap(&q, 4, 1)
+        mi_est::study::exact_mi_if_cheap(&q, 4, 1, &Default::default())
             .unwrap()
             .is_none()
     );

@@ -179,7 +179,13 @@ fn a_good_server_fills_the_cache_with_verified_files_once() {
         listing(&cache)
     );
     // The files load as MNIST.
-    let train = mi_est::data::load_mnist(&cache, mi_est::data::MnistSplit::Train, None).unwrap();
+    let train = mi_est::data::load_mnist(
+        &cache,
+        mi_est::data::MnistSplit::Train,
+        None,
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(train.len(), train.x().nrows());
     assert!(train.len() >= 100, "{} images", train.len());
     // A second call finds everything in place and asks the server for nothing.

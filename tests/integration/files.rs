@@ -328,18 +328,18 @@ fn hostile_mnist_files_are_named_errors() {
     let images = idx(&[2, 28, 28], &vec![7u8; 2 * 784]);
     write(&dir.join("train-images-idx3-ubyte.gz"), &gz(&images));
     write(&dir.join("train-labels-idx1-ubyte"), &idx(&[3], &[1, 2, 3]));
-    let e = load_mnist(&dir, MnistSplit::Train, None).unwrap_err();
+    let e = load_mnist(&dir, MnistSplit::Train, None, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("3 labels for 2 images"), "{e}");
     write(&dir.join("train-labels-idx1-ubyte"), &idx(&[2], &[1, 12]));
-    let e = load_mnist(&dir, MnistSplit::Train, None).unwrap_err();
+    let e = load_mnist(&dir, MnistSplit::Train, None, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("label 12"), "{e}");
     write(&dir.join("train-labels-idx1-ubyte"), &idx(&[2], &[1, 2]));
-    let d = load_mnist(&dir, MnistSplit::Train, None).unwrap();
+    let d = load_mnist(&dir, MnistSplit::Train, None, &Default::default()).unwrap();
     assert_eq!(d.len(), 2);
     // Truncated gzip stream and truncated data.
     let g = gz(&images);
     write(&dir.join("train-images-idx3-ubyte.gz"), &g[..g.len() / 2]);
-    let e = load_mnist(&dir, MnistSplit::Train, None).unwrap_err();
+    let e = load_mnist(&dir, MnistSplit::Train, None, &Default::default()).unwrap_err();
     assert!(
         e.to_string().contains("train-images-idx3-ubyte.gz") && e.to_string().contains("gzip"),
         "{e}"
@@ -348,35 +348,35 @@ fn hostile_mnist_files_are_named_errors() {
         &dir.join("train-images-idx3-ubyte.gz"),
         &gz(&images[..images.len() - 5]),
     );
-    let e = load_mnist(&dir, MnistSplit::Train, None).unwrap_err();
+    let e = load_mnist(&dir, MnistSplit::Train, None, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("truncated"), "{e}");
     // Wrong magic.
     let mut wrong = images.clone();
     wrong[0] = 0x1f;
     write(&dir.join("train-images-idx3-ubyte.gz"), &gz(&wrong));
     assert!(
-        load_mnist(&dir, MnistSplit::Train, None)
+        load_mnist(&dir, MnistSplit::Train, None, &Default::default())
             .unwrap_err()
             .to_string()
             .contains("magic")
     );
     // Missing test split.
-    let e = load_mnist(&dir, MnistSplit::Test, None).unwrap_err();
+    let e = load_mnist(&dir, MnistSplit::Test, None, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("t10k-images-idx3-ubyte"), "{e}");
-    assert!(read_idx(&dir.join("nope")).is_err());
+    assert!(read_idx(&dir.join("nope"), &Default::default()).is_err());
 }
 
 #[test]
 fn csv_files_load_and_bad_cells_are_named() {
     let path = tmp("data.csv");
     write(&path, b"x1,x2,y\n0.5,1,2\n-1,2.5,0\n");
-    let d = load_csv(&path, 1, false).unwrap();
+    let d = load_csv(&path, 1, false, &Default::default()).unwrap();
     assert_eq!((d.len(), d.x().ncols()), (2, 2));
     match d.targets() {
         Targets::Values(y) => assert_eq!((y[(0, 0)], y[(1, 0)]), (2.0, 0.0)),
         _ => panic!(),
     }
-    let c = load_csv(&path, 1, true).unwrap();
+    let c = load_csv(&path, 1, true, &Default::default()).unwrap();
     assert_eq!(c.n_classes(), Some(3));
     for (text, needle) in [
         ("1,2,3\n4,x,6\n", "line 2, column 2"),
@@ -391,12 +391,12 @@ fn csv_files_load_and_bad_cells_are_named() {
         ),
     ] {
         write(&path, text.as_bytes());
-        let e = load_csv(&path, 1, false).unwrap_err();
+        let e = load_csv(&path, 1, false, &Default::default()).unwrap_err();
         assert!(e.to_string().contains(needle), "{text:?}: {e}");
     }
     write(&path, b"1,2,0.5\n");
     assert!(
-        load_csv(&path, 1, true)
+        load_csv(&path, 1, true, &Default::default())
             .unwrap_err()
             .to_string()
             .contains("label 0.5")

@@ -108,7 +108,7 @@ fn fuzz_seed_files_are_valid_inputs() {
     }
     for f in ["images-3.idx", "images-3.idx.gz", "labels-3.idx"] {
         let p = dir.join("idx").join(f);
-        mi_est::data::idx_from_bytes(&std::fs::read(&p).unwrap(), &p).unwrap();
+        mi_est::data::idx_from_bytes(&std::fs::read(&p).unwrap(), &p, &Default::default()).unwrap();
     }
     for f in ["conv-example.json", "mlp-3-4-2.json"] {
         let text = std::fs::read_to_string(dir.join("spec").join(f)).unwrap();

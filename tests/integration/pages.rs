@@ -171,6 +171,7 @@ fn a_reproduce_folder_has_a_page_with_every_plot_and_table() {
         observer: None,
         journal: None,
         samples: None,
+        limits: Default::default(),
     };
     let (r, files) = mi_est::report::reproduce_into(
         &dir.join("t"),

@@ -14,6 +14,7 @@ fn quick() -> ReproduceOptions {
         observer: None,
         journal: None,
         samples: None,
+        limits: Default::default(),
     }
 }
 

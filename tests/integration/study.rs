@@ -57,6 +57,7 @@ fn config(posteriors: Vec<PathBuf>, shard: (usize, usize)) -> GridConfig {
         repeats: 3,
         seed: 17,
         shard,
+        limits: Default::default(),
     }
 }
 
@@ -210,7 +211,7 @@ fn one_shard_and_three_shards_merged_give_identical_tables() {
         .unwrap();
     }
     // Merging before all shards exist is refused; here all exist.
-    merge(&three, false).unwrap();
+    merge(&three, false, &Default::default()).unwrap();
     for table in ["raw.parquet", "bias_variance.parquet", "bounds.parquet"] {
         let a = read_parquet(&one.join(table));
         let b = read_parquet(&three.join(table));
@@ -240,15 +241,15 @@ fn merge_refuses_incomplete_or_foreign_shards() {
         &mi_est::observe::Silent,
     )
     .unwrap();
-    let e = merge(&out, false).unwrap_err();
+    let e = merge(&out, false, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("1 of 2 shards"), "{e}");
     let mut other = config(ps, (1, 2));
     other.seed = 99;
     run(&other, &options(&out), &mi_est::observe::Silent).unwrap();
-    let e = merge(&out, false).unwrap_err();
+    let e = merge(&out, false, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("`seed`"), "{e}");
     assert!(!out.join("raw.parquet").exists());
-    assert!(merge(&dir.join("empty-nothing"), false).is_err());
+    assert!(merge(&dir.join("empty-nothing"), false, &Default::default()).is_err());
     // Data that do not fit a posterior are named with the posterior.
     let e = run(
         &config(vec![dir.join("small.safetensors")], (0, 1)),
@@ -540,4 +541,70 @@ fn an_exact_estimator_named_outright_gives_the_rows_of_exact() {
         assert_eq!((a.seed, a.mi_nats.to_bits()), (b.seed, b.mi_nats.to_bits()));
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Limits are a value of each call, not of the process: in one process, at the same
+/// time on two threads, the same estimate is refused within a tiny limit and runs
+/// within the machine's; a grid is refused as a whole before any item runs; a file is
+/// refused before it is read; a limit that is not positive is refused by name.
+#[test]
+fn limits_are_a_value_of_each_call() {
+    use mi_est::estimators::{InfoNce, MiEstimator, Sandwich};
+    use mi_est::resources::Limits;
+    let q = mi_est::demo::demo_posterior(&[20, 8, 3], mi_est::weights::Activation::Relu, 3, -1.0)
+        .unwrap();
+    let tiny = Limits::new(Some(1e-9), None).unwrap();
+    let machine = Limits::default();
+    let est = InfoNce::new(64).unwrap().samples(40).unwrap().seed(2);
+    let (refused, ran) = rayon::join(
+        || est.estimate_within(&q, &tiny),
+        || est.estimate_within(&q, &machine),
+    );
+    assert!(
+        matches!(refused, Err(mi_est::Error::ResourceLimit { .. })),
+        "{refused:?}"
+    );
+    // The machine's limits give the same bits as the convenience call.
+    assert_eq!(
+        ran.unwrap().value.to_bits(),
+        est.estimate(&q).unwrap().value.to_bits()
+    );
+    let slow = Limits::new(None, Some(1e-15)).unwrap();
+    let sandwich = Sandwich::new(16).unwrap().samples(40).unwrap();
+    assert!(matches!(
+        sandwich.estimate_both_within(&q, &slow),
+        Err(mi_est::Error::ResourceLimit { .. })
+    ));
+    // A grid within tiny limits: refused by its whole cost, naming it.
+    let dir = Scratch::new("study", "limits");
+    let path = dir.join("q.safetensors");
+    save_bare(&path, q.clone());
+    let mut cfg = config(vec![path.clone()], (0, 1));
+    let loaded = mi_est::grid::load_posteriors(&cfg.posteriors, Default::default()).unwrap();
+    cfg.limits = tiny;
+    let e = mi_est::grid::check_grid(&cfg, &loaded)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the grid of") && e.contains("would need about"),
+        "{e}"
+    );
+    cfg.limits = machine;
+    assert!(mi_est::grid::check_grid(&cfg, &loaded).is_ok());
+    // A posterior file read within tiny limits: refused before it is read.
+    let read = mi_est::io::ReadOptions {
+        limits: tiny,
+        ..Default::default()
+    };
+    let e = mi_est::io::load_with_bytes(&path, read)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("would need about"), "{e}");
+    for (g, h) in [
+        (Some(0.0), None),
+        (None, Some(-1.0)),
+        (Some(f64::NAN), None),
+    ] {
+        assert!(Limits::new(g, h).is_err());
+    }
 }

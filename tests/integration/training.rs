@@ -100,6 +100,7 @@ fn training_is_deterministic_at_any_thread_count() {
         elbo_samples: 8,
         eval_k: 16,
         mi_samples: 40,
+        limits: Default::default(),
     };
     let go = |threads| {
         rayon::ThreadPoolBuilder::new()
@@ -221,8 +222,20 @@ fn bad_training_settings_are_named_errors() {
 
 #[test]
 fn bundled_mnist_subset_loads_and_trains() {
-    let train_set = load_mnist(&bundled_mnist(), MnistSplit::Train, None).unwrap();
-    let test_set = load_mnist(&bundled_mnist(), MnistSplit::Test, None).unwrap();
+    let train_set = load_mnist(
+        &bundled_mnist(),
+        MnistSplit::Train,
+        None,
+        &Default::default(),
+    )
+    .unwrap();
+    let test_set = load_mnist(
+        &bundled_mnist(),
+        MnistSplit::Test,
+        None,
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!((train_set.len(), test_set.len()), (2000, 500));
     match train_set.targets() {
         Targets::Classes(y) => assert_eq!(&y[..10], &[5, 0, 4, 1, 9, 2, 1, 3, 1, 4]),
@@ -261,8 +274,8 @@ fn full_mnist_files_match_their_documented_provenance() {
         eprintln!("skipped: no full MNIST here (the bundled subset is tested instead)");
         return;
     };
-    let train_set = load_mnist(&dir, MnistSplit::Train, None).unwrap();
-    let test_set = load_mnist(&dir, MnistSplit::Test, None).unwrap();
+    let train_set = load_mnist(&dir, MnistSplit::Train, None, &Default::default()).unwrap();
+    let test_set = load_mnist(&dir, MnistSplit::Test, None, &Default::default()).unwrap();
     assert_eq!((train_set.len(), test_set.len()), (60_000, 10_000));
     let counts = |d: &Dataset| match d.targets() {
         Targets::Classes(y) => y.iter().fold([0usize; 10], |mut c, &l| {
@@ -443,7 +456,18 @@ fn elbo_equals_one_forward_pass_per_draw_bit_for_bit() {
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| mi_est::elbo::elbo(&q, Likelihood::Softmax, &data, 1.0, s, seed).unwrap());
+            .install(|| {
+                mi_est::elbo::elbo(
+                    &q,
+                    Likelihood::Softmax,
+                    &data,
+                    1.0,
+                    s,
+                    seed,
+                    &Default::default(),
+                )
+                .unwrap()
+            });
         assert_eq!(
             e.expected_ln_lik.to_bits(),
             mean.to_bits(),

@@ -85,6 +85,18 @@ def _pyro_scale(scales: Any, name: str) -> Any:
     return value
 
 
+def _limit(name: str, value: Any) -> Optional[float]:
+    """A limit in GiB or hours: a positive number, or None for the machine's default."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"invalid `{name}` = {value!r}: expected a number > 0 or None")
+    v = float(value)
+    if not v > 0 or v != v or v == float("inf"):
+        raise ValueError(f"invalid `{name}` = {value!r}: expected a number > 0 or None")
+    return v
+
+
 def _count(name: str, value: Any, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"invalid `{name}` = {value!r}: expected a whole number")
@@ -214,10 +226,17 @@ class Posterior:
         path: Union[str, os.PathLike],
         spec: Any = None,
         layers: Optional[Sequence[str]] = None,
+        max_memory_gib: Optional[float] = None,
     ) -> "Posterior":
         """A posterior file (safetensors or ``.npz``), as ``mi-est run`` reads it;
-        ``layers`` states the forward order of its layers where the file does not."""
-        return cls(_mi_est._Posterior.load(os.fspath(path), _spec_json(spec), _layers(layers)))
+        ``layers`` states the forward order of its layers where the file does not. A file
+        that would take more than ``max_memory_gib`` GiB to read (default: half the
+        available memory, as the command's ``--max-memory-gib``) is refused before it is read."""
+        return cls(
+            _mi_est._Posterior.load(
+                os.fspath(path), _spec_json(spec), _layers(layers), _limit("max_memory_gib", max_memory_gib)
+            )
+        )
 
     def save(self, path: Union[str, os.PathLike], overwrite: bool = False) -> None:
         """Writes a safetensors file that ``mi-est`` reads (temporary file, then rename)."""
@@ -323,10 +342,15 @@ def estimate(
     k: Optional[int] = 64,
     samples: int = 1000,
     seed: int = 0,
+    max_memory_gib: Optional[float] = None,
+    max_hours: Optional[float] = None,
 ) -> Estimate:
     """I(g; w) of ``posterior`` by ``estimator`` (one of :data:`ESTIMATORS`; ``k`` is used by
     ``infonce`` and ``sandwich``). With the seed of a ``mi-est run`` row (its ``seed``
-    column) this gives that row's numbers bit for bit."""
+    column) this gives that row's numbers bit for bit. Work estimated to need more than
+    ``max_memory_gib`` GiB or ``max_hours`` hours (defaults: half the available memory,
+    72 hours, as the command's ``--max-memory-gib`` and ``--max-hours``) is refused
+    before it starts."""
     if not isinstance(posterior, Posterior):
         raise TypeError(f"`posterior`: expected a mi_est.Posterior, got {type(posterior).__name__}")
     if not isinstance(estimator, str):
@@ -336,7 +360,15 @@ def estimate(
         name = "infonce"
     uses_k = name in ("infonce", "sandwich")
     kk = _count("k", k, 1) if (uses_k and k is not None) else None
-    d = _mi_est.estimate(posterior._inner, name, kk, _count("samples", samples, 1), _count("seed", seed))
+    d = _mi_est.estimate(
+        posterior._inner,
+        name,
+        kk,
+        _count("samples", samples, 1),
+        _count("seed", seed),
+        _limit("max_memory_gib", max_memory_gib),
+        _limit("max_hours", max_hours),
+    )
     return Estimate(**d)
 
 
@@ -374,6 +406,8 @@ def grid(
     spec: Any = None,
     output: str = "auto",
     layers: Optional[Sequence[str]] = None,
+    max_memory_gib: Optional[float] = None,
+    max_hours: Optional[float] = None,
 ):
     """The grid of ``mi-est run`` (posterior x estimator x K x repeat) as its tidy table of
     raw rows (the columns of ``raw.parquet``): a polars DataFrame if polars is installed,
@@ -381,7 +415,8 @@ def grid(
     (read as the command reads them; same ids, hashes, seeds and numbers as
     ``mi-est run --seed``) or :class:`Posterior` objects (ids ``posterior0``, ... or the
     keys of a dict); ``layers`` states the forward order of the files' layers, as
-    ``--layers``."""
+    ``--layers``; ``max_memory_gib`` and ``max_hours`` are the limits of the whole grid,
+    checked before any estimate runs, as ``--max-memory-gib`` and ``--max-hours``."""
     if isinstance(posteriors, (str, os.PathLike, Posterior)):
         posteriors = [posteriors]
     if isinstance(posteriors, Mapping):
@@ -409,5 +444,7 @@ def grid(
         _count("seed", seed),
         _spec_json(spec),
         _layers(layers),
+        _limit("max_memory_gib", max_memory_gib),
+        _limit("max_hours", max_hours),
     )
     return _frame(rows, output)

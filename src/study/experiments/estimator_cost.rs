@@ -219,7 +219,7 @@ fn mnist_posterior(
     epochs: usize,
     limit: Option<usize>,
 ) -> Result<MeanFieldGaussian> {
-    let train_set = load_mnist(&o.mnist_dir, MnistSplit::Train, limit)?;
+    let train_set = load_mnist(&o.mnist_dir, MnistSplit::Train, limit, &o.limits)?;
     let arch = Arch::builder(vec![784, width, 10]).check()?;
     let mut config = TrainConfig::new(Likelihood::Softmax);
     config.epochs = epochs;
@@ -504,7 +504,7 @@ impl Study for EstimatorCost {
         } else {
             "S chosen from a timed pilot"
         };
-        let used = MnistUsed::of(&o.mnist_dir, limit)?;
+        let used = MnistUsed::of(&o.mnist_dir, limit, &o.limits)?;
         let header = format!(
             "The MNIST-trained posteriors: {epochs} epoch(s) of MFVI on {used}. Budget {:.0} ms of one thread per estimate ({chosen}; `manifest.json` records it, and `mi-est reproduce estimator-cost --samples-from <this folder>` reruns with the same S and so the same values), {repeats} repeats per estimator, exact reference from {ref_samples} draws. Coverage: the share of repeats whose interval [lower − t SE, upper + t SE] contains the exact value (to 1e-9 relative, for rounding), t the 97.5 % quantile of Student's t with S − 1 degrees of freedom (each side misses with probability ≤ 2.5 %, so ≥ 95 % is expected); raw: [lower, upper] without the margin.\n\n",
             1000.0 * budget

@@ -225,8 +225,8 @@ impl Study for Mnist {
         } else {
             (vec![5, 10, 20, 30], vec![0, 5, 10, 20], 10, 10, None)
         };
-        let train_set = load_mnist(&o.mnist_dir, MnistSplit::Train, limit)?;
-        let test_set = load_mnist(&o.mnist_dir, MnistSplit::Test, limit)?;
+        let train_set = load_mnist(&o.mnist_dir, MnistSplit::Train, limit, &o.limits)?;
+        let test_set = load_mnist(&o.mnist_dir, MnistSplit::Test, limit, &o.limits)?;
         let used = MnistUsed {
             n_train: train_set.len(),
             n_test: test_set.len(),
@@ -284,6 +284,7 @@ impl Study for Mnist {
                     pred_s,
                     elbo_s,
                     eval,
+                    &o.limits,
                 )?;
                 Ok(Run {
                     accuracy: p.accuracy.unwrap_or(f64::NAN),

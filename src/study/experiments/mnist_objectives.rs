@@ -200,6 +200,7 @@ impl Study for MnistObjectives {
                     elbo_samples: 10,
                     eval_k: 20,
                     mi_samples: mi_s,
+                    limits: o.limits,
                 };
                 let r = run_training(&run, &crate::observe::Silent)?;
                 // The sandwich interval on the final posterior, also where exact I is
@@ -321,7 +322,7 @@ impl Study for MnistObjectives {
                 "train_wall_s",
                 Values::F64(reports.iter().map(|r| r.train_wall).collect()),
             );
-        let used = MnistUsed::of(&o.mnist_dir, limit)?;
+        let used = MnistUsed::of(&o.mnist_dir, limit, &o.limits)?;
         let mut md = format!(
             "{used}. {n_seeds} seed(s), {epochs} epoch(s){}, batch 100, lr 1e-3, prior N(0, 1), μ0 ~ N(0, 0.1²), ρ0 = −3 (σ0 ≈ 0.05, the usual) or 1 (σ0 ≈ 1.31, overlapping units); {pred_s}-sample predictive; I exact by the permanent (width 10) or the pruned permanent (width 30) over {mi_s} draws where the pruned blocks allow, and the sandwich interval (K = 64, same draws count) on every final posterior; L^G = L + I (with the sandwich lower bound where exact I is not computable, marked ≥).\n\n| width | ρ0 | objective | accuracy % (mean ± sd) | ELBO / N | L^G / N | exact I | sandwich interval on I | ln\\|G\\| | mean symmetry term in training | saturated steps | ‖∇ sym‖/‖∇L‖ |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
             limit.map_or(String::new(), |l| format!(" on the first {l} images"))

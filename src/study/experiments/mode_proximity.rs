@@ -128,7 +128,7 @@ impl Study for ModeProximity {
         } else {
             (vec![5, 10, 20, 30, 50, 100], 1, None)
         };
-        let train_set = load_mnist(&o.mnist_dir, MnistSplit::Train, limit)?;
+        let train_set = load_mnist(&o.mnist_dir, MnistSplit::Train, limit, &o.limits)?;
         let rows: Vec<(usize, &'static str, f64, f64, f64)> = widths
             .par_iter()
             .map(|&w| {

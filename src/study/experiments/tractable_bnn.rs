@@ -190,9 +190,13 @@ pub(crate) fn train_run(
         pred_s,
         mi_s,
         eval,
+        &o.limits,
     )?;
     let mse = p.mse.unwrap_or(f64::NAN);
-    let est_k = InfoNce::new(500)?.samples(mi_s)?.seed(eval).estimate(q)?;
+    let est_k = InfoNce::new(500)?
+        .samples(mi_s)?
+        .seed(eval)
+        .estimate_within(q, &o.limits)?;
     let est_exact = ExactEnumeration::new()
         .samples(mi_s)?
         .seed(eval)

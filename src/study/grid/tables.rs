@@ -318,6 +318,7 @@ pub fn check_data(
     posteriors: &[LoadedPosterior],
     data: Option<&str>,
     elbo_samples: usize,
+    limits: &crate::resources::Limits,
 ) -> Result<()> {
     for lp in posteriors {
         let Some(s) = data_for(lp, data)? else {
@@ -329,7 +330,7 @@ pub fn check_data(
         };
         let likelihood = lp.file.likelihood.unwrap_or(Likelihood::Softmax);
         let parsed: DataSpec = s.parse().map_err(named)?;
-        let (train, _) = parsed.load(likelihood, 0).map_err(named)?;
+        let (train, _) = parsed.load(likelihood, 0, limits).map_err(named)?;
         let arch = lp.file.posterior.mlp().map_err(named)?;
         train.check_fits(arch, likelihood).map_err(named)?;
         crate::estimators::check_samples(elbo_samples)?;
@@ -340,6 +341,7 @@ pub fn check_data(
                 train.len()
             ),
             crate::elbo::elbo_cost(arch, train.len(), elbo_samples),
+            limits,
         )?;
     }
     Ok(())
@@ -357,6 +359,7 @@ pub fn bounds(
     data: Option<&str>,
     elbo_samples: usize,
     seed: u64,
+    limits: &crate::resources::Limits,
 ) -> Result<Vec<BoundRow>> {
     let rows = &bound_series(rows);
     let bv = series_bias_variance(rows);
@@ -373,7 +376,7 @@ pub fn bounds(
                     source: Box::new(e),
                 };
                 let parsed: DataSpec = s.parse().map_err(named)?;
-                let (train, _) = parsed.load(likelihood, 0).map_err(named)?;
+                let (train, _) = parsed.load(likelihood, 0, limits).map_err(named)?;
                 Some(
                     elbo(
                         q,
@@ -382,6 +385,7 @@ pub fn bounds(
                         lp.file.prior_scale,
                         elbo_samples,
                         child_seed(seed, 99),
+                        limits,
                     )
                     .map_err(named)?,
                 )

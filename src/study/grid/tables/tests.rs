@@ -75,7 +75,7 @@ fn upper_bounds_above_ln_g_are_cut_and_the_raw_value_kept() {
         metadata: Default::default(),
     };
     let lp = LoadedPosterior::in_memory("p", file).unwrap();
-    let bd = bounds(&rows, &[lp], None, 1, 0).unwrap();
+    let bd = bounds(&rows, &[lp], None, 1, 0, &Default::default()).unwrap();
     let up = bd.iter().find(|r| r.estimator == "sandwich-upper").unwrap();
     assert_eq!(
         (up.mi_nats, up.mi_raw_nats, up.n_cut),
@@ -105,7 +105,7 @@ fn upper_bounds_above_ln_g_are_cut_and_the_raw_value_kept() {
         metadata: Default::default(),
     };
     let lp = LoadedPosterior::in_memory("p", file).unwrap();
-    let bd = bounds(&big, &[lp], None, 1, 0).unwrap();
+    let bd = bounds(&big, &[lp], None, 1, 0, &Default::default()).unwrap();
     let up = bd.iter().find(|r| r.estimator == "sandwich-upper").unwrap();
     assert!(up.kl_nats < ln_g, "{}", up.kl_nats);
     assert!(up.cut_at_kl && up.mi_nats == up.kl_nats && up.kl_sym_nats == 0.0);
