@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use mi_est::estimators::EstimatorKind;
 use mi_est::resources::Limits;
-use mi_est::estimators::{ESTIMATOR_NAMES, Estimate, Sandwich, estimator_by_name};
+use mi_est::estimators::{ESTIMATOR_NAMES, Estimate, EstimatorSpec};
 use mi_est::grid::{GridConfig, LoadedPosterior, RawRow, RawValue, run_grid};
 use mi_est::io::{PosteriorFile, Recognised};
 use mi_est::symmetry::spec::PermutationSpec;
@@ -227,11 +227,7 @@ impl Posterior {
 }
 
 /// One estimate as a dict (the Python layer wraps it in an `Estimate`).
-fn estimate_dict<'py>(
-    py: Python<'py>,
-    e: Estimate,
-    upper: Option<Estimate>,
-) -> PyResult<Bound<'py, PyDict>> {
+fn estimate_dict<'py>(py: Python<'py>, e: Estimate) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("estimator", e.estimator.name())?;
     d.set_item("value", e.value)?;
@@ -244,20 +240,15 @@ fn estimate_dict<'py>(
     d.set_item("entropy_q", e.entropy_q)?;
     d.set_item("bracket", e.bracket)?;
     d.set_item("wall_s", e.wall_s)?;
-    match &upper {
-        Some(u) => {
-            d.set_item("lower", e.value)?;
-            d.set_item("upper", u.value)?;
-            d.set_item("upper_std_err", u.std_err)?;
-            d.set_item("upper_terms", PyArray1::from_slice(py, &u.terms))?;
-        }
-        None => {
-            d.set_item("lower", py.None())?;
-            d.set_item("upper", py.None())?;
-            d.set_item("upper_std_err", py.None())?;
-            d.set_item("upper_terms", py.None())?;
-        }
-    }
+    let interval = e.interval.as_ref();
+    d.set_item("lower", interval.map(|i| i.lower))?;
+    d.set_item("upper", interval.map(|i| i.upper))?;
+    d.set_item("upper_std_err", interval.and_then(|i| i.upper_std_err))?;
+    d.set_item("width_std_err", interval.and_then(|i| i.width_std_err))?;
+    d.set_item(
+        "upper_terms",
+        interval.map(|i| PyArray1::from_slice(py, &i.upper_terms)),
+    )?;
     d.set_item("terms", PyArray1::from_vec(py, e.terms))?;
     Ok(d)
 }
@@ -278,22 +269,18 @@ fn estimate<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let q = &posterior.get().file.posterior;
     let limits = limits(max_memory_gib, max_hours)?;
-    if estimator_name == "sandwich" {
-        let k = k.ok_or_else(|| PyValueError::new_err("invalid `k` = None: sandwich needs K"))?;
-        let s = Sandwich::new(k)
-            .and_then(|s| s.samples(samples))
-            .map_err(to_py)?
-            .seed(seed);
-        let (lower, upper) = py
-            .detach(|| s.estimate_both_within(q, &limits))
-            .map_err(to_py)?;
-        return estimate_dict(py, lower, Some(upper));
-    }
-    let e = estimator_by_name(q, estimator_name, k, samples, seed).map_err(to_py)?;
+    let spec = EstimatorSpec::new(EstimatorKind::parse(estimator_name).map_err(to_py)?)
+        .with_samples(samples)
+        .with_seed(seed);
+    let spec = match k {
+        Some(k) => spec.with_k(k),
+        None => spec,
+    };
+    spec.check().map_err(to_py)?;
     let est = py
-        .detach(|| e.estimate_within(q, &limits))
+        .detach(|| spec.estimate(q, &limits))
         .map_err(to_py)?;
-    estimate_dict(py, est, None)
+    estimate_dict(py, est)
 }
 
 /// A raw row of the grid as a dict with the columns of `raw.parquet`, in its order.

@@ -172,6 +172,225 @@ impl EstimatorKind {
     }
 }
 
+/// An estimator with its settings, as one value: what a user names, in text
+/// `infonce(k=64, samples=500, seed=3)` (`Display` and `FromStr`, and so serde, use that
+/// form; a bare name takes the defaults: S = 1000, seed 0). The setters never fail;
+/// [`check`](Self::check) refuses, once and naming the setting, what is not valid
+/// (linfa's parameter guard), and [`build`](Self::build) and
+/// [`estimate`](Self::estimate) check first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EstimatorSpec {
+    kind: EstimatorKind,
+    k: Option<usize>,
+    samples: usize,
+    seed: u64,
+}
+
+impl EstimatorSpec {
+    /// The draws S of a spec that names none.
+    pub const DEFAULT_SAMPLES: usize = 1000;
+
+    /// `kind` with no K, S = [`DEFAULT_SAMPLES`](Self::DEFAULT_SAMPLES) and seed 0.
+    pub fn new(kind: EstimatorKind) -> Self {
+        EstimatorSpec {
+            kind,
+            k: None,
+            samples: Self::DEFAULT_SAMPLES,
+            seed: 0,
+        }
+    }
+
+    /// With contrast size K (checked by [`check`](Self::check)).
+    pub fn with_k(mut self, k: usize) -> Self {
+        self.k = Some(k);
+        self
+    }
+
+    /// With `samples` weight draws S.
+    pub fn with_samples(mut self, samples: usize) -> Self {
+        self.samples = samples;
+        self
+    }
+
+    /// With the seed of the draws.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Which estimator.
+    pub fn kind(&self) -> EstimatorKind {
+        self.kind
+    }
+
+    /// K, where it has one.
+    pub fn k(&self) -> Option<usize> {
+        self.k
+    }
+
+    /// The weight draws S.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Refuses settings that are not valid, naming the first: a missing K where the
+    /// estimator has one, a K where it has none, a K its constructor refuses (InfoNCE
+    /// needs K ≥ 1, the sandwich K ≥ 2), or S = 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming `k` or `samples`.
+    pub fn check(&self) -> Result<()> {
+        let name = self.kind.name();
+        match (self.kind.uses_k(), self.k) {
+            (true, None) => return Err(Error::invalid("k", "None", format!("{name} needs K"))),
+            (false, Some(k)) => {
+                return Err(Error::invalid(
+                    "k",
+                    k,
+                    format!("{name} has no K (only infonce and sandwich do)"),
+                ));
+            }
+            _ => {}
+        }
+        check_samples(self.samples)?;
+        match (self.kind, self.k) {
+            (EstimatorKind::InfoNce, Some(k)) => InfoNce::new(k).map(drop),
+            (EstimatorKind::Sandwich, Some(k)) => Sandwich::new(k).map(drop),
+            _ => Ok(()),
+        }
+    }
+
+    /// The estimator on `q` ([`EstimatorKind::build`]), after [`check`](Self::check).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`check`](Self::check) and [`EstimatorKind::build`].
+    pub fn build(&self, q: &MeanFieldGaussian) -> Result<Box<dyn MiEstimator>> {
+        self.check()?;
+        self.kind.build(q, self.k, self.samples, self.seed)
+    }
+
+    /// The estimate of `I(g; ω)` for `q` within `limits`. The sandwich's is its lower
+    /// bound carrying the [`Interval`] of both bounds from the same draws.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`build`](Self::build) and of the estimate.
+    pub fn estimate(&self, q: &MeanFieldGaussian, limits: &Limits) -> Result<Estimate> {
+        self.check()?;
+        match (self.kind, self.k) {
+            (EstimatorKind::Sandwich, Some(k)) => Ok(Sandwich::new(k)?
+                .samples(self.samples)?
+                .seed(self.seed)
+                .estimate_both_within(q, limits)?
+                .0),
+            _ => self.build(q)?.estimate_within(q, limits),
+        }
+    }
+}
+
+impl std::fmt::Display for EstimatorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind.name())?;
+        let mut parts = Vec::new();
+        if let Some(k) = self.k {
+            parts.push(format!("k={k}"));
+        }
+        if !matches!(
+            self.kind,
+            EstimatorKind::PairwiseLower | EstimatorKind::PairwiseUpper
+        ) {
+            parts.push(format!("samples={}", self.samples));
+            parts.push(format!("seed={}", self.seed));
+        }
+        if !parts.is_empty() {
+            write!(f, "({})", parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for EstimatorSpec {
+    type Err = Error;
+
+    /// `name` or `name(key=value, …)` with the keys `k`, `samples` and `seed`, each at
+    /// most once; then [`check`](EstimatorSpec::check).
+    fn from_str(text: &str) -> Result<Self> {
+        let text = text.trim();
+        let (name, args) = match text.split_once('(') {
+            Some((name, rest)) => {
+                let Some(args) = rest.trim_end().strip_suffix(')') else {
+                    return Err(Error::invalid(
+                        "estimator",
+                        text,
+                        "expected name(key=value, …) with a closing parenthesis",
+                    ));
+                };
+                (name, args)
+            }
+            None => (text, ""),
+        };
+        let mut spec = EstimatorSpec::new(EstimatorKind::parse(name)?);
+        let mut seen: Vec<&str> = Vec::new();
+        for part in args.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((key, value)) = part.split_once('=') else {
+                return Err(Error::invalid(
+                    "estimator",
+                    text,
+                    format!("`{part}` is not key=value"),
+                ));
+            };
+            let key = key.trim();
+            if seen.contains(&key) {
+                return Err(Error::invalid(
+                    "estimator",
+                    text,
+                    format!("`{key}` is given twice"),
+                ));
+            }
+            seen.push(key);
+            let number = |v: &str| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| Error::invalid(key, v.trim(), "expected a whole number ≥ 0"))
+            };
+            match key {
+                "k" => spec.k = Some(number(value)? as usize),
+                "samples" => spec.samples = number(value)? as usize,
+                "seed" => spec.seed = number(value)?,
+                other => {
+                    return Err(Error::invalid(
+                        "estimator",
+                        text,
+                        format!("unknown setting `{other}` (expected k, samples, seed)"),
+                    ));
+                }
+            }
+        }
+        spec.check()?;
+        Ok(spec)
+    }
+}
+
+impl serde::Serialize for EstimatorSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EstimatorSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The estimator called `name` ([`ESTIMATOR_NAMES`]) on `q`: [`EstimatorKind::parse`] then
 /// [`EstimatorKind::build`].
 ///
@@ -185,7 +404,11 @@ pub fn estimator_by_name(
     samples: usize,
     seed: u64,
 ) -> Result<Box<dyn MiEstimator>> {
-    EstimatorKind::parse(name)?.build(q, k, samples, seed)
+    let mut spec = EstimatorSpec::new(EstimatorKind::parse(name)?)
+        .with_samples(samples)
+        .with_seed(seed);
+    spec.k = k;
+    spec.build(q)
 }
 
 #[cfg(test)]
@@ -206,7 +429,8 @@ mod tests {
         )
         .unwrap();
         for name in ESTIMATOR_NAMES {
-            let e = estimator_by_name(&q, name, Some(4), 10, 1).unwrap();
+            let k = EstimatorKind::parse(name).unwrap().uses_k().then_some(4);
+            let e = estimator_by_name(&q, name, k, 10, 1).unwrap();
             let id = e.id().name();
             let agrees = match name {
                 "sandwich" => id == "sandwich-lower",
@@ -219,9 +443,67 @@ mod tests {
         }
         let e = estimator_by_name(&q, "infonce", None, 10, 1).err().unwrap();
         assert!(e.to_string().contains("infonce needs K"), "{e}");
+        let e = estimator_by_name(&q, "exact", Some(4), 10, 1).err().unwrap();
+        assert!(e.to_string().contains("exact has no K"), "{e}");
         let e = estimator_by_name(&q, "magic", Some(4), 10, 1)
             .err()
             .unwrap();
         assert!(e.to_string().contains("expected `infonce`, `exact`"), "{e}");
+    }
+
+    /// A spec reads back from its text and from serde as itself; the setters never
+    /// fail and `check` names what is wrong; a bare name takes the defaults.
+    #[test]
+    fn specs_read_back_and_check_once() {
+        let spec = EstimatorSpec::new(EstimatorKind::Sandwich)
+            .with_k(16)
+            .with_samples(200)
+            .with_seed(3);
+        assert_eq!(spec.to_string(), "sandwich(k=16, samples=200, seed=3)");
+        assert_eq!(spec.to_string().parse::<EstimatorSpec>().unwrap(), spec);
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(json, "\"sandwich(k=16, samples=200, seed=3)\"");
+        assert_eq!(serde_json::from_str::<EstimatorSpec>(&json).unwrap(), spec);
+        let exact: EstimatorSpec = "exact-permanent".parse().unwrap();
+        assert_eq!((exact.samples(), exact.seed(), exact.k()), (1000, 0, None));
+        assert_eq!(
+            "pairwise-lower"
+                .parse::<EstimatorSpec>()
+                .unwrap()
+                .to_string(),
+            "pairwise-lower"
+        );
+        for (text, words) in [
+            ("infonce", "infonce needs K"),
+            ("exact(k=4)", "exact has no K"),
+            ("sandwich(k=1)", "K >= 2"),
+            ("infonce(k=4, samples=0)", "samples"),
+            ("infonce(k=4, k=5)", "given twice"),
+            (
+                "infonce(k=4, temperature=2)",
+                "unknown setting `temperature`",
+            ),
+            ("infonce(k=four)", "whole number"),
+            ("infonce(k=4", "closing parenthesis"),
+            ("magic(k=4)", "expected `infonce`"),
+        ] {
+            let e = text.parse::<EstimatorSpec>().unwrap_err().to_string();
+            assert!(e.contains(words), "{text}: {e}");
+        }
+        // Setters never fail: the same bad K is refused by check, build and estimate.
+        let bad = EstimatorSpec::new(EstimatorKind::InfoNce).with_k(0);
+        assert!(bad.check().is_err());
+        let arch = Arch::builder(vec![2, 3, 1]).check().unwrap();
+        let p = arch.n_params();
+        let q = MeanFieldGaussian::from_mu_sigma(arch, vec![0.1; p], vec![0.5; p]).unwrap();
+        assert!(bad.build(&q).is_err());
+        assert!(bad.estimate(&q, &Limits::default()).is_err());
+        // The sandwich's estimate carries both bounds from the same draws.
+        let e = spec.estimate(&q, &Limits::default()).unwrap();
+        let i = e.interval.clone().expect("an interval");
+        assert_eq!(i.lower.to_bits(), e.value.to_bits());
+        assert!(i.upper >= i.lower - 1e-9 && i.width_std_err.is_some());
+        let (lo, up) = i.cut();
+        assert!(0.0 <= lo && lo <= up && up <= i.ln_group_order);
     }
 }

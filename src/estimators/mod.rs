@@ -54,7 +54,7 @@ mod sandwich;
 mod unit_cost;
 
 mod by_name;
-pub use by_name::{ESTIMATOR_NAMES, EstimatorKind, estimator_by_name};
+pub use by_name::{ESTIMATOR_NAMES, EstimatorKind, EstimatorSpec, estimator_by_name};
 
 pub use enumeration::ExactEnumeration;
 pub use exact::{ExactLimits, exact_estimate, exact_estimator};
@@ -110,6 +110,75 @@ pub struct Estimate {
     pub bracket: Option<f64>,
     /// The per-draw terms, in draw order.
     pub terms: Vec<f64>,
+    /// For the two sides of an interval from the same draws (the sandwich): both bounds,
+    /// carried by each side's estimate.
+    pub interval: Option<Interval>,
+}
+
+/// A lower and an upper bound on `I(g; ω)` from the same draws, as computed (a Monte
+/// Carlo bound can fall outside [0, ln|G|], where `I` always lies: [`Interval::cut`]),
+/// with their standard errors and the paired standard error of their width.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interval {
+    /// The lower bound's estimate.
+    pub lower: f64,
+    /// The upper bound's estimate.
+    pub upper: f64,
+    /// The lower bound's Monte Carlo standard error (`None` for one draw).
+    pub lower_std_err: Option<f64>,
+    /// The upper bound's Monte Carlo standard error (`None` for one draw).
+    pub upper_std_err: Option<f64>,
+    /// The mean of `upper − lower` over the paired draws (`upper − lower` up to rounding).
+    pub width: f64,
+    /// The standard error of `upper − lower` over the paired draws (`None` for one draw).
+    pub width_std_err: Option<f64>,
+    /// `ln|G|`, the largest value `I` takes.
+    pub ln_group_order: f64,
+    /// The upper bound's per-draw terms, in draw order (the lower bound's are the
+    /// estimate's `terms`).
+    pub upper_terms: Vec<f64>,
+}
+
+impl Interval {
+    /// The interval of `lower` and `upper`, estimates from the same draws (their terms
+    /// paired draw by draw).
+    pub fn of(lower: &Estimate, upper: &Estimate) -> Self {
+        let (width, width_std_err) =
+            if lower.terms.len() == upper.terms.len() && !lower.terms.is_empty() {
+                let d: Vec<f64> = upper
+                    .terms
+                    .iter()
+                    .zip(&lower.terms)
+                    .map(|(u, l)| u - l)
+                    .collect();
+                let s = summarize(&d);
+                (s.mean, s.std_err)
+            } else {
+                (upper.value - lower.value, None)
+            };
+        Interval {
+            lower: lower.value,
+            upper: upper.value,
+            lower_std_err: lower.std_err,
+            upper_std_err: upper.std_err,
+            width,
+            width_std_err,
+            ln_group_order: lower.ln_group_order,
+            upper_terms: upper.terms.clone(),
+        }
+    }
+
+    /// The bounds cut to [0, ln|G|], where `I` lies: what a reader quotes (the raw ones
+    /// stay in `lower` and `upper`).
+    pub fn cut(&self) -> (f64, f64) {
+        let cut = |v: f64| v.clamp(0.0, self.ln_group_order);
+        (cut(self.lower), cut(self.upper))
+    }
+
+    /// Whether a raw bound lies outside [0, ln|G|] (the cut changed it).
+    pub fn was_cut(&self) -> bool {
+        self.cut() != (self.lower, self.upper)
+    }
 }
 
 /// Which estimator produced an estimate: the one spelling of each estimator's name, in
@@ -409,6 +478,7 @@ pub(crate) fn on_stabilizer_both(
                 max_term_share: (stab.ln_offset > 0.0).then(|| 1.0 / n_samples.max(1) as f64),
                 bracket: None,
                 terms: vec![stab.ln_offset; n_samples],
+                interval: None,
             };
             let mut upper = e.clone();
             if id == EstimatorId::SandwichLower {
@@ -721,6 +791,7 @@ impl EstimateParts {
             max_term_share: s.max_term_share,
             bracket: None,
             terms,
+            interval: None,
         }
     }
 }

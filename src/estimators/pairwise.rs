@@ -121,6 +121,7 @@ impl MiEstimator for PairwiseBound {
             max_term_share: None,
             bracket: None,
             terms: Vec::new(),
+            interval: None,
         })
     }
 }

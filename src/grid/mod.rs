@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::estimators::{
-    Estimate, EstimatorId, EstimatorKind, ExactLimits, MiEstimator, Sandwich, exact_estimator,
+    Estimate, EstimatorId, EstimatorKind, ExactLimits, MiEstimator, exact_estimator,
 };
 use crate::io::{PosteriorFile, ReadOptions, load_with_bytes};
 use crate::posterior::MeanFieldGaussian;
@@ -168,14 +168,19 @@ fn item_estimator(
         })?,
         // The sandwich's lower side: its estimate computes both bounds (its cost is the
         // item's).
-        kind => kind.build(q, item.k, config.samples, seed)?,
+        _ => item_spec(item, config, seed).build(q)?,
     })
 }
 
-fn item_sandwich(item: &GridItem, config: &GridConfig, seed: u64) -> Result<Sandwich> {
-    Ok(Sandwich::new(item.k.expect("sandwich items have K"))?
-        .samples(config.samples)?
-        .seed(seed))
+/// The estimator and settings of one grid item, as one value.
+fn item_spec(item: &GridItem, config: &GridConfig, seed: u64) -> crate::estimators::EstimatorSpec {
+    let spec = crate::estimators::EstimatorSpec::new(item.estimator)
+        .with_samples(config.samples)
+        .with_seed(seed);
+    match item.k {
+        Some(k) => spec.with_k(k),
+        None => spec,
+    }
 }
 
 /// The estimated memory and time of a grid's items, refused up front when over the
@@ -287,30 +292,28 @@ pub fn run_grid(
                 ),
             };
             // The sandwich: both bounds from one set of draws, so the interval is paired.
-            let (est, upper): (Estimate, Option<Estimate>) = match item.estimator {
-                EstimatorKind::Sandwich => {
-                    let (lower, upper) = item_sandwich(item, config, seed)
-                        .and_then(|sw| sw.estimate_both_within(q, &config.limits))
-                        .map_err(named)?;
-                    (lower, Some(upper))
-                }
-                _ => (
-                    item_estimator(item, config, q, seed, &lp.id)?
-                        .estimate_within(q, &config.limits)
-                        .map_err(named)?,
-                    None,
-                ),
-            };
-            let width = upper.as_ref().map(|u| {
-                let diffs: Vec<f64> = u.terms.iter().zip(&est.terms).map(|(u, l)| u - l).collect();
-                crate::estimators::summarize(&diffs)
-            });
+            let (est, interval): (Estimate, Option<crate::estimators::Interval>) =
+                match item.estimator {
+                    EstimatorKind::Sandwich => {
+                        let lower = item_spec(item, config, seed)
+                            .estimate(q, &config.limits)
+                            .map_err(named)?;
+                        let interval = lower.interval.clone();
+                        (lower, interval)
+                    }
+                    _ => (
+                        item_estimator(item, config, q, seed, &lp.id)?
+                            .estimate_within(q, &config.limits)
+                            .map_err(named)?,
+                        None,
+                    ),
+                };
             let row = RawRow {
                 item: item.index as u64,
                 posterior_id: lp.id.clone(),
                 posterior_path: lp.path.display().to_string(),
                 posterior_sha256: lp.sha256.clone(),
-                estimator: match upper {
+                estimator: match &interval {
                     Some(_) => EstimatorKind::Sandwich.name().to_string(),
                     None => est.estimator.to_string(),
                 },
@@ -324,10 +327,10 @@ pub fn run_grid(
                 ln_group_order_nats: est.ln_group_order,
                 entropy_q_nats: est.entropy_q,
                 max_term_share: est.max_term_share,
-                upper_nats: upper.as_ref().map(|u| u.value),
-                upper_std_err_nats: upper.as_ref().and_then(|u| u.std_err),
-                width_nats: width.as_ref().map(|w| w.mean),
-                width_std_err_nats: width.as_ref().and_then(|w| w.std_err),
+                upper_nats: interval.as_ref().map(|i| i.upper),
+                upper_std_err_nats: interval.as_ref().and_then(|i| i.upper_std_err),
+                width_nats: interval.as_ref().map(|i| i.width),
+                width_std_err_nats: interval.as_ref().and_then(|i| i.width_std_err),
                 bracket_nats: est.bracket,
                 wall_s: est.wall_s,
             };

@@ -314,7 +314,9 @@ class Estimate:
     """One estimate of I(g; w), in nats.
 
     ``value`` is the estimate (the lower bound for the sandwich), ``std_err`` its Monte
-    Carlo standard error, ``lower``/``upper`` the sandwich's bounds from the same draws,
+    Carlo standard error, ``lower``/``upper`` the sandwich's bounds from the same draws
+    (as computed: a bound can fall outside [0, ln|G|], where I lies), ``width_std_err``
+    the paired standard error of ``upper - lower``,
     ``cap`` the largest value one term can take (ln K for InfoNCE, ln|G| otherwise),
     ``terms`` the per-draw terms (their mean is ``value``)."""
 
@@ -324,6 +326,7 @@ class Estimate:
     lower: Optional[float]
     upper: Optional[float]
     upper_std_err: Optional[float]
+    width_std_err: Optional[float]
     ln_group_order: float
     cap: float
     k: Optional[int]
