@@ -55,15 +55,45 @@ pub(crate) struct InspectArgs {
     /// Posterior files (safetensors or .npz).
     #[arg(required = true)]
     pub(crate) files: Vec<PathBuf>,
-    /// Read the files under this permutation spec (JSON; docs/specs.md) [default: each file's `permutation_spec` metadata, else an MLP from the tensor shapes].
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+}
+
+/// How posterior files are read, where they do not say it themselves: the flags of
+/// `inspect` and `run`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ReadArgs {
+    /// Read every posterior under this permutation spec (JSON; docs/specs.md); default: the file's `permutation_spec` metadata, else an MLP from the tensor shapes.
     #[arg(long)]
     pub(crate) spec: Option<PathBuf>,
-    /// The forward order of the layers, by name (e.g. encoder,decoder), where the file does not state it (default: numeric indices in the names, an .npz's member order, or the only order whose shapes chain).
+    /// The forward order of every posterior's layers, by name (e.g. encoder,decoder), where a file does not state it (default: numeric indices in the names, an .npz's member order, or the only order whose shapes chain; an ambiguous order is refused).
     #[arg(long, value_parser = parse_layers)]
     pub(crate) layers: Option<Layers>,
-    /// The prior scale s of N(0, s^2 I) for files that record none (a file's `prior_scale` metadata wins) [default: 1].
+    /// The prior scale s of N(0, s^2 I) in the KL and ELBO, for files that record none (a file's `prior_scale` metadata wins; every bounds table prints the prior used) [default: 1].
     #[arg(long, value_parser = positive_f64)]
     pub(crate) prior_scale: Option<f64>,
+}
+
+impl ReadArgs {
+    /// The spec file named by `--spec`, read.
+    pub(crate) fn load_spec(&self) -> mi_est::Result<Option<mi_est::grid::LoadedSpec>> {
+        self.spec.as_deref().map(mi_est::grid::load_spec).transpose()
+    }
+
+    /// The reader's options: under `spec` (from [`load_spec`](Self::load_spec)), the
+    /// layer order and prior scale of the flags, within `limits`.
+    pub(crate) fn options<'a>(
+        &'a self,
+        spec: Option<&'a mi_est::grid::LoadedSpec>,
+        limits: &mi_est::resources::Limits,
+    ) -> mi_est::io::ReadOptions<'a> {
+        mi_est::io::ReadOptions {
+            spec: spec.map(|s| &s.spec),
+            layers: self.layers.as_ref().map(|l| l.0.as_slice()),
+            prior_scale: self.prior_scale,
+            limits: *limits,
+        }
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -160,15 +190,8 @@ pub(crate) struct RunArgs {
     /// Posterior draws of the ELBO.
     #[arg(long, default_value_t = 100, value_parser = positive_usize)]
     pub(crate) elbo_samples: usize,
-    /// Read every posterior under this permutation spec (JSON; docs/specs.md); default: the file's `permutation_spec` metadata, else an MLP from the tensor shapes.
-    #[arg(long)]
-    pub(crate) spec: Option<PathBuf>,
-    /// The forward order of every posterior's layers, by name (e.g. encoder,decoder), where a file does not state it (default: numeric indices in the names, an .npz's member order, or the only order whose shapes chain; an ambiguous order is refused).
-    #[arg(long, value_parser = parse_layers)]
-    pub(crate) layers: Option<Layers>,
-    /// The prior scale s of N(0, s^2 I) in the KL and ELBO columns, for files that record none (a file's `prior_scale` metadata wins; every bounds table prints the prior used) [default: 1].
-    #[arg(long, value_parser = positive_f64)]
-    pub(crate) prior_scale: Option<f64>,
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
     /// Output folder.
     #[arg(long, default_value = "reports/run")]
     pub(crate) out: PathBuf,

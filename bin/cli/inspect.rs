@@ -6,13 +6,8 @@ use super::args::InspectArgs;
 
 /// `mi-est inspect`: what each file holds, as read.
 pub(crate) fn inspect(a: InspectArgs, limits: &mi_est::resources::Limits) -> Result<()> {
-    let spec = a.spec.as_deref().map(mi_est::grid::load_spec).transpose()?;
-    let options = mi_est::io::ReadOptions {
-        spec: spec.as_ref().map(|s| &s.spec),
-        layers: a.layers.as_ref().map(|l| l.0.as_slice()),
-        prior_scale: a.prior_scale,
-        limits: *limits,
-    };
+    let spec = a.read.load_spec()?;
+    let options = a.read.options(spec.as_ref(), limits);
     for path in &a.files {
         let (file, how) = mi_est::io::inspect(path, options)?;
         let q = &file.posterior;

@@ -42,13 +42,8 @@ pub(crate) fn run(a: RunArgs, limits: &mi_est::resources::Limits) -> Result<()> 
         None => {
             // The default: exact where every posterior has an exact estimator, else the
             // sandwich, which applies at any depth.
-            let spec = a.spec.as_deref().map(mi_est::grid::load_spec).transpose()?;
-            let read = mi_est::io::ReadOptions {
-                spec: spec.as_ref().map(|s| &s.spec),
-                layers: a.layers.as_ref().map(|l| l.0.as_slice()),
-                prior_scale: a.prior_scale,
-                limits: *limits,
-            };
+            let spec = a.read.load_spec()?;
+            let read = a.read.options(spec.as_ref(), limits);
             let loaded = mi_est::grid::load_posteriors(&posteriors, read)?;
             let (kinds, note) = mi_est::grid::default_estimators(&loaded);
             if let Some(note) = note {
@@ -61,9 +56,9 @@ pub(crate) fn run(a: RunArgs, limits: &mi_est::resources::Limits) -> Result<()> 
     let shard = shard_from_env(a.shard_index, a.num_shards)?;
     let config = mi_est::grid::GridConfig {
         posteriors,
-        spec: a.spec.clone(),
-        layers: a.layers.clone().map(|l| l.0),
-        prior_scale: a.prior_scale,
+        spec: a.read.spec.clone(),
+        layers: a.read.layers.clone().map(|l| l.0),
+        prior_scale: a.read.prior_scale,
         estimators,
         ks,
         samples: a.samples,

@@ -443,7 +443,9 @@ mod tests {
         }
         let e = estimator_by_name(&q, "infonce", None, 10, 1).err().unwrap();
         assert!(e.to_string().contains("infonce needs K"), "{e}");
-        let e = estimator_by_name(&q, "exact", Some(4), 10, 1).err().unwrap();
+        let e = estimator_by_name(&q, "exact", Some(4), 10, 1)
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("exact has no K"), "{e}");
         let e = estimator_by_name(&q, "magic", Some(4), 10, 1)
             .err()

@@ -44,6 +44,52 @@ impl std::fmt::Display for Experiment {
     }
 }
 
+/// Every experiment with its name (its report folder and what `reproduce` takes) and
+/// its [`Study`] (its file under [`crate::study::experiments`]), in the order `reproduce`
+/// lists them: the one table that [`Experiment::ALL`], [`Experiment::name`],
+/// [`Experiment::parse`] and [`Experiment::study`] read.
+const REGISTRY: [(Experiment, &str, &dyn Study); 8] = {
+    use crate::study::experiments::*;
+    [
+        (
+            Experiment::ModeInterpolation,
+            "mode-interpolation",
+            &mode_interpolation::ModeInterpolation,
+        ),
+        (
+            Experiment::TractableBnn,
+            "tractable-bnn",
+            &tractable_bnn::TractableBnn,
+        ),
+        (Experiment::Mnist, "mnist", &mnist::Mnist),
+        (
+            Experiment::ModeProximity,
+            "mode-proximity",
+            &mode_proximity::ModeProximity,
+        ),
+        (
+            Experiment::EstimatorCost,
+            "estimator-cost",
+            &estimator_cost::EstimatorCost,
+        ),
+        (
+            Experiment::MnistObjectives,
+            "mnist-objectives",
+            &mnist_objectives::MnistObjectives,
+        ),
+        (
+            Experiment::TractableSweep,
+            "tractable-sweep",
+            &tractable_sweep::TractableSweep,
+        ),
+        (
+            Experiment::SymmetryRegime,
+            "symmetry-regime",
+            &symmetry_regime::SymmetryRegime,
+        ),
+    ]
+};
+
 impl Experiment {
     /// Parses an experiment name.
     ///
@@ -51,47 +97,41 @@ impl Experiment {
     ///
     /// [`Error::InvalidParameter`] naming the unknown experiment and the known ones.
     pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "mode-interpolation" => Ok(Experiment::ModeInterpolation),
-            "tractable-bnn" => Ok(Experiment::TractableBnn),
-            "mnist" => Ok(Experiment::Mnist),
-            "mode-proximity" => Ok(Experiment::ModeProximity),
-            "estimator-cost" => Ok(Experiment::EstimatorCost),
-            "mnist-objectives" => Ok(Experiment::MnistObjectives),
-            "tractable-sweep" => Ok(Experiment::TractableSweep),
-            "symmetry-regime" => Ok(Experiment::SymmetryRegime),
-            _ => Err(Error::invalid(
-                "experiment",
-                s,
-                "expected mode-interpolation, tractable-bnn, mnist, mode-proximity, estimator-cost, mnist-objectives, tractable-sweep or symmetry-regime",
-            )),
-        }
+        REGISTRY
+            .iter()
+            .find(|(_, name, _)| *name == s)
+            .map(|(e, _, _)| *e)
+            .ok_or_else(|| {
+                let names: Vec<&str> = REGISTRY.iter().map(|(_, n, _)| *n).collect();
+                Error::invalid(
+                    "experiment",
+                    s,
+                    format!("expected one of {}", names.join(", ")),
+                )
+            })
     }
 
     /// Every experiment, in the order `reproduce` lists them.
-    pub const ALL: [Experiment; 8] = [
-        Experiment::ModeInterpolation,
-        Experiment::TractableBnn,
-        Experiment::Mnist,
-        Experiment::ModeProximity,
-        Experiment::EstimatorCost,
-        Experiment::MnistObjectives,
-        Experiment::TractableSweep,
-        Experiment::SymmetryRegime,
-    ];
+    pub const ALL: [Experiment; 8] = {
+        let mut all = [Experiment::ModeInterpolation; 8];
+        let mut i = 0;
+        while i < 8 {
+            all[i] = REGISTRY[i].0;
+            i += 1;
+        }
+        all
+    };
+
+    fn entry(self) -> &'static (Experiment, &'static str, &'static dyn Study) {
+        REGISTRY
+            .iter()
+            .find(|(e, _, _)| *e == self)
+            .expect("every experiment is in the registry (a test checks it)")
+    }
 
     /// The experiment's name (its report folder).
     pub fn name(self) -> &'static str {
-        match self {
-            Experiment::ModeInterpolation => "mode-interpolation",
-            Experiment::TractableBnn => "tractable-bnn",
-            Experiment::Mnist => "mnist",
-            Experiment::ModeProximity => "mode-proximity",
-            Experiment::EstimatorCost => "estimator-cost",
-            Experiment::MnistObjectives => "mnist-objectives",
-            Experiment::TractableSweep => "tractable-sweep",
-            Experiment::SymmetryRegime => "symmetry-regime",
-        }
+        self.entry().1
     }
 
     /// Whether the experiment reads MNIST.
@@ -101,17 +141,7 @@ impl Experiment {
 
     /// The experiment's [`Study`]: its file under [`crate::study::experiments`].
     pub fn study(self) -> &'static dyn Study {
-        use crate::study::experiments::*;
-        match self {
-            Experiment::ModeInterpolation => &mode_interpolation::ModeInterpolation,
-            Experiment::TractableBnn => &tractable_bnn::TractableBnn,
-            Experiment::Mnist => &mnist::Mnist,
-            Experiment::ModeProximity => &mode_proximity::ModeProximity,
-            Experiment::EstimatorCost => &estimator_cost::EstimatorCost,
-            Experiment::MnistObjectives => &mnist_objectives::MnistObjectives,
-            Experiment::TractableSweep => &tractable_sweep::TractableSweep,
-            Experiment::SymmetryRegime => &symmetry_regime::SymmetryRegime,
-        }
+        self.entry().2
     }
 }
 
@@ -535,5 +565,47 @@ impl std::fmt::Display for MnistUsed {
                 " (not the full set: no comparison with the paper's numbers holds)"
             }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry holds each experiment once, by a name of its own that parses back
+    /// to it, with the study that says it is that experiment.
+    #[test]
+    fn the_registry_names_each_experiment_once() {
+        for (i, e) in Experiment::ALL.into_iter().enumerate() {
+            assert!(!Experiment::ALL[..i].contains(&e), "{e:?} twice");
+            assert_eq!(Experiment::parse(e.name()).unwrap(), e);
+            assert_eq!(e.study().experiment(), e);
+            assert_eq!(e.to_string(), e.name());
+        }
+        // Every variant is registered: a new variant fails to compile here until it is
+        // listed, and fails this test until it is in the registry.
+        use Experiment::*;
+        for e in [
+            ModeInterpolation,
+            TractableBnn,
+            Mnist,
+            ModeProximity,
+            EstimatorCost,
+            MnistObjectives,
+            TractableSweep,
+            SymmetryRegime,
+        ] {
+            match e {
+                ModeInterpolation | TractableBnn | Mnist | ModeProximity | EstimatorCost
+                | MnistObjectives | TractableSweep | SymmetryRegime => {
+                    assert!(Experiment::ALL.contains(&e), "{e:?} is not in the registry")
+                }
+            }
+        }
+        let e = Experiment::parse("mnst").unwrap_err().to_string();
+        assert!(
+            e.contains("mode-interpolation") && e.contains("symmetry-regime"),
+            "{e}"
+        );
     }
 }
