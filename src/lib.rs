@@ -43,6 +43,7 @@ pub mod posterior;
 pub mod report;
 pub mod resources;
 pub mod rng;
+pub mod row;
 #[cfg(feature = "train")]
 pub mod study;
 pub mod symmetry;

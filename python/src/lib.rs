@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use mi_est::estimators::EstimatorKind;
 use mi_est::resources::Limits;
 use mi_est::estimators::{ESTIMATOR_NAMES, Estimate, EstimatorSpec};
-use mi_est::grid::{GridConfig, LoadedPosterior, RawRow, RawValue, run_grid};
+use mi_est::grid::{GridConfig, LoadedPosterior, RawRow, run_grid};
+use mi_est::row::{Cell, Row};
 use mi_est::io::{PosteriorFile, Recognised};
 use mi_est::symmetry::spec::PermutationSpec;
 use numpy::{PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -286,13 +287,15 @@ fn estimate<'py>(
 /// A raw row of the grid as a dict with the columns of `raw.parquet`, in its order.
 fn row_dict<'py>(py: Python<'py>, r: &RawRow) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    for (name, value) in r.columns() {
+    for (name, value) in r.cells() {
         match value {
-            RawValue::Str(s) => d.set_item(name, s)?,
-            RawValue::U64(v) => d.set_item(name, v)?,
-            RawValue::OptU64(v) => d.set_item(name, v)?,
-            RawValue::F64(v) => d.set_item(name, v)?,
-            RawValue::OptF64(v) => d.set_item(name, v)?,
+            Cell::Str(s) => d.set_item(name, s)?,
+            Cell::OptStr(s) => d.set_item(name, s)?,
+            Cell::U64(v) => d.set_item(name, v)?,
+            Cell::OptU64(v) => d.set_item(name, v)?,
+            Cell::F64(v) => d.set_item(name, v)?,
+            Cell::OptF64(v) => d.set_item(name, v)?,
+            Cell::Bool(v) => d.set_item(name, v)?,
         }
     }
     Ok(d)

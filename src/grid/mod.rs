@@ -95,54 +95,31 @@ pub struct RawRow {
     pub wall_s: f64,
 }
 
-/// One value of a [`RawRow`] column, typed as the column is in `raw.parquet`.
-#[derive(Clone, Debug, PartialEq)]
-pub enum RawValue {
-    /// Text.
-    Str(String),
-    /// A count or seed.
-    U64(u64),
-    /// A count that some rows lack (K).
-    OptU64(Option<u64>),
-    /// A number.
-    F64(f64),
-    /// A number that some rows lack (the sandwich's upper bound, say).
-    OptF64(Option<f64>),
-}
-
-/// The number of columns of a raw row.
-pub const RAW_COLUMNS: usize = 21;
+crate::row::row!(RawRow {
+    item: U64,
+    posterior_id: Str,
+    posterior_path: Str,
+    posterior_sha256: Str,
+    estimator: Str,
+    k: OptU64,
+    n_samples: U64,
+    repeat: U64,
+    seed: U64,
+    mi_nats: F64,
+    std_err_nats: OptF64,
+    ln_cap_nats: F64,
+    ln_group_order_nats: F64,
+    entropy_q_nats: F64,
+    max_term_share: OptF64,
+    upper_nats: OptF64,
+    upper_std_err_nats: OptF64,
+    width_nats: OptF64,
+    width_std_err_nats: OptF64,
+    bracket_nats: OptF64,
+    wall_s: F64,
+});
 
 impl RawRow {
-    /// The row's columns, named and in the order of `raw.parquet`: the one list that the
-    /// Parquet writer and the Python package's `grid` both read.
-    pub fn columns(&self) -> [(&'static str, RawValue); RAW_COLUMNS] {
-        use RawValue::{F64, OptF64, OptU64, Str, U64};
-        [
-            ("item", U64(self.item)),
-            ("posterior_id", Str(self.posterior_id.clone())),
-            ("posterior_path", Str(self.posterior_path.clone())),
-            ("posterior_sha256", Str(self.posterior_sha256.clone())),
-            ("estimator", Str(self.estimator.clone())),
-            ("k", OptU64(self.k)),
-            ("n_samples", U64(self.n_samples)),
-            ("repeat", U64(self.repeat)),
-            ("seed", U64(self.seed)),
-            ("mi_nats", F64(self.mi_nats)),
-            ("std_err_nats", OptF64(self.std_err_nats)),
-            ("ln_cap_nats", F64(self.ln_cap_nats)),
-            ("ln_group_order_nats", F64(self.ln_group_order_nats)),
-            ("entropy_q_nats", F64(self.entropy_q_nats)),
-            ("max_term_share", OptF64(self.max_term_share)),
-            ("upper_nats", OptF64(self.upper_nats)),
-            ("upper_std_err_nats", OptF64(self.upper_std_err_nats)),
-            ("width_nats", OptF64(self.width_nats)),
-            ("width_std_err_nats", OptF64(self.width_std_err_nats)),
-            ("bracket_nats", OptF64(self.bracket_nats)),
-            ("wall_s", F64(self.wall_s)),
-        ]
-    }
-
     /// The estimator of the row, or `None` for a sandwich row (both bounds, from
     /// [`EstimatorId::SandwichLower`] and [`EstimatorId::SandwichUpper`]).
     pub fn estimator_id(&self) -> Option<EstimatorId> {

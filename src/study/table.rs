@@ -21,45 +21,7 @@ pub enum Values {
     Bool(Vec<bool>),
 }
 
-/// One cell of a [`Row`], typed as its column is.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Cell {
-    /// A real.
-    F64(f64),
-    /// A real that some rows lack.
-    OptF64(Option<f64>),
-    /// A count.
-    U64(u64),
-    /// A count that some rows lack.
-    OptU64(Option<u64>),
-    /// Text.
-    Str(String),
-    /// Text that some rows lack.
-    OptStr(Option<String>),
-    /// A flag.
-    Bool(bool),
-}
-
-/// A row of a table: its cells with their column names, in column order, the one place
-/// a table's columns are listed (the Parquet file, the page and the Python package read
-/// them from here).
-pub trait Row {
-    /// `(column name, cell)` in column order.
-    fn cells(&self) -> Vec<(&'static str, Cell)>;
-}
-
-/// Implements [`Row`] for a struct from its fields, listed once in column order with the
-/// [`Cell`] variant of each: `row!(BoundRow { posterior_id: Str, k: OptU64, … })`.
-macro_rules! row {
-    ($t:ty { $($field:ident: $kind:ident),* $(,)? }) => {
-        impl $crate::study::table::Row for $t {
-            fn cells(&self) -> Vec<(&'static str, $crate::study::table::Cell)> {
-                vec![$((stringify!($field), $crate::study::table::Cell::$kind(self.$field.clone()))),*]
-            }
-        }
-    };
-}
-pub(crate) use row;
+pub use crate::row::{Cell, Row};
 
 /// A named table of equally long columns.
 #[derive(Clone, Debug, PartialEq, Default)]

@@ -2,30 +2,10 @@
 //! what their Parquet files and pages are built from.
 
 use super::{BiasVarianceRow, BoundRow};
-use crate::grid::RawRow;
 
-/// A raw row's cells are its columns ([`RawRow::columns`], kept in the lean grid).
-impl crate::study::table::Row for RawRow {
-    fn cells(&self) -> Vec<(&'static str, crate::study::table::Cell)> {
-        use crate::grid::RawValue;
-        use crate::study::table::Cell;
-        self.columns()
-            .into_iter()
-            .map(|(name, v)| {
-                let cell = match v {
-                    RawValue::Str(x) => Cell::Str(x),
-                    RawValue::U64(x) => Cell::U64(x),
-                    RawValue::OptU64(x) => Cell::OptU64(x),
-                    RawValue::F64(x) => Cell::F64(x),
-                    RawValue::OptF64(x) => Cell::OptF64(x),
-                };
-                (name, cell)
-            })
-            .collect()
-    }
-}
+// The raw rows' columns are listed beside `RawRow` in the lean grid.
 
-crate::study::table::row!(BiasVarianceRow {
+crate::row::row!(BiasVarianceRow {
     posterior_id: Str,
     estimator: Str,
     k: OptU64,
@@ -45,7 +25,7 @@ crate::study::table::row!(BiasVarianceRow {
     saturated: Bool,
 });
 
-crate::study::table::row!(BoundRow {
+crate::row::row!(BoundRow {
     posterior_id: Str,
     data: OptStr,
     n_data: OptU64,
