@@ -77,7 +77,10 @@ pub(crate) struct ReadArgs {
 impl ReadArgs {
     /// The spec file named by `--spec`, read.
     pub(crate) fn load_spec(&self) -> mi_est::Result<Option<mi_est::grid::LoadedSpec>> {
-        self.spec.as_deref().map(mi_est::grid::load_spec).transpose()
+        self.spec
+            .as_deref()
+            .map(mi_est::grid::load_spec)
+            .transpose()
     }
 
     /// The reader's options: under `spec` (from [`load_spec`](Self::load_spec)), the
