@@ -64,7 +64,12 @@ pub fn clustered_posterior(clusters: usize, size: usize) -> Result<MeanFieldGaus
 /// pruned permanent beyond width 24, enumeration for deeper nets).
 ///
 /// [`exact_estimator`]: crate::grid::exact_estimator
-fn exact_for(q: &MeanFieldGaussian, samples: usize, seed: u64) -> Result<Estimate> {
+fn exact_for(
+    q: &MeanFieldGaussian,
+    samples: usize,
+    seed: u64,
+    limits: &crate::resources::Limits,
+) -> Result<Estimate> {
     crate::estimators::exact_estimator(q, samples, seed, crate::estimators::ExactLimits::FULL)?
         .ok_or_else(|| {
             Error::invalid(
@@ -73,7 +78,7 @@ fn exact_for(q: &MeanFieldGaussian, samples: usize, seed: u64) -> Result<Estimat
                 "exact I is not computable for this architecture",
             )
         })?
-        .estimate(q)
+        .estimate_within(q, limits)
 }
 
 /// The 97.5 % quantile of Student's t with `samples − 1` degrees of freedom (the
@@ -96,21 +101,32 @@ enum Probe {
 impl Probe {
     /// Runs the probe: one estimate per reported estimator (the sandwich and the
     /// pairwise bounds report two from one computation).
-    fn run(self, q: &MeanFieldGaussian, samples: usize, seed: u64) -> Result<Vec<Estimate>> {
+    fn run(
+        self,
+        q: &MeanFieldGaussian,
+        samples: usize,
+        seed: u64,
+        limits: &crate::resources::Limits,
+    ) -> Result<Vec<Estimate>> {
         Ok(match self {
-            Probe::InfoNce(k) => vec![InfoNce::new(k)?.samples(samples)?.seed(seed).estimate(q)?],
+            Probe::InfoNce(k) => vec![
+                InfoNce::new(k)?
+                    .samples(samples)?
+                    .seed(seed)
+                    .estimate_within(q, limits)?,
+            ],
             Probe::Sandwich(k) => {
                 let (lo, up) = Sandwich::new(k)?
                     .samples(samples)?
                     .seed(seed)
-                    .estimate_both(q)?;
+                    .estimate_both_within(q, limits)?;
                 vec![lo, up]
             }
-            Probe::Exact => vec![exact_for(q, samples, seed)?],
+            Probe::Exact => vec![exact_for(q, samples, seed, limits)?],
             Probe::Pairwise => {
                 let started = Instant::now();
-                let mut lo = PairwiseBound::Bhattacharyya.estimate(q)?;
-                let mut up = PairwiseBound::Kl.estimate(q)?;
+                let mut lo = PairwiseBound::Bhattacharyya.estimate_within(q, limits)?;
+                let mut up = PairwiseBound::Kl.estimate_within(q, limits)?;
                 let wall = started.elapsed().as_secs_f64();
                 lo.wall_s = wall;
                 up.wall_s = wall;
@@ -394,7 +410,7 @@ impl Study for EstimatorCost {
             // The reference runs on every thread; the timed probes on one.
             let reference =
                 executor.journaled(&format!("estimator-cost/{name}/reference"), || {
-                    let e = exact_for(&q, ref_samples, child_seed(seed, 1_000_000))?;
+                    let e = exact_for(&q, ref_samples, child_seed(seed, 1_000_000), &o.limits)?;
                     Ok(Reference {
                         value: e.value,
                         std_err: e.std_err,
@@ -434,14 +450,16 @@ impl Study for EstimatorCost {
                             s
                         } else {
                             // Pilot: a warm-up, then the time of one draw.
-                            probe.run(&q, 2, seed)?;
-                            let pilot = probe.run(&q, 8, seed)?;
+                            probe.run(&q, 2, seed, &o.limits)?;
+                            let pilot = probe.run(&q, 8, seed, &o.limits)?;
                             let per_draw = pilot[0].wall_s / 8.0;
                             ((budget / per_draw).round() as usize).clamp(2, 1_000_000)
                         };
                         let n_rep = if probe.deterministic() { 1 } else { repeats };
                         for r in 0..n_rep {
-                            for e in probe.run(&q, samples, child_seed(seed, 1 + r as u64))? {
+                            for e in
+                                probe.run(&q, samples, child_seed(seed, 1 + r as u64), &o.limits)?
+                            {
                                 rows.push(Repeat {
                                     posterior: name.clone(),
                                     estimator: e.estimator,

@@ -417,7 +417,7 @@ impl Study for SymmetryRegime {
                         let (lo, up) = Sandwich::new(64)?
                             .samples(mi_s)?
                             .seed(child_seed(run.config.seed, 7))
-                            .estimate_both(&r.file.posterior)?;
+                            .estimate_both_within(&r.file.posterior, &o.limits)?;
                         ((lo.value + up.value) / 2.0, (up.value - lo.value) / 2.0)
                     }
                 };

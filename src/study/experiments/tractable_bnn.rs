@@ -200,7 +200,7 @@ pub(crate) fn train_run(
     let est_exact = ExactEnumeration::new()
         .samples(mi_s)?
         .seed(eval)
-        .estimate(q)?;
+        .estimate_within(q, &o.limits)?;
     let (mi_k, mi_exact) = (est_k.value, est_exact.value);
     let n = train_set.len() as f64;
     Ok(Run {
