@@ -24,6 +24,65 @@ pub fn merge(dir: &Path, overwrite: bool, limits: &crate::resources::Limits) -> 
         ));
     }
     let _lock = crate::atomic::FolderLock::acquire(dir, None, "mi-est merge")?;
+    let shard_files = shard_files(dir)?;
+    let first = manifest_of(&shard_files[0])?;
+    let rows = checked_rows(dir, &shard_files, &first, limits)?;
+    let (paths, layers, posteriors) = shard_posteriors(&first, limits)?;
+    // As in `run`: a journal names the merge until its reports are all written, so that
+    // a merge killed while writing them can be rerun.
+    let journal_path = dir.join(".journal-merge.jsonl");
+    let fingerprint = crate::journal::fingerprint(&serde_json::json!(
+        shard_files
+            .iter()
+            .map(|p| manifest_of(p).map(|m| m["raw_sha256"].clone()))
+            .collect::<Result<Vec<_>>>()?
+    ));
+    // Every row is checked against the grid the manifests describe: a shard that hashes
+    // right but holds rows of another grid (or values no estimator returns) is refused.
+    let grid = grid_of_manifest(&first, &paths, layers.clone(), limits)
+        .map_err(|e| bad(&manifest_path(&shard_files[0]), e.to_string()))?;
+    crate::grid::check_rows(&grid, &posteriors, &rows).map_err(|e| {
+        bad(
+            dir,
+            format!("the shards do not hold the grid of their manifests: {e}"),
+        )
+    })?;
+    let (journal, overwrite_set) = super::begin_report_set(
+        dir,
+        &dir.join("raw.parquet"),
+        &journal_path,
+        &fingerprint,
+        overwrite,
+    )?;
+    let data = first["data"].as_str().map(str::to_string);
+    let elbo_samples = first["elbo_samples"].as_u64().unwrap_or(1) as usize;
+    let seed = first["seed"].as_u64().unwrap_or(0);
+    let mut m = first.clone();
+    m["shard"] = serde_json::json!([0, 1]);
+    m["merged_from"] = serde_json::json!(
+        shard_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+    );
+    let manifest = serde_json::to_string_pretty(&m).expect("json");
+    let out = write_reports(
+        dir,
+        &rows,
+        &posteriors,
+        data.as_deref(),
+        elbo_samples,
+        seed,
+        &manifest,
+        overwrite_set,
+        limits,
+    )?;
+    journal.finish()?;
+    Ok(out)
+}
+
+/// The shard files of `dir` (`raw-shard-*.jsonl`), sorted.
+fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut shard_files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -38,17 +97,34 @@ pub fn merge(dir: &Path, overwrite: bool, limits: &crate::resources::Limits) -> 
     if shard_files.is_empty() {
         return Err(bad(dir, "no raw-shard-*.jsonl files to merge".into()));
     }
-    let manifest_path = |p: &Path| -> PathBuf {
-        let name = p
-            .file_name()
-            .expect("file")
-            .to_string_lossy()
-            .replace("raw-", "manifest-")
-            .replace(".jsonl", ".json");
-        dir.join(name)
-    };
-    let manifest_of = |p: &Path| -> Result<serde_json::Value> { read_json(&manifest_path(p)) };
-    let first = manifest_of(&shard_files[0])?;
+    Ok(shard_files)
+}
+
+/// The manifest written beside a shard file.
+fn manifest_path(p: &Path) -> PathBuf {
+    let name = p
+        .file_name()
+        .expect("file")
+        .to_string_lossy()
+        .replace("raw-", "manifest-")
+        .replace(".jsonl", ".json");
+    p.with_file_name(name)
+}
+
+/// The manifest of a shard file, read.
+fn manifest_of(p: &Path) -> Result<serde_json::Value> {
+    read_json(&manifest_path(p))
+}
+
+/// The rows of every shard, in item order, after checking that the shards are one grid:
+/// the same settings as the first, each index once and all of them, each file as its
+/// manifest hashed it, every item of the grid once.
+fn checked_rows(
+    dir: &Path,
+    shard_files: &[PathBuf],
+    first: &serde_json::Value,
+    limits: &crate::resources::Limits,
+) -> Result<Vec<RawRow>> {
     let keys = [
         "seed",
         "estimators",
@@ -63,7 +139,7 @@ pub fn merge(dir: &Path, overwrite: bool, limits: &crate::resources::Limits) -> 
     let n_shards = first["shard"][1].as_u64().unwrap_or(0) as usize;
     let mut rows = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for p in &shard_files {
+    for p in shard_files {
         let m = manifest_of(p)?;
         for k in keys {
             if m[k] != first[k] {
@@ -128,6 +204,20 @@ pub fn merge(dir: &Path, overwrite: bool, limits: &crate::resources::Limits) -> 
             ),
         ));
     }
+    Ok(rows)
+}
+
+/// The posteriors the shards ran on, read as they were (spec, layers, prior scale) and
+/// checked unchanged against their hashes: their paths, the layer order and the files.
+#[allow(clippy::type_complexity)] // the three things the merge goes on with
+fn shard_posteriors(
+    first: &serde_json::Value,
+    limits: &crate::resources::Limits,
+) -> Result<(
+    Vec<PathBuf>,
+    Option<Vec<String>>,
+    Vec<crate::grid::LoadedPosterior>,
+)> {
     let paths: Vec<PathBuf> = first["posteriors"]
         .as_array()
         .map(|a| {
@@ -172,57 +262,7 @@ pub fn merge(dir: &Path, overwrite: bool, limits: &crate::resources::Limits) -> 
             ));
         }
     }
-    // As in `run`: a journal names the merge until its reports are all written, so that
-    // a merge killed while writing them can be rerun.
-    let journal_path = dir.join(".journal-merge.jsonl");
-    let fingerprint = crate::journal::fingerprint(&serde_json::json!(
-        shard_files
-            .iter()
-            .map(|p| manifest_of(p).map(|m| m["raw_sha256"].clone()))
-            .collect::<Result<Vec<_>>>()?
-    ));
-    // Every row is checked against the grid the manifests describe: a shard that hashes
-    // right but holds rows of another grid (or values no estimator returns) is refused.
-    let grid = grid_of_manifest(&first, &paths, layers.clone(), limits)
-        .map_err(|e| bad(&manifest_path(&shard_files[0]), e.to_string()))?;
-    crate::grid::check_rows(&grid, &posteriors, &rows).map_err(|e| {
-        bad(
-            dir,
-            format!("the shards do not hold the grid of their manifests: {e}"),
-        )
-    })?;
-    let (journal, overwrite_set) = super::begin_report_set(
-        dir,
-        &dir.join("raw.parquet"),
-        &journal_path,
-        &fingerprint,
-        overwrite,
-    )?;
-    let data = first["data"].as_str().map(str::to_string);
-    let elbo_samples = first["elbo_samples"].as_u64().unwrap_or(1) as usize;
-    let seed = first["seed"].as_u64().unwrap_or(0);
-    let mut m = first.clone();
-    m["shard"] = serde_json::json!([0, 1]);
-    m["merged_from"] = serde_json::json!(
-        shard_files
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-    );
-    let manifest = serde_json::to_string_pretty(&m).expect("json");
-    let out = write_reports(
-        dir,
-        &rows,
-        &posteriors,
-        data.as_deref(),
-        elbo_samples,
-        seed,
-        &manifest,
-        overwrite_set,
-        limits,
-    )?;
-    journal.finish()?;
-    Ok(out)
+    Ok((paths, layers, posteriors))
 }
 
 /// The whole grid (one shard) that a shard manifest describes.
