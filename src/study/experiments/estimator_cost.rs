@@ -541,26 +541,28 @@ impl Study for EstimatorCost {
     }
 }
 
+/// One row of the summary: an estimator at one K on one posterior, over its repeats.
+struct Line {
+    posterior: String,
+    regime: &'static str,
+    ln_g: f64,
+    reference: f64,
+    reference_se: f64,
+    estimator: EstimatorId,
+    k: Option<usize>,
+    samples: usize,
+    wall_ms: f64,
+    mean: f64,
+    sd: f64,
+    rmse: f64,
+    mse: f64,
+    coverage: Option<f64>,
+    coverage_raw: Option<f64>,
+    width: Option<f64>,
+}
+
 /// The per-(posterior, estimator, K) summary table and its markdown.
 fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String) {
-    struct Line {
-        posterior: String,
-        regime: &'static str,
-        ln_g: f64,
-        reference: f64,
-        reference_se: f64,
-        estimator: EstimatorId,
-        k: Option<usize>,
-        samples: usize,
-        wall_ms: f64,
-        mean: f64,
-        sd: f64,
-        rmse: f64,
-        mse: f64,
-        coverage: Option<f64>,
-        coverage_raw: Option<f64>,
-        width: Option<f64>,
-    }
     let mut lines: Vec<Line> = Vec::new();
     let mut md = String::new();
     for case in cases {
@@ -599,69 +601,11 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String) {
                 .sum::<f64>()
                 / values.len() as f64;
             let wall_ms = 1000.0 * sel.iter().map(|r| r.wall_s).sum::<f64>() / sel.len() as f64;
-            // Sandwich rows: the interval of the same repeat's two bounds.
             let (coverage, coverage_raw, width) = if est.is_sandwich() {
-                let pairs: Vec<(&Repeat, &Repeat)> = sel
-                    .iter()
-                    .filter_map(|lo| {
-                        let up = mine.iter().find(|u| {
-                            u.estimator == EstimatorId::SandwichUpper
-                                && u.k == k
-                                && u.repeat == lo.repeat
-                        })?;
-                        let lo = mine.iter().find(|l| {
-                            l.estimator == EstimatorId::SandwichLower
-                                && l.k == k
-                                && l.repeat == lo.repeat
-                        })?;
-                        Some((&**lo, &**up))
-                    })
-                    .collect();
-                let n = pairs.len() as f64;
-                let z = t_quantile_975(sel[0].samples);
-                // Rounding: a saturated posterior gives both bounds = ln|G| to ~1e-13.
-                let tol = 1e-9 * reference.abs().max(1.0);
-                let cov = pairs
-                    .iter()
-                    .filter(|(l, u)| {
-                        l.value - z * l.std_err.unwrap_or(0.0) - tol <= reference
-                            && reference <= u.value + z * u.std_err.unwrap_or(0.0) + tol
-                    })
-                    .count() as f64
-                    / n;
-                let raw = pairs
-                    .iter()
-                    .filter(|(l, u)| l.value - tol <= reference && reference <= u.value + tol)
-                    .count() as f64
-                    / n;
-                let w = pairs.iter().map(|(l, u)| u.value - l.value).sum::<f64>() / n;
-                (Some(cov), Some(raw), Some(w))
+                interval_coverage(&sel, &mine, k, reference)
             } else {
                 (None, None, None)
             };
-            let fmt_opt = |x: Option<f64>, pct: bool| {
-                x.map_or("—".to_string(), |v| {
-                    if pct {
-                        format!("{:.1} %", 100.0 * v)
-                    } else {
-                        format!("{v:.4}")
-                    }
-                })
-            };
-            md.push_str(&format!(
-                "| {est} | {} | {} | {wall_ms:.2} | {mean:.4} | {:+.4} | {sd:.4} | {:.4} | {} | {} | {} |\n",
-                k.map_or("—".into(), |k| k.to_string()),
-                if sel[0].samples == 0 {
-                    "— (deterministic)".to_string()
-                } else {
-                    sel[0].samples.to_string()
-                },
-                mean - reference,
-                mse.sqrt(),
-                fmt_opt(coverage, true),
-                fmt_opt(coverage_raw, true),
-                fmt_opt(width, false),
-            ));
             lines.push(Line {
                 posterior: case.name.clone(),
                 regime: case.regime,
@@ -680,6 +624,7 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String) {
                 coverage_raw,
                 width,
             });
+            md.push_str(&line_markdown(lines.last().expect("just pushed")));
         }
         // Headline: best lower-bound MSE against best I^K MSE at the same budget.
         let best = |id: EstimatorId| {
@@ -695,7 +640,85 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String) {
             ik / lo
         ));
     }
-    let table = Table::new("summary")
+    (summary_table(&lines), md)
+}
+
+/// Sandwich rows: over the repeats, the share whose interval [lower − t SE, upper + t SE]
+/// holds the exact value, the share whose raw interval does, and the mean width, each
+/// interval from the same repeat's two bounds.
+fn interval_coverage(
+    sel: &[&&Repeat],
+    mine: &[&Repeat],
+    k: Option<usize>,
+    reference: f64,
+) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let pairs: Vec<(&Repeat, &Repeat)> = sel
+        .iter()
+        .filter_map(|lo| {
+            let up = mine.iter().find(|u| {
+                u.estimator == EstimatorId::SandwichUpper && u.k == k && u.repeat == lo.repeat
+            })?;
+            let lo = mine.iter().find(|l| {
+                l.estimator == EstimatorId::SandwichLower && l.k == k && l.repeat == lo.repeat
+            })?;
+            Some((&**lo, &**up))
+        })
+        .collect();
+    let n = pairs.len() as f64;
+    let z = t_quantile_975(sel[0].samples);
+    // Rounding: a saturated posterior gives both bounds = ln|G| to ~1e-13.
+    let tol = 1e-9 * reference.abs().max(1.0);
+    let cov = pairs
+        .iter()
+        .filter(|(l, u)| {
+            l.value - z * l.std_err.unwrap_or(0.0) - tol <= reference
+                && reference <= u.value + z * u.std_err.unwrap_or(0.0) + tol
+        })
+        .count() as f64
+        / n;
+    let raw = pairs
+        .iter()
+        .filter(|(l, u)| l.value - tol <= reference && reference <= u.value + tol)
+        .count() as f64
+        / n;
+    let w = pairs.iter().map(|(l, u)| u.value - l.value).sum::<f64>() / n;
+    (Some(cov), Some(raw), Some(w))
+}
+
+/// A summary row's line of the markdown table.
+fn line_markdown(l: &Line) -> String {
+    let fmt_opt = |x: Option<f64>, pct: bool| {
+        x.map_or("—".to_string(), |v| {
+            if pct {
+                format!("{:.1} %", 100.0 * v)
+            } else {
+                format!("{v:.4}")
+            }
+        })
+    };
+    format!(
+        "| {} | {} | {} | {:.2} | {:.4} | {:+.4} | {:.4} | {:.4} | {} | {} | {} |\n",
+        l.estimator,
+        l.k.map_or("—".into(), |k| k.to_string()),
+        if l.samples == 0 {
+            "— (deterministic)".to_string()
+        } else {
+            l.samples.to_string()
+        },
+        l.wall_ms,
+        l.mean,
+        l.mean - l.reference,
+        l.sd,
+        l.mse.sqrt(),
+        fmt_opt(l.coverage, true),
+        fmt_opt(l.coverage_raw, true),
+        fmt_opt(l.width, false),
+    )
+}
+
+/// The summary as a table: one row per line.
+fn summary_table(lines: &[Line]) -> Table {
+    Table::new("summary")
         .with(
             "posterior",
             Values::Str(lines.iter().map(|l| l.posterior.clone()).collect()),
@@ -751,6 +774,5 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String) {
         .with(
             "mean_interval_width",
             Values::OptF64(lines.iter().map(|l| l.width).collect()),
-        );
-    (table, md)
+        )
 }
