@@ -54,13 +54,17 @@ pub fn bounds_frame(rows: &[BoundRow]) -> Result<DataFrame> {
     table_frame(&Table::of_rows("bounds", rows))
 }
 
-/// Writes `df` as Parquet to `path` atomically.
+/// Writes `df` as Parquet to `path` atomically; returns the SHA-256 of the bytes
+/// written, for the report's manifest (`tables_sha256`: the only Parquet read back is
+/// what this crate wrote, [`read_table`]).
 ///
 /// # Errors
 ///
 /// [`Error::Io`] naming the path.
-pub fn write_parquet(path: &Path, df: &mut DataFrame, overwrite: bool) -> Result<()> {
-    write_atomic(path, &parquet_bytes(path, df)?, overwrite)
+pub fn write_parquet(path: &Path, df: &mut DataFrame, overwrite: bool) -> Result<String> {
+    let bytes = parquet_bytes(path, df)?;
+    write_atomic(path, &bytes, overwrite)?;
+    Ok(crate::grid::sha256_hex(&bytes))
 }
 
 /// A frame as Parquet bytes (`path` names the destination in errors).
@@ -102,19 +106,27 @@ pub fn table_frame(t: &Table) -> Result<DataFrame> {
 const PARQUET_HELD_PER_BYTE: f64 = 64.0;
 
 /// A Parquet file of a report read back as a [`Table`] named by the file's stem, for
-/// drawing its figures again (`mi-est page`). Each column keeps its type; a real,
-/// count or text column with a missing entry reads as its optional kind.
+/// drawing its figures again (`mi-est page`), only if its bytes are those this crate
+/// wrote: their SHA-256 must be `sha256`, as the report's manifest recorded it. Polars'
+/// Parquet decoder sizes allocations from the file's headers, so a foreign or corrupt
+/// file is refused by its hash before it is parsed. Each column keeps its type; a
+/// real, count or text column with a missing entry reads as its optional kind.
 ///
 /// # Errors
 ///
-/// [`Error::Io`], [`Error::ResourceLimit`] or [`Error::BadFile`] naming the file (not
-/// Parquet, a column of a type no report writes).
-pub fn read_table(path: &Path, limits: &crate::resources::Limits) -> Result<Table> {
+/// [`Error::Io`] or [`Error::ResourceLimit`] naming the file; [`Error::BadFile`] for
+/// bytes other than those recorded, or a column of a type no report writes.
+pub fn read_table(path: &Path, sha256: &str, limits: &crate::resources::Limits) -> Result<Table> {
     let bytes = crate::resources::read_within_limits(path, PARQUET_HELD_PER_BYTE, limits)?;
     let bad = |reason: String| Error::BadFile {
         path: path.to_path_buf(),
         reason,
     };
+    if crate::grid::sha256_hex(&bytes) != sha256 {
+        return Err(bad(format!(
+            "SHA-256 does not match `tables_sha256` = {sha256} in the report's manifest (changed since it was written, or not written by mi-est); its tables are not read"
+        )));
+    }
     let df = ParquetReader::new(Cursor::new(bytes))
         .finish()
         .map_err(|e| bad(format!("not a Parquet table: {e}")))?;

@@ -242,15 +242,20 @@ pub(super) fn write_reports(
     let bv = bias_variance(rows);
     let bd = bounds(rows, posteriors, data, elbo_samples, seed, limits)?;
     let mut files = Vec::new();
+    let mut hashes = serde_json::Map::new();
     for (name, mut df) in [
         ("raw.parquet", raw_frame(rows)?),
         ("bias_variance.parquet", bias_variance_frame(&bv)?),
         ("bounds.parquet", bounds_frame(&bd)?),
     ] {
         let p = dir.join(name);
-        write_parquet(&p, &mut df, overwrite)?;
+        hashes.insert(name.into(), write_parquet(&p, &mut df, overwrite)?.into());
         files.push(p);
     }
+    // The tables' hashes: `mi-est page` reads back only the bytes written here.
+    let mut m: serde_json::Value = serde_json::from_str(manifest).expect("manifest JSON");
+    m["tables_sha256"] = hashes.into();
+    let manifest = serde_json::to_string_pretty(&m).expect("manifest serializes");
     let mpath = dir.join("manifest.json");
     write_atomic(&mpath, manifest.as_bytes(), true)?;
     files.push(mpath);

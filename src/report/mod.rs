@@ -1,7 +1,8 @@
 //! Reports: row structs → Polars DataFrames → Parquet, written atomically (`frames.rs`),
 //! the `run` and `merge` reports (`grid_run.rs`), the experiments of `reproduce` with
-//! their manifests, and SVG plots (`plots.rs`). Parquet is only written: what is read back (shards,
-//! recorded S) is JSON this crate wrote.
+//! their manifests, and SVG plots (`plots.rs`). What is read back is what this crate
+//! wrote: shards and recorded S as JSON, and (to draw a report's figures again) its
+//! Parquet tables only where their SHA-256 matches the manifest's `tables_sha256`.
 
 mod frames;
 mod grid_run;
@@ -181,7 +182,7 @@ pub fn reproduce_into(
         ));
     }
     options.journal = None;
-    let mut files = write_reproduction(dir, &r, overwrite)?;
+    let (mut files, hashes) = write_reproduction_hashed(dir, &r, overwrite)?;
     let mut manifest = serde_json::json!({
         "tool": "mi-est",
         "version": env!("CARGO_PKG_VERSION"),
@@ -194,6 +195,7 @@ pub fn reproduce_into(
         "inputs": inputs,
         "wall_s": r.wall_s,
         "resumed_from_journal": resumed,
+        "tables_sha256": hashes,
     });
     if let Some(samples) = &r.samples {
         manifest["samples"] = serde_json::json!(samples);
@@ -239,19 +241,30 @@ pub fn reproduction_page(dir: &Path, r: &Reproduction) -> Result<PathBuf> {
     )
 }
 
-/// The tables of a report folder, each `*.parquet` file read back ([`read_table`]),
-/// sorted by name.
+/// The tables of a report folder that its manifest's `tables_sha256` lists, each read
+/// back ([`read_table`]) if its bytes are those recorded, sorted by name.
 fn folder_tables(
     dir: &Path,
+    hashes: &serde_json::Map<String, serde_json::Value>,
     limits: &crate::resources::Limits,
 ) -> Result<Vec<crate::study::table::Table>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+    let mut names: Vec<(&String, &str)> = hashes
+        .iter()
+        .filter_map(|(name, sha)| Some((name, sha.as_str()?)))
         .collect();
-    paths.sort();
-    paths.iter().map(|p| read_table(p, limits)).collect()
+    names.sort();
+    names
+        .into_iter()
+        .map(|(name, sha)| {
+            if name.contains('/') || name.contains('\\') || !name.ends_with(".parquet") {
+                return Err(bad(
+                    &dir.join("manifest.json"),
+                    format!("`tables_sha256` names `{name}`, not a table file of the folder"),
+                ));
+            }
+            read_table(&dir.join(name), sha, limits)
+        })
+        .collect()
 }
 
 /// The page of an existing report folder, from what is on disk (`mi-est page`): for a
@@ -282,20 +295,29 @@ pub fn folder_page(dir: &Path, limits: &crate::resources::Limits) -> Result<Path
     } else {
         (format!("mi-est report {}", dir.display()), String::new())
     };
-    let manifest = dir.join("manifest.json");
-    let experiment = if manifest.is_file() {
-        read_json(&manifest)?
-            .get("experiment")
-            .and_then(|e| e.as_str())
-            .map(crate::study::reproduce::Experiment::parse)
-            .transpose()?
+    let manifest_path = dir.join("manifest.json");
+    let manifest = if manifest_path.is_file() {
+        Some(read_json(&manifest_path)?)
     } else {
         None
     };
+    let experiment = manifest
+        .as_ref()
+        .and_then(|m| m.get("experiment"))
+        .and_then(|e| e.as_str())
+        .map(crate::study::reproduce::Experiment::parse)
+        .transpose()?;
+    let hashes = manifest
+        .as_ref()
+        .and_then(|m| m.get("tables_sha256"))
+        .and_then(|h| h.as_object());
     let is_run =
         dir.join("bias_variance.parquet").is_file() && dir.join("bounds.parquet").is_file();
-    let (figures, tables) = if experiment.is_some() || is_run {
-        let tables = folder_tables(dir, limits)?;
+    // The figures are drawn again only from tables this crate wrote (their hashes are in
+    // the manifest); a folder without them keeps the plots it has.
+    let (figures, tables) = if let Some(hashes) = hashes.filter(|_| experiment.is_some() || is_run)
+    {
+        let tables = folder_tables(dir, hashes, limits)?;
         let figures = match experiment {
             Some(e) => e.study().figures(&tables)?,
             None => crate::study::grid::run_figures(&tables)?,
@@ -316,7 +338,9 @@ pub fn folder_page(dir: &Path, limits: &crate::resources::Limits) -> Result<Path
         let figures = svgs
             .into_iter()
             .map(|stem| PageFigure {
-                caption: format!("The plot {stem}.svg of this folder."),
+                caption: format!(
+                    "The plot {stem}.svg as the folder holds it (drawn when the report was written; its manifest records no table hashes, so its tables are not read back)."
+                ),
                 stem,
             })
             .collect();
@@ -347,12 +371,24 @@ pub(crate) const RUN_SUMMARY: &str =
 /// [`Error::Io`] naming an unwritable folder or an existing summary without
 /// `overwrite`; those of the experiment's figures.
 pub fn write_reproduction(dir: &Path, r: &Reproduction, overwrite: bool) -> Result<Vec<PathBuf>> {
+    Ok(write_reproduction_hashed(dir, r, overwrite)?.0)
+}
+
+/// [`write_reproduction`], also returning each table file's SHA-256 by file name (the
+/// manifest's `tables_sha256`).
+fn write_reproduction_hashed(
+    dir: &Path,
+    r: &Reproduction,
+    overwrite: bool,
+) -> Result<(Vec<PathBuf>, serde_json::Map<String, serde_json::Value>)> {
     let summary = dir.join("summary.md");
     prepare_out(dir, overwrite, &summary)?;
     let mut files = Vec::new();
+    let mut hashes = serde_json::Map::new();
     for t in &r.tables {
-        let p = dir.join(format!("{}.parquet", t.name));
-        write_parquet(&p, &mut table_frame(t)?, true)?;
+        let name = format!("{}.parquet", t.name);
+        let p = dir.join(&name);
+        hashes.insert(name, write_parquet(&p, &mut table_frame(t)?, true)?.into());
         files.push(p);
     }
     files.extend(draw_figures(
@@ -367,5 +403,5 @@ pub fn write_reproduction(dir: &Path, r: &Reproduction, overwrite: bool) -> Resu
     );
     write_atomic(&summary, text.as_bytes(), true)?;
     files.push(summary);
-    Ok(files)
+    Ok((files, hashes))
 }

@@ -323,3 +323,67 @@ fn every_page_reads_in_a_browser() {
         assert!(min_px >= 11.0, "{name}: text of {min_px:.1} px in a figure");
     }
 }
+
+/// `mi-est page` reads back only the Parquet a report's manifest recorded by hash: a
+/// table whose bytes changed is refused, naming it, before it is parsed (polars sizes
+/// allocations from a file's headers); a folder whose manifest records no hashes keeps
+/// the plots it has, and its Parquet files, whatever they hold, are not read.
+#[test]
+fn a_page_reads_back_only_the_tables_its_manifest_recorded() {
+    let dir = crate::common::Scratch::new("pages", "hashes");
+    let out = dir.join("r");
+    let status = Command::new(env!("CARGO_BIN_EXE_mi-est"))
+        .args([
+            "run",
+            "--posterior",
+            "fuzz/corpus/posterior/abs-2.safetensors",
+        ])
+        .args([
+            "--estimators",
+            "infonce,exact",
+            "--k",
+            "2",
+            "--samples",
+            "10",
+        ])
+        .args(["--repeats", "1", "--elbo-samples", "2", "--out"])
+        .arg(&out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let hashes = manifest["tables_sha256"].as_object().unwrap();
+    assert_eq!(hashes.len(), 3, "{hashes:?}");
+    let page = |dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_mi-est"))
+            .arg("page")
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    assert!(page(&out).status.success());
+    // A table changed after it was written: refused by its hash, never parsed.
+    let bomb = out.join("bounds.parquet");
+    let mut bytes = std::fs::read(&bomb).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&bomb, &bytes).unwrap();
+    let o = page(&out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bounds.parquet") && err.contains("does not match `tables_sha256`"),
+        "{err}"
+    );
+    // No hashes recorded: the plots as they are, no table read (this one is not Parquet).
+    let mut m = manifest.clone();
+    m.as_object_mut().unwrap().remove("tables_sha256");
+    std::fs::write(out.join("manifest.json"), m.to_string()).unwrap();
+    std::fs::write(&bomb, b"PAR1 not a table PAR1").unwrap();
+    let o = page(&out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("records no table hashes"), "{html}");
+}
