@@ -22,6 +22,8 @@
 //! `reports` adds Parquet tables and SVG plots; `fetch` the MNIST download; `cli` (the
 //! default) all of them and the command.
 
+#[cfg(feature = "reports")]
+pub mod app;
 pub mod atomic;
 #[cfg(feature = "train")]
 pub mod data;

@@ -13,8 +13,9 @@
 //! before they allocate.
 //!
 //! Limits: by default half of the available memory (`MemAvailable` in `/proc/meminfo`,
-//! 8 GiB where that cannot be read) and 72 hours; [`Limits::set`] changes them for the
-//! process (the CLI's `--max-memory-gib` and `--max-hours`).
+//! 8 GiB where that cannot be read) and 72 hours ([`Limits::default`]); [`Limits::new`]
+//! replaces either (the CLI's `--max-memory-gib` and `--max-hours`, Python's
+//! `max_memory_gib` and `max_hours`). A `Limits` is a value passed to every check.
 
 use crate::error::{Error, Result};
 

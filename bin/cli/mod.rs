@@ -17,14 +17,14 @@ pub(crate) mod values;
 /// This invocation's provenance for a report's manifest: the command line, and the git
 /// revision of the working folder where it is a checkout (taken before the work, which
 /// may take hours).
-pub(crate) fn provenance() -> mi_est::report::Provenance {
+pub(crate) fn provenance() -> mi_est::app::Provenance {
     let git_revision = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    mi_est::report::Provenance {
+    mi_est::app::Provenance {
         command_line: std::env::args().collect(),
         git_revision,
     }

@@ -17,7 +17,7 @@ pub(crate) fn reproduce(a: ReproduceArgs, limits: &mi_est::resources::Limits) ->
         Some(_) if experiment != Experiment::EstimatorCost => {
             bail!("`--samples-from` applies to estimator-cost only")
         }
-        Some(dir) => Some(mi_est::report::recorded_samples(dir)?),
+        Some(dir) => Some(mi_est::app::recorded_samples(dir)?),
         None => None,
     };
     let mnist_dir = if experiment.needs_mnist() {
@@ -44,13 +44,8 @@ pub(crate) fn reproduce(a: ReproduceArgs, limits: &mi_est::resources::Limits) ->
         experiment.name(),
         if a.quick { "quick" } else { "full" }
     );
-    let (r, files) = mi_est::report::reproduce_into(
-        &dir,
-        experiment,
-        options,
-        a.overwrite,
-        &super::provenance(),
-    )?;
+    let (r, files) =
+        mi_est::app::reproduce_into(&dir, experiment, options, a.overwrite, &super::provenance())?;
     println!("{}", r.summary);
     println!("wall time {:.2} s", r.wall_s);
     for f in files {

@@ -67,7 +67,7 @@ pub(crate) fn run(a: RunArgs, limits: &mi_est::resources::Limits) -> Result<()> 
         shard,
         limits: *limits,
     };
-    let options = mi_est::report::RunOptions {
+    let options = mi_est::app::RunOptions {
         out: a.out.clone(),
         overwrite: a.overwrite,
         data,
@@ -75,7 +75,7 @@ pub(crate) fn run(a: RunArgs, limits: &mi_est::resources::Limits) -> Result<()> 
         provenance: super::provenance(),
     };
     let config = config.check().map_err(|e| flagged(e, RUN_FLAGS))?;
-    let out = mi_est::report::run(&config, &options, &CliObserver::new("[run]", "estimates"))?;
+    let out = mi_est::app::run(&config, &options, &CliObserver::new("[run]", "estimates"))?;
     if shard.1 > 1 {
         println!(
             "shard {} of {} written; combine with `mi-est merge --out {}`",
@@ -90,7 +90,7 @@ pub(crate) fn run(a: RunArgs, limits: &mi_est::resources::Limits) -> Result<()> 
     Ok(())
 }
 
-pub(crate) fn print_report(out: &mi_est::report::RunOutput) {
+pub(crate) fn print_report(out: &mi_est::app::RunOutput) {
     print!(
         "{}",
         mi_est::report::format_summary(&out.bias_variance, &out.bounds)
@@ -98,7 +98,7 @@ pub(crate) fn print_report(out: &mi_est::report::RunOutput) {
     print_files(out);
 }
 
-pub(crate) fn print_files(out: &mi_est::report::RunOutput) {
+pub(crate) fn print_files(out: &mi_est::app::RunOutput) {
     for f in &out.files {
         println!("wrote {}", f.display());
     }

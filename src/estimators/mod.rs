@@ -332,7 +332,7 @@ pub trait MiEstimator: Send + Sync {
     fn estimate_unpinned(&self, q: &MeanFieldGaussian, limits: &Limits) -> Result<Estimate>;
 
     /// Estimates `I(g; ω)` for `q` within `limits`. Where `q`'s fixed tensors pin units,
-    /// on their stabilizer ([`on_stabilizer`]): every estimator alike.
+    /// on their stabilizer (`on_stabilizer`): every estimator alike.
     ///
     /// # Errors
     ///

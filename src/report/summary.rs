@@ -86,7 +86,7 @@ pub(super) fn page_tables(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> Vec<super:
 }
 
 /// The bias–variance and bound tables as aligned text for the terminal: the page's
-/// tables ([`page_tables`]), the posterior and estimator columns left-aligned in 28
+/// tables (`page_tables`), the posterior and estimator columns left-aligned in 28
 /// characters and the numbers right-aligned, with `-` for a missing value.
 pub fn format_summary(bv: &[BiasVarianceRow], bd: &[BoundRow]) -> String {
     // Column widths after the two 28-character name columns, per table.

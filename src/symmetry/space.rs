@@ -3,7 +3,7 @@
 //!
 //! A [`WeightSpace`] is either an MLP given by its widths ([`Arch`]), whose group is one
 //! symmetric group per hidden layer, or any architecture described by a
-//! [`PermutationSpec`] over named tensors laid out one after another ([`SpecSpace`]).
+//! [`PermutationSpec`](crate::symmetry::spec::PermutationSpec) over named tensors laid out one after another ([`SpecSpace`]).
 //! The estimators ask the space for the group, the action of an element and, where the
 //! group's units own disjoint sets of parameters, for those units (the fast paths).
 //!

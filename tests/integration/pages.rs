@@ -173,12 +173,12 @@ fn a_reproduce_folder_has_a_page_with_every_plot_and_table() {
         samples: None,
         limits: Default::default(),
     };
-    let (r, files) = mi_est::report::reproduce_into(
+    let (r, files) = mi_est::app::reproduce_into(
         &dir.join("t"),
         Experiment::TractableBnn,
         options,
         true,
-        &mi_est::report::Provenance {
+        &mi_est::app::Provenance {
             command_line: vec!["test".to_string()],
             git_revision: None,
         },

@@ -254,18 +254,18 @@ fn reproductions_are_identical_with_one_and_two_threads() {
 #[test]
 fn estimator_cost_rerun_with_recorded_samples_is_identical_on_one_and_two_threads() {
     let dir = std::env::temp_dir().join(format!("mi-est-cost-rerun-{}", std::process::id()));
-    let (first, _) = mi_est::report::reproduce_into(
+    let (first, _) = mi_est::app::reproduce_into(
         &dir,
         Experiment::EstimatorCost,
         quick(),
         true,
-        &mi_est::report::Provenance {
+        &mi_est::app::Provenance {
             command_line: vec!["test".to_string()],
             git_revision: None,
         },
     )
     .unwrap();
-    let samples = mi_est::report::recorded_samples(&dir).unwrap();
+    let samples = mi_est::app::recorded_samples(&dir).unwrap();
     // 4 posteriors (quick) × 7 timed probes (I^K at 3 K, sandwich at 3 K, exact).
     assert_eq!(samples.len(), 28, "{samples:?}");
     assert!(samples.values().all(|&s| s >= 2));

@@ -2,10 +2,10 @@
 //! bad input.
 
 use crate::common::{read_parquet, read_raw};
+use mi_est::app::{RunOptions, merge, run};
 use mi_est::estimators::EstimatorKind;
 use mi_est::grid::GridConfig;
 use mi_est::io::{PosteriorFile, save};
-use mi_est::report::{RunOptions, merge, run};
 use mi_est::weights::Arch;
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
@@ -67,7 +67,7 @@ fn options(out: &Path) -> RunOptions {
         overwrite: false,
         data: None,
         elbo_samples: 4,
-        provenance: mi_est::report::Provenance {
+        provenance: mi_est::app::Provenance {
             command_line: vec!["test".into()],
             git_revision: None,
         },

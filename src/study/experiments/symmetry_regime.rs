@@ -2,7 +2,7 @@
 //! when does training on the symmetrized objective help? MNIST subsets of N points ×
 //! hidden widths × prior scale × initial σ, each trained with MFVI and with the
 //! symmetrized objective (exact I for one layer of width ≤ 12, the sandwich lower bound
-//! with K = 16 above). Not every cell of the cross product is run; [`Design::full`] says
+//! with K = 16 above). Not every cell of the cross product is run; `Design::full` says
 //! which are and why. For each cell it reports:
 //! * I / ln|G| of both trained posteriors (exact, or the sandwich interval's midpoint,
 //!   with the interval's half width);

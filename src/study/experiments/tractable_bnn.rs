@@ -222,7 +222,7 @@ pub(crate) fn train_run(
 pub struct TractableBnn;
 
 impl Study for TractableBnn {
-    /// The exact posterior with the fitted q ([`posterior_figure`]), and `test_mse`:
+    /// The exact posterior with the fitted q (`posterior_figure`), and `test_mse`:
     /// test MSE against α per method, ours (mean ± SE over seeds) beside the paper's
     /// means, on a log axis (the values span a decade; the paper's sds exceed its means,
     /// so they are not drawn: the summary lists them).

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::grid_run::{RunOutput, write_reports};
-use super::{bad, read_json};
+use super::run::{RunOutput, write_reports};
 use crate::error::{Error, Result};
 use crate::grid::{GridConfig, RawRow, load_posteriors, load_spec};
 use crate::io::ReadOptions;
+use crate::report::{bad, read_json};
 
 /// Combines the shard files in `dir` (from runs with the same settings) into the full
 /// reports, exactly as an unsharded run would have written them.
@@ -15,7 +15,7 @@ use crate::io::ReadOptions;
 /// # Errors
 ///
 /// [`Error::BadFile`] for missing, duplicate or foreign shards (checked against the
-/// shard manifests), plus the errors of [`run`].
+/// shard manifests), plus the errors of [`run`](super::run).
 pub fn merge(dir: &Path, overwrite: bool, limits: &crate::resources::Limits) -> Result<RunOutput> {
     if !dir.is_dir() {
         return Err(Error::io(

@@ -1,5 +1,5 @@
-//! `mi-est run` and `merge`: the grid (or one shard of it) into reports, shards as JSON
-//! lines that `merge` combines into exactly the reports an unsharded run writes.
+//! `mi-est run`: the grid (or one shard of it) into reports, shards as JSON lines that
+//! `merge` combines into exactly the reports an unsharded run writes.
 
 use crate::grid::{LoadedSpec, load_spec};
 use crate::io::ReadOptions;
@@ -10,9 +10,7 @@ use crate::error::Result;
 use crate::grid::{GridConfig, RawRow, grid_items, load_posteriors, run_grid};
 use crate::study::grid::{BiasVarianceRow, BoundRow, bias_variance, bounds};
 
-use super::frames::{bias_variance_frame, bounds_frame, raw_frame, write_parquet};
-use super::summary::page_tables;
-use super::{Provenance, draw_figures};
+use super::Provenance;
 
 /// Everything `mi-est run` needs besides the grid itself.
 #[derive(Clone, Debug)]
@@ -118,7 +116,7 @@ fn manifest(
 /// `options.out`: `raw.parquet`, `bias_variance.parquet`, `bounds.parquet`,
 /// `manifest.json` and SVG plots; a shard writes only `raw-shard-i-of-n.jsonl` (its raw
 /// rows as JSON lines, floats as exact bits) and `manifest-shard-i-of-n.json` with that
-/// file's SHA-256 (combine with [`merge`]).
+/// file's SHA-256 (combine with [`merge`](super::merge)).
 ///
 /// # Errors
 ///
@@ -224,9 +222,9 @@ pub fn run(
 }
 
 /// The reports of a whole grid, from its raw rows: the bias–variance and bound tables
-/// (with the ELBO of each posterior on `data`), `raw.parquet`, `bias_variance.parquet`,
-/// `bounds.parquet`, `manifest.json` and the plots under `dir`. What [`run`] and
-/// [`merge`] both end with.
+/// (with the ELBO of each posterior on `data`), written by
+/// [`crate::report::write_run_report`]. What [`run`] and [`merge`](super::merge) both
+/// end with.
 #[allow(clippy::too_many_arguments)] // the settings of `bounds` plus where and what to write
 pub(super) fn write_reports(
     dir: &Path,
@@ -241,37 +239,7 @@ pub(super) fn write_reports(
 ) -> Result<RunOutput> {
     let bv = bias_variance(rows);
     let bd = bounds(rows, posteriors, data, elbo_samples, seed, limits)?;
-    let mut files = Vec::new();
-    let mut hashes = serde_json::Map::new();
-    for (name, mut df) in [
-        ("raw.parquet", raw_frame(rows)?),
-        ("bias_variance.parquet", bias_variance_frame(&bv)?),
-        ("bounds.parquet", bounds_frame(&bd)?),
-    ] {
-        let p = dir.join(name);
-        hashes.insert(name.into(), write_parquet(&p, &mut df, overwrite)?.into());
-        files.push(p);
-    }
-    // The tables' hashes: `mi-est page` reads back only the bytes written here.
-    let mut m: serde_json::Value = serde_json::from_str(manifest).expect("manifest JSON");
-    m["tables_sha256"] = hashes.into();
-    let manifest = serde_json::to_string_pretty(&m).expect("manifest serializes");
-    let mpath = dir.join("manifest.json");
-    write_atomic(&mpath, manifest.as_bytes(), true)?;
-    files.push(mpath);
-    let tables = [
-        crate::study::table::Table::of_rows("bias_variance", &bv),
-        crate::study::table::Table::of_rows("bounds", &bd),
-    ];
-    let figures = crate::study::grid::run_figures(&tables)?;
-    files.extend(draw_figures(dir, &figures)?);
-    files.push(super::write_index(
-        dir,
-        "mi-est run",
-        super::RUN_SUMMARY,
-        &super::page_figures(&figures),
-        &page_tables(&bv, &bd),
-    )?);
+    let files = crate::report::write_run_report(dir, rows, &bv, &bd, manifest, overwrite)?;
     Ok(RunOutput {
         files,
         bias_variance: bv,
