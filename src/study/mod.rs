@@ -464,6 +464,7 @@ impl fmt::Display for TrainReport {
 
 pub mod experiment;
 pub mod experiments;
+pub mod figure;
 pub mod format;
 pub mod grid;
 pub mod reproduce;
