@@ -102,7 +102,7 @@ impl Study for TractableSweep {
                     // One point per (noise, τ): the mean over its seeds.
                     let labels: Vec<String> = rows
                         .iter()
-                        .map(|&i| format!("{} {}", noise[i], tau[i]))
+                        .map(|&i| format!("target noise {}, τ = {}", noise[i], tau[i]))
                         .collect();
                     let x: Vec<f64> = rows.iter().map(|_| 0.0).collect();
                     let mses = mean_se_by(
@@ -124,7 +124,7 @@ impl Study for TractableSweep {
                     for ((setting, _, _), &(x, y)) in mses.iter().zip(&points) {
                         let d = (x / paper.0).ln().abs() + ((y - paper.1) / paper.1).abs();
                         if d < closest.0 {
-                            closest = (d, format!("{m} at prior {p}, noise and τ {setting}"));
+                            closest = (d, format!("{m} at prior scale {p}, {setting}"));
                         }
                     }
                     let style = SeriesStyle::own(c).points().shaped(2 * shape);
