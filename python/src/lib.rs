@@ -277,7 +277,6 @@ fn estimate<'py>(
         Some(k) => spec.with_k(k),
         None => spec,
     };
-    spec.check().map_err(to_py)?;
     let est = py
         .detach(|| spec.estimate(q, &limits))
         .map_err(to_py)?;

@@ -283,13 +283,16 @@ impl EstimatorSpec {
     ///
     /// Those of [`build`](Self::build) and of the estimate.
     pub fn estimate(&self, q: &MeanFieldGaussian, limits: &Limits) -> Result<Estimate> {
-        self.check()?;
         match (self.kind, self.k) {
-            (EstimatorKind::Sandwich, Some(k)) => Ok(Sandwich::new(k)?
-                .samples(self.samples)?
-                .seed(self.seed)
-                .estimate_both_within(q, limits)?
-                .0),
+            (EstimatorKind::Sandwich, Some(k)) => {
+                self.check()?;
+                Ok(Sandwich::new(k)?
+                    .samples(self.samples)?
+                    .seed(self.seed)
+                    .estimate_both_within(q, limits)?
+                    .0)
+            }
+            // `build` checks.
             _ => self.build(q)?.estimate_within(q, limits),
         }
     }

@@ -241,6 +241,14 @@ impl EstimatorId {
         }
     }
 
+    /// The label of the estimator a table names (a report's `estimator` column): its
+    /// [`label`](Self::label), or the name as given where it is not an estimator's
+    /// (`sandwich`, both bounds of one row).
+    pub fn label_of(name: &str) -> String {
+        name.parse::<EstimatorId>()
+            .map_or_else(|_| name.to_string(), |id| id.label().to_string())
+    }
+
     /// The label of its estimates in plots and pages (`I^K`, `sandwich lower bound`, …).
     pub const fn label(self) -> &'static str {
         match self {

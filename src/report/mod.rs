@@ -168,14 +168,12 @@ pub fn folder_page(dir: &Path, limits: &crate::resources::Limits) -> Result<Path
             tables.iter().map(PageTable::of).collect(),
         )
     } else {
-        let mut svgs: Vec<String> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+        let mut stems: Vec<String> = page::files_with(dir, "svg")?
+            .iter()
             .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .collect();
-        svgs.sort();
-        let figures = svgs
+        stems.sort();
+        let figures = stems
             .into_iter()
             .map(|stem| PageFigure {
                 caption: format!(

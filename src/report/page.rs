@@ -62,6 +62,21 @@ pub struct PageFigure {
     pub caption: String,
 }
 
+/// The files of `dir` whose extension is `ext`, sorted.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming an unreadable folder.
+pub(crate) fn files_with(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// `&`, `<`, `>` and `"` escaped.
 pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -241,13 +256,10 @@ pub fn write_index(
     figures: &[PageFigure],
     tables: &[PageTable],
 ) -> Result<PathBuf> {
-    let mut parquets: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+    let parquets: Vec<String> = files_with(dir, "parquet")?
+        .iter()
         .filter_map(|p| p.file_name().map(|s| s.to_string_lossy().into_owned()))
         .collect();
-    parquets.sort();
     let figures: Vec<&PageFigure> = figures
         .iter()
         .filter(|f| dir.join(format!("{}.svg", f.stem)).is_file())

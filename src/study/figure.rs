@@ -191,23 +191,38 @@ pub(crate) fn mean_se_by(labels: &[String], x: &[f64], y: &[f64]) -> Vec<Group> 
         .collect()
 }
 
+/// The smallest and the largest of `values` ((∞, −∞) for none).
+pub(crate) fn extent(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    values
+        .into_iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        })
+}
+
+/// Where series `i` of `n` sits along x, offset by `step` per rank about the middle, so
+/// that series at the same x do not hide each other.
+pub(crate) fn dodge(x: f64, i: usize, n: usize, step: f64) -> f64 {
+    x + step * (i as f64 - (n as f64 - 1.0) / 2.0)
+}
+
 /// A plot of y against x with one series per label, each point the mean ± SE of its
-/// rows ([`mean_se_by`]), the series offset along x by `dodge` × their rank about the
-/// middle so that none hides another; with the groups it drew.
+/// rows ([`mean_se_by`]), the series offset along x by `step` ([`dodge`]) so that none
+/// hides another; with the groups it drew.
 pub(crate) fn grouped_plot(
     mut plot: PlotSpec,
     labels: &[String],
     x: &[f64],
     y: &[f64],
-    dodge: f64,
+    step: f64,
 ) -> (PlotSpec, Vec<Group>) {
     let groups = mean_se_by(labels, x, y);
-    let mid = (groups.len() as f64 - 1.0) / 2.0;
+    let n = groups.len();
     plot.lines = true;
     for (i, (label, pts, se)) in groups.iter().enumerate() {
         let pts = pts
             .iter()
-            .map(|&(x, y)| (x + dodge * (i as f64 - mid), y))
+            .map(|&(x, y)| (dodge(x, i, n, step), y))
             .collect();
         plot = plot.series(label, pts, Some(se.clone()), SeriesStyle::own(i));
     }

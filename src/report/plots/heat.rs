@@ -56,12 +56,9 @@ pub(super) fn heat_map(
         .copied()
         .filter(|&v| drawable(v))
         .collect();
-    let (mut lo, mut hi) = h.range.unwrap_or_else(|| {
-        vals.iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            })
-    });
+    let (mut lo, mut hi) = h
+        .range
+        .unwrap_or_else(|| crate::study::figure::extent(vals.iter().copied()));
     if h.diverging {
         let m = lo.abs().max(hi.abs());
         (lo, hi) = (-m, m);

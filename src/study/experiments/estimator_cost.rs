@@ -18,6 +18,7 @@ use crate::study::experiment::{
     Experiment, Figure, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
     mean_sd,
 };
+use crate::study::figure::extent;
 use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::train::{TrainConfig, train};
@@ -267,10 +268,7 @@ impl Study for EstimatorCost {
                 names.push(p);
             }
         }
-        let label = |e: &str| {
-            e.parse::<EstimatorId>()
-                .map_or_else(|_| e.to_string(), |id| id.label().to_string())
-        };
+        let label = EstimatorId::label_of;
         let mut figures = Vec::new();
         for name in names {
             let rows: Vec<usize> = (0..posterior.len())
@@ -287,9 +285,7 @@ impl Study for EstimatorCost {
                 .map(|&i| k[i])
                 .filter(|k| k.is_finite())
                 .collect();
-            let (k0, k1) = ks
-                .iter()
-                .fold((f64::INFINITY, 0.0f64), |(a, b), &k| (a.min(k), b.max(k)));
+            let (k0, k1) = extent(ks.iter().copied());
             let mut plot = PlotSpec::new(
                 &format!("rmse-{name}"),
                 &format!("{name}: RMSE against the exact I, per K"),
@@ -306,10 +302,7 @@ impl Study for EstimatorCost {
                     .copied()
                     .filter(|&i| estimator[i] == **e)
                     .collect();
-                let ms = mine
-                    .iter()
-                    .map(|&i| wall[i])
-                    .fold((f64::INFINITY, 0.0f64), |(a, b), w| (a.min(w), b.max(w)));
+                let ms = extent(mine.iter().map(|&i| wall[i]));
                 walls.push(format!(
                     "{} {}–{} ms",
                     label(e),

@@ -13,6 +13,7 @@ use crate::study::experiment::{
     Experiment, Figure, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
     mean_sd, mean_se_by,
 };
+use crate::study::figure::{dodge, extent};
 use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::train::{TrainConfig, train};
@@ -84,8 +85,8 @@ impl Study for Mnist {
         );
         let acc: Vec<f64> = acc.iter().map(|a| 100.0 * a).collect();
         let groups = mean_se_by(&method, &width, &acc);
-        let n = groups.len() as f64;
-        let shift = |i: usize| 0.4 * (i as f64 - (n - 1.0) / 2.0);
+        let n = groups.len();
+        let shift = |w: f64, i: usize| dodge(w, i, n, 0.4);
         let mut plot = PlotSpec::new(
             "accuracy",
             "MNIST test accuracy (ours: mean ± SE over seeds)",
@@ -94,7 +95,7 @@ impl Study for Mnist {
         );
         plot.lines = true;
         for (i, (m, pts, se)) in groups.iter().enumerate() {
-            let pts = pts.iter().map(|&(w, a)| (w + shift(i), a)).collect();
+            let pts = pts.iter().map(|&(w, a)| (shift(w, i), a)).collect();
             plot = plot.series(
                 &format!("{m} (ours)"),
                 pts,
@@ -106,7 +107,7 @@ impl Study for Mnist {
             let (paper, sd): (Vec<(f64, f64)>, Vec<f64>) = pts
                 .iter()
                 .filter_map(|&(w, _)| {
-                    paper_table1(w as usize, method_k(m)?).map(|(a, s)| ((w + shift(i), a), s))
+                    paper_table1(w as usize, method_k(m)?).map(|(a, s)| ((shift(w, i), a), s))
                 })
                 .unzip();
             if !paper.is_empty() {
@@ -143,7 +144,7 @@ impl Study for Mnist {
         let mut paper_max = 0.0f64;
         for (i, (m, pts, se)) in gains.iter().enumerate() {
             let c = i + 1;
-            let pts_shifted = pts.iter().map(|&(w, d)| (w + shift(c), d)).collect();
+            let pts_shifted = pts.iter().map(|&(w, d)| (shift(w, c), d)).collect();
             gain = gain.series(
                 &format!("{m} − mfvi (ours)"),
                 pts_shifted,
@@ -155,7 +156,7 @@ impl Study for Mnist {
                 .filter_map(|&(w, _)| {
                     let (a, _) = paper_table1(w as usize, method_k(m)?)?;
                     let (b, _) = paper_table1(w as usize, 0)?;
-                    Some((w + shift(c), a - b))
+                    Some((shift(w, c), a - b))
                 })
                 .collect();
             paper_max = paper_max.max(largest(&mut paper.iter().map(|p| p.1)));
@@ -168,11 +169,7 @@ impl Study for Mnist {
                 );
             }
         }
-        let widths = |g: &[(f64, f64)]| {
-            g.iter()
-                .map(|p| p.0)
-                .fold((f64::INFINITY, 0.0f64), |(a, b), w| (a.min(w), b.max(w)))
-        };
+        let widths = |g: &[(f64, f64)]| extent(g.iter().map(|p| p.0));
         let mfvi_pts = groups
             .iter()
             .find(|g| g.0 == "mfvi")

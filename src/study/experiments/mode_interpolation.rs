@@ -12,6 +12,7 @@ use crate::rng::{child_seed, stream};
 use crate::study::experiment::{
     Experiment, Figure, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
 };
+use crate::study::figure::extent;
 use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::train::Adam;
@@ -153,11 +154,7 @@ impl Study for ModeInterpolation {
                 SeriesStyle::own(c),
             );
         }
-        let (a_min, a_max) = alpha
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-                (a.min(x), b.max(x))
-            });
+        let (a_min, a_max) = extent(alpha.iter().copied());
         plot = plot.series(
             "¼: the fit no longer interpolates below it",
             vec![(a_min, 0.25), (a_max, 0.25)],

@@ -11,6 +11,7 @@ use crate::rng::child_seed;
 use crate::study::experiment::{
     Experiment, Figure, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
 };
+use crate::study::figure::extent;
 use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::symmetry::Group;
@@ -91,14 +92,8 @@ impl Study for ModeProximity {
             None,
             SeriesStyle::reference(5),
         );
-        let span = |v: &[f64]| {
-            v.iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-                    (a.min(x), b.max(x))
-                })
-        };
-        let (r0, r1) = span(&ratios);
-        let (b0, b1) = span(&rows.iter().map(|&i| bound[i]).collect::<Vec<_>>());
+        let (r0, r1) = extent(ratios.iter().copied());
+        let (b0, b1) = extent(rows.iter().map(|&i| bound[i]));
         let below = (0..width.len()).all(|i| ratio[i] <= bound[i]);
         Ok(vec![Figure {
             plot,

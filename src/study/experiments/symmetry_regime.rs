@@ -20,6 +20,7 @@ use crate::study::experiment::{
     Experiment, Figure, HeatMap, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Study,
     mean_sd,
 };
+use crate::study::figure::extent;
 use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::study::{Objective, TrainRun, run_training};
@@ -308,11 +309,7 @@ impl Study for SymmetryRegime {
                 range,
                 diverging,
             };
-            let (r0, r1) = cells
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), c| {
-                    (a.min(c.2), b.max(c.2))
-                });
+            let (r0, r1) = extent(cells.iter().map(|c| c.2));
             let overlap = cells.iter().filter(|c| c.2 < 0.9).count();
             let mut i_plot = PlotSpec::new(
                 &format!("i_over_ln_g_{tag}"),

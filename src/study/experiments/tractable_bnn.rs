@@ -14,6 +14,7 @@ use crate::study::experiment::{
     Experiment, Figure, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
     contour_segments, ellipse, grouped_plot, mean_sd,
 };
+use crate::study::figure::{dodge, extent};
 use crate::study::format::number;
 use crate::study::table::{Table, Values};
 use crate::train::{TrainConfig, train};
@@ -260,7 +261,7 @@ impl Study for TractableBnn {
             let sgm = m != "mfvi";
             let paper = pts
                 .iter()
-                .map(|&(a, _)| (a + 0.004 * (i as f64 - 0.5), paper_mse(a, sgm).0))
+                .map(|&(a, _)| (dodge(a, i, groups.len(), 0.004), paper_mse(a, sgm).0))
                 .collect();
             plot = plot.series(
                 &format!("{m} (paper, mean)"),
@@ -279,11 +280,7 @@ impl Study for TractableBnn {
         let (mf, sg) = (mean_of("mfvi"), mean_of("sgm-k2"));
         let lower = mf.iter().zip(&sg).filter(|(a, b)| b.1 < a.1).count();
         let range = |v: &[(f64, f64)]| {
-            let (a, b) = v
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-                    (a.min(p.1), b.max(p.1))
-                });
+            let (a, b) = extent(v.iter().map(|p| p.1));
             format!("{}–{}", number(a, 2), number(b, 2))
         };
         Ok(vec![

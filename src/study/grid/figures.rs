@@ -5,10 +5,11 @@ use crate::error::Result;
 use crate::study::experiment::{Figure, PlotSpec, SeriesStyle};
 use crate::study::table::{Table, find};
 
-/// An estimator's label for people (`I^K`, `sandwich (upper)`, …), or its name.
+use crate::estimators::EstimatorId;
+
+/// An estimator's label for people (`I^K`, `sandwich lower bound`, …), or its name.
 fn label(e: &str) -> String {
-    e.parse::<crate::estimators::EstimatorId>()
-        .map_or_else(|_| e.to_string(), |id| id.label().to_string())
+    EstimatorId::label_of(e)
 }
 
 /// A value in nats for a caption: three significant digits, no exponent above 1e-3.
