@@ -6,31 +6,68 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use mi_est::estimators::EstimatorKind;
-use mi_est::resources::Limits;
 use mi_est::estimators::{ESTIMATOR_NAMES, Estimate, EstimatorSpec};
 use mi_est::grid::{GridConfig, LoadedPosterior, RawRow, run_grid};
-use mi_est::row::{Cell, Row};
 use mi_est::io::{PosteriorFile, Recognised};
+use mi_est::resources::Limits;
+use mi_est::row::{Cell, Row};
 use mi_est::symmetry::spec::PermutationSpec;
-use numpy::{PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+pyo3::create_exception!(
+    _mi_est,
+    MiEstError,
+    PyValueError,
+    "An input or setting mi_est refuses; `.field` names it (a parameter, tensor or file) and `.value` is the offending value, where the library knows them."
+);
+
+/// The field and value an error names, where it names them.
+fn field_and_value(e: &mi_est::Error) -> (Option<String>, Option<String>) {
+    match e {
+        mi_est::Error::InvalidParameter { field, value, .. } => {
+            (Some(field.clone()), Some(value.clone()))
+        }
+        mi_est::Error::LengthMismatch { field, actual, .. } => {
+            (Some(field.clone()), Some(actual.to_string()))
+        }
+        mi_est::Error::BadFile { path, .. } if !path.as_os_str().is_empty() => {
+            (Some(path.display().to_string()), None)
+        }
+        mi_est::Error::Context { source, .. } => field_and_value(source),
+        _ => (None, None),
+    }
+}
+
 /// A library error as the Python exception a caller expects: `OSError` for files that
-/// cannot be read or written, `ValueError` (naming the field, file or value) otherwise.
+/// cannot be read or written, [`MiEstError`] (a `ValueError` naming the field, file or
+/// value) otherwise.
 fn to_py(e: mi_est::Error) -> PyErr {
-    // The message with its causes, as the command prints them.
-    let mut message = e.to_string();
+    // The message with its causes, as the command prints them; tensors handed over from
+    // Python come from no file, so their errors carry no file name before the colon.
+    let mut message = match &e {
+        mi_est::Error::BadFile { path, reason } if path.as_os_str().is_empty() => reason.clone(),
+        e => e.to_string(),
+    };
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         message = format!("{message}: {s}");
         source = s.source();
     }
-    match e {
-        mi_est::Error::Io { .. } => PyOSError::new_err(message),
-        _ => PyValueError::new_err(message),
+    if let mi_est::Error::Io { .. } = e {
+        return PyOSError::new_err(message);
     }
+    let (field, value) = field_and_value(&e);
+    Python::attach(|py| {
+        let err = MiEstError::new_err(message);
+        let instance = err.value(py);
+        // Setting attributes on a fresh exception instance cannot fail.
+        let _ = instance.setattr("field", field);
+        let _ = instance.setattr("value", value);
+        err
+    })
 }
 
 /// The limits of a call: the machine's, with `max_memory_gib` and `max_hours` where
@@ -277,9 +314,7 @@ fn estimate<'py>(
         Some(k) => spec.with_k(k),
         None => spec,
     };
-    let est = py
-        .detach(|| spec.estimate(q, &limits))
-        .map_err(to_py)?;
+    let est = py.detach(|| spec.estimate(q, &limits)).map_err(to_py)?;
     estimate_dict(py, est)
 }
 
@@ -356,9 +391,66 @@ fn grid<'py>(
     rows.iter().map(|r| row_dict(py, r)).collect()
 }
 
+/// The symmetrization term of `estimator` and its gradient for the posterior with
+/// `posterior`'s space and the means `mu` and scales `sigma` (flat, in its order), drawn as
+/// our trainer draws step `step` of `seed` (`mi_est::estimators::term_and_grad_at`); the
+/// GIL is released while it runs.
+#[pyfunction]
+#[pyo3(signature = (posterior, mu, sigma, estimator_name, k, samples, seed, step))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn mi_term<'py>(
+    py: Python<'py>,
+    posterior: &Bound<'py, Posterior>,
+    mu: PyReadonlyArray1<'py, f64>,
+    sigma: PyReadonlyArray1<'py, f64>,
+    estimator_name: &str,
+    k: Option<usize>,
+    samples: usize,
+    seed: u64,
+    step: u64,
+) -> PyResult<(f64, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+    let space = posterior.get().file.posterior.space().clone();
+    let (mu, sigma) = (mu.as_array().to_vec(), sigma.as_array().to_vec());
+    let kind = EstimatorKind::parse(estimator_name).map_err(to_py)?;
+    let term = py
+        .detach(|| {
+            let mi = mi_est::estimators::mi_gradient(kind, k)?;
+            let q = mi_est::posterior::MeanFieldGaussian::from_mu_sigma(space, mu, sigma)?;
+            mi_est::estimators::term_and_grad_at(mi.as_ref(), &q, seed, step, samples)
+        })
+        .map_err(to_py)?;
+    Ok((
+        term.value,
+        PyArray1::from_vec(py, term.grad_mu),
+        PyArray1::from_vec(py, term.grad_sigma),
+    ))
+}
+
+/// The first `n` standard normals of our trainer's draw stream at `step` of `seed`: the ε
+/// of its first weight draw (for tests that repeat a trainer's step elsewhere).
+#[pyfunction]
+fn trainer_noise<'py>(
+    py: Python<'py>,
+    seed: u64,
+    step: u64,
+    n: usize,
+) -> Bound<'py, PyArray1<f64>> {
+    let mut rng = mi_est::rng::stream(mi_est::rng::child_seed(seed, 2), step);
+    let mut eps = vec![0.0; n];
+    mi_est::rng::fill_standard_normal(&mut rng, &mut eps);
+    PyArray1::from_vec(py, eps)
+}
+
 #[pymodule]
 fn _mi_est(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Posterior>()?;
+    m.add("MiEstError", m.py().get_type::<MiEstError>())?;
+    m.add(
+        "GRADIENT_ESTIMATORS",
+        mi_est::estimators::GRADIENT_NAMES.to_vec(),
+    )?;
+    m.add_function(wrap_pyfunction!(mi_term, m)?)?;
+    m.add_function(wrap_pyfunction!(trainer_noise, m)?)?;
     m.add_function(wrap_pyfunction!(estimate, m)?)?;
     m.add_function(wrap_pyfunction!(grid, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

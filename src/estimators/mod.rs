@@ -54,7 +54,9 @@ mod sandwich;
 mod unit_cost;
 
 mod by_name;
+mod gradient;
 pub use by_name::{ESTIMATOR_NAMES, EstimatorKind, EstimatorSpec, estimator_by_name};
+pub use gradient::{GRADIENT_NAMES, TermGrad, mi_gradient, term_and_grad_at};
 
 pub use enumeration::ExactEnumeration;
 pub use exact::{ExactLimits, exact_estimate, exact_estimator};

@@ -26,9 +26,17 @@ import numpy as np
 
 from . import _mi_est
 from ._mi_est import ESTIMATORS as _ESTIMATORS
-from ._mi_est import __version__
+from ._mi_est import MiEstError, __version__
 
-__all__ = ["Posterior", "Estimate", "estimate", "grid", "ESTIMATORS", "__version__"]
+__all__ = ["Posterior", "Estimate", "estimate", "grid", "ESTIMATORS", "MiEstError", "__version__"]
+
+
+def _error(message: str, field: Optional[str], value: Any) -> MiEstError:
+    """A :class:`MiEstError` naming ``field`` and ``value`` (as the library's own do)."""
+    e = MiEstError(message)
+    e.field = field
+    e.value = None if value is None else str(value)
+    return e
 
 #: Estimator names accepted by :func:`estimate` (the library's one list of them).
 ESTIMATORS = tuple(_ESTIMATORS)
@@ -36,14 +44,30 @@ ESTIMATORS = tuple(_ESTIMATORS)
 _PARTS = ("weight", "bias", "kernel")
 
 
+def _half(name: str, dtype: str) -> MiEstError:
+    # As the command refuses an F16 or BF16 safetensors tensor: its values are rounded
+    # already, and reading them as float32 would hide that.
+    return _error(
+        f"tensor `{name}` has dtype {dtype}; only float32 and float64 are read (convert it with .float() if that is meant)",
+        name,
+        dtype,
+    )
+
+
 def _array(value: Any, name: str) -> np.ndarray:
-    """A float32 or float64 NumPy array from an array, a torch tensor or a JAX array."""
+    """A float32 or float64 NumPy array from an array, a torch tensor or a JAX array
+    (integer buffers, such as a step counter, as float64); half precision is refused."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor
+        dtype = str(getattr(value, "dtype", "")).replace("torch.", "")
+        if dtype in ("float16", "bfloat16", "half"):
+            raise _half(name, dtype)
         value = value.detach().cpu().numpy()
     try:
         a = np.asarray(value)
     except Exception as e:  # noqa: BLE001 - any conversion failure names the tensor
         raise TypeError(f"`{name}`: not an array ({e})") from None
+    if a.dtype == np.float16 or a.dtype.name == "bfloat16":
+        raise _half(name, a.dtype.name)
     if a.dtype not in (np.float32, np.float64):
         if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer):
             a = a.astype(np.float64)
@@ -72,7 +96,7 @@ def _layers(layers: Optional[Sequence[str]]) -> Optional[List[str]]:
     if layers is None:
         return None
     if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
-        raise ValueError("`layers`: expected a list of layer names, e.g. ['encoder', 'decoder']")
+        raise _error("`layers`: expected a list of layer names, e.g. ['encoder', 'decoder']", "layers", repr(layers))
     return list(layers)
 
 
@@ -90,18 +114,18 @@ def _limit(name: str, value: Any) -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"invalid `{name}` = {value!r}: expected a number > 0 or None")
+        raise _error(f"invalid `{name}` = {value!r}: expected a number > 0 or None", name, repr(value))
     v = float(value)
     if not v > 0 or v != v or v == float("inf"):
-        raise ValueError(f"invalid `{name}` = {value!r}: expected a number > 0 or None")
+        raise _error(f"invalid `{name}` = {value!r}: expected a number > 0 or None", name, repr(value))
     return v
 
 
 def _count(name: str, value: Any, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"invalid `{name}` = {value!r}: expected a whole number")
+        raise _error(f"invalid `{name}` = {value!r}: expected a whole number", name, repr(value))
     if value < minimum:
-        raise ValueError(f"invalid `{name}` = {value}: must be >= {minimum}")
+        raise _error(f"invalid `{name}` = {value}: must be >= {minimum}", name, value)
     return int(value)
 
 
@@ -138,18 +162,20 @@ class Posterior:
         any shapes the spec fits.
         """
         if (sigma is None) == (rho is None):
-            raise ValueError("give exactly one of `sigma` and `rho`")
+            raise _error("give exactly one of `sigma` and `rho`", "sigma", None)
         if spec is not None and widths is not None:
-            raise ValueError("give at most one of `spec` and `widths`")
+            raise _error("give at most one of `spec` and `widths`", "spec", None)
         scale, marker = (sigma, "sigma") if sigma is not None else (rho, "rho")
         if set(mu) != set(scale):
             only = sorted(set(mu) ^ set(scale))
-            raise ValueError(f"`mu` and `{marker}` name different tensors: {only}")
+            raise _error(f"`mu` and `{marker}` name different tensors: {only}", marker, only)
         tensors: Dict[str, np.ndarray] = {}
         for name in mu:
             if not isinstance(name, str) or name.rsplit(".", 1)[-1] not in _PARTS:
-                raise ValueError(
-                    f"invalid tensor name `{name}`: expected `<layer>.weight`, `<layer>.bias` or `<layer>.kernel`"
+                raise _error(
+                    f"invalid tensor name `{name}`: expected `<layer>.weight`, `<layer>.bias` or `<layer>.kernel`",
+                    "mu",
+                    name,
                 )
             tensors[f"{name}_mu"] = _array(mu[name], f"mu[{name!r}]")
             tensors[f"{name}_{marker}"] = _array(scale[name], f"{marker}[{name!r}]")
@@ -214,9 +240,11 @@ class Posterior:
                     for name in mu
                 }
             else:
-                raise ValueError(
+                raise _error(
                     f"guide: {type(guide).__name__} is not AutoNormal or AutoDiagonalNormal "
-                    "(a mean-field Gaussian over named sites)"
+                    "(a mean-field Gaussian over named sites)",
+                    "guide",
+                    type(guide).__name__,
                 )
         return cls.from_arrays(mu, sigma=sigma, spec=spec, prior_scale=prior_scale)
 
@@ -357,7 +385,7 @@ def estimate(
     if not isinstance(posterior, Posterior):
         raise TypeError(f"`posterior`: expected a mi_est.Posterior, got {type(posterior).__name__}")
     if not isinstance(estimator, str):
-        raise ValueError(f"invalid `estimator` = {estimator!r}: expected a name")
+        raise _error(f"invalid `estimator` = {estimator!r}: expected a name", "estimator", repr(estimator))
     name = estimator.strip().lower()
     if name == "ik":
         name = "infonce"
@@ -396,7 +424,7 @@ def _frame(rows: List[dict], output: str):
                 raise
     if output == "auto":
         return rows
-    raise ValueError(f"invalid `output` = {output!r}: expected auto, polars, pandas or records")
+    raise _error(f"invalid `output` = {output!r}: expected auto, polars, pandas or records", "output", repr(output))
 
 
 def grid(
@@ -432,7 +460,7 @@ def grid(
         bad = next(p for _, p in items if not isinstance(p, (str, os.PathLike, Posterior)))
         raise TypeError(f"`posteriors`: expected paths or mi_est.Posterior objects, got {type(bad).__name__}")
     if paths and objects:
-        raise ValueError("`posteriors`: give either file paths or Posterior objects, not both")
+        raise _error("`posteriors`: give either file paths or Posterior objects, not both", "posteriors", None)
     if isinstance(estimators, str):
         estimators = [estimators]
     if isinstance(k, (int, np.integer)):

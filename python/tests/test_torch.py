@@ -1,0 +1,473 @@
+"""`mi_est.torch` on real models of real libraries: the derived spec against one written
+by hand, the equivariance check, estimates against the command's on the same file,
+`mi_term` against finite differences (gradcheck) and against our trainer's step.
+
+PyTorch, bayesian-torch, blitz, Pyro and safetensors are needed; `.ci/run` installs them
+and sets MI_EST_REQUIRE_TORCH=1, so that their absence fails these tests there instead of
+skipping them.
+"""
+
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mi_est
+
+if os.environ.get("MI_EST_REQUIRE_TORCH"):
+    import torch  # noqa: F401 - fail, not skip
+torch = pytest.importorskip("torch")
+bt_layers = pytest.importorskip("bayesian_torch.layers")
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import mi_est.torch as mt  # noqa: E402
+
+from test_mi_est import ROOT, mi_est_bin  # noqa: E402
+
+BL = bt_layers.LinearReparameterization
+BC = bt_layers.Conv2dReparameterization
+
+
+def randomize(model, seed=0):
+    """Means and scales away from their initial values, and norm layers' statistics that
+    differ per channel (so units are pinned, as in a trained net)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.3 if "rho" not in name else 0.5) + (-3.0 if "rho" in name else 0.0))
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=g))
+            if name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+    return model
+
+
+# ---- the four models --------------------------------------------------------------------
+
+
+class VGG(nn.Module):
+    """conv-BN-ReLU-pool twice, then two bayesian-torch Linear layers, on 1×8×8."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = BC(1, 4, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.conv2 = BC(4, 6, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(6)
+        self.fc1 = BL(6 * 2 * 2, 8)
+        self.fc2 = BL(8, 3)
+
+    def forward(self, x):
+        h, k1 = self.conv1(x)
+        h = F.max_pool2d(F.relu(self.bn1(h)), 2)
+        h, k2 = self.conv2(h)
+        h = F.max_pool2d(F.relu(self.bn2(h)), 2)
+        h, k3 = self.fc1(h.flatten(1))
+        o, k4 = self.fc2(F.relu(h))
+        return o, k1 + k2 + k3 + k4
+
+
+VGG_SPEC = {
+    "permutations": {"h1": 4, "h2": 6, "h3": 8},
+    "axes": {
+        "conv1.kernel": ["h1", None, None, None], "conv1.bias": ["h1"],
+        "bn1.weight": ["h1"], "bn1.bias": ["h1"], "bn1.running_mean": ["h1"], "bn1.running_var": ["h1"],
+        "conv2.kernel": ["h2", "h1", None, None], "conv2.bias": ["h2"],
+        "bn2.weight": ["h2"], "bn2.bias": ["h2"], "bn2.running_mean": ["h2"], "bn2.running_var": ["h2"],
+        "fc1.weight": ["h3", {"perm": "h2", "block": 4}], "fc1.bias": ["h3"],
+        "fc2.weight": [None, "h3"], "fc2.bias": [None],
+    },
+}
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = BC(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = BC(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.project = stride != 1 or cin != cout
+        if self.project:  # a projection shortcut: 1×1 conv and BN
+            self.short = BC(cin, cout, 1, stride=stride, bias=False)
+            self.short_bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        h, k1 = self.conv1(x)
+        h = F.relu(self.bn1(h))
+        h, k2 = self.conv2(h)
+        h = self.bn2(h)
+        if self.project:
+            s, k3 = self.short(x)
+            s = self.short_bn(s)
+            k2 = k2 + k3
+        else:
+            s = x
+        return F.relu(h + s), k1 + k2
+
+
+class ResNet(nn.Module):
+    """A stem, two stages (the second with a projection shortcut), average pool, Linear."""
+
+    def __init__(self, width=4):
+        super().__init__()
+        self.stem = BC(3, width, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        self.stage1 = Block(width, width, 1)
+        self.stage2 = Block(width, 2 * width, 2)
+        self.fc = BL(2 * width, 5)
+
+    def forward(self, x):
+        h, kl = self.stem(x)
+        h = F.relu(self.bn(h))
+        h, k = self.stage1(h)
+        kl = kl + k
+        h, k = self.stage2(h)
+        h = F.adaptive_avg_pool2d(h, 1).flatten(1)
+        o, k2 = self.fc(h)
+        return o, kl + k + k2
+
+
+def resnet_spec(w=4):
+    s1, s2 = "h1", "h4"  # the streams; h2 and h3 are the blocks' inner units, named in forward order
+    return {
+        "permutations": {"h1": w, "h2": w, "h3": 2 * w, "h4": 2 * w},
+        "axes": {
+            "stem.kernel": [s1, None, None, None],
+            "bn.weight": [s1], "bn.bias": [s1], "bn.running_mean": [s1], "bn.running_var": [s1],
+            "stage1.conv1.kernel": ["h2", s1, None, None],
+            **{f"stage1.bn1.{t}": ["h2"] for t in ("weight", "bias", "running_mean", "running_var")},
+            "stage1.conv2.kernel": [s1, "h2", None, None],
+            **{f"stage1.bn2.{t}": [s1] for t in ("weight", "bias", "running_mean", "running_var")},
+            "stage2.conv1.kernel": ["h3", s1, None, None],
+            **{f"stage2.bn1.{t}": ["h3"] for t in ("weight", "bias", "running_mean", "running_var")},
+            "stage2.conv2.kernel": [s2, "h3", None, None],
+            **{f"stage2.bn2.{t}": [s2] for t in ("weight", "bias", "running_mean", "running_var")},
+            "stage2.short.kernel": [s2, s1, None, None],
+            **{f"stage2.short_bn.{t}": [s2] for t in ("weight", "bias", "running_mean", "running_var")},
+            "fc.weight": [None, s2], "fc.bias": [None],
+        },
+    }
+
+
+class Encoder(nn.Module):
+    """A transformer encoder block: embedding, pre-LayerNorm attention with 2 heads (separate
+    q, k, v, o projections), a residual MLP, mean over tokens, a Linear head."""
+
+    def __init__(self, d_in=3, d=8, heads=2, hidden=12, classes=4):
+        super().__init__()
+        self.heads = heads
+        self.embed = BL(d_in, d)
+        self.ln1 = nn.LayerNorm(d)
+        self.q, self.k, self.v, self.o = BL(d, d), BL(d, d), BL(d, d), BL(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.fc1 = BL(d, hidden)
+        self.fc2 = BL(hidden, d)
+        self.head = BL(d, classes)
+
+    def forward(self, x):
+        z, _ = self.embed(x)
+        a = self.ln1(z)
+        n, t, d = a.shape
+        split = lambda u: u.view(n, t, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        q, k, v = (split(layer(a)[0]) for layer in (self.q, self.k, self.v))
+        att = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d // self.heads), dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(n, t, d)
+        o, _ = self.o(y)
+        z = z + o
+        m, _ = self.fc1(self.ln2(z))
+        m, _ = self.fc2(F.gelu(m))
+        z = z + m
+        out, _ = self.head(z.mean(1))
+        return out
+
+
+def encoder_spec():
+    r, heads, mlp = "h1", {"perm": "h2", "block": 4}, "h3"
+    ln = lambda name: {f"{name}.weight": [r], f"{name}.bias": [r]}  # noqa: E731
+    return {
+        "permutations": {"h1": 8, "h2": 2, "h3": 12},
+        "axes": {
+            "embed.weight": [r, None], "embed.bias": [r],
+            **ln("ln1"),
+            "q.weight": [heads, r], "q.bias": [heads],
+            "k.weight": [heads, r], "k.bias": [heads],
+            "v.weight": [heads, r], "v.bias": [heads],
+            "o.weight": [r, heads], "o.bias": [r],
+            **ln("ln2"),
+            "fc1.weight": [mlp, r], "fc1.bias": [mlp],
+            "fc2.weight": [r, mlp], "fc2.bias": [r],
+            "head.weight": [None, r], "head.bias": [None],
+        },
+    }
+
+
+def sort_axes(spec):
+    return {"permutations": spec["permutations"], "axes": dict(sorted(spec["axes"].items()))}
+
+
+CASES = {
+    "vgg": (VGG, lambda: torch.randn(2, 1, 8, 8), VGG_SPEC),
+    "resnet": (ResNet, lambda: torch.randn(2, 3, 8, 8), resnet_spec()),
+    "encoder": (Encoder, lambda: torch.randn(2, 5, 3), encoder_spec()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_derived_spec_is_the_hand_written_one(case):
+    make, example, expected = CASES[case]
+    torch.manual_seed(1)
+    model = randomize(make())
+    derived = mt.spec(model, example_input=example())
+    assert sort_axes(derived) == sort_axes(expected)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_estimate_equals_the_command_on_the_state_dict_bit_for_bit(case, tmp_path):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    make, example, _ = CASES[case]
+    torch.manual_seed(2)
+    model = randomize(make(), seed=3)
+    x = example()
+    q = mt.from_module(model, example_input=x)
+    ours = mi_est.estimate(q, "infonce", k=8, samples=40, seed=5)
+    path = tmp_path / "model.safetensors"
+    safetensors_torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    spec_path = tmp_path / "model.spec.json"
+    spec_path.write_text(json.dumps(mt.spec(model, example_input=x)))
+    cli = mi_est.Posterior.load(path, spec=str(spec_path))
+    assert cli.n_params == q.n_params and cli.ln_group_order == q.ln_group_order
+    out = tmp_path / "run"
+    subprocess.run(
+        [mi_est_bin(), "run", "--posterior", str(path), "--spec", str(spec_path), "--estimators", "infonce",
+         "--k", "8", "--samples", "40", "--repeats", "1", "--seed", "5", "--out", str(out)],
+        check=True, capture_output=True,
+    )
+    rows = mi_est.grid(path, estimators=["infonce"], k=[8], samples=40, repeats=1, seed=5, spec=str(spec_path), output="records")
+    same = mi_est.grid(q, estimators=["infonce"], k=[8], samples=40, repeats=1, seed=5, output="records")
+    assert rows[0]["mi_nats"] == same[0]["mi_nats"] and rows[0]["std_err_nats"] == same[0]["std_err_nats"]
+    raw = read_raw(out)
+    assert raw["mi_nats"] == rows[0]["mi_nats"], "the command and the package read the file alike"
+    assert ours.value == rows[0]["mi_nats"] and np.isfinite(ours.value)
+
+
+def read_raw(folder):
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pq.read_table(str(folder / "raw.parquet")).to_pylist()
+    (row,) = [r for r in table if r["estimator"] == "infonce"]
+    return row
+
+
+def test_the_check_names_the_permutation_and_the_first_tensor_that_breaks_it():
+    model = randomize(VGG())
+    derived = mt._derive(model, None, torch.randn(2, 1, 8, 8))
+    # A wrong spec: fc1's input blocks follow h2 as if the flatten were channels-last.
+    derived.spec["axes"]["fc1.weight"] = ["h3", None]
+    with pytest.raises(mi_est.MiEstError, match=r"permuting `h2` changes the output; the first tensor that breaks it is `fc1.weight`"):
+        mt._check(derived)
+
+
+def test_what_a_spec_cannot_state_is_refused_naming_the_operation():
+    class Cat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.out = BL(3, 4), BL(3, 4), BL(8, 2)
+
+        def forward(self, x):
+            return self.out(torch.cat([self.a(x)[0], self.b(x)[0]], dim=1))[0]
+
+    with pytest.raises(mi_est.MiEstError, match=r"`cat` .*concatenates along a permuted axis"):
+        mt.spec(Cat())
+    with pytest.raises(mi_est.MiEstError, match="example_input"):
+        mt.spec(VGG())
+
+
+def test_a_permutation_that_reaches_the_output_or_meets_the_input_is_dropped():
+    class Skip(nn.Module):  # x + f(x): the input axis cannot move, so neither can f's output
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.out = BL(4, 6), BL(6, 4), BL(4, 2)
+
+        def forward(self, x):
+            h = x + self.fc2(F.relu(self.fc1(x)[0]))[0]
+            return self.out(h)[0]
+
+    spec = mt.spec(Skip())
+    assert spec["permutations"] == {"h1": 6}
+    assert spec["axes"]["fc2.weight"] == [None, "h1"] and spec["axes"]["out.weight"] == [None, None]
+
+
+def test_blitz_and_pyro_modules_read_from_the_live_module():
+    blitz = pytest.importorskip("blitz.modules")
+    pyro = pytest.importorskip("pyro")
+    from pyro.infer.autoguide import AutoNormal
+    import pyro.distributions as dist
+    from pyro.nn import PyroModule, PyroSample
+
+    class Blitz(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = blitz.BayesianLinear(4, 5), blitz.BayesianLinear(5, 2)
+
+        def forward(self, x):
+            return self.fc2(F.relu(self.fc1(x)))
+
+    m = Blitz()
+    q = mt.from_module(m)
+    assert q.spec["permutations"] == {"h1": 5}
+    sigma = torch.log1p(torch.exp(m.fc1.weight_rho)).detach().double().numpy()
+    assert np.allclose(q.sigma()[:20], sigma.ravel(), rtol=1e-12)
+
+    class Net(PyroModule):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = PyroModule[nn.Linear](4, 5)
+            self.fc1.weight = PyroSample(dist.Normal(0.0, 1.0).expand([5, 4]).to_event(2))
+            self.fc1.bias = PyroSample(dist.Normal(0.0, 1.0).expand([5]).to_event(1))
+            self.fc2 = PyroModule[nn.Linear](5, 3)
+            self.fc2.weight = PyroSample(dist.Normal(0.0, 1.0).expand([3, 5]).to_event(2))
+            self.fc2.bias = PyroSample(dist.Normal(0.0, 1.0).expand([3]).to_event(1))
+
+        def forward(self, x, y=None):
+            logits = self.fc2(torch.relu(self.fc1(x)))
+            with pyro.plate("data", x.shape[0]):
+                pyro.sample("obs", dist.Categorical(logits=logits), obs=y)
+            return logits
+
+    pyro.clear_param_store()
+    net = Net()
+    guide = AutoNormal(net)
+    guide(torch.randn(6, 4), torch.zeros(6, dtype=torch.long))
+    q = mt.from_module(net, guide=guide)
+    assert q.spec["permutations"] == {"h1": 5}
+    assert [n for n, _ in q.layout] == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    assert np.array_equal(q.mu()[:20], guide.locs.fc1.weight.detach().double().numpy().ravel())
+
+
+def test_half_precision_is_refused_naming_the_tensor():
+    m = small_mlp()
+    m.fc2.mu_weight.data = m.fc2.mu_weight.data.to(torch.bfloat16)
+    with pytest.raises(mi_est.MiEstError, match=r"tensor `fc2.weight` has dtype bfloat16") as e:
+        mt.from_module(m)
+    assert e.value.field == "fc2.weight" and e.value.value == "bfloat16"
+    sd = {"fc1.mu_weight": torch.zeros(3, 2, dtype=torch.float16), "fc1.rho_weight": torch.zeros(3, 2)}
+    with pytest.raises(mi_est.MiEstError, match=r"tensor `fc1.mu_weight` has dtype float16") as e:
+        mi_est.Posterior.from_state_dict(sd)
+    assert e.value.field == "fc1.mu_weight" and e.value.value == "float16"
+
+
+# ---- mi_term --------------------------------------------------------------------------------
+
+
+def small_mlp():
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = BL(3, 4), BL(4, 2)
+
+        def forward(self, x):
+            h, k1 = self.fc1(x)
+            o, k2 = self.fc2(F.relu(h))
+            return o, k1 + k2
+
+    return MLP()
+
+
+@pytest.mark.parametrize("estimator,k", [("infonce", 6), ("sandwich", 6), ("exact-permanent", None)])
+def test_mi_term_passes_gradcheck_in_float64(estimator, k):
+    model = randomize(small_mlp(), seed=4).double()
+    term = mt.MiTerm(model, estimator=estimator, k=k, samples=3)
+    order = term._order
+    mus = [term.derived.mu(t).detach().clone().requires_grad_(True) for t in order]
+    rhos = [getattr(model.get_submodule(t.module), t.rho).detach().clone().requires_grad_(True) for t in order]
+
+    def f(*params):
+        n = len(order)
+        mu = torch.cat([p.reshape(-1) for p in params[:n]])
+        sigma = torch.cat([torch.log1p(torch.exp(p)).reshape(-1) for p in params[n:]])
+        return mt._MiTermFunction.apply(term, 7, 3, mu, sigma)
+
+    assert torch.autograd.gradcheck(f, tuple(mus + rhos), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_mi_term_reaches_every_variational_parameter_and_only_those():
+    model = randomize(VGG(), seed=6)
+    x = torch.randn(2, 1, 8, 8)
+    value = mt.mi_term(model, k=8, samples=2, seed=1, example_input=x)
+    value.backward()
+    for name, p in model.named_parameters():
+        if "mu_" in name or "rho_" in name:
+            assert p.grad is not None, name
+    assert model.bn1.weight.grad is None
+    # the same call twice gives the next step's draws, a step given gives that step's
+    again = mt.mi_term(model, k=8, samples=2, seed=1, step=0, example_input=x)
+    assert again.item() == value.item()
+
+
+def test_training_steps_equal_our_trainers(tmp_path):
+    """A 3-4-2 MLP on 16 points, three full-batch Adam steps on -(L + I^K) in PyTorch (the
+    ELBO written here at the trainer's noise, the term from mi_term) against `mi-est train`
+    on the same data, initial posterior and seed: the same means and scales to rounding.
+    The initial posterior is the trainer's after one step at lr = 1e-300 (which moves
+    nothing a float64 can see but the zero biases, by 1e-300). Without the term the
+    trainer ends elsewhere, so the term's gradient is what is compared."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 3))
+    y = rng.integers(0, 2, size=16)
+    csv = tmp_path / "data.csv"
+    csv.write_text("\n".join(",".join([f"{v:.17g}" for v in row] + [str(c)]) for row, c in zip(x, y)) + "\n")
+
+    def train(out, lr, epochs, objective="sgm"):
+        subprocess.run(
+            [mi_est_bin(), "train", "--data", f"csv:{csv}", "--hidden", "4", "--batch", "16", "--seed", "11",
+             "--objective", objective, "--k", "3", "--likelihood", "softmax", "--init-rho", "-0.5", "--init-mu-std", "0.2",
+             "--lr", lr, "--epochs", str(epochs), "--out", str(out), "--overwrite",
+             "--predictive-samples", "1", "--elbo-samples", "1", "--mi-samples", "1", "--eval-k", "2"],
+            check=True, capture_output=True, text=True,
+        )
+        return mi_est.Posterior.load(out)
+
+    q0 = train(tmp_path / "start.safetensors", "1e-300", 1)
+    q3 = train(tmp_path / "end.safetensors", "0.01", 3)
+    mfvi = train(tmp_path / "mfvi.safetensors", "0.01", 3, "mfvi")
+    assert np.abs(mfvi.mu() - q3.mu()).max() > 1e-4
+
+    model = small_mlp().double()
+    layers = [(model.fc1, "weight"), (model.fc1, "bias"), (model.fc2, "weight"), (model.fc2, "bias")]
+    n = 0
+    with torch.no_grad():
+        for layer, part in layers:
+            mu, rho = getattr(layer, f"mu_{part}"), getattr(layer, f"rho_{part}")
+            size = mu.numel()
+            mu.copy_(torch.from_numpy(q0.mu()[n : n + size]).reshape(mu.shape))
+            rho.copy_(torch.log(torch.expm1(torch.from_numpy(q0.sigma()[n : n + size]))).reshape(rho.shape))
+            n += size
+    params = [p for layer, part in layers for p in (getattr(layer, f"mu_{part}"), getattr(layer, f"rho_{part}"))]
+    opt = torch.optim.Adam(params, lr=0.01, eps=1e-8)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for step in range(3):
+        opt.zero_grad()
+        eps = torch.from_numpy(mi_est._mi_est.trainer_noise(11, step, n))
+        ws, k, kl = [], 0, 0.0
+        for layer, part in layers:  # L = sum ln p(y | x, w) - KL(q || N(0, 1)), w = mu + sigma eps
+            mu = getattr(layer, f"mu_{part}")
+            sigma = torch.log1p(torch.exp(getattr(layer, f"rho_{part}")))
+            ws.append(mu + sigma * eps[k : k + mu.numel()].reshape(mu.shape))
+            kl = kl + (0.5 * (sigma**2 + mu**2 - 1) - torch.log(sigma)).sum()
+            k += mu.numel()
+        logits = F.linear(F.relu(F.linear(xt, ws[0], ws[1])), ws[2], ws[3])
+        elbo = -F.cross_entropy(logits, yt, reduction="sum") - kl
+        term = mt.mi_term(model, k=3, samples=1, seed=11, step=step)
+        (-(elbo + term)).backward()
+        opt.step()
+    with torch.no_grad():
+        mu = torch.cat([getattr(l, f"mu_{p}").reshape(-1) for l, p in layers]).numpy()
+        sigma = torch.cat([torch.log1p(torch.exp(getattr(l, f"rho_{p}"))).reshape(-1) for l, p in layers]).numpy()
+    assert np.allclose(mu, q3.mu(), rtol=0, atol=1e-10), np.abs(mu - q3.mu()).max()
+    assert np.allclose(sigma, q3.sigma(), rtol=1e-10, atol=0), np.abs(sigma - q3.sigma()).max()
