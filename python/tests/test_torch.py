@@ -33,18 +33,20 @@ BL = bt_layers.LinearReparameterization
 BC = bt_layers.Conv2dReparameterization
 
 
-def randomize(model, seed=0):
-    """Means and scales away from their initial values, and norm layers' statistics that
-    differ per channel (so units are pinned, as in a trained net)."""
+def randomize(model, seed=0, stats="distinct"):
+    """Means and scales away from their initial values, and norm layers' statistics:
+    `distinct` per channel (every unit pinned, as in a trained net), `tied` (two values
+    per layer: units pinned only across the two classes) or `equal` (as initialized)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * (0.3 if "rho" not in name else 0.5) + (-3.0 if "rho" in name else 0.0))
+            if "mu_" in name or "rho_" in name or "_mu" in name or "_rho" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * (0.3 if "rho" not in name else 0.5) + (-3.0 if "rho" in name else 0.0))
         for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g))
-            if name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+            if stats == "equal" or not name.endswith(("running_mean", "running_var")):
+                continue
+            values = torch.randn(b.shape, generator=g) if stats == "distinct" else torch.randint(0, 2, b.shape, generator=g).double()
+            b.copy_(values if name.endswith("running_mean") else values.abs() + 0.5)
     return model
 
 
@@ -233,10 +235,9 @@ def test_the_estimate_equals_the_command_on_the_state_dict_bit_for_bit(case, tmp
     safetensors_torch = pytest.importorskip("safetensors.torch")
     make, example, _ = CASES[case]
     torch.manual_seed(2)
-    model = randomize(make(), seed=3)
+    model = randomize(make(), seed=3, stats="tied")
     x = example()
     q = mt.from_module(model, example_input=x)
-    ours = mi_est.estimate(q, "infonce", k=8, samples=40, seed=5)
     path = tmp_path / "model.safetensors"
     safetensors_torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     spec_path = tmp_path / "model.spec.json"
@@ -254,7 +255,8 @@ def test_the_estimate_equals_the_command_on_the_state_dict_bit_for_bit(case, tmp
     assert rows[0]["mi_nats"] == same[0]["mi_nats"] and rows[0]["std_err_nats"] == same[0]["std_err_nats"]
     raw = read_raw(out)
     assert raw["mi_nats"] == rows[0]["mi_nats"], "the command and the package read the file alike"
-    assert ours.value == rows[0]["mi_nats"] and np.isfinite(ours.value)
+    ours = mi_est.estimate(q, "infonce", k=8, samples=40, seed=rows[0]["seed"])  # the row's own seed
+    assert ours.value == rows[0]["mi_nats"] and 0 < ours.value < q.ln_group_order
 
 
 def read_raw(folder):
@@ -267,25 +269,95 @@ def read_raw(folder):
 def test_the_check_names_the_permutation_and_the_first_tensor_that_breaks_it():
     model = randomize(VGG())
     derived = mt._derive(model, None, torch.randn(2, 1, 8, 8))
-    # A wrong spec: fc1's input blocks follow h2 as if the flatten were channels-last.
-    derived.spec["axes"]["fc1.weight"] = ["h3", None]
+    # A wrong derivation: fc1's input axis left unpermuted, as if the flatten kept h2 still.
+    (fc1,) = [t for t in derived.tensors if t.name == "fc1.weight"]
+    fc1.splits[1] = [(None, None)]
     with pytest.raises(mi_est.MiEstError, match=r"permuting `h2` changes the output; the first tensor that breaks it is `fc1.weight`"):
         mt._check(derived)
 
 
-def test_what_a_spec_cannot_state_is_refused_naming_the_operation():
-    class Cat(nn.Module):
+class Concat(nn.Module):
+    """Two branches concatenated along their features, then one Linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.out = BL(3, 4), BL(3, 5), BL(9, 2)
+
+    def forward(self, x):
+        return self.out(torch.cat([F.relu(self.a(x)[0]), torch.tanh(self.b(x)[0])], dim=1))[0]
+
+
+def test_a_concatenation_splits_the_next_layer_into_blocks():
+    model = randomize(Concat())
+    derived = mt._derive(model, None, None)
+    mt._check(derived)
+    assert derived.spec["permutations"] == {"h1": 4, "h2": 5}
+    assert derived.spec["axes"]["out#0.weight"] == [None, "h1"] and derived.spec["axes"]["out#1.weight"] == [None, "h2"]
+    q = mt.from_module(model)
+    assert q.n_params == sum(p.numel() for n, p in model.named_parameters() if "mu_" in n)
+    assert q.ln_group_order == pytest.approx(math.log(math.factorial(4) * math.factorial(5)), rel=1e-12)
+    with pytest.raises(mi_est.MiEstError, match=r"splits tensors \(`out.weight`"):
+        mt.spec(model)
+
+
+def test_what_the_tracer_cannot_follow_is_refused_naming_the_operation():
+    class Roll(nn.Module):
         def __init__(self):
             super().__init__()
-            self.a, self.b, self.out = BL(3, 4), BL(3, 4), BL(8, 2)
+            self.a, self.out = BL(3, 4), BL(4, 2)
 
         def forward(self, x):
-            return self.out(torch.cat([self.a(x)[0], self.b(x)[0]], dim=1))[0]
+            return self.out(torch.roll(self.a(x)[0], 1, dims=1))[0]
 
-    with pytest.raises(mi_est.MiEstError, match=r"`cat` .*concatenates along a permuted axis"):
-        mt.spec(Cat())
+    with pytest.raises(mi_est.MiEstError, match=r"`roll` \(call \d+\) in the model's forward: mi-est cannot follow `roll` on a permuted tensor"):
+        mt.spec(Roll())
     with pytest.raises(mi_est.MiEstError, match="example_input"):
         mt.spec(VGG())
+
+
+def test_bayesian_torchs_own_resnet20_zero_padded_shortcuts_included():
+    """bayesian-torch's resnet20 widens the stream at each stage by zero padding its
+    channels (option A): the padded channels permute among themselves, the others with
+    the previous stage's stream; the check runs the model itself."""
+    resnet = pytest.importorskip("bayesian_torch.models.bayesian.resnet_variational")
+    torch.manual_seed(0)
+    model = randomize(resnet.resnet20(), seed=8)
+    x = torch.randn(2, 3, 32, 32)
+    derived = mt._derive(model, None, x)
+    mt._check(derived)
+    spec = derived.spec
+    # Per stage: the stream, and each of its three blocks' inner units; stage 2's stream is
+    # stage 1's 16 channels and 16 padded ones, stage 3's is stage 2's 32 and 32 padded.
+    assert spec["permutations"] == {
+        "h1": 16, "h2": 16, "h3": 16, "h4": 16, "h5": 32, "h6": 16, "h7": 32, "h8": 32,
+        "h9": 64, "h10": 32, "h11": 64, "h12": 64,
+    }
+    assert spec["axes"]["layer2.0.bn2#0.bias"] == ["h6"] and spec["axes"]["layer2.0.bn2#1.bias"] == ["h1"]
+    assert [spec["axes"][f"linear#{j}.weight"] for j in range(3)] == [[None, "h10"], [None, "h6"], [None, "h1"]]
+    q = mt.from_module(model, example_input=x)
+    assert q.n_params == sum(p.numel() for n, p in model.named_parameters() if "mu_" in n)
+    assert q.ln_group_order == pytest.approx(sum(math.lgamma(n + 1) for n in spec["permutations"].values()), rel=1e-12)
+
+
+def test_a_split_posterior_saved_reads_in_the_command_alike(tmp_path):
+    """The resnet20 posterior (tensors split at the padded streams; norm statistics tied in
+    two classes per layer, so units are pinned across classes only) saved and run by the
+    command gives the package's estimate bit for bit."""
+    resnet = pytest.importorskip("bayesian_torch.models.bayesian.resnet_variational")
+    torch.manual_seed(0)
+    model = randomize(resnet.resnet20(), seed=9, stats="tied")
+    q = mt.from_module(model, example_input=torch.randn(2, 3, 32, 32))
+    path = tmp_path / "resnet20.safetensors"
+    q.save(path)
+    ours = mi_est.estimate(q, "infonce", k=4, samples=8, seed=2)
+    assert 0 < ours.value < q.ln_group_order
+    out = tmp_path / "run"
+    subprocess.run(
+        [mi_est_bin(), "run", "--posterior", str(path), "--estimators", "infonce", "--k", "4", "--samples", "8",
+         "--repeats", "1", "--seed", "2", "--out", str(out)],
+        check=True, capture_output=True,
+    )
+    assert read_raw(out)["mi_nats"] == mi_est.grid(q, estimators=["infonce"], k=[4], samples=8, repeats=1, seed=2, output="records")[0]["mi_nats"]
 
 
 def test_a_permutation_that_reaches_the_output_or_meets_the_input_is_dropped():
@@ -383,7 +455,7 @@ def small_mlp():
 def test_mi_term_passes_gradcheck_in_float64(estimator, k):
     model = randomize(small_mlp(), seed=4).double()
     term = mt.MiTerm(model, estimator=estimator, k=k, samples=3)
-    order = term._order
+    order = [piece.tensor for piece in term._order]  # whole tensors here: no pieces
     mus = [term.derived.mu(t).detach().clone().requires_grad_(True) for t in order]
     rhos = [getattr(model.get_submodule(t.module), t.rho).detach().clone().requires_grad_(True) for t in order]
 

@@ -63,7 +63,7 @@ class _Tensor:
     """One tensor of the posterior: its spec name, shape, where its values come from, and
     (after labelling) the permutation acting on each axis."""
 
-    __slots__ = ("name", "shape", "module", "mu", "rho", "site", "fixed", "axes")
+    __slots__ = ("name", "shape", "module", "mu", "rho", "site", "fixed", "axes", "splits")
 
     def __init__(self, name, shape, module, mu=None, rho=None, site=None, fixed=None):
         self.name = name
@@ -74,6 +74,7 @@ class _Tensor:
         self.site = site  # Pyro sample site (AutoNormal's locs/scales)
         self.fixed = fixed  # attribute of a deterministic parameter or buffer
         self.axes: List[Any] = [None] * len(self.shape)
+        self.splits: List[Any] = []
 
     @property
     def variational(self) -> bool:
@@ -388,7 +389,9 @@ def _flat_tensors(obj) -> List["torch.Tensor"]:
 
 class _Perms:
     """Union-find over the permutations; a label is (class, elements per base unit).
-    Coarsening a class (a head split) makes its units blocks of several base units."""
+    Coarsening a class (a head split) makes its units blocks of several base units. A
+    *composite* class (a concatenation or padding along a permuted axis) lists its parts:
+    runs of units that are units of other classes, or of none (fixed units)."""
 
     def __init__(self):
         self.parent: List[int] = []
@@ -396,6 +399,7 @@ class _Perms:
         self.coarse: List[int] = []
         self.dead: List[Optional[str]] = []
         self.origin: List[str] = []
+        self.parts: List[Optional[List[Tuple[int, Optional[int], int]]]] = []
 
     def new(self, units: int, origin: str) -> int:
         self.parent.append(len(self.parent))
@@ -403,7 +407,15 @@ class _Perms:
         self.coarse.append(1)
         self.dead.append(None)
         self.origin.append(origin)
+        self.parts.append(None)
         return len(self.parent) - 1
+
+    def composite(self, parts: List[Tuple[int, Optional[int], int]], origin: str) -> int:
+        """A class whose units are, in order, `n` units of class `c` from unit `offset` on
+        (or `n` fixed units where `c` is None), for each `(n, c, offset)` of `parts`."""
+        c = self.new(sum(n for n, _, _ in parts), origin)
+        self.parts[c] = parts
+        return c
 
     def find(self, c: int) -> int:
         while self.parent[c] != c:
@@ -419,6 +431,20 @@ class _Perms:
         r = self.find(c)
         return self.units[r] // self.coarse[r]
 
+    def unit_map(self, c: int) -> List[Tuple[Optional[int], int]]:
+        """For each unit of class `c`: the plain class it is a unit of and its index
+        there, or (None, 0) for a fixed unit."""
+        r = self.find(c)
+        if self.parts[r] is None:
+            return [(r, i) for i in range(self.size(r))]
+        out: List[Tuple[Optional[int], int]] = []
+        for n, part, offset in self.parts[r]:
+            if part is None:
+                out.extend([(None, 0)] * n)
+            else:
+                out.extend(self.unit_map(part)[offset : offset + n])
+        return out
+
     def union(self, a, b, node) -> Any:
         """Ties two labels on one axis (same length); the label of the tie."""
         ra, rb = self.find(a[0]), self.find(b[0])
@@ -426,6 +452,8 @@ class _Perms:
             if a[1] != b[1]:
                 raise _error(f"{node.describe()}: one permutation meets itself in two layouts", node.op, None)
             return a
+        if self.parts[ra] is not None or self.parts[rb] is not None:
+            return self._union_composite(a, b, ra, rb, node)
         if self.block(a) != self.block(b) or self.size(ra) != self.size(rb) or a[1] * self.coarse[ra] != b[1] * self.coarse[rb]:
             raise _error(
                 f"{node.describe()}: ties permutations that move blocks of different sizes "
@@ -440,16 +468,58 @@ class _Perms:
             self.dead[ra] = self.dead[rb]
         return a
 
+    def _union_composite(self, a, b, ra, rb, node):
+        if self.block(a) != 1 or self.block(b) != 1 or self.size(ra) != self.size(rb):
+            raise _error(
+                f"{node.describe()}: ties a concatenated or padded axis to one laid out otherwise; not representable",
+                node.op,
+                None,
+            )
+        if self.parts[ra] is not None and self.parts[rb] is not None:
+            ma, mb = self.unit_map(ra), self.unit_map(rb)
+            for (ca, ia), (cb, ib) in zip(ma, mb):  # unit by unit
+                if ca is None and cb is None:
+                    continue
+                if ca is None or cb is None or ia != ib:
+                    raise _error(f"{node.describe()}: ties two concatenations that split differently", node.op, None)
+                if self.find(ca) != self.find(cb):
+                    self.union((ca, Fraction(1)), (cb, Fraction(1)), node)
+            self.parent[rb] = ra
+            return (ra, Fraction(1))
+        comp, plain = (ra, rb) if self.parts[ra] is not None else (rb, ra)
+        self.parent[plain] = comp
+        if self.dead[plain]:
+            self.kill((comp, Fraction(1)), self.dead[plain])
+        return (comp, Fraction(1))
+
     def kill(self, label, why: str):
         r = self.find(label[0])
+        if self.parts[r] is not None:
+            for c, _ in self.unit_map(r):
+                if c is not None and self.dead[c] is None:
+                    self.dead[c] = why
+            return
         if self.dead[r] is None:
             self.dead[r] = why
 
     def coarsen(self, label, factor: int, node):
         r = self.find(label[0])
+        if self.parts[r] is not None:
+            raise _error(f"{node.describe()}: splits a concatenated axis into heads; not representable", node.op, None)
         if (self.units[r] // self.coarse[r]) % factor:
             raise _error(f"{node.describe()}: splits a permuted axis unevenly", node.op, None)
         self.coarse[r] *= factor
+
+    def unit_label(self, label, node) -> int:
+        """The class of a label that moves single elements (block 1): what a
+        concatenation or padding can be made of."""
+        if self.block(label) != 1:
+            raise _error(
+                f"{node.describe()}: concatenates or pads an axis permuted in blocks; not representable",
+                node.op,
+                None,
+            )
+        return self.find(label[0])
 
 
 def _invariant_along(t: "torch.Tensor", axis: int) -> bool:
@@ -940,14 +1010,34 @@ def _cat(lab: _Labeller, node: _Node):
         if i == dim:
             if node.op == "stack":
                 labels.append(None)
-                continue
-            if any(p.labels[i] is not None for p in parts):
-                lab.fail(node, "concatenates along a permuted axis; not representable in a spec yet")
-            labels.append(None)
+            elif any(p.labels[i] is not None for p in parts):
+                labels.append(_concatenated(lab, node, [(p, i) for p in parts]))
+            else:
+                labels.append(None)
             continue
         k = i if node.op != "stack" or i < dim else i - 1
         labels.append(lab.tie(node, [(p, k) for p in parts if p.tensor.shape[k] > 1], out.tensor.shape[i]))
     out.labels = labels
+
+
+def _concatenated(lab: _Labeller, node: _Node, pieces) -> Any:
+    """The label of an axis made of `pieces` (value, axis) laid end to end: a composite
+    class whose parts are the pieces' permutations. A piece without one is a run of units
+    that may permute among themselves where its entries are all equal along the axis (a
+    constant, zero padding), else fixed units."""
+    parts: List[Tuple[int, Optional[int], int]] = []
+    for v, a in pieces:
+        n = v.tensor.shape[a]
+        label = v.labels[a]
+        if label is not None:
+            parts.append((n, lab.perms.unit_label(label, node), 0))
+        elif n == 0:
+            continue
+        elif not v.input and v.param is None and _invariant_along(v.tensor, a):
+            parts.append((n, lab.perms.new(n, node.describe()), 0))
+        else:
+            parts.append((n, None, 0))
+    return (lab.perms.composite(parts, node.describe()), Fraction(1))
 
 
 @_handles("chunk", "split", "unbind", "tensor_split")
@@ -971,12 +1061,23 @@ def _split(lab: _Labeller, node: _Node):
 def _pad(lab: _Labeller, node: _Node):
     x = _first_value(node)
     pad = node.args[1] if len(node.args) > 1 else node.kwargs["pad"]
+    mode = node.kwargs.get("mode", node.args[2] if len(node.args) > 2 else "constant")
     nd = x.tensor.dim()
+    labels = list(x.labels)
     for k in range(len(pad) // 2):
         axis = nd - 1 - k
-        if (pad[2 * k] or pad[2 * k + 1]) and x.labels[axis] is not None:
-            lab.fail(node, "pads a permuted axis; not representable in a spec yet")
-    node.outputs[0].labels = list(x.labels)
+        before, after = pad[2 * k], pad[2 * k + 1]
+        if not (before or after) or x.labels[axis] is None:
+            continue
+        if mode != "constant" or before < 0 or after < 0:
+            lab.fail(node, f"{mode} padding of a permuted axis; not representable")
+        # The padded entries are one constant: they may permute among themselves, one
+        # class over both ends.
+        c = lab.perms.unit_label(x.labels[axis], node)
+        fill = lab.perms.new(before + after, node.describe())
+        parts = [(before, fill, 0), (x.tensor.shape[axis], c, 0), (after, fill, before)]
+        labels[axis] = (lab.perms.composite([p for p in parts if p[0]], node.describe()), Fraction(1))
+    node.outputs[0].labels = labels
 
 
 @_handles("layer_norm", "group_norm", "batch_norm", "instance_norm")
@@ -1019,17 +1120,94 @@ def _move(t: "torch.Tensor", axes, perms: Dict[str, "torch.Tensor"]) -> "torch.T
     return t
 
 
-def _entry(perms: _Perms, names: Dict[int, str], label):
+def _names(perms: _Perms, tensors: List[_Tensor]) -> Dict[int, str]:
+    """`h1`, `h2`, ... for the permutations that survived, in the order the tensors meet them."""
+    names: Dict[int, str] = {}
+    for t in tensors:
+        for label in t.axes:
+            if label is None:
+                continue
+            for c, _ in perms.unit_map(label[0]):
+                r = None if c is None else perms.find(c)
+                if r is not None and r not in names and perms.dead[r] is None and perms.size(r) > 1:
+                    names[r] = f"h{len(names) + 1}"
+    return names
+
+
+def _split_axis(perms: _Perms, names: Dict[int, str], label, length: int, what: str):
+    """An axis as groups of its indices, one per permutation acting on it (its units in
+    order) and one of the indices no permutation moves: [(spec entry, indices or None for
+    the whole axis in order)]."""
     if label is None:
-        return None
-    r = perms.find(label[0])
-    if r not in names:
-        return None
+        return [(None, None)]
     block = perms.block(label)
     if block.denominator != 1:
-        raise _error("internal: a fractional block", "spec", str(block))
-    block = int(block)
-    return names[r] if block == 1 else {"perm": names[r], "block": block}
+        raise _error(f"`{what}`: a permuted axis in a fractional block ({block})", what, str(block))
+    b = int(block)
+    units = perms.unit_map(label[0])
+    if len(units) * b != length:
+        raise _error(f"`{what}`: an axis of {length} entries labelled with {len(units)} units of {b}", what, length)
+    groups: Dict[Any, List[Tuple[int, int]]] = {}
+    for u, (c, k) in enumerate(units):
+        r = None if c is None else perms.find(c)
+        key = r if r in names else None
+        for j in range(u * b, (u + 1) * b):
+            groups.setdefault(key, []).append(((k, j - u * b) if key is not None else (j, 0), j))
+    out = []
+    for key, members in groups.items():
+        members.sort()
+        index = [j for _, j in members]
+        if key is None:
+            entry = None
+        else:
+            size = perms.size(key)
+            if len(index) != size * b:
+                raise _error(f"`{what}`: `{names[key]}` moves only some of its units on this axis", what, names[key])
+            entry = names[key] if b == 1 else {"perm": names[key], "block": b}
+        out.append((min(index), entry, index))
+    out.sort(key=lambda g: g[0])
+    if len(out) == 1 and out[0][2] == list(range(length)):
+        return [(out[0][1], None)]
+    return [(entry, torch.tensor(index, dtype=torch.long)) for _, entry, index in out]
+
+
+def _pieces(splits):
+    """Every combination of one group per axis: [(entries, indices)]."""
+    combos = [([], [])]
+    for groups in splits:
+        combos = [(e + [entry], i + [index]) for e, i in combos for entry, index in groups]
+    return combos
+
+
+def _gather(t: "torch.Tensor", index) -> "torch.Tensor":
+    for axis, idx in enumerate(index):
+        if idx is not None:
+            t = t.index_select(axis, idx.to(t.device))
+    return t
+
+
+def _move_split(t: "torch.Tensor", splits, taus: Dict[str, "torch.Tensor"]) -> "torch.Tensor":
+    """`t` with the group element `taus` applied: each piece (one group per axis) moved
+    by its spec entries and put back where it came from."""
+    combos = _pieces(splits)
+    if len(combos) == 1 and all(i is None for i in combos[0][1]):
+        return _move(t, combos[0][0], taus)
+    out = t.clone()
+    for entries, index in combos:
+        moved = _move(_gather(t, index), entries, taus)
+        full = [torch.arange(n) if i is None else i for n, i in zip(t.shape, index)]
+        out[torch.meshgrid(*full, indexing="ij")] = moved
+    return out
+
+
+class _Piece:
+    """A tensor of the posterior as mi-est holds it: a whole tensor of the model, or, where
+    permutations share an axis (a concatenation, padding), one group of indices per axis."""
+
+    __slots__ = ("name", "tensor", "index", "entries")
+
+    def __init__(self, name, tensor, index, entries):
+        self.name, self.tensor, self.index, self.entries = name, tensor, index, entries
 
 
 # --------------------------------------------------------------------------------------
@@ -1040,10 +1218,13 @@ def _entry(perms: _Perms, names: Dict[int, str], label):
 class _Derived:
     """A model's spec with where each of its tensors' values live."""
 
-    def __init__(self, model, guide, leaves, tensors, spec, leaf_labels):
+    def __init__(self, model, guide, leaves, tensors):
         self.model, self.guide = model, guide
-        self.leaves, self.tensors, self.spec = leaves, tensors, spec
-        self.leaf_labels = leaf_labels
+        self.leaves, self.tensors = leaves, tensors
+        self.pieces: List[_Piece] = []
+        self.spec: Dict[str, Any] = {}
+        self.leaf_splits: Dict[str, Any] = {}
+        self.args: Tuple[Any, ...] = ()
 
     # values, differentiable where they come from the model's parameters
     def mu(self, t: _Tensor) -> "torch.Tensor":
@@ -1134,7 +1315,7 @@ def _derive(model, guide=None, example_input=None) -> _Derived:
             "model",
             type(model).__name__,
         )
-    derived = _Derived(model, guide, leaves, tensors, None, {})
+    derived = _Derived(model, guide, leaves, tensors)
     for t in tensors:
         _np_dtype(derived.fixed(t) if t.fixed is not None else derived.mu(t), t.name)
         if t.rho is not None:
@@ -1167,24 +1348,28 @@ def _derive(model, guide=None, example_input=None) -> _Derived:
         t = _Tensor(name, shape.shape, path, fixed=attr)
         t.axes = list(axes)
         tensors.append(t)
-    # name the permutations that survived, in forward order
+    # name the permutations that survived, in forward order; split what they share
     perms = lab.perms
-    names: Dict[int, str] = {}
+    names = _names(perms, tensors)
+    pieces: List[_Piece] = []
     for t in tensors:
-        for label in t.axes:
-            if label is None:
-                continue
-            r = perms.find(label[0])
-            if r not in names and perms.dead[r] is None and perms.size(r) > 1:
-                names[r] = f"h{len(names) + 1}"
-    axes = {t.name: [_entry(perms, names, l) for l in t.axes] for t in tensors}
-    spec = {"permutations": {n: perms.size(r) for r, n in names.items()}, "axes": axes}
-    leaf_labels = {
-        path: [_entry(perms, names, l) for l in out.labels] for path, (node, out) in lab.leaf_out.items()
+        t.splits = [_split_axis(perms, names, l, n, t.name) for l, n in zip(t.axes, t.shape)]
+        combos = _pieces(t.splits)
+        for j, (entries, index) in enumerate(combos):
+            layer, part = t.name.rsplit(".", 1) if "." in t.name else ("", t.name)
+            name = t.name if len(combos) == 1 else f"{layer}#{j}.{part}"  # `layer2.0.bn2#1.bias`
+            pieces.append(_Piece(name, t, index, entries))
+    spec = {
+        "permutations": {n: perms.size(r) for r, n in names.items()},
+        "axes": {p.name: p.entries for p in pieces},
+    }
+    derived.leaf_splits = {
+        path: [_split_axis(perms, names, l, n, path) for l, n in zip(out.labels, out.tensor.shape)]
+        for path, (node, out) in lab.leaf_out.items()
     }
     derived.tensors = tensors
+    derived.pieces = pieces
     derived.spec = spec
-    derived.leaf_labels = leaf_labels
     derived.args = args
     return derived
 
@@ -1203,7 +1388,7 @@ def _check(derived: _Derived, seed: int = 0, rtol: float = 1e-9):
     base_outs = _run_with_leaf_outputs(base, base_model, derived, args)
 
     def trial(perms):
-        moved = {t.name: _move(values[t.name], spec["axes"][t.name], perms) for t in derived.tensors}
+        moved = {t.name: _move_split(values[t.name], t.splits, perms) for t in derived.tensors}
         m, inner = _mean_copy(derived.model, derived.guide, derived.tensors, moved)
         return _run_with_leaf_outputs(m, inner, derived, args)
 
@@ -1218,8 +1403,8 @@ def _check(derived: _Derived, seed: int = 0, rtol: float = 1e-9):
         if _same(outs[0], base_outs[0], rtol):
             continue
         where = "the model's output"
-        for path, labels in derived.leaf_labels.items():
-            expected = _move(base_outs[1][path], labels, single)
+        for path, splits in derived.leaf_splits.items():
+            expected = _move_split(base_outs[1][path], splits, single)
             if not _same([outs[1][path]], [expected], rtol):
                 leaf = derived.leaves[path]
                 where = f"`{leaf.tensors[0].name}`" if leaf.tensors else f"layer `{path}`"
@@ -1247,7 +1432,7 @@ def _nontrivial(n: int, gen) -> "torch.Tensor":
 def _run_with_leaf_outputs(runnable, inner, derived, args):
     outs = {}
     handles = []
-    for path in derived.leaf_labels:
+    for path in derived.leaf_splits:
         module = inner.get_submodule(path)
 
         def hook(mod, a, o, path=path):
@@ -1281,18 +1466,22 @@ def _same(a: List["torch.Tensor"], b: List["torch.Tensor"], rtol: float) -> bool
 
 
 def _tensor_arrays(derived: _Derived) -> Dict[str, np.ndarray]:
+    """The posterior's tensors, piece by piece: fixed ones as they are, bayesian-torch and
+    blitz means with rho as stored (read as the command reads their files), Pyro's means
+    with their scales."""
     out = {}
     with torch.no_grad():
-        for t in derived.tensors:
+        for p in derived.pieces:
+            t = p.tensor
             if t.fixed is not None:
-                out[t.name] = _np(derived.fixed(t), t.name)
-            elif t.rho is not None:  # rho as stored, read as the command reads the file
-                out[f"{t.name}_mu"] = _np(derived.mu(t), t.name)
-                module = derived.model.get_submodule(t.module)
-                out[f"{t.name}_rho"] = _np(getattr(module, t.rho), t.name)
+                out[p.name] = _np(_gather(derived.fixed(t), p.index), t.name)
+            elif t.rho is not None:
+                out[f"{p.name}_mu"] = _np(_gather(derived.mu(t), p.index), t.name)
+                rho = getattr(derived.model.get_submodule(t.module), t.rho)
+                out[f"{p.name}_rho"] = _np(_gather(rho, p.index), t.name)
             else:
-                out[f"{t.name}_mu"] = _np(derived.mu(t), t.name)
-                out[f"{t.name}_sigma"] = _np(derived.sigma(t), t.name)
+                out[f"{p.name}_mu"] = _np(_gather(derived.mu(t), p.index), t.name)
+                out[f"{p.name}_sigma"] = _np(_gather(derived.sigma(t), p.index), t.name)
     return out
 
 
@@ -1321,6 +1510,16 @@ def spec(model, guide=None, example_input=None, check: bool = True) -> dict:
     derived = _derive(model, guide, example_input)
     if check:
         _check(derived)
+    split = [t.name for t in derived.tensors if len(_pieces(t.splits)) > 1]
+    if split:
+        raise _error(
+            f"the spec of this model splits tensors (`{split[0]}`{' and ' + str(len(split) - 1) + ' more' if len(split) > 1 else ''}: "
+            "permutations share an axis after a concatenation or padding), so it names pieces no "
+            "state_dict file has; save the posterior with from_module(model, ...).save(path) and "
+            "give the command that file",
+            split[0],
+            None,
+        )
     return derived.spec
 
 
@@ -1370,7 +1569,7 @@ class MiTerm:
             _check(self.derived)
         self.posterior = _posterior(self.derived)
         self._fixed = {t.name: self.derived.fixed(t).detach().clone() for t in self.derived.tensors if t.fixed is not None}
-        by_name = {t.name: t for t in self.derived.tensors}
+        by_name = {p.name: p for p in self.derived.pieces}
         self._order = [by_name[n] for n, _ in self.posterior.layout]
         self._step = 0
 
@@ -1401,11 +1600,10 @@ class MiTerm:
             else:
                 step = _count("step", step)
         self._refresh()
-        mus = [self.derived.mu(t) for t in self._order]
-        sigmas = [self.derived.sigma(t) for t in self._order]
-        for t, m in zip(self._order, mus):
-            if m.dtype not in (torch.float32, torch.float64):
-                _np(m, t.name)
+        mus = [_gather(self.derived.mu(p.tensor), p.index) for p in self._order]
+        sigmas = [_gather(self.derived.sigma(p.tensor), p.index) for p in self._order]
+        for p, m in zip(self._order, mus):
+            _np_dtype(m, p.tensor.name)
         device, dtype = mus[0].device, mus[0].dtype
         mu = torch.cat([m.reshape(-1).to("cpu", torch.float64) for m in mus])
         sigma = torch.cat([s.reshape(-1).to("cpu", torch.float64) for s in sigmas])
