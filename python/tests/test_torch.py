@@ -11,7 +11,6 @@ import json
 import math
 import os
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +26,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import mi_est.torch as mt  # noqa: E402
 
-from test_mi_est import ROOT, mi_est_bin  # noqa: E402
+from test_mi_est import mi_est_bin  # noqa: E402
 
 BL = bt_layers.LinearReparameterization
 BC = bt_layers.Conv2dReparameterization
