@@ -208,8 +208,15 @@ def test_bad_input_raises_clean_exceptions():
         (dict(mu={**mu, "fc1.bias": ["a", "b", "c", "d"]}, sigma=sigma), TypeError, "fc1.bias"),
     ]
     for kwargs, exc, needle in cases:
-        with pytest.raises(exc, match=needle):
+        with pytest.raises(exc, match=needle) as e:
             mi_est.Posterior.from_arrays(**kwargs)
+        # One exception class for what mi_est refuses, and no empty file label before the
+        # message (arrays come from no file).
+        assert exc is TypeError or isinstance(e.value, mi_est.MiEstError), e.value
+        assert not str(e.value).startswith(":"), str(e.value)
+    with pytest.raises(mi_est.MiEstError) as e:
+        mi_est.Posterior.from_state_dict({"fc1.mu_weight": np.zeros((3, 2)), "fc1.rho_weight": np.zeros((3, 3))})
+    assert str(e.value).startswith("`fc1.weight_rho` shape differs"), str(e.value)
     q = mi_est.Posterior.from_arrays(mu, sigma=sigma)
     for kwargs, needle in [
         (dict(estimator="magic"), "invalid `estimator` = magic"),
@@ -220,8 +227,11 @@ def test_bad_input_raises_clean_exceptions():
         (dict(estimator="infonce", seed=-1), "invalid `seed` = -1"),
         (dict(estimator="infonce", k=10**13), "would need about"),
     ]:
-        with pytest.raises(ValueError, match=re.escape(needle)):
+        with pytest.raises(mi_est.MiEstError, match=re.escape(needle)) as e:
             mi_est.estimate(q, **kwargs)
+        if "= " in needle:  # the field and value it names, as attributes
+            field, value = re.match(r"invalid `(\w+)` = (\S+)", needle).groups()
+            assert (e.value.field, e.value.value) == (field, value), (e.value.field, e.value.value)
     with pytest.raises(TypeError, match="posterior"):
         mi_est.estimate("not a posterior")
     with pytest.raises(OSError, match="no-such-file"):

@@ -120,3 +120,139 @@ pub fn term_and_grad_at(
         grad_sigma: mean(g_sigma),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::symmetry::SpecSpace;
+    use crate::symmetry::spec::PermutationSpec;
+    use crate::weights::Arch;
+
+    /// A 3-4-2 MLP whose units overlap (σ comparable to the spread of the means).
+    fn overlapping_mlp() -> MeanFieldGaussian {
+        let arch = Arch::builder(vec![3, 4, 2]).check().unwrap();
+        let p = arch.n_params();
+        let mu: Vec<f64> = (0..p)
+            .map(|i| ((i * 37 % 11) as f64 - 5.0) / 10.0)
+            .collect();
+        let sigma: Vec<f64> = (0..p).map(|i| 0.3 + (i % 5) as f64 / 20.0).collect();
+        MeanFieldGaussian::from_mu_sigma(arch, mu, sigma).unwrap()
+    }
+
+    /// The central difference of the term in each coordinate of μ and of σ, with the
+    /// draws (seed, step) held fixed.
+    fn finite_differences(
+        mi: &dyn MiGradient,
+        q: &MeanFieldGaussian,
+        space: impl Fn() -> crate::symmetry::WeightSpace,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let h = 1e-6;
+        let at = |mu: Vec<f64>, sigma: Vec<f64>| {
+            let q = MeanFieldGaussian::from_mu_sigma(space(), mu, sigma).unwrap();
+            term_and_grad_at(mi, &q, 5, 3, 2).unwrap().value
+        };
+        let (mu, sigma) = (q.mu().to_vec(), q.sigma().to_vec());
+        let diff = |which: usize, j: usize| {
+            let (mut up_mu, mut up_s, mut dn_mu, mut dn_s) =
+                (mu.clone(), sigma.clone(), mu.clone(), sigma.clone());
+            if which == 0 {
+                up_mu[j] += h;
+                dn_mu[j] -= h;
+            } else {
+                up_s[j] += h;
+                dn_s[j] -= h;
+            }
+            (at(up_mu, up_s) - at(dn_mu, dn_s)) / (2.0 * h)
+        };
+        (
+            (0..mu.len()).map(|j| diff(0, j)).collect(),
+            (0..mu.len()).map(|j| diff(1, j)).collect(),
+        )
+    }
+
+    fn assert_close(what: &str, got: &[f64], want: &[f64]) {
+        for (j, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-6 + 1e-5 * w.abs(),
+                "{what}[{j}]: gradient {g}, finite difference {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_gradient_is_the_terms_derivative_by_finite_differences() {
+        let q = overlapping_mlp();
+        for mi in [
+            mi_gradient(EstimatorKind::InfoNce, Some(4)).unwrap(),
+            mi_gradient(EstimatorKind::Sandwich, Some(4)).unwrap(),
+            mi_gradient(EstimatorKind::ExactPermanent, None).unwrap(),
+        ] {
+            let tg = term_and_grad_at(mi.as_ref(), &q, 5, 3, 2).unwrap();
+            assert!(tg.value > 0.0 && tg.value < q.space().group().ln_order());
+            let (fd_mu, fd_sigma) = finite_differences(mi.as_ref(), &q, || q.space().clone());
+            assert_close(mi.name(), &tg.grad_mu, &fd_mu);
+            assert_close(mi.name(), &tg.grad_sigma, &fd_sigma);
+        }
+    }
+
+    /// fc1 (3 units) → fc2, with a fixed tensor on fc1's units (a norm layer's gain).
+    fn pinned(gain: [f64; 3]) -> MeanFieldGaussian {
+        let spec = PermutationSpec::from_json(
+            r#"{"permutations": {"h1": 3},
+                "axes": {"fc1.weight": ["h1", null], "bn.weight": ["h1"], "fc2.weight": [null, "h1"]}}"#,
+        )
+        .unwrap();
+        let layout = vec![
+            ("fc1.weight".to_string(), vec![3, 2]),
+            ("fc2.weight".to_string(), vec![2, 3]),
+        ];
+        let fixed = vec![("bn.weight".to_string(), vec![3], gain.to_vec())];
+        let space = SpecSpace::new(spec, &layout, &fixed).unwrap();
+        let mu: Vec<f64> = (0..12).map(|i| ((i * 7 % 5) as f64 - 2.0) / 4.0).collect();
+        MeanFieldGaussian::from_mu_sigma(space, mu, vec![0.4; 12]).unwrap()
+    }
+
+    #[test]
+    fn pinned_units_count_in_full_and_carry_no_gradient() {
+        let mi = mi_gradient(EstimatorKind::InfoNce, Some(4)).unwrap();
+        // Every unit pinned alone: I = ln 3! exactly, and nothing to move.
+        let q = pinned([1.0, 2.0, 3.0]);
+        let tg = term_and_grad_at(mi.as_ref(), &q, 5, 3, 2).unwrap();
+        assert!((tg.value - 6f64.ln()).abs() < 1e-12, "{}", tg.value);
+        assert!(tg.grad_mu.iter().chain(&tg.grad_sigma).all(|&g| g == 0.0));
+        // Units 0 and 1 tied: ln 3 in full, plus the term on {0, 1} (at most ln 2), whose
+        // gradient lands on the coordinates of units 0 and 1 (rows 0-1 of fc1, columns 0-1
+        // of fc2) and nowhere else.
+        let q = pinned([1.0, 1.0, 3.0]);
+        let tg = term_and_grad_at(mi.as_ref(), &q, 5, 3, 2).unwrap();
+        assert!(
+            tg.value >= 3f64.ln() && tg.value <= 6f64.ln() + 1e-12,
+            "{}",
+            tg.value
+        );
+        let unit2 = [4usize, 5, 8, 11];
+        for &j in &unit2 {
+            assert_eq!(
+                (tg.grad_mu[j], tg.grad_sigma[j]),
+                (0.0, 0.0),
+                "coordinate {j}"
+            );
+        }
+        let (fd_mu, fd_sigma) = finite_differences(mi.as_ref(), &q, || q.space().clone());
+        assert_close("mu", &tg.grad_mu, &fd_mu);
+        assert_close("sigma", &tg.grad_sigma, &fd_sigma);
+    }
+
+    #[test]
+    fn an_estimator_without_a_gradient_is_refused_by_name() {
+        let err = mi_gradient(EstimatorKind::PairwiseLower, None)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("pairwise-lower"), "{err}");
+        let err = mi_gradient(EstimatorKind::InfoNce, None).err().unwrap();
+        assert!(err.to_string().contains("needs K"), "{err}");
+        let q = overlapping_mlp();
+        let mi = mi_gradient(EstimatorKind::InfoNce, Some(2)).unwrap();
+        assert!(term_and_grad_at(mi.as_ref(), &q, 0, 0, 0).is_err());
+    }
+}
