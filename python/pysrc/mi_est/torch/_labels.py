@@ -198,13 +198,14 @@ class _Labeller:
 
     # ---- the ops
     def run(self, outputs: List[_Value]):
+        """Labels every node that the outputs depend on, in the order they ran (what does
+        not reach the output cannot break a symmetry), then drops the permutations that
+        reach the output. A value an unknown function made from permuted tensors is
+        *poisoned*: an error, named, if it reaches the output or a layer."""
         live = self.live(outputs)
         for node in self.trace.nodes:
             if node.index not in live:
                 continue
-            poisoned = [v for v in node.inputs if v.poison]
-            if poisoned and node.leaf is None and self.has_labels(node.inputs):
-                pass
             if node.leaf is not None:
                 self.leaf(node)
             else:
@@ -236,6 +237,8 @@ class _Labeller:
             self.fail(node, "its input is not a tensor")
         if x.poison:
             raise _error(x.poison, node.op, None)
+        if leaf.path in self.leaf_out:
+            self.fail(node, "the layer runs twice (shared weights); not followed yet, write the spec by hand")
         out = node.outputs[0]
         for o in node.outputs[1:]:
             if o.tensor.dim() > 0:
@@ -257,9 +260,6 @@ class _Labeller:
                 by_role["bias"].axes[0] = new
             out.labels = list(x.labels)
             out.labels[axis] = new
-            if kind == "linear":
-                for a in range(x.tensor.dim() - 1):
-                    pass
         elif kind in ("batchnorm", "groupnorm"):
             label = x.labels[1] if x.tensor.dim() > 1 else None
             if kind == "groupnorm" and label is not None and leaf.module.num_groups not in (1, leaf.module.num_channels):
