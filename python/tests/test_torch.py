@@ -314,6 +314,46 @@ def test_what_the_tracer_cannot_follow_is_refused_naming_the_operation():
         mt.spec(VGG())
 
 
+def resnet20_spec():
+    """bayesian-torch's resnet20, written out. Stage 1's stream is h1 (16 channels); each
+    block's inner units are its own (h2-h4; h5, h7, h8; h9, h11, h12). Stage 2's stream is
+    16 zero-padded channels, which permute among themselves (h6, channels 0-7 and 24-31),
+    around stage 1's 16 (h1, channels 8-23); stage 3's is 32 padded ones (h10) around
+    stage 2's 32. A tensor with a stream axis of stage 2 or 3 is split into one piece per
+    permutation on that axis, `{layer}#{j}.{part}`, in the order of their first channel."""
+    perms = {"h1": 16, "h2": 16, "h3": 16, "h4": 16, "h5": 32, "h6": 16, "h7": 32, "h8": 32,
+             "h9": 64, "h10": 32, "h11": 64, "h12": 64}
+    stream = {1: ["h1"], 2: ["h6", "h1"], 3: ["h10", "h6", "h1"]}  # the pieces of each stream
+    axes = {}
+
+    def conv(name, outs, ins):  # a kernel with out and in channel groups, split per pair
+        pairs = [(o, i) for o in outs for i in ins]
+        for j, (o, i) in enumerate(pairs):
+            key = f"{name}.kernel" if len(pairs) == 1 else f"{name}#{j}.kernel"
+            axes[key] = [o, i, None, None]
+
+    def bn(name, groups):
+        for t in ("weight", "bias", "running_mean", "running_var"):
+            for j, g in enumerate(groups):
+                axes[f"{name}.{t}" if len(groups) == 1 else f"{name}#{j}.{t}"] = [g]
+
+    conv("conv1", stream[1], [None])
+    bn("bn1", stream[1])
+    inner = {1: ["h2", "h3", "h4"], 2: ["h5", "h7", "h8"], 3: ["h9", "h11", "h12"]}
+    for stage in (1, 2, 3):
+        for b in range(3):
+            into = stream[stage - 1] if (stage > 1 and b == 0) else stream[stage]
+            h = inner[stage][b]
+            conv(f"layer{stage}.{b}.conv1", [h], into)
+            bn(f"layer{stage}.{b}.bn1", [h])
+            conv(f"layer{stage}.{b}.conv2", stream[stage], [h])
+            bn(f"layer{stage}.{b}.bn2", stream[stage])
+    for j, g in enumerate(stream[3]):
+        axes[f"linear#{j}.weight"] = [None, g]
+    axes["linear.bias"] = [None]
+    return {"permutations": perms, "axes": axes}
+
+
 def test_bayesian_torchs_own_resnet20_zero_padded_shortcuts_included():
     """bayesian-torch's resnet20 widens the stream at each stage by zero padding its
     channels (option A): the padded channels permute among themselves, the others with
@@ -324,18 +364,10 @@ def test_bayesian_torchs_own_resnet20_zero_padded_shortcuts_included():
     x = torch.randn(2, 3, 32, 32)
     derived = mt._derive(model, None, x)
     mt._check(derived)
-    spec = derived.spec
-    # Per stage: the stream, and each of its three blocks' inner units; stage 2's stream is
-    # stage 1's 16 channels and 16 padded ones, stage 3's is stage 2's 32 and 32 padded.
-    assert spec["permutations"] == {
-        "h1": 16, "h2": 16, "h3": 16, "h4": 16, "h5": 32, "h6": 16, "h7": 32, "h8": 32,
-        "h9": 64, "h10": 32, "h11": 64, "h12": 64,
-    }
-    assert spec["axes"]["layer2.0.bn2#0.bias"] == ["h6"] and spec["axes"]["layer2.0.bn2#1.bias"] == ["h1"]
-    assert [spec["axes"][f"linear#{j}.weight"] for j in range(3)] == [[None, "h10"], [None, "h6"], [None, "h1"]]
+    assert sort_axes(derived.spec) == sort_axes(resnet20_spec())
     q = mt.from_module(model, example_input=x)
     assert q.n_params == sum(p.numel() for n, p in model.named_parameters() if "mu_" in n)
-    assert q.ln_group_order == pytest.approx(sum(math.lgamma(n + 1) for n in spec["permutations"].values()), rel=1e-12)
+    assert q.ln_group_order == pytest.approx(sum(math.lgamma(n + 1) for n in derived.spec["permutations"].values()), rel=1e-12)
 
 
 def test_a_split_posterior_saved_reads_in_the_command_alike(tmp_path):
@@ -374,6 +406,32 @@ def test_a_permutation_that_reaches_the_output_or_meets_the_input_is_dropped():
     assert spec["axes"]["fc2.weight"] == [None, "h1"] and spec["axes"]["out.weight"] == [None, None]
 
 
+def test_flipout_layers_and_a_softmax_gate_over_features():
+    """bayesian-torch's Flipout layers read as its Reparameterization ones; a softmax over
+    permuted features is equivariant (softmax(Px) = P softmax(x)), so a gate made of one
+    keeps its permutation, and the check confirms it by running the model."""
+
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = bt_layers.Conv2dFlipout(1, 3, 3)
+            self.fc1 = bt_layers.LinearFlipout(3 * 4 * 4, 6)
+            self.fc2 = bt_layers.LinearFlipout(6, 2)
+
+        def forward(self, x):
+            h, k1 = self.conv(x)
+            h, k2 = self.fc1(torch.tanh(h).flatten(1))
+            gate = torch.softmax(h, dim=-1)
+            out, k3 = self.fc2(h * gate)
+            return out, k1 + k2 + k3
+
+    model = randomize(Gated(), seed=2)
+    spec = mt.spec(model, example_input=torch.randn(2, 1, 6, 6))
+    assert spec["permutations"] == {"h1": 3, "h2": 6}
+    assert spec["axes"]["fc1.weight"] == ["h2", {"perm": "h1", "block": 16}]
+    assert spec["axes"]["fc2.weight"] == [None, "h2"]
+
+
 def test_blitz_and_pyro_modules_read_from_the_live_module():
     blitz = pytest.importorskip("blitz.modules")
     pyro = pytest.importorskip("pyro")
@@ -384,16 +442,19 @@ def test_blitz_and_pyro_modules_read_from_the_live_module():
     class Blitz(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc1, self.fc2 = blitz.BayesianLinear(4, 5), blitz.BayesianLinear(5, 2)
+            self.conv = blitz.BayesianConv2d(1, 3, (3, 3))
+            self.fc1, self.fc2 = blitz.BayesianLinear(3 * 3 * 3, 5), blitz.BayesianLinear(5, 2)
 
         def forward(self, x):
-            return self.fc2(F.relu(self.fc1(x)))
+            h = F.relu(self.conv(x)).flatten(1)
+            return self.fc2(F.relu(self.fc1(h)))
 
     m = Blitz()
-    q = mt.from_module(m)
-    assert q.spec["permutations"] == {"h1": 5}
-    sigma = torch.log1p(torch.exp(m.fc1.weight_rho)).detach().double().numpy()
-    assert np.allclose(q.sigma()[:20], sigma.ravel(), rtol=1e-12)
+    q = mt.from_module(m, example_input=torch.randn(2, 1, 5, 5))
+    assert q.spec["permutations"] == {"h1": 3, "h2": 5}
+    assert q.spec["axes"]["fc1.weight"] == ["h2", {"perm": "h1", "block": 9}]
+    sigma = torch.log1p(torch.exp(m.conv.weight_rho)).detach().double().numpy()
+    assert np.allclose(q.sigma()[:27], sigma.ravel(), rtol=1e-12)
 
     class Net(PyroModule):
         def __init__(self):
