@@ -542,6 +542,18 @@ def test_mi_term_reaches_every_variational_parameter_and_only_those():
     assert again.item() == value.item()
 
 
+def test_the_term_leaves_torchs_random_draws_alone():
+    """Deriving and checking the spec runs the model (whose layers draw weights) on a fork
+    of torch's generator, and the term draws from its own stream: a training loop's own
+    draws are the same with the term as without."""
+    model, x = randomize(VGG(), seed=1), torch.randn(2, 1, 8, 8)
+    torch.manual_seed(3)
+    expected = torch.randn(5)
+    torch.manual_seed(3)
+    mt.mi_term(model, k=4, example_input=x).backward()
+    assert torch.equal(torch.randn(5), expected)
+
+
 def test_training_steps_equal_our_trainers(tmp_path):
     """A 3-4-2 MLP on 16 points, three full-batch Adam steps on -(L + I^K) in PyTorch (the
     ELBO written here at the trainer's noise, the term from mi_term) against `mi-est train`

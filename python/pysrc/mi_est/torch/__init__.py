@@ -116,9 +116,10 @@ class MiTerm:
     ``estimator`` is one with a gradient (``infonce``, the paper's I^K, for any spec;
     ``sandwich``, its lower bound, for one hidden layer; ``exact-permanent`` for one
     permutation of width <= 24). Each call draws as our trainer draws step ``step`` of
-    ``seed``: with ``seed`` fixed and no ``step``, successive calls take steps 0, 1, 2, ...;
-    without ``seed``, each call takes a seed from torch's generator (``torch.manual_seed``
-    makes it repeatable)."""
+    ``seed``; without ``step``, successive calls take steps 0, 1, 2, ...; without ``seed``,
+    the seed is torch's (``torch.initial_seed()``, what ``torch.manual_seed`` set), read
+    without drawing from torch's generator, so that the term leaves the draws of the
+    user's own layers as they were."""
 
     def __init__(self, model, guide=None, estimator: str = "infonce", k: Optional[int] = 20, samples: int = 1, example_input=None, check: bool = True):
         names = tuple(_mi_est.GRADIENT_ESTIMATORS)
@@ -152,16 +153,12 @@ class MiTerm:
             self.posterior = _posterior(self.derived)
 
     def __call__(self, seed: Optional[int] = None, step: Optional[int] = None) -> "torch.Tensor":
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-            step = 0 if step is None else _count("step", step)
+        seed = torch.initial_seed() if seed is None else _count("seed", seed)
+        if step is None:
+            step = self._step
+            self._step += 1
         else:
-            seed = _count("seed", seed)
-            if step is None:
-                step = self._step
-                self._step += 1
-            else:
-                step = _count("step", step)
+            step = _count("step", step)
         self._refresh()
         mus = [_gather(self.derived.mu(p.tensor), p.index) for p in self._order]
         sigmas = [_gather(self.derived.sigma(p.tensor), p.index) for p in self._order]

@@ -212,6 +212,14 @@ def _read_values(derived: "_Derived") -> Dict[str, "torch.Tensor"]:
 
 
 def _derive(model, guide=None, example_input=None) -> _Derived:
+    """The model's spec, from one run of a float64 copy of it; the run's random draws (a
+    variational layer samples its weights) come from a fork of torch's generator, so the
+    user's draws after it are those they would have been."""
+    with torch.random.fork_rng(devices=[]):
+        return _derive_unforked(model, guide, example_input)
+
+
+def _derive_unforked(model, guide=None, example_input=None) -> _Derived:
     if not isinstance(model, torch.nn.Module):
         raise _error(f"`model`: expected a torch.nn.Module, got {type(model).__name__}", "model", type(model).__name__)
     leaves = _leaves(model, guide)
@@ -283,6 +291,12 @@ def _derive(model, guide=None, example_input=None) -> _Derived:
 
 
 def _check(derived: _Derived, seed: int = 0, rtol: float = 1e-9):
+    """`_check_unforked` on a fork of torch's generator (the model's runs draw from it)."""
+    with torch.random.fork_rng(devices=[]):
+        _check_unforked(derived, seed, rtol)
+
+
+def _check_unforked(derived: _Derived, seed: int = 0, rtol: float = 1e-9):
     """The model's outputs with every permutation applied (at once, then each alone) equal
     the originals on random inputs; else an error naming the permutation and the first
     layer whose output does not move as the spec says."""
