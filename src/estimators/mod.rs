@@ -53,8 +53,10 @@ mod pruned;
 mod sandwich;
 mod unit_cost;
 
+mod annealed;
 mod by_name;
 mod gradient;
+pub use annealed::{Annealed, AnnealedInterval};
 pub use by_name::{ESTIMATOR_NAMES, EstimatorKind, EstimatorSpec, estimator_by_name};
 pub use gradient::{GRADIENT_NAMES, TermGrad, mi_gradient, term_and_grad_at};
 

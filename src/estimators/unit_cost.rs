@@ -212,6 +212,56 @@ impl UnitCost {
         &self.deps
     }
 
+    /// One entry `C[i, j]` of an MLP's hidden layer, with the previous hidden layer
+    /// relabelled by `prev` (`None`: the identity), in `O(n)`: what a chain that moves one
+    /// pair of units at a time needs. `scratch` holds unit `j`'s indices.
+    ///
+    /// # Panics
+    ///
+    /// For a layer of a permutation spec.
+    pub(crate) fn entry(
+        &self,
+        omega: &[f64],
+        prev: Option<&[usize]>,
+        i: usize,
+        j: usize,
+        scratch: &mut Vec<usize>,
+    ) -> f64 {
+        let Units::Layer(layout) = &self.layout else {
+            panic!("UnitCost::entry reads an MLP's layer");
+        };
+        scratch.clear();
+        layout.push_unit(j, prev, scratch);
+        let n = self.n_per_unit;
+        self.normalizer[i]
+            - 0.5
+                * crate::linalg::scaled_square_distance_gathered(
+                    omega,
+                    scratch,
+                    &self.mu[i * n..(i + 1) * n],
+                    &self.inv_sigma[i * n..(i + 1) * n],
+                )
+    }
+
+    /// An MLP layer's variational incoming weights: the flat offset of `W_h` and its fan-in
+    /// (a unit's first `fan_in` moments are those of its incoming row, in column order);
+    /// `None` for a fixed incoming layer or a spec.
+    pub(crate) fn incoming(&self) -> Option<(usize, usize)> {
+        match &self.layout {
+            Units::Layer(layout) => layout.in_weight.map(|w| (w, layout.fan_in)),
+            Units::Spec(_) => None,
+        }
+    }
+
+    /// Unit `i`'s means and inverse scales, in its parameters' order.
+    pub(crate) fn unit_moments(&self, i: usize) -> (&[f64], &[f64]) {
+        let n = self.n_per_unit;
+        (
+            &self.mu[i * n..(i + 1) * n],
+            &self.inv_sigma[i * n..(i + 1) * n],
+        )
+    }
+
     /// Re-reads the moments of `q` (same architecture) into the existing layout, without
     /// allocating: what a training step does after every update of q.
     ///
