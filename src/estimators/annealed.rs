@@ -385,6 +385,132 @@ mod tests {
         assert!((chain.s - want).abs() < 1e-8, "{} vs {want}", chain.s);
     }
 
+    /// Every permutation of `0..d`.
+    fn all_perms(d: usize) -> Vec<Vec<usize>> {
+        if d == 0 {
+            return vec![vec![]];
+        }
+        let mut out = Vec::new();
+        for p in all_perms(d - 1) {
+            for at in 0..d {
+                let mut q = p.clone();
+                q.insert(at, d - 1);
+                out.push(q);
+            }
+        }
+        out
+    }
+
+    /// `ln|G| − ln Σ_τ e^{s(τ)}` for one ω, summing over every element of the group.
+    fn exact_term(layers: &[UnitCost], omega: &[f64]) -> f64 {
+        let id: Vec<Vec<usize>> = layers.iter().map(|l| (0..l.width()).collect()).collect();
+        let s_id = Chain::new(layers, omega, id, 0.0).total();
+        let mut tuples: Vec<Vec<Vec<usize>>> = vec![vec![]];
+        for l in layers {
+            tuples = tuples
+                .into_iter()
+                .flat_map(|t| {
+                    all_perms(l.width()).into_iter().map(move |p| {
+                        let mut t = t.clone();
+                        t.push(p);
+                        t
+                    })
+                })
+                .collect();
+        }
+        let n = tuples.len() as f64;
+        let s: Vec<f64> = tuples
+            .into_iter()
+            .map(|taus| Chain::new(layers, omega, taus, s_id).s)
+            .collect();
+        let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        n.ln() - (max + s.iter().map(|v| (v - max).exp()).sum::<f64>().ln())
+    }
+
+    #[test]
+    fn every_bound_holds_draw_by_draw_against_enumeration_over_20_seeds() {
+        // Two hidden layers of width 4 (|G| = 576); from separate units to identical ones
+        // (spread 0: every unit the same, I = 0).
+        let betas = sigmoid_schedule(200, 4.0);
+        let settings = [(3.0, 0.1), (1.0, 0.5), (0.3, 1.0), (0.0, 0.5)];
+        let cases: Vec<(f64, f64, u64)> = settings
+            .iter()
+            .flat_map(|&(spread, sigma)| (0..20).map(move |seed| (spread, sigma, seed)))
+            .collect();
+        let failures: Vec<String> = cases
+            .par_iter()
+            .filter_map(|&(spread, sigma, seed)| {
+                let q = deep(&[3, 4, 4, 2], spread, sigma, 100 + seed);
+                let layers: Vec<UnitCost> = (0..2).map(|h| UnitCost::for_layer(&q, h)).collect();
+                let (mut lo, mut up) = (Vec::new(), Vec::new());
+                for s in 0..20 {
+                    let mut rng = stream(seed, s);
+                    let mut eps = vec![0.0; q.n_params()];
+                    fill_standard_normal(&mut rng, &mut eps);
+                    let omega = q.reparameterize(&eps).unwrap();
+                    let exact = exact_term(&layers, &omega);
+                    let (l, u) = draw_terms(&layers, &omega, &betas, 8, &mut rng);
+                    lo.push(l - exact);
+                    up.push(u - exact);
+                }
+                let ((ml, sl), (mu, su)) = (mean_se(&lo), mean_se(&up));
+                let ok = ml <= 3.0 * sl + 1e-9 && mu >= -3.0 * su - 1e-9;
+                (!ok).then(|| {
+                    format!("spread {spread} sigma {sigma} seed {seed}: lower − exact {ml} ± {sl}, upper − exact {mu} ± {su}")
+                })
+            })
+            .collect();
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn clusters_of_identical_units_give_the_closed_form() {
+        // Layer 1: units {0, 1} and {2, 3} identical; layer 2: {0, 1, 2} identical, {3}
+        // alone; every parameter's sigma 0.05 and the clusters far apart. Permuting within
+        // a cluster leaves q unchanged and nothing else is likely, so
+        // I = ln(4!·4!) − ln(2!·2!) − ln(3!·1!) = ln 24.
+        let arch = Arch::builder(vec![3, 4, 4, 2]).check().unwrap();
+        let rows1 = [
+            [1.0, -1.0, 0.5],
+            [1.0, -1.0, 0.5],
+            [-1.0, 0.5, 1.0],
+            [-1.0, 0.5, 1.0],
+        ];
+        let b1 = [0.3, 0.3, -0.3, -0.3];
+        let row2_a = [0.8, 0.8, -0.6, -0.6]; // equal within layer 1's clusters
+        let row2_b = [-0.7, -0.7, 0.9, 0.9];
+        let b2 = [0.2, 0.2, 0.2, -0.4];
+        let out = [[0.5, 0.5, 0.5, -1.0], [-0.5, -0.5, -0.5, 1.0]];
+        let mut mu: Vec<f64> = rows1.iter().flatten().copied().collect();
+        mu.extend(b1);
+        for r in [row2_a, row2_a, row2_a, row2_b] {
+            mu.extend(r);
+        }
+        mu.extend(b2);
+        mu.extend(out.iter().flatten());
+        mu.extend([0.0, 0.0]);
+        assert_eq!(mu.len(), arch.n_params());
+        let n = mu.len();
+        let q = MeanFieldGaussian::from_mu_sigma(arch, mu, vec![0.05; n]).unwrap();
+        let iv = Annealed::new(60, 4000)
+            .unwrap()
+            .with_moves(64)
+            .with_seed(4)
+            .interval(&q)
+            .unwrap();
+        let exact = 24f64.ln();
+        assert!(
+            iv.lower - 3.0 * iv.lower_std_err <= exact
+                && exact <= iv.upper + 3.0 * iv.upper_std_err,
+            "{} ± {} .. {} ± {} vs ln 24 = {exact}",
+            iv.lower,
+            iv.lower_std_err,
+            iv.upper,
+            iv.upper_std_err
+        );
+        assert!(iv.upper - iv.lower < 0.5, "{iv:?}");
+    }
+
     #[test]
     fn the_bounds_hold_against_enumeration_on_small_deep_nets() {
         // Two hidden layers of width 4 (|G| = 576), from separate units to overlapping.
@@ -453,7 +579,12 @@ mod scaling {
     #[ignore = "a measurement, printed"]
     fn the_issues_case() {
         let q = issue_case();
-        for (steps, moves, samples) in [(200, 512, 4), (1000, 512, 4), (4000, 512, 4)] {
+        for (steps, moves, samples) in [
+            (200, 512, 4),
+            (1000, 512, 4),
+            (4000, 512, 4),
+            (16000, 512, 2),
+        ] {
             let t = std::time::Instant::now();
             let iv = Annealed::new(samples, steps)
                 .unwrap()
