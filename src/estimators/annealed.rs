@@ -231,18 +231,65 @@ struct Chain<'a> {
     next: Vec<f64>,
     /// Cumulative hidden widths, to pick a unit uniformly among all layers'.
     ends: Vec<usize>,
+    /// Per hidden layer with variational incoming weights, those weights and their
+    /// moments column by column, for the swaps of the layer below (`None` for the first).
+    cols: Vec<Option<Columns>>,
+    /// The first hidden layer's whole cost matrix `C_0` (it depends on no permutation):
+    /// its swaps read two entries instead of computing them.
+    c0: Vec<f64>,
+}
+
+/// A layer's incoming weights of ω and their means and inverse scales, transposed:
+/// `w[c·d + j]` is ω's `W[j, c]`, `mu[c·d + i]` and `inv_sigma[c·d + i]` unit `i`'s moments
+/// of its incoming column `c`. A swap of columns a and b below reads two contiguous rows
+/// of each instead of one entry per unit across the whole matrix.
+struct Columns {
+    d: usize,
+    w: Vec<f64>,
+    mu: Vec<f64>,
+    inv_sigma: Vec<f64>,
+}
+
+impl Columns {
+    fn of(layer: &UnitCost, omega: &[f64]) -> Option<Self> {
+        let (w0, fan) = layer.incoming()?;
+        let d = layer.width();
+        let (mut w, mut mu, mut inv_sigma) =
+            (vec![0.0; fan * d], vec![0.0; fan * d], vec![0.0; fan * d]);
+        for i in 0..d {
+            let (m, s) = layer.unit_moments(i);
+            for c in 0..fan {
+                w[c * d + i] = omega[w0 + i * fan + c];
+                mu[c * d + i] = m[c];
+                inv_sigma[c * d + i] = s[c];
+            }
+        }
+        Some(Columns {
+            d,
+            w,
+            mu,
+            inv_sigma,
+        })
+    }
 }
 
 impl<'a> Chain<'a> {
     fn new(layers: &'a [UnitCost], omega: &'a [f64], taus: Vec<Vec<usize>>, s_id: f64) -> Self {
         let mut scratch = Vec::new();
+        let first = &layers[0];
+        let (d0, n0) = (first.width(), first.n_per_unit());
+        let mut c0 = vec![0.0; d0 * d0];
+        first.fill_in_place(omega, &mut vec![0.0; d0 * n0], &mut c0);
         let terms: Vec<Vec<f64>> = layers
             .iter()
             .enumerate()
             .map(|(h, l)| {
                 let prev = (h > 0).then(|| taus[h - 1].as_slice());
                 (0..l.width())
-                    .map(|i| l.entry(omega, prev, i, taus[h][i], &mut scratch))
+                    .map(|i| match h {
+                        0 => c0[i * d0 + taus[0][i]],
+                        _ => l.entry(omega, prev, i, taus[h][i], &mut scratch),
+                    })
                     .collect()
             })
             .collect();
@@ -262,6 +309,12 @@ impl<'a> Chain<'a> {
             scratch,
             next: Vec::new(),
             ends,
+            cols: layers
+                .iter()
+                .enumerate()
+                .map(|(h, l)| if h == 0 { None } else { Columns::of(l, omega) })
+                .collect(),
+            c0,
         };
         chain.s = chain.total() - s_id;
         chain
@@ -273,6 +326,16 @@ impl<'a> Chain<'a> {
 
     /// `moves` swap proposals at inverse temperature `beta`.
     fn sweep(&mut self, beta: f64, moves: usize, rng: &mut DrawRng) {
+        // Compiled for AVX where the processor has it (the same bits as without: the
+        // distance sums keep fixed accumulator lanes).
+        crate::linalg::with_avx(
+            #[inline(always)]
+            || self.sweep_plain(beta, moves, rng),
+        );
+    }
+
+    #[inline(always)]
+    fn sweep_plain(&mut self, beta: f64, moves: usize, rng: &mut DrawRng) {
         let units = *self.ends.last().expect("a hidden layer");
         for _ in 0..moves {
             let u = rng.random_range(0..units);
@@ -292,24 +355,39 @@ impl<'a> Chain<'a> {
     }
 
     /// Swaps units `a` and `b` of layer `h` if `log_u < β Δs`.
+    #[inline(always)]
     fn propose(&mut self, h: usize, a: usize, b: usize, beta: f64, log_u: f64) {
         let (ta, tb) = (self.taus[h][a], self.taus[h][b]);
         let layer = &self.layers[h];
-        let prev = (h > 0).then(|| self.taus[h - 1].as_slice());
-        let new_a = layer.entry(self.omega, prev, a, tb, &mut self.scratch);
-        let new_b = layer.entry(self.omega, prev, b, ta, &mut self.scratch);
+        let (new_a, new_b) = if h == 0 {
+            let d = layer.width();
+            (self.c0[a * d + tb], self.c0[b * d + ta])
+        } else {
+            let prev = Some(self.taus[h - 1].as_slice());
+            (
+                layer.entry(self.omega, prev, a, tb, &mut self.scratch),
+                layer.entry(self.omega, prev, b, ta, &mut self.scratch),
+            )
+        };
         let mut delta = new_a + new_b - self.terms[h][a] - self.terms[h][b];
         self.next.clear();
-        if let Some(next) = self.layers.get(h + 1)
-            && let Some((w, fan)) = next.incoming()
-        {
+        if let Some(Some(cols)) = self.cols.get(h + 1) {
             // Layer h + 1's units read their incoming columns through τ_h: swapping τ_h(a)
             // and τ_h(b) exchanges the values at columns a and b of each unit.
+            let d = cols.d;
+            let (wa, wb) = (&cols.w[ta * d..(ta + 1) * d], &cols.w[tb * d..(tb + 1) * d]);
+            let (ma, mb) = (&cols.mu[a * d..(a + 1) * d], &cols.mu[b * d..(b + 1) * d]);
+            let (sa, sb) = (
+                &cols.inv_sigma[a * d..(a + 1) * d],
+                &cols.inv_sigma[b * d..(b + 1) * d],
+            );
             for (i, &j) in self.taus[h + 1].iter().enumerate() {
-                let (mu, inv_sigma) = next.unit_moments(i);
-                let (xa, xb) = (self.omega[w + j * fan + ta], self.omega[w + j * fan + tb]);
-                let sq = |x: f64, c: usize| ((x - mu[c]) * inv_sigma[c]).powi(2);
-                let d_i = -0.5 * (sq(xb, a) + sq(xa, b) - sq(xa, a) - sq(xb, b));
+                let (xa, xb) = (wa[j], wb[j]);
+                let sq = |x: f64, m: f64, s: f64| ((x - m) * s).powi(2);
+                let d_i = -0.5
+                    * (sq(xb, ma[i], sa[i]) + sq(xa, mb[i], sb[i])
+                        - sq(xa, ma[i], sa[i])
+                        - sq(xb, mb[i], sb[i]));
                 self.next.push(d_i);
                 delta += d_i;
             }
@@ -584,6 +662,7 @@ mod scaling {
             (1000, 512, 4),
             (4000, 512, 4),
             (16000, 512, 2),
+            (24000, 512, 16),
         ] {
             let t = std::time::Instant::now();
             let iv = Annealed::new(samples, steps)

@@ -96,6 +96,7 @@ impl LayerUnits {
 
     /// Appends the flat indices of ω's unit `j`, incoming columns relabelled by `prev`
     /// (the previous hidden layer's `τ_{h−1}`; `None` = identity).
+    #[inline(always)]
     fn push_unit(&self, j: usize, prev: Option<&[usize]>, out: &mut Vec<usize>) {
         if let Some(w) = self.in_weight {
             let row = w + j * self.fan_in;
@@ -219,6 +220,7 @@ impl UnitCost {
     /// # Panics
     ///
     /// For a layer of a permutation spec.
+    #[inline(always)]
     pub(crate) fn entry(
         &self,
         omega: &[f64],
