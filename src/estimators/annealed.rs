@@ -33,6 +33,7 @@ use rand::RngExt;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::estimators::summarize;
 use crate::estimators::unit_cost::UnitCost;
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::{DrawRng, child_seed, fill_standard_normal, shuffled_identities, stream};
@@ -59,14 +60,14 @@ pub struct Annealed {
 pub struct AnnealedInterval {
     /// Mean of the reverse chains' terms (a lower bound on I in expectation).
     pub lower: f64,
-    /// Its standard error.
-    pub lower_std_err: f64,
+    /// Its standard error (`None` for one draw).
+    pub lower_std_err: Option<f64>,
     /// Mean of the forward chains' terms (an upper bound on I in expectation).
     pub upper: f64,
-    /// Its standard error.
-    pub upper_std_err: f64,
+    /// Its standard error (`None` for one draw).
+    pub upper_std_err: Option<f64>,
     /// Standard error of `upper − lower`, paired by draw.
-    pub width_std_err: f64,
+    pub width_std_err: Option<f64>,
     /// Per-draw lower terms.
     pub lower_terms: Vec<f64>,
     /// Per-draw upper terms.
@@ -117,9 +118,9 @@ impl Annealed {
     }
 
     /// Estimated memory and single-thread time of [`interval`](Self::interval): per draw,
-    /// two chains of `T × moves` swaps (two entries of a layer's costs and the next
-    /// layer's column pair each; a first-layer entry is a look-up), and the first layer's
-    /// costs once per chain.
+    /// the first layer's costs once and two chains of `T × moves` swaps (two entries of a
+    /// layer's costs and the next layer's column pair each; a first-layer entry is a
+    /// look-up).
     pub fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
         use crate::resources::{Cost, NS_UNIT_COST};
         let Some(arch) = q.space().kernel_arch() else {
@@ -147,17 +148,17 @@ impl Annealed {
             hidden.first().copied().unwrap_or(0) as f64,
             (widths[0] + 1) as f64,
         );
-        let chains = 2.0 * self.n_samples as f64;
-        let per_chain = Cost::ops(
-            self.steps as f64 * moves * (2.0 * n_max + 4.0 * d_max),
+        let draws = self.n_samples as f64;
+        let chains = Cost::ops(
+            2.0 * self.steps as f64 * moves * (2.0 * n_max + 4.0 * d_max),
             NS_MOVE,
-        )
-        .then(Cost::ops(d0 * d0 * n0, NS_UNIT_COST));
+        );
+        let per_draw = chains.then(Cost::ops(d0 * d0 * n0, NS_UNIT_COST));
         let threads = rayon::current_num_threads() as f64;
         let p = q.n_params() as f64;
         Cost {
-            bytes: 8.0 * (chains + threads * (4.0 * p + d0 * d0)),
-            seconds: chains * per_chain.seconds,
+            bytes: 8.0 * (2.0 * draws + threads * (4.0 * p + d0 * d0)),
+            seconds: draws * per_draw.seconds,
         }
     }
 
@@ -210,28 +211,17 @@ impl Annealed {
             .zip(&lower_terms)
             .map(|(u, l)| u - l)
             .collect();
-        let (lower, lower_std_err) = mean_se(&lower_terms);
-        let (upper, upper_std_err) = mean_se(&upper_terms);
+        let (lower, upper) = (summarize(&lower_terms), summarize(&upper_terms));
         Ok(AnnealedInterval {
-            lower,
-            lower_std_err,
-            upper,
-            upper_std_err,
-            width_std_err: mean_se(&widths).1,
+            lower: lower.mean,
+            lower_std_err: lower.std_err,
+            upper: upper.mean,
+            upper_std_err: upper.std_err,
+            width_std_err: summarize(&widths).std_err,
             lower_terms,
             upper_terms,
         })
     }
-}
-
-fn mean_se(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    if x.len() < 2 {
-        return (mean, f64::NAN);
-    }
-    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
 }
 
 /// `0 = β_0 < … < β_T = 1` along a sigmoid of steepness `delta`, rescaled to its ends
@@ -252,8 +242,9 @@ fn draw_terms(
     moves: usize,
     rng: &mut DrawRng,
 ) -> (f64, f64) {
+    let draw = Draw::new(layers, omega);
     let identity: Vec<Vec<usize>> = layers.iter().map(|l| (0..l.width()).collect()).collect();
-    let mut chain = Chain::new(layers, omega, identity, 0.0);
+    let mut chain = Chain::new(&draw, identity, 0.0);
     let s_id = chain.total();
     chain.s = 0.0;
     let t_max = betas.len() - 1;
@@ -274,7 +265,7 @@ fn draw_terms(
             tau
         })
         .collect();
-    let mut chain = Chain::new(layers, omega, start, s_id);
+    let mut chain = Chain::new(&draw, start, s_id);
     let mut ln_w_fwd = 0.0;
     for t in 1..=t_max {
         ln_w_fwd += (betas[t] - betas[t - 1]) * chain.s;
@@ -285,24 +276,54 @@ fn draw_terms(
     (ln_w_rev, -ln_w_fwd)
 }
 
+/// What both chains on one ω read and never change, built once per draw: the layers,
+/// ω, the first hidden layer's whole cost matrix `C_0` (it depends on no permutation: its
+/// swaps read two entries instead of computing them) and, per later hidden layer with
+/// variational incoming weights, those weights and their moments column by column.
+struct Draw<'a> {
+    layers: &'a [UnitCost],
+    omega: &'a [f64],
+    c0: Vec<f64>,
+    cols: Vec<Option<Columns>>,
+    /// Cumulative hidden widths, to pick a unit uniformly among all layers'.
+    ends: Vec<usize>,
+}
+
+impl<'a> Draw<'a> {
+    fn new(layers: &'a [UnitCost], omega: &'a [f64]) -> Self {
+        let first = &layers[0];
+        let (d0, n0) = (first.width(), first.n_per_unit());
+        let mut c0 = vec![0.0; d0 * d0];
+        first.fill_in_place(omega, &mut vec![0.0; d0 * n0], &mut c0);
+        Draw {
+            layers,
+            omega,
+            c0,
+            cols: layers
+                .iter()
+                .enumerate()
+                .map(|(h, l)| if h == 0 { None } else { Columns::of(l, omega) })
+                .collect(),
+            ends: layers
+                .iter()
+                .scan(0, |acc, l| {
+                    *acc += l.width();
+                    Some(*acc)
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One chain's state on one ω: the permutations, each unit's current term
 /// `C_h[i, τ_h(i)]`, and `s = Σ terms − S(id)`.
 struct Chain<'a> {
-    layers: &'a [UnitCost],
-    omega: &'a [f64],
+    draw: &'a Draw<'a>,
     taus: Vec<Vec<usize>>,
     terms: Vec<Vec<f64>>,
     s: f64,
     scratch: Vec<usize>,
     next: Vec<f64>,
-    /// Cumulative hidden widths, to pick a unit uniformly among all layers'.
-    ends: Vec<usize>,
-    /// Per hidden layer with variational incoming weights, those weights and their
-    /// moments column by column, for the swaps of the layer below (`None` for the first).
-    cols: Vec<Option<Columns>>,
-    /// The first hidden layer's whole cost matrix `C_0` (it depends on no permutation):
-    /// its swaps read two entries instead of computing them.
-    c0: Vec<f64>,
 }
 
 /// A layer's incoming weights of ω and their means and inverse scales, transposed:
@@ -340,47 +361,30 @@ impl Columns {
 }
 
 impl<'a> Chain<'a> {
-    fn new(layers: &'a [UnitCost], omega: &'a [f64], taus: Vec<Vec<usize>>, s_id: f64) -> Self {
+    fn new(draw: &'a Draw<'a>, taus: Vec<Vec<usize>>, s_id: f64) -> Self {
         let mut scratch = Vec::new();
-        let first = &layers[0];
-        let (d0, n0) = (first.width(), first.n_per_unit());
-        let mut c0 = vec![0.0; d0 * d0];
-        first.fill_in_place(omega, &mut vec![0.0; d0 * n0], &mut c0);
-        let terms: Vec<Vec<f64>> = layers
+        let d0 = draw.layers[0].width();
+        let terms: Vec<Vec<f64>> = draw
+            .layers
             .iter()
             .enumerate()
             .map(|(h, l)| {
                 let prev = (h > 0).then(|| taus[h - 1].as_slice());
                 (0..l.width())
                     .map(|i| match h {
-                        0 => c0[i * d0 + taus[0][i]],
-                        _ => l.entry(omega, prev, i, taus[h][i], &mut scratch),
+                        0 => draw.c0[i * d0 + taus[0][i]],
+                        _ => l.entry(draw.omega, prev, i, taus[h][i], &mut scratch),
                     })
                     .collect()
             })
             .collect();
-        let ends = layers
-            .iter()
-            .scan(0, |acc, l| {
-                *acc += l.width();
-                Some(*acc)
-            })
-            .collect();
         let mut chain = Chain {
-            layers,
-            omega,
+            draw,
             taus,
             terms,
             s: 0.0,
             scratch,
             next: Vec::new(),
-            ends,
-            cols: layers
-                .iter()
-                .enumerate()
-                .map(|(h, l)| if h == 0 { None } else { Columns::of(l, omega) })
-                .collect(),
-            c0,
         };
         chain.s = chain.total() - s_id;
         chain
@@ -402,15 +406,16 @@ impl<'a> Chain<'a> {
 
     #[inline(always)]
     fn sweep_plain(&mut self, beta: f64, moves: usize, rng: &mut DrawRng) {
-        let units = *self.ends.last().expect("a hidden layer");
+        let draw = self.draw;
+        let units = *draw.ends.last().expect("a hidden layer");
         for _ in 0..moves {
             let u = rng.random_range(0..units);
-            let h = self.ends.partition_point(|&e| e <= u);
-            let d = self.layers[h].width();
+            let h = draw.ends.partition_point(|&e| e <= u);
+            let d = draw.layers[h].width();
             if d < 2 {
                 continue;
             }
-            let a = u - if h == 0 { 0 } else { self.ends[h - 1] };
+            let a = u - if h == 0 { 0 } else { draw.ends[h - 1] };
             let mut b = rng.random_range(0..d - 1);
             if b >= a {
                 b += 1;
@@ -423,21 +428,22 @@ impl<'a> Chain<'a> {
     /// Swaps units `a` and `b` of layer `h` if `log_u < β Δs`.
     #[inline(always)]
     fn propose(&mut self, h: usize, a: usize, b: usize, beta: f64, log_u: f64) {
+        let draw = self.draw;
         let (ta, tb) = (self.taus[h][a], self.taus[h][b]);
-        let layer = &self.layers[h];
+        let layer = &draw.layers[h];
         let (new_a, new_b) = if h == 0 {
             let d = layer.width();
-            (self.c0[a * d + tb], self.c0[b * d + ta])
+            (draw.c0[a * d + tb], draw.c0[b * d + ta])
         } else {
             let prev = Some(self.taus[h - 1].as_slice());
             (
-                layer.entry(self.omega, prev, a, tb, &mut self.scratch),
-                layer.entry(self.omega, prev, b, ta, &mut self.scratch),
+                layer.entry(draw.omega, prev, a, tb, &mut self.scratch),
+                layer.entry(draw.omega, prev, b, ta, &mut self.scratch),
             )
         };
         let mut delta = new_a + new_b - self.terms[h][a] - self.terms[h][b];
         self.next.clear();
-        if let Some(Some(cols)) = self.cols.get(h + 1) {
+        if let Some(Some(cols)) = draw.cols.get(h + 1) {
             // Layer h + 1's units read their incoming columns through τ_h: swapping τ_h(a)
             // and τ_h(b) exchanges the values at columns a and b of each unit.
             let d = cols.d;
@@ -499,13 +505,14 @@ mod tests {
         let layers: Vec<UnitCost> = (0..2).map(|h| UnitCost::for_layer(&q, h)).collect();
         let omega = q.mu().to_vec();
         let id: Vec<Vec<usize>> = vec![(0..4).collect(), (0..5).collect()];
-        let s_id = Chain::new(&layers, &omega, id.clone(), 0.0).total();
-        let mut chain = Chain::new(&layers, &omega, id, s_id);
+        let draw = Draw::new(&layers, &omega);
+        let s_id = Chain::new(&draw, id.clone(), 0.0).total();
+        let mut chain = Chain::new(&draw, id, s_id);
         assert_eq!(chain.s, 0.0);
         let mut rng = stream(3, 0);
         chain.sweep(0.3, 500, &mut rng);
         // Recompute every term from scratch for the chain's permutations.
-        let fresh = Chain::new(&layers, &omega, chain.taus.clone(), 0.0);
+        let fresh = Chain::new(&draw, chain.taus.clone(), 0.0);
         for (h, (ta, tb)) in chain.terms.iter().zip(&fresh.terms).enumerate() {
             for (i, (a, b)) in ta.iter().zip(tb).enumerate() {
                 assert!(
@@ -548,7 +555,8 @@ mod tests {
     /// `ln|G| − ln Σ_τ e^{s(τ)}` for one ω, summing over every element of the group.
     fn exact_term(layers: &[UnitCost], omega: &[f64]) -> f64 {
         let id: Vec<Vec<usize>> = layers.iter().map(|l| (0..l.width()).collect()).collect();
-        let s_id = Chain::new(layers, omega, id, 0.0).total();
+        let draw = Draw::new(layers, omega);
+        let s_id = Chain::new(&draw, id, 0.0).total();
         let mut tuples: Vec<Vec<Vec<usize>>> = vec![vec![]];
         for l in layers {
             tuples = tuples
@@ -565,7 +573,7 @@ mod tests {
         let n = tuples.len() as f64;
         let s: Vec<f64> = tuples
             .into_iter()
-            .map(|taus| Chain::new(layers, omega, taus, s_id).s)
+            .map(|taus| Chain::new(&draw, taus, s_id).s)
             .collect();
         let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         n.ln() - (max + s.iter().map(|v| (v - max).exp()).sum::<f64>().ln())
@@ -597,7 +605,8 @@ mod tests {
                     lo.push(l - exact);
                     up.push(u - exact);
                 }
-                let ((ml, sl), (mu, su)) = (mean_se(&lo), mean_se(&up));
+                let (lo, up) = (summarize(&lo), summarize(&up));
+                let (ml, sl, mu, su) = (lo.mean, lo.std_err.unwrap(), up.mean, up.std_err.unwrap());
                 let ok = ml <= 3.0 * sl + 1e-9 && mu >= -3.0 * su - 1e-9;
                 (!ok).then(|| {
                     format!("spread {spread} sigma {sigma} seed {seed}: lower − exact {ml} ± {sl}, upper − exact {mu} ± {su}")
@@ -644,13 +653,13 @@ mod tests {
             .unwrap();
         let exact = 24f64.ln();
         assert!(
-            iv.lower - 3.0 * iv.lower_std_err <= exact
-                && exact <= iv.upper + 3.0 * iv.upper_std_err,
+            iv.lower - 3.0 * iv.lower_std_err.unwrap() <= exact
+                && exact <= iv.upper + 3.0 * iv.upper_std_err.unwrap(),
             "{} ± {} .. {} ± {} vs ln 24 = {exact}",
             iv.lower,
-            iv.lower_std_err,
+            iv.lower_std_err.unwrap(),
             iv.upper,
-            iv.upper_std_err
+            iv.upper_std_err.unwrap()
         );
         assert!(iv.upper - iv.lower < 0.5, "{iv:?}");
     }
@@ -690,17 +699,17 @@ mod tests {
             let se = |a: f64, b: f64| (a * a + b * b).sqrt();
             let e_se = exact.std_err.unwrap();
             assert!(
-                iv.lower <= exact.value + 3.0 * se(iv.lower_std_err, e_se),
+                iv.lower <= exact.value + 3.0 * se(iv.lower_std_err.unwrap(), e_se),
                 "lower {} ± {} above exact {} ± {e_se}",
                 iv.lower,
-                iv.lower_std_err,
+                iv.lower_std_err.unwrap(),
                 exact.value
             );
             assert!(
-                iv.upper >= exact.value - 3.0 * se(iv.upper_std_err, e_se),
+                iv.upper >= exact.value - 3.0 * se(iv.upper_std_err.unwrap(), e_se),
                 "upper {} ± {} below exact {} ± {e_se}",
                 iv.upper,
-                iv.upper_std_err,
+                iv.upper_std_err.unwrap(),
                 exact.value
             );
             // With enough temperatures on so small a group, the gap is small.
@@ -756,48 +765,13 @@ mod scaling {
             println!(
                 "T {steps} moves {moves} S {samples}: [{:.2} ± {:.2}, {:.2} ± {:.2}] width {:.2} ± {:.2} ({:.1} s)",
                 iv.lower,
-                iv.lower_std_err,
+                iv.lower_std_err.unwrap(),
                 iv.upper,
-                iv.upper_std_err,
+                iv.upper_std_err.unwrap(),
                 iv.upper - iv.lower,
-                iv.width_std_err,
+                iv.width_std_err.unwrap(),
                 t.elapsed().as_secs_f64()
             );
-        }
-    }
-
-    use crate::estimators::{ExactEnumeration, MiEstimator};
-
-    #[test]
-    #[ignore = "a measurement, printed"]
-    fn gap_against_steps() {
-        for (spread, sigma, seed) in [(2.0, 0.2, 1), (1.0, 0.5, 2), (0.5, 1.0, 3)] {
-            let q = super::tests::deep(&[3, 4, 4, 2], spread, sigma, seed);
-            let exact = ExactEnumeration::new()
-                .samples(200)
-                .unwrap()
-                .seed(9)
-                .estimate(&q)
-                .unwrap();
-            for (steps, moves) in [(200, 8), (1000, 8), (1000, 64), (5000, 64)] {
-                let t = std::time::Instant::now();
-                let iv = Annealed::new(200, steps)
-                    .unwrap()
-                    .with_moves(moves)
-                    .with_seed(9)
-                    .interval(&q)
-                    .unwrap();
-                println!(
-                    "spread {spread} sigma {sigma}: exact {:.3} ± {:.3} | T {steps} moves {moves}: [{:.3} ± {:.3}, {:.3} ± {:.3}] ({:.2} s)",
-                    exact.value,
-                    exact.std_err.unwrap(),
-                    iv.lower,
-                    iv.lower_std_err,
-                    iv.upper,
-                    iv.upper_std_err,
-                    t.elapsed().as_secs_f64()
-                );
-            }
         }
     }
 }
