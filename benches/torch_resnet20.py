@@ -1,7 +1,7 @@
 """Time of mi_est.torch on a ResNet-20-sized posterior, on one thread, beside the model's
 own forward and backward in PyTorch.
 
-    RAYON_NUM_THREADS=1 python python/benches/torch_resnet20.py [--repeats 20]
+    RAYON_NUM_THREADS=1 python benches/torch_resnet20.py [--repeats 20]
 
 The model is bayesian-torch's own `resnet20` (CIFAR-10 shapes, 268,346 variational
 weights; its option-A shortcuts widen the stream by zero padding). Timed, each as the
@@ -15,7 +15,6 @@ images. PyTorch and our library both run on one thread.
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -25,17 +24,7 @@ import torch  # noqa: E402
 from bayesian_torch.models.bayesian.resnet_variational import resnet20  # noqa: E402
 
 import mi_est.torch as mt  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from pytorch_epoch import cpu_model  # noqa: E402 - the sibling comparison's CPU name
 
 
 def median_time(f, repeats):

@@ -44,9 +44,10 @@ ESTIMATORS = tuple(_ESTIMATORS)
 _PARTS = ("weight", "bias", "kernel")
 
 
-def _half(name: str, dtype: str) -> MiEstError:
+def _dtype_refused(name: str, dtype: str) -> MiEstError:
     # As the command refuses an F16 or BF16 safetensors tensor: its values are rounded
-    # already, and reading them as float32 would hide that.
+    # already, and reading them as float32 would hide that. (Also what mi_est.torch says
+    # of a layer's tensor of any dtype but float32 and float64.)
     return _error(
         f"tensor `{name}` has dtype {dtype}; only float32 and float64 are read (convert it with .float() if that is meant)",
         name,
@@ -60,14 +61,14 @@ def _array(value: Any, name: str) -> np.ndarray:
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor
         dtype = str(getattr(value, "dtype", "")).replace("torch.", "")
         if dtype in ("float16", "bfloat16", "half"):
-            raise _half(name, dtype)
+            raise _dtype_refused(name, dtype)
         value = value.detach().cpu().numpy()
     try:
         a = np.asarray(value)
     except Exception as e:  # noqa: BLE001 - any conversion failure names the tensor
         raise TypeError(f"`{name}`: not an array ({e})") from None
     if a.dtype == np.float16 or a.dtype.name == "bfloat16":
-        raise _half(name, a.dtype.name)
+        raise _dtype_refused(name, a.dtype.name)
     if a.dtype not in (np.float32, np.float64):
         if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer):
             a = a.astype(np.float64)

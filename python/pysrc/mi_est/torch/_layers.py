@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from .. import _error
+from .. import _dtype_refused, _error
 
 class _Tensor:
     """One tensor of the posterior: its spec name, shape, where its values come from, and
@@ -179,8 +179,4 @@ def _np_dtype(t: "torch.Tensor", name: str) -> None:
     """Refuses a tensor that is not float32 or float64 (half precision as the command
     refuses an F16 or BF16 safetensors tensor), naming it."""
     if t.dtype not in (torch.float32, torch.float64):
-        raise _error(
-            f"tensor `{name}` has dtype {str(t.dtype).replace('torch.', '')}; only float32 and float64 are read",
-            name,
-            str(t.dtype).replace("torch.", ""),
-        )
+        raise _dtype_refused(name, str(t.dtype).replace("torch.", ""))
