@@ -8,6 +8,7 @@ skipping them.
 """
 
 import json
+import re
 import math
 import os
 import subprocess
@@ -540,6 +541,24 @@ def test_mi_term_reaches_every_variational_parameter_and_only_those():
     # the same call twice gives the next step's draws, a step given gives that step's
     again = mt.mi_term(model, k=8, samples=2, seed=1, step=0, example_input=x)
     assert again.item() == value.item()
+
+
+def test_bad_term_settings_are_refused_by_name():
+    model = small_mlp()
+    for kwargs, needle in [
+        (dict(estimator="pairwise-lower"), "invalid `estimator` = 'pairwise-lower': those with a gradient are"),
+        (dict(k=0), "invalid `k` = 0"),
+        (dict(samples=0), "invalid `samples` = 0"),
+        (dict(k=2.5), "invalid `k` = 2.5"),
+    ]:
+        with pytest.raises(mi_est.MiEstError, match=re.escape(needle)):
+            mt.MiTerm(model, **kwargs)
+    term = mt.MiTerm(model, k=2)
+    for kwargs, needle in [(dict(seed=-1), "invalid `seed` = -1"), (dict(seed=1, step=-2), "invalid `step` = -2")]:
+        with pytest.raises(mi_est.MiEstError, match=re.escape(needle)):
+            term(**kwargs)
+    with pytest.raises(mi_est.MiEstError, match="expected a torch.nn.Module"):
+        mt.from_module("not a model")
 
 
 def test_the_term_leaves_torchs_random_draws_alone():
