@@ -167,7 +167,7 @@ pub(crate) struct RunArgs {
     /// Posterior files (safetensors or .npz) [default: the bundled MNIST 784-10-10 posterior, data/posteriors/mnist-small-784-10-10-mfvi.safetensors, found from the repository folder].
     #[arg(long, num_args = 1..)]
     pub(crate) posterior: Vec<PathBuf>,
-    /// Estimators: infonce, exact (or one exact estimator by name: exact-enumeration, exact-permanent, exact-pruned), sandwich (lower and upper bound from the same draws: one row per K and repeat with both and their paired width), pairwise (both deterministic bounds; one hidden layer), or the single bounds pairwise-lower, pairwise-upper [default: infonce,exact where every posterior has an exact estimator, else infonce,sandwich].
+    /// Estimators: infonce, exact (or one exact estimator by name: exact-enumeration, exact-permanent, exact-pruned), sandwich (lower and upper bound from the same draws: one row per K and repeat with both and their paired width), annealed (lower and upper bound by annealed importance sampling over the permutations, forward and reverse, for MLPs of any depth: one row per --temperatures T and repeat), pairwise (both deterministic bounds; one hidden layer), or the single bounds pairwise-lower, pairwise-upper [default: infonce,exact where every posterior has an exact estimator, else infonce,sandwich].
     #[arg(long, value_delimiter = ',', value_parser = estimator_name)]
     pub(crate) estimators: Option<Vec<String>>,
     /// K grid of the InfoNCE estimator and the sandwich (which takes the K >= 2 of it).
@@ -178,6 +178,9 @@ pub(crate) struct RunArgs {
         default_value = "1,2,4,8,16,32,64,128,256,512,1024,2048,4096"
     )]
     pub(crate) k: Vec<usize>,
+    /// Numbers of temperatures T of the annealed bounds (one row per T and repeat; more temperatures narrow the interval, in proportion to the time).
+    #[arg(long, value_delimiter = ',', value_parser = positive_usize, default_value = "1000")]
+    pub(crate) temperatures: Vec<usize>,
     /// Weight draws per estimate.
     #[arg(long, default_value_t = 1000, value_parser = positive_usize)]
     pub(crate) samples: usize,

@@ -61,6 +61,7 @@ pub(crate) fn run(a: RunArgs, limits: &mi_est::resources::Limits) -> Result<()> 
         prior_scale: a.read.prior_scale,
         estimators,
         ks,
+        temperatures: a.temperatures.clone(),
         samples: a.samples,
         repeats: a.repeats,
         seed: a.seed,

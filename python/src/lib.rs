@@ -281,6 +281,8 @@ fn estimate_dict<'py>(py: Python<'py>, e: Estimate) -> PyResult<Bound<'py, PyDic
     let interval = e.interval.as_ref();
     d.set_item("lower", interval.map(|i| i.lower))?;
     d.set_item("upper", interval.map(|i| i.upper))?;
+    d.set_item("lower_cut", interval.map(|i| i.cut().0))?;
+    d.set_item("upper_cut", interval.map(|i| i.cut().1))?;
     d.set_item("upper_std_err", interval.and_then(|i| i.upper_std_err))?;
     d.set_item("width_std_err", interval.and_then(|i| i.width_std_err))?;
     d.set_item(
@@ -338,7 +340,7 @@ fn row_dict<'py>(py: Python<'py>, r: &RawRow) -> PyResult<Bound<'py, PyDict>> {
 /// The grid of `mi-est run` over `posteriors` (file paths, or (id, posterior) pairs), as
 /// its raw rows: the same items, seeds and numbers as the command with the same settings.
 #[pyfunction]
-#[pyo3(signature = (paths, objects, estimators, ks, samples, repeats, seed, spec=None, layers=None, max_memory_gib=None, max_hours=None))]
+#[pyo3(signature = (paths, objects, estimators, ks, temperatures, samples, repeats, seed, spec=None, layers=None, max_memory_gib=None, max_hours=None))]
 #[allow(clippy::too_many_arguments)]
 fn grid<'py>(
     py: Python<'py>,
@@ -346,6 +348,7 @@ fn grid<'py>(
     objects: Vec<(String, Bound<'py, Posterior>)>,
     estimators: Vec<String>,
     ks: Vec<usize>,
+    temperatures: Vec<usize>,
     samples: usize,
     repeats: usize,
     seed: u64,
@@ -376,6 +379,7 @@ fn grid<'py>(
         prior_scale: None,
         estimators: kinds,
         ks,
+        temperatures,
         samples,
         repeats,
         seed,

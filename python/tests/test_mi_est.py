@@ -75,17 +75,19 @@ def from_bits(h):
 
 
 def test_grid_and_estimate_equal_the_cli_bit_for_bit(tmp_path):
-    settings = dict(estimators=["infonce", "sandwich", "exact"], k=[2, 16], samples=60, repeats=2, seed=5)
+    settings = dict(
+        estimators=["infonce", "sandwich", "exact", "annealed"], k=[2, 16], temperatures=[30], samples=60, repeats=2, seed=5
+    )
     rows = cli_rows(
         tmp_path,
         [
             "--posterior", str(BUNDLED),
-            "--estimators", "infonce,sandwich,exact",
-            "--k", "2,16", "--samples", "60", "--repeats", "2", "--seed", "5",
+            "--estimators", "infonce,sandwich,exact,annealed",
+            "--k", "2,16", "--temperatures", "30", "--samples", "60", "--repeats", "2", "--seed", "5",
         ],
     )
     ours = mi_est.grid(str(BUNDLED), output="records", **settings)
-    assert len(rows) == len(ours) == 2 * 2 + 2 * 2 + 2
+    assert len(rows) == len(ours) == 2 * 2 + 2 * 2 + 2 + 2
     q = mi_est.Posterior.load(BUNDLED)
     for cli, py in zip(rows, ours):
         # The same columns in the same order (the shard's fields are raw.parquet's), and
@@ -100,7 +102,7 @@ def test_grid_and_estimate_equal_the_cli_bit_for_bit(tmp_path):
                 assert isinstance(py[key], float), key
                 assert bits(from_bits(value)) == bits(py[key]), (key, cli, py)
         # One estimate with the row's seed gives the row.
-        if cli["estimator"] in ("infonce", "sandwich"):
+        if cli["estimator"] in ("infonce", "sandwich", "annealed"):
             est = mi_est.estimate(q, cli["estimator"], k=cli["k"], samples=60, seed=cli["seed"])
         else:
             est = mi_est.estimate(q, "exact", samples=60, seed=cli["seed"])
@@ -110,6 +112,9 @@ def test_grid_and_estimate_equal_the_cli_bit_for_bit(tmp_path):
         if cli["upper_nats"] is not None:
             assert bits(est.upper) == bits(from_bits(cli["upper_nats"]))
             assert est.lower == est.value
+            # The library's one cut to [0, ln|G|], raw bounds kept beside it.
+            cut = lambda v: min(max(v, 0.0), est.ln_group_order)  # noqa: E731
+            assert (est.lower_cut, est.upper_cut) == (cut(est.lower), cut(est.upper))
 
 
 def test_arrays_round_trip_in_every_dtype_and_layout():

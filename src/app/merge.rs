@@ -291,6 +291,19 @@ pub(super) fn grid_of_manifest(
         .iter()
         .map(|k| k.as_u64().map(|k| k as usize).ok_or_else(|| missing("k")))
         .collect::<Result<Vec<_>>>()?;
+    let temperatures = match m.get("temperatures") {
+        None => crate::grid::DEFAULT_TEMPERATURES.to_vec(),
+        Some(t) => t
+            .as_array()
+            .ok_or_else(|| missing("temperatures"))?
+            .iter()
+            .map(|t| {
+                t.as_u64()
+                    .map(|t| t as usize)
+                    .ok_or_else(|| missing("temperatures"))
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
     GridConfig {
         posteriors: posteriors.to_vec(),
         spec: m["spec"]["path"].as_str().map(PathBuf::from),
@@ -298,6 +311,7 @@ pub(super) fn grid_of_manifest(
         prior_scale: m["prior_scale"].as_f64(),
         estimators,
         ks,
+        temperatures,
         samples: number("samples")? as usize,
         repeats: number("repeats")? as usize,
         seed: number("seed")?,

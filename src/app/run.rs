@@ -68,6 +68,17 @@ fn settings(
         "repeats": config.repeats,
         "shard": [config.shard.0, config.shard.1],
     }));
+    // Only where they are used: a grid without the annealed bounds keeps the settings
+    // (and so the journal's fingerprint) it had before they existed.
+    if config
+        .estimators
+        .contains(&crate::estimators::EstimatorKind::Annealed)
+    {
+        m.insert(
+            "temperatures".into(),
+            serde_json::json!(config.temperatures),
+        );
+    }
     if let Some(s) = spec {
         m.insert(
             "spec".into(),

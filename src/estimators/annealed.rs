@@ -32,9 +32,11 @@
 use rand::RngExt;
 use rayon::prelude::*;
 
+use std::time::Instant;
+
 use crate::error::{Error, Result};
-use crate::estimators::summarize;
 use crate::estimators::unit_cost::UnitCost;
+use crate::estimators::{Estimate, EstimateParts, EstimatorId, Interval, MiEstimator, Side};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::{DrawRng, child_seed, fill_standard_normal, shuffled_identities, stream};
 
@@ -44,8 +46,10 @@ use crate::rng::{DrawRng, child_seed, fill_standard_normal, shuffled_identities,
 /// each), rounded up.
 const NS_MOVE: f64 = 0.35;
 
-/// Settings of the bidirectional bounds: `S` weight draws, `T` temperatures, `moves` swap
-/// proposals per temperature (default: the number of hidden units), seed.
+/// Settings of the bidirectional bounds: `T` temperatures, `moves` swap proposals per
+/// temperature (default: the number of hidden units), `S` weight draws (default 1000),
+/// seed. [`lower`](Self::lower) and [`upper`](Self::upper) are its two sides as
+/// estimators; [`estimate_both`](Self::estimate_both) computes both from the same draws.
 #[derive(Clone, Debug)]
 pub struct Annealed {
     n_samples: usize,
@@ -54,74 +58,107 @@ pub struct Annealed {
     seed: u64,
 }
 
-/// The interval of [`Annealed::interval`]: both bounds, their standard errors and the
-/// paired standard error of the width, from the same draws; per-draw terms.
+/// One side of [`Annealed`] as an estimator ([`EstimatorId::AnnealedLower`] or
+/// [`EstimatorId::AnnealedUpper`]); either side's estimate carries both bounds in its
+/// [`Interval`].
 #[derive(Clone, Debug)]
-pub struct AnnealedInterval {
-    /// Mean of the reverse chains' terms (a lower bound on I in expectation).
-    pub lower: f64,
-    /// Its standard error (`None` for one draw).
-    pub lower_std_err: Option<f64>,
-    /// Mean of the forward chains' terms (an upper bound on I in expectation).
-    pub upper: f64,
-    /// Its standard error (`None` for one draw).
-    pub upper_std_err: Option<f64>,
-    /// Standard error of `upper − lower`, paired by draw.
-    pub width_std_err: Option<f64>,
-    /// Per-draw lower terms.
-    pub lower_terms: Vec<f64>,
-    /// Per-draw upper terms.
-    pub upper_terms: Vec<f64>,
+pub struct AnnealedBound {
+    annealed: Annealed,
+    side: Side,
 }
 
 impl Annealed {
-    /// `n_samples` weight draws, `steps` temperatures; moves per temperature default to
-    /// the number of hidden units.
+    /// `steps` temperatures T; S = 1000 draws, seed 0, moves per temperature the number
+    /// of hidden units.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for no draws or no temperatures.
-    pub fn new(n_samples: usize, steps: usize) -> Result<Self> {
-        if n_samples == 0 {
-            return Err(Error::invalid("samples", 0, "must be >= 1"));
-        }
+    /// [`Error::InvalidParameter`] naming `temperatures` for T = 0.
+    pub fn new(steps: usize) -> Result<Self> {
         if steps == 0 {
-            return Err(Error::invalid("steps", 0, "must be >= 1"));
+            return Err(Error::invalid(
+                "temperatures",
+                0,
+                "the annealed bounds need T >= 1 temperatures",
+            ));
         }
         Ok(Annealed {
-            n_samples,
+            n_samples: 1000,
             steps,
             moves: None,
             seed: 0,
         })
     }
 
-    /// Swap proposals per temperature.
-    pub fn with_moves(mut self, moves: usize) -> Self {
+    /// Swap proposals per temperature (at least one).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming `moves` for 0.
+    pub fn moves(mut self, moves: usize) -> Result<Self> {
+        if moves == 0 {
+            return Err(Error::invalid("moves", 0, "must be >= 1"));
+        }
         self.moves = Some(moves);
-        self
+        Ok(self)
     }
 
-    /// The seed of every draw (draw `s` uses the stream `(seed, s)`).
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
+    /// The lower bound (reverse chains from the identity) as an estimator.
+    pub fn lower(&self) -> AnnealedBound {
+        AnnealedBound {
+            annealed: self.clone(),
+            side: Side::Lower,
+        }
+    }
+
+    /// The upper bound (forward chains from the uniform distribution) as an estimator.
+    pub fn upper(&self) -> AnnealedBound {
+        AnnealedBound {
+            annealed: self.clone(),
+            side: Side::Upper,
+        }
     }
 
     /// [`interval_within`](Self::interval_within) the machine's limits.
     ///
     /// # Errors
     ///
-    /// As [`interval_within`](Self::interval_within).
-    pub fn interval(&self, q: &MeanFieldGaussian) -> Result<AnnealedInterval> {
+    /// As [`estimate_both_within`](Self::estimate_both_within).
+    pub fn interval(&self, q: &MeanFieldGaussian) -> Result<Interval> {
         self.interval_within(q, &crate::resources::Limits::default())
     }
 
-    /// Estimated memory and single-thread time of [`interval`](Self::interval): per draw,
-    /// the first layer's costs once and two chains of `T × moves` swaps (two entries of a
-    /// layer's costs and the next layer's column pair each; a first-layer entry is a
-    /// look-up).
+    /// Both bounds as one [`Interval`] (raw, with [`Interval::cut`] for the quoted one).
+    ///
+    /// # Errors
+    ///
+    /// As [`estimate_both_within`](Self::estimate_both_within).
+    pub fn interval_within(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<Interval> {
+        let (lower, _) = self.estimate_both_within(q, limits)?;
+        Ok(lower.interval.expect("both sides carry the interval"))
+    }
+
+    /// [`estimate_both_within`](Self::estimate_both_within) the machine's limits.
+    ///
+    /// # Errors
+    ///
+    /// As [`estimate_both_within`](Self::estimate_both_within).
+    pub fn estimate_both(&self, q: &MeanFieldGaussian) -> Result<(Estimate, Estimate)> {
+        self.estimate_both_within(q, &crate::resources::Limits::default())
+    }
+
+    /// Estimated memory and single-thread time of [`estimate_both`](Self::estimate_both):
+    /// per draw, the first layer's costs once and two chains of `T × moves` swaps (two
+    /// entries of a layer's costs and the next layer's column pair each; a first-layer
+    /// entry is a look-up).
     pub fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        if let Some(r) = super::stabilized(q) {
+            return self.cost(&r);
+        }
         use crate::resources::{Cost, NS_UNIT_COST};
         let Some(arch) = q.space().kernel_arch() else {
             return Cost::default();
@@ -162,19 +199,32 @@ impl Annealed {
         }
     }
 
-    /// Both bounds on `q`'s `I(g; ω)` (module docs), the draws in parallel with the same
-    /// bits at any thread count; work estimated ([`cost`](Self::cost)) beyond `limits` is
-    /// refused before it starts.
+    /// Both bounds on `q`'s `I(g; ω)` (module docs) from the same draws, `(lower,
+    /// upper)`, each carrying their [`Interval`]; the draws in parallel with the same bits
+    /// at any thread count; work estimated ([`cost`](Self::cost)) beyond `limits` is
+    /// refused before it starts. Where `q`'s fixed tensors pin units, on their
+    /// stabilizer, as every estimator.
     ///
     /// # Errors
     ///
-    /// [`Error::UnsupportedArchitecture`] for a posterior given by a spec, or an MLP
-    /// without hidden layers; [`Error::ResourceLimit`] beyond `limits`.
-    pub fn interval_within(
+    /// [`Error::UnsupportedArchitecture`] for a posterior given by a spec that is not an
+    /// MLP, or an MLP without hidden layers; [`Error::ResourceLimit`] beyond `limits`.
+    pub fn estimate_both_within(
         &self,
         q: &MeanFieldGaussian,
         limits: &crate::resources::Limits,
-    ) -> Result<AnnealedInterval> {
+    ) -> Result<(Estimate, Estimate)> {
+        if let Some(both) = super::on_stabilizer_both(
+            q,
+            EstimatorId::AnnealedLower,
+            Some(self.steps),
+            self.n_samples,
+            self.seed,
+            |r| self.estimate_both_within(r, limits),
+        )? {
+            return Ok(super::paired(both));
+        }
+        let started = Instant::now();
         let Some(arch) = q.space().kernel_arch() else {
             return Err(Error::UnsupportedArchitecture {
                 estimator: "the annealed bounds",
@@ -205,21 +255,67 @@ impl Annealed {
                 Ok(draw_terms(&layers, &omega, &betas, moves, &mut rng))
             })
             .collect::<Result<_>>()?;
+        let ln_order = q.space().group().ln_order();
+        let parts = |estimator| EstimateParts {
+            estimator,
+            k: Some(self.steps),
+            seed: self.seed,
+            ln_cap: ln_order,
+            ln_group_order: ln_order,
+        };
         let (lower_terms, upper_terms): (Vec<f64>, Vec<f64>) = terms.into_iter().unzip();
-        let widths: Vec<f64> = upper_terms
-            .iter()
-            .zip(&lower_terms)
-            .map(|(u, l)| u - l)
-            .collect();
-        let (lower, upper) = (summarize(&lower_terms), summarize(&upper_terms));
-        Ok(AnnealedInterval {
-            lower: lower.mean,
-            lower_std_err: lower.std_err,
-            upper: upper.mean,
-            upper_std_err: upper.std_err,
-            width_std_err: summarize(&widths).std_err,
-            lower_terms,
-            upper_terms,
+        Ok(super::paired((
+            parts(EstimatorId::AnnealedLower).finish(q, lower_terms, started),
+            parts(EstimatorId::AnnealedUpper).finish(q, upper_terms, started),
+        )))
+    }
+}
+
+sampling_setters!(Annealed);
+
+impl MiEstimator for AnnealedBound {
+    fn cost(&self, q: &MeanFieldGaussian) -> crate::resources::Cost {
+        self.annealed.cost(q)
+    }
+
+    fn id(&self) -> EstimatorId {
+        match self.side {
+            Side::Lower => EstimatorId::AnnealedLower,
+            Side::Upper => EstimatorId::AnnealedUpper,
+        }
+    }
+
+    /// K is the number of temperatures T.
+    fn sampling(&self) -> (Option<usize>, usize, u64) {
+        (
+            Some(self.annealed.steps),
+            self.annealed.n_samples,
+            self.annealed.seed,
+        )
+    }
+
+    /// Both bounds come from [`Annealed::estimate_both_within`], which handles pinned
+    /// units itself (both bounds from the same draws of the stabilizer).
+    fn estimate_within(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<Estimate> {
+        self.estimate_unpinned(q, limits)
+    }
+
+    /// # Errors
+    ///
+    /// As [`Annealed::estimate_both_within`].
+    fn estimate_unpinned(
+        &self,
+        q: &MeanFieldGaussian,
+        limits: &crate::resources::Limits,
+    ) -> Result<Estimate> {
+        let (lower, upper) = self.annealed.estimate_both_within(q, limits)?;
+        Ok(match self.side {
+            Side::Lower => lower,
+            Side::Upper => upper,
         })
     }
 }
@@ -481,7 +577,7 @@ impl<'a> Chain<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estimators::{ExactEnumeration, MiEstimator};
+    use crate::estimators::{ExactEnumeration, summarize};
     use crate::weights::Arch;
 
     /// A deep MLP whose units overlap: μ ~ N(0, spread²/d_in) per weight, σ fixed.
@@ -645,10 +741,13 @@ mod tests {
         assert_eq!(mu.len(), arch.n_params());
         let n = mu.len();
         let q = MeanFieldGaussian::from_mu_sigma(arch, mu, vec![0.05; n]).unwrap();
-        let iv = Annealed::new(60, 4000)
+        let iv = Annealed::new(4000)
             .unwrap()
-            .with_moves(64)
-            .with_seed(4)
+            .samples(60)
+            .unwrap()
+            .moves(64)
+            .unwrap()
+            .seed(4)
             .interval(&q)
             .unwrap();
         let exact = 24f64.ln();
@@ -668,15 +767,23 @@ mod tests {
     fn work_beyond_the_limits_is_refused_before_it_starts() {
         let q = deep(&[3, 4, 4, 2], 1.0, 0.5, 1);
         let tiny = crate::resources::Limits::new(None, Some(1e-9)).unwrap();
-        let err = Annealed::new(10, usize::MAX / 4)
+        let err = Annealed::new(usize::MAX / 4)
+            .unwrap()
+            .samples(10)
             .unwrap()
             .interval_within(&q, &tiny)
             .unwrap_err();
         assert!(err.to_string().contains("the annealed bounds"), "{err}");
-        assert!(matches!(
-            Annealed::new(0, 10),
-            Err(Error::InvalidParameter { .. })
-        ));
+        for bad in [
+            Annealed::new(0).map(drop),
+            Annealed::new(10).and_then(|a| a.samples(0)).map(drop),
+            Annealed::new(10).and_then(|a| a.moves(0)).map(drop),
+        ] {
+            assert!(
+                matches!(bad, Err(Error::InvalidParameter { .. })),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -690,10 +797,13 @@ mod tests {
                 .seed(9)
                 .estimate(&q)
                 .unwrap();
-            let iv = Annealed::new(200, 1000)
+            let iv = Annealed::new(1000)
                 .unwrap()
-                .with_moves(64)
-                .with_seed(9)
+                .samples(200)
+                .unwrap()
+                .moves(64)
+                .unwrap()
+                .seed(9)
                 .interval(&q)
                 .unwrap();
             let se = |a: f64, b: f64| (a * a + b * b).sqrt();
@@ -756,10 +866,13 @@ mod scaling {
             (24000, 512, 16),
         ] {
             let t = std::time::Instant::now();
-            let iv = Annealed::new(samples, steps)
+            let iv = Annealed::new(steps)
                 .unwrap()
-                .with_moves(moves)
-                .with_seed(1)
+                .samples(samples)
+                .unwrap()
+                .moves(moves)
+                .unwrap()
+                .seed(1)
                 .interval(&q)
                 .unwrap();
             println!(

@@ -22,6 +22,10 @@ pub enum EstimatorKind {
     /// The proposal-based interval on I: lower and upper bound from the same draws, one
     /// row per K and repeat with both bounds and their paired width.
     Sandwich,
+    /// The annealed (bidirectional Monte Carlo) interval on I for MLPs of any depth:
+    /// lower and upper bound from the same draws, one row per number of temperatures T
+    /// (its K) and repeat.
+    Annealed,
     /// The deterministic Bhattacharyya lower bound (one hidden layer).
     PairwiseLower,
     /// The deterministic KL upper bound (one hidden layer).
@@ -30,9 +34,10 @@ pub enum EstimatorKind {
 
 impl EstimatorKind {
     /// Every estimator a user can name, in the order of [`ESTIMATOR_NAMES`].
-    pub const ALL: [EstimatorKind; 8] = [
+    pub const ALL: [EstimatorKind; 9] = [
         EstimatorKind::InfoNce,
         EstimatorKind::Sandwich,
+        EstimatorKind::Annealed,
         EstimatorKind::Exact,
         EstimatorKind::ExactEnumeration,
         EstimatorKind::ExactPermanent,
@@ -50,14 +55,42 @@ impl EstimatorKind {
             EstimatorKind::ExactPermanent => "exact-permanent",
             EstimatorKind::ExactPruned => "exact-pruned",
             EstimatorKind::Sandwich => "sandwich",
+            EstimatorKind::Annealed => "annealed",
             EstimatorKind::PairwiseLower => "pairwise-lower",
             EstimatorKind::PairwiseUpper => "pairwise-upper",
         }
     }
 
-    /// Whether the estimator has one row per K.
+    /// Whether the estimator has one row per K (for the annealed bounds, K is the number
+    /// of temperatures T).
     pub fn uses_k(self) -> bool {
-        matches!(self, EstimatorKind::InfoNce | EstimatorKind::Sandwich)
+        matches!(
+            self,
+            EstimatorKind::InfoNce | EstimatorKind::Sandwich | EstimatorKind::Annealed
+        )
+    }
+
+    /// The smallest K it takes: 2 for the sandwich (the identity and a proposal draw),
+    /// else 1.
+    pub fn min_k(self) -> usize {
+        match self {
+            EstimatorKind::Sandwich => 2,
+            _ => 1,
+        }
+    }
+
+    /// Its lower and upper side, for an estimator whose two bounds come from the same
+    /// draws (one row of a report carries both).
+    pub const fn sides(self) -> Option<(EstimatorId, EstimatorId)> {
+        match self {
+            EstimatorKind::Sandwich => {
+                Some((EstimatorId::SandwichLower, EstimatorId::SandwichUpper))
+            }
+            EstimatorKind::Annealed => {
+                Some((EstimatorId::AnnealedLower, EstimatorId::AnnealedUpper))
+            }
+            _ => None,
+        }
     }
 
     /// Parses a comma-separated list; `pairwise` stands for both pairwise bounds, and
@@ -97,12 +130,13 @@ impl EstimatorKind {
             "exact-permanent" => Ok(EstimatorKind::ExactPermanent),
             "exact-pruned" => Ok(EstimatorKind::ExactPruned),
             "sandwich" | "sandwich-lower" | "sandwich-upper" => Ok(EstimatorKind::Sandwich),
+            "annealed" | "annealed-lower" | "annealed-upper" => Ok(EstimatorKind::Annealed),
             "pairwise-lower" => Ok(EstimatorKind::PairwiseLower),
             "pairwise-upper" => Ok(EstimatorKind::PairwiseUpper),
             _ => Err(Error::invalid(
                 "estimator",
                 s,
-                "expected `infonce`, `exact` (or one exact estimator: `exact-enumeration`, `exact-permanent`, `exact-pruned`), `sandwich` (both bounds from the same draws), `pairwise` (both bounds), `pairwise-lower` or `pairwise-upper`",
+                "expected `infonce`, `exact` (or one exact estimator: `exact-enumeration`, `exact-permanent`, `exact-pruned`), `sandwich` or `annealed` (both bounds from the same draws), `pairwise` (both bounds), `pairwise-lower` or `pairwise-upper`",
             )),
         }
     }
@@ -110,10 +144,10 @@ impl EstimatorKind {
 
 /// The names of [`EstimatorKind::ALL`]: what `estimate` takes (`ik` also means
 /// `infonce`).
-pub const ESTIMATOR_NAMES: [&str; 8] = {
-    let mut names = [""; 8];
+pub const ESTIMATOR_NAMES: [&str; 9] = {
+    let mut names = [""; 9];
     let mut i = 0;
-    while i < 8 {
+    while i < 9 {
         names[i] = EstimatorKind::ALL[i].name();
         i += 1;
     }
@@ -121,8 +155,9 @@ pub const ESTIMATOR_NAMES: [&str; 8] = {
 };
 
 impl EstimatorKind {
-    /// The estimator on `q`, with K (for `infonce` and `sandwich`, whose lower side's
-    /// estimate carries the upper bound from the same draws), S draws and `seed`.
+    /// The estimator on `q`, with K (for `infonce`; for `sandwich`, and for `annealed`
+    /// whose K is its number of temperatures T, the lower side, whose estimate carries
+    /// the upper bound from the same draws), S draws and `seed`.
     ///
     /// # Errors
     ///
@@ -143,6 +178,12 @@ impl EstimatorKind {
             }
             EstimatorKind::Sandwich => Box::new(
                 Sandwich::new(need_k("sandwich")?)?
+                    .samples(samples)?
+                    .seed(seed)
+                    .lower(),
+            ),
+            EstimatorKind::Annealed => Box::new(
+                Annealed::new(need_k("annealed")?)?
                     .samples(samples)?
                     .seed(seed)
                     .lower(),
@@ -240,7 +281,7 @@ impl EstimatorSpec {
 
     /// Refuses settings that are not valid, naming the first: a missing K where the
     /// estimator has one, a K where it has none, a K its constructor refuses (InfoNCE
-    /// needs K ≥ 1, the sandwich K ≥ 2), or S = 0.
+    /// needs K ≥ 1, the sandwich K ≥ 2, the annealed bounds T ≥ 1), or S = 0.
     ///
     /// # Errors
     ///
@@ -253,7 +294,7 @@ impl EstimatorSpec {
                 return Err(Error::invalid(
                     "k",
                     k,
-                    format!("{name} has no K (only infonce and sandwich do)"),
+                    format!("{name} has no K (only infonce, sandwich and annealed do)"),
                 ));
             }
             _ => {}
@@ -262,6 +303,7 @@ impl EstimatorSpec {
         match (self.kind, self.k) {
             (EstimatorKind::InfoNce, Some(k)) => InfoNce::new(k).map(drop),
             (EstimatorKind::Sandwich, Some(k)) => Sandwich::new(k).map(drop),
+            (EstimatorKind::Annealed, Some(k)) => Annealed::new(k).map(drop),
             _ => Ok(()),
         }
     }
@@ -287,6 +329,14 @@ impl EstimatorSpec {
             (EstimatorKind::Sandwich, Some(k)) => {
                 self.check()?;
                 Ok(Sandwich::new(k)?
+                    .samples(self.samples)?
+                    .seed(self.seed)
+                    .estimate_both_within(q, limits)?
+                    .0)
+            }
+            (EstimatorKind::Annealed, Some(k)) => {
+                self.check()?;
+                Ok(Annealed::new(k)?
                     .samples(self.samples)?
                     .seed(self.seed)
                     .estimate_both_within(q, limits)?
@@ -437,6 +487,7 @@ mod tests {
             let id = e.id().name();
             let agrees = match name {
                 "sandwich" => id == "sandwich-lower",
+                "annealed" => id == "annealed-lower",
                 "exact" => id.starts_with("exact"),
                 "pairwise-lower" => id == "pairwise-bhattacharyya-lower",
                 "pairwise-upper" => id == "pairwise-kl-upper",

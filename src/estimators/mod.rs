@@ -56,7 +56,7 @@ mod unit_cost;
 mod annealed;
 mod by_name;
 mod gradient;
-pub use annealed::{Annealed, AnnealedInterval};
+pub use annealed::{Annealed, AnnealedBound};
 pub use by_name::{ESTIMATOR_NAMES, EstimatorKind, EstimatorSpec, estimator_by_name};
 pub use gradient::{GRADIENT_NAMES, TermGrad, mi_gradient, term_and_grad_at};
 
@@ -173,16 +173,26 @@ impl Interval {
     }
 
     /// The bounds cut to [0, ln|G|], where `I` lies: what a reader quotes (the raw ones
-    /// stay in `lower` and `upper`).
+    /// stay in `lower` and `upper`); [`cut_to_group`], as every report's cut.
     pub fn cut(&self) -> (f64, f64) {
-        let cut = |v: f64| v.clamp(0.0, self.ln_group_order);
-        (cut(self.lower), cut(self.upper))
+        (
+            cut_to_group(self.lower, self.ln_group_order),
+            cut_to_group(self.upper, self.ln_group_order),
+        )
     }
 
     /// Whether a raw bound lies outside [0, ln|G|] (the cut changed it).
     pub fn was_cut(&self) -> bool {
         self.cut() != (self.lower, self.upper)
     }
+}
+
+/// A bound on `I(g; ω)` cut to [0, ln|G|], where `I` always lies (`0 ≤ I ≤ H(g) = ln|G|`):
+/// a lower bound below 0 or an upper bound above ln|G| says nothing more than the cut one.
+/// The one cut of the library: [`Interval::cut`], the reports' tables
+/// ([`EstimatorId::cut`]) and the studies use it.
+pub fn cut_to_group(bound: f64, ln_group_order: f64) -> f64 {
+    bound.clamp(0.0, ln_group_order)
 }
 
 /// Which estimator produced an estimate: the one spelling of each estimator's name, in
@@ -210,6 +220,12 @@ pub enum EstimatorId {
     /// [`Sandwich`]'s upper bound.
     #[serde(rename = "sandwich-upper")]
     SandwichUpper,
+    /// [`Annealed`]'s lower bound (reverse chains from the identity).
+    #[serde(rename = "annealed-lower")]
+    AnnealedLower,
+    /// [`Annealed`]'s upper bound (forward chains from the uniform distribution).
+    #[serde(rename = "annealed-upper")]
+    AnnealedUpper,
     /// [`PairwiseBound::Bhattacharyya`], a deterministic lower bound.
     #[serde(rename = "pairwise-bhattacharyya-lower")]
     PairwiseBhattacharyyaLower,
@@ -220,13 +236,15 @@ pub enum EstimatorId {
 
 impl EstimatorId {
     /// Every estimator.
-    pub const ALL: [EstimatorId; 8] = [
+    pub const ALL: [EstimatorId; 10] = [
         EstimatorId::InfoNce,
         EstimatorId::ExactEnumeration,
         EstimatorId::ExactPermanent,
         EstimatorId::ExactPruned,
         EstimatorId::SandwichLower,
         EstimatorId::SandwichUpper,
+        EstimatorId::AnnealedLower,
+        EstimatorId::AnnealedUpper,
         EstimatorId::PairwiseBhattacharyyaLower,
         EstimatorId::PairwiseKlUpper,
     ];
@@ -240,6 +258,8 @@ impl EstimatorId {
             EstimatorId::ExactPruned => "exact-pruned",
             EstimatorId::SandwichLower => "sandwich-lower",
             EstimatorId::SandwichUpper => "sandwich-upper",
+            EstimatorId::AnnealedLower => "annealed-lower",
+            EstimatorId::AnnealedUpper => "annealed-upper",
             EstimatorId::PairwiseBhattacharyyaLower => "pairwise-bhattacharyya-lower",
             EstimatorId::PairwiseKlUpper => "pairwise-kl-upper",
         }
@@ -262,6 +282,8 @@ impl EstimatorId {
             EstimatorId::ExactPruned => "exact I (pruned permanent)",
             EstimatorId::SandwichLower => "sandwich lower bound",
             EstimatorId::SandwichUpper => "sandwich upper bound",
+            EstimatorId::AnnealedLower => "annealed lower bound",
+            EstimatorId::AnnealedUpper => "annealed upper bound",
             EstimatorId::PairwiseBhattacharyyaLower => "pairwise lower bound",
             EstimatorId::PairwiseKlUpper => "pairwise upper bound",
         }
@@ -281,16 +303,33 @@ impl EstimatorId {
     pub const fn is_upper(self) -> bool {
         matches!(
             self,
-            EstimatorId::SandwichUpper | EstimatorId::PairwiseKlUpper
+            EstimatorId::SandwichUpper | EstimatorId::AnnealedUpper | EstimatorId::PairwiseKlUpper
         )
     }
 
-    /// Whether it is one side of the sandwich.
-    pub const fn is_sandwich(self) -> bool {
-        matches!(
-            self,
-            EstimatorId::SandwichLower | EstimatorId::SandwichUpper
-        )
+    /// Its value as a reader quotes it: an interval's side or an upper bound cut to
+    /// [0, ln|G|] ([`cut_to_group`]); any other estimate (I^K, whose bias the reports
+    /// measure, or an exact one) as computed.
+    pub fn cut(self, value: f64, ln_group_order: f64) -> f64 {
+        if self.interval_of().is_some() || self.is_upper() {
+            cut_to_group(value, ln_group_order)
+        } else {
+            value
+        }
+    }
+
+    /// The estimator of which it is one side, where both sides come from the same draws
+    /// (the sandwich, the annealed bounds): a report's row of that estimator carries both.
+    pub const fn interval_of(self) -> Option<EstimatorKind> {
+        match self {
+            EstimatorId::SandwichLower | EstimatorId::SandwichUpper => {
+                Some(EstimatorKind::Sandwich)
+            }
+            EstimatorId::AnnealedLower | EstimatorId::AnnealedUpper => {
+                Some(EstimatorKind::Annealed)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -493,12 +532,21 @@ pub(crate) fn on_stabilizer_both(
                 interval: None,
             };
             let mut upper = e.clone();
-            if id == EstimatorId::SandwichLower {
-                upper.estimator = EstimatorId::SandwichUpper;
+            if let Some((_, up)) = id.interval_of().and_then(EstimatorKind::sides) {
+                upper.estimator = up;
             }
             Ok(Some((e, upper)))
         }
     }
+}
+
+/// Both sides' estimates of an interval estimator, each carrying the [`Interval`] of the
+/// two.
+pub(crate) fn paired((mut lower, mut upper): (Estimate, Estimate)) -> (Estimate, Estimate) {
+    let interval = Interval::of(&lower, &upper);
+    upper.interval = Some(interval.clone());
+    lower.interval = Some(interval);
+    (lower, upper)
 }
 
 /// The shared parts of every estimator's cost: `S` terms kept, and per-thread buffers of

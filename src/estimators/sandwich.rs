@@ -232,7 +232,7 @@ impl Sandwich {
             self.seed,
             |r| self.estimate_both_within(r, limits),
         )? {
-            return Ok(paired(both));
+            return Ok(super::paired(both));
         }
         let started = Instant::now();
         if !q.space().factorizes() {
@@ -286,7 +286,7 @@ impl Sandwich {
             pairs.iter().map(|p| p.1).collect(),
             started,
         );
-        Ok(paired((lower, upper)))
+        Ok(super::paired((lower, upper)))
     }
 
     /// Estimated memory and time of [`estimate_both`](Self::estimate_both): per draw and
@@ -388,14 +388,6 @@ impl Sandwich {
         uc.backprop_in_place(&ws.thetas[0], eps, &m, grad_mu, grad_sigma);
         ell
     }
-}
-
-/// Both sides' estimates, each carrying the [`Interval`](super::Interval) of the two.
-fn paired((mut lower, mut upper): (Estimate, Estimate)) -> (Estimate, Estimate) {
-    let interval = super::Interval::of(&lower, &upper);
-    upper.interval = Some(interval.clone());
-    lower.interval = Some(interval);
-    (lower, upper)
 }
 
 impl MiEstimator for SandwichBound {

@@ -32,9 +32,9 @@ pub fn check_rows(
         let name = match names.entry((item.posterior, item.estimator)) {
             std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                let name = match item.estimator {
-                    EstimatorKind::Sandwich => EstimatorKind::Sandwich.name().to_string(),
-                    _ => item_estimator(item, config, &lp.file.posterior, 0, &lp.id)?
+                let name = match item.estimator.sides() {
+                    Some(_) => item.estimator.name().to_string(),
+                    None => item_estimator(item, config, &lp.file.posterior, 0, &lp.id)?
                         .name()
                         .to_string(),
                 };

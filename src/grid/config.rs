@@ -4,7 +4,12 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::estimators::{EstimatorKind, InfoNce, Sandwich};
+use crate::estimators::{Annealed, EstimatorKind, InfoNce, Sandwich};
+
+/// The temperatures of the annealed bounds where a grid names none: T = 1000 (on the
+/// 784-256-256-10 posterior of docs/estimators.md, a width of about 5 % of I; more
+/// temperatures narrow it as 1/T).
+pub const DEFAULT_TEMPERATURES: [usize; 1] = [1000];
 use crate::rng::child_seed;
 
 /// Settings of a study.
@@ -23,8 +28,11 @@ pub struct GridConfig {
     pub prior_scale: Option<f64>,
     /// Estimators.
     pub estimators: Vec<EstimatorKind>,
-    /// The K grid of the InfoNCE rows.
+    /// The K grid of the InfoNCE rows (and of the sandwich, which takes its K >= 2).
     pub ks: Vec<usize>,
+    /// The numbers of temperatures T of the annealed bounds' rows (their `k` column);
+    /// unused without the annealed estimator ([`DEFAULT_TEMPERATURES`]).
+    pub temperatures: Vec<usize>,
     /// Weight draws per estimate.
     pub samples: usize,
     /// Repeats per grid cell.
@@ -44,8 +52,9 @@ impl GridConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for no posteriors or estimators, an empty K list,
-    /// K = 0, S = 0, R = 0, or a shard index outside `0..n`.
+    /// [`Error::InvalidParameter`] for no posteriors or estimators, an empty K list
+    /// (or temperature list, with the annealed bounds), K = 0, T = 0, S = 0, R = 0, or a
+    /// shard index outside `0..n`.
     pub fn check(self) -> Result<Self> {
         if self.posteriors.is_empty() {
             return Err(Error::invalid(
@@ -61,8 +70,26 @@ impl GridConfig {
                 "give at least one estimator",
             ));
         }
-        if self.estimators.iter().any(|e| e.uses_k()) && self.ks.is_empty() {
+        let annealed = self.estimators.contains(&EstimatorKind::Annealed);
+        if self
+            .estimators
+            .iter()
+            .any(|&e| e.uses_k() && e != EstimatorKind::Annealed)
+            && self.ks.is_empty()
+        {
             return Err(Error::invalid("k", "[]", "the K list is empty"));
+        }
+        if annealed {
+            if self.temperatures.is_empty() {
+                return Err(Error::invalid(
+                    "temperatures",
+                    "[]",
+                    "the annealed bounds need at least one number of temperatures",
+                ));
+            }
+            for &t in &self.temperatures {
+                Annealed::new(t)?.samples(self.samples)?;
+            }
         }
         // The estimators' own constructors, before any work: K counts the identity for
         // every estimator that takes one; the sandwich (which needs K >= 2, one proposal
@@ -88,9 +115,9 @@ impl GridConfig {
         let per_posterior: u128 = self
             .estimators
             .iter()
-            .map(|e| match e {
-                EstimatorKind::Sandwich => self.ks.iter().filter(|&&k| k >= 2).count() as u128,
-                e if e.uses_k() => self.ks.len() as u128,
+            .map(|&e| match e {
+                EstimatorKind::Annealed => self.temperatures.len() as u128,
+                e if e.uses_k() => self.ks.iter().filter(|&&k| k >= e.min_k()).count() as u128,
                 _ => 1,
             })
             .sum();
@@ -129,7 +156,7 @@ pub struct GridItem {
     pub posterior: usize,
     /// The estimator.
     pub estimator: EstimatorKind,
-    /// K (InfoNCE only).
+    /// K (InfoNCE, sandwich), or T (the annealed bounds).
     pub k: Option<usize>,
     /// Repeat number.
     pub repeat: usize,
@@ -145,6 +172,7 @@ impl GridItem {
             | EstimatorKind::ExactPermanent
             | EstimatorKind::ExactPruned => 2,
             EstimatorKind::Sandwich => 3,
+            EstimatorKind::Annealed => 5,
             EstimatorKind::PairwiseLower | EstimatorKind::PairwiseUpper => 4,
         };
         child_seed(
@@ -163,13 +191,13 @@ pub fn grid_items(config: &GridConfig) -> Vec<GridItem> {
     for p in 0..config.posteriors.len() {
         for &e in &config.estimators {
             let ks: Vec<Option<usize>> = match e {
-                EstimatorKind::Sandwich => config
+                EstimatorKind::Annealed => config.temperatures.iter().map(|&t| Some(t)).collect(),
+                e if e.uses_k() => config
                     .ks
                     .iter()
-                    .filter(|&&k| k >= 2)
+                    .filter(|&&k| k >= e.min_k())
                     .map(|&k| Some(k))
                     .collect(),
-                e if e.uses_k() => config.ks.iter().map(|&k| Some(k)).collect(),
                 _ => vec![None],
             };
             for k in ks {

@@ -24,7 +24,7 @@ use crate::posterior::MeanFieldGaussian;
 use crate::symmetry::spec::PermutationSpec;
 
 pub use check::check_rows;
-pub use config::{GridConfig, GridItem, grid_items, shard_items};
+pub use config::{DEFAULT_TEMPERATURES, GridConfig, GridItem, grid_items, shard_items};
 use posteriors::display_source;
 pub use posteriors::{
     LoadedPosterior, LoadedSpec, default_estimators, load_posteriors, load_spec, posterior_ids,
@@ -120,8 +120,8 @@ crate::row::row!(RawRow {
 });
 
 impl RawRow {
-    /// The estimator of the row, or `None` for a sandwich row (both bounds, from
-    /// [`EstimatorId::SandwichLower`] and [`EstimatorId::SandwichUpper`]).
+    /// The estimator of the row, or `None` for an interval's row (`sandwich`,
+    /// `annealed`: both bounds, of [`EstimatorKind::sides`]).
     pub fn estimator_id(&self) -> Option<EstimatorId> {
         self.estimator.parse().ok()
     }
@@ -143,7 +143,7 @@ fn item_estimator(
                 "exact I needs one hidden layer (pruned blocks of at most 24 units beyond width 24) or a group of at most 10^6 elements",
             )
         })?,
-        // The sandwich's lower side: its estimate computes both bounds (its cost is the
+        // An interval's lower side: its estimate computes both bounds (its cost is the
         // item's).
         _ => item_spec(item, config, seed).build(q)?,
     })
@@ -268,10 +268,11 @@ pub fn run_grid(
                     e.to_string(),
                 ),
             };
-            // The sandwich: both bounds from one set of draws, so the interval is paired.
+            // An interval (the sandwich, the annealed bounds): both bounds from one set of
+            // draws, so their width is paired.
             let (est, interval): (Estimate, Option<crate::estimators::Interval>) =
-                match item.estimator {
-                    EstimatorKind::Sandwich => {
+                match item.estimator.sides() {
+                    Some(_) => {
                         let lower = item_spec(item, config, seed)
                             .estimate(q, &config.limits)
                             .map_err(named)?;
@@ -291,7 +292,7 @@ pub fn run_grid(
                 posterior_path: lp.path.display().to_string(),
                 posterior_sha256: lp.sha256.clone(),
                 estimator: match &interval {
-                    Some(_) => EstimatorKind::Sandwich.name().to_string(),
+                    Some(_) => item.estimator.name().to_string(),
                     None => est.estimator.to_string(),
                 },
                 k: est.k.map(|k| k as u64),

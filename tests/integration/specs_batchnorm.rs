@@ -264,6 +264,18 @@ fn batchnorm_tensors_pin_the_channels_they_tell_apart() {
         e.value
     );
     assert!(up.value <= ln24 + 1e-9);
+    // The annealed bounds walk an MLP's layers: a CNN is refused, by name.
+    let e = mi_est::estimators::Annealed::new(10)
+        .unwrap()
+        .samples(4)
+        .unwrap()
+        .estimate_both(q)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the annealed bounds") && e.contains("an MLP given by its widths"),
+        "{e}"
+    );
 }
 
 /// The same CNN made by bayesian-torch with torch's BatchNorm2d (data/fixtures, its whole

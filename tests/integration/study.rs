@@ -53,6 +53,7 @@ fn config(posteriors: Vec<PathBuf>, shard: (usize, usize)) -> GridConfig {
         prior_scale: None,
         estimators: vec![EstimatorKind::InfoNce, EstimatorKind::Exact],
         ks: vec![1, 2, 8, 64],
+        temperatures: mi_est::grid::DEFAULT_TEMPERATURES.to_vec(),
         samples: 150,
         repeats: 3,
         seed: 17,
@@ -445,6 +446,83 @@ fn run_includes_the_sandwich_bounds_around_the_exact_value() {
             .unwrap_err()
             .to_string()
             .contains("bogus")
+    );
+}
+
+/// `--estimators annealed`: one raw row per T (its `k`) and repeat with both bounds from
+/// the same draws, the numbers of `Annealed` with the row's seed; the tables split it into
+/// `annealed-lower` and `annealed-upper`, whose interval then is the bias's reference; the
+/// command's `--temperatures` reaches the manifest, and two shards merged give the same
+/// rows as one run.
+#[test]
+fn run_includes_the_annealed_bounds_one_row_per_temperature_count() {
+    let dir = tmp("annealed");
+    let deep = dir.join("deep.safetensors");
+    save_bare(
+        &deep,
+        random_posterior(Arch::builder(vec![3, 4, 4, 2]).check().unwrap(), 5, 0.5),
+    );
+    let mut c = config(vec![deep.clone()], (0, 1));
+    c.estimators = EstimatorKind::parse_list(&["infonce".into(), "annealed".into()]).unwrap();
+    c.ks = vec![16];
+    c.temperatures = vec![20, 300];
+    c.samples = 40;
+    c.repeats = 2;
+    let out = run(&c, &options(&dir.join("r")), &mi_est::observe::Silent).unwrap();
+    let raw = read_raw(&dir.join("r").join("raw.parquet"));
+    let annealed: Vec<_> = raw.iter().filter(|r| r.estimator == "annealed").collect();
+    assert_eq!(annealed.len(), 2 * 2, "{raw:?}");
+    for r in &annealed {
+        let t = r.k.unwrap() as usize;
+        let (lo, up) = mi_est::estimators::Annealed::new(t)
+            .unwrap()
+            .samples(40)
+            .unwrap()
+            .seed(r.seed)
+            .estimate_both(&mi_est::io::load(&deep).unwrap().posterior)
+            .unwrap();
+        assert_eq!((lo.value, up.value), (r.mi_nats, r.upper_nats.unwrap()));
+        assert_eq!(
+            (r.std_err_nats, r.upper_std_err_nats),
+            (lo.std_err, up.std_err)
+        );
+        assert!(r.width_std_err_nats.is_some());
+    }
+    let cell = |e: &str, k: u64| {
+        out.bias_variance
+            .iter()
+            .find(|r| r.estimator == e && r.k == Some(k))
+            .unwrap_or_else(|| panic!("{e} {k}: {:?}", out.bias_variance))
+    };
+    let (lo, up) = (cell("annealed-lower", 300), cell("annealed-upper", 300));
+    assert!(lo.mean_nats <= up.mean_nats + 0.5, "{lo:?} {up:?}");
+    let reference = cell("infonce", 16).reference_kind.clone().unwrap();
+    assert!(
+        reference.starts_with("annealed interval midpoint, T = 300"),
+        "{reference}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("r").join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["temperatures"],
+        serde_json::json!([20, 300]),
+        "{manifest}"
+    );
+    // Two shards merged (the merge reads the temperatures back from the manifest).
+    let two = dir.join("two");
+    for i in 0..2 {
+        let mut s = c.clone();
+        s.shard = (i, 2);
+        run(&s, &options(&two), &mi_est::observe::Silent).unwrap();
+    }
+    merge(&two, false, &Default::default()).unwrap();
+    let merged = read_raw(&two.join("raw.parquet"));
+    let key =
+        |r: &mi_est::grid::RawRow| (r.item, r.mi_nats.to_bits(), r.upper_nats.map(f64::to_bits));
+    assert_eq!(
+        merged.iter().map(key).collect::<Vec<_>>(),
+        raw.iter().map(key).collect::<Vec<_>>()
     );
 }
 

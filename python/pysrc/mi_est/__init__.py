@@ -342,10 +342,12 @@ class Posterior:
 class Estimate:
     """One estimate of I(g; w), in nats.
 
-    ``value`` is the estimate (the lower bound for the sandwich), ``std_err`` its Monte
-    Carlo standard error, ``lower``/``upper`` the sandwich's bounds from the same draws
-    (as computed: a bound can fall outside [0, ln|G|], where I lies), ``width_std_err``
-    the paired standard error of ``upper - lower``,
+    ``value`` is the estimate (the lower bound for the sandwich and the annealed bounds),
+    ``std_err`` its Monte Carlo standard error, ``lower``/``upper`` the interval's bounds
+    from the same draws, as computed (a Monte Carlo bound can fall outside [0, ln|G|],
+    where I lies), ``lower_cut``/``upper_cut`` the same cut to [0, ln|G|] (what to quote;
+    the library cuts, as ``mi-est run``'s tables do), ``width_std_err`` the paired standard
+    error of ``upper - lower``,
     ``cap`` the largest value one term can take (ln K for InfoNCE, ln|G| otherwise),
     ``terms`` the per-draw terms (their mean is ``value``)."""
 
@@ -354,6 +356,8 @@ class Estimate:
     std_err: Optional[float]
     lower: Optional[float]
     upper: Optional[float]
+    lower_cut: Optional[float]
+    upper_cut: Optional[float]
     upper_std_err: Optional[float]
     width_std_err: Optional[float]
     ln_group_order: float
@@ -377,8 +381,8 @@ def estimate(
     max_memory_gib: Optional[float] = None,
     max_hours: Optional[float] = None,
 ) -> Estimate:
-    """I(g; w) of ``posterior`` by ``estimator`` (one of :data:`ESTIMATORS`; ``k`` is used by
-    ``infonce`` and ``sandwich``). With the seed of a ``mi-est run`` row (its ``seed``
+    """I(g; w) of ``posterior`` by ``estimator`` (one of :data:`ESTIMATORS`; ``k`` is K for
+    ``infonce`` and ``sandwich``, and the number of temperatures T for ``annealed``). With the seed of a ``mi-est run`` row (its ``seed``
     column) this gives that row's numbers bit for bit. Work estimated to need more than
     ``max_memory_gib`` GiB or ``max_hours`` hours (defaults: half the available memory,
     72 hours, as the command's ``--max-memory-gib`` and ``--max-hours``) is refused
@@ -390,7 +394,7 @@ def estimate(
     name = estimator.strip().lower()
     if name == "ik":
         name = "infonce"
-    uses_k = name in ("infonce", "sandwich")
+    uses_k = name in ("infonce", "sandwich", "annealed")
     kk = _count("k", k, 1) if (uses_k and k is not None) else None
     d = _mi_est.estimate(
         posterior._inner,
@@ -440,6 +444,7 @@ def grid(
     layers: Optional[Sequence[str]] = None,
     max_memory_gib: Optional[float] = None,
     max_hours: Optional[float] = None,
+    temperatures: Sequence[int] = (1000,),
 ):
     """The grid of ``mi-est run`` (posterior x estimator x K x repeat) as its tidy table of
     raw rows (the columns of ``raw.parquet``): a polars DataFrame if polars is installed,
@@ -448,7 +453,9 @@ def grid(
     ``mi-est run --seed``) or :class:`Posterior` objects (ids ``posterior0``, ... or the
     keys of a dict); ``layers`` states the forward order of the files' layers, as
     ``--layers``; ``max_memory_gib`` and ``max_hours`` are the limits of the whole grid,
-    checked before any estimate runs, as ``--max-memory-gib`` and ``--max-hours``."""
+    checked before any estimate runs, as ``--max-memory-gib`` and ``--max-hours``;
+    ``temperatures`` are the annealed bounds' numbers of temperatures T (their rows' ``k``),
+    as ``--temperatures``."""
     if isinstance(posteriors, (str, os.PathLike, Posterior)):
         posteriors = [posteriors]
     if isinstance(posteriors, Mapping):
@@ -466,11 +473,14 @@ def grid(
         estimators = [estimators]
     if isinstance(k, (int, np.integer)):
         k = [k]
+    if isinstance(temperatures, (int, np.integer)):
+        temperatures = [temperatures]
     rows = _mi_est.grid(
         paths,
         objects,
         [str(e) for e in estimators],
         [_count("k", x, 1) for x in k],
+        [_count("temperatures", x, 1) for x in temperatures],
         _count("samples", samples, 1),
         _count("repeats", repeats, 1),
         _count("seed", seed),

@@ -72,6 +72,7 @@ def grid(
     objects: Sequence[Tuple[str, _Posterior]],
     estimators: Sequence[str],
     ks: Sequence[int],
+    temperatures: Sequence[int],
     samples: int,
     repeats: int,
     seed: int,

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use crate::data::{MnistSplit, load_mnist};
 use crate::error::{Error, Result};
-use crate::estimators::{Estimate, EstimatorId, InfoNce, MiEstimator, PairwiseBound, Sandwich};
+use crate::estimators::{
+    Annealed, Estimate, EstimatorId, EstimatorKind, InfoNce, MiEstimator, PairwiseBound, Sandwich,
+};
 use crate::posterior::MeanFieldGaussian;
 use crate::rng::{child_seed, stream};
 use crate::study::experiment::{
@@ -95,6 +97,8 @@ fn t_quantile_975(samples: usize) -> f64 {
 enum Probe {
     InfoNce(usize),
     Sandwich(usize),
+    /// The annealed bounds with T temperatures.
+    Annealed(usize),
     Exact,
     Pairwise,
 }
@@ -123,6 +127,13 @@ impl Probe {
                     .estimate_both_within(q, limits)?;
                 vec![lo, up]
             }
+            Probe::Annealed(t) => {
+                let (lo, up) = Annealed::new(t)?
+                    .samples(samples)?
+                    .seed(seed)
+                    .estimate_both_within(q, limits)?;
+                vec![lo, up]
+            }
             Probe::Exact => vec![exact_for(q, samples, seed, limits)?],
             Probe::Pairwise => {
                 let started = Instant::now();
@@ -145,7 +156,11 @@ impl Probe {
     fn of_row(estimator: EstimatorId, k: Option<usize>) -> Option<Probe> {
         match (estimator, k) {
             (EstimatorId::InfoNce, Some(k)) => Some(Probe::InfoNce(k)),
-            (e, Some(k)) if e.is_sandwich() => Some(Probe::Sandwich(k)),
+            (e, Some(k)) => match e.interval_of() {
+                Some(EstimatorKind::Sandwich) => Some(Probe::Sandwich(k)),
+                Some(EstimatorKind::Annealed) => Some(Probe::Annealed(k)),
+                _ => None,
+            },
             (e, None) if e.is_exact() => Some(Probe::Exact),
             _ => None,
         }
@@ -158,6 +173,7 @@ impl Probe {
         match self {
             Probe::InfoNce(k) => format!("{posterior}/infonce-{k}"),
             Probe::Sandwich(k) => format!("{posterior}/sandwich-{k}"),
+            Probe::Annealed(t) => format!("{posterior}/annealed-{t}"),
             Probe::Exact => format!("{posterior}/exact"),
             Probe::Pairwise => format!("{posterior}/pairwise"),
         }
@@ -594,11 +610,11 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String) {
                 .sum::<f64>()
                 / values.len() as f64;
             let wall_ms = 1000.0 * sel.iter().map(|r| r.wall_s).sum::<f64>() / sel.len() as f64;
-            let (coverage, coverage_raw, width) = if est.is_sandwich() {
-                interval_coverage(&sel, &mine, k, reference)
-            } else {
-                (None, None, None)
-            };
+            let (coverage, coverage_raw, width) =
+                match est.interval_of().and_then(EstimatorKind::sides) {
+                    Some(sides) => interval_coverage(&sel, &mine, sides, k, reference),
+                    None => (None, None, None),
+                };
             lines.push(Line {
                 posterior: case.name.clone(),
                 regime: case.regime,
@@ -636,24 +652,25 @@ fn summarize_cost(cases: &[Case], rows: &[Repeat]) -> (Table, String) {
     (summary_table(&lines), md)
 }
 
-/// Sandwich rows: over the repeats, the share whose interval [lower − t SE, upper + t SE]
+/// Rows of an interval (the sandwich, the annealed bounds): over the repeats, the share whose interval [lower − t SE, upper + t SE]
 /// holds the exact value, the share whose raw interval does, and the mean width, each
 /// interval from the same repeat's two bounds.
 fn interval_coverage(
     sel: &[&&Repeat],
     mine: &[&Repeat],
+    (lower, upper): (EstimatorId, EstimatorId),
     k: Option<usize>,
     reference: f64,
 ) -> (Option<f64>, Option<f64>, Option<f64>) {
     let pairs: Vec<(&Repeat, &Repeat)> = sel
         .iter()
         .filter_map(|lo| {
-            let up = mine.iter().find(|u| {
-                u.estimator == EstimatorId::SandwichUpper && u.k == k && u.repeat == lo.repeat
-            })?;
-            let lo = mine.iter().find(|l| {
-                l.estimator == EstimatorId::SandwichLower && l.k == k && l.repeat == lo.repeat
-            })?;
+            let up = mine
+                .iter()
+                .find(|u| u.estimator == upper && u.k == k && u.repeat == lo.repeat)?;
+            let lo = mine
+                .iter()
+                .find(|l| l.estimator == lower && l.k == k && l.repeat == lo.repeat)?;
             Some((&**lo, &**up))
         })
         .collect();

@@ -12,7 +12,7 @@
 
 use crate::data::DataSpec;
 use crate::error::Result;
-use crate::estimators::Sandwich;
+use crate::estimators::{Sandwich, cut_to_group};
 use crate::execute::Schedule;
 use crate::journal::exact;
 use crate::rng::child_seed;
@@ -56,7 +56,7 @@ impl Cell {
     /// bound (it exceeds ln|G| on some sharply trained posteriors) is cut at ln|G|.
     fn interval(&self) -> (f64, f64) {
         let (lo, up) = (self.mi - self.mi_half_width, self.mi + self.mi_half_width);
-        (lo.clamp(0.0, self.ln_g), up.clamp(0.0, self.ln_g))
+        (cut_to_group(lo, self.ln_g), cut_to_group(up, self.ln_g))
     }
 
     /// The reported I: the midpoint of [`Cell::interval`].

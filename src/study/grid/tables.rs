@@ -4,18 +4,22 @@
 use crate::data::DataSpec;
 use crate::elbo::elbo;
 use crate::error::{Error, Result};
-use crate::estimators::EstimatorId;
+use crate::estimators::{EstimatorId, EstimatorKind};
 use crate::grid::{LoadedPosterior, RawRow};
 use crate::rng::child_seed;
 use crate::weights::Likelihood;
 
-/// The summary series of raw rows: each sandwich row becomes a `sandwich-lower` and a
-/// `sandwich-upper` row (value and standard error of that bound); other rows stay.
+/// The summary series of raw rows: each interval's row (`sandwich`, `annealed`) becomes a
+/// row of its lower and one of its upper side (`sandwich-lower`, `sandwich-upper`, …:
+/// value and standard error of that bound); other rows stay.
 pub fn bound_series(rows: &[RawRow]) -> Vec<RawRow> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        match r.upper_nats {
-            Some(upper) => {
+        let sides = EstimatorKind::parse(&r.estimator)
+            .ok()
+            .and_then(EstimatorKind::sides);
+        match (r.upper_nats, sides) {
+            (Some(upper), Some((lower_id, upper_id))) => {
                 let side = |id: EstimatorId, value: f64, se: Option<f64>| RawRow {
                     estimator: id.to_string(),
                     mi_nats: value,
@@ -26,14 +30,10 @@ pub fn bound_series(rows: &[RawRow]) -> Vec<RawRow> {
                     width_std_err_nats: None,
                     ..r.clone()
                 };
-                out.push(side(EstimatorId::SandwichLower, r.mi_nats, r.std_err_nats));
-                out.push(side(
-                    EstimatorId::SandwichUpper,
-                    upper,
-                    r.upper_std_err_nats,
-                ));
+                out.push(side(lower_id, r.mi_nats, r.std_err_nats));
+                out.push(side(upper_id, upper, r.upper_std_err_nats));
             }
-            None => out.push(r.clone()),
+            _ => out.push(r.clone()),
         }
     }
     out
@@ -170,17 +170,18 @@ fn series_bias_variance(series: &[RawRow]) -> Vec<BiasVarianceRow> {
         .collect()
 }
 
-/// A row's value, an upper bound cut to ln|G| (I ≤ ln|G| always).
+/// A row's value as quoted: a bound cut to [0, ln|G|] ([`EstimatorId::cut`]).
 fn cut_value(r: &RawRow) -> f64 {
     match r.estimator_id() {
-        Some(e) if e.is_upper() => r.mi_nats.min(r.ln_group_order_nats),
-        _ => r.mi_nats,
+        Some(e) => e.cut(r.mi_nats, r.ln_group_order_nats),
+        None => r.mi_nats,
     }
 }
 
 /// The reference of a posterior's bias: the exact estimate if there is one; else the
-/// midpoint of the sandwich interval at the largest K (its upper end cut to ln|G|);
-/// else the largest-K I^K, a lower bound. With words that name which one it is.
+/// midpoint of the narrowest interval (the sandwich's or the annealed bounds', each at its
+/// largest K or T; ends cut to [0, ln|G|]); else the largest-K I^K, a lower bound. With
+/// words that name which one it is.
 fn reference(cells: &[Vec<&RawRow>], pid: &str) -> Option<(f64, String)> {
     let of = |id: EstimatorId| {
         cells
@@ -197,25 +198,34 @@ fn reference(cells: &[Vec<&RawRow>], pid: &str) -> Option<(f64, String)> {
             return Some((cell_mean(c), format!("exact ({id})")));
         }
     }
-    let sandwich_k = of(EstimatorId::SandwichLower)
-        .filter_map(|c| c[0].k)
-        .filter(|&k| of(EstimatorId::SandwichUpper).any(|u| u[0].k == Some(k)))
-        .max();
-    if let Some(k) = sandwich_k {
-        let side = |id| {
-            of(id)
-                .find(|c| c[0].k == Some(k))
-                .map(cell_mean)
-                .expect("both sides")
-        };
-        let (lo, hi) = (
-            side(EstimatorId::SandwichLower),
-            side(EstimatorId::SandwichUpper),
-        );
-        return Some((
-            0.5 * (lo + hi),
-            format!("sandwich interval midpoint, K = {k} (upper end cut to ln|G|)"),
-        ));
+    // (width, midpoint, words) of each interval estimator at its largest K or T.
+    let narrowest = [EstimatorKind::Sandwich, EstimatorKind::Annealed]
+        .into_iter()
+        .filter_map(|kind| {
+            let (lower, upper) = kind.sides()?;
+            let k = of(lower)
+                .filter_map(|c| c[0].k)
+                .filter(|&k| of(upper).any(|u| u[0].k == Some(k)))
+                .max()?;
+            let side = |id| of(id).find(|c| c[0].k == Some(k)).map(cell_mean);
+            let (lo, hi) = (side(lower)?, side(upper)?);
+            let k_name = if kind == EstimatorKind::Annealed {
+                "T"
+            } else {
+                "K"
+            };
+            Some((
+                hi - lo,
+                0.5 * (lo + hi),
+                format!(
+                    "{} interval midpoint, {k_name} = {k} (ends cut to [0, ln|G|])",
+                    kind.name()
+                ),
+            ))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((_, mid, words)) = narrowest {
+        return Some((mid, words));
     }
     of(EstimatorId::InfoNce).max_by_key(|c| c[0].k).map(|c| {
         (

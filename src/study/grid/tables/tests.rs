@@ -38,7 +38,7 @@ fn the_reference_names_the_estimate_it_is() {
     let with_sandwich = kinds([&infonce[..], &sandwich[..]].concat());
     assert_eq!(
         with_sandwich.0,
-        "sandwich interval midpoint, K = 16 (upper end cut to ln|G|)"
+        "sandwich interval midpoint, K = 16 (ends cut to [0, ln|G|])"
     );
     assert_eq!(with_sandwich.1, 0.5 * (1.5 + 1.7));
     let with_exact = kinds([&infonce[..], &sandwich[..], &exact[..]].concat());
