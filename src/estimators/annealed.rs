@@ -677,7 +677,7 @@ mod tests {
 
     #[test]
     fn every_bound_holds_draw_by_draw_against_enumeration_over_20_seeds() {
-        // Two hidden layers of width 4 (|G| = 576); from separate units to identical ones
+        // Two hidden layers of width 5 (|G| = 14,400); from separate units to identical ones
         // (spread 0: every unit the same, I = 0).
         let betas = sigmoid_schedule(200, 4.0);
         let settings = [(3.0, 0.1), (1.0, 0.5), (0.3, 1.0), (0.0, 0.5)];
@@ -688,7 +688,7 @@ mod tests {
         let failures: Vec<String> = cases
             .par_iter()
             .filter_map(|&(spread, sigma, seed)| {
-                let q = deep(&[3, 4, 4, 2], spread, sigma, 100 + seed);
+                let q = deep(&[3, 5, 5, 2], spread, sigma, 100 + seed);
                 let layers: Vec<UnitCost> = (0..2).map(|h| UnitCost::for_layer(&q, h)).collect();
                 let (mut lo, mut up) = (Vec::new(), Vec::new());
                 for s in 0..20 {
@@ -697,7 +697,7 @@ mod tests {
                     fill_standard_normal(&mut rng, &mut eps);
                     let omega = q.reparameterize(&eps).unwrap();
                     let exact = exact_term(&layers, &omega);
-                    let (l, u) = draw_terms(&layers, &omega, &betas, 8, &mut rng);
+                    let (l, u) = draw_terms(&layers, &omega, &betas, 10, &mut rng);
                     lo.push(l - exact);
                     up.push(u - exact);
                 }
