@@ -403,6 +403,8 @@ impl Study for EstimatorCost {
             Probe::Sandwich(4),
             Probe::Sandwich(16),
             Probe::Sandwich(64),
+            Probe::Annealed(100),
+            Probe::Annealed(1000),
             Probe::Exact,
             Probe::Pairwise,
         ];
@@ -438,53 +440,15 @@ impl Study for EstimatorCost {
                     counter.tick();
                     continue;
                 }
-                let probe_key = probe.key(&name);
-                let recorded = match (&o.samples, probe.deterministic()) {
-                    (Some(map), false) => Some(*map.get(&probe_key).ok_or_else(|| {
-                        Error::invalid(
-                            "samples",
-                            &probe_key,
-                            "no S recorded for this estimate".to_string(),
-                        )
-                    })?),
-                    _ => None,
-                };
-                let key = format!("estimator-cost/{probe_key}");
-                let found = executor.journaled(&key, || {
-                    pool.install(|| -> Result<Vec<Repeat>> {
-                        let mut rows = Vec::new();
-                        let samples = if probe.deterministic() {
-                            1
-                        } else if let Some(s) = recorded {
-                            s
-                        } else {
-                            // Pilot: a warm-up, then the time of one draw.
-                            probe.run(&q, 2, seed, &o.limits)?;
-                            let pilot = probe.run(&q, 8, seed, &o.limits)?;
-                            let per_draw = pilot[0].wall_s / 8.0;
-                            ((budget / per_draw).round() as usize).clamp(2, 1_000_000)
-                        };
-                        let n_rep = if probe.deterministic() { 1 } else { repeats };
-                        for r in 0..n_rep {
-                            for e in
-                                probe.run(&q, samples, child_seed(seed, 1 + r as u64), &o.limits)?
-                            {
-                                rows.push(Repeat {
-                                    posterior: name.clone(),
-                                    estimator: e.estimator,
-                                    k: e.k,
-                                    samples: e.n_samples,
-                                    repeat: r,
-                                    value: e.value,
-                                    std_err: e.std_err,
-                                    wall_s: e.wall_s,
-                                });
-                            }
-                        }
-                        Ok(rows)
-                    })
-                })?;
-                rows.extend(found);
+                rows.extend(timed_repeats(
+                    o,
+                    &executor,
+                    &pool,
+                    (&name, &q),
+                    probe,
+                    (budget, repeats),
+                    seed,
+                )?);
                 counter.tick();
             }
             cases.push(Case {
@@ -495,6 +459,28 @@ impl Study for EstimatorCost {
             });
         }
         let summary = summarize_cost(&cases, &rows);
+        // The deep nets whose units overlap (issue 30): no exact I, so the estimators'
+        // intervals side by side at an equal budget per estimate.
+        let deep = deep_cases(o.quick)?;
+        let deep_counter = executor.counter(deep.len() * DEEP_PROBES.len());
+        let mut deep_rows: Vec<Repeat> = Vec::new();
+        for (di, case) in deep.iter().enumerate() {
+            let seed = child_seed(o.seed, 1000 + di as u64);
+            for probe in DEEP_PROBES {
+                deep_rows.extend(timed_repeats(
+                    o,
+                    &executor,
+                    &pool,
+                    (&case.name, &case.q),
+                    probe,
+                    (case.budget_s, case.repeats),
+                    seed,
+                )?);
+                deep_counter.tick();
+            }
+        }
+        let (deep_table, deep_md) = summarize_deep(&deep, &deep_rows);
+        rows.extend(deep_rows);
         let raw = Table::new("repeats")
             .with(
                 "posterior",
@@ -542,12 +528,268 @@ impl Study for EstimatorCost {
         )?;
         Ok(Reproduction {
             experiment: Experiment::EstimatorCost,
-            tables: vec![table, raw],
-            summary: header + &md,
+            tables: vec![table, deep_table, raw],
+            summary: header + &md + &deep_md,
             samples: Some(samples),
             wall_s: 0.0,
         })
     }
+}
+
+/// A deep posterior of the study, with the budget of each of its estimates.
+struct DeepCase {
+    name: String,
+    q: MeanFieldGaussian,
+    budget_s: f64,
+    repeats: usize,
+}
+
+/// The estimators side by side on the deep nets: I^K at its largest K, the sandwich at
+/// the K of the issue's measurement, the annealed bounds at two numbers of temperatures.
+const DEEP_PROBES: [Probe; 5] = [
+    Probe::InfoNce(4096),
+    Probe::Sandwich(16),
+    Probe::Sandwich(256),
+    Probe::Annealed(1000),
+    Probe::Annealed(10_000),
+];
+
+/// The deep cases: `demo` posteriors (μ ~ N(0, 1/d_in) per weight, biases 0) with every
+/// σ = 0.5, comparable to the means' spread, so that units overlap. Two and three hidden
+/// layers of width 30, two of width 100, and the 784-256-256-10 net; budgets (one
+/// thread) grow with the net. Quick: one small two-layer net.
+fn deep_cases(quick: bool) -> Result<Vec<DeepCase>> {
+    // σ = softplus(ρ) = 0.5.
+    let rho = (0.5f64.exp() - 1.0).ln();
+    let case = |name: &str, widths: &[usize], budget_s: f64, repeats: usize| -> Result<DeepCase> {
+        Ok(DeepCase {
+            name: name.to_string(),
+            q: crate::demo::demo_posterior(widths, crate::weights::Activation::Relu, 0, rho)?,
+            budget_s,
+            repeats,
+        })
+    };
+    if quick {
+        return Ok(vec![case("deep2-w12", &[5, 12, 12, 2], 0.02, 2)?]);
+    }
+    Ok(vec![
+        case("deep2-w30", &[10, 30, 30, 2], 1.0, 3)?,
+        case("deep3-w30", &[10, 30, 30, 30, 2], 1.0, 3)?,
+        case("deep2-w100", &[100, 100, 100, 10], 10.0, 3)?,
+        case("deep2-w256", &[784, 256, 256, 10], 60.0, 3)?,
+    ])
+}
+
+/// One line of the deep table: an estimator at one K (T) on one deep posterior, over its
+/// repeats: each bound's mean, spread and mean standard error, the interval's width.
+struct DeepLine {
+    posterior: String,
+    architecture: String,
+    ln_g: f64,
+    budget_s: f64,
+    estimator: String,
+    k: Option<usize>,
+    samples: usize,
+    wall_s: f64,
+    lower: (f64, f64, f64),
+    upper: Option<(f64, f64, f64)>,
+    width: Option<f64>,
+}
+
+/// Mean, spread over repeats and mean standard error of one estimator's values.
+fn value_stats(rows: &[&Repeat]) -> (f64, f64, f64) {
+    let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
+    let (m, sd) = mean_sd(&values);
+    let se = rows.iter().filter_map(|r| r.std_err).sum::<f64>() / rows.len() as f64;
+    (m, sd, se)
+}
+
+/// The deep cases' table and markdown: per estimator and K (T), both bounds over the
+/// repeats and the interval's width relative to the narrowest interval's midpoint.
+fn summarize_deep(cases: &[DeepCase], rows: &[Repeat]) -> (Table, String) {
+    let mut lines: Vec<DeepLine> = Vec::new();
+    let mut md = String::from(
+        "## Deep nets whose units overlap\n\nNo exact I: each estimator's bounds side by side at an equal budget per estimate (one thread; S from a timed pilot). `demo` posteriors (μ ~ N(0, 1/d_in) per weight, biases 0), every σ = 0.5. Lower: I^K and the lower side of each interval; upper: the interval's upper side, as computed (not cut). Each value is the mean over the repeats ± their spread, with the mean Monte Carlo SE within a repeat; width relative to the midpoint of the narrowest interval.\n\n",
+    );
+    for case in cases {
+        let mine: Vec<&Repeat> = rows.iter().filter(|r| r.posterior == case.name).collect();
+        let mut keys: Vec<(EstimatorId, Option<usize>)> = Vec::new();
+        for r in &mine {
+            let lower = match r.estimator.interval_of().and_then(EstimatorKind::sides) {
+                Some((lower, _)) => lower,
+                None => r.estimator,
+            };
+            if !keys.contains(&(lower, r.k)) {
+                keys.push((lower, r.k));
+            }
+        }
+        let start = lines.len();
+        for (lower_id, k) in keys {
+            let of = |id: EstimatorId| -> Vec<&Repeat> {
+                mine.iter()
+                    .copied()
+                    .filter(|r| r.estimator == id && r.k == k)
+                    .collect()
+            };
+            let lows = of(lower_id);
+            let kind = lower_id.interval_of();
+            let upper = kind
+                .and_then(EstimatorKind::sides)
+                .map(|(_, up)| value_stats(&of(up)));
+            let lower = value_stats(&lows);
+            lines.push(DeepLine {
+                posterior: case.name.clone(),
+                architecture: case.q.space().describe(),
+                ln_g: case.q.space().group().ln_order(),
+                budget_s: case.budget_s,
+                estimator: kind.map_or_else(|| lower_id.to_string(), |k| k.name().to_string()),
+                k,
+                samples: lows[0].samples,
+                wall_s: lows.iter().map(|r| r.wall_s).sum::<f64>() / lows.len() as f64,
+                lower,
+                upper,
+                width: upper.map(|u| u.0 - lower.0),
+            });
+        }
+        let narrowest = lines[start..]
+            .iter()
+            .filter_map(|l| Some((l.width?, l.lower.0 + 0.5 * l.width?)))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        md.push_str(&format!(
+            "### {} — {}, budget {} s per estimate\n\nln|G| = {:.2}\n\n| estimator | K or T | S | wall s | lower (± sd; SE) | upper (± sd; SE) | width | width / I |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
+            case.name,
+            case.q.space().describe(),
+            number(case.budget_s, 3),
+            case.q.space().group().ln_order()
+        ));
+        for l in &lines[start..] {
+            let bound = |(m, sd, se): (f64, f64, f64)| format!("{m:.2} (± {sd:.2}; {se:.2})");
+            md.push_str(&format!(
+                "| {} | {} | {} | {:.2} | {} | {} | {} | {} |\n",
+                l.estimator,
+                l.k.map_or("—".into(), |k| k.to_string()),
+                l.samples,
+                l.wall_s,
+                bound(l.lower),
+                l.upper.map_or("—".into(), bound),
+                l.width.map_or("—".into(), |w| format!("{w:.2}")),
+                match (l.width, narrowest) {
+                    (Some(w), Some((_, mid))) if mid > 0.0 => format!("{:.2} %", 100.0 * w / mid),
+                    _ => "—".into(),
+                }
+            ));
+        }
+        md.push('\n');
+    }
+    (deep_table(&lines), md)
+}
+
+/// The deep table: one row per line.
+fn deep_table(lines: &[DeepLine]) -> Table {
+    let part = |f: &dyn Fn(&DeepLine) -> Option<f64>| {
+        Values::OptF64(lines.iter().map(f).collect())
+    };
+    Table::new("deep")
+        .with(
+            "posterior",
+            Values::Str(lines.iter().map(|l| l.posterior.clone()).collect()),
+        )
+        .with(
+            "architecture",
+            Values::Str(lines.iter().map(|l| l.architecture.clone()).collect()),
+        )
+        .with(
+            "ln_group_order",
+            Values::F64(lines.iter().map(|l| l.ln_g).collect()),
+        )
+        .with(
+            "budget_s",
+            Values::F64(lines.iter().map(|l| l.budget_s).collect()),
+        )
+        .with(
+            "estimator",
+            Values::Str(lines.iter().map(|l| l.estimator.clone()).collect()),
+        )
+        .with("k", part(&|l| l.k.map(|k| k as f64)))
+        .with(
+            "samples",
+            Values::U64(lines.iter().map(|l| l.samples as u64).collect()),
+        )
+        .with(
+            "mean_wall_s",
+            Values::F64(lines.iter().map(|l| l.wall_s).collect()),
+        )
+        .with("lower", Values::F64(lines.iter().map(|l| l.lower.0).collect()))
+        .with("lower_sd", Values::F64(lines.iter().map(|l| l.lower.1).collect()))
+        .with("lower_se", Values::F64(lines.iter().map(|l| l.lower.2).collect()))
+        .with("upper", part(&|l| l.upper.map(|u| u.0)))
+        .with("upper_sd", part(&|l| l.upper.map(|u| u.1)))
+        .with("upper_se", part(&|l| l.upper.map(|u| u.2)))
+        .with("width", part(&|l| l.width))
+}
+
+/// A probe's repeats on one posterior at the budget (seconds of one thread per estimate):
+/// S from a timed pilot (or as recorded in `o.samples`), each repeat with its own seed;
+/// journaled under the probe's key.
+fn timed_repeats(
+    o: &ReproduceOptions,
+    executor: &crate::execute::Executor,
+    pool: &rayon::ThreadPool,
+    (name, q): (&str, &MeanFieldGaussian),
+    probe: Probe,
+    (budget, repeats): (f64, usize),
+    seed: u64,
+) -> Result<Vec<Repeat>> {
+    let probe_key = probe.key(name);
+    let recorded = match (&o.samples, probe.deterministic()) {
+        (Some(map), false) => Some(*map.get(&probe_key).ok_or_else(|| {
+            Error::invalid(
+                "samples",
+                &probe_key,
+                "no S recorded for this estimate".to_string(),
+            )
+        })?),
+        _ => None,
+    };
+    let key = format!("estimator-cost/{probe_key}");
+    executor.journaled(&key, || {
+        pool.install(|| -> Result<Vec<Repeat>> {
+            let mut rows = Vec::new();
+            let samples = if probe.deterministic() {
+                1
+            } else if let Some(s) = recorded {
+                s
+            } else {
+                // Pilot: a warm-up, then the time of one draw (budgets of a second and
+                // more: two draws, no warm-up).
+                let pilot_s = if budget >= 1.0 {
+                    2
+                } else {
+                    probe.run(q, 2, seed, &o.limits)?;
+                    8
+                };
+                let pilot = probe.run(q, pilot_s, seed, &o.limits)?;
+                let per_draw = pilot[0].wall_s / pilot_s as f64;
+                ((budget / per_draw).round() as usize).clamp(2, 1_000_000)
+            };
+            let n_rep = if probe.deterministic() { 1 } else { repeats };
+            for r in 0..n_rep {
+                for e in probe.run(q, samples, child_seed(seed, 1 + r as u64), &o.limits)? {
+                    rows.push(Repeat {
+                        posterior: name.to_string(),
+                        estimator: e.estimator,
+                        k: e.k,
+                        samples: e.n_samples,
+                        repeat: r,
+                        value: e.value,
+                        std_err: e.std_err,
+                        wall_s: e.wall_s,
+                    });
+                }
+            }
+            Ok(rows)
+        })
+    })
 }
 
 /// One row of the summary: an estimator at one K on one posterior, over its repeats.

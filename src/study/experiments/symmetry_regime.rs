@@ -4,15 +4,15 @@
 //! symmetrized objective (exact I for one layer of width ≤ 12, the sandwich lower bound
 //! with K = 16 above). Not every cell of the cross product is run; `Design::full` says
 //! which are and why. For each cell it reports:
-//! * I / ln|G| of both trained posteriors (exact, or the midpoint of the annealed
-//!   interval, with the interval's half width);
+//! * I / ln|G| of both trained posteriors (exact, or the midpoint of the narrower of the
+//!   sandwich's and the annealed bounds' intervals, with its half width);
 //! * the gain in L^G/N, accuracy and NLL of the symmetrized objective over MFVI, paired
 //!   by seed, with the seed spread;
 //! * heat maps of I / ln|G| and of the gain over N × width, one per (prior, ρ0).
 
 use crate::data::DataSpec;
 use crate::error::Result;
-use crate::estimators::{Annealed, cut_to_group};
+use crate::estimators::{Annealed, Estimate, Sandwich, cut_to_group};
 use crate::execute::Schedule;
 use crate::journal::exact;
 use crate::rng::child_seed;
@@ -40,24 +40,54 @@ struct Cell {
     n_data: f64,
     #[serde(with = "exact")]
     ln_g: f64,
-    /// Exact I where computable, else the annealed interval's midpoint.
-    #[serde(with = "exact")]
-    mi: f64,
-    /// Half the annealed interval's width (0 for exact I).
-    #[serde(with = "exact")]
-    mi_half_width: f64,
+    /// Exact I where computable.
+    #[serde(with = "exact::option")]
+    exact_mi: Option<f64>,
+    /// Else both intervals, raw: the sandwich's (K = 64) and the annealed bounds'
+    /// (T = [`MI_TEMPERATURES`]), `(lower, upper)`.
+    sandwich: Option<Bounds>,
+    annealed: Option<Bounds>,
     #[serde(with = "exact")]
     train_wall: f64,
 }
 
+/// The raw bounds of an interval on I, `(lower, upper)` (journaled bit for bit).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Bounds {
+    #[serde(with = "exact")]
+    lower: f64,
+    #[serde(with = "exact")]
+    upper: f64,
+}
+
 impl Cell {
-    /// The interval that holds I: the annealed bounds (exact I twice) intersected with
-    /// [0, ln|G|], where I(g; ω) always lies (I ≤ H(g) = ln|G|): the library's cut. A
-    /// loose upper bound (the forward chains of a sharply trained posterior need not find
-    /// its mode) is cut at ln|G|.
+    /// The interval that holds I, and which it is: exact I twice; else the narrower of
+    /// the sandwich's and the annealed bounds' intervals, each intersected with
+    /// [0, ln|G|], where I(g; ω) always lies (I ≤ H(g) = ln|G|): the library's cut. A loose
+    /// upper bound (the sandwich's on overlapping units, the annealed bounds' on a sharply
+    /// trained posterior whose mode the forward chains do not find) is cut at ln|G|.
+    fn chosen(&self) -> ((f64, f64), &'static str) {
+        if let Some(v) = self.exact_mi {
+            return ((v, v), "exact");
+        }
+        let cut = |b: &Bounds| {
+            (
+                cut_to_group(b.lower, self.ln_g),
+                cut_to_group(b.upper, self.ln_g),
+            )
+        };
+        let width = |(lo, up): (f64, f64)| up - lo;
+        match (self.sandwich.as_ref().map(cut), self.annealed.as_ref().map(cut)) {
+            (Some(s), Some(a)) if width(a) < width(s) => (a, "annealed"),
+            (Some(s), _) => (s, "sandwich"),
+            (None, Some(a)) => (a, "annealed"),
+            (None, None) => ((f64::NAN, f64::NAN), "none"),
+        }
+    }
+
+    /// [`Cell::chosen`]'s interval.
     fn interval(&self) -> (f64, f64) {
-        let (lo, up) = (self.mi - self.mi_half_width, self.mi + self.mi_half_width);
-        (cut_to_group(lo, self.ln_g), cut_to_group(up, self.ln_g))
+        self.chosen().0
     }
 
     /// The reported I: the midpoint of [`Cell::interval`].
@@ -413,14 +443,24 @@ impl Study for SymmetryRegime {
                     limits: o.limits,
                 };
                 let r = run_training(&run, &crate::observe::Silent)?;
-                let (mi, half) = match &r.exact_mi {
-                    Some(e) => (e.value, 0.0),
+                let (exact_mi, sandwich, annealed) = match &r.exact_mi {
+                    Some(e) => (Some(e.value), None, None),
                     None => {
-                        let (lo, up) = Annealed::new(MI_TEMPERATURES)?
+                        let q = &r.file.posterior;
+                        let seed = child_seed(run.config.seed, 7);
+                        let bounds = |(lo, up): (Estimate, Estimate)| Bounds {
+                            lower: lo.value,
+                            upper: up.value,
+                        };
+                        let sandwich = Sandwich::new(64)?
                             .samples(mi_s)?
-                            .seed(child_seed(run.config.seed, 7))
-                            .estimate_both_within(&r.file.posterior, &o.limits)?;
-                        ((lo.value + up.value) / 2.0, (up.value - lo.value) / 2.0)
+                            .seed(seed)
+                            .estimate_both_within(q, &o.limits)?;
+                        let annealed = Annealed::new(MI_TEMPERATURES)?
+                            .samples(mi_s)?
+                            .seed(seed)
+                            .estimate_both_within(q, &o.limits)?;
+                        (None, Some(bounds(sandwich)), Some(bounds(annealed)))
                     }
                 };
                 Ok(Cell {
@@ -429,8 +469,9 @@ impl Study for SymmetryRegime {
                     elbo: r.elbo.elbo_per_point,
                     n_data: r.elbo.n_data as f64,
                     ln_g: r.mi.ln_group_order,
-                    mi,
-                    mi_half_width: half,
+                    exact_mi,
+                    sandwich,
+                    annealed,
                     train_wall: r.outcome.wall_s,
                 })
             },
@@ -442,6 +483,7 @@ impl Study for SymmetryRegime {
         let cells: Vec<Cell> = cells.into_iter().flatten().collect();
         let lg = |c: &Cell| c.elbo + c.value() / c.n_data;
         let f64s = |f: &dyn Fn(&Cell) -> f64| Values::F64(cells.iter().map(f).collect());
+        let raw = |f: &dyn Fn(&Cell) -> Option<f64>| Values::OptF64(cells.iter().map(f).collect());
         let table = Table::new("runs")
             .with(
                 "n_train",
@@ -480,7 +522,14 @@ impl Study for SymmetryRegime {
             .with("mi_nats", f64s(&|c| c.value()))
             .with("mi_lower_nats", f64s(&|c| c.interval().0))
             .with("mi_upper_nats", f64s(&|c| c.interval().1))
-            .with("mi_upper_raw_nats", f64s(&|c| c.mi + c.mi_half_width))
+            .with(
+                "mi_interval",
+                Values::Str(cells.iter().map(|c| c.chosen().1.to_string()).collect()),
+            )
+            .with("sandwich_lower_raw_nats", raw(&|c| c.sandwich.map(|b| b.lower)))
+            .with("sandwich_upper_raw_nats", raw(&|c| c.sandwich.map(|b| b.upper)))
+            .with("annealed_lower_raw_nats", raw(&|c| c.annealed.map(|b| b.lower)))
+            .with("annealed_upper_raw_nats", raw(&|c| c.annealed.map(|b| b.upper)))
             .with("ln_group_order", f64s(&|c| c.ln_g))
             .with("elbo_g_per_point", f64s(&lg))
             .with("train_wall_s", f64s(&|c| c.train_wall));
@@ -498,7 +547,7 @@ impl Study for SymmetryRegime {
         let used = MnistUsed::of(&o.mnist_dir, None, &o.limits)?;
         let n_test = used.n_test;
         let mut md = format!(
-            "{used}; each run reads the first N training images and the first min(N, {n_test}) test images (the limit applies to both splits). 784-d-10 ReLU nets, prior N(0, s²) with s in the table, {epochs} epochs, batch 100, lr 1e-3; MFVI against the symmetrized objective (exact I up to width 12, the sandwich lower bound with K = 16 above). I of each trained posterior: exact (the permanent) where computable, else the midpoint of the annealed interval (bidirectional Monte Carlo) with T = {MI_TEMPERATURES} temperatures and S = {mi_s}, cut to [0, ln|G|] where I always lies (its largest half-width over the seeds, relative to ln|G|, in its own column). Training took {train_total:.0} s summed over the {n_runs} runs. Gains are symmetrized minus MFVI, paired by seed, mean ± sd over the seeds; accuracy and NLL on those test images. Cells not in the table were not run (the design is in the experiment's documentation and in REPRODUCTION.md).\n\n| prior s | ρ0 | width | N | seeds | MFVI accuracy (%) | I/ln\\|G\\| (MFVI) | half-width/ln\\|G\\| | I/ln\\|G\\| (sym.) | L^G/N gain | accuracy gain (points) | NLL gain |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            "{used}; each run reads the first N training images and the first min(N, {n_test}) test images (the limit applies to both splits). 784-d-10 ReLU nets, prior N(0, s²) with s in the table, {epochs} epochs, batch 100, lr 1e-3; MFVI against the symmetrized objective (exact I up to width 12, the sandwich lower bound with K = 16 above). I of each trained posterior: exact (the permanent) where computable, else the midpoint of the narrower of two intervals from S = {mi_s} draws, each cut to [0, ln|G|] where I always lies: the sandwich's (K = 64) and the annealed bounds' (bidirectional Monte Carlo, T = {MI_TEMPERATURES} temperatures); `runs.parquet` keeps both raw and names the one used (`mi_interval`); the largest half-width over the seeds, relative to ln|G|, is in its own column. Training took {train_total:.0} s summed over the {n_runs} runs. Gains are symmetrized minus MFVI, paired by seed, mean ± sd over the seeds; accuracy and NLL on those test images. Cells not in the table were not run (the design is in the experiment's documentation and in REPRODUCTION.md).\n\n| prior s | ρ0 | width | N | seeds | MFVI accuracy (%) | I/ln\\|G\\| (MFVI) | half-width/ln\\|G\\| | I/ln\\|G\\| (sym.) | L^G/N gain | accuracy gain (points) | NLL gain |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         );
         for &(prior, rho) in &design.inits {
             for &w in &design.widths {
@@ -550,26 +599,35 @@ impl Study for SymmetryRegime {
 mod tests {
     use super::*;
 
-    /// A sandwich interval that pokes above ln|G| (a loose upper bound, as measured on a
-    /// width-30 net trained on 60,000 images) is cut there; one inside is kept.
+    /// An interval that pokes above ln|G| (a loose upper bound, as measured on a width-30
+    /// net trained on 60,000 images) is cut there, one below 0 at 0; of the two intervals
+    /// the narrower after the cut is used; exact I is its own interval.
     #[test]
-    fn the_interval_on_i_is_cut_to_zero_and_ln_g() {
-        let cell = |mi: f64, half: f64| Cell {
+    fn the_interval_on_i_is_cut_to_zero_and_ln_g_and_the_narrower_used() {
+        let b = |lower: f64, upper: f64| Some(Bounds { lower, upper });
+        let cell = |sandwich: Option<Bounds>, annealed: Option<Bounds>| Cell {
             accuracy: 0.9,
             nll: 0.3,
             elbo: -0.4,
             n_data: 60_000.0,
             ln_g: 74.66,
-            mi,
-            mi_half_width: half,
+            exact_mi: None,
+            sandwich,
+            annealed,
             train_wall: 1.0,
         };
-        let loose = cell(89.22, 15.99);
-        let (lo, up) = loose.interval();
-        assert!((lo - 73.23).abs() < 1e-9 && up == 74.66, "{lo} {up}");
+        // The sandwich's upper bound above ln|G|; the annealed interval wider.
+        let loose = cell(b(73.23, 105.21), b(25.0, 280.0));
+        assert_eq!(loose.chosen(), ((73.23, 74.66), "sandwich"));
         assert!((loose.value() - (73.23 + 74.66) / 2.0).abs() < 1e-9);
-        assert_eq!(cell(40.0, 2.0).interval(), (38.0, 42.0));
-        assert_eq!(cell(0.5, 1.0).interval(), (0.0, 1.5));
-        assert_eq!(cell(3.0, 0.0).value(), 3.0);
+        // Overlapping units: the annealed interval is the narrower.
+        assert_eq!(
+            cell(b(30.0, 50.0), b(38.0, 42.0)).chosen(),
+            ((38.0, 42.0), "annealed")
+        );
+        assert_eq!(cell(b(-0.5, 1.5), None).interval(), (0.0, 1.5));
+        let mut exact = cell(None, None);
+        exact.exact_mi = Some(3.0);
+        assert_eq!((exact.value(), exact.chosen().1), (3.0, "exact"));
     }
 }
