@@ -162,6 +162,41 @@ fn estimator_cost_quick_study_shows_the_sandwich_beating_infonce() {
         assert!(exact[j] > mean[j] + 40.0);
     }
     assert!(r.summary.contains("smaller"));
+    // The deep net (no exact I): at an equal budget the annealed interval with the most
+    // temperatures is the narrowest, narrower than the sandwich's at K = 256, and every
+    // lower bound sits below every upper bound (up to three standard errors each).
+    let d = table(&r, "deep");
+    let (est, k) = (strs(d, "estimator"), opt_f64s(d, "k"));
+    let (lower, lower_se) = (f64s(d, "lower"), f64s(d, "lower_se"));
+    let (upper, upper_se) = (opt_f64s(d, "upper"), opt_f64s(d, "upper_se"));
+    let width = opt_f64s(d, "width");
+    let at = |e: &str, kk: f64| {
+        (0..est.len())
+            .find(|&i| est[i] == e && k[i] == Some(kk))
+            .unwrap_or_else(|| panic!("{e} {kk}: {est:?} {k:?}"))
+    };
+    let (a, s) = (at("annealed", 10_000.0), at("sandwich", 256.0));
+    assert!(
+        width[a].unwrap() < width[s].unwrap(),
+        "annealed {:?} vs sandwich {:?}",
+        width[a],
+        width[s]
+    );
+    for i in 0..est.len() {
+        for j in 0..est.len() {
+            if let (Some(u), Some(u_se)) = (upper[j], upper_se[j]) {
+                assert!(
+                    lower[i] <= u + 3.0 * (lower_se[i] + u_se),
+                    "{} {:?} lower {} above {} {:?} upper {u}",
+                    est[i],
+                    k[i],
+                    lower[i],
+                    est[j],
+                    k[j]
+                );
+            }
+        }
+    }
 }
 
 /// Issue 7 acceptance report (quick): MFVI, uniform SGM, sandwich SGM and exact SGM all
@@ -266,8 +301,9 @@ fn estimator_cost_rerun_with_recorded_samples_is_identical_on_one_and_two_thread
     )
     .unwrap();
     let samples = mi_est::app::recorded_samples(&dir).unwrap();
-    // 4 posteriors (quick) × 7 timed probes (I^K at 3 K, sandwich at 3 K, exact).
-    assert_eq!(samples.len(), 28, "{samples:?}");
+    // 4 posteriors (quick) × 9 timed probes (I^K at 3 K, sandwich at 3 K, annealed at 2
+    // T, exact), and the deep net × 5 (I^K, sandwich at 2 K, annealed at 2 T).
+    assert_eq!(samples.len(), 4 * 9 + 5, "{samples:?}");
     assert!(samples.values().all(|&s| s >= 2));
     for threads in [1, 2] {
         let mut o = quick();

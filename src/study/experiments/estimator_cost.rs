@@ -686,9 +686,7 @@ fn summarize_deep(cases: &[DeepCase], rows: &[Repeat]) -> (Table, String) {
 
 /// The deep table: one row per line.
 fn deep_table(lines: &[DeepLine]) -> Table {
-    let part = |f: &dyn Fn(&DeepLine) -> Option<f64>| {
-        Values::OptF64(lines.iter().map(f).collect())
-    };
+    let part = |f: &dyn Fn(&DeepLine) -> Option<f64>| Values::OptF64(lines.iter().map(f).collect());
     Table::new("deep")
         .with(
             "posterior",
@@ -719,9 +717,18 @@ fn deep_table(lines: &[DeepLine]) -> Table {
             "mean_wall_s",
             Values::F64(lines.iter().map(|l| l.wall_s).collect()),
         )
-        .with("lower", Values::F64(lines.iter().map(|l| l.lower.0).collect()))
-        .with("lower_sd", Values::F64(lines.iter().map(|l| l.lower.1).collect()))
-        .with("lower_se", Values::F64(lines.iter().map(|l| l.lower.2).collect()))
+        .with(
+            "lower",
+            Values::F64(lines.iter().map(|l| l.lower.0).collect()),
+        )
+        .with(
+            "lower_sd",
+            Values::F64(lines.iter().map(|l| l.lower.1).collect()),
+        )
+        .with(
+            "lower_se",
+            Values::F64(lines.iter().map(|l| l.lower.2).collect()),
+        )
         .with("upper", part(&|l| l.upper.map(|u| u.0)))
         .with("upper_sd", part(&|l| l.upper.map(|u| u.1)))
         .with("upper_se", part(&|l| l.upper.map(|u| u.2)))

@@ -77,7 +77,10 @@ impl Cell {
             )
         };
         let width = |(lo, up): (f64, f64)| up - lo;
-        match (self.sandwich.as_ref().map(cut), self.annealed.as_ref().map(cut)) {
+        match (
+            self.sandwich.as_ref().map(cut),
+            self.annealed.as_ref().map(cut),
+        ) {
             (Some(s), Some(a)) if width(a) < width(s) => (a, "annealed"),
             (Some(s), _) => (s, "sandwich"),
             (None, Some(a)) => (a, "annealed"),
@@ -526,10 +529,22 @@ impl Study for SymmetryRegime {
                 "mi_interval",
                 Values::Str(cells.iter().map(|c| c.chosen().1.to_string()).collect()),
             )
-            .with("sandwich_lower_raw_nats", raw(&|c| c.sandwich.map(|b| b.lower)))
-            .with("sandwich_upper_raw_nats", raw(&|c| c.sandwich.map(|b| b.upper)))
-            .with("annealed_lower_raw_nats", raw(&|c| c.annealed.map(|b| b.lower)))
-            .with("annealed_upper_raw_nats", raw(&|c| c.annealed.map(|b| b.upper)))
+            .with(
+                "sandwich_lower_raw_nats",
+                raw(&|c| c.sandwich.map(|b| b.lower)),
+            )
+            .with(
+                "sandwich_upper_raw_nats",
+                raw(&|c| c.sandwich.map(|b| b.upper)),
+            )
+            .with(
+                "annealed_lower_raw_nats",
+                raw(&|c| c.annealed.map(|b| b.lower)),
+            )
+            .with(
+                "annealed_upper_raw_nats",
+                raw(&|c| c.annealed.map(|b| b.upper)),
+            )
             .with("ln_group_order", f64s(&|c| c.ln_g))
             .with("elbo_g_per_point", f64s(&lg))
             .with("train_wall_s", f64s(&|c| c.train_wall));
