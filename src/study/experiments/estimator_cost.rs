@@ -364,6 +364,9 @@ impl Study for EstimatorCost {
             ));
             figures.push(Figure { plot, caption });
         }
+        if let Ok(d) = crate::study::table::find(tables, "deep") {
+            figures.extend(deep_figures(d)?);
+        }
         Ok(figures)
     }
 
@@ -534,6 +537,84 @@ impl Study for EstimatorCost {
             wall_s: 0.0,
         })
     }
+}
+
+/// `deep-<posterior>`: per estimator, its lower and upper bound (mean over repeats ± their
+/// spread) against its K or T (log axis), every estimate with the same budget.
+fn deep_figures(t: &Table) -> Result<Vec<Figure>> {
+    let (posterior, estimator, arch) = (
+        t.texts("posterior")?,
+        t.texts("estimator")?,
+        t.texts("architecture")?,
+    );
+    let (k, lower, lower_sd) = (t.reals("k")?, t.reals("lower")?, t.reals("lower_sd")?);
+    let (upper, upper_sd, budget) = (
+        t.reals("upper")?,
+        t.reals("upper_sd")?,
+        t.reals("budget_s")?,
+    );
+    let mut names: Vec<&String> = Vec::new();
+    for p in &posterior {
+        if !names.contains(&p) {
+            names.push(p);
+        }
+    }
+    let mut figures = Vec::new();
+    for name in names {
+        let rows: Vec<usize> = (0..posterior.len())
+            .filter(|&i| posterior[i] == *name)
+            .collect();
+        let mut plot = PlotSpec::new(
+            &format!("deep-{name}"),
+            &format!("{name} ({}): bounds on I at an equal budget", arch[rows[0]]),
+            "K (I^K, sandwich) or T (annealed)",
+            "nats",
+        );
+        plot.log_x = true;
+        plot.lines = true;
+        let mut kinds: Vec<&String> = Vec::new();
+        for &i in &rows {
+            if !kinds.contains(&&estimator[i]) {
+                kinds.push(&estimator[i]);
+            }
+        }
+        for (c, e) in kinds.iter().enumerate() {
+            let mine: Vec<usize> = rows
+                .iter()
+                .copied()
+                .filter(|&i| estimator[i] == **e)
+                .collect();
+            let side = |v: &[f64], sd: &[f64]| -> (Vec<(f64, f64)>, Vec<f64>) {
+                mine.iter()
+                    .filter(|&&i| v[i].is_finite())
+                    .map(|&i| ((k[i], v[i]), sd[i]))
+                    .unzip()
+            };
+            let (lo, lo_sd) = side(&lower, &lower_sd);
+            let label = EstimatorId::label_of;
+            let lower_name = if **e == "infonce" {
+                label(e)
+            } else {
+                format!("{e} lower")
+            };
+            plot = plot.series(&lower_name, lo, Some(lo_sd), SeriesStyle::own(c));
+            let (up, up_sd) = side(&upper, &upper_sd);
+            if !up.is_empty() {
+                plot = plot.series(
+                    &format!("{e} upper"),
+                    up,
+                    Some(up_sd),
+                    SeriesStyle::reference(c),
+                );
+            }
+        }
+        let caption = format!(
+            "Each estimate had {} s of one thread (S from a timed pilot); points are means over the repeats, bars their spread. The interval of each estimator lies between its lower and its upper line.",
+            number(budget[rows[0]], 3)
+        );
+        figures.push(Figure { plot, caption });
+    }
+    Ok(figures)
 }
 
 /// A deep posterior of the study, with the budget of each of its estimates.
