@@ -167,7 +167,7 @@ pub(crate) struct RunArgs {
     /// Posterior files (safetensors or .npz) [default: the bundled MNIST 784-10-10 posterior, data/posteriors/mnist-small-784-10-10-mfvi.safetensors, found from the repository folder].
     #[arg(long, num_args = 1..)]
     pub(crate) posterior: Vec<PathBuf>,
-    /// Estimators: infonce, exact (or one exact estimator by name: exact-enumeration, exact-permanent, exact-pruned), sandwich (lower and upper bound from the same draws: one row per K and repeat with both and their paired width), annealed (lower and upper bound by annealed importance sampling over the permutations, forward and reverse, for MLPs of any depth: one row per --temperatures T and repeat), pairwise (both deterministic bounds; one hidden layer), or the single bounds pairwise-lower, pairwise-upper [default: infonce,exact where every posterior has an exact estimator, else infonce,sandwich].
+    /// Estimators: infonce, exact (or one exact estimator by name: exact-enumeration, exact-permanent, exact-pruned), sandwich (lower and upper bound from the same draws: one row per K and repeat with both and their paired width), annealed (lower and upper bound by annealed importance sampling over the permutations, forward and reverse, for MLPs of any depth: one row per --temperatures T and repeat), pairwise (both deterministic bounds; one hidden layer), or the single bounds pairwise-lower, pairwise-upper [default: infonce,exact where every posterior has an exact estimator, else infonce,sandwich, and annealed where every posterior is an MLP].
     #[arg(long, value_delimiter = ',', value_parser = estimator_name)]
     pub(crate) estimators: Option<Vec<String>>,
     /// K grid of the InfoNCE estimator and the sandwich (which takes the K >= 2 of it).

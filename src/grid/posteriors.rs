@@ -134,23 +134,37 @@ impl LoadedPosterior {
 /// The estimators `mi-est run` uses when none are named: the paper's I^K, and exact I
 /// where every posterior has an exact estimator ([`exact_estimator`]: one hidden layer,
 /// or a group of at most 10⁶ elements), else the sandwich interval, which applies at any
-/// depth; with a note naming the first posterior that has no exact estimator.
+/// depth, and where every posterior is an MLP also the annealed interval (narrower on
+/// deep nets whose units overlap; the tables quote the narrower); with a note naming the
+/// first posterior that has no exact estimator.
 pub fn default_estimators(posteriors: &[LoadedPosterior]) -> (Vec<EstimatorKind>, Option<String>) {
     let without_exact = posteriors.iter().find(|lp| {
         let q = &lp.file.posterior;
         !matches!(exact_estimator(q, 1, 0, ExactLimits::FULL), Ok(Some(_)))
     });
-    match without_exact {
-        None => (vec![EstimatorKind::InfoNce, EstimatorKind::Exact], None),
-        Some(lp) => (
-            vec![EstimatorKind::InfoNce, EstimatorKind::Sandwich],
-            Some(format!(
-                "estimators infonce,sandwich: exact I is not computable for {} ({}), so the sandwich interval stands in for it (--estimators to choose)",
-                lp.id,
-                lp.file.posterior.space().describe()
-            )),
-        ),
+    let Some(lp) = without_exact else {
+        return (vec![EstimatorKind::InfoNce, EstimatorKind::Exact], None);
+    };
+    let mut kinds = vec![EstimatorKind::InfoNce, EstimatorKind::Sandwich];
+    if posteriors
+        .iter()
+        .all(|p| p.file.posterior.space().kernel_arch().is_some())
+    {
+        kinds.push(EstimatorKind::Annealed);
     }
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    let note = format!(
+        "estimators {}: exact I is not computable for {} ({}), so {} stand in for it (--estimators to choose)",
+        names.join(","),
+        lp.id,
+        lp.file.posterior.space().describe(),
+        if kinds.len() == 3 {
+            "the sandwich and the annealed intervals (--temperatures for the latter)"
+        } else {
+            "the sandwich interval"
+        }
+    );
+    (kinds, Some(note))
 }
 
 /// A permutation spec file with the sha256 of its bytes.
@@ -201,5 +215,57 @@ pub(super) fn display_source(lp: &LoadedPosterior) -> String {
         format!("in memory, sha256 {}", &lp.sha256[..12])
     } else {
         format!("`{}`", lp.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::PosteriorFile;
+    use crate::posterior::MeanFieldGaussian;
+    use crate::weights::Arch;
+
+    fn loaded(widths: &[usize]) -> LoadedPosterior {
+        let arch = Arch::builder(widths.to_vec()).check().unwrap();
+        let p = arch.n_params();
+        let q = MeanFieldGaussian::from_mu_sigma(
+            arch,
+            (0..p).map(|i| (i as f64).sin()).collect(),
+            vec![0.5; p],
+        )
+        .unwrap();
+        let file = PosteriorFile {
+            posterior: q,
+            likelihood: None,
+            prior_scale: 1.0,
+            train_config: None,
+            metadata: Default::default(),
+        };
+        LoadedPosterior::in_memory(format!("{widths:?}"), file).unwrap()
+    }
+
+    /// Exact I where every posterior has it; for a deep MLP beyond enumeration, the
+    /// sandwich and the annealed intervals, said in the note.
+    #[test]
+    fn deep_mlps_get_both_intervals_by_default() {
+        let (kinds, note) = default_estimators(&[loaded(&[3, 6, 2]), loaded(&[3, 4, 4, 2])]);
+        assert_eq!(kinds, vec![EstimatorKind::InfoNce, EstimatorKind::Exact]);
+        assert!(note.is_none());
+        let (kinds, note) = default_estimators(&[loaded(&[3, 6, 2]), loaded(&[3, 12, 12, 2])]);
+        assert_eq!(
+            kinds,
+            vec![
+                EstimatorKind::InfoNce,
+                EstimatorKind::Sandwich,
+                EstimatorKind::Annealed
+            ]
+        );
+        let note = note.unwrap();
+        assert!(
+            note.starts_with(
+                "estimators infonce,sandwich,annealed: exact I is not computable for [3, 12, 12, 2]"
+            ),
+            "{note}"
+        );
     }
 }
