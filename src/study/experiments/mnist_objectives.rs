@@ -8,7 +8,7 @@ use crate::journal::exact;
 
 use crate::data::DataSpec;
 use crate::error::Result;
-use crate::estimators::Sandwich;
+use crate::estimators::{Sandwich, cut_to_group};
 use crate::rng::child_seed;
 use crate::study::experiment::{
     Experiment, Figure, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, Study, grouped_plot,
@@ -281,10 +281,10 @@ fn one_run(
     })
 }
 
-/// L^G/N = L/N + I/N with exact I, else with the sandwich's lower bound (a lower bound
-/// on L^G).
+/// L^G/N = L/N + I/N with exact I, else with the sandwich's lower bound cut to
+/// [0, ln|G|] (a lower bound on L^G).
 fn elbo_g(r: &ObjRun) -> f64 {
-    r.elbo + r.exact.unwrap_or(r.lower) / r.n_data
+    r.elbo + r.exact.unwrap_or(cut_to_group(r.lower, r.ln_g)) / r.n_data
 }
 
 /// The table: one row per run.
@@ -407,7 +407,13 @@ fn summary(o: &ReproduceOptions, plan: &Plan, jobs: &[Job], reports: &[ObjRun]) 
                 let avg = |f: &dyn Fn(usize) -> f64| {
                     mean_sd(&idx.iter().map(|&i| f(i)).collect::<Vec<_>>())
                 };
-                let (lo_m, up_m) = (avg(&|i| reports[i].lower).0, avg(&|i| reports[i].upper).0);
+                // The interval as quoted: each run's bounds cut to [0, ln|G|] (raw in the
+                // table's columns).
+                let cut = |v: f64, i: usize| cut_to_group(v, reports[i].ln_g);
+                let (lo_m, up_m) = (
+                    avg(&|i| cut(reports[i].lower, i)).0,
+                    avg(&|i| cut(reports[i].upper, i)).0,
+                );
                 let (lg_m, lg_sd) = avg(&|i| elbo_g(&reports[i]));
                 let stat = |f: &dyn Fn(&ObjRun) -> Option<f64>, digits: usize| {
                     let v: Vec<f64> = sel.iter().filter_map(|r| f(r)).collect();
