@@ -32,6 +32,9 @@ pub enum Experiment {
     TractableSweep,
     /// Issue 18: where I(g; ω) < ln|G| after training and where symmetrizing helps.
     SymmetryRegime,
+    /// Issue 31: the regime's one positive finding tested on fresh seeds, as planned in
+    /// `plans/symmetry-replication.md`.
+    SymmetryReplication,
 }
 
 impl std::str::FromStr for Experiment {
@@ -52,7 +55,7 @@ impl std::fmt::Display for Experiment {
 /// its [`Study`] (its file under [`crate::study::experiments`]), in the order `reproduce`
 /// lists them: the one table that [`Experiment::ALL`], [`Experiment::name`],
 /// [`Experiment::parse`] and [`Experiment::study`] read.
-const REGISTRY: [(Experiment, &str, &dyn Study); 8] = {
+const REGISTRY: [(Experiment, &str, &dyn Study); 9] = {
     use crate::study::experiments::*;
     [
         (
@@ -91,6 +94,11 @@ const REGISTRY: [(Experiment, &str, &dyn Study); 8] = {
             "symmetry-regime",
             &symmetry_regime::SymmetryRegime,
         ),
+        (
+            Experiment::SymmetryReplication,
+            "symmetry-replication",
+            &symmetry_replication::SymmetryReplication,
+        ),
     ]
 };
 
@@ -116,10 +124,10 @@ impl Experiment {
     }
 
     /// Every experiment, in the order `reproduce` lists them.
-    pub const ALL: [Experiment; 8] = {
-        let mut all = [Experiment::ModeInterpolation; 8];
+    pub const ALL: [Experiment; 9] = {
+        let mut all = [Experiment::ModeInterpolation; 9];
         let mut i = 0;
-        while i < 8 {
+        while i < 9 {
             all[i] = REGISTRY[i].0;
             i += 1;
         }

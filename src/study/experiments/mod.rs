@@ -10,5 +10,6 @@ pub mod mnist_objectives;
 pub mod mode_interpolation;
 pub mod mode_proximity;
 pub mod symmetry_regime;
+pub mod symmetry_replication;
 pub mod tractable_bnn;
 pub mod tractable_sweep;

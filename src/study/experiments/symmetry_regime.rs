@@ -29,35 +29,35 @@ use crate::weights::Likelihood;
 
 /// One training run of the map (journaled).
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Cell {
+pub(crate) struct Cell {
     #[serde(with = "exact")]
-    accuracy: f64,
+    pub(crate) accuracy: f64,
     #[serde(with = "exact")]
-    nll: f64,
+    pub(crate) nll: f64,
     #[serde(with = "exact")]
-    elbo: f64,
+    pub(crate) elbo: f64,
     #[serde(with = "exact")]
-    n_data: f64,
+    pub(crate) n_data: f64,
     #[serde(with = "exact")]
-    ln_g: f64,
+    pub(crate) ln_g: f64,
     /// Exact I where computable.
     #[serde(with = "exact::option")]
-    exact_mi: Option<f64>,
-    /// Else both intervals, raw: the sandwich's (K = 64) and the annealed bounds'
-    /// (T = [`MI_TEMPERATURES`]), `(lower, upper)`.
-    sandwich: Option<Bounds>,
-    annealed: Option<Bounds>,
+    pub(crate) exact_mi: Option<f64>,
+    /// Else the sandwich's interval (K = 64), raw.
+    pub(crate) sandwich: Option<Bounds>,
+    /// And the annealed bounds' (T = [`MI_TEMPERATURES`]), raw.
+    pub(crate) annealed: Option<Bounds>,
     #[serde(with = "exact")]
-    train_wall: f64,
+    pub(crate) train_wall: f64,
 }
 
 /// The raw bounds of an interval on I, `(lower, upper)` (journaled bit for bit).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Bounds {
+pub(crate) struct Bounds {
     #[serde(with = "exact")]
-    lower: f64,
+    pub(crate) lower: f64,
     #[serde(with = "exact")]
-    upper: f64,
+    pub(crate) upper: f64,
 }
 
 impl Cell {
@@ -66,7 +66,7 @@ impl Cell {
     /// [0, ln|G|], where I(g; ω) always lies (I ≤ H(g) = ln|G|): the library's cut. A loose
     /// upper bound (the sandwich's on overlapping units, the annealed bounds' on a sharply
     /// trained posterior whose mode the forward chains do not find) is cut at ln|G|.
-    fn chosen(&self) -> ((f64, f64), &'static str) {
+    pub(crate) fn chosen(&self) -> ((f64, f64), &'static str) {
         if let Some(v) = self.exact_mi {
             return ((v, v), "exact");
         }
@@ -89,12 +89,12 @@ impl Cell {
     }
 
     /// [`Cell::chosen`]'s interval.
-    fn interval(&self) -> (f64, f64) {
+    pub(crate) fn interval(&self) -> (f64, f64) {
         self.chosen().0
     }
 
     /// The reported I: the midpoint of [`Cell::interval`].
-    fn value(&self) -> f64 {
+    pub(crate) fn value(&self) -> f64 {
         let (lo, up) = self.interval();
         (lo + up) / 2.0
     }
@@ -235,6 +235,90 @@ fn symmetrized(width: usize) -> Objective {
     } else {
         Objective::SgmSandwich { k: 16 }
     }
+}
+
+/// One training run of the map's kind: the MNIST subset, net, prior and initial ρ, the
+/// objective, the training seed, epochs and learning rate, and the draws of the
+/// predictive and of I.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RegimeRun {
+    pub n: usize,
+    pub width: usize,
+    pub prior: f64,
+    pub rho: f64,
+    pub symmetrized: bool,
+    pub seed: u64,
+    pub epochs: usize,
+    pub lr: f64,
+    pub pred_s: usize,
+    pub mi_s: usize,
+}
+
+/// Trains `run` (784-`width`-10 ReLU on the first N MNIST images, batch 100) and measures
+/// the trained posterior: test accuracy and NLL, L/N, and I (exact where computable, else
+/// both intervals; [`Cell::chosen`]).
+///
+/// # Errors
+///
+/// Missing data, training divergence, work beyond the limits.
+pub(crate) fn train_and_measure(o: &ReproduceOptions, run: &RegimeRun) -> Result<Cell> {
+    let mut config = TrainConfig::new(Likelihood::Softmax);
+    config.epochs = run.epochs;
+    config.lr = run.lr;
+    config.init_rho = run.rho;
+    config.prior_scale = run.prior;
+    config.seed = run.seed;
+    let training = TrainRun {
+        data: DataSpec::Mnist {
+            dir: o.mnist_dir.clone(),
+            limit: Some(run.n),
+        },
+        hidden: vec![run.width],
+        activation: crate::weights::Activation::Relu,
+        objective: if run.symmetrized {
+            symmetrized(run.width)
+        } else {
+            Objective::Mfvi
+        },
+        config,
+        predictive_samples: run.pred_s,
+        elbo_samples: 10,
+        eval_k: 16,
+        mi_samples: run.mi_s,
+        limits: o.limits,
+    };
+    let r = run_training(&training, &crate::observe::Silent)?;
+    let (exact_mi, sandwich, annealed) = match &r.exact_mi {
+        Some(e) => (Some(e.value), None, None),
+        None => {
+            let q = &r.file.posterior;
+            let seed = child_seed(run.seed, 7);
+            let bounds = |(lo, up): (Estimate, Estimate)| Bounds {
+                lower: lo.value,
+                upper: up.value,
+            };
+            let sandwich = Sandwich::new(64)?
+                .samples(run.mi_s)?
+                .seed(seed)
+                .estimate_both_within(q, &o.limits)?;
+            let annealed = Annealed::new(MI_TEMPERATURES)?
+                .samples(run.mi_s)?
+                .seed(seed)
+                .estimate_both_within(q, &o.limits)?;
+            (None, Some(bounds(sandwich)), Some(bounds(annealed)))
+        }
+    };
+    Ok(Cell {
+        accuracy: r.predictive.accuracy.unwrap_or(f64::NAN),
+        nll: r.predictive.nll,
+        elbo: r.elbo.elbo_per_point,
+        n_data: r.elbo.n_data as f64,
+        ln_g: r.mi.ln_group_order,
+        exact_mi,
+        sandwich,
+        annealed,
+        train_wall: r.outcome.wall_s,
+    })
 }
 
 /// The experiment of this file, as a [`Study`].
@@ -425,58 +509,21 @@ impl Study for SymmetryRegime {
                 format!("symmetry-regime/{n}/{w}/{prior}/{rho}/{sym}/{s}")
             },
             |_, &(n, w, (prior, rho), sym, s)| {
-                let mut config = TrainConfig::new(Likelihood::Softmax);
-                config.epochs = epochs;
-                config.init_rho = rho;
-                config.prior_scale = prior;
-                config.seed = child_seed(o.seed, s);
-                let run = TrainRun {
-                    data: DataSpec::Mnist {
-                        dir: o.mnist_dir.clone(),
-                        limit: Some(n),
+                train_and_measure(
+                    o,
+                    &RegimeRun {
+                        n,
+                        width: w,
+                        prior,
+                        rho,
+                        symmetrized: sym,
+                        seed: child_seed(o.seed, s),
+                        epochs,
+                        lr: 1e-3,
+                        pred_s,
+                        mi_s,
                     },
-                    hidden: vec![w],
-                    activation: crate::weights::Activation::Relu,
-                    objective: if sym { symmetrized(w) } else { Objective::Mfvi },
-                    config,
-                    predictive_samples: pred_s,
-                    elbo_samples: 10,
-                    eval_k: 16,
-                    mi_samples: mi_s,
-                    limits: o.limits,
-                };
-                let r = run_training(&run, &crate::observe::Silent)?;
-                let (exact_mi, sandwich, annealed) = match &r.exact_mi {
-                    Some(e) => (Some(e.value), None, None),
-                    None => {
-                        let q = &r.file.posterior;
-                        let seed = child_seed(run.config.seed, 7);
-                        let bounds = |(lo, up): (Estimate, Estimate)| Bounds {
-                            lower: lo.value,
-                            upper: up.value,
-                        };
-                        let sandwich = Sandwich::new(64)?
-                            .samples(mi_s)?
-                            .seed(seed)
-                            .estimate_both_within(q, &o.limits)?;
-                        let annealed = Annealed::new(MI_TEMPERATURES)?
-                            .samples(mi_s)?
-                            .seed(seed)
-                            .estimate_both_within(q, &o.limits)?;
-                        (None, Some(bounds(sandwich)), Some(bounds(annealed)))
-                    }
-                };
-                Ok(Cell {
-                    accuracy: r.predictive.accuracy.unwrap_or(f64::NAN),
-                    nll: r.predictive.nll,
-                    elbo: r.elbo.elbo_per_point,
-                    n_data: r.elbo.n_data as f64,
-                    ln_g: r.mi.ln_group_order,
-                    exact_mi,
-                    sandwich,
-                    annealed,
-                    train_wall: r.outcome.wall_s,
-                })
+                )
             },
         )?;
         let mut cells: Vec<Option<Cell>> = (0..jobs.len()).map(|_| None).collect();
