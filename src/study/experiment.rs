@@ -347,10 +347,11 @@ mod tests {
             MnistObjectives,
             TractableSweep,
             SymmetryRegime,
+            SymmetryReplication,
         ] {
             match e {
                 ModeInterpolation | TractableBnn | Mnist | ModeProximity | EstimatorCost
-                | MnistObjectives | TractableSweep | SymmetryRegime => {
+                | MnistObjectives | TractableSweep | SymmetryRegime | SymmetryReplication => {
                     assert!(Experiment::ALL.contains(&e), "{e:?} is not in the registry")
                 }
             }
