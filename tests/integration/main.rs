@@ -17,6 +17,7 @@ mod hostile_commands;
 mod hostile_files;
 mod pages;
 mod reproduce;
+mod reproduction_numbers;
 mod specs;
 mod specs_batchnorm;
 mod specs_estimators;
