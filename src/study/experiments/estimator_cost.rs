@@ -305,7 +305,7 @@ impl Study for EstimatorCost {
             let mut plot = PlotSpec::new(
                 &format!("rmse-{name}"),
                 &format!("{name}: RMSE against the exact I, per K"),
-                "K",
+                "K (T for the annealed bounds)",
                 "RMSE (nats)",
             );
             plot.log_x = true;
@@ -638,7 +638,7 @@ const DEEP_PROBES: [Probe; 5] = [
 /// The deep cases: `demo` posteriors (μ ~ N(0, 1/d_in) per weight, biases 0) with every
 /// σ = 0.5, comparable to the means' spread, so that units overlap. Two and three hidden
 /// layers of width 30, two of width 100, and the 784-256-256-10 net; budgets (one
-/// thread) grow with the net. Quick: one small two-layer net.
+/// thread) grow with the net. Quick: the first of them at a small budget (its name as in the full run, so that `--samples-from` a full report reruns it).
 fn deep_cases(quick: bool) -> Result<Vec<DeepCase>> {
     // σ = softplus(ρ) = 0.5.
     let rho = (0.5f64.exp() - 1.0).ln();
@@ -651,7 +651,7 @@ fn deep_cases(quick: bool) -> Result<Vec<DeepCase>> {
         })
     };
     if quick {
-        return Ok(vec![case("deep2-w12", &[5, 12, 12, 2], 0.02, 2)?]);
+        return Ok(vec![case("deep2-w30", &[10, 30, 30, 2], 0.02, 2)?]);
     }
     Ok(vec![
         case("deep2-w30", &[10, 30, 30, 2], 1.0, 3)?,
