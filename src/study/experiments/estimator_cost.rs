@@ -638,7 +638,8 @@ const DEEP_PROBES: [Probe; 5] = [
 /// The deep cases: `demo` posteriors (μ ~ N(0, 1/d_in) per weight, biases 0) with every
 /// σ = 0.5, comparable to the means' spread, so that units overlap. Two and three hidden
 /// layers of width 30, two of width 100, and the 784-256-256-10 net; budgets (one
-/// thread) grow with the net. Quick: the first of them at a small budget (its name as in the full run, so that `--samples-from` a full report reruns it).
+/// thread) grow with the net. Quick: the first of them at a small budget (its name as in
+/// the full run, so that `--samples-from` a full report reruns it).
 fn deep_cases(quick: bool) -> Result<Vec<DeepCase>> {
     // σ = softplus(ρ) = 0.5.
     let rho = (0.5f64.exp() - 1.0).ln();
