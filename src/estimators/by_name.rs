@@ -318,33 +318,16 @@ impl EstimatorSpec {
         self.kind.build(q, self.k, self.samples, self.seed)
     }
 
-    /// The estimate of `I(g; ω)` for `q` within `limits`. The sandwich's is its lower
-    /// bound carrying the [`Interval`] of both bounds from the same draws.
+    /// The estimate of `I(g; ω)` for `q` within `limits`. An interval's (the sandwich's,
+    /// the annealed bounds') is its lower bound carrying the [`Interval`] of both bounds
+    /// from the same draws, as its lower side's estimate always does.
     ///
     /// # Errors
     ///
     /// Those of [`build`](Self::build) and of the estimate.
     pub fn estimate(&self, q: &MeanFieldGaussian, limits: &Limits) -> Result<Estimate> {
-        match (self.kind, self.k) {
-            (EstimatorKind::Sandwich, Some(k)) => {
-                self.check()?;
-                Ok(Sandwich::new(k)?
-                    .samples(self.samples)?
-                    .seed(self.seed)
-                    .estimate_both_within(q, limits)?
-                    .0)
-            }
-            (EstimatorKind::Annealed, Some(k)) => {
-                self.check()?;
-                Ok(Annealed::new(k)?
-                    .samples(self.samples)?
-                    .seed(self.seed)
-                    .estimate_both_within(q, limits)?
-                    .0)
-            }
-            // `build` checks.
-            _ => self.build(q)?.estimate_within(q, limits),
-        }
+        // `build` checks.
+        self.build(q)?.estimate_within(q, limits)
     }
 }
 

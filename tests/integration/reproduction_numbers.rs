@@ -2,13 +2,8 @@
 //! tables: a quoted figure the data do not give fails here (issue 31's rule, for the
 //! sections rewritten since).
 
-use crate::common::read_parquet;
+use crate::common::{read_parquet, repo};
 use polars::prelude::*;
-use std::path::PathBuf;
-
-fn repo(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
-}
 
 fn strs(df: &DataFrame, name: &str) -> Vec<String> {
     df.column(name)

@@ -11,14 +11,10 @@ use polars::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Scratch, random_posterior};
+use crate::common::{Scratch, random_posterior, repo};
 
 fn tmp(name: &str) -> Scratch {
     Scratch::new("study", name)
-}
-
-fn repo(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
 /// A small posterior with overlapping units (so I^K is far from its cap) and one trained

@@ -98,6 +98,11 @@ impl Cell {
         let (lo, up) = self.interval();
         (lo + up) / 2.0
     }
+
+    /// L^G/N = L/N + I/N with the reported I.
+    pub(crate) fn elbo_g(&self) -> f64 {
+        self.elbo + self.value() / self.n_data
+    }
 }
 
 /// One training run of the map: (N, width, (prior scale, initial ρ), symmetrized, seed).
@@ -531,7 +536,6 @@ impl Study for SymmetryRegime {
             cells[i] = Some(c);
         }
         let cells: Vec<Cell> = cells.into_iter().flatten().collect();
-        let lg = |c: &Cell| c.elbo + c.value() / c.n_data;
         let f64s = |f: &dyn Fn(&Cell) -> f64| Values::F64(cells.iter().map(f).collect());
         let raw = |f: &dyn Fn(&Cell) -> Option<f64>| Values::OptF64(cells.iter().map(f).collect());
         let table = Table::new("runs")
@@ -593,7 +597,7 @@ impl Study for SymmetryRegime {
                 raw(&|c| c.annealed.map(|b| b.upper)),
             )
             .with("ln_group_order", f64s(&|c| c.ln_g))
-            .with("elbo_g_per_point", f64s(&lg))
+            .with("elbo_g_per_point", f64s(&Cell::elbo_g))
             .with("train_wall_s", f64s(&|c| c.train_wall));
         // Per cell: the I/ln|G| of both objectives' posteriors and the symmetrized
         // objective's gains (paired by seed).
@@ -637,7 +641,7 @@ impl Study for SymmetryRegime {
                         .map(|c| (c.interval().1 - c.interval().0) / 2.0 / c.ln_g)
                         .fold(0.0, f64::max);
                     let accuracy = over(&mf, &|c| 100.0 * c.accuracy);
-                    let g = paired(&lg);
+                    let g = paired(&Cell::elbo_g);
                     let acc = paired(&|c| 100.0 * c.accuracy);
                     let nll = paired(&|c| c.nll);
                     md.push_str(&format!(

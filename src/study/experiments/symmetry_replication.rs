@@ -230,7 +230,6 @@ impl Study for SymmetryReplication {
                 )
             },
         )?;
-        let lg = |c: &Cell| c.elbo + c.value() / c.n_data;
         let runs = runs_table(&design, &jobs, &cells);
         // Pairs: per setting and seed, symmetrized minus MFVI.
         let pair = |si: usize, s: u64| -> (&Cell, &Cell) {
@@ -253,7 +252,7 @@ impl Study for SymmetryReplication {
                 .map(|&s| {
                     let (m, y) = pair(si, s);
                     [
-                        lg(y) - lg(m),
+                        y.elbo_g() - m.elbo_g(),
                         y.elbo - m.elbo,
                         (y.value() - m.value()) / y.n_data,
                         100.0 * (y.accuracy - m.accuracy),
@@ -472,7 +471,7 @@ fn runs_table(design: &Design, jobs: &[Job], cells: &[Cell]) -> Table {
             Values::Str(cells.iter().map(|c| c.chosen().1.to_string()).collect()),
         )
         .with("ln_group_order", f64s(&|c| c.ln_g))
-        .with("elbo_g_per_point", f64s(&|c| c.elbo + c.value() / c.n_data))
+        .with("elbo_g_per_point", f64s(&Cell::elbo_g))
         .with("test_accuracy", f64s(&|c| c.accuracy))
         .with("test_nll", f64s(&|c| c.nll))
         .with("train_wall_s", f64s(&|c| c.train_wall))
