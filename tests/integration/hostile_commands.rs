@@ -278,6 +278,16 @@ fn corpus(dir: &Path) -> Vec<Case> {
             Refused("no S recorded"),
         ),
         case(
+            "annealed bounds with no temperatures",
+            "run --posterior good.safetensors --estimators annealed --temperatures 0 --out o",
+            Refused("--temperatures"),
+        ),
+        case(
+            "annealed bounds with 2^64 - 1 temperatures",
+            "run --posterior good.safetensors --estimators annealed --temperatures 18446744073709551615 --samples 2 --repeats 1 --out o",
+            Refused("years of computing"),
+        ),
+        case(
             "data set that does not exist",
             "data bogus",
             Refused("bogus"),
