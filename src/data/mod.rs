@@ -7,6 +7,7 @@ mod csv;
 mod dataset;
 pub mod fetch;
 mod idx;
+mod shift;
 mod synthetic;
 
 pub use csv::{csv_from_bytes, load_csv};
@@ -15,6 +16,7 @@ pub use idx::{
     IdxArray, MAX_IDX_BYTES, MNIST_FILE_NAMES, MnistSplit, find_mnist_file, idx_from_bytes,
     load_mnist, mnist_stems, read_idx,
 };
+pub use shift::{noised, rotated_quarter};
 pub use synthetic::{abs_regression, gaussian_mixture};
 
 use std::path::{Component, Path, PathBuf};

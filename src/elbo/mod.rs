@@ -7,10 +7,14 @@
 //! (the paper's "normalized ELBO").
 
 #[cfg(feature = "train")]
+mod calibration;
+#[cfg(feature = "train")]
 mod data;
 #[cfg(feature = "train")]
 mod predictive;
 
+#[cfg(feature = "train")]
+pub use calibration::{Calibration, ECE_BINS, auroc, calibration};
 #[cfg(feature = "train")]
 pub use data::{ElboEstimate, elbo, elbo_cost};
 #[cfg(feature = "train")]

@@ -21,6 +21,9 @@ pub struct Predictive {
     pub accuracy: Option<f64>,
     /// Mean negative log predictive density per data point.
     pub nll: f64,
+    /// Expected calibration error, Brier score and per-point predictive entropy of the
+    /// averaged class probabilities (classification; [`super::calibration`]).
+    pub calibration: Option<super::Calibration>,
     /// Weight draws used.
     pub n_samples: usize,
 }
@@ -128,6 +131,7 @@ pub fn predictive(
                 mse: Some(sq / (n * d_out) as f64),
                 accuracy: None,
                 nll,
+                calibration: None,
                 n_samples,
             }
         }
@@ -139,10 +143,13 @@ pub fn predictive(
                     .expect("d_out > 0");
                 correct += usize::from(best == y[r] as usize);
             }
+            let calibration =
+                super::calibration(n, d_out, |r, c| sum[c * n + r] / ns, y);
             Predictive {
                 mse: None,
                 accuracy: Some(correct as f64 / n as f64),
                 nll,
+                calibration: Some(calibration),
                 n_samples,
             }
         }

@@ -244,6 +244,10 @@ impl Study for Mnist {
             #[serde(with = "exact")]
             nll: f64,
             #[serde(with = "exact")]
+            ece: f64,
+            #[serde(with = "exact")]
+            brier: f64,
+            #[serde(with = "exact")]
             elbo: f64,
             #[serde(with = "exact::option")]
             mean_mi: Option<f64>,
@@ -286,6 +290,8 @@ impl Study for Mnist {
                 Ok(Run {
                     accuracy: p.accuracy.unwrap_or(f64::NAN),
                     nll: p.nll,
+                    ece: p.calibration.as_ref().map_or(f64::NAN, |c| c.ece),
+                    brier: p.calibration.as_ref().map_or(f64::NAN, |c| c.brier),
                     elbo: l.elbo_per_point,
                     mean_mi: out.mean_mi_term,
                     saturated: out.saturated_fraction,
@@ -321,6 +327,14 @@ impl Study for Mnist {
                 Values::F64(runs.iter().map(|r| r.nll).collect()),
             )
             .with(
+                "test_ece",
+                Values::F64(runs.iter().map(|r| r.ece).collect()),
+            )
+            .with(
+                "test_brier",
+                Values::F64(runs.iter().map(|r| r.brier).collect()),
+            )
+            .with(
                 "elbo_per_point",
                 Values::F64(runs.iter().map(|r| r.elbo).collect()),
             )
@@ -340,8 +354,9 @@ impl Study for Mnist {
         // The paper's Table 1, which only the full data set is compared with.
         let paper = |w: usize, k: usize| used.is_full().then(|| paper_table1(w, k)).flatten();
         let mut md = format!(
-            "{used}. {} seeds, {epochs} epochs, batch 100, lr 1e-3, prior N(0, 1), ρ0 = −3, μ0 ~ N(0, 0.1²), {pred_s}-sample predictive (local reparameterization of the first layer).\n\n| width | method | accuracy % (ours, mean ± sd) | accuracy % (paper) | difference | mean Î^K in training | saturated steps | ‖∇Î^K‖/‖∇L‖ |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
-            n_seeds
+            "{used}. {} seeds, {epochs} epochs, batch 100, lr 1e-3, prior N(0, 1), ρ0 = −3, μ0 ~ N(0, 0.1²), {pred_s}-sample predictive (local reparameterization of the first layer).\n\n| width | method | accuracy % (ours, mean ± sd) | accuracy % (paper) | difference | mean Î^K in training | saturated steps | ‖∇Î^K‖/‖∇L‖ | ECE ({} bins) | Brier |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+            n_seeds,
+            crate::elbo::ECE_BINS
         );
         for &k in &methods {
             for &w in &widths {
@@ -363,8 +378,12 @@ impl Study for Mnist {
                 let (pm, ps) = paper(w, k).map_or(("—".to_string(), f64::NAN), |(m, s)| {
                     (format!("{m:.3} ± {s:.3}"), m)
                 });
+                let spread = |f: fn(&Run) -> f64| {
+                    let (m, sd) = mean_sd(&sel.iter().map(|r| f(r)).collect::<Vec<_>>());
+                    format!("{m:.4} ± {sd:.4}")
+                };
                 md.push_str(&format!(
-                    "| {w} | {} | {m:.3} ± {sd:.3} | {pm} | {} | {} | {} | {} |\n",
+                    "| {w} | {} | {m:.3} ± {sd:.3} | {pm} | {} | {} | {} | {} | {} | {} |\n",
                     method_name(k),
                     if ps.is_nan() {
                         "—".into()
@@ -373,7 +392,9 @@ impl Study for Mnist {
                     },
                     avg(|r| r.mean_mi),
                     avg(|r| r.saturated),
-                    avg(|r| r.grad_ratio)
+                    avg(|r| r.grad_ratio),
+                    spread(|r| r.ece),
+                    spread(|r| r.brier)
                 ));
             }
         }

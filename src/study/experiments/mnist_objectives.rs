@@ -27,6 +27,10 @@ struct ObjRun {
     accuracy: Option<f64>,
     #[serde(with = "exact")]
     nll: f64,
+    #[serde(with = "exact::option")]
+    ece: Option<f64>,
+    #[serde(with = "exact::option")]
+    brier: Option<f64>,
     #[serde(with = "exact")]
     elbo: f64,
     #[serde(with = "exact")]
@@ -267,6 +271,8 @@ fn one_run(
     Ok(ObjRun {
         accuracy: r.predictive.accuracy,
         nll: r.predictive.nll,
+        ece: r.predictive.calibration.as_ref().map(|c| c.ece),
+        brier: r.predictive.calibration.as_ref().map(|c| c.brier),
         elbo: r.elbo.elbo_per_point,
         n_data: r.elbo.n_data as f64,
         exact: r.exact_mi.as_ref().map(|e| e.value),
@@ -314,6 +320,14 @@ fn runs_table(plan: &Plan, jobs: &[Job], reports: &[ObjRun]) -> Table {
         .with(
             "test_nll",
             Values::F64(reports.iter().map(|r| r.nll).collect()),
+        )
+        .with(
+            "test_ece",
+            Values::OptF64(reports.iter().map(|r| r.ece).collect()),
+        )
+        .with(
+            "test_brier",
+            Values::OptF64(reports.iter().map(|r| r.brier).collect()),
         )
         .with(
             "elbo_per_point",
@@ -394,8 +408,9 @@ fn summary(o: &ReproduceOptions, plan: &Plan, jobs: &[Job], reports: &[ObjRun]) 
     );
     let used = MnistUsed::of(&o.mnist_dir, limit, &o.limits)?;
     let mut md = format!(
-        "{used}. {n_seeds} seed(s), {epochs} epoch(s){}, batch 100, lr 1e-3, prior N(0, 1), μ0 ~ N(0, 0.1²), ρ0 = −3 (σ0 ≈ 0.05, the usual) or 1 (σ0 ≈ 1.31, overlapping units); {pred_s}-sample predictive; I exact by the permanent (width 10) or the pruned permanent (width 30) over {mi_s} draws where the pruned blocks allow, and the sandwich interval (K = 64, same draws count) on every final posterior; L^G = L + I (with the sandwich lower bound where exact I is not computable, marked ≥).\n\n| width | ρ0 | objective | accuracy % (mean ± sd) | ELBO / N | L^G / N | exact I | sandwich interval on I | ln\\|G\\| | mean symmetry term in training | saturated steps | ‖∇ sym‖/‖∇L‖ |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
-        limit.map_or(String::new(), |l| format!(" on the first {l} images"))
+        "{used}. {n_seeds} seed(s), {epochs} epoch(s){}, batch 100, lr 1e-3, prior N(0, 1), μ0 ~ N(0, 0.1²), ρ0 = −3 (σ0 ≈ 0.05, the usual) or 1 (σ0 ≈ 1.31, overlapping units); {pred_s}-sample predictive; I exact by the permanent (width 10) or the pruned permanent (width 30) over {mi_s} draws where the pruned blocks allow, and the sandwich interval (K = 64, same draws count) on every final posterior; L^G = L + I (with the sandwich lower bound where exact I is not computable, marked ≥).\n\n| width | ρ0 | objective | accuracy % (mean ± sd) | ELBO / N | L^G / N | exact I | sandwich interval on I | ln\\|G\\| | mean symmetry term in training | saturated steps | ‖∇ sym‖/‖∇L‖ | ECE ({} bins) | Brier |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        limit.map_or(String::new(), |l| format!(" on the first {l} images")),
+        crate::elbo::ECE_BINS
     );
     for &w in widths {
         for rho in INITS {
@@ -433,7 +448,7 @@ fn summary(o: &ReproduceOptions, plan: &Plan, jobs: &[Job], reports: &[ObjRun]) 
                     }
                 };
                 md.push_str(&format!(
-                "| {w} | {rho} | {obj} | {} | {} | {lg_m:.5} ± {lg_sd:.5}{} | {} | [{lo_m:.3}, {up_m:.3}] | {:.3} | {} | {} | {} |\n",
+                "| {w} | {rho} | {obj} | {} | {} | {lg_m:.5} ± {lg_sd:.5}{} | {} | [{lo_m:.3}, {up_m:.3}] | {:.3} | {} | {} | {} | {} | {} |\n",
                 stat(&|r| r.accuracy.map(|a| 100.0 * a), 3),
                 stat(&|r| Some(r.elbo), 5),
                 if sel.iter().all(|r| r.exact.is_some()) {
@@ -446,6 +461,8 @@ fn summary(o: &ReproduceOptions, plan: &Plan, jobs: &[Job], reports: &[ObjRun]) 
                 sci(&|r| r.mean_mi),
                 sci(&|r| r.saturated),
                 sci(&|r| r.grad_ratio),
+                stat(&|r| r.ece, 4),
+                stat(&|r| r.brier, 4),
             ));
             }
         }

@@ -16,7 +16,9 @@ use crate::study::experiment::{
     Experiment, Figure, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
     mean_sd,
 };
-use crate::study::experiments::symmetry_regime::{Cell, RegimeRun, train_and_measure};
+use crate::study::experiments::symmetry_regime::{
+    Cell, OOD_NOISE_SD, Ood, RegimeRun, train_and_measure,
+};
 use crate::study::format::number;
 use crate::study::table::{Table, Values};
 
@@ -226,6 +228,7 @@ impl Study for SymmetryReplication {
                         lr: st.lr,
                         pred_s: design.pred_s,
                         mi_s: design.mi_s,
+                        ood: true,
                     },
                 )
             },
@@ -242,11 +245,18 @@ impl Study for SymmetryReplication {
             };
             (find(false), find(true))
         };
-        let mut pairs: Vec<(String, u64, [f64; 5])> = Vec::new();
+        let ood = |c: &Cell| {
+            c.ood.unwrap_or(Ood {
+                rotated: f64::NAN,
+                noised: f64::NAN,
+            })
+        };
+        let mut uncertainty = Vec::new();
+        let mut pairs: Vec<(String, u64, [f64; 9])> = Vec::new();
         let mut tests = Vec::new();
         let mut md = String::new();
         for (si, st) in design.settings.iter().enumerate() {
-            let d: Vec<[f64; 5]> = design
+            let d: Vec<[f64; 9]> = design
                 .seeds
                 .iter()
                 .map(|&s| {
@@ -257,6 +267,10 @@ impl Study for SymmetryReplication {
                         (y.value() - m.value()) / y.n_data,
                         100.0 * (y.accuracy - m.accuracy),
                         y.nll - m.nll,
+                        y.ece - m.ece,
+                        y.brier - m.brier,
+                        ood(y).rotated - ood(m).rotated,
+                        ood(y).noised - ood(m).noised,
                     ]
                 })
                 .collect();
@@ -271,6 +285,34 @@ impl Study for SymmetryReplication {
                 (mm, sd / (d.len() as f64).sqrt())
             };
             let (dl, di, acc, nll) = (mean_se(1), mean_se(2), mean_se(3), mean_se(4));
+            let level = |f: &dyn Fn(&Cell) -> f64, sym: bool| {
+                let v: Vec<f64> = design
+                    .seeds
+                    .iter()
+                    .map(|&s| {
+                        let (m, y) = pair(si, s);
+                        f(if sym { y } else { m })
+                    })
+                    .collect();
+                mean_sd(&v).0
+            };
+            uncertainty.push((
+                st.name,
+                [
+                    (level(&|c| c.ece, false), level(&|c| c.ece, true), mean_se(5)),
+                    (level(&|c| c.brier, false), level(&|c| c.brier, true), mean_se(6)),
+                    (
+                        level(&|c| ood(c).rotated, false),
+                        level(&|c| ood(c).rotated, true),
+                        mean_se(7),
+                    ),
+                    (
+                        level(&|c| ood(c).noised, false),
+                        level(&|c| ood(c).noised, true),
+                        mean_se(8),
+                    ),
+                ],
+            ));
             let decision = if !st.primary {
                 "control (outside the family)"
             } else if p < ALPHA {
@@ -331,6 +373,17 @@ impl Study for SymmetryReplication {
                 st.name,
                 number(*p, 3)
             ));
+        }
+        md.push_str(&format!(
+            "\nUncertainty (not in the plan; added after its results, descriptive only): expected calibration error ({} bins) and Brier score of the test predictive, and the AUROC of its entropy between the test images and the same images turned a quarter turn or under pixel noise of sd {OOD_NOISE_SD} (clipped to [0, 1]); MFVI → symmetrized (mean over seeds), and the paired difference ± SE.\n\n| setting | ECE | Δ ECE | Brier | Δ Brier | AUROC rotated | Δ AUROC rotated | AUROC noised | Δ AUROC noised |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+            crate::elbo::ECE_BINS
+        ));
+        for (name, cols) in &uncertainty {
+            md.push_str(&format!("| {name} |"));
+            for (mfvi, sym, (d, se)) in cols {
+                md.push_str(&format!(" {mfvi:.4} → {sym:.4} | {d:+.4} ± {se:.4} |"));
+            }
+            md.push('\n');
         }
         let tests_table = Table::new("tests")
             .with(
@@ -422,6 +475,22 @@ impl Study for SymmetryReplication {
             .with(
                 "gain_nll",
                 Values::F64(pairs.iter().map(|p| p.2[4]).collect()),
+            )
+            .with(
+                "gain_ece",
+                Values::F64(pairs.iter().map(|p| p.2[5]).collect()),
+            )
+            .with(
+                "gain_brier",
+                Values::F64(pairs.iter().map(|p| p.2[6]).collect()),
+            )
+            .with(
+                "gain_auroc_rotated",
+                Values::F64(pairs.iter().map(|p| p.2[7]).collect()),
+            )
+            .with(
+                "gain_auroc_noised",
+                Values::F64(pairs.iter().map(|p| p.2[8]).collect()),
             );
         Ok(Reproduction {
             experiment: Experiment::SymmetryReplication,
@@ -474,6 +543,16 @@ fn runs_table(design: &Design, jobs: &[Job], cells: &[Cell]) -> Table {
         .with("elbo_g_per_point", f64s(&Cell::elbo_g))
         .with("test_accuracy", f64s(&|c| c.accuracy))
         .with("test_nll", f64s(&|c| c.nll))
+        .with("test_ece", f64s(&|c| c.ece))
+        .with("test_brier", f64s(&|c| c.brier))
+        .with(
+            "ood_auroc_rotated",
+            Values::OptF64(cells.iter().map(|c| c.ood.map(|o| o.rotated)).collect()),
+        )
+        .with(
+            "ood_auroc_noised",
+            Values::OptF64(cells.iter().map(|c| c.ood.map(|o| o.noised)).collect()),
+        )
         .with("train_wall_s", f64s(&|c| c.train_wall))
 }
 
