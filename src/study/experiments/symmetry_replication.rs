@@ -381,7 +381,7 @@ impl Study for SymmetryReplication {
         for (name, cols) in &uncertainty {
             md.push_str(&format!("| {name} |"));
             for (mfvi, sym, (d, se)) in cols {
-                md.push_str(&format!(" {mfvi:.4} → {sym:.4} | {d:+.4} ± {se:.4} |"));
+                md.push_str(&format!(" {mfvi:.4} → {sym:.4} | {d:+.2e} ± {se:.1e} |"));
             }
             md.push('\n');
         }
