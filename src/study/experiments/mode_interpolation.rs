@@ -26,16 +26,12 @@ pub struct GaussianFit {
     /// Cholesky factor `[L11, L21, L22]`.
     #[serde(with = "exact::array")]
     pub chol: [f64; 3],
-    /// Monte Carlo KL(q ‖ p) at the end.
+    /// KL(q ‖ p) at the end, by quadrature ([`kl_by_quadrature`]).
     #[serde(with = "exact")]
     pub kl: f64,
 }
 
-/// Fits `q = N(m, L Lᵀ)` to `p = ½N(0, s²I) + ½N(α e₁, s²I)` by minimizing the Monte
-/// Carlo reverse KL with Adam, starting from `(0, s²I)`. `L` is lower triangular with
-/// `L_ii = exp(ℓ_i)`. Gradients (reparameterized, `z = m + L ε`):
-/// `∂KL/∂m = −E[∇ ln p(z)]`, `∂KL/∂L_ij = −E[(∇ ln p(z))_i ε_j] − [i = j]/L_ii`, with
-/// `∇ ln p(z) = Σ_c w_c(z) (c − z)/s²` and `w_c` the components' responsibilities.
+/// [`fit_gaussian_to_mixture_from`] started on the first component, `(0, s²I)`.
 pub fn fit_gaussian_to_mixture(
     s: f64,
     alpha: f64,
@@ -44,8 +40,55 @@ pub fn fit_gaussian_to_mixture(
     lr: f64,
     seed: u64,
 ) -> GaussianFit {
+    fit_gaussian_to_mixture_from(s, alpha, [0.0, 0.0], n_samples, steps, lr, seed)
+}
+
+/// Where a fit of [`fit_gaussian_to_mixture_from`] starts: on the first component, or
+/// halfway between the two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FitStart {
+    /// `(0, s²I)`.
+    Component,
+    /// `(α/2 · e₁, s²I)`.
+    Midpoint,
+}
+
+impl FitStart {
+    /// Its name in the tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            FitStart::Component => "component",
+            FitStart::Midpoint => "midpoint",
+        }
+    }
+
+    /// The starting mean for modes `alpha` apart.
+    pub fn mean(self, alpha: f64) -> [f64; 2] {
+        match self {
+            FitStart::Component => [0.0, 0.0],
+            FitStart::Midpoint => [alpha / 2.0, 0.0],
+        }
+    }
+}
+
+/// Fits `q = N(m, L Lᵀ)` to `p = ½N(0, s²I) + ½N(α e₁, s²I)` by minimizing the Monte
+/// Carlo reverse KL with Adam, starting from `(start, s²I)`. `L` is lower triangular with
+/// `L_ii = exp(ℓ_i)`. Gradients (reparameterized, `z = m + L ε`):
+/// `∂KL/∂m = −E[∇ ln p(z)]`, `∂KL/∂L_ij = −E[(∇ ln p(z))_i ε_j] − [i = j]/L_ii`, with
+/// `∇ ln p(z) = Σ_c w_c(z) (c − z)/s²` and `w_c` the components' responsibilities.
+/// The final KL is computed by quadrature ([`kl_by_quadrature`]), not sampled, so that
+/// fits from different starts can be ranked by it.
+pub fn fit_gaussian_to_mixture_from(
+    s: f64,
+    alpha: f64,
+    start: [f64; 2],
+    n_samples: usize,
+    steps: usize,
+    lr: f64,
+    seed: u64,
+) -> GaussianFit {
     // params: m1, m2, ℓ1, ℓ2, l21
-    let mut params = [0.0, 0.0, s.ln(), s.ln(), 0.0];
+    let mut params = [start[0], start[1], s.ln(), s.ln(), 0.0];
     let mut adam = Adam::new(5, lr);
     let inv_s2 = 1.0 / (s * s);
     let grad_ln_p = |z: [f64; 2]| {
@@ -96,19 +139,36 @@ pub fn fit_gaussian_to_mixture(
             .for_each(|x| *x = if x.is_finite() { *x } else { 0.0 });
         adam.step(&mut params, &grad);
     }
-    let (l11, l22, l21) = (params[2].exp(), params[3].exp(), params[4]);
-    let mut rng = stream(seed, steps as u64);
-    let entropy = params[2] + params[3] + (1.0 + (2.0 * std::f64::consts::PI).ln());
-    let mut e_ln_p = 0.0;
-    for _ in 0..n_samples {
-        let e: [f64; 2] = [rng.sample(StandardNormal), rng.sample(StandardNormal)];
-        e_ln_p += ln_p([params[0] + l11 * e[0], params[1] + l21 * e[0] + l22 * e[1]]);
-    }
+    let (mean, chol) = ([params[0], params[1]], [params[2].exp(), params[4], params[3].exp()]);
     GaussianFit {
-        mean: [params[0], params[1]],
-        chol: [l11, l21, l22],
-        kl: -entropy - e_ln_p / n_samples as f64,
+        mean,
+        chol,
+        kl: kl_by_quadrature(mean, chol, &ln_p),
     }
+}
+
+/// `KL(q ‖ p)` for `q = N(m, L Lᵀ)` (`chol = [L11, L21, L22]`) in 2-D and a log density
+/// `ln_p`: `−H(q) − E_q[ln p]`, the entropy in closed form and the expectation by the
+/// trapezoid rule in q's standardized coordinates `ε` over `[−10, 10]²` with step 1/20
+/// (for an integrand smooth in ε times the normal density, the rule's error falls like
+/// `e^{−2π² / h²}`: below 1e-12 here; the tails beyond 10 carry under 1e-22).
+pub fn kl_by_quadrature(mean: [f64; 2], chol: [f64; 3], ln_p: &dyn Fn([f64; 2]) -> f64) -> f64 {
+    const HALF: i32 = 200;
+    let h = 10.0 / f64::from(HALF);
+    let [l11, l21, l22] = chol;
+    let entropy = (l11 * l22).abs().ln() + 1.0 + (2.0 * std::f64::consts::PI).ln();
+    let phi = |e: f64| (-0.5 * e * e).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let mut e_ln_p = 0.0;
+    for i in -HALF..=HALF {
+        let e0 = f64::from(i) * h;
+        let mut row = 0.0;
+        for j in -HALF..=HALF {
+            let e1 = f64::from(j) * h;
+            row += phi(e1) * ln_p([mean[0] + l11 * e0, mean[1] + l21 * e0 + l22 * e1]);
+        }
+        e_ln_p += phi(e0) * row;
+    }
+    -entropy - e_ln_p * h * h
 }
 
 /// The experiment of this file, as a [`Study`].
@@ -124,10 +184,11 @@ impl Study for ModeInterpolation {
     /// (‖μ*‖/α falls below ¼, the line) marked, beside the paper's α* = 5 s.
     fn figures(&self, tables: &[Table]) -> Result<Vec<Figure>> {
         let fits = crate::study::table::find(tables, "fits")?;
-        let (s, alpha, ratio) = (
+        let (s, alpha, ratio, start) = (
             fits.reals("s")?,
             fits.reals("alpha")?,
             fits.reals("mean_norm_over_alpha")?,
+            fits.texts("start")?,
         );
         let thr = crate::study::table::find(tables, "thresholds")?;
         let (ts, star, paper) = (
@@ -143,16 +204,21 @@ impl Study for ModeInterpolation {
         );
         plot.lines = true;
         for (c, &scale) in ts.iter().enumerate() {
-            let pts = (0..s.len())
-                .filter(|&i| s[i] == scale)
-                .map(|i| (alpha[i], ratio[i]))
-                .collect();
-            plot = plot.series(
-                &format!("s = {}", number(scale, 3)),
-                pts,
-                None,
-                SeriesStyle::own(c),
-            );
+            for (k, st) in [FitStart::Component, FitStart::Midpoint].iter().enumerate() {
+                let pts: Vec<(f64, f64)> = (0..s.len())
+                    .filter(|&i| s[i] == scale && start[i] == st.name())
+                    .map(|i| (alpha[i], ratio[i]))
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                plot = plot.series(
+                    &format!("s = {}, from the {}", number(scale, 3), st.name()),
+                    pts,
+                    None,
+                    SeriesStyle::own(c).shaped(k),
+                );
+            }
         }
         let (a_min, a_max) = extent(alpha.iter().copied());
         plot = plot.series(
@@ -189,7 +255,7 @@ impl Study for ModeInterpolation {
         Ok(vec![Figure {
             plot,
             caption: format!(
-                "The fitted mean sits between the modes for small α and jumps onto one of them at α* ({}).",
+                "Started on a component (dots), the fitted mean sits between the modes for small α and jumps onto one of them at α* ({}); started at the midpoint (rings), it stays between them further (the summary's multi-start table gives where each start collapses and where the lower KL switches).",
                 pairs.join("; ")
             ),
         }])
@@ -216,29 +282,39 @@ impl Study for ModeInterpolation {
         } else {
             (4..=40).map(|i| i as f64 * 0.2).collect()
         };
-        let jobs: Vec<(f64, f64)> = scales
-            .iter()
-            .flat_map(|&s| ratios.iter().map(move |&r| (s, r * s)))
-            .collect();
+        let starts = [FitStart::Component, FitStart::Midpoint];
+        let mut jobs: Vec<(f64, f64, FitStart)> = Vec::new();
+        for &st in &starts {
+            for &s in &scales {
+                jobs.extend(ratios.iter().map(|&r| (s, r * s, st)));
+            }
+        }
         let fits: Vec<GaussianFit> = o.executor().map(
             &jobs,
             Schedule::InOrder,
             |i, _| format!("mode-interpolation/{i}"),
-            |i, &(s, a)| {
-                Ok(fit_gaussian_to_mixture(
+            |i, &(s, a, st)| {
+                Ok(fit_gaussian_to_mixture_from(
                     s,
                     a,
+                    st.mean(a),
                     n_samples,
                     steps,
                     1e-2,
+                    // The component starts keep the seeds of the runs before multi-start.
                     child_seed(o.seed, i as u64),
                 ))
             },
         )?;
         let ratio = |f: &GaussianFit, a: f64| (f.mean[0].powi(2) + f.mean[1].powi(2)).sqrt() / a;
+        // ‖μ*‖/α measured from the first component: 0 on it, ½ halfway, 1 on the second.
         let table = Table::new("fits")
             .with("s", Values::F64(jobs.iter().map(|j| j.0).collect()))
             .with("alpha", Values::F64(jobs.iter().map(|j| j.1).collect()))
+            .with(
+                "start",
+                Values::Str(jobs.iter().map(|j| j.2.name().to_string()).collect()),
+            )
             .with(
                 "mean_norm_over_alpha",
                 Values::F64(jobs.iter().zip(&fits).map(|(j, f)| ratio(f, j.1)).collect()),
@@ -254,25 +330,59 @@ impl Study for ModeInterpolation {
             .with("kl", Values::F64(fits.iter().map(|f| f.kl).collect()))
             .with("n_samples", Values::U64(vec![n_samples as u64; jobs.len()]))
             .with("steps", Values::U64(vec![steps as u64; jobs.len()]));
-        // Threshold: the first α whose fit no longer interpolates (‖μ*‖/α < ¼), refined to
-        // the midpoint with the previous grid point.
+        // Whether a fit interpolates: its mean is not on a component (‖μ*‖/α between ¼
+        // and ¾; a collapse onto the second component, possible from the midpoint, is
+        // ≥ ¾).
+        let interpolates = |r: f64| (0.25..0.75).contains(&r);
+        let series = |s: f64, st: FitStart| -> Vec<(f64, f64, f64)> {
+            jobs.iter()
+                .zip(&fits)
+                .filter(|(j, _)| j.0 == s && j.2 == st)
+                .map(|(j, f)| (j.1, ratio(f, j.1), f.kl))
+                .collect()
+        };
+        // Threshold of one start: the first α whose fit no longer interpolates, refined
+        // to the midpoint with the previous grid point.
+        let collapse = |pts: &[(f64, f64, f64)]| {
+            pts.windows(2)
+                .find(|w| interpolates(w[0].1) && !interpolates(w[1].1))
+                .map(|w| 0.5 * (w[0].0 + w[1].0))
+        };
+        // The global optimum among the two starts: where the best collapsed fit's KL
+        // first falls below the best interpolating fit's, linearly interpolated between
+        // the two grid points around the sign change of their difference.
+        let global = |s: f64| -> Option<f64> {
+            let (c, m) = (series(s, FitStart::Component), series(s, FitStart::Midpoint));
+            let diff: Vec<(f64, f64)> = c
+                .iter()
+                .zip(&m)
+                .filter_map(|(a, b)| {
+                    let best = |want: bool| {
+                        [a, b]
+                            .iter()
+                            .filter(|p| interpolates(p.1) == want)
+                            .map(|p| p.2)
+                            .min_by(f64::total_cmp)
+                    };
+                    Some((a.0, best(false)? - best(true)?))
+                })
+                .collect();
+            diff.windows(2)
+                .find(|w| w[0].1 > 0.0 && w[1].1 <= 0.0)
+                .map(|w| w[0].0 + (w[1].0 - w[0].0) * w[0].1 / (w[0].1 - w[1].1))
+        };
         let mut thresholds = Vec::new();
         for &s in &scales {
-            let pts: Vec<(f64, f64)> = jobs
-                .iter()
-                .zip(&fits)
-                .filter(|(j, _)| j.0 == s)
-                .map(|(j, f)| (j.1, ratio(f, j.1)))
-                .collect();
-            let star = pts
-                .windows(2)
-                .find(|w| w[0].1 >= 0.25 && w[1].1 < 0.25)
-                .map(|w| 0.5 * (w[0].0 + w[1].0));
-            thresholds.push((s, star));
+            thresholds.push((
+                s,
+                collapse(&series(s, FitStart::Component)),
+                collapse(&series(s, FitStart::Midpoint)),
+                global(s),
+            ));
         }
         let found: Vec<(f64, f64)> = thresholds
             .iter()
-            .filter_map(|&(s, a)| a.map(|a| (s, a)))
+            .filter_map(|&(s, a, _, _)| a.map(|a| (s, a)))
             .collect();
         let slope = found.iter().map(|(s, a)| s * a).sum::<f64>()
             / found
@@ -284,7 +394,7 @@ impl Study for ModeInterpolation {
         let mut md = String::from(
             "| s | α* (ours) | α* (paper) | difference |\n| --- | --- | --- | --- |\n",
         );
-        for (s, a) in &thresholds {
+        for (s, a, _, _) in &thresholds {
             match a {
                 Some(a) => md.push_str(&format!(
                     "| {s} | {a:.2} | {:.2} | {:+.2} |\n",
@@ -298,8 +408,25 @@ impl Study for ModeInterpolation {
             }
         }
         md.push_str(&format!(
-        "\nSlope of α* in s (least squares through the origin): **{slope:.3}** (paper: linear, α* ≈ 5 s). {n_samples} Monte Carlo samples, {steps} Adam steps, lr 1e-2, initialized at (0, s²I).\n"
+        "\nSlope of α* in s (least squares through the origin): **{slope:.3}** (paper: linear, α* ≈ 5 s). {n_samples} Monte Carlo samples, {steps} Adam steps, lr 1e-2, initialized at (0, s²I) (on the first component).\n"
     ));
+        let opt = |v: Option<f64>, s: f64| {
+            v.map_or("not on the grid".to_string(), |a| {
+                format!("{a:.2} ({:.2} s)", a / s)
+            })
+        };
+        md.push_str(&format!(
+            "\nMulti-start: every fit again from the midpoint (α/2 · e₁, s²I); KL(q ‖ p) of every fit by quadrature. A fit interpolates while ‖μ*‖/α (from the first component) is in [¼, ¾). The global switch is where the best collapsed fit's KL falls below the best interpolating fit's (linear between grid points; α/s step {:.2}).\n\n| s | α* from a component | α* from the midpoint | global switch (lowest KL) |\n| --- | --- | --- | --- |\n",
+            ratios[1] - ratios[0]
+        ));
+        for &(s, c, m, g) in &thresholds {
+            md.push_str(&format!(
+                "| {s} | {} | {} | {} |\n",
+                opt(c, s),
+                opt(m, s),
+                opt(g, s)
+            ));
+        }
         let thr = Table::new("thresholds")
             .with("s", Values::F64(thresholds.iter().map(|t| t.0).collect()))
             .with(
@@ -309,6 +436,14 @@ impl Study for ModeInterpolation {
             .with(
                 "alpha_star_paper",
                 Values::F64(thresholds.iter().map(|t| paper(t.0)).collect()),
+            )
+            .with(
+                "alpha_star_from_midpoint",
+                Values::OptF64(thresholds.iter().map(|t| t.2).collect()),
+            )
+            .with(
+                "alpha_global_switch",
+                Values::OptF64(thresholds.iter().map(|t| t.3).collect()),
             );
         Ok(Reproduction {
             experiment: Experiment::ModeInterpolation,
@@ -317,5 +452,34 @@ impl Study for ModeInterpolation {
             samples: None,
             wall_s: 0.0,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With α = 0 the mixture is the single Gaussian N(0, s²I), whose KL from a Gaussian
+    /// q has a closed form: ½[tr(Σ/s²) + ‖m‖²/s² − 2 − ln(det Σ / s⁴)].
+    #[test]
+    fn the_quadrature_kl_is_the_closed_form_for_one_gaussian() {
+        let s: f64 = 1.3;
+        let ln_p = |z: [f64; 2]| {
+            -0.5 * (z[0] * z[0] + z[1] * z[1]) / (s * s) - (2.0 * std::f64::consts::PI * s * s).ln()
+        };
+        for (m, chol) in [
+            ([0.0, 0.0], [1.3f64, 0.0, 1.3]),
+            ([0.7, -2.0], [0.4, 0.3, 2.1]),
+            ([3.0, 1.0], [2.5, -1.0, 0.2]),
+        ] {
+            let [l11, l21, l22] = chol;
+            let (v11, v22) = (l11 * l11, l21 * l21 + l22 * l22);
+            let det = (l11 * l22).powi(2);
+            let closed = 0.5
+                * ((v11 + v22) / (s * s) + (m[0] * m[0] + m[1] * m[1]) / (s * s) - 2.0
+                    - (det / s.powi(4)).ln());
+            let q = kl_by_quadrature(m, chol, &ln_p);
+            assert!((q - closed).abs() < 1e-10, "{m:?} {chol:?}: {q} vs {closed}");
+        }
     }
 }
