@@ -12,4 +12,5 @@ pub mod mode_proximity;
 pub mod symmetry_regime;
 pub mod symmetry_replication;
 pub mod tractable_bnn;
+pub(crate) mod tractable_quadrature;
 pub mod tractable_sweep;

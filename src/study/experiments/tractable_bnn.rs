@@ -14,6 +14,7 @@ use crate::study::experiment::{
     Experiment, Figure, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
     contour_segments, ellipse, grouped_plot, mean_sd,
 };
+use crate::study::experiments::tractable_quadrature::{GroundTruth, TwoUnitModel};
 use crate::study::figure::{dodge, extent};
 use crate::study::format::number;
 use crate::study::table::{Table, Values};
@@ -118,6 +119,9 @@ pub(crate) struct Run {
     pub(crate) mse: f64,
     #[serde(with = "exact")]
     pub(crate) l: f64,
+    /// The Monte Carlo standard error of `l`.
+    #[serde(with = "exact")]
+    pub(crate) l_se: f64,
     #[serde(with = "exact")]
     pub(crate) lg_k: f64,
     #[serde(with = "exact")]
@@ -130,6 +134,8 @@ pub(crate) struct Run {
     pub(crate) mi_k_se: f64,
     #[serde(with = "exact")]
     pub(crate) mi_exact_se: f64,
+    /// ln p(D), exact L and I of q on the training data ([`GroundTruth`]).
+    pub(crate) truth: GroundTruth,
     #[serde(with = "exact::seq")]
     pub(crate) mu: Vec<f64>,
     #[serde(with = "exact::seq")]
@@ -204,15 +210,19 @@ pub(crate) fn train_run(
         .estimate_within(q, &o.limits)?;
     let (mi_k, mi_exact) = (est_k.value, est_exact.value);
     let n = train_set.len() as f64;
+    let truth = TwoUnitModel::new(&train_set, setting.precision, setting.prior_scale)?
+        .ground_truth([q.mu()[0], q.mu()[1]], [q.sigma()[0], q.sigma()[1]]);
     Ok(Run {
         mse,
         l: l.elbo_per_point,
+        l_se: l.elbo_per_point_std_err,
         lg_k: l.elbo_per_point + mi_k / n,
         lg_exact: l.elbo_per_point + mi_exact / n,
         mi_k,
         mi_exact,
         mi_k_se: est_k.std_err.unwrap_or(f64::NAN),
         mi_exact_se: est_exact.std_err.unwrap_or(f64::NAN),
+        truth,
         mu: q.mu().to_vec(),
         sigma: q.sigma().to_vec(),
     })
@@ -383,6 +393,26 @@ impl Study for TractableBnn {
                 "mi_exact_std_err_nats",
                 Values::F64(runs.iter().map(|r| r.mi_exact_se).collect()),
             )
+            .with(
+                "ln_evidence_per_point",
+                Values::F64(runs.iter().map(|r| r.truth.ln_evidence / N_POINTS as f64).collect()),
+            )
+            .with(
+                "elbo_closed_form_per_point",
+                Values::F64(runs.iter().map(|r| r.truth.elbo / N_POINTS as f64).collect()),
+            )
+            .with(
+                "mi_quadrature_nats",
+                Values::F64(runs.iter().map(|r| r.truth.mi).collect()),
+            )
+            .with(
+                "kl_q_posterior_nats",
+                Values::F64(runs.iter().map(|r| r.truth.kl()).collect()),
+            )
+            .with(
+                "kl_qg_posterior_nats",
+                Values::F64(runs.iter().map(|r| r.truth.kl_g()).collect()),
+            )
             .with("mu_w1", Values::F64(runs.iter().map(|r| r.mu[0]).collect()))
             .with("mu_w2", Values::F64(runs.iter().map(|r| r.mu[1]).collect()))
             .with(
@@ -452,6 +482,7 @@ impl Study for TractableBnn {
         if shape_lg { "holds" } else { "fails" },
         if shape_sgm { "holds" } else { "fails" }
     ));
+        md.push_str(&ground_truth_table(&alphas, &jobs, &runs));
         // The exact posterior on a grid for the first α, seed 0.
         let a0 = alphas[0];
         let n_grid = if o.quick { 41 } else { 121 };
@@ -472,6 +503,50 @@ impl Study for TractableBnn {
             wall_s: 0.0,
         })
     }
+}
+
+/// The quadrature table (issue 31): per α and method, ln p(D)/N of the run's training
+/// data, L/N and L^G/N exactly, and KL(q ‖ p(ω | D)) and KL(q^G ‖ p(ω | D)) in nats, mean
+/// ± sd over seeds, with the largest gap between the exact L and the run's Monte Carlo L̂ in units of L̂'s
+/// standard error.
+pub(crate) fn ground_truth_table(
+    alphas: &[f64],
+    jobs: &[(f64, u64, bool)],
+    runs: &[Run],
+) -> String {
+    let n = N_POINTS as f64;
+    let mut md = String::from(
+        "\nGround truth by quadrature (`tractable_quadrature`): ln p(D) of each run's training data on a 2-D grid (checked against a per-quadrant computation), L exactly (Gaussian moments of the ReLU), I of q by quadrature, so KL(q ‖ p(ω | D)) = ln p(D) − L and KL(q^G ‖ p(ω | D)) = ln p(D) − L − I; L and ln p(D) per training point whatever the objective's normalisation; mean ± sd over seeds.\n\n| α | method | ln p(D)/N | L/N (exact) | L^G/N (exact) | KL(q ‖ p(ω\\|D)) nats | KL(q^G ‖ p(ω\\|D)) nats | I by quadrature | largest \\|L − L̂\\| / SE(L̂) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for &a in alphas {
+        for sgm in [false, true] {
+            let sel: Vec<&Run> = jobs
+                .iter()
+                .zip(runs)
+                .filter(|(j, _)| j.0 == a && j.2 == sgm)
+                .map(|(_, r)| r)
+                .collect();
+            let col = |f: &dyn Fn(&Run) -> f64| mean_sd(&sel.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let (ev, l, lg, kl, klg, mi) = (
+                col(&|r| r.truth.ln_evidence / n),
+                col(&|r| r.truth.elbo / n),
+                col(&|r| (r.truth.elbo + r.truth.mi) / n),
+                col(&|r| r.truth.kl()),
+                col(&|r| r.truth.kl_g()),
+                col(&|r| r.truth.mi),
+            );
+            let gap = sel
+                .iter()
+                .map(|r| (r.truth.elbo / n - r.l).abs() / r.l_se)
+                .fold(0.0, f64::max);
+            md.push_str(&format!(
+                "| {a} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:.4} ± {:.4} | {gap:.2} |\n",
+                if sgm { "SGM K=2" } else { "MFVI" },
+                ev.0, ev.1, l.0, l.1, lg.0, lg.1, kl.0, kl.1, klg.0, klg.1, mi.0, mi.1
+            ));
+        }
+    }
+    md
 }
 
 /// The paper's test MSE (mean, sd over seeds) at α ∈ {0.05, 0.1, 0.15, 0.2}, MFVI or
