@@ -40,17 +40,20 @@ pub fn fit_gaussian_to_mixture(
     lr: f64,
     seed: u64,
 ) -> GaussianFit {
-    fit_gaussian_to_mixture_from(s, alpha, [0.0, 0.0], n_samples, steps, lr, seed)
+    fit_gaussian_to_mixture_from(s, alpha, FitStart::Component, n_samples, steps, lr, seed)
 }
 
 /// Where a fit of [`fit_gaussian_to_mixture_from`] starts: on the first component, or
-/// halfway between the two.
+/// halfway between the two, free or with its mean held there (the best symmetric
+/// Gaussian: the interpolating solution, whether or not it is a local minimum).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FitStart {
     /// `(0, s²I)`.
     Component,
     /// `(α/2 · e₁, s²I)`.
     Midpoint,
+    /// `(α/2 · e₁, s²I)`, only the covariance fitted.
+    Symmetric,
 }
 
 impl FitStart {
@@ -59,6 +62,7 @@ impl FitStart {
         match self {
             FitStart::Component => "component",
             FitStart::Midpoint => "midpoint",
+            FitStart::Symmetric => "symmetric",
         }
     }
 
@@ -66,13 +70,13 @@ impl FitStart {
     pub fn mean(self, alpha: f64) -> [f64; 2] {
         match self {
             FitStart::Component => [0.0, 0.0],
-            FitStart::Midpoint => [alpha / 2.0, 0.0],
+            FitStart::Midpoint | FitStart::Symmetric => [alpha / 2.0, 0.0],
         }
     }
 }
 
 /// Fits `q = N(m, L Lᵀ)` to `p = ½N(0, s²I) + ½N(α e₁, s²I)` by minimizing the Monte
-/// Carlo reverse KL with Adam, starting from `(start, s²I)`. `L` is lower triangular with
+/// Carlo reverse KL with Adam from `start` ([`FitStart`]). `L` is lower triangular with
 /// `L_ii = exp(ℓ_i)`. Gradients (reparameterized, `z = m + L ε`):
 /// `∂KL/∂m = −E[∇ ln p(z)]`, `∂KL/∂L_ij = −E[(∇ ln p(z))_i ε_j] − [i = j]/L_ii`, with
 /// `∇ ln p(z) = Σ_c w_c(z) (c − z)/s²` and `w_c` the components' responsibilities.
@@ -81,14 +85,15 @@ impl FitStart {
 pub fn fit_gaussian_to_mixture_from(
     s: f64,
     alpha: f64,
-    start: [f64; 2],
+    start: FitStart,
     n_samples: usize,
     steps: usize,
     lr: f64,
     seed: u64,
 ) -> GaussianFit {
     // params: m1, m2, ℓ1, ℓ2, l21
-    let mut params = [start[0], start[1], s.ln(), s.ln(), 0.0];
+    let m0 = start.mean(alpha);
+    let mut params = [m0[0], m0[1], s.ln(), s.ln(), 0.0];
     let mut adam = Adam::new(5, lr);
     let inv_s2 = 1.0 / (s * s);
     let grad_ln_p = |z: [f64; 2]| {
@@ -137,6 +142,10 @@ pub fn fit_gaussian_to_mixture_from(
         // ∂(−H)/∂ℓ_i = −1 is included above (−[i=j]/L_ii · L_ii).
         grad.iter_mut()
             .for_each(|x| *x = if x.is_finite() { *x } else { 0.0 });
+        if start == FitStart::Symmetric {
+            grad[0] = 0.0;
+            grad[1] = 0.0;
+        }
         adam.step(&mut params, &grad);
     }
     let (mean, chol) = ([params[0], params[1]], [params[2].exp(), params[4], params[3].exp()]);
@@ -252,13 +261,50 @@ impl Study for ModeInterpolation {
                 )
             })
             .collect();
-        Ok(vec![Figure {
-            plot,
-            caption: format!(
-                "Started on a component (dots), the fitted mean sits between the modes for small α and jumps onto one of them at α* ({}); started at the midpoint (rings), it stays between them further (the summary's multi-start table gives where each start collapses and where the lower KL switches).",
-                pairs.join("; ")
-            ),
-        }])
+        // KL against α/s by start, at the scale nearest 1 (the problem is scale-equivariant).
+        let kl = fits.reals("kl")?;
+        let s1 = ts
+            .iter()
+            .copied()
+            .min_by(|a, b| (a - 1.0).abs().total_cmp(&(b - 1.0).abs()))
+            .unwrap_or(1.0);
+        let mut kl_plot = PlotSpec::new(
+            "kl_by_start",
+            &format!("KL(q ‖ p) of the fits by start, s = {}", number(s1, 3)),
+            "α / s",
+            "KL(q ‖ p) (nats, by quadrature)",
+        );
+        kl_plot.lines = true;
+        for (k, st) in [FitStart::Component, FitStart::Midpoint, FitStart::Symmetric]
+            .iter()
+            .enumerate()
+        {
+            let pts: Vec<(f64, f64)> = (0..s.len())
+                .filter(|&i| s[i] == s1 && start[i] == st.name())
+                .map(|i| (alpha[i] / s1, kl[i]))
+                .collect();
+            if !pts.is_empty() {
+                kl_plot = kl_plot.series(
+                    &format!("from the {}", st.name()),
+                    pts,
+                    None,
+                    SeriesStyle::own(k).shaped(k),
+                );
+            }
+        }
+        Ok(vec![
+            Figure {
+                plot,
+                caption: format!(
+                    "Started on a component (dots), the fitted mean sits between the modes for small α and jumps onto one of them at α* ({}); started at the midpoint (rings), it can stay between them further (the summary's multi-start table gives where each start collapses and where the lower KL switches).",
+                    pairs.join("; ")
+                ),
+            },
+            Figure {
+                plot: kl_plot,
+                caption: "The reverse KL of each fit: where the collapsed fits' curve crosses below the symmetric Gaussian's is the global switch; between α* and that crossing the fit from a component has collapsed onto a local optimum of higher KL.".into(),
+            },
+        ])
     }
 
     fn needs_mnist(&self) -> bool {
@@ -282,7 +328,7 @@ impl Study for ModeInterpolation {
         } else {
             (4..=40).map(|i| i as f64 * 0.2).collect()
         };
-        let starts = [FitStart::Component, FitStart::Midpoint];
+        let starts = [FitStart::Component, FitStart::Midpoint, FitStart::Symmetric];
         let mut jobs: Vec<(f64, f64, FitStart)> = Vec::new();
         for &st in &starts {
             for &s in &scales {
@@ -297,7 +343,7 @@ impl Study for ModeInterpolation {
                 Ok(fit_gaussian_to_mixture_from(
                     s,
                     a,
-                    st.mean(a),
+                    st,
                     n_samples,
                     steps,
                     1e-2,
@@ -348,23 +394,26 @@ impl Study for ModeInterpolation {
                 .find(|w| interpolates(w[0].1) && !interpolates(w[1].1))
                 .map(|w| 0.5 * (w[0].0 + w[1].0))
         };
-        // The global optimum among the two starts: where the best collapsed fit's KL
-        // first falls below the best interpolating fit's, linearly interpolated between
+        // The global optimum: where the best collapsed fit's KL (from either free start)
+        // first falls below the best symmetric Gaussian's, linearly interpolated between
         // the two grid points around the sign change of their difference.
         let global = |s: f64| -> Option<f64> {
-            let (c, m) = (series(s, FitStart::Component), series(s, FitStart::Midpoint));
+            let (c, m, y) = (
+                series(s, FitStart::Component),
+                series(s, FitStart::Midpoint),
+                series(s, FitStart::Symmetric),
+            );
             let diff: Vec<(f64, f64)> = c
                 .iter()
                 .zip(&m)
-                .filter_map(|(a, b)| {
-                    let best = |want: bool| {
-                        [a, b]
-                            .iter()
-                            .filter(|p| interpolates(p.1) == want)
-                            .map(|p| p.2)
-                            .min_by(f64::total_cmp)
-                    };
-                    Some((a.0, best(false)? - best(true)?))
+                .zip(&y)
+                .filter_map(|((a, b), sym)| {
+                    let collapsed = [a, b]
+                        .iter()
+                        .filter(|p| !interpolates(p.1))
+                        .map(|p| p.2)
+                        .min_by(f64::total_cmp)?;
+                    Some((a.0, collapsed - sym.2))
                 })
                 .collect();
             diff.windows(2)
@@ -416,7 +465,7 @@ impl Study for ModeInterpolation {
             })
         };
         md.push_str(&format!(
-            "\nMulti-start: every fit again from the midpoint (α/2 · e₁, s²I); KL(q ‖ p) of every fit by quadrature. A fit interpolates while ‖μ*‖/α (from the first component) is in [¼, ¾). The global switch is where the best collapsed fit's KL falls below the best interpolating fit's (linear between grid points; α/s step {:.2}).\n\n| s | α* from a component | α* from the midpoint | global switch (lowest KL) |\n| --- | --- | --- | --- |\n",
+            "\nMulti-start: every fit again from the midpoint (α/2 · e₁, s²I), free, and with its mean held there (the best symmetric Gaussian, the interpolating solution); KL(q ‖ p) of every fit by quadrature. A free fit interpolates while ‖μ*‖/α (from the first component) is in [¼, ¾). The global switch is where the best collapsed free fit's KL falls below the symmetric Gaussian's (linear between grid points; α/s step {:.2}).\n\n| s | α* from a component | α* from the midpoint | global switch (lowest KL) |\n| --- | --- | --- | --- |\n",
             ratios[1] - ratios[0]
         ));
         for &(s, c, m, g) in &thresholds {
