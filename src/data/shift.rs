@@ -93,10 +93,9 @@ mod tests {
             r = rotated_quarter(&r).unwrap();
         }
         assert_eq!(r, d);
-        let err = rotated_quarter(
-            &Dataset::new(Mat::zeros(1, 8), Targets::Classes(vec![0])).unwrap(),
-        )
-        .unwrap_err();
+        let err =
+            rotated_quarter(&Dataset::new(Mat::zeros(1, 8), Targets::Classes(vec![0])).unwrap())
+                .unwrap_err();
         assert!(err.to_string().contains("square images"), "{err}");
     }
 

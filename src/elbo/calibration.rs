@@ -28,7 +28,12 @@ pub struct Calibration {
 ///
 /// If `labels` and the rows differ in number or a label is not a column (the callers
 /// check both).
-pub fn calibration(n: usize, classes: usize, probs: impl Fn(usize, usize) -> f64, labels: &[u32]) -> Calibration {
+pub fn calibration(
+    n: usize,
+    classes: usize,
+    probs: impl Fn(usize, usize) -> f64,
+    labels: &[u32],
+) -> Calibration {
     assert_eq!(labels.len(), n, "one label per row");
     let mut bin_n = [0usize; ECE_BINS];
     let mut bin_correct = [0usize; ECE_BINS];
@@ -127,7 +132,9 @@ mod tests {
     fn auroc_is_the_pairwise_probability_with_ties_halved() {
         let mut rng = crate::rng::stream(5, 0);
         for (nn, np, levels) in [(1, 1, 3), (7, 3, 4), (50, 80, 10), (200, 150, 1000)] {
-            let neg: Vec<f64> = (0..nn).map(|_| rng.random_range(0..levels) as f64).collect();
+            let neg: Vec<f64> = (0..nn)
+                .map(|_| rng.random_range(0..levels) as f64)
+                .collect();
             let pos: Vec<f64> = (0..np)
                 .map(|_| rng.random_range(0..levels) as f64 + 0.5 * rng.random_range(0..2) as f64)
                 .collect();
@@ -151,7 +158,11 @@ mod tests {
         // Bin 9: one point, right, |1 − 0.6| = 0.4. Bin 14: right, |1 − 1| = 0.
         assert!((c.ece - (0.8 + 0.4) / 4.0).abs() < 1e-15, "{}", c.ece);
         // Brier: 2·0.01, 2·0.81, 2·0.16, 0.
-        assert!((c.brier - (0.02 + 1.62 + 0.32) / 4.0).abs() < 1e-15, "{}", c.brier);
+        assert!(
+            (c.brier - (0.02 + 1.62 + 0.32) / 4.0).abs() < 1e-15,
+            "{}",
+            c.brier
+        );
         let h = |a: f64, b: f64| -(a * a.ln() + b * b.ln());
         assert!((c.entropy[0] - h(0.9, 0.1)).abs() < 1e-15);
         assert!((c.entropy[2] - h(0.4, 0.6)).abs() < 1e-15);
@@ -161,6 +172,10 @@ mod tests {
         assert!((u.brier - 0.75).abs() < 1e-15);
         assert!((u.entropy[1] - 4f64.ln()).abs() < 1e-15);
         // Confidence 0.25 is in bin 3; the first class is predicted: one of two right.
-        assert!((u.ece - (1.0f64 - 0.5).abs() / 2.0).abs() < 1e-15, "{}", u.ece);
+        assert!(
+            (u.ece - (1.0f64 - 0.5).abs() / 2.0).abs() < 1e-15,
+            "{}",
+            u.ece
+        );
     }
 }

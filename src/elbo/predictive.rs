@@ -143,8 +143,7 @@ pub fn predictive(
                     .expect("d_out > 0");
                 correct += usize::from(best == y[r] as usize);
             }
-            let calibration =
-                super::calibration(n, d_out, |r, c| sum[c * n + r] / ns, y);
+            let calibration = super::calibration(n, d_out, |r, c| sum[c * n + r] / ns, y);
             Predictive {
                 mse: None,
                 accuracy: Some(correct as f64 / n as f64),

@@ -27,7 +27,11 @@ fn reals(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
 /// the midpoint of the posterior's narrowest interval, the mean wall time).
 #[test]
 fn section_5s_deep_table_is_the_committed_reports() {
-    let doc = std::fs::read_to_string(repo("REPRODUCTION.md")).unwrap();
+    assert_quoted("§5", &section_5_deep_rows());
+}
+
+/// The rows of [`section_5s_deep_table_is_the_committed_reports`].
+fn section_5_deep_rows() -> Vec<String> {
     let df = read_parquet(&repo("reports/estimator-cost/deep.parquet"));
     let (posterior, estimator) = (strs(&df, "posterior"), strs(&df, "estimator"));
     let (k, samples, wall) = (
@@ -41,7 +45,7 @@ fn section_5s_deep_table_is_the_committed_reports() {
         reals(&df, "upper_se"),
         reals(&df, "width"),
     );
-    let mut missing = Vec::new();
+    let mut rows = Vec::new();
     for i in 0..posterior.len() {
         let mid = (0..posterior.len())
             .filter(|&j| posterior[j] == posterior[i])
@@ -67,14 +71,18 @@ fn section_5s_deep_table_is_the_committed_reports() {
             },
             wall[i].unwrap(),
         );
-        if !doc.contains(&line) {
-            missing.push(line);
-        }
+        rows.push(line);
     }
+    rows
+}
+
+/// Fails naming every string of `want` that REPRODUCTION.md does not contain.
+fn assert_quoted(section: &str, want: &[String]) {
+    let doc = std::fs::read_to_string(repo("REPRODUCTION.md")).unwrap();
+    let missing: Vec<&String> = want.iter().filter(|w| !doc.contains(w.as_str())).collect();
     assert!(
         missing.is_empty(),
-        "REPRODUCTION.md §5 lacks these rows of the committed deep.parquet:\n{}",
-        missing.join("\n")
+        "REPRODUCTION.md {section} lacks these statements of the committed reports: {missing:#?}"
     );
 }
 
@@ -84,7 +92,11 @@ fn section_5s_deep_table_is_the_committed_reports() {
 /// cells' I/ln|G| and gain.
 #[test]
 fn section_7s_intervals_are_the_committed_reports() {
-    let doc = std::fs::read_to_string(repo("REPRODUCTION.md")).unwrap();
+    assert_quoted("§7", &section_7_intervals());
+}
+
+/// The statements of [`section_7s_intervals_are_the_committed_reports`].
+fn section_7_intervals() -> Vec<String> {
     let df = read_parquet(&repo("reports/symmetry-regime/runs.parquet"));
     let interval = strs(&df, "mi_interval");
     let col = |name: &str| -> Vec<f64> {
@@ -188,8 +200,7 @@ fn section_7s_intervals_are_the_committed_reports() {
         sd / (g.len() as f64).sqrt()
     ));
     want.push(format!("raises I/ln|G| from {dm:.2} to {dy:.2}"));
-    let missing: Vec<&String> = want.iter().filter(|w| !doc.contains(w.as_str())).collect();
-    assert!(missing.is_empty(), "REPRODUCTION.md §7 lacks: {missing:#?}");
+    want
 }
 
 /// `2474.4` as REPRODUCTION.md writes it: `2,474`.
@@ -209,7 +220,11 @@ fn thousands(v: f64) -> String {
 /// gain ± SE, p, decision, ΔL/N's share and the accuracy gain, as printed there.
 #[test]
 fn section_7bs_replication_is_the_committed_report() {
-    let doc = std::fs::read_to_string(repo("REPRODUCTION.md")).unwrap();
+    assert_quoted("§7b", &section_7b_cells());
+}
+
+/// The cells of [`section_7bs_replication_is_the_committed_report`].
+fn section_7b_cells() -> Vec<String> {
     let df = read_parquet(&repo("reports/symmetry-replication/tests.parquet"));
     let col =
         |name: &str| -> Vec<f64> { reals(&df, name).into_iter().map(|v| v.unwrap()).collect() };
@@ -220,7 +235,7 @@ fn section_7bs_replication_is_the_committed_report() {
     // (digits of the gain, digits of p) per row, as the table prints them.
     let digits = [(4, 4), (4, 2), (4, 2), (5, 2), (4, 2)];
     assert_eq!(m.len(), digits.len());
-    let mut missing = Vec::new();
+    let mut want = Vec::new();
     for (i, &(dg, dp)) in digits.iter().enumerate() {
         let mut cells = vec![
             minus(format!(
@@ -236,10 +251,353 @@ fn section_7bs_replication_is_the_committed_report() {
                 100.0 * gl[i] / m[i]
             ));
         }
-        missing.extend(cells.into_iter().filter(|c| !doc.contains(c.as_str())));
+        want.extend(cells);
+    }
+    want
+}
+
+/// The committed reports each section of REPRODUCTION.md quotes, by its heading's number
+/// (the text before the first section quotes all of them).
+const SECTION_REPORTS: &[(&str, &[&str])] = &[
+    ("1", &["mode-interpolation"]),
+    ("2", &["tractable-bnn", "tractable-sweep"]),
+    ("3", &["mnist"]),
+    ("4", &["mode-proximity"]),
+    ("5", &["estimator-cost"]),
+    ("6", &["mnist-objectives"]),
+    ("7", &["symmetry-regime", "symmetry-replication"]),
+];
+
+/// Numbers REPRODUCTION.md may state that no report computes: the paper's own values
+/// (which the summaries also print where they compare), the studies' settings, and
+/// mathematical constants, each with what it is.
+const DECLARED: &[(&str, &str)] = &[
+    (
+        "ln 2 / N = ln 2 / 100, the most I/N can add with |G| = 2",
+        "0.0069",
+    ),
+    ("ln 2 / 10, per batch of 10", "0.069"),
+    (
+        "the variance of α|x| for x ~ U(−10, 10) at α = 0.1: α² · 100/3 · (1 − 3/4)",
+        "0.083",
+    ),
+    ("learning rates and prior scales of the settings", "1e-3"),
+    ("learning rates", "3e-3"),
+    ("learning rates", "3e-4"),
+    ("learning rates", "5e-3"),
+    ("learning rates", "1e-2"),
+    ("σ0 = ln(1 + e^ρ0) at ρ0 = −3, −1, 0, 1", "0.05"),
+    ("σ0 at ρ0 = −1", "0.31"),
+    ("σ0 at ρ0 = 0", "0.69"),
+    ("σ0 at ρ0 = 1", "1.31"),
+    ("σ0 at ρ0 = −3, three digits", "0.049"),
+    ("the prior scale and initial mean scale", "0.1"),
+    ("the deep nets' σ", "0.5"),
+    ("the one-sided threshold 0.05 / 2", "0.025"),
+    ("the significance level", "0.05"),
+    ("the paper's L^G/N − L/N at α = 0.05 … 0.2 (its Tables 2 and 3): MFVI", "0.013"),
+    ("the paper's gaps, MFVI", "0.012"),
+    ("the paper's gaps, MFVI", "0.011"),
+    ("the paper's gaps, SGM", "0.019"),
+    ("the paper's gaps, SGM", "0.024"),
+    ("the paper's gap at α = 0.1, SGM", "0.022"),
+    ("noise std of the sweep", "0.3"),
+];
+
+/// Decimal numbers (with a point or an exponent) in `text`, minus signs dropped,
+/// thousands separators removed.
+fn decimal_tokens(text: &str) -> Vec<String> {
+    let t = text.replace('−', "-");
+    let chars: Vec<char> = t.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit()
+            || (i > 0
+                && (chars[i - 1].is_ascii_alphanumeric()
+                    || chars[i - 1] == '.'
+                    || chars[i - 1] == '_'))
+        {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        let mut tok = String::new();
+        // Digits, and thousands separators: a comma followed by exactly three digits.
+        let separator = |j: usize| {
+            chars[j] == ','
+                && (1..=3).all(|k| chars.get(j + k).is_some_and(char::is_ascii_digit))
+                && !chars.get(j + 4).is_some_and(char::is_ascii_digit)
+        };
+        while j < chars.len() && (chars[j].is_ascii_digit() || separator(j)) {
+            if chars[j] != ',' {
+                tok.push(chars[j]);
+            }
+            j += 1;
+        }
+        if j + 1 < chars.len() && chars[j] == '.' && chars[j + 1].is_ascii_digit() {
+            tok.push('.');
+            j += 1;
+            while j < chars.len() && chars[j].is_ascii_digit() {
+                tok.push(chars[j]);
+                j += 1;
+            }
+        }
+        if j + 1 < chars.len()
+            && chars[j] == 'e'
+            && (chars[j + 1].is_ascii_digit()
+                || (chars[j + 1] == '-' && chars.get(j + 2).is_some_and(char::is_ascii_digit)))
+        {
+            tok.push('e');
+            j += 1;
+            if chars[j] == '-' {
+                tok.push('-');
+                j += 1;
+            }
+            let start = j;
+            while j < chars.len() && chars[j].is_ascii_digit() {
+                tok.push(chars[j]);
+                j += 1;
+            }
+            // A three-digit exponent is a commit hash's letters and digits, not a number.
+            if j - start > 2 {
+                i = j;
+                continue;
+            }
+        }
+        let decimal = tok.contains('.') || tok.contains('e');
+        // Not part of a word or a commit hash.
+        let word = j < chars.len()
+            && (chars[j].is_ascii_alphabetic() && chars[j] != 'e' || chars[j] == '_');
+        if decimal && !word {
+            out.push(tok);
+        }
+        i = j.max(i + 1);
+    }
+    out
+}
+
+/// Issue 31's rule for all of REPRODUCTION.md: every decimal number it prints (in text or
+/// tables) is a number of the committed reports of its section (their `summary.md`,
+/// `index.html` captions and `manifest.json`, all written by the studies from their
+/// tables), a statement another test of this file checks against the Parquet, or a
+/// declared setting, constant or paper value ([`DECLARED`]). A hand-copied or edited
+/// number fails here, named with its section and line.
+#[test]
+fn every_decimal_number_in_reproduction_comes_from_the_committed_reports() {
+    let doc = std::fs::read_to_string(repo("REPRODUCTION.md")).unwrap();
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let sources = |reports: &[&str]| -> std::collections::HashSet<String> {
+        let mut set = std::collections::HashSet::new();
+        for r in reports {
+            for f in ["summary.md", "index.html", "manifest.json"] {
+                set.extend(decimal_tokens(&read(repo(&format!("reports/{r}/{f}")))));
+            }
+        }
+        set
+    };
+    let mut checked = std::collections::HashSet::new();
+    for s in section_5_deep_rows()
+        .iter()
+        .chain(&section_2_statements())
+        .chain(&section_4_ranges())
+        .chain(&section_7_intervals())
+        .chain(&section_7b_cells())
+    {
+        checked.extend(decimal_tokens(s));
+    }
+    let declared: std::collections::HashSet<String> =
+        DECLARED.iter().map(|d| d.1.to_string()).collect();
+    let all: Vec<&str> = SECTION_REPORTS
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .collect();
+    let mut allowed = sources(&all);
+    let mut section = "preamble".to_string();
+    let mut missing = Vec::new();
+    for (n, line) in doc.lines().enumerate() {
+        if let Some(h) = line.strip_prefix("## ") {
+            let num = h.split('.').next().unwrap_or_default().to_string();
+            if let Some((_, reports)) = SECTION_REPORTS.iter().find(|s| s.0 == num) {
+                allowed = sources(reports);
+                section = format!("§{num}");
+            }
+        }
+        for t in decimal_tokens(line) {
+            if !(allowed.contains(&t) || checked.contains(&t) || declared.contains(&t)) {
+                missing.push(format!("{section} line {}: {t}", n + 1));
+            }
+        }
     }
     assert!(
         missing.is_empty(),
-        "REPRODUCTION.md §7b lacks: {missing:#?}"
+        "numbers in REPRODUCTION.md that no committed report of their section gives: {missing:#?}"
     );
+}
+
+#[test]
+fn decimal_tokens_reads_numbers_not_words() {
+    assert_eq!(
+        decimal_tokens(
+            "lr 1e-3, α = 0.05, −0.0016 ± 0.0025, 60,000 images, 1,036.79 nats, commit 742e465, K = 64, x2.5y"
+        ),
+        ["1e-3", "0.05", "0.0016", "0.0025", "1036.79"]
+    );
+}
+
+/// §2's statements, from `reports/tractable-bnn/runs.parquet` and
+/// `reports/tractable-sweep/{sweep,rerun}.parquet`: the KL differences between SGM and
+/// MFVI, and the sweep's ranges over its 48 cells (each cell's mean over seeds, both
+/// methods).
+#[test]
+fn section_2s_statements_are_the_committed_reports() {
+    assert_quoted("§2", &section_2_statements());
+}
+
+/// The statements of [`section_2s_statements_are_the_committed_reports`].
+fn section_2_statements() -> Vec<String> {
+    let mean_of = |df: &DataFrame, col: &str, keep: &dyn Fn(usize) -> bool| -> f64 {
+        let v: Vec<f64> = reals(df, col)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep(*i))
+            .map(|(_, v)| v.unwrap())
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let mut want = Vec::new();
+    // tractable-bnn at α = 0.05: SGM's q against MFVI's, in KL from the posterior.
+    let bnn = read_parquet(&repo("reports/tractable-bnn/runs.parquet"));
+    let (alpha, method) = (reals(&bnn, "alpha"), strs(&bnn, "method"));
+    let at = |m: &'static str| {
+        let (alpha, method) = (alpha.clone(), method.clone());
+        move |i: usize| alpha[i] == Some(0.05) && method[i] == m
+    };
+    let (kl_m, kl_s) = (
+        mean_of(&bnn, "kl_q_posterior_nats", &at("mfvi")),
+        mean_of(&bnn, "kl_q_posterior_nats", &at("sgm-k2")),
+    );
+    want.push(format!(
+        "SGM's own fit is {:.3} nats closer than MFVI's there ({kl_s:.3} against\n  {kl_m:.3})",
+        kl_m - kl_s
+    ));
+    // The sweep's rerun at α = 0.05: q^G of SGM against MFVI's.
+    let rerun = read_parquet(&repo("reports/tractable-sweep/rerun.parquet"));
+    let (alpha, method) = (reals(&rerun, "alpha"), strs(&rerun, "method"));
+    let at = |m: &'static str| {
+        let (alpha, method) = (alpha.clone(), method.clone());
+        move |i: usize| alpha[i] == Some(0.05) && method[i] == m
+    };
+    let (g_m, g_s) = (
+        mean_of(&rerun, "kl_qg_posterior_nats", &at("MFVI")),
+        mean_of(&rerun, "kl_qg_posterior_nats", &at("SGM K=2")),
+    );
+    want.push(format!(
+        "Its q^G is {:.3} nats closer to the true posterior than MFVI's ({g_s:.3}\nagainst {g_m:.3})",
+        g_m - g_s
+    ));
+    // The sweep's 48 cells: cell means over seeds, per method.
+    let sweep = read_parquet(&repo("reports/tractable-sweep/sweep.parquet"));
+    let (noise, tau, prior) = (
+        reals(&sweep, "noise_std"),
+        reals(&sweep, "tau"),
+        reals(&sweep, "prior_scale"),
+    );
+    let (norm, method) = (strs(&sweep, "normalisation"), strs(&sweep, "method"));
+    let mut cells: Vec<(f64, f64, f64, String, String)> = Vec::new();
+    for i in 0..noise.len() {
+        let key = (
+            noise[i].unwrap(),
+            tau[i].unwrap(),
+            prior[i].unwrap(),
+            norm[i].clone(),
+            method[i].clone(),
+        );
+        if !cells.contains(&key) {
+            cells.push(key);
+        }
+    }
+    let cell_means = |col: &str, keep: &dyn Fn(&(f64, f64, f64, String, String)) -> bool| {
+        cells
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| {
+                mean_of(&sweep, col, &|i| {
+                    (
+                        noise[i].unwrap(),
+                        tau[i].unwrap(),
+                        prior[i].unwrap(),
+                        norm[i].clone(),
+                        method[i].clone(),
+                    ) == *c
+                })
+            })
+            .collect::<Vec<f64>>()
+    };
+    let range = |v: &[f64]| {
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        )
+    };
+    let minus = |v: f64, d: usize| format!("{:.d$}", v).replace('-', "−");
+    let per_point = range(&cell_means("reported_elbo_per_point", &|c| {
+        c.3 == "per point"
+    }));
+    want.push(format!(
+        "L/N is\n  between {} and {} across the cells",
+        minus(per_point.1, 4),
+        minus(per_point.0, 4)
+    ));
+    let batch = range(&cell_means("reported_elbo_per_point", &|c| {
+        c.3 == "per batch" && (c.1 == 4.0 || c.1 == 10.0)
+    }));
+    want.push(format!(
+        "at τ = 4–10 it is {} to\n  {}",
+        minus(batch.1, 4),
+        minus(batch.0, 4)
+    ));
+    let noisy = range(&cell_means("test_mse", &|c| c.0 == 0.3));
+    let clean = range(&cell_means("test_mse", &|c| c.0 == 0.0));
+    want.push(format!(
+        "our test MSE is\n  {:.3}–{:.3}; without noise it is {:.3}–{:.3}",
+        noisy.0, noisy.1, clean.0, clean.1
+    ));
+    let mi = range(&cell_means("mi_exact_nats", &|_| true));
+    want.push(format!("({:.3}–{:.3} nats)", mi.0, mi.1));
+    want
+}
+
+/// §4's ranges, from `reports/mode-proximity/proximity.parquet`: the absolute distance at
+/// initialization, and the relative distance times √d before and after training.
+#[test]
+fn section_4s_ranges_are_the_committed_report() {
+    assert_quoted("§4", &section_4_ranges());
+}
+
+/// The statements of [`section_4s_ranges_are_the_committed_report`].
+fn section_4_ranges() -> Vec<String> {
+    let df = read_parquet(&repo("reports/mode-proximity/proximity.parquet"));
+    let (width, weights) = (reals(&df, "width"), strs(&df, "weights"));
+    let (rel, abs) = (reals(&df, "min_distance_over_norm"), reals(&df, "min_distance"));
+    let range = |label: &str, f: &dyn Fn(usize) -> f64| {
+        let v: Vec<f64> = (0..width.len())
+            .filter(|&i| weights[i] == label)
+            .map(f)
+            .collect();
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        )
+    };
+    let a = range("initialization", &|i| abs[i].unwrap());
+    let scaled = |i: usize| rel[i].unwrap() * width[i].unwrap().sqrt();
+    let (si, st) = (range("initialization", &scaled), range("trained", &scaled));
+    vec![
+        format!("({:.2} to {:.2} at initialization)", a.0, a.1),
+        format!(
+            "stays between {:.2} and {:.2} at initialization and {:.2} and\n{:.2} after training",
+            si.0, si.1, st.0, st.1
+        ),
+    ]
 }

@@ -148,7 +148,10 @@ pub fn fit_gaussian_to_mixture_from(
         }
         adam.step(&mut params, &grad);
     }
-    let (mean, chol) = ([params[0], params[1]], [params[2].exp(), params[4], params[3].exp()]);
+    let (mean, chol) = (
+        [params[0], params[1]],
+        [params[2].exp(), params[4], params[3].exp()],
+    );
     GaussianFit {
         mean,
         chol,
@@ -525,10 +528,14 @@ mod tests {
             let (v11, v22) = (l11 * l11, l21 * l21 + l22 * l22);
             let det = (l11 * l22).powi(2);
             let closed = 0.5
-                * ((v11 + v22) / (s * s) + (m[0] * m[0] + m[1] * m[1]) / (s * s) - 2.0
+                * ((v11 + v22) / (s * s) + (m[0] * m[0] + m[1] * m[1]) / (s * s)
+                    - 2.0
                     - (det / s.powi(4)).ln());
             let q = kl_by_quadrature(m, chol, &ln_p);
-            assert!((q - closed).abs() < 1e-10, "{m:?} {chol:?}: {q} vs {closed}");
+            assert!(
+                (q - closed).abs() < 1e-10,
+                "{m:?} {chol:?}: {q} vs {closed}"
+            );
         }
     }
 }

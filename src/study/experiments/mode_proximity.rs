@@ -197,7 +197,8 @@ impl Study for ModeProximity {
             widths
                 .iter()
                 .filter_map(|&w| {
-                    let at = |label: &str| rows.iter().find(|r| r.0 == w && r.1 == label).map(|r| r.4);
+                    let at =
+                        |label: &str| rows.iter().find(|r| r.0 == w && r.1 == label).map(|r| r.4);
                     let (a, b) = (at("initialization")?, at("trained")?);
                     ((b > a) == grows).then(|| format!("d = {w}: {a:.2} → {b:.2}"))
                 })

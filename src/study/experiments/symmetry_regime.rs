@@ -17,8 +17,8 @@ use crate::execute::Schedule;
 use crate::journal::exact;
 use crate::rng::child_seed;
 use crate::study::experiment::{
-    Experiment, Figure, HeatMap, MnistUsed, PlotSpec, ReproduceOptions, Reproduction,
-    SeriesStyle, Study, mean_sd,
+    Experiment, Figure, HeatMap, MnistUsed, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle,
+    Study, mean_sd,
 };
 use crate::study::figure::extent;
 use crate::study::format::number;
@@ -388,133 +388,138 @@ fn overlap_figure(
     inits: &[(f64, f64)],
     min_accuracy: Option<f64>,
 ) -> Result<Option<Figure>> {
-        let (mi_lower, mi_upper) = (t.reals("mi_lower_nats")?, t.reals("mi_upper_nats")?);
-        let (n_train, width, prior, rho) = (
-            t.reals("n_train")?,
-            t.reals("width")?,
-            t.reals("prior_scale")?,
-            t.reals("init_rho")?,
-        );
-        let (objective, seed, accuracy) = (
-            t.texts("objective")?,
-            t.reals("seed")?,
-            t.reals("test_accuracy")?,
-        );
-        let (mi, ln_g, lg) = (
-            t.reals("mi_nats")?,
-            t.reals("ln_group_order")?,
-            t.reals("elbo_g_per_point")?,
-        );
-        let sorted = |v: &[f64]| {
-            let mut v = v.to_vec();
-            v.sort_by(f64::total_cmp);
-            v.dedup();
-            v
-        };
-        let (ns, widths) = (sorted(&n_train), sorted(&width));
-        let mut overlap_plot = PlotSpec::new(
-            &match min_accuracy {
-                None => "overlap_gain".to_string(),
-                Some(a) => format!("overlap_gain_accuracy_above_{a}"),
-            },
-            &match min_accuracy {
-                None => "Symmetrizing's L^G/N gain against the MFVI posterior's overlap, every cell".to_string(),
-                Some(a) => format!("The same, cells whose MFVI nets learn (test accuracy above {} %)", 100.0 * a),
-            },
-            "overlap 1 − I/ln|G| of the MFVI posterior",
-            "L^G/N gain (nats per point)",
-        );
-        let mut intervals = Vec::new();
-        // (overlap, gain, prior, ρ0, width, N) of every cell with both objectives.
-        let mut points: Vec<(f64, f64, f64, f64, f64, f64)> = Vec::new();
-        let mut seeds_per_cell: Vec<usize> = Vec::new();
-        for (c, &(p, r)) in inits.iter().enumerate() {
-            let (mut series, mut errors) = (Vec::new(), Vec::new());
-            for &w in &widths {
-                for &n in &ns {
-                    let rows = |sym: bool| -> Vec<usize> {
-                        (0..n_train.len())
-                            .filter(|&i| {
-                                (n_train[i], width[i], prior[i], rho[i]) == (n, w, p, r)
-                                    && (objective[i] != "mfvi") == sym
-                            })
-                            .collect()
-                    };
-                    let (mf, sy) = (rows(false), rows(true));
-                    let gains: Vec<f64> = sy
-                        .iter()
-                        .filter_map(|&i| {
-                            mf.iter()
-                                .find(|&&j| seed[j] == seed[i])
-                                .map(|&j| lg[i] - lg[j])
+    let (mi_lower, mi_upper) = (t.reals("mi_lower_nats")?, t.reals("mi_upper_nats")?);
+    let (n_train, width, prior, rho) = (
+        t.reals("n_train")?,
+        t.reals("width")?,
+        t.reals("prior_scale")?,
+        t.reals("init_rho")?,
+    );
+    let (objective, seed, accuracy) = (
+        t.texts("objective")?,
+        t.reals("seed")?,
+        t.reals("test_accuracy")?,
+    );
+    let (mi, ln_g, lg) = (
+        t.reals("mi_nats")?,
+        t.reals("ln_group_order")?,
+        t.reals("elbo_g_per_point")?,
+    );
+    let sorted = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v
+    };
+    let (ns, widths) = (sorted(&n_train), sorted(&width));
+    let mut overlap_plot = PlotSpec::new(
+        &match min_accuracy {
+            None => "overlap_gain".to_string(),
+            Some(a) => format!("overlap_gain_accuracy_above_{a}"),
+        },
+        &match min_accuracy {
+            None => "Symmetrizing's L^G/N gain against the MFVI posterior's overlap, every cell"
+                .to_string(),
+            Some(a) => format!(
+                "The same, cells whose MFVI nets learn (test accuracy above {} %)",
+                100.0 * a
+            ),
+        },
+        "overlap 1 − I/ln|G| of the MFVI posterior",
+        "L^G/N gain (nats per point)",
+    );
+    let mut intervals = Vec::new();
+    // (overlap, gain, prior, ρ0, width, N) of every cell with both objectives.
+    let mut points: Vec<(f64, f64, f64, f64, f64, f64)> = Vec::new();
+    let mut seeds_per_cell: Vec<usize> = Vec::new();
+    for (c, &(p, r)) in inits.iter().enumerate() {
+        let (mut series, mut errors) = (Vec::new(), Vec::new());
+        for &w in &widths {
+            for &n in &ns {
+                let rows = |sym: bool| -> Vec<usize> {
+                    (0..n_train.len())
+                        .filter(|&i| {
+                            (n_train[i], width[i], prior[i], rho[i]) == (n, w, p, r)
+                                && (objective[i] != "mfvi") == sym
                         })
-                        .collect();
-                    if mf.is_empty() || gains.is_empty() {
-                        continue;
-                    }
-                    let learnt = mf.iter().map(|&i| accuracy[i]).sum::<f64>() / mf.len() as f64;
-                    if min_accuracy.is_some_and(|a| learnt <= a) {
-                        continue;
-                    }
-                    let over = |v: &[f64]| {
-                        1.0 - mf.iter().map(|&i| v[i] / ln_g[i]).sum::<f64>() / mf.len() as f64
-                    };
-                    let (m, sd) = mean_sd(&gains);
-                    let se = if gains.len() > 1 {
-                        sd / (gains.len() as f64).sqrt()
-                    } else {
-                        0.0
-                    };
-                    let x = over(&mi);
-                    series.push((x, m));
-                    errors.push(se);
-                    intervals.push(vec![(over(&mi_upper), m), (over(&mi_lower), m)]);
-                    points.push((x, m, p, r, w, n));
-                    seeds_per_cell.push(gains.len());
+                        .collect()
+                };
+                let (mf, sy) = (rows(false), rows(true));
+                let gains: Vec<f64> = sy
+                    .iter()
+                    .filter_map(|&i| {
+                        mf.iter()
+                            .find(|&&j| seed[j] == seed[i])
+                            .map(|&j| lg[i] - lg[j])
+                    })
+                    .collect();
+                if mf.is_empty() || gains.is_empty() {
+                    continue;
                 }
+                let learnt = mf.iter().map(|&i| accuracy[i]).sum::<f64>() / mf.len() as f64;
+                if min_accuracy.is_some_and(|a| learnt <= a) {
+                    continue;
+                }
+                let over = |v: &[f64]| {
+                    1.0 - mf.iter().map(|&i| v[i] / ln_g[i]).sum::<f64>() / mf.len() as f64
+                };
+                let (m, sd) = mean_sd(&gains);
+                let se = if gains.len() > 1 {
+                    sd / (gains.len() as f64).sqrt()
+                } else {
+                    0.0
+                };
+                let x = over(&mi);
+                series.push((x, m));
+                errors.push(se);
+                intervals.push(vec![(over(&mi_upper), m), (over(&mi_lower), m)]);
+                points.push((x, m, p, r, w, n));
+                seeds_per_cell.push(gains.len());
             }
-            if series.is_empty() {
-                continue;
-            }
-            overlap_plot
-                .series
-                .push((format!("prior scale {p}, ρ0 = {r}"), series));
-            overlap_plot.errors.push(Some(errors));
-            overlap_plot
-                .styles
-                .push(SeriesStyle::own(c).shaped(c % 4).points());
         }
-        if !points.is_empty() {
-            overlap_plot
-                .paths
-                .push(("interval of the overlap (from the interval on I)".into(), intervals));
-            let positive = points.iter().filter(|q| q.1 > 0.0).count();
-            let sharp: Vec<&(f64, f64, f64, f64, f64, f64)> =
-                points.iter().filter(|q| q.0 < 0.01).collect();
-            let sharp_max = sharp.iter().map(|q| q.1.abs()).fold(0.0, f64::max);
-            let best = points
-                .iter()
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("not empty");
-            return Ok(Some(Figure {
-                plot: overlap_plot,
-                caption: format!(
-                    "One point per cell ({} cells): the mean paired gain ± its standard error over the seeds ({}–{} per cell), against the MFVI posteriors' mean overlap, with the overlap's interval where I is bounded rather than exact. The gain is positive in {positive} cells. In the {} cells with overlap below 0.01 (units far apart) it is at most {} nats per point in size. The largest, {} at overlap {}, is at prior scale {}, ρ0 = {}, width {}, N = {}.",
-                    points.len(),
-                    seeds_per_cell.iter().min().expect("not empty"),
-                    seeds_per_cell.iter().max().expect("not empty"),
-                    sharp.len(),
-                    number(sharp_max, 2),
-                    number(best.1, 2),
-                    number(best.0, 2),
-                    best.2,
-                    best.3,
-                    best.4,
-                    best.5
-                ),
-            }));
+        if series.is_empty() {
+            continue;
         }
-        Ok(None)
+        overlap_plot
+            .series
+            .push((format!("prior scale {p}, ρ0 = {r}"), series));
+        overlap_plot.errors.push(Some(errors));
+        overlap_plot
+            .styles
+            .push(SeriesStyle::own(c).shaped(c % 4).points());
+    }
+    if !points.is_empty() {
+        overlap_plot.paths.push((
+            "interval of the overlap (from the interval on I)".into(),
+            intervals,
+        ));
+        let positive = points.iter().filter(|q| q.1 > 0.0).count();
+        let sharp: Vec<&(f64, f64, f64, f64, f64, f64)> =
+            points.iter().filter(|q| q.0 < 0.01).collect();
+        let sharp_max = sharp.iter().map(|q| q.1.abs()).fold(0.0, f64::max);
+        let best = points
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("not empty");
+        return Ok(Some(Figure {
+            plot: overlap_plot,
+            caption: format!(
+                "One point per cell ({} cells): the mean paired gain ± its standard error over the seeds ({}–{} per cell), against the MFVI posteriors' mean overlap, with the overlap's interval where I is bounded rather than exact. The gain is positive in {positive} cells. In the {} cells with overlap below 0.01 (units far apart) it is at most {} nats per point in size. The largest, {} at overlap {}, is at prior scale {}, ρ0 = {}, width {}, N = {}.",
+                points.len(),
+                seeds_per_cell.iter().min().expect("not empty"),
+                seeds_per_cell.iter().max().expect("not empty"),
+                sharp.len(),
+                number(sharp_max, 2),
+                number(best.1, 2),
+                number(best.0, 2),
+                best.2,
+                best.3,
+                best.4,
+                best.5
+            ),
+        }));
+    }
+    Ok(None)
 }
 
 /// The experiment of this file, as a [`Study`].

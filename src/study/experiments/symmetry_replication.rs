@@ -299,8 +299,16 @@ impl Study for SymmetryReplication {
             uncertainty.push((
                 st.name,
                 [
-                    (level(&|c| c.ece, false), level(&|c| c.ece, true), mean_se(5)),
-                    (level(&|c| c.brier, false), level(&|c| c.brier, true), mean_se(6)),
+                    (
+                        level(&|c| c.ece, false),
+                        level(&|c| c.ece, true),
+                        mean_se(5),
+                    ),
+                    (
+                        level(&|c| c.brier, false),
+                        level(&|c| c.brier, true),
+                        mean_se(6),
+                    ),
                     (
                         level(&|c| ood(c).rotated, false),
                         level(&|c| ood(c).rotated, true),

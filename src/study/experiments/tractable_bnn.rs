@@ -395,11 +395,19 @@ impl Study for TractableBnn {
             )
             .with(
                 "ln_evidence_per_point",
-                Values::F64(runs.iter().map(|r| r.truth.ln_evidence / N_POINTS as f64).collect()),
+                Values::F64(
+                    runs.iter()
+                        .map(|r| r.truth.ln_evidence / N_POINTS as f64)
+                        .collect(),
+                ),
             )
             .with(
                 "elbo_closed_form_per_point",
-                Values::F64(runs.iter().map(|r| r.truth.elbo / N_POINTS as f64).collect()),
+                Values::F64(
+                    runs.iter()
+                        .map(|r| r.truth.elbo / N_POINTS as f64)
+                        .collect(),
+                ),
             )
             .with(
                 "mi_quadrature_nats",
@@ -526,7 +534,8 @@ pub(crate) fn ground_truth_table(
                 .filter(|(j, _)| j.0 == a && j.2 == sgm)
                 .map(|(_, r)| r)
                 .collect();
-            let col = |f: &dyn Fn(&Run) -> f64| mean_sd(&sel.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let col =
+                |f: &dyn Fn(&Run) -> f64| mean_sd(&sel.iter().map(|r| f(r)).collect::<Vec<_>>());
             let (ev, l, lg, kl, klg, mi) = (
                 col(&|r| r.truth.ln_evidence / n),
                 col(&|r| r.truth.elbo / n),

@@ -65,10 +65,18 @@ impl TwoUnitModel {
     /// scale that is not positive.
     pub(crate) fn new(data: &Dataset, tau: f64, prior: f64) -> Result<Self> {
         let Targets::Values(y) = data.targets() else {
-            return Err(Error::invalid("data", "classes", "the model needs real targets"));
+            return Err(Error::invalid(
+                "data",
+                "classes",
+                "the model needs real targets",
+            ));
         };
         if data.x().ncols() != 1 || y.ncols() != 1 {
-            return Err(Error::invalid("data", data.x().ncols(), "one input and one target"));
+            return Err(Error::invalid(
+                "data",
+                data.x().ncols(),
+                "one input and one target",
+            ));
         }
         if !(tau > 0.0 && prior > 0.0) {
             return Err(Error::invalid("precision or prior", tau, "must be > 0"));
@@ -103,7 +111,9 @@ impl TwoUnitModel {
         let b = (-w[0]).max(0.0) + (-w[1]).max(0.0);
         let sq = self.syy - 2.0 * a * self.s_pos + a * a * self.x_pos - 2.0 * b * self.s_neg
             + b * b * self.x_neg;
-        self.const_ll() - 0.5 * self.tau * sq - self.ln_prior_norm()
+        self.const_ll()
+            - 0.5 * self.tau * sq
+            - self.ln_prior_norm()
             - 0.5 * (w[0] * w[0] + w[1] * w[1]) / (self.prior * self.prior)
     }
 
@@ -159,7 +169,8 @@ impl TwoUnitModel {
         let s2 = self.prior * self.prior;
         let kl_prior: f64 = (0..2)
             .map(|i| {
-                0.5 * ((sigma[i] * sigma[i] + mu[i] * mu[i]) / s2 - 1.0
+                0.5 * ((sigma[i] * sigma[i] + mu[i] * mu[i]) / s2
+                    - 1.0
                     - (sigma[i] * sigma[i] / s2).ln())
             })
             .sum();
@@ -187,7 +198,8 @@ impl TwoUnitModel {
         // ∫₀^∞ exp(B a − A a²/2) da.
         let one_sided = |s: f64, x: f64| {
             let (a, b) = (self.tau * x + 1.0 / s2, self.tau * s);
-            0.5 * (2.0 * std::f64::consts::PI / a).ln() + b * b / (2.0 * a)
+            0.5 * (2.0 * std::f64::consts::PI / a).ln()
+                + b * b / (2.0 * a)
                 + (0.5 * erfc(-(b / a.sqrt()) / std::f64::consts::SQRT_2)).ln()
         };
         let mixed = one_sided(self.s_pos, self.x_pos) + one_sided(self.s_neg, self.x_neg);
@@ -249,7 +261,11 @@ pub(crate) fn swap_mi(mu: [f64; 2], sigma: [f64; 2]) -> f64 {
             let w = [mu[0] + sigma[0] * e0, mu[1] + sigma[1] * e1];
             let d = ln_q([w[1], w[0]]) - ln_q(w);
             // ln(1 + e^d) without overflow.
-            let softplus = if d > 0.0 { d + (-d).exp().ln_1p() } else { d.exp().ln_1p() };
+            let softplus = if d > 0.0 {
+                d + (-d).exp().ln_1p()
+            } else {
+                d.exp().ln_1p()
+            };
             row += phi(e1) * (std::f64::consts::LN_2 - softplus);
         }
         total += phi(e0) * row;
@@ -264,7 +280,12 @@ mod tests {
     use crate::rng::{fill_standard_normal, stream};
 
     fn model(alpha: f64, noise: f64, tau: f64, prior: f64, seed: u64) -> TwoUnitModel {
-        TwoUnitModel::new(&abs_regression(100, alpha, noise, seed).unwrap(), tau, prior).unwrap()
+        TwoUnitModel::new(
+            &abs_regression(100, alpha, noise, seed).unwrap(),
+            tau,
+            prior,
+        )
+        .unwrap()
     }
 
     /// The grid's ln p(D) against the quadrant decomposition (closed forms and a 1-D

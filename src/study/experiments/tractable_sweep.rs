@@ -489,7 +489,12 @@ fn rerun_table(chosen: &Setting, rjobs: &[RerunJob], rruns: &[Run]) -> Table {
         )
         .with(
             "ln_evidence_per_point",
-            Values::F64(rruns.iter().map(|r| r.truth.ln_evidence / N_POINTS as f64).collect()),
+            Values::F64(
+                rruns
+                    .iter()
+                    .map(|r| r.truth.ln_evidence / N_POINTS as f64)
+                    .collect(),
+            ),
         )
         .with(
             "kl_q_posterior_nats",
