@@ -295,13 +295,17 @@ const DECLARED: &[(&str, &str)] = &[
     ("the deep nets' σ", "0.5"),
     ("the one-sided threshold 0.05 / 2", "0.025"),
     ("the significance level", "0.05"),
-    ("the paper's L^G/N − L/N at α = 0.05 … 0.2 (its Tables 2 and 3): MFVI", "0.013"),
+    (
+        "the paper's L^G/N − L/N at α = 0.05 … 0.2 (its Tables 2 and 3): MFVI",
+        "0.013",
+    ),
     ("the paper's gaps, MFVI", "0.012"),
     ("the paper's gaps, MFVI", "0.011"),
     ("the paper's gaps, SGM", "0.019"),
     ("the paper's gaps, SGM", "0.024"),
     ("the paper's gap at α = 0.1, SGM", "0.022"),
     ("noise std of the sweep", "0.3"),
+    ("ln 4096, where I^4096 is capped", "8.32"),
 ];
 
 /// Decimal numbers (with a point or an exponent) in `text`, minus signs dropped,
@@ -401,6 +405,8 @@ fn every_decimal_number_in_reproduction_comes_from_the_committed_reports() {
         .iter()
         .chain(&section_2_statements())
         .chain(&section_4_ranges())
+        .chain(&section_5_wall())
+        .chain(&section_5_table())
         .chain(&section_7_intervals())
         .chain(&section_7b_cells())
     {
@@ -579,7 +585,10 @@ fn section_4s_ranges_are_the_committed_report() {
 fn section_4_ranges() -> Vec<String> {
     let df = read_parquet(&repo("reports/mode-proximity/proximity.parquet"));
     let (width, weights) = (reals(&df, "width"), strs(&df, "weights"));
-    let (rel, abs) = (reals(&df, "min_distance_over_norm"), reals(&df, "min_distance"));
+    let (rel, abs) = (
+        reals(&df, "min_distance_over_norm"),
+        reals(&df, "min_distance"),
+    );
     let range = |label: &str, f: &dyn Fn(usize) -> f64| {
         let v: Vec<f64> = (0..width.len())
             .filter(|&i| weights[i] == label)
@@ -600,4 +609,145 @@ fn section_4_ranges() -> Vec<String> {
             si.0, si.1, st.0, st.1
         ),
     ]
+}
+
+/// §5's measured wall time per estimate, from `reports/estimator-cost/summary.parquet`:
+/// its range over the Monte Carlo estimators (the pairwise bounds take no draws).
+#[test]
+fn section_5s_wall_times_are_the_committed_report() {
+    assert_quoted("§5", &section_5_wall());
+}
+
+/// The statement of [`section_5s_wall_times_are_the_committed_report`].
+fn section_5_wall() -> Vec<String> {
+    let df = read_parquet(&repo("reports/estimator-cost/summary.parquet"));
+    let (estimator, wall) = (strs(&df, "estimator"), reals(&df, "mean_wall_ms"));
+    let v: Vec<f64> = (0..wall.len())
+        .filter(|&i| !estimator[i].starts_with("pairwise"))
+        .map(|i| wall[i].unwrap())
+        .collect();
+    let width = |p: &str, k: f64| -> f64 {
+        let (posterior, ks) = (strs(&df, "posterior"), reals(&df, "k"));
+        let w = reals(&df, "mean_interval_width");
+        (0..w.len())
+            .find(|&i| posterior[i] == p && estimator[i] == "sandwich-lower" && ks[i] == Some(k))
+            .and_then(|i| w[i])
+            .unwrap()
+    };
+    vec![
+        format!(
+            "came out at {:.1} to {:.1} ms",
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        ),
+        format!(
+            "(overlap-d16: {:.2} → {:.2} → {:.3} nats at\nK = 4, 16, 64)",
+            width("overlap-d16", 4.0),
+            width("overlap-d16", 16.0),
+            width("overlap-d16", 64.0)
+        ),
+        format!(
+            "the K = 64 interval is at most {:.3}\nnats wide",
+            width("clusters-d30", 64.0).max(width("mnist-d30", 64.0))
+        ),
+    ]
+}
+
+/// §5's table of the posteriors with exact I, generated from
+/// `reports/estimator-cost/summary.parquet`: exact I, ln|G|, I^4096's mean, the sandwich's
+/// mean interval at K = 64, its coverage at K = 4, 16, 64, the ratio of I^K's smallest MSE
+/// (over K) to the sandwich lower bound's, and the annealed bounds' mean interval and
+/// coverage at T = 1000.
+#[test]
+fn section_5s_table_is_the_committed_report() {
+    assert_quoted("§5", &section_5_table());
+}
+
+/// The rows of [`section_5s_table_is_the_committed_report`].
+fn section_5_table() -> Vec<String> {
+    let df = read_parquet(&repo("reports/estimator-cost/summary.parquet"));
+    let (posterior, estimator) = (strs(&df, "posterior"), strs(&df, "estimator"));
+    let (k, mean, mse) = (reals(&df, "k"), reals(&df, "mean"), reals(&df, "mse"));
+    let (exact, ln_g, coverage) = (
+        reals(&df, "exact_i"),
+        reals(&df, "ln_group_order"),
+        reals(&df, "coverage"),
+    );
+    let names = [
+        ("overlap-d6", "overlap-d6"),
+        ("overlap-d10", "overlap-d10"),
+        ("overlap-d16", "overlap-d16"),
+        ("deep-4x3", "deep [2,4,3,2]"),
+        ("clusters-d30", "clusters-d30"),
+        ("mnist-d10", "MNIST 784-10-10"),
+        ("mnist-d30", "MNIST 784-30-10"),
+    ];
+    let pct = |c: f64| {
+        let v = 100.0 * c;
+        if (v - v.round()).abs() < 1e-9 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
+        }
+    };
+    let mut rows = Vec::new();
+    for (p, name) in names {
+        let row = |e: &str, kk: Option<f64>| {
+            (0..posterior.len())
+                .find(|&i| posterior[i] == p && estimator[i] == e && (kk.is_none() || k[i] == kk))
+                .unwrap_or_else(|| panic!("{p} {e} {kk:?}"))
+        };
+        let min_mse = |e: &str| {
+            (0..posterior.len())
+                .filter(|&i| posterior[i] == p && estimator[i] == e)
+                .map(|i| mse[i].unwrap())
+                .fold(f64::INFINITY, f64::min)
+        };
+        let i0 = row("infonce", Some(4096.0));
+        let (sl, su) = (
+            row("sandwich-lower", Some(64.0)),
+            row("sandwich-upper", Some(64.0)),
+        );
+        let covs: Vec<String> = [4.0, 16.0, 64.0]
+            .iter()
+            .map(|&kk| pct(coverage[row("sandwich-lower", Some(kk))].unwrap()))
+            .collect();
+        let cov = if covs.iter().all(|c| c == "100") {
+            "100 %".to_string()
+        } else {
+            format!("{} %", covs.join("/"))
+        };
+        let lower = min_mse("sandwich-lower");
+        // The sandwich exact to rounding (its MSE under 1e-12 nats²): no ratio.
+        let ratio = if lower < 1e-12 {
+            "exact".to_string()
+        } else {
+            let r = min_mse("infonce") / lower;
+            if r < 10.0 {
+                format!("{r:.1}×")
+            } else if r < 1000.0 {
+                format!("{r:.0}×")
+            } else {
+                let e = 10f64.powi(r.log10().floor() as i32 - 1);
+                let v = ((r / e).round() * e) as u64;
+                format!("{},{:03}×", v / 1000, v % 1000)
+            }
+        };
+        let (al, au) = (
+            row("annealed-lower", Some(1000.0)),
+            row("annealed-upper", Some(1000.0)),
+        );
+        rows.push(format!(
+            "| {name} | {:.3} | {:.3} | {:.3} | [{:.3}, {:.3}] | {cov} | {ratio} | [{:.2}, {:.2}] | {} % |",
+            exact[i0].unwrap(),
+            ln_g[i0].unwrap(),
+            mean[i0].unwrap(),
+            mean[sl].unwrap(),
+            mean[su].unwrap(),
+            mean[al].unwrap(),
+            mean[au].unwrap(),
+            pct(coverage[al].unwrap()),
+        ));
+    }
+    rows
 }
