@@ -191,13 +191,20 @@ fn section_7_intervals() -> Vec<String> {
     };
     let (bm, by, _) = cell(0.1, -1.0, 30.0, 10_000.0);
     want.push(format!("| {bm:.3} → {by:.3} |"));
-    let (dm, dy, g) = cell(0.1, -1.0, 100.0, 10_000.0);
-    let mean = g.iter().sum::<f64>() / g.len() as f64;
-    let sd = (g.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (g.len() - 1) as f64).sqrt();
+    let (dm, dy, _) = cell(0.1, -1.0, 100.0, 10_000.0);
+    // The band's t and one-sided p (7 degrees of freedom with 8 seeds).
+    let (_, _, g) = cell(0.1, -1.0, 30.0, 10_000.0);
+    let k = g.len() as f64;
+    let mean = g.iter().sum::<f64>() / k;
+    let sd = (g.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+    let t = mean / (sd / k.sqrt());
+    let p = statrs::distribution::ContinuousCDF::sf(
+        &statrs::distribution::StudentsT::new(0.0, 1.0, k - 1.0).unwrap(),
+        t,
+    );
     want.push(format!(
-        "| {dm:.2} → {dy:.2} | {} ± {sd:.4} (SE {:.4})",
-        format!("{mean:.4}").replace('-', "−"),
-        sd / (g.len() as f64).sqrt()
+        "a t\n  of {t:.2} with {} degrees of freedom, one-sided p = {p:.4})",
+        g.len() - 1
     ));
     want.push(format!("raises I/ln|G| from {dm:.2} to {dy:.2}"));
     want
@@ -408,6 +415,7 @@ fn every_decimal_number_in_reproduction_comes_from_the_committed_reports() {
         .chain(&section_5_wall())
         .chain(&section_5_table())
         .chain(&section_7_intervals())
+        .chain(&section_7_table())
         .chain(&section_7b_cells())
     {
         checked.extend(decimal_tokens(s));
@@ -748,6 +756,161 @@ fn section_5_table() -> Vec<String> {
             mean[au].unwrap(),
             pct(coverage[al].unwrap()),
         ));
+    }
+    rows
+}
+
+/// One region of §7's table: prior scale, the initial ρ0s, and which cells (N, width).
+type Region = (f64, &'static [f64], &'static str, fn(f64, f64) -> bool);
+
+/// §7's table by region, generated from `reports/symmetry-regime/runs.parquet`: per cell
+/// the MFVI accuracy, I/ln|G| of each objective (means over seeds) and the paired gains;
+/// per region the range of those over its cells, or for a single cell mean ± sd (SE).
+#[test]
+fn section_7s_table_is_the_committed_report() {
+    assert_quoted("§7", &section_7_table());
+}
+
+/// The rows of [`section_7s_table_is_the_committed_report`].
+fn section_7_table() -> Vec<String> {
+    let df = read_parquet(&repo("reports/symmetry-regime/runs.parquet"));
+    let col =
+        |name: &str| -> Vec<f64> { reals(&df, name).into_iter().map(|v| v.unwrap()).collect() };
+    let (n, width, prior, rho, seed) = (
+        col("n_train"),
+        col("width"),
+        col("prior_scale"),
+        col("init_rho"),
+        col("seed"),
+    );
+    let (acc, mi, ln_g, lg) = (
+        col("test_accuracy"),
+        col("mi_nats"),
+        col("ln_group_order"),
+        col("elbo_g_per_point"),
+    );
+    let objective = strs(&df, "objective");
+    let regions: [Region; 13] = [
+        (1.0, &[-3.0], "every N and d", |_, _| true),
+        (1.0, &[-1.0], "N ≤ 10,000", |n, _| n <= 10_000.0),
+        (1.0, &[-1.0], "N = 60,000", |n, _| n == 60_000.0),
+        (1.0, &[0.0, 1.0], "every N and d run", |_, _| true),
+        (0.1, &[-3.0], "d = 100, N = 2000 and 10,000", |n, d| {
+            d == 100.0 && (n == 2000.0 || n == 10_000.0)
+        }),
+        (0.1, &[-3.0], "elsewhere", |n, d| {
+            !(d == 100.0 && (n == 2000.0 || n == 10_000.0))
+        }),
+        (0.1, &[-1.0], "**d = 30, N = 10,000**", |n, d| {
+            d == 30.0 && n == 10_000.0
+        }),
+        (0.1, &[-1.0], "**d = 30, N = 60,000**", |n, d| {
+            d == 30.0 && n == 60_000.0
+        }),
+        (0.1, &[-1.0], "d = 100, N = 10,000", |n, d| {
+            d == 100.0 && n == 10_000.0
+        }),
+        (0.1, &[-1.0], "d = 100, N = 60,000", |n, d| {
+            d == 100.0 && n == 60_000.0
+        }),
+        (0.1, &[-1.0], "d ≤ 10, or N ≤ 2000", |n, d| {
+            d <= 10.0 || n <= 2000.0
+        }),
+        (0.1, &[0.0, 1.0], "N ≤ 10,000", |n, _| n <= 10_000.0),
+        (0.1, &[1.0], "N = 60,000", |n, _| n == 60_000.0),
+    ];
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let sd = |v: &[f64]| {
+        let m = mean(v);
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0)).sqrt()
+    };
+    let minus = |s: String| s.replace('-', "−");
+    let mut rows = Vec::new();
+    for (p, rhos, label, keep) in regions {
+        // The region's cells: (N, d, ρ0) with runs.
+        let mut cells: Vec<(f64, f64, f64)> = Vec::new();
+        for i in 0..n.len() {
+            let key = (n[i], width[i], rho[i]);
+            if prior[i] == p
+                && rhos.contains(&rho[i])
+                && keep(n[i], width[i])
+                && !cells.contains(&key)
+            {
+                cells.push(key);
+            }
+        }
+        // Per cell: MFVI accuracy, I/ln|G| of each objective, paired gains (L^G/N, accuracy).
+        let stats: Vec<(f64, f64, f64, Vec<f64>, Vec<f64>)> = cells
+            .iter()
+            .map(|&(nn, d, r)| {
+                let rows = |sym: bool| -> Vec<usize> {
+                    (0..n.len())
+                        .filter(|&i| (n[i], width[i], prior[i], rho[i]) == (nn, d, p, r))
+                        .filter(|&i| (objective[i] != "mfvi") == sym)
+                        .collect()
+                };
+                let (m, y) = (rows(false), rows(true));
+                let pair = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
+                    m.iter()
+                        .map(|&i| {
+                            let j = *y.iter().find(|&&j| seed[j] == seed[i]).unwrap();
+                            f(j) - f(i)
+                        })
+                        .collect()
+                };
+                let ratio =
+                    |v: &[usize]| mean(&v.iter().map(|&i| mi[i] / ln_g[i]).collect::<Vec<_>>());
+                (
+                    mean(&m.iter().map(|&i| 100.0 * acc[i]).collect::<Vec<_>>()),
+                    ratio(&m),
+                    ratio(&y),
+                    pair(&|i| lg[i]),
+                    pair(&|i| 100.0 * acc[i]),
+                )
+            })
+            .collect();
+        let range = |v: Vec<f64>, f: &dyn Fn(f64) -> String| {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if f(lo) == f(hi) {
+                f(lo)
+            } else {
+                format!("{} … {}", f(lo), f(hi))
+            }
+        };
+        let rho_text = rhos
+            .iter()
+            .map(|r| minus(format!("{r}")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let line = if stats.len() == 1 {
+            let (a, rm, rs, g, ga) = &stats[0];
+            let k = g.len() as f64;
+            minus(format!(
+                "| {p} | {rho_text} | {label} | {} | {a:.1} | {rm:.3} → {rs:.3} | {:+.4} ± {:.4} (SE {:.4}) | {:+.2} ± {:.2} |",
+                g.len(),
+                mean(g),
+                sd(g),
+                sd(g) / k.sqrt(),
+                mean(ga),
+                sd(ga)
+            ))
+        } else {
+            minus(format!(
+                "| {p} | {rho_text} | {label} | {} | {} | {} → {} | {} | {} |",
+                cells.len(),
+                range(stats.iter().map(|s| s.0).collect(), &|v| format!("{v:.1}")),
+                range(stats.iter().map(|s| s.1).collect(), &|v| format!("{v:.3}")),
+                range(stats.iter().map(|s| s.2).collect(), &|v| format!("{v:.3}")),
+                range(stats.iter().map(|s| mean(&s.3)).collect(), &|v| format!(
+                    "{v:+.1e}"
+                )),
+                range(stats.iter().map(|s| mean(&s.4)).collect(), &|v| format!(
+                    "{v:+.2}"
+                )),
+            ))
+        };
+        rows.push(line);
     }
     rows
 }
