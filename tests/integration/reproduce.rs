@@ -452,8 +452,26 @@ fn symmetry_regime_quick_maps_i_over_ln_g_and_the_gain() {
         assert_eq!(p.spread[0][1], None);
         assert_eq!(p.spread[1][0], None);
     }
-    let gain = plots[1].heat.as_ref().unwrap();
+    let gain = plots
+        .iter()
+        .find(|p| p.name == "gain_rho1")
+        .and_then(|p| p.heat.as_ref())
+        .unwrap();
     assert!(gain.diverging);
+    // Gain against overlap: one point per cell run with both objectives (3), with its
+    // seed SE (0 for a one-seed cell) and the overlap's interval (a point, I exact here).
+    let overlap = plots.iter().find(|p| p.name == "overlap_gain").unwrap();
+    let points: Vec<(f64, f64)> = overlap.series.iter().flat_map(|s| s.1.clone()).collect();
+    assert_eq!(points.len(), 3);
+    for &(x, _) in &points {
+        assert!((-1e-9..=1.0).contains(&x), "overlap {x}");
+    }
+    let errors: Vec<f64> = overlap.errors.iter().flatten().flatten().copied().collect();
+    assert_eq!(errors.len(), 3);
+    assert_eq!(errors.iter().filter(|e| **e == 0.0).count(), 2, "{errors:?}");
+    let segments = &overlap.paths[0].1;
+    assert_eq!(segments.len(), 3);
+    assert!(segments.iter().all(|s| (s[0].0 - s[1].0).abs() < 1e-9));
     assert!(r.summary.contains("I/ln"));
     assert_eq!(r.summary.matches("\n| 1 | 1 |").count(), 3, "{}", r.summary);
 }
