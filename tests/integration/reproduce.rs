@@ -277,6 +277,7 @@ fn reproductions_are_identical_with_one_and_two_threads() {
         Experiment::MnistObjectives,
         Experiment::TractableSweep,
         Experiment::SymmetryRegime,
+        Experiment::SymmetryReplication,
     ] {
         let run = |threads| in_pool(threads, || reproduce(e, &quick()).unwrap());
         assert_same_but_wall(&run(1), &run(2), e.name());
@@ -474,4 +475,38 @@ fn symmetry_regime_quick_maps_i_over_ln_g_and_the_gain() {
     assert!(segments.iter().all(|s| (s[0].0 - s[1].0).abs() < 1e-9));
     assert!(r.summary.contains("I/ln"));
     assert_eq!(r.summary.matches("\n| 1 | 1 |").count(), 3, "{}", r.summary);
+}
+
+/// Issue 31: the replication's runs carry calibration and OOD columns (ECE and Brier of
+/// the test predictive, AUROC of its entropy against quarter-turned and noised images),
+/// the MNIST study carries ECE and Brier, and both summaries show them.
+#[test]
+fn symmetry_replication_and_mnist_quick_record_calibration_and_ood() {
+    let r = reproduce(Experiment::SymmetryReplication, &quick()).unwrap();
+    let runs = table(&r, "runs");
+    let col = |name: &str| -> Vec<f64> {
+        match &runs.columns.iter().find(|c| c.0 == name).unwrap().1 {
+            Values::F64(v) => v.clone(),
+            Values::OptF64(v) => v.iter().map(|x| x.unwrap()).collect(),
+            _ => panic!("{name}"),
+        }
+    };
+    for v in col("test_ece") {
+        assert!((0.0..=1.0).contains(&v), "ECE {v}");
+    }
+    for v in col("test_brier") {
+        assert!((0.0..=2.0).contains(&v), "Brier {v}");
+    }
+    for name in ["ood_auroc_rotated", "ood_auroc_noised"] {
+        let v = col(name);
+        assert_eq!(v.len(), runs.height());
+        assert!(v.iter().all(|a| (0.0..=1.0).contains(a)), "{name} {v:?}");
+    }
+    assert!(r.summary.contains("| setting | ECE | Δ ECE | Brier |"), "{}", r.summary);
+    let m = reproduce(Experiment::Mnist, &quick()).unwrap();
+    let runs = table(&m, "runs");
+    for name in ["test_ece", "test_brier"] {
+        assert!(runs.columns.iter().any(|c| c.0 == name), "{name}");
+    }
+    assert!(m.summary.contains("| ECE (15 bins) | Brier |"));
 }
