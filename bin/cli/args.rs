@@ -46,7 +46,7 @@ pub(crate) enum Command {
     Spec(SpecArgs),
     /// Download a data set into the data cache ($MI_EST_DATA, else the platform's cache folder) and verify it.
     Data(DataArgs),
-    /// Reproduce an experiment of the paper (mode-interpolation, tractable-bnn, mnist, mode-proximity) or run a study beyond it (estimator-cost, mnist-objectives, tractable-sweep, symmetry-regime).
+    /// Reproduce an experiment of the paper (mode-interpolation, tractable-bnn, mnist, mode-proximity) or run a study beyond it (estimator-cost, mnist-objectives, tractable-sweep, symmetry-regime, symmetry-replication).
     Reproduce(ReproduceArgs),
 }
 
