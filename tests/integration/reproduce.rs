@@ -469,7 +469,11 @@ fn symmetry_regime_quick_maps_i_over_ln_g_and_the_gain() {
     }
     let errors: Vec<f64> = overlap.errors.iter().flatten().flatten().copied().collect();
     assert_eq!(errors.len(), 3);
-    assert_eq!(errors.iter().filter(|e| **e == 0.0).count(), 2, "{errors:?}");
+    assert_eq!(
+        errors.iter().filter(|e| **e == 0.0).count(),
+        2,
+        "{errors:?}"
+    );
     let segments = &overlap.paths[0].1;
     assert_eq!(segments.len(), 3);
     assert!(segments.iter().all(|s| (s[0].0 - s[1].0).abs() < 1e-9));
@@ -502,7 +506,11 @@ fn symmetry_replication_and_mnist_quick_record_calibration_and_ood() {
         assert_eq!(v.len(), runs.height());
         assert!(v.iter().all(|a| (0.0..=1.0).contains(a)), "{name} {v:?}");
     }
-    assert!(r.summary.contains("| setting | ECE | Δ ECE | Brier |"), "{}", r.summary);
+    assert!(
+        r.summary.contains("| setting | ECE | Δ ECE | Brier |"),
+        "{}",
+        r.summary
+    );
     let m = reproduce(Experiment::Mnist, &quick()).unwrap();
     let runs = table(&m, "runs");
     for name in ["test_ece", "test_brier"] {

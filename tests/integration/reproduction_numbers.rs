@@ -313,7 +313,10 @@ const DECLARED: &[(&str, &str)] = &[
     ("the paper's gap at α = 0.1, SGM", "0.022"),
     ("noise std of the sweep", "0.3"),
     ("ln 4096, where I^4096 is capped", "8.32"),
-    ("ln 30! / 60,000: the most I/N can add at width 30 on all of MNIST", "1.2e-3"),
+    (
+        "ln 30! / 60,000: the most I/N can add at width 30 on all of MNIST",
+        "1.2e-3",
+    ),
 ];
 
 /// Decimal numbers (with a point or an exponent) in `text`, minus signs dropped,
@@ -469,6 +472,10 @@ fn section_2s_statements_are_the_committed_reports() {
     assert_quoted("§2", &section_2_statements());
 }
 
+/// A cell of the sweep and its method: (target noise, τ, prior scale, normalisation,
+/// method).
+type SweepCell = (f64, f64, f64, String, String);
+
 /// The statements of [`section_2s_statements_are_the_committed_reports`].
 fn section_2_statements() -> Vec<String> {
     let mean_of = |df: &DataFrame, col: &str, keep: &dyn Fn(usize) -> bool| -> f64 {
@@ -519,7 +526,7 @@ fn section_2_statements() -> Vec<String> {
         reals(&sweep, "prior_scale"),
     );
     let (norm, method) = (strs(&sweep, "normalisation"), strs(&sweep, "method"));
-    let mut cells: Vec<(f64, f64, f64, String, String)> = Vec::new();
+    let mut cells: Vec<SweepCell> = Vec::new();
     for i in 0..noise.len() {
         let key = (
             noise[i].unwrap(),
@@ -532,7 +539,7 @@ fn section_2_statements() -> Vec<String> {
             cells.push(key);
         }
     }
-    let cell_means = |col: &str, keep: &dyn Fn(&(f64, f64, f64, String, String)) -> bool| {
+    let cell_means = |col: &str, keep: &dyn Fn(&SweepCell) -> bool| {
         cells
             .iter()
             .filter(|c| keep(c))
@@ -761,6 +768,10 @@ fn section_5_table() -> Vec<String> {
     rows
 }
 
+/// A cell of §7's table: MFVI accuracy (%), I/ln|G| of each objective, and the paired
+/// gains in L^G/N and in accuracy (points), one per seed.
+type CellStats = (f64, f64, f64, Vec<f64>, Vec<f64>);
+
 /// One region of §7's table: prior scale, the initial ρ0s, and which cells (N, width).
 type Region = (f64, &'static [f64], &'static str, fn(f64, f64) -> bool);
 
@@ -841,7 +852,7 @@ fn section_7_table() -> Vec<String> {
             }
         }
         // Per cell: MFVI accuracy, I/ln|G| of each objective, paired gains (L^G/N, accuracy).
-        let stats: Vec<(f64, f64, f64, Vec<f64>, Vec<f64>)> = cells
+        let stats: Vec<CellStats> = cells
             .iter()
             .map(|&(nn, d, r)| {
                 let rows = |sym: bool| -> Vec<usize> {
