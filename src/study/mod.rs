@@ -422,6 +422,15 @@ impl fmt::Display for TrainReport {
             "{split} NLL             {:.6} per point",
             self.predictive.nll
         )?;
+        if let Some(c) = &self.predictive.calibration {
+            writeln!(
+                f,
+                "{split} ECE             {:.4} ({} bins); Brier score {:.4}",
+                c.ece,
+                crate::elbo::ECE_BINS,
+                c.brier
+            )?;
+        }
         writeln!(
             f,
             "ELBO L / N           {:.6} ± {:.6}",
