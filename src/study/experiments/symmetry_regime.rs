@@ -378,40 +378,131 @@ pub(crate) fn train_and_measure(o: &ReproduceOptions, run: &RegimeRun) -> Result
     })
 }
 
+/// One cell of the map as its runs give it: per MFVI run (in the table's order) I/ln|G|
+/// and the bounds of its interval over ln|G|, the MFVI runs' mean test accuracy, and the
+/// symmetrized objective's L^G/N gain paired by seed (one per symmetrized run that has
+/// its MFVI twin).
+struct MapCell {
+    ratios: Vec<f64>,
+    lower: Vec<f64>,
+    upper: Vec<f64>,
+    accuracy: f64,
+    gains: Vec<f64>,
+}
+
+impl MapCell {
+    /// The overlap 1 − I/ln|G| from per-run ratios: one minus their mean.
+    fn overlap(ratios: &[f64]) -> f64 {
+        1.0 - ratios.iter().sum::<f64>() / ratios.len() as f64
+    }
+}
+
+/// The map as the runs table gives it: the N and width axes (sorted), the (prior scale,
+/// ρ0) pairs in the runs' order, and `cells[init][width][N]`, `None` where no MFVI run
+/// was made. Read once for all the figures.
+struct Map {
+    ns: Vec<f64>,
+    widths: Vec<f64>,
+    inits: Vec<(f64, f64)>,
+    cells: Vec<Vec<Vec<Option<MapCell>>>>,
+}
+
+impl Map {
+    /// The map of the table `runs`.
+    ///
+    /// # Errors
+    ///
+    /// A column the map needs that the table lacks, named.
+    fn of(t: &Table) -> Result<Self> {
+        let (n_train, width, prior, rho) = (
+            t.reals("n_train")?,
+            t.reals("width")?,
+            t.reals("prior_scale")?,
+            t.reals("init_rho")?,
+        );
+        let (objective, seed, accuracy) = (
+            t.texts("objective")?,
+            t.reals("seed")?,
+            t.reals("test_accuracy")?,
+        );
+        let (mi, lower, upper) = (
+            t.reals("mi_nats")?,
+            t.reals("mi_lower_nats")?,
+            t.reals("mi_upper_nats")?,
+        );
+        let (ln_g, lg) = (t.reals("ln_group_order")?, t.reals("elbo_g_per_point")?);
+        let sorted = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v.dedup();
+            v
+        };
+        let (ns, widths) = (sorted(&n_train), sorted(&width));
+        let mut inits: Vec<(f64, f64)> = Vec::new();
+        for i in 0..prior.len() {
+            if !inits.contains(&(prior[i], rho[i])) {
+                inits.push((prior[i], rho[i]));
+            }
+        }
+        let cells = inits
+            .iter()
+            .map(|&(p, r)| {
+                widths
+                    .iter()
+                    .map(|&w| {
+                        ns.iter()
+                            .map(|&n| {
+                                let rows = |sym: bool| -> Vec<usize> {
+                                    (0..n_train.len())
+                                        .filter(|&i| {
+                                            (n_train[i], width[i], prior[i], rho[i]) == (n, w, p, r)
+                                                && (objective[i] != "mfvi") == sym
+                                        })
+                                        .collect()
+                                };
+                                let mf = rows(false);
+                                if mf.is_empty() {
+                                    return None;
+                                }
+                                let over_ln_g =
+                                    |v: &[f64]| mf.iter().map(|&i| v[i] / ln_g[i]).collect();
+                                let gains = rows(true)
+                                    .iter()
+                                    .filter_map(|&i| {
+                                        mf.iter()
+                                            .find(|&&j| seed[j] == seed[i])
+                                            .map(|&j| lg[i] - lg[j])
+                                    })
+                                    .collect();
+                                Some(MapCell {
+                                    ratios: over_ln_g(&mi),
+                                    lower: over_ln_g(&lower),
+                                    upper: over_ln_g(&upper),
+                                    accuracy: mf.iter().map(|&i| accuracy[i]).sum::<f64>()
+                                        / mf.len() as f64,
+                                    gains,
+                                })
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Map {
+            ns,
+            widths,
+            inits,
+            cells,
+        })
+    }
+}
+
 /// The figure of issue 31: per cell of the map (`min_accuracy`: only those whose MFVI nets
 /// reach that test accuracy on average), symmetrizing's mean paired L^G/N gain ± its
 /// standard error over seeds against the MFVI posteriors' mean overlap 1 − I/ln|G|, with
 /// the overlap's interval (from the interval on I) as a segment; one series per prior
 /// scale and ρ0. `None` if no cell qualifies.
-fn overlap_figure(
-    t: &Table,
-    inits: &[(f64, f64)],
-    min_accuracy: Option<f64>,
-) -> Result<Option<Figure>> {
-    let (mi_lower, mi_upper) = (t.reals("mi_lower_nats")?, t.reals("mi_upper_nats")?);
-    let (n_train, width, prior, rho) = (
-        t.reals("n_train")?,
-        t.reals("width")?,
-        t.reals("prior_scale")?,
-        t.reals("init_rho")?,
-    );
-    let (objective, seed, accuracy) = (
-        t.texts("objective")?,
-        t.reals("seed")?,
-        t.reals("test_accuracy")?,
-    );
-    let (mi, ln_g, lg) = (
-        t.reals("mi_nats")?,
-        t.reals("ln_group_order")?,
-        t.reals("elbo_g_per_point")?,
-    );
-    let sorted = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v.dedup();
-        v
-    };
-    let (ns, widths) = (sorted(&n_train), sorted(&width));
+fn overlap_figure(map: &Map, min_accuracy: Option<f64>) -> Option<Figure> {
     let mut overlap_plot = PlotSpec::new(
         &match min_accuracy {
             None => "overlap_gain".to_string(),
@@ -432,49 +523,29 @@ fn overlap_figure(
     // (overlap, gain, prior, ρ0, width, N) of every cell with both objectives.
     let mut points: Vec<(f64, f64, f64, f64, f64, f64)> = Vec::new();
     let mut seeds_per_cell: Vec<usize> = Vec::new();
-    for (c, &(p, r)) in inits.iter().enumerate() {
+    for (c, (&(p, r), by_width)) in map.inits.iter().zip(&map.cells).enumerate() {
         let (mut series, mut errors) = (Vec::new(), Vec::new());
-        for &w in &widths {
-            for &n in &ns {
-                let rows = |sym: bool| -> Vec<usize> {
-                    (0..n_train.len())
-                        .filter(|&i| {
-                            (n_train[i], width[i], prior[i], rho[i]) == (n, w, p, r)
-                                && (objective[i] != "mfvi") == sym
-                        })
-                        .collect()
-                };
-                let (mf, sy) = (rows(false), rows(true));
-                let gains: Vec<f64> = sy
-                    .iter()
-                    .filter_map(|&i| {
-                        mf.iter()
-                            .find(|&&j| seed[j] == seed[i])
-                            .map(|&j| lg[i] - lg[j])
-                    })
-                    .collect();
-                if mf.is_empty() || gains.is_empty() {
+        for (&w, by_n) in map.widths.iter().zip(by_width) {
+            for (&n, cell) in map.ns.iter().zip(by_n) {
+                let Some(cell) = cell else { continue };
+                if cell.gains.is_empty() || min_accuracy.is_some_and(|a| cell.accuracy <= a) {
                     continue;
                 }
-                let learnt = mf.iter().map(|&i| accuracy[i]).sum::<f64>() / mf.len() as f64;
-                if min_accuracy.is_some_and(|a| learnt <= a) {
-                    continue;
-                }
-                let over = |v: &[f64]| {
-                    1.0 - mf.iter().map(|&i| v[i] / ln_g[i]).sum::<f64>() / mf.len() as f64
-                };
-                let (m, sd) = mean_sd(&gains);
-                let se = if gains.len() > 1 {
-                    sd / (gains.len() as f64).sqrt()
+                let (m, sd) = mean_sd(&cell.gains);
+                let se = if cell.gains.len() > 1 {
+                    sd / (cell.gains.len() as f64).sqrt()
                 } else {
                     0.0
                 };
-                let x = over(&mi);
+                let x = MapCell::overlap(&cell.ratios);
                 series.push((x, m));
                 errors.push(se);
-                intervals.push(vec![(over(&mi_upper), m), (over(&mi_lower), m)]);
+                intervals.push(vec![
+                    (MapCell::overlap(&cell.upper), m),
+                    (MapCell::overlap(&cell.lower), m),
+                ]);
                 points.push((x, m, p, r, w, n));
-                seeds_per_cell.push(gains.len());
+                seeds_per_cell.push(cell.gains.len());
             }
         }
         if series.is_empty() {
@@ -488,38 +559,38 @@ fn overlap_figure(
             .styles
             .push(SeriesStyle::own(c).shaped(c % 4).points());
     }
-    if !points.is_empty() {
-        overlap_plot.paths.push((
-            "interval of the overlap (from the interval on I)".into(),
-            intervals,
-        ));
-        let positive = points.iter().filter(|q| q.1 > 0.0).count();
-        let sharp: Vec<&(f64, f64, f64, f64, f64, f64)> =
-            points.iter().filter(|q| q.0 < 0.01).collect();
-        let sharp_max = sharp.iter().map(|q| q.1.abs()).fold(0.0, f64::max);
-        let best = points
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .expect("not empty");
-        return Ok(Some(Figure {
-            plot: overlap_plot,
-            caption: format!(
-                "One point per cell ({} cells): the mean paired gain ± its standard error over the seeds ({}–{} per cell), against the MFVI posteriors' mean overlap, with the overlap's interval where I is bounded rather than exact. The gain is positive in {positive} cells. In the {} cells with overlap below 0.01 (units far apart) it is at most {} nats per point in size. The largest, {} at overlap {}, is at prior scale {}, ρ0 = {}, width {}, N = {}.",
-                points.len(),
-                seeds_per_cell.iter().min().expect("not empty"),
-                seeds_per_cell.iter().max().expect("not empty"),
-                sharp.len(),
-                number(sharp_max, 2),
-                number(best.1, 2),
-                number(best.0, 2),
-                best.2,
-                best.3,
-                best.4,
-                best.5
-            ),
-        }));
+    if points.is_empty() {
+        return None;
     }
-    Ok(None)
+    overlap_plot.paths.push((
+        "interval of the overlap (from the interval on I)".into(),
+        intervals,
+    ));
+    let positive = points.iter().filter(|q| q.1 > 0.0).count();
+    let sharp: Vec<&(f64, f64, f64, f64, f64, f64)> =
+        points.iter().filter(|q| q.0 < 0.01).collect();
+    let sharp_max = sharp.iter().map(|q| q.1.abs()).fold(0.0, f64::max);
+    let best = points
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("not empty");
+    Some(Figure {
+        plot: overlap_plot,
+        caption: format!(
+            "One point per cell ({} cells): the mean paired gain ± its standard error over the seeds ({}–{} per cell), against the MFVI posteriors' mean overlap, with the overlap's interval where I is bounded rather than exact. The gain is positive in {positive} cells. In the {} cells with overlap below 0.01 (units far apart) it is at most {} nats per point in size. The largest, {} at overlap {}, is at prior scale {}, ρ0 = {}, width {}, N = {}.",
+            points.len(),
+            seeds_per_cell.iter().min().expect("not empty"),
+            seeds_per_cell.iter().max().expect("not empty"),
+            sharp.len(),
+            number(sharp_max, 2),
+            number(best.1, 2),
+            number(best.0, 2),
+            best.2,
+            best.3,
+            best.4,
+            best.5
+        ),
+    })
 }
 
 /// The experiment of this file, as a [`Study`].
@@ -537,35 +608,12 @@ impl Study for SymmetryRegime {
     /// (mean ± sd), on a diverging scale centred at 0.
     fn figures(&self, tables: &[Table]) -> Result<Vec<Figure>> {
         let t = crate::study::table::find(tables, "runs")?;
-        let (n_train, width, prior, rho) = (
-            t.reals("n_train")?,
-            t.reals("width")?,
-            t.reals("prior_scale")?,
-            t.reals("init_rho")?,
-        );
-        let (objective, seed) = (t.texts("objective")?, t.reals("seed")?);
-        let (mi, ln_g, lg) = (
-            t.reals("mi_nats")?,
-            t.reals("ln_group_order")?,
-            t.reals("elbo_g_per_point")?,
-        );
-        let sorted = |v: &[f64]| {
-            let mut v = v.to_vec();
-            v.sort_by(f64::total_cmp);
-            v.dedup();
-            v
-        };
-        let (ns, widths) = (sorted(&n_train), sorted(&width));
-        let mut inits: Vec<(f64, f64)> = Vec::new();
-        for i in 0..prior.len() {
-            if !inits.contains(&(prior[i], rho[i])) {
-                inits.push((prior[i], rho[i]));
-            }
-        }
+        let map = Map::of(t)?;
+        let (ns, widths) = (&map.ns, &map.widths);
         let mut figures = Vec::new();
-        figures.extend(overlap_figure(t, &inits, None)?);
-        figures.extend(overlap_figure(t, &inits, Some(0.2))?);
-        for &(p, r) in &inits {
+        figures.extend(overlap_figure(&map, None));
+        figures.extend(overlap_figure(&map, Some(0.2)));
+        for (&(p, r), by_width) in map.inits.iter().zip(&map.cells) {
             let tag = if p == 1.0 {
                 format!("rho{r}")
             } else {
@@ -573,31 +621,10 @@ impl Study for SymmetryRegime {
             };
             let (mut ratio, mut gain): (Grid, Grid) = Default::default();
             let mut cells = Vec::new();
-            for &w in &widths {
+            for (&w, by_n) in widths.iter().zip(by_width) {
                 let (mut r_row, mut rs_row, mut g_row, mut gs_row) =
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                for &n in &ns {
-                    let rows = |sym: bool| -> Vec<usize> {
-                        (0..n_train.len())
-                            .filter(|&i| {
-                                n_train[i] == n
-                                    && width[i] == w
-                                    && prior[i] == p
-                                    && rho[i] == r
-                                    && (objective[i] != "mfvi") == sym
-                            })
-                            .collect()
-                    };
-                    let mf = rows(false);
-                    let ratios: Vec<f64> = mf.iter().map(|&i| mi[i] / ln_g[i]).collect();
-                    let gains: Vec<f64> = rows(true)
-                        .iter()
-                        .filter_map(|&i| {
-                            mf.iter()
-                                .find(|&&j| seed[j] == seed[i])
-                                .map(|&j| lg[i] - lg[j])
-                        })
-                        .collect();
+                for (&n, cell) in ns.iter().zip(by_n) {
                     let stat = |v: &[f64]| match v.len() {
                         0 => (None, None),
                         1 => (Some(v[0]), None),
@@ -606,7 +633,10 @@ impl Study for SymmetryRegime {
                             (Some(m), Some(sd))
                         }
                     };
-                    let ((rm, rs), (gm, gs)) = (stat(&ratios), stat(&gains));
+                    let ((rm, rs), (gm, gs)) = match cell {
+                        Some(c) => (stat(&c.ratios), stat(&c.gains)),
+                        None => ((None, None), (None, None)),
+                    };
                     if let (Some(rm), Some(gm)) = (rm, gm) {
                         cells.push((w, n, rm, gm, gs));
                     }
