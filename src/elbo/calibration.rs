@@ -10,6 +10,8 @@ pub const ECE_BINS: usize = 15;
 /// Calibration of averaged class probabilities against the labels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
+    /// The share of points whose predicted class is their label.
+    pub accuracy: f64,
     /// Expected calibration error: `Σ_b (n_b / n) |accuracy_b − confidence_b|` over
     /// [`ECE_BINS`] equal-width bins of the confidence `max_c p_c` (a confidence of
     /// exactly `b / B` falls in bin `b`, 1 in the last).
@@ -21,8 +23,9 @@ pub struct Calibration {
 }
 
 /// [`Calibration`] of the probabilities `probs(r, c)` (`n` rows, one column per class)
-/// against `labels`. The predicted class is the first of the largest probabilities, as
-/// the predictive's accuracy takes it.
+/// against `labels`. The predicted class is the last of the largest probabilities (in
+/// `f64::total_cmp`'s order, as `Iterator::max_by` picks it); the predictive's accuracy is
+/// this one.
 ///
 /// # Panics
 ///
@@ -47,7 +50,7 @@ pub fn calibration(
         let (mut sq, mut h) = (0.0, 0.0);
         for c in 0..classes {
             let p = probs(r, c);
-            if p > conf {
+            if p.total_cmp(&conf).is_ge() {
                 (best, conf) = (c, p);
             }
             let e = p - f64::from(u8::from(c == y));
@@ -69,6 +72,7 @@ pub fn calibration(
         .sum::<f64>()
         / n as f64;
     Calibration {
+        accuracy: bin_correct.iter().sum::<usize>() as f64 / n as f64,
         ece,
         brier: brier / n as f64,
         entropy,
@@ -171,11 +175,16 @@ mod tests {
         let u = calibration(2, 4, |_, _| 0.25, &[0, 3]);
         assert!((u.brier - 0.75).abs() < 1e-15);
         assert!((u.entropy[1] - 4f64.ln()).abs() < 1e-15);
-        // Confidence 0.25 is in bin 3; the first class is predicted: one of two right.
+        // Confidence 0.25 is in bin 3; of a tie the last class is predicted (as `max_by`
+        // picks it), so the second point is right and the first wrong: one of two.
         assert!(
             (u.ece - (1.0f64 - 0.5).abs() / 2.0).abs() < 1e-15,
             "{}",
             u.ece
         );
+        assert_eq!(u.accuracy, 0.5);
+        assert_eq!(c.accuracy, 0.75);
+        let tie = calibration(1, 2, |_, _| 0.5, &[1]);
+        assert_eq!(tie.accuracy, 1.0);
     }
 }

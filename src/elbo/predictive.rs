@@ -136,17 +136,10 @@ pub fn predictive(
             }
         }
         (Likelihood::Softmax, Targets::Classes(y)) => {
-            let mut correct = 0usize;
-            for r in 0..n {
-                let best = (0..d_out)
-                    .max_by(|&a, &b| sum[a * n + r].total_cmp(&sum[b * n + r]))
-                    .expect("d_out > 0");
-                correct += usize::from(best == y[r] as usize);
-            }
             let calibration = super::calibration(n, d_out, |r, c| sum[c * n + r] / ns, y);
             Predictive {
                 mse: None,
-                accuracy: Some(correct as f64 / n as f64),
+                accuracy: Some(calibration.accuracy),
                 nll,
                 calibration: Some(calibration),
                 n_samples,
