@@ -11,6 +11,7 @@ use crate::journal::exact;
 use crate::rng::{child_seed, stream};
 use crate::study::experiment::{
     Experiment, Figure, PlotSpec, ReproduceOptions, Reproduction, SeriesStyle, Study,
+    gaussian_expectation_2d,
 };
 use crate::study::figure::extent;
 use crate::study::format::number;
@@ -160,27 +161,12 @@ pub fn fit_gaussian_to_mixture_from(
 }
 
 /// `KL(q ‖ p)` for `q = N(m, L Lᵀ)` (`chol = [L11, L21, L22]`) in 2-D and a log density
-/// `ln_p`: `−H(q) − E_q[ln p]`, the entropy in closed form and the expectation by the
-/// trapezoid rule in q's standardized coordinates `ε` over `[−10, 10]²` with step 1/20
-/// (for an integrand smooth in ε times the normal density, the rule's error falls like
-/// `e^{−2π² / h²}`: below 1e-12 here; the tails beyond 10 carry under 1e-22).
+/// `ln_p`: `−H(q) − E_q[ln p]`, the entropy in closed form and the expectation by
+/// [`gaussian_expectation_2d`]'s quadrature.
 pub fn kl_by_quadrature(mean: [f64; 2], chol: [f64; 3], ln_p: &dyn Fn([f64; 2]) -> f64) -> f64 {
-    const HALF: i32 = 200;
-    let h = 10.0 / f64::from(HALF);
-    let [l11, l21, l22] = chol;
+    let [l11, _, l22] = chol;
     let entropy = (l11 * l22).abs().ln() + 1.0 + (2.0 * std::f64::consts::PI).ln();
-    let phi = |e: f64| (-0.5 * e * e).exp() / (2.0 * std::f64::consts::PI).sqrt();
-    let mut e_ln_p = 0.0;
-    for i in -HALF..=HALF {
-        let e0 = f64::from(i) * h;
-        let mut row = 0.0;
-        for j in -HALF..=HALF {
-            let e1 = f64::from(j) * h;
-            row += phi(e1) * ln_p([mean[0] + l11 * e0, mean[1] + l21 * e0 + l22 * e1]);
-        }
-        e_ln_p += phi(e0) * row;
-    }
-    -entropy - e_ln_p * h * h
+    -entropy - gaussian_expectation_2d(mean, chol, ln_p)
 }
 
 /// The experiment of this file, as a [`Study`].

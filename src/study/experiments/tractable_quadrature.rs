@@ -12,6 +12,7 @@ use statrs::function::erf::erfc;
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::estimators::LnSumExp;
+use crate::study::experiment::gaussian_expectation_2d;
 
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
@@ -207,27 +208,20 @@ impl TwoUnitModel {
             let c = 0.5 * self.tau * x + 0.25 / s2;
             let peak = (self.tau * s / (2.0 * c)).max(0.0);
             let end = peak + 40.0 / c.sqrt();
-            let steps = 200_000usize;
-            let h = end / steps as f64;
             let g = |u: f64| self.tau * s * u - c * u * u;
             let top = g(peak);
-            let mut sum = 0.0;
-            for k in 0..=steps {
-                let u = k as f64 * h;
-                let wgt = if k == 0 || k == steps {
-                    1.0
-                } else if k % 2 == 1 {
-                    4.0
-                } else {
-                    2.0
-                };
-                sum += wgt
-                    * (g(u) - top).exp()
-                    * self.prior
-                    * std::f64::consts::PI.sqrt()
-                    * statrs::function::erf::erf(u / (2.0 * self.prior));
-            }
-            top + (sum * h / 3.0).ln()
+            let sum = simpson(
+                &|u| {
+                    (g(u) - top).exp()
+                        * self.prior
+                        * std::f64::consts::PI.sqrt()
+                        * statrs::function::erf::erf(u / (2.0 * self.prior))
+                },
+                0.0,
+                end,
+                200_000,
+            );
+            top + sum.ln()
         };
         let parts = [
             mixed,
@@ -241,36 +235,35 @@ impl TwoUnitModel {
 }
 
 /// I(g; ω) for q = N(μ, diag σ²) over two weights and G the swap:
-/// `E_q[ln 2 − ln(1 + q(Pw)/q(w))]`, by the trapezoid rule in q's standardized
-/// coordinates over `[−10, 10]²`, step 1/20 (the integrand is smooth there).
+/// `E_q[ln 2 − ln(1 + q(Pw)/q(w))]`, the integrand smooth, by
+/// [`gaussian_expectation_2d`]'s quadrature.
 pub(crate) fn swap_mi(mu: [f64; 2], sigma: [f64; 2]) -> f64 {
-    const HALF: i32 = 200;
-    let h = 10.0 / f64::from(HALF);
     let ln_q = |w: [f64; 2]| -> f64 {
         (0..2)
             .map(|i| -0.5 * ((w[i] - mu[i]) / sigma[i]).powi(2))
             .sum()
     };
-    let phi = |e: f64| (-0.5 * e * e - 0.5 * LN_2PI).exp();
-    let mut total = 0.0;
-    for i in -HALF..=HALF {
-        let e0 = f64::from(i) * h;
-        let mut row = 0.0;
-        for j in -HALF..=HALF {
-            let e1 = f64::from(j) * h;
-            let w = [mu[0] + sigma[0] * e0, mu[1] + sigma[1] * e1];
-            let d = ln_q([w[1], w[0]]) - ln_q(w);
-            // ln(1 + e^d) without overflow.
-            let softplus = if d > 0.0 {
-                d + (-d).exp().ln_1p()
-            } else {
-                d.exp().ln_1p()
-            };
-            row += phi(e1) * (std::f64::consts::LN_2 - softplus);
-        }
-        total += phi(e0) * row;
-    }
-    total * h * h
+    gaussian_expectation_2d(mu, [sigma[0], 0.0, sigma[1]], &|w| {
+        let d = ln_q([w[1], w[0]]) - ln_q(w);
+        // ln(1 + e^d) without overflow.
+        let softplus = if d > 0.0 {
+            d + (-d).exp().ln_1p()
+        } else {
+            d.exp().ln_1p()
+        };
+        std::f64::consts::LN_2 - softplus
+    })
+}
+
+/// Simpson's rule for `∫_a^b f` with `n` (even) intervals, for the tests' independent
+/// computations.
+#[cfg(test)]
+fn simpson(f: &dyn Fn(f64) -> f64, a: f64, b: f64, n: usize) -> f64 {
+    let h = (b - a) / n as f64;
+    let inner: f64 = (1..n)
+        .map(|k| f(a + k as f64 * h) * if k % 2 == 1 { 4.0 } else { 2.0 })
+        .sum();
+    (f(a) + f(b) + inner) * h / 3.0
 }
 
 #[cfg(test)]
@@ -352,23 +345,16 @@ mod tests {
         // δ = ‖μ − Pμ‖/σ, so I = ln 2 − E[ln(1 + e^{−δt − δ²/2})].
         let (mu, s) = ([0.12, 0.02], 0.07);
         let delta = ((mu[0] - mu[1]) * std::f64::consts::SQRT_2).abs() / s;
-        let steps = 20_000;
-        let (lo, hi) = (-12.0, 12.0);
-        let h = (hi - lo) / steps as f64;
-        let mut acc = 0.0;
-        for k in 0..=steps {
-            let t = lo + k as f64 * h;
-            let wgt = if k == 0 || k == steps {
-                1.0
-            } else if k % 2 == 1 {
-                4.0
-            } else {
-                2.0
-            };
-            let pdf = (-0.5 * t * t - 0.5 * LN_2PI).exp();
-            acc += wgt * pdf * (-delta * t - 0.5 * delta * delta).exp().ln_1p();
-        }
-        let one_d = std::f64::consts::LN_2 - acc * h / 3.0;
+        let acc = simpson(
+            &|t| {
+                let pdf = (-0.5 * t * t - 0.5 * LN_2PI).exp();
+                pdf * (-delta * t - 0.5 * delta * delta).exp().ln_1p()
+            },
+            -12.0,
+            12.0,
+            20_000,
+        );
+        let one_d = std::f64::consts::LN_2 - acc;
         let two_d = swap_mi(mu, [s, s]);
         assert!((one_d - two_d).abs() < 1e-10, "{one_d} vs {two_d}");
     }
