@@ -22,6 +22,24 @@ fn reals(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
     s.f64().unwrap().iter().collect()
 }
 
+/// The smallest and largest of `v`.
+fn extent(v: &[f64]) -> (f64, f64) {
+    (
+        v.iter().copied().fold(f64::INFINITY, f64::min),
+        v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    )
+}
+
+/// The mean of `v` and its sample standard deviation (n − 1).
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    (
+        m,
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt(),
+    )
+}
+
 /// §5's table of the deep nets: every row of `reports/estimator-cost/deep.parquet`, as
 /// REPRODUCTION.md prints it (bounds ± their mean standard error, the width relative to
 /// the midpoint of the posterior's narrowest interval, the mean wall time).
@@ -195,8 +213,7 @@ fn section_7_intervals() -> Vec<String> {
     // The band's t and one-sided p (7 degrees of freedom with 8 seeds).
     let (_, _, g) = cell(0.1, -1.0, 30.0, 10_000.0);
     let k = g.len() as f64;
-    let mean = g.iter().sum::<f64>() / k;
-    let sd = (g.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+    let (mean, sd) = mean_sd(&g);
     let t = mean / (sd / k.sqrt());
     let p = statrs::distribution::ContinuousCDF::sf(
         &statrs::distribution::StudentsT::new(0.0, 1.0, k - 1.0).unwrap(),
@@ -556,12 +573,7 @@ fn section_2_statements() -> Vec<String> {
             })
             .collect::<Vec<f64>>()
     };
-    let range = |v: &[f64]| {
-        (
-            v.iter().copied().fold(f64::INFINITY, f64::min),
-            v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        )
-    };
+    let range = extent;
     let minus = |v: f64, d: usize| format!("{:.d$}", v).replace('-', "−");
     let per_point = range(&cell_means("reported_elbo_per_point", &|c| {
         c.3 == "per point"
@@ -610,10 +622,7 @@ fn section_4_ranges() -> Vec<String> {
             .filter(|&i| weights[i] == label)
             .map(f)
             .collect();
-        (
-            v.iter().copied().fold(f64::INFINITY, f64::min),
-            v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        )
+        extent(&v)
     };
     let a = range("initialization", &|i| abs[i].unwrap());
     let scaled = |i: usize| rel[i].unwrap() * width[i].unwrap().sqrt();
@@ -650,12 +659,9 @@ fn section_5_wall() -> Vec<String> {
             .and_then(|i| w[i])
             .unwrap()
     };
+    let (fastest, slowest) = extent(&v);
     vec![
-        format!(
-            "came out at {:.1} to {:.1} ms",
-            v.iter().copied().fold(f64::INFINITY, f64::min),
-            v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-        ),
+        format!("came out at {fastest:.1} to {slowest:.1} ms"),
         format!(
             "(overlap-d16: {:.2} → {:.2} → {:.3} nats at\nK = 4, 16, 64)",
             width("overlap-d16", 4.0),
@@ -831,11 +837,8 @@ fn section_7_table() -> Vec<String> {
         (0.1, &[0.0, 1.0], "N ≤ 10,000", |n, _| n <= 10_000.0),
         (0.1, &[1.0], "N = 60,000", |n, _| n == 60_000.0),
     ];
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let sd = |v: &[f64]| {
-        let m = mean(v);
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0)).sqrt()
-    };
+    let mean = |v: &[f64]| mean_sd(v).0;
+    let sd = |v: &[f64]| mean_sd(v).1;
     let minus = |s: String| s.replace('-', "−");
     let mut rows = Vec::new();
     for (p, rhos, label, keep) in regions {
@@ -882,8 +885,7 @@ fn section_7_table() -> Vec<String> {
             })
             .collect();
         let range = |v: Vec<f64>, f: &dyn Fn(f64) -> String| {
-            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let (lo, hi) = extent(&v);
             if f(lo) == f(hi) {
                 f(lo)
             } else {
